@@ -1,0 +1,40 @@
+# One entry point for set-up, running and testing; see README.md.
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+RUN := $(UV) run --frozen
+
+.PHONY: help setup run test lint typecheck unit bench services clean
+
+help:
+	@echo "make run    - set up and run the main job"
+	@echo "make test   - set up, lint, type-check and run every test"
+	@echo "make bench  - run the benchmarks and print the figures"
+
+# Installs uv from PyPI if missing, then the locked dependencies into .venv.
+setup:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	@$(UV) sync --frozen --quiet
+
+run: setup
+	$(RUN) myoguide demo
+
+lint: setup
+	$(RUN) ruff check src tests bench
+	$(RUN) ruff format --check src tests bench
+
+typecheck: setup
+	$(RUN) mypy
+
+unit: setup
+	$(RUN) pytest
+
+test: lint typecheck unit
+
+bench: setup
+	$(RUN) python bench/run.py
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,190 @@
+"""Renders a RecommendationSet and the knowledge for a person reading a terminal."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterable
+
+from myoguide.domain.engine import sources_of
+from myoguide.domain.result import Dose, Recommendation, RecommendationSet, Source
+from myoguide.domain.units import fmt
+from myoguide.knowledge.model import Knowledge
+
+WIDTH = 96
+STANCE_WORDS = {
+    "recommended": "Recommended",
+    "alternative": "Alternative",
+    "reserved": "Reserved",
+    "not_suggested": "Not suggested",
+}
+COURSE_WORDS = {
+    "recurrent": "Recurrent disease (a flare after control)",
+    "resistant": "Resistant disease",
+    "controlled": "Disease under control: nothing to escalate",
+    "out_of_scope": "Outside this guideline",
+}
+
+
+def _wrap(text: str, indent: str, first: str | None = None) -> list[str]:
+    return textwrap.wrap(
+        text, WIDTH, initial_indent=first if first is not None else indent, subsequent_indent=indent
+    )
+
+
+def dose_words(dose: Dose) -> str:
+    """Return a dose as a person reads it, e.g. '20 to 72 mg/day'."""
+    span = fmt(dose.low) if dose.low == dose.high else f"{fmt(dose.low)} to {fmt(dose.high)}"
+    if dose.qualifier == "at_least":
+        span = f"at least {span}"
+    elif dose.qualifier == "up_to":
+        span = f"up to {span}"
+    per = {"day": "/day", "week": "/week", "dose": " per dose", "course": " per course"}
+    return f"{span} {dose.unit}{per[dose.period]}"
+
+
+def source_words(sources: Iterable[Source]) -> str:
+    """Return sources as a short citation line, e.g. 'review: Rituximab [refs 2-9]'."""
+    parts = []
+    for s in sources:
+        refs = _ref_ranges(s.references)
+        extra = f" [{refs}]" if refs else ""
+        if s.citations:
+            extra += f" [{', '.join(s.citations)}]"
+        parts.append(f"{s.document}: {s.section}{extra}")
+    return "; ".join(parts)
+
+
+def _ref_ranges(numbers: Iterable[int]) -> str:
+    nums = sorted(set(numbers))
+    if not nums:
+        return ""
+    runs: list[str] = []
+    start = prev = nums[0]
+    for n in [*nums[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        runs.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ("ref " if len(nums) == 1 else "refs ") + ", ".join(runs)
+
+
+def _recommendation(rec: Recommendation) -> list[str]:
+    grade = f"Grade {rec.grade}" if rec.grade else "no grade given"
+    lines = [f"{rec.rank}. [{STANCE_WORDS[rec.stance]} | {grade}] {rec.id}"]
+    lines += _wrap(rec.text, "     ")
+    if rec.grade_meaning:
+        lines += _wrap(f"Grade {rec.grade}: {rec.grade_meaning}", "       ", "     ")
+    for agent in rec.agents:
+        lines.append(f"     - {agent.display} (RxNorm {agent.rxnorm})")
+        for reg in agent.regimens:
+            if reg.dose is not None:
+                lines += _wrap(
+                    f"{dose_words(reg.dose)}: {reg.description}. Arithmetic: {reg.dose.basis}",
+                    "           ",
+                    "         * ",
+                )
+            else:
+                lines += _wrap(
+                    f"{reg.description}: not computed ({reg.omitted_reason})",
+                    "           ",
+                    "         * ",
+                )
+        if agent.maximum:
+            lines.append(f"         * stated maximum {agent.maximum}")
+    for caution in rec.cautions:
+        lines += _wrap(caution, "       ", "     ! ")
+    lines += _wrap(f"Source: {source_words(rec.sources)}", "       ", "     ")
+    return lines
+
+
+def render_result(result: RecommendationSet, knowledge: Knowledge) -> str:
+    """Return the whole answer as text for a clinician."""
+    out = [f"myoguide - knowledge {result.knowledge_version}", ""]
+    out.append(f"Course:   {COURSE_WORDS[result.course]}")
+    if result.scenario:
+        out.append(f"Scenario: {result.scenario_title} ({result.scenario})")
+    if result.measures:
+        out.append("Measures: " + ", ".join(f"{k} {v}" for k, v in result.measures.items()))
+    if result.warnings:
+        out += ["", "Warnings"]
+        for w in result.warnings:
+            out += _wrap(f"{w.message} ({w.code})", "    ", "  ! ")
+    out += ["", "Options, best first (equal numbers are alternatives at the same step)"]
+    if not result.recommendations:
+        out.append("  None: no recommendation is made for this patient.")
+    for rec in result.recommendations:
+        out += ["", *_recommendation(rec)]
+    if result.literature_only:
+        out += ["", "Reported in the literature, no recommendation"]
+        for note in result.literature_only:
+            out += _wrap(
+                f"{note.display}: {note.text} ({source_words(note.sources)})", "    ", "  - "
+            )
+    refs = sorted(
+        {n for r in result.recommendations for s in r.sources for n in s.references}
+        | {n for r in result.recommendations for c in r.caution_details for s in c.sources
+           for n in s.references}
+        | {n for w in result.warnings for s in w.sources for n in s.references}
+    )  # fmt: skip
+    if refs:
+        out += ["", "References"]
+        for n in refs:
+            out += _wrap(knowledge.references[n - 1].citation, "       ", f"  {n:>2}. ")
+    cites = sorted(
+        {c for w in result.warnings for s in w.sources for c in s.citations}
+        | {c for r in result.recommendations for s in r.sources for c in s.citations}
+    )
+    for cid in cites:
+        cite = next(x for x in knowledge.citations if x.id == cid)
+        origin = " (outside the source topic)" if cite.outside_source else ""
+        out += _wrap(f"{cite.citation}{origin}", "       ", f"  {cid}: ")
+    out += ["", "How this was reached"]
+    for step in result.trace:
+        out.append(f"  - {step.rule}: {step.outcome}")
+    out += ["", result.disclaimer]
+    return "\n".join(out) + "\n"
+
+
+def render_knowledge(knowledge: Knowledge) -> str:
+    """Return the encoded guideline, browsable as text, with grades and references."""
+    k = knowledge
+    out = [f"{k.title}", f"knowledge {k.knowledge_version}", ""]
+    out += ["Grades", *_wrap(k.grades.scheme, "  ")]
+    for digit, words in k.grades.strength.items():
+        out.append(f"  {digit}: {words}")
+    for letter, words in k.grades.quality.items():
+        out.append(f"  {letter}: {words}")
+    out += ["", "Flare scenarios and paths"]
+    for sid, scen in k.scenarios.items():
+        out.append(f"  {sid}: {scen.title}")
+        out += _wrap(f"{scen.summary} ({source_words(sources_of(scen.sources))})", "      ")
+    out += ["", "Options"]
+    for rid, rec in k.recommendations.items():
+        grade = f"Grade {rec.grade}" if rec.grade else "no grade"
+        out.append(f"  {rid} [{STANCE_WORDS[rec.stance]} | {grade}]")
+        out += _wrap(rec.text, "      ")
+        for step in rec.agents:
+            for reg in step.regimens:
+                out += _wrap(f"{step.agent}: {k.dose_rules[reg].note}", "        ", "      * ")
+        out += _wrap(f"Source: {source_words(sources_of(rec.sources))}", "      ")
+    out += ["", "Resistant ladder (source order)"]
+    for ls in k.ladder:
+        out += _wrap(f"{', '.join(ls.recommendations)}: {ls.note}", "      ", f"  {ls.step}. ")
+    out += ["", "Stated maxima"]
+    out += [f"  {m.agent}: {fmt(m.amount)} {m.unit}/{m.period}" for m in k.maxima]
+    out += ["", "Cautions"]
+    for cid, c in k.cautions.items():
+        out += _wrap(f"{c.text} ({source_words(sources_of(c.sources))})", "      ", f"  {cid}: ")
+    out += ["", "Reported in the literature, no recommendation"]
+    for item in k.literature_only:
+        out += _wrap(f"{item.display}: {item.text}", "      ", "  - ")
+    out += ["", "References"]
+    for ref in k.references:
+        out += _wrap(ref.citation, "       ", f"  {ref.number:>2}. ")
+    for cite in k.citations:
+        origin = " (outside the source topic)" if cite.outside_source else ""
+        out += _wrap(f"{cite.citation}{origin}", "       ", f"  {cite.id}: ")
+    out += ["", k.disclaimer]
+    return "\n".join(out) + "\n"

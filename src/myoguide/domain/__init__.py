@@ -1,0 +1,1 @@
+"""The pure core: patient state, engine and RecommendationSet. No I/O here."""

@@ -1,0 +1,762 @@
+"""The pure guideline engine: a validated patient state in, a RecommendationSet out.
+
+No I/O, no environment, no clock: the same state and knowledge always give the same answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+from myoguide.domain.result import (
+    AgentOption,
+    CautionDetail,
+    Course,
+    Dose,
+    FactValue,
+    LiteratureNote,
+    Recommendation,
+    RecommendationSet,
+    Regimen,
+    Source,
+    TraceStep,
+    Warning,
+)
+from myoguide.domain.state import PatientState
+from myoguide.domain.units import (
+    fmt,
+    mosteller_bsa,
+    mul,
+    round2,
+    to_mg_per_day,
+    to_mg_per_week,
+)
+from myoguide.knowledge.model import (
+    DoseRule,
+    Knowledge,
+    Maximum,
+    RecommendationTemplate,
+    SourceRef,
+)
+
+KB = "guideline.yaml#"
+SPARING = ("azathioprine", "methotrexate")
+FAILED_OUTCOMES = frozenset({"inadequate_response", "intolerance"})
+IN_SCOPE = frozenset({"dermatomyositis", "polymyositis"})
+IBM_NAMES = frozenset({"inclusion_body_myositis", "inclusion body myositis", "ibm", "sibm"})
+
+
+def sources_of(refs: Iterable[SourceRef]) -> tuple[Source, ...]:
+    return tuple(Source(r.document, r.section, r.references, r.citations) for r in refs)
+
+
+@dataclass(slots=True)
+class _Facts:
+    """What the rules need to know about the patient, derived once."""
+
+    state: PatientState
+    weight_kg: Decimal | None
+    bsa: Decimal | None
+    current: dict[
+        str, Decimal | None
+    ]  # agent -> dose in mg/day (or mg/week for MTX); None: no dose
+    failed: frozenset[str]
+    inadequate: frozenset[str]
+
+
+@dataclass(slots=True)
+class _Run:
+    """The answer being built: recommendations, warnings and trace, in order."""
+
+    recs: list[Recommendation] = field(default_factory=list)
+    warnings: dict[str, Warning] = field(default_factory=dict)
+    trace: list[TraceStep] = field(default_factory=list)
+    no_weight: list[str] = field(default_factory=list)
+    no_height: list[str] = field(default_factory=list)
+
+    def step(self, rule: str, knowledge: str, outcome: str, **facts: FactValue) -> None:
+        self.trace.append(TraceStep(rule, KB + knowledge, facts, outcome))
+
+
+class Engine:
+    """Evaluates patient states against one loaded Knowledge."""
+
+    def __init__(self, knowledge: Knowledge) -> None:
+        self.kb = knowledge
+        self._rec_sources = {k: sources_of(t.sources) for k, t in knowledge.recommendations.items()}
+        self._caution = {
+            k: CautionDetail(k, c.text, sources_of(c.sources))
+            for k, c in knowledge.cautions.items()
+        }
+        self._rule_sources = {k: sources_of(r.sources) for k, r in knowledge.dose_rules.items()}
+        self._warn_sources = {k: sources_of(w.sources) for k, w in knowledge.warnings.items()}
+        self._literature = tuple(
+            LiteratureNote(i.id, i.display, i.text, sources_of(i.sources))
+            for i in knowledge.literature_only
+        )
+        self._grade_meaning = {
+            g: knowledge.grades.explain(g)
+            for g in {t.grade for t in knowledge.recommendations.values()}
+            if g is not None
+        }
+        self._second_line = knowledge.agents_in_class("second_line")
+        th = knowledge.thresholds
+        self._adult = th.adult_age_years
+        self._boundary = th.prednisone_flare_boundary_mg_per_day
+        self._pred_warn = th.prednisone_weight_based_warning_mg_per_day
+
+    # ---- entry point -------------------------------------------------------------------
+
+    def recommend(self, state: PatientState) -> RecommendationSet:
+        """Return the RecommendationSet for a validated patient state."""
+        run = _Run()
+        course, scenario = self._evaluate(state, run)
+        self._missing_measure_warnings(run)
+        recs = tuple(sorted(run.recs, key=lambda r: r.rank))
+        scen = self.kb.scenarios.get(scenario) if scenario else None
+        shows_ladder = any(r.id.startswith("resistant_") for r in recs)
+        measures: dict[str, str] = {}
+        if state.weight is not None:
+            measures["weight_kg"] = fmt(round2(state.weight.kg))
+        if state.height is not None:
+            measures["height_cm"] = fmt(round2(state.height.cm))
+        if state.weight is not None and state.height is not None:
+            measures["bsa_m2"] = fmt(mosteller_bsa(state.height.cm, state.weight.kg))
+        return RecommendationSet(
+            knowledge_version=self.kb.knowledge_version,
+            course=course,
+            scenario=scenario,
+            recommendations=recs,
+            warnings=tuple(run.warnings.values()),
+            trace=tuple(run.trace),
+            scenario_title=scen.title if scen else None,
+            literature_only=self._literature if shows_ladder else (),
+            disclaimer=self.kb.disclaimer,
+            measures=measures,
+        )
+
+    # ---- classification ----------------------------------------------------------------
+
+    def _evaluate(self, state: PatientState, run: _Run) -> tuple[Course, str | None]:
+        if state.age_years < self._adult:
+            self._warn(run, "out_of_scope_child", age=fmt(state.age_years))
+            run.step(
+                "scope.adult",
+                "thresholds.adult_age_years",
+                "out of scope: under 18",
+                age_years=float(state.age_years),
+            )
+            return "out_of_scope", None
+        run.step(
+            "scope.adult",
+            "thresholds.adult_age_years",
+            "adult: in scope",
+            age_years=float(state.age_years),
+        )
+        diagnosis = state.diagnosis.strip().lower()
+        if diagnosis not in IN_SCOPE:
+            code = "out_of_scope_ibm" if diagnosis in IBM_NAMES else "out_of_scope_diagnosis"
+            self._warn(run, code, diagnosis=state.diagnosis)
+            run.step(
+                "scope.diagnosis",
+                f"warnings.{code}",
+                "out of scope: diagnosis",
+                diagnosis=state.diagnosis,
+            )
+            return "out_of_scope", None
+        run.step("scope.diagnosis", "documents", f"in scope: {diagnosis}", diagnosis=diagnosis)
+
+        facts = self._facts(state)
+        resistant_history = "prednisone" in facts.inadequate and any(
+            a in facts.inadequate for a in SPARING
+        )
+        ild_refractory = state.ild is not None and state.ild.present and state.ild.refractory
+        control, flare = state.disease_control_achieved, state.flare
+        if flare is True and control is False:
+            self._warn(run, "flare_without_control")
+        recurrent = flare is True and control is not False
+        run.step(
+            "course.classify",
+            "scenarios",
+            "recurrent" if recurrent else ("resistant" if resistant_history else "not recurrent"),
+            disease_control_achieved=control,
+            flare=flare,
+            inadequate_response=sorted(facts.inadequate),
+            resistant_history=resistant_history,
+            ild_refractory=ild_refractory,
+        )
+
+        skin = bool(state.skin_predominant)
+        if skin and diagnosis != "dermatomyositis":
+            self._warn(run, "skin_predominant_not_dm")
+            skin = False
+
+        if ild_refractory:
+            course: Course = "resistant"
+            scenario: str | None = "ild_refractory"
+        elif recurrent:
+            course, scenario = "recurrent", None
+        elif resistant_history:
+            course, scenario = "resistant", "resistant"
+        elif control is True:
+            course, scenario = "controlled", None
+        else:
+            self._warn(run, "out_of_scope_initial_therapy")
+            run.step(
+                "scope.initial_therapy",
+                "warnings.out_of_scope_initial_therapy",
+                "out of scope: initial therapy",
+                disease_control_achieved=control,
+            )
+            return "out_of_scope", None
+
+        if skin:
+            self._add(run, "refractory_rash_pointer", 1, facts, step="refractory_rash")
+            run.step(
+                "rash.pointer",
+                "recommendations.refractory_rash_pointer",
+                "rash is the refractory problem: point to cutaneous DM management, "
+                "muscle options not escalated",
+                skin_predominant=True,
+            )
+            if course == "recurrent":
+                scenario = self._flare_scenario(facts, run, classify_only=True)
+            return course, scenario
+
+        if course == "controlled":
+            run.step(
+                "course.controlled",
+                "scenarios",
+                "in control, no flare: nothing to escalate",
+                disease_control_achieved=True,
+                flare=flare,
+            )
+            return course, None
+        if course == "recurrent":
+            return course, self._flare_scenario(facts, run, classify_only=False)
+
+        self._check_alternative_diagnoses(state, run)
+        rank = 1
+        excluded: frozenset[str] = frozenset()
+        if ild_refractory:
+            if not any(a in facts.current or a in facts.failed for a in SPARING):
+                self._warn(run, "ild_without_sparing_trial")
+            self._add(run, "ild_tacrolimus", 1, facts, step="ild")
+            run.step(
+                "ild.tacrolimus_first",
+                "recommendations.ild_tacrolimus",
+                "tacrolimus 0.2 mg/kg/day leads, ahead of the general ladder",
+                ild_present=True,
+                ild_refractory=True,
+            )
+            rank, excluded = 2, frozenset({"tacrolimus"})
+        self._ladder(facts, run, rank, excluded)
+        return course, scenario
+
+    def _facts(self, state: PatientState) -> _Facts:
+        current: dict[str, Decimal | None] = {}
+        for med in state.current_medications:
+            if med.dose is None:
+                current[med.agent] = None
+            elif med.agent == "methotrexate":
+                current[med.agent] = to_mg_per_week(med.dose.value, med.dose.unit)
+            else:
+                current[med.agent] = to_mg_per_day(med.dose.value, med.dose.unit)
+        weight = state.weight.kg if state.weight is not None else None
+        bsa = (
+            mosteller_bsa(state.height.cm, weight)
+            if state.height is not None and weight is not None
+            else None
+        )
+        hist = state.treatment_history
+        return _Facts(
+            state=state,
+            weight_kg=weight,
+            bsa=bsa,
+            current=current,
+            failed=frozenset(h.agent for h in hist if h.outcome in FAILED_OUTCOMES),
+            inadequate=frozenset(h.agent for h in hist if h.outcome == "inadequate_response"),
+        )
+
+    # ---- recurrent disease ---------------------------------------------------------------
+
+    def _flare_scenario(self, f: _Facts, run: _Run, *, classify_only: bool) -> str | None:
+        pred_listed = "prednisone" in f.current
+        pred = f.current.get("prednisone")
+        if pred_listed and pred is None:
+            self._warn(run, "prednisone_dose_unknown")
+            run.step(
+                "flare.prednisone_dose",
+                "warnings.prednisone_dose_unknown",
+                "no scenario: prednisone dose missing",
+                prednisone_listed=True,
+            )
+            return None
+        sparing_now = [a for a in SPARING if a in f.current]
+        others_now = sorted(a for a in f.current if a != "prednisone" and a not in SPARING)
+        on_pred = pred is not None and pred > 0
+        facts: dict[str, FactValue] = {
+            "prednisone_mg_per_day": fmt(pred) if pred is not None else None,
+            "sparing_agents_in_use": sparing_now,
+            "other_immunosuppressants_in_use": others_now,
+        }
+        if on_pred:
+            assert pred is not None
+            if pred > self._boundary:
+                scenario = "flare_above_10mg"
+            elif pred < self._boundary:
+                scenario = "flare_below_10mg"
+            else:
+                scenario = "flare_at_10mg_boundary"
+        elif sparing_now:
+            scenario = "flare_off_prednisone_on_sparing_agent"
+        elif not others_now:
+            scenario = "flare_off_immunosuppression"
+        else:
+            self._warn(
+                run,
+                "scenario_not_covered",
+                detail="off prednisone, on "
+                + ", ".join(others_now)
+                + " without azathioprine or methotrexate",
+            )
+            run.step("flare.scenario", "scenarios", "no matching scenario", **facts)
+            return None
+        run.step("flare.scenario", f"scenarios.{scenario}", scenario, **facts)
+        if classify_only:
+            return scenario
+
+        if scenario == "flare_above_10mg":
+            self._r1(f, run, sparing_now)
+        elif scenario == "flare_below_10mg":
+            self._r2(f, run, sparing_now)
+        elif scenario == "flare_at_10mg_boundary":
+            self._warn(run, "prednisone_at_boundary", dose=fmt(pred or Decimal(0)))
+            self._r2(f, run, sparing_now)
+            self._r1(f, run, sparing_now)
+        elif scenario == "flare_off_prednisone_on_sparing_agent":
+            self._r3(f, run, sparing_now)
+        else:
+            self._r4(f, run)
+        self._finish_flare(run)
+        return scenario
+
+    def _finish_flare(self, run: _Run) -> None:
+        # Every flare option carries the reminder that full withdrawal usually fails.
+        if not run.recs:
+            return
+        run.step(
+            "flare.maintenance",
+            "cautions.withdrawal_often_fails",
+            "maintenance therapy expected",
+            options=len(run.recs),
+        )
+
+    def _available_sparing(self, f: _Facts) -> list[str]:
+        return [a for a in SPARING if a not in f.failed]
+
+    def _r1(self, f: _Facts, run: _Run, sparing_now: list[str]) -> None:
+        avail = self._available_sparing(f)
+        if not sparing_now and avail:
+            self._add(
+                run,
+                "r1_add_sparing_agent",
+                1,
+                f,
+                step="R1",
+                only_agents=frozenset((*avail, "prednisone")),
+            )
+            outcome = "add " + " or ".join(avail) + ", or manage as resistant"
+        elif sparing_now:
+            outcome = "sparing agent already in use: manage as resistant"
+        else:
+            self._warn(run, "both_sparing_failed")
+            outcome = "both sparing agents failed: manage as resistant"
+        run.step(
+            "flare.r1",
+            "scenarios.flare_above_10mg",
+            outcome,
+            sparing_agents_in_use=sparing_now,
+            sparing_agents_failed=sorted(set(SPARING) & f.failed),
+        )
+        self._add(run, "r1_manage_as_resistant", 1, f, step="R1")
+        self._check_alternative_diagnoses(f.state, run)
+        self._ladder(f, run, 2, frozenset())
+
+    def _r2(self, f: _Facts, run: _Run, sparing_now: list[str]) -> None:
+        self._add(run, "r2_raise_prednisone", 1, f, step="R2")
+        for agent in sparing_now:
+            rec_id = f"r2_raise_{agent}"
+            rule = self.kb.dose_rules[f"{agent}_raise_to_max"]
+            maximum = self.kb.maximum(rule.maximum or "")
+            current = f.current[agent]
+            if current is None:
+                self._warn(run, "sparing_dose_unknown", agent=self.kb.agent(agent).display)
+                self._add(run, rec_id, 1, f, step="R2")
+                outcome = "current dose unknown: raise offered, maximum shown"
+            elif current < maximum.amount:
+                self._add(run, rec_id, 1, f, step="R2")
+                outcome = f"below maximum ({fmt(current)} < {fmt(maximum.amount)}): raise offered"
+            else:
+                if current > maximum.amount:
+                    self._warn_max(run, "current_above_maximum", maximum, current=fmt(current))
+                outcome = f"already at or above maximum {fmt(maximum.amount)}: no raise"
+            run.step(
+                f"flare.r2.{agent}",
+                f"maxima.{maximum.id}",
+                outcome,
+                current=fmt(current) if current is not None else None,
+                maximum=fmt(maximum.amount),
+            )
+        if not sparing_now:
+            run.step(
+                "flare.r2.sparing",
+                "scenarios.flare_below_10mg",
+                "no azathioprine or methotrexate in use: only the prednisone option applies",
+                sparing_agents_in_use=[],
+            )
+
+    def _r3(self, f: _Facts, run: _Run, sparing_now: list[str]) -> None:
+        self._add(run, "r3_restart_prednisone", 1, f, step="R3")
+        both_failed = all(a in f.failed for a in SPARING)
+        if both_failed:
+            self._warn(run, "both_sparing_failed")
+            self._add(run, "r3_manage_as_resistant", 1, f, step="R3")
+            self._check_alternative_diagnoses(f.state, run)
+            self._ladder(f, run, 2, frozenset())
+            outcome = "both sparing agents failed: manage as resistant"
+        elif len(sparing_now) == 1:
+            target = "methotrexate" if sparing_now[0] == "azathioprine" else "azathioprine"
+            if target in f.failed:
+                outcome = f"switch not offered: {target} already failed"
+            else:
+                self._add(run, f"r3_switch_to_{target}", 1, f, step="R3")
+                outcome = f"switch {sparing_now[0]} to {target} offered"
+        else:
+            outcome = "on both azathioprine and methotrexate: no switch possible"
+        run.step(
+            "flare.r3",
+            "scenarios.flare_off_prednisone_on_sparing_agent",
+            outcome,
+            sparing_agents_in_use=sparing_now,
+            sparing_agents_failed=sorted(set(SPARING) & f.failed),
+        )
+
+    def _r4(self, f: _Facts, run: _Run) -> None:
+        self._add(run, "r4_restart_prednisone", 1, f, step="R4")
+        avail = self._available_sparing(f)
+        if avail:
+            self._add(run, "r4_sparing_agent", 1, f, step="R4", only_agents=frozenset(avail))
+            outcome = "restart prednisone and resume or start " + " or ".join(avail)
+        else:
+            self._warn(run, "both_sparing_failed")
+            outcome = "restart prednisone; both sparing agents failed"
+        run.step(
+            "flare.r4",
+            "scenarios.flare_off_immunosuppression",
+            outcome,
+            sparing_agents_failed=sorted(set(SPARING) & f.failed),
+        )
+
+    # ---- resistant disease -------------------------------------------------------------
+
+    def _check_alternative_diagnoses(self, state: PatientState, run: _Run) -> None:
+        excluded = state.alternative_diagnoses_excluded
+        if excluded is None:
+            self._warn(run, "alternative_diagnoses_unknown")
+        elif excluded is False:
+            self._warn(run, "alternative_diagnoses_not_excluded")
+        run.step(
+            "resistant.alternative_diagnoses",
+            "warnings.alternative_diagnoses_unknown",
+            "confirmed" if excluded else "flagged",
+            alternative_diagnoses_excluded=excluded,
+        )
+
+    def _ladder(self, f: _Facts, run: _Run, first_rank: int, excluded: frozenset[str]) -> None:
+        rank = first_rank
+        diagnosis = f.state.diagnosis.strip().lower()
+        tnf_index: int | None = None
+        emitted_other = 0
+        for i, step in enumerate(self.kb.ladder):
+            ids = step.recommendations
+            if diagnosis == "polymyositis" and step.recommendations_pm is not None:
+                ids = step.recommendations_pm
+            added = 0
+            for rec_id in ids:
+                tpl = self.kb.recommendations[rec_id]
+                agents = {a.agent for a in tpl.agents} - excluded
+                if not tpl.offered_after_failure:
+                    agents -= f.failed
+                if tpl.agents and not agents:
+                    run.step(
+                        f"ladder.step{step.step}.{rec_id}",
+                        f"ladder[{i}]",
+                        "skipped: every agent already failed or offered above",
+                        failed=sorted({a.agent for a in tpl.agents} & f.failed),
+                    )
+                    continue
+                stance = tpl.stance
+                if tpl.stance == "not_suggested":
+                    tnf_index = len(run.recs)
+                if rec_id == "resistant_alkylating":
+                    n_failed = len(f.failed & self._second_line)
+                    need = self.kb.thresholds.alkylating_min_failed_second_line
+                    run.step(
+                        "ladder.alkylating_condition",
+                        "thresholds.alkylating_min_failed_second_line",
+                        "condition met" if n_failed >= need else "not yet met: keep in reserve",
+                        failed_second_line=n_failed,
+                        needed=need,
+                    )
+                self._add(
+                    run,
+                    rec_id,
+                    rank,
+                    f,
+                    step=f"ladder {step.step}",
+                    only_agents=frozenset(agents),
+                    stance=stance,
+                )
+                if tpl.stance != "not_suggested":
+                    emitted_other += 1
+                added += 1
+            run.step(
+                f"ladder.step{step.step}",
+                f"ladder[{i}]",
+                f"rank {rank}" if added else "step dropped",
+                recommendations=list(ids),
+            )
+            if added:
+                rank += 1
+        if tnf_index is not None and emitted_other == 0:
+            # The source's advice against TNF inhibitors lifts once every other option failed.
+            old = run.recs[tnf_index]
+            run.recs[tnf_index] = _replace_stance(old, "reserved")
+            run.step(
+                "ladder.tnf_last_resort",
+                "recommendations.resistant_tnf",
+                "every other option failed: TNF inhibitors no longer advised against",
+                other_options=0,
+            )
+        if emitted_other == 0 and tnf_index is None:
+            self._warn(run, "all_options_failed")
+
+    # ---- building recommendations and doses --------------------------------------------
+
+    def _add(
+        self,
+        run: _Run,
+        rec_id: str,
+        rank: int,
+        f: _Facts,
+        *,
+        step: str,
+        only_agents: frozenset[str] | None = None,
+        stance: Literal["recommended", "alternative", "reserved", "not_suggested"] | None = None,
+    ) -> None:
+        tpl = self.kb.recommendations[rec_id]
+        ild = f.state.ild is not None and f.state.ild.present
+        agents = tuple(
+            self._agent_option(run, f, tpl, i)
+            for i, a in enumerate(tpl.agents)
+            if only_agents is None or a.agent in only_agents
+        )
+        caution_ids = (*tpl.cautions, *(tpl.cautions_if_ild if ild else ()))
+        details = tuple(self._caution[c] for c in caution_ids)
+        run.recs.append(
+            Recommendation(
+                id=rec_id,
+                rank=rank,
+                stance=stance or tpl.stance,
+                grade=tpl.grade,
+                grade_meaning=self._grade_meaning.get(tpl.grade) if tpl.grade else None,
+                agents=agents,
+                text=tpl.text,
+                cautions=tuple(d.text for d in details),
+                sources=self._rec_sources[rec_id],
+                caution_details=details,
+                step=step,
+            )
+        )
+        run.step(
+            f"option.{rec_id}",
+            f"recommendations.{rec_id}",
+            f"offered at rank {rank}",
+            agents=[a.agent for a in agents],
+            grade=tpl.grade,
+        )
+
+    def _agent_option(
+        self, run: _Run, f: _Facts, tpl: RecommendationTemplate, index: int
+    ) -> AgentOption:
+        step = tpl.agents[index]
+        info = self.kb.agent(step.agent)
+        regimens = tuple(self._regimen(run, f, rid, step.max) for rid in step.regimens)
+        primary = next((r.dose for r in regimens if r.dose is not None), None)
+        maximum = None
+        if step.max is not None:
+            m = self.kb.maximum(step.max)
+            maximum = f"{fmt(m.amount)} {m.unit}/{m.period}"
+        return AgentOption(step.agent, info.rxnorm, info.display, primary, regimens, maximum)
+
+    def _regimen(self, run: _Run, f: _Facts, rule_id: str, max_id: str | None) -> Regimen:
+        rule = self.kb.dose_rules[rule_id]
+        dose, reason = self._dose(run, f, rule_id, rule)
+        max_ref = rule.maximum or max_id
+        if dose is not None and max_ref is not None:
+            dose = self._clamp(run, dose, self.kb.maximum(max_ref), rule.agent)
+        return Regimen(rule_id, rule.note, dose, reason, self._rule_sources[rule_id])
+
+    def _dose(
+        self, run: _Run, f: _Facts, rule_id: str, rule: DoseRule
+    ) -> tuple[Dose | None, str | None]:
+        per = f"{rule.unit}/{rule.period}"
+        low, high = rule.low or Decimal(0), rule.high or Decimal(0)
+        if rule.kind == "fixed":
+            span = fmt(low) if low == high else f"{fmt(low)} to {fmt(high)}"
+            return Dose(low, high, rule.unit, rule.period, f"{span} {per} (fixed)"), None
+        if rule.kind == "at_least":
+            return Dose(
+                low, high, rule.unit, rule.period, f"at least {fmt(low)} {per} to start", "at_least"
+            ), None
+        if rule.kind in ("up_to", "up_to_max"):
+            return self._dose_up_to(run, f, rule_id, rule)
+        if rule.kind == "per_m2":
+            if f.bsa is None or f.weight_kg is None or f.state.height is None:
+                missing = run.no_height if f.weight_kg is not None else run.no_weight
+                missing.append(rule_id)
+                return None, "needs height and weight for body surface area"
+            bsa = f.bsa
+            lo, hi = round2(mul(low, bsa)), round2(mul(high, bsa))
+            how = (
+                f"sqrt({fmt(round2(f.state.height.cm))} cm x {fmt(round2(f.weight_kg))} kg / 3600)"
+            )
+            rate = fmt(low) if low == high else f"{fmt(low)} to {fmt(high)}"
+            result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
+            basis = f"{rate} {rule.unit}/m2 x {fmt(bsa)} m2 (Mosteller {how}) = {result} {per}"
+            run.step(f"dose.{rule_id}", f"dose_rules.{rule_id}", f"{result} {per}", bsa_m2=fmt(bsa))
+            return Dose(lo, hi, rule.unit, rule.period, basis), None
+        # per_kg and fixed_to_per_kg need a weight.
+        if f.weight_kg is None:
+            run.no_weight.append(rule_id)
+            return None, "needs weight"
+        kg = round2(f.weight_kg)
+        wt = self._weight_words(f, kg)
+        if rule.kind == "per_kg":
+            lo, hi = round2(mul(low, kg)), round2(mul(high, kg))
+            rate = fmt(low) if low == high else f"{fmt(low)} to {fmt(high)}"
+            result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
+            basis = f"{rate} {rule.unit}/kg/{rule.period} x {wt} = {result} {per}"
+        else:  # fixed_to_per_kg: a fixed floor up to a weight-based ceiling
+            lo = low
+            computed = round2(mul(high, kg))
+            hi = max(computed, lo)
+            basis = (
+                f"{fmt(lo)} {per} up to {fmt(high)} {rule.unit}/kg/{rule.period} x {wt}"
+                f" = {fmt(computed)} {per}"
+            )
+            if computed < lo:
+                basis += f"; the weight-based figure is below {fmt(lo)}, so the range is {fmt(lo)}"
+        if rule.agent == "prednisone" and hi > self._pred_warn:
+            self._warn(run, "prednisone_above_75", dose=fmt(hi))
+        run.step(
+            f"dose.{rule_id}",
+            f"dose_rules.{rule_id}",
+            f"{fmt(lo)}-{fmt(hi)} {per}",
+            weight_kg=fmt(kg),
+        )
+        return Dose(lo, hi, rule.unit, rule.period, basis), None
+
+    def _dose_up_to(
+        self, run: _Run, f: _Facts, rule_id: str, rule: DoseRule
+    ) -> tuple[Dose | None, str | None]:
+        m = self.kb.maximum(rule.maximum or "")
+        per = f"{m.unit}/{m.period}"
+        if rule.kind == "up_to":
+            basis = f"up to {fmt(m.amount)} {per} (the source's stated maximum)"
+            return Dose(m.amount, m.amount, m.unit, m.period, basis, "up_to"), None
+        current = f.current.get(rule.agent)
+        if current is None:
+            return None, f"current dose unknown; the source's maximum is {fmt(m.amount)} {per}"
+        basis = (
+            f"from the current {fmt(current)} {per} up to the stated maximum {fmt(m.amount)} {per}"
+        )
+        return Dose(current, m.amount, m.unit, m.period, basis), None
+
+    def _weight_words(self, f: _Facts, kg: Decimal) -> str:
+        w = f.state.weight
+        if w is not None and w.unit == "lb":
+            return f"{fmt(kg)} kg ({fmt(w.value)} lb x 0.45359237)"
+        return f"{fmt(kg)} kg"
+
+    def _clamp(self, run: _Run, dose: Dose, m: Maximum, agent: str) -> Dose:
+        if dose.unit != m.unit or dose.period != m.period or dose.high <= m.amount:
+            return dose
+        self._warn_max(run, "dose_clamped", m, computed=fmt(dose.high))
+        run.step(
+            f"clamp.{agent}",
+            f"maxima.{m.id}",
+            f"capped at {fmt(m.amount)}",
+            computed=fmt(dose.high),
+            maximum=fmt(m.amount),
+        )
+        basis = f"{dose.basis}; capped at the stated maximum {fmt(m.amount)} {m.unit}/{m.period}"
+        return Dose(
+            min(dose.low, m.amount), m.amount, dose.unit, dose.period, basis, dose.qualifier
+        )
+
+    # ---- warnings ----------------------------------------------------------------------
+
+    def _warn(self, run: _Run, code: str, **values: str) -> None:
+        if code in run.warnings:
+            return
+        text = self.kb.warnings[code].text.format(**values)
+        run.warnings[code] = Warning(code, text, self._warn_sources[code])
+
+    def _warn_max(self, run: _Run, code: str, m: Maximum, **values: str) -> None:
+        self._warn(
+            run,
+            code,
+            agent=self.kb.agent(m.agent).display,
+            unit=m.unit,
+            period=m.period,
+            maximum=fmt(m.amount),
+            **values,
+        )
+
+    def _missing_measure_warnings(self, run: _Run) -> None:
+        if run.no_weight:
+            self._warn(run, "no_weight", rules=self._rule_labels(run.no_weight))
+        if run.no_height:
+            self._warn(run, "no_height", rules=self._rule_labels(run.no_height))
+
+    def _rule_labels(self, rule_ids: list[str]) -> str:
+        labels = []
+        for rid in dict.fromkeys(rule_ids):
+            rule = self.kb.dose_rules[rid]
+            per = "m2" if rule.kind == "per_m2" else "kg"
+            low, high = rule.high if rule.kind == "fixed_to_per_kg" else rule.low, rule.high
+            rate = fmt(low or high or Decimal(0))
+            if rule.kind != "fixed_to_per_kg" and low != high:
+                rate += f"-{fmt(high or Decimal(0))}"
+            labels.append(f"{self.kb.agent(rule.agent).display} {rate} {rule.unit}/{per}")
+        return "; ".join(labels)
+
+
+def _replace_stance(rec: Recommendation, stance: Literal["reserved"]) -> Recommendation:
+    return Recommendation(
+        rec.id,
+        rec.rank,
+        stance,
+        rec.grade,
+        rec.grade_meaning,
+        rec.agents,
+        rec.text,
+        rec.cautions,
+        rec.sources,
+        rec.caution_details,
+        rec.step,
+    )

@@ -1,0 +1,62 @@
+"""Exact unit arithmetic: weight, height, dose units and body surface area."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Context, Decimal
+
+KG_PER_LB = Decimal("0.45359237")
+CM_PER_IN = Decimal("2.54")
+MG_PER_G = Decimal(1000)
+DAYS_PER_WEEK = Decimal(7)
+HUNDREDTH = Decimal("0.01")
+DOSE_UNITS: tuple[str, ...] = ("mg/day", "mg/week", "g/day", "g/week")
+
+# A private context so no caller's decimal settings can change an answer.
+_CTX = Context(prec=28, rounding=ROUND_HALF_UP)
+
+
+def to_kg(value: Decimal, unit: str) -> Decimal:
+    """Return a weight in kilograms (lb converted by the exact international pound)."""
+    return value if unit == "kg" else _CTX.multiply(value, KG_PER_LB)
+
+
+def to_cm(value: Decimal, unit: str) -> Decimal:
+    """Return a height in centimetres (inches converted exactly)."""
+    return value if unit == "cm" else _CTX.multiply(value, CM_PER_IN)
+
+
+def round2(value: Decimal) -> Decimal:
+    """Round half up to two decimal places, the precision doses and measures are shown at."""
+    return value.quantize(HUNDREDTH, rounding=ROUND_HALF_UP, context=_CTX)
+
+
+def mosteller_bsa(height_cm: Decimal, weight_kg: Decimal) -> Decimal:
+    """Return body surface area in m2 by Mosteller, sqrt(height cm x weight kg / 3600), to 0.01."""
+    return round2(_CTX.sqrt(_CTX.divide(_CTX.multiply(height_cm, weight_kg), Decimal(3600))))
+
+
+def mul(a: Decimal, b: Decimal) -> Decimal:
+    """Multiply exactly within the private context."""
+    return _CTX.multiply(a, b)
+
+
+def to_mg_per_day(value: Decimal, unit: str) -> Decimal:
+    """Return a dose in mg/day from any accepted dose unit."""
+    mass, period = unit.split("/")
+    mg = value * MG_PER_G if mass == "g" else value
+    return _CTX.divide(mg, DAYS_PER_WEEK) if period == "week" else mg
+
+
+def to_mg_per_week(value: Decimal, unit: str) -> Decimal:
+    """Return a dose in mg/week from any accepted dose unit."""
+    mass, period = unit.split("/")
+    mg = value * MG_PER_G if mass == "g" else value
+    return mg * DAYS_PER_WEEK if period == "day" else mg
+
+
+def fmt(value: Decimal) -> str:
+    """Format a decimal without exponent or trailing zeros (72, 682.5, 0.075)."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"

@@ -1,0 +1,1 @@
+"""The encoded guideline: data files, their schema and the loader."""
