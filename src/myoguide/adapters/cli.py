@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+import msgspec
+
 from myoguide.errors import InputError, KnowledgeError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
@@ -63,7 +65,7 @@ def cmd_knowledge(args: argparse.Namespace, out: TextIO) -> int:
 
     kb = default_service().knowledge
     if args.format == "json":
-        out.write(kb.model_dump_json(indent=2) + "\n")
+        out.write(msgspec.json.format(msgspec.json.encode(kb), indent=2).decode() + "\n")
     else:
         from myoguide.adapters.text import render_knowledge
 

@@ -4,27 +4,43 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
-from pydantic import TypeAdapter
 
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.state import PatientState
 from myoguide.knowledge.model import Knowledge
 
+_DECIMAL = {"type": "string", "format": "decimal"}
+
+
+def _numbers(node: Any) -> Any:
+    """Describe decimals as JSON numbers, which is how they travel."""
+    if isinstance(node, dict):
+        if {k: node.get(k) for k in _DECIMAL} == _DECIMAL:
+            return {"type": "number", **{k: v for k, v in node.items() if k not in _DECIMAL}}
+        return {k: _numbers(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_numbers(v) for v in node]
+    return node
+
 
 def input_schema() -> dict[str, Any]:
     """Return the JSON Schema of the patient state."""
-    return PatientState.model_json_schema()
+    schema: dict[str, Any] = _numbers(msgspec.json.schema(PatientState))
+    return schema
 
 
 def output_schema() -> dict[str, Any]:
     """Return the JSON Schema of the RecommendationSet."""
-    return TypeAdapter(RecommendationSet).json_schema(mode="serialization")
+    schema: dict[str, Any] = _numbers(msgspec.json.schema(RecommendationSet))
+    return schema
 
 
 def knowledge_schema() -> dict[str, Any]:
     """Return the JSON Schema of the guideline knowledge file."""
-    return Knowledge.model_json_schema()
+    schema: dict[str, Any] = _numbers(msgspec.json.schema(Knowledge))
+    return schema
 
 
 def schema_json(which: str) -> str:

@@ -24,7 +24,7 @@ from myoguide.domain.result import (
     TraceStep,
     Warning,
 )
-from myoguide.domain.state import PatientState
+from myoguide.domain.state import PatientState, dec
 from myoguide.domain.units import (
     fmt,
     mosteller_bsa,
@@ -140,20 +140,20 @@ class Engine:
     # ---- classification ----------------------------------------------------------------
 
     def _evaluate(self, state: PatientState, run: _Run) -> tuple[Course, str | None]:
-        if state.age_years < self._adult:
-            self._warn(run, "out_of_scope_child", age=fmt(state.age_years))
+        if state.age < self._adult:
+            self._warn(run, "out_of_scope_child", age=fmt(state.age))
             run.step(
                 "scope.adult",
                 "thresholds.adult_age_years",
                 "out of scope: under 18",
-                age_years=float(state.age_years),
+                age_years=state.age_years,
             )
             return "out_of_scope", None
         run.step(
             "scope.adult",
             "thresholds.adult_age_years",
             "adult: in scope",
-            age_years=float(state.age_years),
+            age_years=state.age_years,
         )
         diagnosis = state.diagnosis.strip().lower()
         if diagnosis not in IN_SCOPE:
@@ -243,15 +243,24 @@ class Engine:
         if ild_refractory:
             if not any(a in facts.current or a in facts.failed for a in SPARING):
                 self._warn(run, "ild_without_sparing_trial")
-            self._add(run, "ild_tacrolimus", 1, facts, step="ild")
-            run.step(
-                "ild.tacrolimus_first",
-                "recommendations.ild_tacrolimus",
-                "tacrolimus 0.2 mg/kg/day leads, ahead of the general ladder",
-                ild_present=True,
-                ild_refractory=True,
-            )
-            rank, excluded = 2, frozenset({"tacrolimus"})
+            if "tacrolimus" in facts.failed:
+                run.step(
+                    "ild.tacrolimus_first",
+                    "recommendations.ild_tacrolimus",
+                    "tacrolimus already failed: not offered again; general ladder follows",
+                    ild_refractory=True,
+                    tacrolimus_failed=True,
+                )
+            else:
+                self._add(run, "ild_tacrolimus", 1, facts, step="ild")
+                run.step(
+                    "ild.tacrolimus_first",
+                    "recommendations.ild_tacrolimus",
+                    "tacrolimus 0.2 mg/kg/day leads, ahead of the general ladder",
+                    ild_present=True,
+                    ild_refractory=True,
+                )
+                rank, excluded = 2, frozenset({"tacrolimus"})
         self._ladder(facts, run, rank, excluded)
         return course, scenario
 
@@ -261,9 +270,9 @@ class Engine:
             if med.dose is None:
                 current[med.agent] = None
             elif med.agent == "methotrexate":
-                current[med.agent] = to_mg_per_week(med.dose.value, med.dose.unit)
+                current[med.agent] = to_mg_per_week(dec(med.dose.value), med.dose.unit)
             else:
-                current[med.agent] = to_mg_per_day(med.dose.value, med.dose.unit)
+                current[med.agent] = to_mg_per_day(dec(med.dose.value), med.dose.unit)
         weight = state.weight.kg if state.weight is not None else None
         bsa = (
             mosteller_bsa(state.height.cm, weight)
@@ -689,7 +698,7 @@ class Engine:
     def _weight_words(self, f: _Facts, kg: Decimal) -> str:
         w = f.state.weight
         if w is not None and w.unit == "lb":
-            return f"{fmt(kg)} kg ({fmt(w.value)} lb x 0.45359237)"
+            return f"{fmt(kg)} kg ({fmt(dec(w.value))} lb x 0.45359237)"
         return f"{fmt(kg)} kg"
 
     def _clamp(self, run: _Run, dose: Dose, m: Maximum, agent: str) -> Dose:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Annotated, Literal
-
-from pydantic import WithJsonSchema
+from typing import Literal
 
 Course = Literal["recurrent", "resistant", "controlled", "out_of_scope"]
 Stance = Literal["recommended", "alternative", "reserved", "not_suggested"]
 Period = Literal["day", "week", "dose", "course"]
 FactValue = str | int | float | bool | None | list[str]
-# Decimals leave as JSON numbers; the schema says so.
-Amount = Annotated[Decimal, WithJsonSchema({"type": "number"})]
+# Exact decimals inside; JSON numbers outside (see adapters/jsonio.py and adapters/schemas.py).
+Amount = Decimal
 
 
 @dataclass(frozen=True, slots=True)

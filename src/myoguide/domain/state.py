@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictBool,
-    ValidationError,
-    WithJsonSchema,
-)
+import msgspec
+from msgspec import Meta, Struct
 
 from myoguide.domain.units import DOSE_UNITS, to_cm, to_kg, to_mg_per_day
 from myoguide.errors import InputError
@@ -56,105 +50,127 @@ Severity = Literal["mild", "moderate", "severe"]
 DoseUnit = Literal["mg/day", "mg/week", "g/day", "g/week"]
 
 
-def _to_decimal(value: object) -> object:
-    # JSON numbers only: a string, bool or non-finite float is a wrong type, not a number.
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise ValueError("must be a number")
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return Decimal(repr(value))
-    if isinstance(value, Decimal) and not value.is_finite():
-        raise ValueError("must be a finite number")
-    return Decimal(value)
+# JSON numbers (ints are accepted as floats); exact Decimals are made from them by `dec`.
+Num = float
+Positive = Annotated[float, Meta(gt=0)]
+NonNegative = Annotated[float, Meta(ge=0)]
 
 
-Number = Annotated[
-    Decimal, BeforeValidator(_to_decimal), WithJsonSchema({"type": "number"}, mode="validation")
-]
+def dec(value: Num) -> Decimal:
+    """Return a JSON number as an exact Decimal, by its shortest repr (72.5, not 72.4999...)."""
+    return Decimal(repr(float(value)))
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Weight(_In):
+class Weight(Struct, frozen=True, forbid_unknown_fields=True):
     """Body weight with its unit."""
 
-    value: Number = Field(gt=0)
+    value: Positive
     unit: Literal["kg", "lb"]
 
     @property
     def kg(self) -> Decimal:
         """Return the weight in kilograms, exactly."""
-        return to_kg(self.value, self.unit)
+        return to_kg(dec(self.value), self.unit)
 
 
-class Height(_In):
+class Height(Struct, frozen=True, forbid_unknown_fields=True):
     """Body height with its unit."""
 
-    value: Number = Field(gt=0)
+    value: Positive
     unit: Literal["cm", "in"]
 
     @property
     def cm(self) -> Decimal:
         """Return the height in centimetres, exactly."""
-        return to_cm(self.value, self.unit)
+        return to_cm(dec(self.value), self.unit)
 
 
-class DoseIn(_In):
+class DoseIn(Struct, frozen=True, forbid_unknown_fields=True):
     """A current dose with its unit."""
 
-    value: Number = Field(ge=0)
+    value: NonNegative
     unit: DoseUnit
 
 
-class Medication(_In):
+class Medication(Struct, frozen=True, forbid_unknown_fields=True):
     """A drug the patient takes now, with its dose where known."""
 
     agent: AgentName
     dose: DoseIn | None = None
 
 
-class HistoryEntry(_In):
+class HistoryEntry(Struct, frozen=True, forbid_unknown_fields=True):
     """A drug tried before and how the disease answered."""
 
     agent: AgentName
     outcome: Outcome
 
 
-class Ild(_In):
+class Ild(Struct, frozen=True, forbid_unknown_fields=True):
     """Interstitial lung disease: present, and refractory to glucocorticoids plus AZA or MTX."""
 
-    present: StrictBool
-    refractory: StrictBool = False
+    present: bool
+    refractory: bool = False
 
 
-class PatientState(_In):
+class PatientState(Struct, frozen=True, forbid_unknown_fields=True):
     """The patient state of contract.md."""
 
-    age_years: Number = Field(ge=0)
-    diagnosis: str = Field(min_length=1, max_length=200)
+    age_years: NonNegative
+    diagnosis: Annotated[str, Meta(min_length=1, max_length=200)]
     weight: Weight | None = None
     height: Height | None = None
-    disease_control_achieved: StrictBool | None = None
-    flare: StrictBool | None = None
+    disease_control_achieved: bool | None = None
+    flare: bool | None = None
     severity: Severity | None = None
     current_medications: tuple[Medication, ...] = ()
     treatment_history: tuple[HistoryEntry, ...] = ()
     ild: Ild | None = None
-    skin_predominant: StrictBool | None = None
-    alternative_diagnoses_excluded: StrictBool | None = None
+    skin_predominant: bool | None = None
+    alternative_diagnoses_excluded: bool | None = None
+
+    @property
+    def age(self) -> Decimal:
+        """Return the age in years as a Decimal."""
+        return dec(self.age_years)
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not part.startswith(("function-", "lax-", "strict-")):
-            out += f".{part}" if out else part
-    return out or "(input)"
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_MISSING = re.compile(r"Object (?:missing required|contains unknown) field `(?P<name>[^`]+)`")
+_ALLOWED = {
+    "weight.unit": "kg or lb",
+    "height.unit": "cm or in",
+    "severity": "mild, moderate or severe",
+    "outcome": "inadequate_response, intolerance, responded or unknown",
+    "unit": ", ".join(DOSE_UNITS),
+}
+
+
+_WORDS = (
+    ("Expected `float | null`", "expected a number or null"),
+    ("Expected `float`", "expected a number"),
+    ("Expected `bool | null`", "expected true, false or null"),
+    ("Expected `bool`", "expected true or false"),
+    ("Invalid enum value", "unknown value"),
+)
+
+
+def _explain(exc: msgspec.ValidationError) -> InputError:
+    """Turn a msgspec validation error into an InputError naming the field."""
+    m = _AT.match(str(exc))
+    msg, path = (m.group("msg"), m.group("path") or "") if m else (str(exc), "")
+    path = path.lstrip(".")
+    named = _MISSING.match(msg)
+    if named:
+        path = f"{path}.{named.group('name')}" if path else named.group("name")
+        msg = "required field is missing" if "missing" in msg else "unknown field"
+    for theirs, ours in _WORDS:
+        msg = msg.replace(theirs, ours)
+    if msg.startswith("unknown value"):
+        key = path if path in _ALLOWED else path.rsplit(".", 1)[-1]
+        if key in _ALLOWED:
+            msg += f"; expected {_ALLOWED[key]}"
+    return InputError(path or "(input)", msg)
 
 
 def _resolve_agents(raw: dict[str, Any], knowledge: Knowledge) -> dict[str, Any]:
@@ -186,12 +202,16 @@ def _resolve_agents(raw: dict[str, Any], knowledge: Knowledge) -> dict[str, Any]
 def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
     """Refuse values outside plausible human ranges or with a unit that does not fit the drug."""
     lim = knowledge.input_limits
-    if not lim.age_years.min <= state.age_years <= lim.age_years.max:
+    if (
+        not math.isfinite(state.age_years)
+        or not lim.age_years.min <= state.age <= lim.age_years.max
+    ):
         raise InputError(
             "age_years",
             f"{state.age_years} is not a plausible age "
             f"({lim.age_years.min} to {lim.age_years.max} years)",
         )
+    _finite(state)
     if state.weight is not None and not lim.weight_kg.min <= state.weight.kg <= lim.weight_kg.max:
         raise InputError(
             "weight.value",
@@ -218,7 +238,7 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
                 f"current_medications[{i}].dose.unit",
                 f"methotrexate is dosed per week; got '{unit}'",
             )
-        if to_mg_per_day(med.dose.value, unit) > lim.dose_mg_per_day_max:
+        if to_mg_per_day(dec(med.dose.value), unit) > lim.dose_mg_per_day_max:
             raise InputError(
                 f"current_medications[{i}].dose.value",
                 f"{med.dose.value} {unit} is not a plausible dose",
@@ -232,6 +252,21 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
         seen.add(med.agent)
 
 
+def _finite(state: PatientState) -> None:
+    """Refuse NaN and infinity, which JSON cannot carry but Python callers can pass."""
+    checks: list[tuple[str, float]] = []
+    if state.weight is not None:
+        checks.append(("weight.value", state.weight.value))
+    if state.height is not None:
+        checks.append(("height.value", state.height.value))
+    for i, med in enumerate(state.current_medications):
+        if med.dose is not None:
+            checks.append((f"current_medications[{i}].dose.value", med.dose.value))
+    for field, value in checks:
+        if not math.isfinite(value):
+            raise InputError(field, "must be a finite number")
+
+
 def parse_state(raw: object, knowledge: Knowledge) -> PatientState:
     """Validate a JSON-like patient state; raise InputError naming the first bad field."""
     if isinstance(raw, PatientState):
@@ -241,16 +276,9 @@ def parse_state(raw: object, knowledge: Knowledge) -> PatientState:
         raise InputError("(input)", "expected a JSON object with the patient state")
     data = _resolve_agents(dict(raw), knowledge)
     try:
-        state = PatientState.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        field = _field_path(tuple(err["loc"]))
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        elif err["type"] == "literal_error" and field.endswith("unit"):
-            msg = f"unknown unit {err.get('input')!r}; {msg[0].lower()}{msg[1:]}"
-        raise InputError(field, msg) from None
+        state = msgspec.convert(data, PatientState)
+    except msgspec.ValidationError as exc:
+        raise _explain(exc) from None
     _check_plausible(state, knowledge)
     return state
 

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 
+import msgspec
 import yaml
-from pydantic import ValidationError
 
 from myoguide.errors import KnowledgeError
-from myoguide.knowledge.model import Knowledge
+from myoguide.knowledge.model import Knowledge, convert, problems
 
 PACKAGED_FILE = "guideline.yaml"
-
-
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 
 
 def parse_knowledge(text: str, *, origin: str) -> Knowledge:
@@ -27,13 +22,21 @@ def parse_knowledge(text: str, *, origin: str) -> Knowledge:
         raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise KnowledgeError(origin, "(yaml)", str(exc)) from exc
-    if not isinstance(raw, dict):
-        raise KnowledgeError(origin, "(top level)", "expected a mapping")
     try:
-        return Knowledge.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise KnowledgeError(origin, _loc(tuple(first["loc"])), first["msg"]) from exc
+        knowledge = convert(raw)
+    except msgspec.ValidationError as exc:
+        m = _AT.match(str(exc))
+        path = (m.group("path") if m else "") or ""
+        raise KnowledgeError(
+            origin, path.lstrip(".") or "(top level)", m.group("msg") if m else str(exc)
+        ) from exc
+    found = problems(knowledge)
+    if found:
+        key, _, message = found[0].partition(": ")
+        raise KnowledgeError(
+            origin, key, message + (f" (and {len(found) - 1} more)" if len(found) > 1 else "")
+        )
+    return knowledge
 
 
 def load_packaged() -> Knowledge:
