@@ -5,6 +5,7 @@ The keys are those of shared/spec/examples/README.md, plus a few of our own for 
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,10 @@ def check(result: dict[str, Any], expect: dict[str, Any]) -> list[str]:
         if any(r["stance"] in ("recommended", "alternative") for r in _recs_with(result, agent)):
             bad.append(f"agent {agent} present but should be absent")
     if "order" in expect:
-        best = [min((r["rank"] for r in _recs_with(result, a)), default=None) for a in expect["order"]]
-        if None in best or any(x >= y for x, y in zip(best, best[1:], strict=False)):
+        best = [
+            min((r["rank"] for r in _recs_with(result, a)), default=None) for a in expect["order"]
+        ]
+        if None in best or any(x >= y for x, y in itertools.pairwise(best)):
             bad.append(f"order {expect['order']} not met: ranks {best}")
     for agent, grade in expect.get("grades", {}).items():
         found = _recs_with(result, agent)

@@ -77,7 +77,8 @@ def _recommendation(rec: Recommendation) -> list[str]:
     if rec.grade_meaning:
         lines += _wrap(f"Grade {rec.grade}: {rec.grade_meaning}", "       ", "     ")
     for agent in rec.agents:
-        lines.append(f"     - {agent.display} (RxNorm {agent.rxnorm})")
+        code = f" (RxNorm {agent.rxnorm})" if agent.rxnorm else ""
+        lines.append(f"     - {agent.display}{code}")
         for reg in agent.regimens:
             if reg.dose is not None:
                 lines += _wrap(

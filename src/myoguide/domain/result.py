@@ -52,7 +52,7 @@ class AgentOption:
     """A drug a step starts, raises or switches to."""
 
     agent: str
-    rxnorm: str
+    rxnorm: str | None
     display: str
     dose: Dose | None = None
     regimens: tuple[Regimen, ...] = ()

@@ -10,10 +10,50 @@ import msgspec
 import yaml
 
 from myoguide.errors import KnowledgeError
-from myoguide.knowledge.model import Knowledge, convert, problems
+from myoguide.knowledge.model import (
+    Caution,
+    DoseRule,
+    Knowledge,
+    RecommendationTemplate,
+    Scenario,
+    WarningTemplate,
+    convert,
+    problems,
+)
 
 PACKAGED_FILE = "guideline.yaml"
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+
+
+_KEYED = {
+    "dose_rules": DoseRule,
+    "cautions": Caution,
+    "scenarios": Scenario,
+    "recommendations": RecommendationTemplate,
+    "warnings": WarningTemplate,
+}
+
+
+def _split(exc: msgspec.ValidationError) -> tuple[str, str]:
+    m = _AT.match(str(exc))
+    if m is None:
+        return "", str(exc)
+    return (m.group("path") or "").lstrip("."), m.group("msg")
+
+
+def _locate(raw: dict[str, object], exc: msgspec.ValidationError) -> tuple[str, str]:
+    """Return the failing key path; msgspec writes '[...]' for mapping keys, so find which."""
+    path, message = _split(exc)
+    section = path.split("[", 1)[0]
+    entries = raw.get(section)
+    if path.startswith(f"{section}[...]") and section in _KEYED and isinstance(entries, dict):
+        for name, value in entries.items():
+            try:
+                msgspec.convert(value, _KEYED[section])
+            except msgspec.ValidationError as inner:
+                inner_path, inner_msg = _split(inner)
+                return f"{section}.{name}" + (f".{inner_path}" if inner_path else ""), inner_msg
+    return path or "(top level)", message
 
 
 def parse_knowledge(text: str, *, origin: str) -> Knowledge:
@@ -25,11 +65,10 @@ def parse_knowledge(text: str, *, origin: str) -> Knowledge:
     try:
         knowledge = convert(raw)
     except msgspec.ValidationError as exc:
-        m = _AT.match(str(exc))
-        path = (m.group("path") if m else "") or ""
-        raise KnowledgeError(
-            origin, path.lstrip(".") or "(top level)", m.group("msg") if m else str(exc)
-        ) from exc
+        if not isinstance(raw, dict):
+            raise KnowledgeError(origin, "(top level)", "expected a mapping") from exc
+        key, message = _locate(raw, exc)
+        raise KnowledgeError(origin, key, message) from exc
     found = problems(knowledge)
     if found:
         key, _, message = found[0].partition(": ")

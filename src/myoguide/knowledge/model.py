@@ -62,7 +62,7 @@ class Grades(Struct, frozen=True, forbid_unknown_fields=True):
 class AgentInfo(Struct, frozen=True, forbid_unknown_fields=True):
     id: str
     display: str
-    rxnorm: Annotated[str, Meta(pattern=r"^[0-9]+$")]
+    rxnorm: Annotated[str, Meta(pattern=r"^[0-9]+$")] | None
     classes: tuple[str, ...]
 
 
@@ -211,7 +211,7 @@ def _index(k: Knowledge) -> _Index:
     if hit is None or hit[0] is not k:
         idx = _Index(
             {a.id: a for a in k.agents},
-            {a.rxnorm: a.id for a in k.agents},
+            {a.rxnorm: a.id for a in k.agents if a.rxnorm is not None},
             {m.id: m for m in k.maxima},
         )
         hit = (k, idx)

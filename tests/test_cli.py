@@ -1,0 +1,75 @@
+"""The command line, run as a real process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from casecheck import SHARED_EXAMPLES
+from conftest import ROOT, run_cli
+
+STATE = json.loads((SHARED_EXAMPLES / "resistant-dm.json").read_text())["input"]
+
+
+def test_json_is_the_default_off_a_terminal_and_reads_stdin() -> None:
+    res = run_cli("recommend", "-", stdin=json.dumps(STATE))
+    assert res.code == 0, res.stderr
+    data = res.json()
+    assert data["course"] == "resistant"
+    assert data["knowledge_version"]
+
+
+def test_text_for_a_person() -> None:
+    res = run_cli("recommend", "-", "--format", "text", stdin=json.dumps(STATE))
+    assert res.code == 0
+    out = res.stdout
+    for needle in ("Resistant disease", "Rituximab (RxNorm 121191)", "Grade 2B",
+                   "Arithmetic: 2 g/kg/course x 70 kg = 140 g/course", "References",
+                   "How this was reached", "does not replace"):  # fmt: skip
+        assert needle in out, needle
+
+
+def test_case_files_are_accepted_as_they_are() -> None:
+    res = run_cli("recommend", str(SHARED_EXAMPLES / "flare-at-10mg.json"), "--format", "json")
+    assert res.code == 0
+    assert res.json()["scenario"] == "flare_at_10mg_boundary"
+
+
+def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
+    res = run_cli("recommend", str(tmp_path / "nope.json"))
+    assert res.code == 2
+    assert res.stdout == ""
+    assert "PATH" in res.stderr
+
+
+def test_knowledge_browser_lists_grades_and_all_references() -> None:
+    res = run_cli("knowledge")
+    assert res.code == 0
+    assert "Weak - the authors suggest it" in res.stdout
+    for n in range(1, 32):
+        assert f"  {n:>2}. " in res.stdout
+    as_json = run_cli("knowledge", "--format", "json").json()
+    assert len(as_json["references"]) == 31
+
+
+def test_schemas() -> None:
+    schemas = run_cli("schema").json()
+    assert set(schemas) == {"input", "output", "knowledge"}
+    state = schemas["input"]["$defs"]["PatientState"]
+    assert {"age_years", "diagnosis"} <= set(state["required"])
+    assert state["additionalProperties"] is False
+    out = schemas["output"]["$defs"]["Dose"]["properties"]
+    assert out["low"]["type"] == "number"
+    assert run_cli("schema", "input").json()["$ref"].endswith("PatientState")
+
+
+def test_demo_answers_every_example() -> None:
+    res = run_cli("demo", "--folder", str(ROOT / "examples"))
+    assert res.code == 0
+    for f in sorted((ROOT / "examples").glob("*.json")):
+        assert f.name in res.stdout
+    assert res.stdout.count("does not replace") == len(list((ROOT / "examples").glob("*.json")))
+
+
+def test_unknown_command_exits_2() -> None:
+    assert run_cli("nonsense").code == 2
