@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
+import msgspec
 import orjson
 
-from myoguide.domain.result import RecommendationSet
-
-
-def _default(value: object) -> object:
-    if isinstance(value, Decimal):
-        # Whole figures stay integers (72, not 72.0); others become the nearest float.
-        return int(value) if value == value.to_integral_value() else float(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
+# Decimals travel as JSON numbers (the engine keeps them normalised: 72, 682.5, 0.075).
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 
 def dumps(value: object, *, pretty: bool = False) -> bytes:
     """Serialise a RecommendationSet (or any result value) to JSON bytes."""
-    option = orjson.OPT_INDENT_2 if pretty else 0
-    return orjson.dumps(value, default=_default, option=option)
+    data = _ENCODER.encode(value)
+    return msgspec.json.format(data, indent=2) if pretty else data
 
 
-def to_jsonable(result: RecommendationSet) -> dict[str, Any]:
-    """Return the RecommendationSet as plain JSON-compatible Python data."""
-    data: dict[str, Any] = orjson.loads(dumps(result))
-    return data
+def to_jsonable(value: object) -> Any:
+    """Return a result value as plain JSON-compatible Python data."""
+    return orjson.loads(_ENCODER.encode(value))
 
 
 def loads(data: bytes | str) -> Any:

@@ -26,6 +26,7 @@ from myoguide.domain.result import (
 )
 from myoguide.domain.state import PatientState, dec
 from myoguide.domain.units import (
+    clean,
     fmt,
     mosteller_bsa,
     mul,
@@ -43,6 +44,7 @@ from myoguide.knowledge.model import (
 
 KB = "guideline.yaml#"
 SPARING = ("azathioprine", "methotrexate")
+STATIC_KINDS = frozenset({"fixed", "at_least", "up_to"})
 FAILED_OUTCOMES = frozenset({"inadequate_response", "intolerance"})
 IN_SCOPE = frozenset({"dermatomyositis", "polymyositis"})
 IBM_NAMES = frozenset({"inclusion_body_myositis", "inclusion body myositis", "ibm", "sibm"})
@@ -58,12 +60,35 @@ class _Facts:
 
     state: PatientState
     weight_kg: Decimal | None
+    kg: Decimal | None  # rounded to 0.01 kg, the figure doses are computed from and shown with
+    weight_words: str
+    height_cm: Decimal | None
     bsa: Decimal | None
+    bsa_words: str
+    ild: bool
     current: dict[
         str, Decimal | None
     ]  # agent -> dose in mg/day (or mg/week for MTX); None: no dose
     failed: frozenset[str]
     inadequate: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Static:
+    """The parts of a recommendation that do not depend on the patient, built once."""
+
+    stance: Literal["recommended", "alternative", "reserved", "not_suggested"]
+    grade: str | None
+    grade_meaning: str | None
+    text: str
+    sources: tuple[Source, ...]
+    details: tuple[CautionDetail, ...]
+    details_ild: tuple[CautionDetail, ...]
+    cautions: tuple[str, ...]
+    cautions_ild: tuple[str, ...]
+    options: tuple[tuple[str, AgentOption | None], ...]  # None: computed per patient
+    knowledge: str
+    all_static: bool
 
 
 @dataclass(slots=True)
@@ -77,7 +102,11 @@ class _Run:
     no_height: list[str] = field(default_factory=list)
 
     def step(self, rule: str, knowledge: str, outcome: str, **facts: FactValue) -> None:
-        self.trace.append(TraceStep(rule, KB + knowledge, facts, outcome))
+        self.trace.append(
+            TraceStep(
+                rule, knowledge if knowledge.startswith(KB) else KB + knowledge, facts, outcome
+            )
+        )
 
 
 class Engine:
@@ -102,28 +131,80 @@ class Engine:
             if g is not None
         }
         self._second_line = knowledge.agents_in_class("second_line")
+        self._agents = {a.id: a for a in knowledge.agents}
+        self._maxima = {m.id: m for m in knowledge.maxima}
+        self._max_words = {m.id: f"{fmt(m.amount)} {m.unit}/{m.period}" for m in knowledge.maxima}
+        self._rate = {
+            rid: fmt(r.low or Decimal(0))
+            if r.low == r.high
+            else f"{fmt(r.low or Decimal(0))} to {fmt(r.high or Decimal(0))}"
+            for rid, r in knowledge.dose_rules.items()
+        }
+        # Doses that do not depend on the patient are built once, here.
+        self._static_regimens = {
+            rid: Regimen(rid, r.note, self._static_dose(r), None, self._rule_sources[rid])
+            for rid, r in knowledge.dose_rules.items()
+            if r.kind in STATIC_KINDS
+        }
+        self._static = {rid: self._prepare(rid, t) for rid, t in knowledge.recommendations.items()}
+        self._rec_agents = {
+            rid: frozenset(a.agent for a in t.agents)
+            for rid, t in knowledge.recommendations.items()
+        }
+        self._built: dict[tuple[object, ...], Recommendation] = {}
         th = knowledge.thresholds
         self._adult = th.adult_age_years
         self._boundary = th.prednisone_flare_boundary_mg_per_day
         self._pred_warn = th.prednisone_weight_based_warning_mg_per_day
+
+    def _prepare(self, rec_id: str, tpl: RecommendationTemplate) -> _Static:
+        """Build the patient-independent parts of one recommendation template."""
+        plain = tuple(self._caution[c] for c in tpl.cautions)
+        ild = plain + tuple(self._caution[c] for c in tpl.cautions_if_ild)
+        options: list[tuple[str, AgentOption | None]] = []
+        for step in tpl.agents:
+            info = self._agents[step.agent]
+            if all(r in self._static_regimens for r in step.regimens):
+                regs = tuple(self._static_regimens[r] for r in step.regimens)
+                primary = regs[0].dose if regs else None
+                maximum = self._max_words.get(step.max) if step.max else None
+                opt = AgentOption(step.agent, info.rxnorm, info.display, primary, regs, maximum)
+                options.append((step.agent, opt))
+            else:
+                options.append((step.agent, None))
+        return _Static(
+            stance=tpl.stance,
+            grade=tpl.grade,
+            grade_meaning=self._grade_meaning.get(tpl.grade) if tpl.grade else None,
+            text=tpl.text,
+            sources=self._rec_sources[rec_id],
+            details=plain,
+            details_ild=ild,
+            cautions=tuple(d.text for d in plain),
+            cautions_ild=tuple(d.text for d in ild),
+            options=tuple(options),
+            knowledge=f"{KB}recommendations.{rec_id}",
+            all_static=all(o is not None for _, o in options),
+        )
 
     # ---- entry point -------------------------------------------------------------------
 
     def recommend(self, state: PatientState) -> RecommendationSet:
         """Return the RecommendationSet for a validated patient state."""
         run = _Run()
-        course, scenario = self._evaluate(state, run)
+        facts = self._facts(state)
+        course, scenario = self._evaluate(state, facts, run)
         self._missing_measure_warnings(run)
         recs = tuple(sorted(run.recs, key=lambda r: r.rank))
         scen = self.kb.scenarios.get(scenario) if scenario else None
         shows_ladder = any(r.id.startswith("resistant_") for r in recs)
         measures: dict[str, str] = {}
-        if state.weight is not None:
-            measures["weight_kg"] = fmt(round2(state.weight.kg))
-        if state.height is not None:
-            measures["height_cm"] = fmt(round2(state.height.cm))
-        if state.weight is not None and state.height is not None:
-            measures["bsa_m2"] = fmt(mosteller_bsa(state.height.cm, state.weight.kg))
+        if facts.kg is not None:
+            measures["weight_kg"] = fmt(facts.kg)
+        if facts.height_cm is not None:
+            measures["height_cm"] = fmt(facts.height_cm)
+        if facts.bsa is not None:
+            measures["bsa_m2"] = fmt(facts.bsa)
         return RecommendationSet(
             knowledge_version=self.kb.knowledge_version,
             course=course,
@@ -139,7 +220,7 @@ class Engine:
 
     # ---- classification ----------------------------------------------------------------
 
-    def _evaluate(self, state: PatientState, run: _Run) -> tuple[Course, str | None]:
+    def _evaluate(self, state: PatientState, facts: _Facts, run: _Run) -> tuple[Course, str | None]:
         if state.age < self._adult:
             self._warn(run, "out_of_scope_child", age=fmt(state.age))
             run.step(
@@ -168,7 +249,6 @@ class Engine:
             return "out_of_scope", None
         run.step("scope.diagnosis", "documents", f"in scope: {diagnosis}", diagnosis=diagnosis)
 
-        facts = self._facts(state)
         resistant_history = "prednisone" in facts.inadequate and any(
             a in facts.inadequate for a in SPARING
         )
@@ -274,16 +354,29 @@ class Engine:
             else:
                 current[med.agent] = to_mg_per_day(dec(med.dose.value), med.dose.unit)
         weight = state.weight.kg if state.weight is not None else None
-        bsa = (
-            mosteller_bsa(state.height.cm, weight)
-            if state.height is not None and weight is not None
-            else None
-        )
+        kg = round2(weight) if weight is not None else None
+        weight_words = ""
+        if kg is not None and state.weight is not None:
+            weight_words = f"{fmt(kg)} kg"
+            if state.weight.unit == "lb":
+                weight_words += f" ({fmt(dec(state.weight.value))} lb x 0.45359237)"
+        bsa, bsa_words = None, ""
+        height = round2(state.height.cm) if state.height is not None else None
+        if state.height is not None and weight is not None and kg is not None:
+            bsa = mosteller_bsa(state.height.cm, weight)
+            bsa_words = (
+                f"{fmt(bsa)} m2 (Mosteller sqrt({fmt(height or bsa)} cm x {fmt(kg)} kg / 3600))"
+            )
         hist = state.treatment_history
         return _Facts(
             state=state,
             weight_kg=weight,
+            kg=kg,
+            weight_words=weight_words,
+            height_cm=height,
             bsa=bsa,
+            bsa_words=bsa_words,
+            ild=state.ild is not None and state.ild.present,
             current=current,
             failed=frozenset(h.agent for h in hist if h.outcome in FAILED_OUTCOMES),
             inadequate=frozenset(h.agent for h in hist if h.outcome == "inadequate_response"),
@@ -496,7 +589,8 @@ class Engine:
             added = 0
             for rec_id in ids:
                 tpl = self.kb.recommendations[rec_id]
-                agents = {a.agent for a in tpl.agents} - excluded
+                all_agents = self._rec_agents[rec_id]
+                agents = all_agents - excluded
                 if not tpl.offered_after_failure:
                     agents -= f.failed
                 if tpl.agents and not agents:
@@ -526,20 +620,21 @@ class Engine:
                     rank,
                     f,
                     step=f"ladder {step.step}",
-                    only_agents=frozenset(agents),
+                    only_agents=None if agents == all_agents else frozenset(agents),
                     stance=stance,
                 )
                 if tpl.stance != "not_suggested":
                     emitted_other += 1
                 added += 1
-            run.step(
-                f"ladder.step{step.step}",
-                f"ladder[{i}]",
-                f"rank {rank}" if added else "step dropped",
-                recommendations=list(ids),
-            )
             if added:
                 rank += 1
+            else:
+                run.step(
+                    f"ladder.step{step.step}",
+                    f"ladder[{i}]",
+                    "step dropped",
+                    recommendations=list(ids),
+                )
         if tnf_index is not None and emitted_other == 0:
             # The source's advice against TNF inhibitors lifts once every other option failed.
             old = run.recs[tnf_index]
@@ -566,49 +661,61 @@ class Engine:
         only_agents: frozenset[str] | None = None,
         stance: Literal["recommended", "alternative", "reserved", "not_suggested"] | None = None,
     ) -> None:
-        tpl = self.kb.recommendations[rec_id]
-        ild = f.state.ild is not None and f.state.ild.present
+        st = self._static[rec_id]
+        run.step(f"option.{rec_id}", st.knowledge, f"offered at rank {rank}", grade=st.grade)
+        if st.all_static:
+            # Nothing here depends on the patient beyond these keys, so build each variant once.
+            key = (rec_id, rank, stance, step, f.ild, only_agents)
+            hit = self._built.get(key)
+            if hit is None:
+                hit = self._build(st, rec_id, rank, stance, step, f, only_agents, run)
+                if len(self._built) < 4096:
+                    self._built[key] = hit
+            run.recs.append(hit)
+            return
+        run.recs.append(self._build(st, rec_id, rank, stance, step, f, only_agents, run))
+
+    def _build(
+        self,
+        st: _Static,
+        rec_id: str,
+        rank: int,
+        stance: Literal["recommended", "alternative", "reserved", "not_suggested"] | None,
+        step: str,
+        f: _Facts,
+        only_agents: frozenset[str] | None,
+        run: _Run,
+    ) -> Recommendation:
+        """Assemble one recommendation, computing the agent options that depend on the patient."""
         agents = tuple(
-            self._agent_option(run, f, tpl, i)
-            for i, a in enumerate(tpl.agents)
-            if only_agents is None or a.agent in only_agents
+            opt if opt is not None else self._agent_option(run, f, rec_id, i)
+            for i, (agent, opt) in enumerate(st.options)
+            if only_agents is None or agent in only_agents
         )
-        caution_ids = (*tpl.cautions, *(tpl.cautions_if_ild if ild else ()))
-        details = tuple(self._caution[c] for c in caution_ids)
-        run.recs.append(
-            Recommendation(
-                id=rec_id,
-                rank=rank,
-                stance=stance or tpl.stance,
-                grade=tpl.grade,
-                grade_meaning=self._grade_meaning.get(tpl.grade) if tpl.grade else None,
-                agents=agents,
-                text=tpl.text,
-                cautions=tuple(d.text for d in details),
-                sources=self._rec_sources[rec_id],
-                caution_details=details,
-                step=step,
-            )
-        )
-        run.step(
-            f"option.{rec_id}",
-            f"recommendations.{rec_id}",
-            f"offered at rank {rank}",
-            agents=[a.agent for a in agents],
-            grade=tpl.grade,
+        details = st.details_ild if f.ild else st.details
+        return Recommendation(
+            id=rec_id,
+            rank=rank,
+            stance=stance or st.stance,
+            grade=st.grade,
+            grade_meaning=st.grade_meaning,
+            agents=agents,
+            text=st.text,
+            cautions=st.cautions_ild if f.ild else st.cautions,
+            sources=st.sources,
+            caution_details=details,
+            step=step,
         )
 
-    def _agent_option(
-        self, run: _Run, f: _Facts, tpl: RecommendationTemplate, index: int
-    ) -> AgentOption:
-        step = tpl.agents[index]
-        info = self.kb.agent(step.agent)
-        regimens = tuple(self._regimen(run, f, rid, step.max) for rid in step.regimens)
+    def _agent_option(self, run: _Run, f: _Facts, rec_id: str, index: int) -> AgentOption:
+        step = self.kb.recommendations[rec_id].agents[index]
+        info = self._agents[step.agent]
+        regimens = tuple(
+            self._static_regimens.get(rid) or self._regimen(run, f, rid, step.max)
+            for rid in step.regimens
+        )
         primary = next((r.dose for r in regimens if r.dose is not None), None)
-        maximum = None
-        if step.max is not None:
-            m = self.kb.maximum(step.max)
-            maximum = f"{fmt(m.amount)} {m.unit}/{m.period}"
+        maximum = self._max_words.get(step.max) if step.max else None
         return AgentOption(step.agent, info.rxnorm, info.display, primary, regimens, maximum)
 
     def _regimen(self, run: _Run, f: _Facts, rule_id: str, max_id: str | None) -> Regimen:
@@ -616,90 +723,75 @@ class Engine:
         dose, reason = self._dose(run, f, rule_id, rule)
         max_ref = rule.maximum or max_id
         if dose is not None and max_ref is not None:
-            dose = self._clamp(run, dose, self.kb.maximum(max_ref), rule.agent)
+            dose = self._clamp(run, dose, self._maxima[max_ref], rule.agent)
         return Regimen(rule_id, rule.note, dose, reason, self._rule_sources[rule_id])
+
+    def _static_dose(self, rule: DoseRule) -> Dose:
+        """Return the dose of a rule that does not depend on the patient."""
+        per = f"{rule.unit}/{rule.period}"
+        low, high = rule.low or Decimal(0), rule.high or Decimal(0)
+        if rule.kind == "fixed":
+            span = fmt(low) if low == high else f"{fmt(low)} to {fmt(high)}"
+            return Dose(clean(low), clean(high), rule.unit, rule.period, f"{span} {per} (fixed)")
+        if rule.kind == "at_least":
+            basis = f"at least {fmt(low)} {per} to start"
+            return Dose(clean(low), clean(high), rule.unit, rule.period, basis, "at_least")
+        m = self._maxima[rule.maximum or ""]
+        basis = f"up to {fmt(m.amount)} {m.unit}/{m.period} (the source's stated maximum)"
+        return Dose(clean(m.amount), clean(m.amount), m.unit, m.period, basis, "up_to")
 
     def _dose(
         self, run: _Run, f: _Facts, rule_id: str, rule: DoseRule
     ) -> tuple[Dose | None, str | None]:
         per = f"{rule.unit}/{rule.period}"
         low, high = rule.low or Decimal(0), rule.high or Decimal(0)
-        if rule.kind == "fixed":
-            span = fmt(low) if low == high else f"{fmt(low)} to {fmt(high)}"
-            return Dose(low, high, rule.unit, rule.period, f"{span} {per} (fixed)"), None
-        if rule.kind == "at_least":
-            return Dose(
-                low, high, rule.unit, rule.period, f"at least {fmt(low)} {per} to start", "at_least"
-            ), None
-        if rule.kind in ("up_to", "up_to_max"):
-            return self._dose_up_to(run, f, rule_id, rule)
+        if rule.kind == "up_to_max":
+            return self._dose_up_to(f, rule)
         if rule.kind == "per_m2":
-            if f.bsa is None or f.weight_kg is None or f.state.height is None:
+            if f.bsa is None:
                 missing = run.no_height if f.weight_kg is not None else run.no_weight
                 missing.append(rule_id)
                 return None, "needs height and weight for body surface area"
-            bsa = f.bsa
-            lo, hi = round2(mul(low, bsa)), round2(mul(high, bsa))
-            how = (
-                f"sqrt({fmt(round2(f.state.height.cm))} cm x {fmt(round2(f.weight_kg))} kg / 3600)"
-            )
-            rate = fmt(low) if low == high else f"{fmt(low)} to {fmt(high)}"
+            lo, hi = round2(mul(low, f.bsa)), round2(mul(high, f.bsa))
             result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
-            basis = f"{rate} {rule.unit}/m2 x {fmt(bsa)} m2 (Mosteller {how}) = {result} {per}"
-            run.step(f"dose.{rule_id}", f"dose_rules.{rule_id}", f"{result} {per}", bsa_m2=fmt(bsa))
-            return Dose(lo, hi, rule.unit, rule.period, basis), None
+            basis = f"{self._rate[rule_id]} {rule.unit}/m2 x {f.bsa_words} = {result} {per}"
+            return Dose(clean(lo), clean(hi), rule.unit, rule.period, basis), None
         # per_kg and fixed_to_per_kg need a weight.
-        if f.weight_kg is None:
+        if f.kg is None:
             run.no_weight.append(rule_id)
             return None, "needs weight"
-        kg = round2(f.weight_kg)
-        wt = self._weight_words(f, kg)
+        kg = f.kg
         if rule.kind == "per_kg":
             lo, hi = round2(mul(low, kg)), round2(mul(high, kg))
-            rate = fmt(low) if low == high else f"{fmt(low)} to {fmt(high)}"
             result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
-            basis = f"{rate} {rule.unit}/kg/{rule.period} x {wt} = {result} {per}"
+            basis = (
+                f"{self._rate[rule_id]} {rule.unit}/kg/{rule.period} x {f.weight_words}"
+                f" = {result} {per}"
+            )
         else:  # fixed_to_per_kg: a fixed floor up to a weight-based ceiling
             lo = low
             computed = round2(mul(high, kg))
             hi = max(computed, lo)
             basis = (
-                f"{fmt(lo)} {per} up to {fmt(high)} {rule.unit}/kg/{rule.period} x {wt}"
-                f" = {fmt(computed)} {per}"
+                f"{fmt(lo)} {per} up to {fmt(high)} {rule.unit}/kg/{rule.period}"
+                f" x {f.weight_words} = {fmt(computed)} {per}"
             )
             if computed < lo:
                 basis += f"; the weight-based figure is below {fmt(lo)}, so the range is {fmt(lo)}"
         if rule.agent == "prednisone" and hi > self._pred_warn:
             self._warn(run, "prednisone_above_75", dose=fmt(hi))
-        run.step(
-            f"dose.{rule_id}",
-            f"dose_rules.{rule_id}",
-            f"{fmt(lo)}-{fmt(hi)} {per}",
-            weight_kg=fmt(kg),
-        )
-        return Dose(lo, hi, rule.unit, rule.period, basis), None
+        return Dose(clean(lo), clean(hi), rule.unit, rule.period, basis), None
 
-    def _dose_up_to(
-        self, run: _Run, f: _Facts, rule_id: str, rule: DoseRule
-    ) -> tuple[Dose | None, str | None]:
-        m = self.kb.maximum(rule.maximum or "")
+    def _dose_up_to(self, f: _Facts, rule: DoseRule) -> tuple[Dose | None, str | None]:
+        m = self._maxima[rule.maximum or ""]
         per = f"{m.unit}/{m.period}"
-        if rule.kind == "up_to":
-            basis = f"up to {fmt(m.amount)} {per} (the source's stated maximum)"
-            return Dose(m.amount, m.amount, m.unit, m.period, basis, "up_to"), None
         current = f.current.get(rule.agent)
         if current is None:
             return None, f"current dose unknown; the source's maximum is {fmt(m.amount)} {per}"
         basis = (
             f"from the current {fmt(current)} {per} up to the stated maximum {fmt(m.amount)} {per}"
         )
-        return Dose(current, m.amount, m.unit, m.period, basis), None
-
-    def _weight_words(self, f: _Facts, kg: Decimal) -> str:
-        w = f.state.weight
-        if w is not None and w.unit == "lb":
-            return f"{fmt(kg)} kg ({fmt(dec(w.value))} lb x 0.45359237)"
-        return f"{fmt(kg)} kg"
+        return Dose(clean(current), clean(m.amount), m.unit, m.period, basis), None
 
     def _clamp(self, run: _Run, dose: Dose, m: Maximum, agent: str) -> Dose:
         if dose.unit != m.unit or dose.period != m.period or dose.high <= m.amount:
@@ -713,9 +805,8 @@ class Engine:
             maximum=fmt(m.amount),
         )
         basis = f"{dose.basis}; capped at the stated maximum {fmt(m.amount)} {m.unit}/{m.period}"
-        return Dose(
-            min(dose.low, m.amount), m.amount, dose.unit, dose.period, basis, dose.qualifier
-        )
+        low = clean(min(dose.low, m.amount))
+        return Dose(low, clean(m.amount), dose.unit, dose.period, basis, dose.qualifier)
 
     # ---- warnings ----------------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
+
+from msgspec import Struct, field
 
 Course = Literal["recurrent", "resistant", "controlled", "out_of_scope"]
 Stance = Literal["recommended", "alternative", "reserved", "not_suggested"]
@@ -14,8 +15,7 @@ FactValue = str | int | float | bool | None | list[str]
 Amount = Decimal
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
+class Source(Struct, frozen=True, gc=False):
     """Where a line comes from: the source document, its section and reference numbers."""
 
     document: str
@@ -24,8 +24,7 @@ class Source:
     citations: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Dose:
+class Dose(Struct, frozen=True, gc=False):
     """A dose for this patient; `basis` shows the arithmetic."""
 
     low: Amount
@@ -36,8 +35,7 @@ class Dose:
     qualifier: Literal["at_least", "up_to"] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Regimen:
+class Regimen(Struct, frozen=True, gc=False):
     """One regimen of an agent, with this patient's dose or why it is missing."""
 
     id: str
@@ -47,8 +45,7 @@ class Regimen:
     sources: tuple[Source, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class AgentOption:
+class AgentOption(Struct, frozen=True, gc=False):
     """A drug a step starts, raises or switches to."""
 
     agent: str
@@ -59,8 +56,7 @@ class AgentOption:
     maximum: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CautionDetail:
+class CautionDetail(Struct, frozen=True, gc=False):
     """A caution with its own sources."""
 
     id: str
@@ -68,8 +64,7 @@ class CautionDetail:
     sources: tuple[Source, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Recommendation:
+class Recommendation(Struct, frozen=True, gc=False):
     """One ranked option."""
 
     id: str
@@ -85,8 +80,7 @@ class Recommendation:
     step: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Warning:
+class Warning(Struct, frozen=True, gc=False):
     """Missing data, a boundary, scope or a clamp."""
 
     code: str
@@ -94,8 +88,7 @@ class Warning:
     sources: tuple[Source, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class TraceStep:
+class TraceStep(Struct, frozen=True, gc=False):
     """One rule applied: what it looked at and what it decided."""
 
     rule: str
@@ -104,8 +97,7 @@ class TraceStep:
     outcome: str
 
 
-@dataclass(frozen=True, slots=True)
-class LiteratureNote:
+class LiteratureNote(Struct, frozen=True, gc=False):
     """An agent reported in the literature without a recommendation."""
 
     id: str
@@ -114,8 +106,7 @@ class LiteratureNote:
     sources: tuple[Source, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class RecommendationSet:
+class RecommendationSet(Struct, frozen=True, gc=False):
     """The engine's whole answer for one patient state."""
 
     knowledge_version: str

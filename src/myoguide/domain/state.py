@@ -30,6 +30,7 @@ AGENT_NAMES: tuple[str, ...] = (
     "infliximab",
     "adalimumab",
 )
+_NAME_SET = frozenset(AGENT_NAMES)
 AgentName = Literal[
     "prednisone",
     "azathioprine",
@@ -175,11 +176,15 @@ def _explain(exc: msgspec.ValidationError) -> InputError:
 
 def _resolve_agents(raw: dict[str, Any], knowledge: Knowledge) -> dict[str, Any]:
     """Map RxNorm codes and loose spellings to agent names, refusing unknown agents by field."""
-    out = dict(raw)
+    out = raw
     for key in ("current_medications", "treatment_history"):
         items = raw.get(key)
         if not isinstance(items, list):
             continue
+        if all(isinstance(it, dict) and it.get("agent") in _NAME_SET for it in items):
+            continue  # already canonical: nothing to copy
+        if out is raw:
+            out = dict(raw)
         resolved: list[Any] = []
         for i, item in enumerate(items):
             if isinstance(item, dict) and isinstance(item.get("agent"), str):
@@ -274,7 +279,7 @@ def parse_state(raw: object, knowledge: Knowledge) -> PatientState:
         return raw
     if not isinstance(raw, Mapping):
         raise InputError("(input)", "expected a JSON object with the patient state")
-    data = _resolve_agents(dict(raw), knowledge)
+    data = _resolve_agents(raw if isinstance(raw, dict) else dict(raw), knowledge)
     try:
         state = msgspec.convert(data, PatientState)
     except msgspec.ValidationError as exc:

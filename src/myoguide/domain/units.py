@@ -9,6 +9,7 @@ CM_PER_IN = Decimal("2.54")
 MG_PER_G = Decimal(1000)
 DAYS_PER_WEEK = Decimal(7)
 HUNDREDTH = Decimal("0.01")
+_ONE = Decimal(1)
 DOSE_UNITS: tuple[str, ...] = ("mg/day", "mg/week", "g/day", "g/week")
 
 # A private context so no caller's decimal settings can change an answer.
@@ -27,7 +28,7 @@ def to_cm(value: Decimal, unit: str) -> Decimal:
 
 def round2(value: Decimal) -> Decimal:
     """Round half up to two decimal places, the precision doses and measures are shown at."""
-    return value.quantize(HUNDREDTH, rounding=ROUND_HALF_UP, context=_CTX)
+    return value.quantize(HUNDREDTH, ROUND_HALF_UP, _CTX)
 
 
 def mosteller_bsa(height_cm: Decimal, weight_kg: Decimal) -> Decimal:
@@ -54,9 +55,18 @@ def to_mg_per_week(value: Decimal, unit: str) -> Decimal:
     return mg * DAYS_PER_WEEK if period == "day" else mg
 
 
+def clean(value: Decimal) -> Decimal:
+    """Return a decimal without trailing zeros or exponent (80.00 -> 80, 682.50 -> 682.5)."""
+    if value == value.to_integral_value():
+        return value.quantize(_ONE, ROUND_HALF_UP, _CTX)
+    return value.normalize(_CTX)
+
+
 def fmt(value: Decimal) -> str:
     """Format a decimal without exponent or trailing zeros (72, 682.5, 0.075)."""
-    text = format(value, "f")
+    text = str(value)
+    if "E" in text:  # str() uses exponents for some values; plain notation is wanted
+        text = format(value, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text or "0"
