@@ -1,51 +1,14 @@
-"""Shared fixtures: the service, and the real `myoguide` command run as a subprocess."""
+"""Shared fixtures."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from myoguide.bootstrap import Service, default_service
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass(frozen=True)
-class CliResult:
-    """What one run of the command produced."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-
-def _command() -> list[str]:
-    exe = shutil.which("myoguide") or str(Path(sys.executable).with_name("myoguide"))
-    return [exe]
-
-
-def run_cli(*args: str, stdin: str | None = None, cwd: Path = ROOT) -> CliResult:
-    """Run the installed `myoguide` command with arguments and optional standard input."""
-    proc = subprocess.run(
-        [*_command(), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=60,
-        check=False,
-    )
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from casecheck import SHARED_EXAMPLES, VIGNETTES, check, load_cases
-from conftest import run_cli
+from clirun import run_cli
 from myoguide.adapters.jsonio import loads, to_jsonable
 from myoguide.bootstrap import Service
 from myoguide.errors import InputError

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from casecheck import SHARED_EXAMPLES
-from conftest import ROOT, run_cli
+from clirun import ROOT, run_cli
 
 STATE = json.loads((SHARED_EXAMPLES / "resistant-dm.json").read_text())["input"]
 

@@ -184,3 +184,31 @@ def test_pounds_and_kilograms_agree(state: dict[str, Any], lb: Decimal) -> None:
     assert [(a, d.low, d.high) for a, d in _doses(in_lb)] == [
         (a, d.low, d.high) for a, d in _doses(in_kg)
     ]
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+FIELDS = ["age_years", "diagnosis", "weight", "height", "disease_control_achieved", "flare",
+          "severity", "current_medications", "treatment_history", "ild", "skin_predominant",
+          "alternative_diagnoses_excluded"]  # fmt: skip
+
+
+@SETTINGS
+@given(states(), st.sampled_from(FIELDS), JSON_VALUES, st.sampled_from(["agent", "dose", "x"]))
+def test_any_json_is_answered_or_refused_by_field(
+    state: dict[str, Any], key: str, junk: Any, inner: str
+) -> None:
+    broken = {**state, key: junk}
+    if state["current_medications"] and inner != "x":
+        broken["current_medications"] = [{**state["current_medications"][0], inner: junk}]
+    error: InputError | None = None
+    try:
+        SERVICE.recommend(broken)
+    except InputError as err:
+        error = err
+    # Either an answer, or a refusal that names a field; any other exception fails the test.
+    assert error is None or (error.field and error.message)

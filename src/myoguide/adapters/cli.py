@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
 
 from myoguide.errors import InputError, KnowledgeError
+
+if TYPE_CHECKING:
+    from myoguide.bootstrap import Service
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
@@ -40,13 +44,41 @@ def _unwrap_case(raw: object) -> object:
     return raw
 
 
+def _evaluation_date(text: str | None) -> dt.date:
+    """Return the date ages are computed at: --date, or today (UTC) read here at the edge."""
+    if text is None:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InputError("--date", f"'{text}' is not a date (YYYY-MM-DD)") from None
+
+
+def _recommend_bundle(bundle: dict[str, object], date: str | None, service: Service) -> Any:
+    """Map a FHIR R4 Bundle to a patient state and answer it; mapping warnings join the answer."""
+    from myoguide.adapters.fhir import bundle_to_state
+    from myoguide.domain.result import Warning
+
+    mapped = bundle_to_state(
+        bundle,
+        evaluation_date=_evaluation_date(date),
+        rxnorm_to_agent={a.rxnorm: a.id for a in service.knowledge.agents if a.rxnorm},
+    )
+    result = service.recommend(mapped.state)
+    extra = tuple(Warning(f"fhir.{w.code}", w.message) for w in mapped.warnings)
+    return msgspec.structs.replace(result, warnings=result.warnings + extra)
+
+
 def cmd_recommend(args: argparse.Namespace, out: TextIO) -> int:
     """Answer one patient state (or FHIR Bundle) from a file or standard input."""
     from myoguide.bootstrap import default_service
 
     service = default_service()
     raw = _unwrap_case(_parse_json(_read_input(args.path)))
-    result = service.recommend(raw)
+    if isinstance(raw, dict) and raw.get("resourceType") == "Bundle":
+        result = _recommend_bundle(raw, args.date, service)
+    else:
+        result = service.recommend(raw)
     fmt = args.format or ("text" if out.isatty() else "json")
     if fmt == "json":
         from myoguide.adapters.jsonio import dumps
@@ -104,6 +136,73 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    """Run the HTTP service until interrupted."""
+    import os
+
+    import uvicorn
+
+    from myoguide.bootstrap import ServeConfig, build_http_app, load_trust
+
+    if args.trust is None and not args.insecure_dev:
+        raise InputError("--trust", "give trusted CDS clients, or --insecure-dev for development")
+    config = ServeConfig(
+        issuers=load_trust(Path(args.trust)) if args.trust else (),
+        insecure_dev=args.insecure_dev,
+        database_url=args.database_url or os.environ.get("DATABASE_URL"),
+        data_dir=Path(args.data_dir),
+        public_base_url=args.public_url,
+        max_body_bytes=args.max_body,
+    )
+    if args.insecure_dev:
+        banner = "!" * 78
+        sys.stderr.write(
+            f"{banner}\n! INSECURE DEVELOPMENT MODE: CDS Hooks calls are NOT authenticated."
+            f"\n! Never expose this server to real patient data or a network.\n{banner}\n"
+        )
+    app = build_http_app(config)
+    import gc
+
+    # Everything built so far lives as long as the process: keep it out of GC scans.
+    gc.collect()
+    gc.freeze()
+    out.write(f"myoguide serving on http://{args.host}:{args.port} (docs at /docs)\n")
+    out.flush()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
+    """Write the knowledge as a FHIR R4 Bundle (PlanDefinition and ActivityDefinitions)."""
+    from myoguide.adapters.fhir_export import plandefinition_bundle
+    from myoguide.adapters.jsonio import dumps
+    from myoguide.bootstrap import default_service
+
+    data = dumps(plandefinition_bundle(default_service().knowledge), pretty=True).decode()
+    if args.output:
+        Path(args.output).write_text(data + "\n")
+    else:
+        out.write(data + "\n")
+    return EXIT_OK
+
+
+def cmd_feedback_report(args: argparse.Namespace, out: TextIO) -> int:
+    """Print acceptance and override rates by card and reason from the feedback store."""
+    import os
+
+    from myoguide.adapters.store import FeedbackStore, make_engine, render_report, upgrade
+    from myoguide.bootstrap import ServeConfig, database_url
+
+    url = (
+        args.database_url
+        or os.environ.get("DATABASE_URL")
+        or database_url(ServeConfig((), False, None, Path(args.data_dir)))
+    )
+    upgrade(url)
+    out.write(render_report(FeedbackStore(make_engine(url)).report()) + "\n")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the `myoguide` command."""
     p = argparse.ArgumentParser(
@@ -115,7 +214,35 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("recommend", help="answer one patient state or FHIR R4 Bundle")
     rec.add_argument("path", metavar="PATH", help="JSON file, or - for standard input")
     rec.add_argument("--format", choices=["json", "text"], default=None)
+    rec.add_argument("--date", help="evaluation date for a FHIR Bundle (YYYY-MM-DD; default today)")
     rec.set_defaults(func=cmd_recommend)
+    serve = sub.add_parser("serve", help="run the HTTP service (API, CDS Hooks, docs)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--trust",
+        metavar="FILE",
+        help="JSON file of trusted CDS clients: "
+        '{"issuers": [{"iss": ..., "jwks_file": ..., "jku": [...]}]}',
+    )
+    serve.add_argument(
+        "--insecure-dev",
+        action="store_true",
+        help="accept CDS Hooks calls without verifying their JWT (development only)",
+    )
+    serve.add_argument(
+        "--database-url",
+        default=None,
+        help="SQLAlchemy URL; default $DATABASE_URL or SQLite under --data-dir",
+    )
+    serve.add_argument("--data-dir", default="data")
+    serve.add_argument(
+        "--public-url",
+        default=None,
+        help="the base URL clients call (for the JWT audience) behind a proxy",
+    )
+    serve.add_argument("--max-body", type=int, default=1_000_000, help="request body limit, bytes")
+    serve.set_defaults(func=cmd_serve)
     kn = sub.add_parser("knowledge", help="browse the encoded guideline")
     kn.add_argument("--format", choices=["json", "text"], default="text")
     kn.set_defaults(func=cmd_knowledge)
@@ -124,6 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
         "which", nargs="?", choices=["input", "output", "knowledge", "all"], default="all"
     )
     sc.set_defaults(func=cmd_schema)
+    export = sub.add_parser("export", help="export the knowledge in a standard format")
+    export.add_argument("what", choices=["plandefinition"])
+    export.add_argument("--output", "-o", default=None, help="file to write (default stdout)")
+    export.set_defaults(func=cmd_export)
+    feedback = sub.add_parser("feedback", help="CDS Hooks feedback")
+    feedback.add_argument("what", choices=["report"])
+    feedback.add_argument("--database-url", default=None)
+    feedback.add_argument("--data-dir", default="data")
+    feedback.set_defaults(func=cmd_feedback_report)
     demo = sub.add_parser("demo", help="answer the shipped example patients")
     demo.add_argument("--folder", default="examples")
     demo.set_defaults(func=cmd_demo)

@@ -14,32 +14,32 @@ from myoguide.knowledge.model import Knowledge
 _DECIMAL = {"type": "string", "format": "decimal"}
 
 
-def _numbers(node: Any) -> Any:
+def decimals_as_numbers(node: Any) -> Any:
     """Describe decimals as JSON numbers, which is how they travel."""
     if isinstance(node, dict):
         if {k: node.get(k) for k in _DECIMAL} == _DECIMAL:
             return {"type": "number", **{k: v for k, v in node.items() if k not in _DECIMAL}}
-        return {k: _numbers(v) for k, v in node.items()}
+        return {k: decimals_as_numbers(v) for k, v in node.items()}
     if isinstance(node, list):
-        return [_numbers(v) for v in node]
+        return [decimals_as_numbers(v) for v in node]
     return node
 
 
 def input_schema() -> dict[str, Any]:
     """Return the JSON Schema of the patient state."""
-    schema: dict[str, Any] = _numbers(msgspec.json.schema(PatientState))
+    schema: dict[str, Any] = decimals_as_numbers(msgspec.json.schema(PatientState))
     return schema
 
 
 def output_schema() -> dict[str, Any]:
     """Return the JSON Schema of the RecommendationSet."""
-    schema: dict[str, Any] = _numbers(msgspec.json.schema(RecommendationSet))
+    schema: dict[str, Any] = decimals_as_numbers(msgspec.json.schema(RecommendationSet))
     return schema
 
 
 def knowledge_schema() -> dict[str, Any]:
     """Return the JSON Schema of the guideline knowledge file."""
-    schema: dict[str, Any] = _numbers(msgspec.json.schema(Knowledge))
+    schema: dict[str, Any] = decimals_as_numbers(msgspec.json.schema(Knowledge))
     return schema
 
 

@@ -174,6 +174,10 @@ def _explain(exc: msgspec.ValidationError) -> InputError:
     return InputError(path or "(input)", msg)
 
 
+def _is_name(value: object) -> bool:
+    return isinstance(value, str) and value in _NAME_SET
+
+
 def _resolve_agents(raw: dict[str, Any], knowledge: Knowledge) -> dict[str, Any]:
     """Map RxNorm codes and loose spellings to agent names, refusing unknown agents by field."""
     out = raw
@@ -181,7 +185,7 @@ def _resolve_agents(raw: dict[str, Any], knowledge: Knowledge) -> dict[str, Any]
         items = raw.get(key)
         if not isinstance(items, list):
             continue
-        if all(isinstance(it, dict) and it.get("agent") in _NAME_SET for it in items):
+        if all(isinstance(it, dict) and _is_name(it.get("agent")) for it in items):
             continue  # already canonical: nothing to copy
         if out is raw:
             out = dict(raw)

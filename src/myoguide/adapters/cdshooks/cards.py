@@ -1,0 +1,365 @@
+"""CDS Hooks 2.0 cards from a RecommendationSet, and the judging of draft medication orders.
+
+Pure functions: values in, JSON-ready dicts out. The HTTP adapter wires them to requests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from myoguide.adapters.text import dose_words, source_words
+from myoguide.domain.engine import sources_of
+from myoguide.domain.result import AgentOption, Recommendation, RecommendationSet
+from myoguide.domain.state import PatientState
+from myoguide.domain.units import fmt
+from myoguide.knowledge.model import Knowledge
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+UCUM = "http://unitsofmeasure.org"
+CARD_SYSTEM = "https://myoguide.example/fhir/CodeSystem/recommendation"
+OVERRIDE_SYSTEM = "https://myoguide.example/fhir/CodeSystem/override-reason"
+OVERRIDE_REASONS = (
+    ("already-tried", "Already tried or not tolerated"),
+    ("contraindicated", "Contraindicated for this patient"),
+    ("patient-preference", "Patient preference"),
+    ("clinical-judgment", "Other clinical judgment"),
+)
+STANCE_WORDS = {
+    "recommended": "recommended",
+    "alternative": "alternative",
+    "reserved": "reserved",
+    "not_suggested": "not suggested",
+}
+FAILED = frozenset({"inadequate_response", "intolerance"})
+
+
+def _card_uuid(hook_instance: str, key: str) -> str:
+    # Stable per request and card, so feedback can be matched to what was shown.
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"myoguide:{hook_instance}:{key}"))
+
+
+def _source(result: RecommendationSet, topic: str | None = None) -> dict[str, Any]:
+    src: dict[str, Any] = {
+        "label": f"myoguide (knowledge {result.knowledge_version}): recurrent and resistant "
+        "DM/PM in adults",
+    }
+    if topic:
+        src["topic"] = {"system": CARD_SYSTEM, "code": topic}
+    return src
+
+
+def _override_reasons() -> list[dict[str, str]]:
+    return [{"system": OVERRIDE_SYSTEM, "code": c, "display": d} for c, d in OVERRIDE_REASONS]
+
+
+def _short(text: str, limit: int = 139) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _agent_lines(agent: AgentOption) -> list[str]:
+    lines = [f"- **{agent.display}**"]
+    for reg in agent.regimens:
+        if reg.dose is not None:
+            lines.append(
+                f"  - {dose_words(reg.dose)}: {reg.description} (arithmetic: {reg.dose.basis})"
+            )
+        else:
+            lines.append(f"  - {reg.description}: not computed ({reg.omitted_reason})")
+    if agent.maximum:
+        lines.append(f"  - stated maximum {agent.maximum}")
+    return lines
+
+
+def _detail(rec: Recommendation, result: RecommendationSet, knowledge: Knowledge) -> str:
+    grade = (
+        f"**Grade {rec.grade}**: {rec.grade_meaning}"
+        if rec.grade
+        else "**No grade** given by the source for this option."
+    )
+    parts = [rec.text, "", grade, ""]
+    for agent in rec.agents:
+        parts += _agent_lines(agent)
+    if rec.cautions:
+        parts += ["", "**Cautions**", *(f"- {c}" for c in rec.cautions)]
+    refs = sorted({n for s in rec.sources for n in s.references})
+    parts += ["", f"**Source**: {source_words(rec.sources)}"]
+    parts += [f"{n}. {knowledge.references[n - 1].citation}" for n in refs]
+    parts += ["", f"_{result.disclaimer}_"]
+    return "\n".join(parts)
+
+
+def _medication_request(
+    agent: AgentOption, patient_ref: str | None, rec: Recommendation
+) -> dict[str, Any]:
+    dose = agent.dose
+    assert dose is not None
+    concept: dict[str, Any] = {"text": agent.display}
+    if agent.rxnorm:
+        concept["coding"] = [{"system": RXNORM, "code": agent.rxnorm, "display": agent.display}]
+    quantity = {"unit": dose.unit, "system": UCUM, "code": dose.unit}
+    dose_rate: dict[str, Any]
+    if dose.low == dose.high:
+        dose_rate = {"doseQuantity": {"value": _num(dose.high), **quantity}}
+    else:
+        dose_rate = {
+            "doseRange": {
+                "low": {"value": _num(dose.low), **quantity},
+                "high": {"value": _num(dose.high), **quantity},
+            }
+        }
+    resource: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "status": "draft",
+        "intent": "proposal",
+        "medicationCodeableConcept": concept,
+        "dosageInstruction": [
+            {"text": f"{dose_words(dose)} ({dose.basis})", "doseAndRate": [dose_rate]}
+        ],
+        "note": [{"text": f"Suggested by myoguide ({rec.id}); confirm before ordering."}],
+    }
+    if patient_ref:
+        resource["subject"] = {"reference": patient_ref}
+    return resource
+
+
+def _num(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def patient_view_cards(
+    result: RecommendationSet,
+    knowledge: Knowledge,
+    state: PatientState,
+    *,
+    hook_instance: str,
+    patient_id: str | None,
+    extra_warnings: Sequence[tuple[str, str]] = (),
+) -> list[dict[str, Any]]:
+    """Return the patient-view cards: warnings first, then one card per option, best first."""
+    cards: list[dict[str, Any]] = []
+    patient_ref = f"Patient/{patient_id}" if patient_id else None
+    current = {m.agent for m in state.current_medications}
+    for code, message in [*((w.code, w.message) for w in result.warnings), *extra_warnings]:
+        indicator = "warning"
+        cards.append(
+            {
+                "uuid": _card_uuid(hook_instance, f"warning:{code}"),
+                "summary": _short(f"myoguide: {message}"),
+                "detail": f"{message}\n\n_{result.disclaimer}_",
+                "indicator": indicator,
+                "source": _source(result, f"warning.{code}"),
+            }
+        )
+    if not result.recommendations:
+        course = "outside this guideline" if result.course == "out_of_scope" else result.course
+        cards.append(
+            {
+                "uuid": _card_uuid(hook_instance, "no-recommendation"),
+                "summary": _short(f"myoguide: no recommendation ({course})"),
+                "detail": "No option is recommended for this patient; see the other cards for "
+                f"why.\n\n_{result.disclaimer}_",
+                "indicator": "info",
+                "source": _source(result, "no-recommendation"),
+            }
+        )
+        return cards
+    for rec in result.recommendations:
+        names = ", ".join(a.display for a in rec.agents) or "see detail"
+        grade = f", grade {rec.grade}" if rec.grade else ""
+        summary = f"Option {rec.rank} ({STANCE_WORDS[rec.stance]}{grade}): {names}"
+        card: dict[str, Any] = {
+            "uuid": _card_uuid(hook_instance, rec.id),
+            "summary": _short(summary),
+            "detail": _detail(rec, result, knowledge),
+            "indicator": "info" if rec.stance in ("recommended", "alternative") else "warning",
+            "source": _source(result, rec.id),
+        }
+        starts = [a for a in rec.agents if a.agent not in current]
+        first_dose = starts[0].dose if starts else None
+        if (
+            len(rec.agents) == 1
+            and len(starts) == 1
+            and first_dose is not None
+            and rec.stance != "not_suggested"
+        ):
+            agent = starts[0]
+            card["suggestions"] = [
+                {
+                    "label": _short(f"Draft {agent.display} {dose_words(first_dose)}", 80),
+                    "uuid": _card_uuid(hook_instance, f"{rec.id}:suggest"),
+                    "isRecommended": rec.rank == 1,
+                    "actions": [
+                        {
+                            "type": "create",
+                            "description": f"Create a draft order for {agent.display}",
+                            "resource": _medication_request(agent, patient_ref, rec),
+                        }
+                    ],
+                }
+            ]
+            card["selectionBehavior"] = "at-most-one"
+        card["overrideReasons"] = _override_reasons()
+        cards.append(card)
+    return cards
+
+
+@dataclass(frozen=True, slots=True)
+class DraftOrder:
+    """A draft medication order reduced to what the judging needs."""
+
+    reference: str
+    agent: str
+    mg_per_day: Decimal | None
+    mg_per_week: Decimal | None
+
+
+def _caution_text(knowledge: Knowledge, caution_id: str) -> str:
+    return knowledge.cautions[caution_id].text
+
+
+def order_cards(
+    drafts: Iterable[DraftOrder],
+    state: PatientState,
+    knowledge: Knowledge,
+    *,
+    hook_instance: str,
+    disclaimer: str,
+) -> list[dict[str, Any]]:
+    """Judge draft orders against the stated maxima, the ladder's order and the cautions."""
+    drafts = list(drafts)
+    cards: list[dict[str, Any]] = []
+    failed = {h.agent for h in state.treatment_history if h.outcome in FAILED}
+    tnf = knowledge.agents_in_class("tnf_inhibitor")
+    alkylating = knowledge.agents_in_class("alkylating_agent")
+    second_line = knowledge.agents_in_class("second_line")
+    maxima = {m.agent: m for m in knowledge.maxima}
+    ladder_agents = {
+        a.agent
+        for step in knowledge.ladder
+        for rid in step.recommendations
+        for a in knowledge.recommendations[rid].agents
+    }
+    version = knowledge.knowledge_version
+    source = {"label": f"myoguide (knowledge {version}): recurrent and resistant DM/PM in adults"}
+
+    def card(key: str, indicator: str, summary: str, detail: str) -> dict[str, Any]:
+        return {
+            "uuid": _card_uuid(hook_instance, key),
+            "summary": _short(summary),
+            "detail": f"{detail}\n\n_{disclaimer}_",
+            "indicator": indicator,
+            "source": {**source, "topic": {"system": CARD_SYSTEM, "code": key.split(":")[0]}},
+            "overrideReasons": _override_reasons(),
+        }
+
+    for d in drafts:
+        m = maxima.get(d.agent)
+        if m is not None:
+            amount = d.mg_per_day if m.period == "day" else d.mg_per_week
+            limit = m.amount * (1000 if m.unit == "g" else 1)
+            if amount is not None and amount > limit:
+                name = knowledge.agent(d.agent).display
+                cards.append(
+                    card(
+                        f"over-maximum:{d.reference}",
+                        "critical",
+                        f"{name} {fmt(amount)} mg/{m.period} is above the stated maximum "
+                        f"{fmt(m.amount)} {m.unit}/{m.period}",
+                        f"The draft order ({d.reference}) gives {fmt(amount)} mg/{m.period}. "
+                        f"The source states a maximum of {fmt(m.amount)} {m.unit}/{m.period} "
+                        f"for {name}. Source: {source_words(sources_of(m.sources))}.",
+                    )
+                )
+        if d.agent in tnf:
+            untried = sorted(ladder_agents - tnf - failed)
+            if untried:
+                tpl = knowledge.recommendations["resistant_tnf"]
+                cards.append(
+                    card(
+                        f"tnf-early:{d.reference}",
+                        "warning",
+                        f"TNF inhibitor ordered while earlier options are untried (Grade "
+                        f"{tpl.grade})",
+                        f"{tpl.text} Options not yet failed: "
+                        f"{', '.join(knowledge.agent(a).display for a in untried)}. "
+                        f"Grade {tpl.grade}: {knowledge.grades.explain(tpl.grade or '2C')} "
+                        f"Source: {source_words(sources_of(tpl.sources))}.",
+                    )
+                )
+        if d.agent in alkylating:
+            n_failed = len(failed & second_line)
+            need = knowledge.thresholds.alkylating_min_failed_second_line
+            if n_failed < need:
+                tpl = knowledge.recommendations["resistant_alkylating"]
+                cards.append(
+                    card(
+                        f"alkylating-early:{d.reference}",
+                        "warning",
+                        f"Alkylating agent before several options have failed (Grade {tpl.grade})",
+                        f"{tpl.text} Second-line options failed so far: {n_failed} "
+                        f"(reserved for at least {need}). "
+                        f"Grade {tpl.grade}: {knowledge.grades.explain(tpl.grade or '1C')} "
+                        f"Source: {source_words(sources_of(tpl.sources))}.",
+                    )
+                )
+        if d.agent == "mycophenolate_mofetil":
+            c = knowledge.cautions["mycophenolate_infection"]
+            cards.append(
+                card(
+                    f"mycophenolate-infection:{d.reference}",
+                    "info",
+                    "Mycophenolate: watch for opportunistic infection",
+                    f"{c.text} Source: {source_words(sources_of(c.sources))}.",
+                )
+            )
+    ordered = {d.agent for d in drafts}
+    on = {m.agent for m in state.current_medications}
+    if {"azathioprine", "methotrexate"} <= (ordered | on) and ordered & {
+        "azathioprine",
+        "methotrexate",
+    }:
+        c = knowledge.cautions["combination_cytopenia"]
+        cards.append(
+            card(
+                "aza-mtx-cytopenia:combination",
+                "warning",
+                "Azathioprine with methotrexate: monitor closely for cytopenias",
+                f"{c.text} Source: {source_words(sources_of(c.sources))}.",
+            )
+        )
+    return cards
+
+
+def discovery(prefetch: Mapping[str, str]) -> dict[str, Any]:
+    """Return the CDS Hooks discovery document of the three services."""
+    services = [
+        {
+            "hook": "patient-view",
+            "id": "myoguide-patient-view",
+            "title": "myoguide: recurrent and resistant DM/PM",
+            "description": "Options for adults with recurrent or resistant dermatomyositis or "
+            "polymyositis, ranked as in the source review, with this patient's doses.",
+            "prefetch": dict(prefetch),
+        },
+        {
+            "hook": "order-select",
+            "id": "myoguide-order-select",
+            "title": "myoguide: check a DM/PM medication order",
+            "description": "Checks selected draft orders against the stated maxima, the order of "
+            "the resistant ladder and the review's cautions.",
+            "prefetch": dict(prefetch),
+        },
+        {
+            "hook": "order-sign",
+            "id": "myoguide-order-sign",
+            "title": "myoguide: check DM/PM medication orders before signing",
+            "description": "Checks draft orders against the stated maxima, the order of the "
+            "resistant ladder and the review's cautions.",
+            "prefetch": dict(prefetch),
+        },
+    ]
+    return {"services": services}

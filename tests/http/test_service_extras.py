@@ -1,0 +1,142 @@
+"""Feedback stored durably and reported; prefetch fetched from the EHR's FHIR server; insecure mode;
+schemathesis over the OpenAPI with no server error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+from helpers import hook_request, load_bundle, prefetch_from
+
+from clirun import run_cli
+from conftest import start_server
+
+PV = "/cds-services/myoguide-patient-view"
+
+
+def test_feedback_is_stored_and_reported(server: Any) -> None:
+    patient_id, prefetch = prefetch_from(load_bundle("resistant-dm")["bundle"])
+    cards = server.post(PV, hook_request("patient-view", patient_id, prefetch)).json()["cards"]
+    rtx = next(
+        c for c in cards if c["source"].get("topic", {}).get("code") == "resistant_rituximab"
+    )
+    ivig = next(c for c in cards if c["source"].get("topic", {}).get("code") == "resistant_ivig")
+    body = {"feedback": [
+        {"card": rtx["uuid"], "outcome": "accepted",
+         "acceptedSuggestions": [{"id": rtx["suggestions"][0]["uuid"]}],
+         "outcomeTimestamp": "2026-11-21T10:00:00Z"},
+        {"card": ivig["uuid"], "outcome": "overridden",
+         "overrideReason": {"reason": ivig["overrideReasons"][2], "userComment": "cost"},
+         "outcomeTimestamp": "2026-11-21T10:01:00Z"},
+    ]}  # fmt: skip
+    path = PV + "/feedback"
+    res = server.post(path, body, token=server.token(path))
+    assert res.status_code == 200, res.text
+    assert res.json() == {"stored": 2}
+    bad = server.post(path, {"feedback": [{"card": "x", "outcome": "maybe"}]},
+                      token=server.token(path))  # fmt: skip
+    assert bad.status_code == 400
+    assert "feedback[0]" in bad.json()["detail"]
+    report = run_cli("feedback", "report", "--data-dir", str(server.data_dir))
+    assert report.code == 0, report.stderr
+    assert "resistant_rituximab" in report.stdout
+    assert "Patient preference" in report.stdout or "patient-preference" in report.stdout
+
+
+def test_feedback_needs_a_token(server: Any) -> None:
+    res = server.post(PV + "/feedback", {"feedback": []}, token=None)
+    assert res.status_code == 401
+
+
+class _Fhir(BaseHTTPRequestHandler):
+    resources: ClassVar[dict[str, Any]] = {}
+    tokens: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        _Fhir.tokens.append(self.headers.get("Authorization"))
+        key = urlparse(self.path).path.rstrip("/").split("/", 2)[-1]
+        resource_type = key.split("?")[0].split("/")[0]
+        body = _Fhir.resources.get(resource_type)
+        self.send_response(200 if body else 404)
+        self.send_header("Content-Type", "application/fhir+json")
+        self.end_headers()
+        self.wfile.write(json.dumps(body or {}).encode())
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def fhir_server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Fhir)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/fhir"
+    httpd.shutdown()
+
+
+def test_absent_prefetch_is_fetched_with_the_bearer_token(server: Any, fhir_server: str) -> None:
+    patient_id, prefetch = prefetch_from(load_bundle("resistant-dm")["bundle"])
+    _Fhir.resources = {
+        "Patient": prefetch["patient"],
+        "Condition": prefetch["conditions"],
+        "MedicationRequest": prefetch["medicationRequests"],
+        "MedicationStatement": prefetch["medicationStatements"],
+        "Observation": {"resourceType": "Bundle", "type": "searchset", "entry":
+                        prefetch["weight"]["entry"] + prefetch["height"]["entry"]},
+    }  # fmt: skip
+    _Fhir.tokens = []
+    body = hook_request("patient-view", patient_id, None)
+    body["fhirServer"] = fhir_server
+    body["fhirAuthorization"] = {"access_token": "ehr-token-123", "token_type": "Bearer",
+                                 "expires_in": 300, "scope": "patient/*.read",
+                                 "subject": "myoguide"}  # fmt: skip
+    res = server.post(PV, body)
+    assert res.status_code == 200, res.text
+    topics = [c["source"].get("topic", {}).get("code") for c in res.json()["cards"]]
+    assert "resistant_rituximab" in topics
+    assert _Fhir.tokens
+    assert set(_Fhir.tokens) == {"Bearer ehr-token-123"}
+
+
+def test_unreachable_fhir_server_is_412(server: Any) -> None:
+    body = hook_request("patient-view", "p1", None)
+    body["fhirServer"] = "http://127.0.0.1:9/fhir"
+    assert server.post(PV, body).status_code == 412
+
+
+def test_insecure_dev_mode_says_so_loudly(tmp_path: Path) -> None:
+    srv = start_server(tmp_path, "--insecure-dev")
+    try:
+        body = hook_request("patient-view", *prefetch_from(load_bundle("child")["bundle"]))
+        res = httpx.post(srv.base + PV, json=body, timeout=30)
+        assert res.status_code == 200
+    finally:
+        srv.process.terminate()
+        out, _ = srv.process.communicate(timeout=10)
+    assert "INSECURE DEVELOPMENT MODE" in out
+
+
+def test_serve_refuses_to_start_without_trust_or_insecure_flag() -> None:
+    res = run_cli("serve", "--port", "0")
+    assert res.code == 2
+    assert "--trust" in res.stderr
+
+
+def test_schemathesis_finds_no_server_error(server: Any) -> None:
+    exe = str(Path(sys.executable).with_name("schemathesis"))
+    proc = subprocess.run(
+        [exe, "run", server.base + "/openapi.json", "--checks", "not_a_server_error",
+         "--max-examples", "60", "--seed", "1", "--no-color"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
