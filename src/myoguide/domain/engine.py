@@ -63,6 +63,9 @@ class _Facts:
     kg: Decimal | None  # rounded to 0.01 kg, the figure doses are computed from and shown with
     weight_words: str
     height_cm: Decimal | None
+    kg_text: str
+    height_text: str
+    bsa_text: str
     bsa: Decimal | None
     bsa_words: str
     ild: bool
@@ -89,6 +92,13 @@ class _Static:
     options: tuple[tuple[str, AgentOption | None], ...]  # None: computed per patient
     knowledge: str
     all_static: bool
+
+
+# (step number, knowledge key, label, options, option ids); each option is
+# (id, its agents, offered after failure, not suggested, alkylating).
+_LadderStep = tuple[
+    int, str, str, tuple[tuple[str, frozenset[str], bool, bool, bool], ...], list[str]
+]
 
 
 @dataclass(slots=True)
@@ -152,6 +162,8 @@ class Engine:
             for rid, t in knowledge.recommendations.items()
         }
         self._built: dict[tuple[object, ...], Recommendation] = {}
+        self._ladder_dm = self._prepare_ladder(pm=False)
+        self._ladder_pm = self._prepare_ladder(pm=True)
         th = knowledge.thresholds
         self._adult = th.adult_age_years
         self._boundary = th.prednisone_flare_boundary_mg_per_day
@@ -199,12 +211,12 @@ class Engine:
         scen = self.kb.scenarios.get(scenario) if scenario else None
         shows_ladder = any(r.id.startswith("resistant_") for r in recs)
         measures: dict[str, str] = {}
-        if facts.kg is not None:
-            measures["weight_kg"] = fmt(facts.kg)
-        if facts.height_cm is not None:
-            measures["height_cm"] = fmt(facts.height_cm)
-        if facts.bsa is not None:
-            measures["bsa_m2"] = fmt(facts.bsa)
+        if facts.kg_text:
+            measures["weight_kg"] = facts.kg_text
+        if facts.height_text:
+            measures["height_cm"] = facts.height_text
+        if facts.bsa_text:
+            measures["bsa_m2"] = facts.bsa_text
         return RecommendationSet(
             knowledge_version=self.kb.knowledge_version,
             course=course,
@@ -355,18 +367,19 @@ class Engine:
                 current[med.agent] = to_mg_per_day(dec(med.dose.value), med.dose.unit)
         weight = state.weight.kg if state.weight is not None else None
         kg = round2(weight) if weight is not None else None
+        kg_text = fmt(kg) if kg is not None else ""
         weight_words = ""
         if kg is not None and state.weight is not None:
-            weight_words = f"{fmt(kg)} kg"
+            weight_words = f"{kg_text} kg"
             if state.weight.unit == "lb":
                 weight_words += f" ({fmt(dec(state.weight.value))} lb x 0.45359237)"
-        bsa, bsa_words = None, ""
+        bsa, bsa_words, bsa_text = None, "", ""
         height = round2(state.height.cm) if state.height is not None else None
-        if state.height is not None and weight is not None and kg is not None:
+        height_text = fmt(height) if height is not None else ""
+        if height is not None and state.height is not None and weight is not None:
             bsa = mosteller_bsa(state.height.cm, weight)
-            bsa_words = (
-                f"{fmt(bsa)} m2 (Mosteller sqrt({fmt(height or bsa)} cm x {fmt(kg)} kg / 3600))"
-            )
+            bsa_text = fmt(bsa)
+            bsa_words = f"{bsa_text} m2 (Mosteller sqrt({height_text} cm x {kg_text} kg / 3600))"
         hist = state.treatment_history
         return _Facts(
             state=state,
@@ -374,6 +387,9 @@ class Engine:
             kg=kg,
             weight_words=weight_words,
             height_cm=height,
+            kg_text=kg_text,
+            height_text=height_text,
+            bsa_text=bsa_text,
             bsa=bsa,
             bsa_words=bsa_words,
             ild=state.ild is not None and state.ild.present,
@@ -579,33 +595,34 @@ class Engine:
 
     def _ladder(self, f: _Facts, run: _Run, first_rank: int, excluded: frozenset[str]) -> None:
         rank = first_rank
-        diagnosis = f.state.diagnosis.strip().lower()
+        steps = (
+            self._ladder_pm
+            if f.state.diagnosis.strip().lower() == "polymyositis"
+            else (self._ladder_dm)
+        )
         tnf_index: int | None = None
         emitted_other = 0
-        for i, step in enumerate(self.kb.ladder):
-            ids = step.recommendations
-            if diagnosis == "polymyositis" and step.recommendations_pm is not None:
-                ids = step.recommendations_pm
+        failed = f.failed
+        for number, step_key, label, entries, ids in steps:
             added = 0
-            for rec_id in ids:
-                tpl = self.kb.recommendations[rec_id]
-                all_agents = self._rec_agents[rec_id]
-                agents = all_agents - excluded
-                if not tpl.offered_after_failure:
-                    agents -= f.failed
-                if tpl.agents and not agents:
+            for rec_id, all_agents, keep_failed, not_suggested, alkylating in entries:
+                agents = all_agents - excluded if excluded else all_agents
+                if not keep_failed and failed:
+                    agents = agents - failed
+                if all_agents and not agents:
                     run.step(
-                        f"ladder.step{step.step}.{rec_id}",
-                        f"ladder[{i}]",
+                        f"ladder.step{number}.{rec_id}",
+                        step_key,
                         "skipped: every agent already failed or offered above",
-                        failed=sorted({a.agent for a in tpl.agents} & f.failed),
+                        failed=sorted(all_agents & failed),
                     )
                     continue
-                stance = tpl.stance
-                if tpl.stance == "not_suggested":
+                if not_suggested:
                     tnf_index = len(run.recs)
-                if rec_id == "resistant_alkylating":
-                    n_failed = len(f.failed & self._second_line)
+                else:
+                    emitted_other += 1
+                if alkylating:
+                    n_failed = len(failed & self._second_line)
                     need = self.kb.thresholds.alkylating_min_failed_second_line
                     run.step(
                         "ladder.alkylating_condition",
@@ -619,22 +636,16 @@ class Engine:
                     rec_id,
                     rank,
                     f,
-                    step=f"ladder {step.step}",
-                    only_agents=None if agents == all_agents else frozenset(agents),
-                    stance=stance,
+                    step=label,
+                    only_agents=None
+                    if agents is all_agents or agents == all_agents
+                    else frozenset(agents),
                 )
-                if tpl.stance != "not_suggested":
-                    emitted_other += 1
                 added += 1
             if added:
                 rank += 1
             else:
-                run.step(
-                    f"ladder.step{step.step}",
-                    f"ladder[{i}]",
-                    "step dropped",
-                    recommendations=list(ids),
-                )
+                run.step(f"ladder.step{number}", step_key, "step dropped", recommendations=ids)
         if tnf_index is not None and emitted_other == 0:
             # The source's advice against TNF inhibitors lifts once every other option failed.
             old = run.recs[tnf_index]
@@ -647,6 +658,26 @@ class Engine:
             )
         if emitted_other == 0 and tnf_index is None:
             self._warn(run, "all_options_failed")
+
+    def _prepare_ladder(self, pm: bool) -> tuple[_LadderStep, ...]:
+        """Precompute, per ladder step, what the ladder walk needs to know of each option."""
+        out = []
+        for i, step in enumerate(self.kb.ladder):
+            ids = (
+                step.recommendations_pm if pm and step.recommendations_pm else step.recommendations
+            )
+            entries = tuple(
+                (
+                    rid,
+                    self._rec_agents[rid],
+                    self.kb.recommendations[rid].offered_after_failure,
+                    self.kb.recommendations[rid].stance == "not_suggested",
+                    rid == "resistant_alkylating",
+                )
+                for rid in ids
+            )
+            out.append((step.step, f"ladder[{i}]", f"ladder {step.step}", entries, list(ids)))
+        return tuple(out)
 
     # ---- building recommendations and doses --------------------------------------------
 
@@ -752,26 +783,34 @@ class Engine:
                 missing = run.no_height if f.weight_kg is not None else run.no_weight
                 missing.append(rule_id)
                 return None, "needs height and weight for body surface area"
-            lo, hi = round2(mul(low, f.bsa)), round2(mul(high, f.bsa))
-            result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
+            if low == high:
+                lo = hi = clean(round2(mul(low, f.bsa)))
+                result = fmt(lo)
+            else:
+                lo, hi = clean(round2(mul(low, f.bsa))), clean(round2(mul(high, f.bsa)))
+                result = f"{fmt(lo)} to {fmt(hi)}"
             basis = f"{self._rate[rule_id]} {rule.unit}/m2 x {f.bsa_words} = {result} {per}"
-            return Dose(clean(lo), clean(hi), rule.unit, rule.period, basis), None
+            return Dose(lo, hi, rule.unit, rule.period, basis), None
         # per_kg and fixed_to_per_kg need a weight.
         if f.kg is None:
             run.no_weight.append(rule_id)
             return None, "needs weight"
         kg = f.kg
         if rule.kind == "per_kg":
-            lo, hi = round2(mul(low, kg)), round2(mul(high, kg))
-            result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
+            if low == high:
+                lo = hi = clean(round2(mul(low, kg)))
+                result = fmt(lo)
+            else:
+                lo, hi = clean(round2(mul(low, kg))), clean(round2(mul(high, kg)))
+                result = f"{fmt(lo)} to {fmt(hi)}"
             basis = (
                 f"{self._rate[rule_id]} {rule.unit}/kg/{rule.period} x {f.weight_words}"
                 f" = {result} {per}"
             )
         else:  # fixed_to_per_kg: a fixed floor up to a weight-based ceiling
-            lo = low
+            lo = clean(low)
             computed = round2(mul(high, kg))
-            hi = max(computed, lo)
+            hi = clean(max(computed, lo))
             basis = (
                 f"{fmt(lo)} {per} up to {fmt(high)} {rule.unit}/kg/{rule.period}"
                 f" x {f.weight_words} = {fmt(computed)} {per}"
@@ -780,7 +819,7 @@ class Engine:
                 basis += f"; the weight-based figure is below {fmt(lo)}, so the range is {fmt(lo)}"
         if rule.agent == "prednisone" and hi > self._pred_warn:
             self._warn(run, "prednisone_above_75", dose=fmt(hi))
-        return Dose(clean(lo), clean(hi), rule.unit, rule.period, basis), None
+        return Dose(lo, hi, rule.unit, rule.period, basis), None
 
     def _dose_up_to(self, f: _Facts, rule: DoseRule) -> tuple[Dose | None, str | None]:
         m = self._maxima[rule.maximum or ""]

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from myoguide.domain.units import DOSE_UNITS, to_cm, to_kg, to_mg_per_day
+from myoguide.domain.units import DOSE_UNITS, to_cm, to_kg
 from myoguide.errors import InputError
 from myoguide.knowledge.model import Knowledge
 
@@ -211,6 +211,7 @@ def _resolve_agents(raw: dict[str, Any], knowledge: Knowledge) -> dict[str, Any]
 def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
     """Refuse values outside plausible human ranges or with a unit that does not fit the drug."""
     lim = knowledge.input_limits
+    lim_dose = float(lim.dose_mg_per_day_max)
     if (
         not math.isfinite(state.age_years)
         or not lim.age_years.min <= state.age <= lim.age_years.max
@@ -247,7 +248,9 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
                 f"current_medications[{i}].dose.unit",
                 f"methotrexate is dosed per week; got '{unit}'",
             )
-        if to_mg_per_day(dec(med.dose.value), unit) > lim.dose_mg_per_day_max:
+        # A sanity ceiling, not clinical arithmetic: a float comparison is enough here.
+        mg = med.dose.value * (1000 if unit[0] == "g" else 1) / (7 if unit.endswith("k") else 1)
+        if mg > lim_dose:
             raise InputError(
                 f"current_medications[{i}].dose.value",
                 f"{med.dose.value} {unit} is not a plausible dose",
