@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -31,6 +33,10 @@ NAMING_CONVENTION = {
 }
 
 OUTCOMES = ("accepted", "overridden")
+COURSES = ("recurrent", "resistant", "controlled", "out_of_scope")
+DECISIONS = ("accepted", "chose_other", "declined")
+# Column widths, checked again in records.py so SQLite and PostgreSQL refuse the same input.
+MAX_LABEL, MAX_USERNAME, MAX_SCENARIO, MAX_RECOMMENDATION_ID = 80, 80, 64, 200
 
 # JSONB on PostgreSQL so reports can query inside it; plain JSON text elsewhere.
 JsonType = JSON().with_variant(JSONB(), "postgresql")
@@ -95,3 +101,78 @@ class FeedbackRecord(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     knowledge_version: Mapped[str] = mapped_column(String(64))
     raw: Mapped[dict[str, Any]] = mapped_column(JsonType)
+
+
+class PatientModel(Base):
+    """A patient known only by a pseudonymous label; no direct identifiers are stored."""
+
+    __tablename__ = "patients"
+    __table_args__ = (CheckConstraint("length(label) BETWEEN 1 AND 80", name="label_length"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    label: Mapped[str] = mapped_column(String(MAX_LABEL), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class VisitModel(Base):
+    """One visit of a patient, with the patient state (contract JSON) as it was that day."""
+
+    __tablename__ = "visits"
+    __table_args__ = (Index("ix_visits_patient_id_visit_date", "patient_id", "visit_date"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    patient_id: Mapped[int] = mapped_column(IdType, ForeignKey("patients.id"))
+    visit_date: Mapped[date] = mapped_column(Date())
+    state: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AnswerModel(Base):
+    """One answer shown to a clinician, kept with its input; rows are never changed."""
+
+    __tablename__ = "answers"
+    __table_args__ = (
+        CheckConstraint(
+            "course IN ('recurrent', 'resistant', 'controlled', 'out_of_scope')", name="course"
+        ),
+        Index("ix_answers_patient_id_shown_at", "patient_id", "shown_at"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    patient_id: Mapped[int] = mapped_column(IdType, ForeignKey("patients.id"))
+    visit_id: Mapped[int | None] = mapped_column(IdType, ForeignKey("visits.id"), index=True)
+    shown_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    knowledge_version: Mapped[str] = mapped_column(String(64))
+    input: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    result: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    course: Mapped[str] = mapped_column(String(16))
+    scenario: Mapped[str | None] = mapped_column(String(MAX_SCENARIO))
+    top_recommendation: Mapped[str | None] = mapped_column(String(MAX_RECOMMENDATION_ID))
+
+
+class DecisionModel(Base):
+    """What the clinician did with one answer; rows are never changed."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        CheckConstraint("decision IN ('accepted', 'chose_other', 'declined')", name="decision"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    answer_id: Mapped[int] = mapped_column(IdType, ForeignKey("answers.id"), index=True)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decision: Mapped[str] = mapped_column(String(16))
+    chosen_recommendation: Mapped[str | None] = mapped_column(String(MAX_RECOMMENDATION_ID))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class UserModel(Base):
+    """A clinician's account: a username and an argon2id password hash."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("length(username) BETWEEN 1 AND 80", name="username_length"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(MAX_USERNAME), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
