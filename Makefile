@@ -18,8 +18,9 @@ setup:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	@$(UV) sync --frozen --quiet
 
+# Starts the clinician's page and services on 127.0.0.1:8000 with synthetic demo patients.
 run: setup
-	$(RUN) myoguide demo
+	$(RUN) myoguide serve --demo --host 127.0.0.1 --port 8000
 
 lint: setup
 	$(RUN) ruff check src tests bench

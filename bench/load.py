@@ -31,11 +31,20 @@ async def main() -> None:
     now = int(time.time())
     # Tokens are signed up front (unique jti each) so signing does not distort the schedule.
     tokens = [
-        jwt.encode({"iss": ISSUER, "aud": base + PATH, "iat": now, "exp": now + 290,
-                    "jti": str(uuid.uuid4())}, key, algorithm="RS384",  # type: ignore[arg-type]
-                   headers={"kid": "test-key-1", "typ": "JWT"})
+        jwt.encode(
+            {
+                "iss": ISSUER,
+                "aud": base + PATH,
+                "iat": now,
+                "exp": now + 290,
+                "jti": str(uuid.uuid4()),
+            },
+            key,
+            algorithm="RS384",  # type: ignore[arg-type]
+            headers={"kid": "test-key-1", "typ": "JWT"},
+        )
         for _ in range(n)
-    ]  # fmt: skip
+    ]
     latencies: list[float] = []
     order: list[tuple[int, float]] = []
     errors = 0
@@ -76,12 +85,19 @@ async def main() -> None:
     slow = sorted(order, key=lambda x: -x[1])[:15]
     print("slowest (index, ms):", slow, file=sys.stderr)
     latencies.sort()
-    print(json.dumps({
-        "sent": n - warmup, "ok": n - warmup - errors, "errors": errors, "warmup": warmup,
-        "p50_ms": round(statistics.median(latencies), 2),
-        "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 2),
-        "max_ms": round(latencies[-1], 2),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "sent": n - warmup,
+                "ok": n - warmup - errors,
+                "errors": errors,
+                "warmup": warmup,
+                "p50_ms": round(statistics.median(latencies), 2),
+                "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 2),
+                "max_ms": round(latencies[-1], 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -92,14 +92,33 @@ def _hundred_resource_bundle() -> dict[str, Any]:
     i = 0
     while len(entries) < 100:
         i += 1
-        entries.append({"fullUrl": f"urn:uuid:00000000-0000-4000-8000-{i:012d}", "resource": {
-            "resourceType": "Observation", "id": f"lab-{i}", "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": "2157-6",
-                                 "display": "Creatine kinase"}]},
-            "subject": {"reference": "Patient/p1"},
-            "effectiveDateTime": f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}",
-            "valueQuantity": {"value": 100 + i, "unit": "U/L",
-                              "system": "http://unitsofmeasure.org", "code": "U/L"}}})  # fmt: skip
+        entries.append(
+            {
+                "fullUrl": f"urn:uuid:00000000-0000-4000-8000-{i:012d}",
+                "resource": {
+                    "resourceType": "Observation",
+                    "id": f"lab-{i}",
+                    "status": "final",
+                    "code": {
+                        "coding": [
+                            {
+                                "system": "http://loinc.org",
+                                "code": "2157-6",
+                                "display": "Creatine kinase",
+                            }
+                        ]
+                    },
+                    "subject": {"reference": "Patient/p1"},
+                    "effectiveDateTime": f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}",
+                    "valueQuantity": {
+                        "value": 100 + i,
+                        "unit": "U/L",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "U/L",
+                    },
+                },
+            }
+        )
     return {**bundle, "entry": entries}
 
 
@@ -118,8 +137,9 @@ def bench_bundle() -> list[Row]:
     day = dt.date(2026, 11, 21)
 
     def full() -> None:
-        service.recommend(bundle_to_state(orjson.loads(data), evaluation_date=day,
-                                          rxnorm_to_agent=rx).state)  # fmt: skip
+        service.recommend(
+            bundle_to_state(orjson.loads(data), evaluation_date=day, rxnorm_to_agent=rx).state
+        )
 
     def parse() -> None:
         orjson.loads(data)
@@ -137,12 +157,14 @@ def bench_bundle() -> list[Row]:
 
     t_full, t_parse = per_call(full), per_call(parse)
     ratio = t_full / t_parse
-    return [(
-        f"bundle bytes ({len(data):,} B, 100 resources) to RecommendationSet, in process",
-        f"{t_full:.0f} us vs orjson.loads {t_parse:.0f} us: ratio {ratio:.2f}",
-        "<= 3x orjson.loads",
-        ratio <= 3,
-    )]  # fmt: skip
+    return [
+        (
+            f"bundle bytes ({len(data):,} B, 100 resources) to RecommendationSet, in process",
+            f"{t_full:.0f} us vs orjson.loads {t_parse:.0f} us: ratio {ratio:.2f}",
+            "<= 3x orjson.loads",
+            ratio <= 3,
+        )
+    ]
 
 
 def bench_load() -> list[Row]:
@@ -159,34 +181,187 @@ def bench_load() -> list[Row]:
         srv = start_server(Path(tmp))
         try:
             key_file = Path(tmp) / "key.pem"
-            key_file.write_bytes(srv.key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption()))  # fmt: skip
+            key_file.write_bytes(
+                srv.key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
             patient_id, prefetch = prefetch_from(_hundred_resource_bundle())
             body_file = Path(tmp) / "body.json"
             body_file.write_text(json.dumps(hook_request("patient-view", patient_id, prefetch)))
             rate, seconds = os.environ.get("LOAD_RATE", "100"), os.environ.get("LOAD_SECONDS", "60")
             proc = subprocess.run(
-                [sys.executable, str(ROOT / "bench" / "load.py"), srv.base, str(key_file),
-                 str(body_file), rate, seconds],
-                stdout=subprocess.PIPE, text=True, check=True, timeout=int(seconds) * 3 + 120,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    str(ROOT / "bench" / "load.py"),
+                    srv.base,
+                    str(key_file),
+                    str(body_file),
+                    rate,
+                    seconds,
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+                check=True,
+                timeout=int(seconds) * 3 + 120,
+            )
         finally:
             srv.process.terminate()
             srv.process.wait(timeout=10)
     stats = json.loads(proc.stdout.strip().splitlines()[-1])
     ok = stats["errors"] == 0 and stats["p99_ms"] <= 50
-    return [(
-        f"patient-view, 100-resource prefetch, {rate} req/s for {seconds} s (separate process)",
-        f"p99 {stats['p99_ms']} ms, p50 {stats['p50_ms']} ms, max {stats['max_ms']} ms; "
-        f"{stats['ok']}/{stats['sent']} ok, {stats['errors']} errors "
-        f"(after {stats['warmup']} warm-up requests, not counted)",
-        "p99 <= 50 ms, no errors",
-        ok,
-    )]  # fmt: skip
+    return [
+        (
+            f"patient-view, 100-resource prefetch, {rate} req/s for {seconds} s (separate process)",
+            f"p99 {stats['p99_ms']} ms, p50 {stats['p50_ms']} ms, max {stats['max_ms']} ms; "
+            f"{stats['ok']}/{stats['sent']} ok, {stats['errors']} errors "
+            f"(after {stats['warmup']} warm-up requests, not counted)",
+            "p99 <= 50 ms, no errors",
+            ok,
+        )
+    ]
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[int(0.99 * (len(ordered) - 1))]
+
+
+FORM = {
+    "age_years": "58",
+    "diagnosis": "dermatomyositis",
+    "weight.value": "72",
+    "weight.unit": "kg",
+    "height.value": "165",
+    "height.unit": "cm",
+    "disease_control_achieved": "no",
+    "flare": "no",
+    "alternative_diagnoses_excluded": "yes",
+    "current_medications[0].agent": "prednisone",
+    "current_medications[0].dose.value": "20",
+    "current_medications[0].dose.unit": "mg/day",
+    "treatment_history[0].agent": "prednisone",
+    "treatment_history[0].outcome": "inadequate_response",
+    "treatment_history[1].agent": "methotrexate",
+    "treatment_history[1].outcome": "inadequate_response",
+    "action": "show",
+}
+
+
+def _csrf(client: Any, path: str) -> str:
+    import re
+
+    match = re.search(r'name="csrf" value="([^"]+)"', client.get(path).text)
+    assert match, "no csrf token on the page"
+    return match.group(1)
+
+
+def bench_web() -> list[Row]:
+    """Form submit to rendered answer, and a timeline among 1,000 patients x 20 visits."""
+    import datetime as dt
+    import random
+    import tempfile
+
+    import httpx
+
+    sys.path.insert(0, str(ROOT / "tests" / "http"))
+    from conftest import start_server  # tests/http/conftest.py
+    from myoguide.adapters.jsonio import to_jsonable
+    from myoguide.adapters.store import RecordStore, make_engine, upgrade
+    from myoguide.bootstrap import default_service
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        url = f"sqlite:///{data / 'myoguide.db'}"
+        data.mkdir()
+        upgrade(url)
+        store = RecordStore(make_engine(url))
+        service = default_service()
+        base_state = json.loads((ROOT / "examples" / "resistant-dm.json").read_text())["input"]
+        result = to_jsonable(service.recommend(base_state))
+        start = dt.date(2024, 1, 1)
+        seed_t0 = time.perf_counter()
+        for p in range(1000):
+            patient = store.add_patient(f"BENCH-{p:04d} (synthetic)")
+            for v in range(20):
+                state = {
+                    **base_state,
+                    "current_medications": [
+                        {
+                            "agent": "prednisone",
+                            "dose": {"value": 10 + (v * 7 + p) % 50, "unit": "mg/day"},
+                        }
+                    ],
+                }
+                day = start + dt.timedelta(days=30 * v)
+                visit = store.add_visit(patient.id, day, state)
+                answer = store.log_answer(
+                    patient.id,
+                    visit.id,
+                    state,
+                    result,
+                    "bench",
+                    dt.datetime.combine(day, dt.time(9), tzinfo=dt.UTC),
+                )
+                store.record_decision(
+                    answer,
+                    "accepted",
+                    None,
+                    None,
+                    dt.datetime.combine(day, dt.time(10), tzinfo=dt.UTC),
+                )
+        seed_s = time.perf_counter() - seed_t0
+        srv = start_server(Path(tmp))
+        try:
+            with httpx.Client(base_url=srv.base, timeout=30) as client:
+                token = _csrf(client, "/assess")
+                for _ in range(20):
+                    client.post("/assess", data={**FORM, "csrf": token})
+                submit = []
+                for _ in range(300):
+                    t = time.perf_counter()
+                    res = client.post("/assess", data={**FORM, "csrf": token})
+                    submit.append((time.perf_counter() - t) * 1000)
+                    assert res.status_code == 200
+                    assert "Rituximab" in res.text
+                rng = random.Random(7)
+                for _ in range(20):
+                    client.get(f"/patients/{rng.randint(1, 1000)}")
+                timeline = []
+                for _ in range(300):
+                    t = time.perf_counter()
+                    res = client.get(f"/patients/{rng.randint(1, 1000)}")
+                    timeline.append((time.perf_counter() - t) * 1000)
+                    assert res.status_code == 200
+                    assert "<svg" in res.text
+        finally:
+            srv.process.terminate()
+            srv.process.wait(timeout=10)
+    rows.append(
+        (
+            "form submit to rendered answer (POST /assess, resistant DM), 300 requests",
+            f"p99 {_p99(submit):.1f} ms, median {statistics.median(submit):.1f} ms",
+            "p99 <= 100 ms",
+            _p99(submit) <= 100,
+        )
+    )
+    rows.append(
+        (
+            "timeline page, 1,000 patients x 20 visits (SQLite), 300 random patients",
+            f"p99 {_p99(timeline):.1f} ms, median {statistics.median(timeline):.1f} ms "
+            f"(seeding took {seed_s:.0f} s)",
+            "p99 <= 150 ms",
+            _p99(timeline) <= 150,
+        )
+    )
+    return rows
 
 
 BENCHES: dict[str, Callable[[], list[Row]]] = {
+    "web": bench_web,
     "engine": bench_engine,
     "cli": bench_cli,
     "bundle": bench_bundle,
@@ -203,12 +378,12 @@ def _write(rows: dict[str, list[Row]]) -> None:
         "(shared and noisy; single-threaded figures use one core).",
         f"Run at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
-        "| benchmark | measured | target | met |",
-        "|---|---|---|---|",
+        "| group | benchmark | measured | target | met |",
+        "|---|---|---|---|---|",
     ]
-    for group in rows.values():
-        for what, measured, target, met in group:
-            lines.append(f"| {what} | {measured} | {target} | {'yes' if met else 'NO'} |")
+    for name in BENCHES:
+        for what, measured, target, met in rows.get(name, []):
+            lines.append(f"| {name} | {what} | {measured} | {target} | {'yes' if met else 'NO'} |")
     RESULTS.write_text("\n".join(lines) + "\n")
 
 
@@ -217,13 +392,26 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", nargs="*", choices=sorted(BENCHES), default=sorted(BENCHES))
     args = parser.parse_args()
-    rows = {}
+    rows: dict[str, list[Row]] = {}
+    previous = _previous()
     for name in args.only:
         rows[name] = BENCHES[name]()
         for what, measured, target, met in rows[name]:
             print(f"{what}: {measured} (target {target}) {'OK' if met else 'MISSED'}")
-    _write(rows)
+    _write({**{k: v for k, v in previous.items() if k not in rows}, **rows})
     return 0
+
+
+def _previous() -> dict[str, list[Row]]:
+    """Keep rows of benchmarks not rerun this time (read back from RESULTS.md)."""
+    kept: dict[str, list[Row]] = {}
+    if not RESULTS.exists():
+        return kept
+    for line in RESULTS.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0] in BENCHES:
+            kept.setdefault(cells[0], []).append((cells[1], cells[2], cells[3], cells[4] == "yes"))
+    return kept
 
 
 if __name__ == "__main__":

@@ -23,9 +23,15 @@ def test_text_for_a_person() -> None:
     res = run_cli("recommend", "-", "--format", "text", stdin=json.dumps(STATE))
     assert res.code == 0
     out = res.stdout
-    for needle in ("Resistant disease", "Rituximab (RxNorm 121191)", "Grade 2B",
-                   "Arithmetic: 2 g/kg/course x 70 kg = 140 g/course", "References",
-                   "How this was reached", "does not replace"):  # fmt: skip
+    for needle in (
+        "Resistant disease",
+        "Rituximab (RxNorm 121191)",
+        "Grade 2B",
+        "Arithmetic: 2 g/kg/course x 70 kg = 140 g/course",
+        "References",
+        "How this was reached",
+        "does not replace",
+    ):
         assert needle in out, needle
 
 

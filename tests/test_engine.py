@@ -17,13 +17,19 @@ from myoguide.knowledge.loader import parse_knowledge
 
 YAML = ROOT / "src" / "myoguide" / "knowledge" / "data" / "guideline.yaml"
 RESISTANT: dict[str, Any] = {
-    "age_years": 60, "diagnosis": "dermatomyositis",
-    "weight": {"value": 70, "unit": "kg"}, "height": {"value": 170, "unit": "cm"},
-    "disease_control_achieved": False, "flare": False, "alternative_diagnoses_excluded": True,
+    "age_years": 60,
+    "diagnosis": "dermatomyositis",
+    "weight": {"value": 70, "unit": "kg"},
+    "height": {"value": 170, "unit": "cm"},
+    "disease_control_achieved": False,
+    "flare": False,
+    "alternative_diagnoses_excluded": True,
     "current_medications": [{"agent": "prednisone", "dose": {"value": 20, "unit": "mg/day"}}],
-    "treatment_history": [{"agent": "prednisone", "outcome": "inadequate_response"},
-                          {"agent": "azathioprine", "outcome": "inadequate_response"}],
-}  # fmt: skip
+    "treatment_history": [
+        {"agent": "prednisone", "outcome": "inadequate_response"},
+        {"agent": "azathioprine", "outcome": "inadequate_response"},
+    ],
+}
 
 
 def _variant(old: str, new: str) -> Any:
@@ -51,11 +57,23 @@ def test_clamp_at_a_stated_maximum_with_warning() -> None:
 
 def test_tnf_no_longer_advised_against_once_everything_else_failed() -> None:
     service = _variant("    offered_after_failure: true\n", "")
-    failed = ["rituximab", "ivig", "mycophenolate_mofetil", "cyclosporine", "tacrolimus",
-              "cyclophosphamide", "chlorambucil", "methotrexate"]  # fmt: skip
-    state = {**RESISTANT, "treatment_history": [
-        *RESISTANT["treatment_history"],
-        *({"agent": a, "outcome": "inadequate_response"} for a in failed)]}  # fmt: skip
+    failed = [
+        "rituximab",
+        "ivig",
+        "mycophenolate_mofetil",
+        "cyclosporine",
+        "tacrolimus",
+        "cyclophosphamide",
+        "chlorambucil",
+        "methotrexate",
+    ]
+    state = {
+        **RESISTANT,
+        "treatment_history": [
+            *RESISTANT["treatment_history"],
+            *({"agent": a, "outcome": "inadequate_response"} for a in failed),
+        ],
+    }
     result = service.recommend(state)
     assert [(r.id, r.rank, r.stance) for r in result.recommendations] == [
         ("resistant_tnf", 1, "reserved")
@@ -91,8 +109,24 @@ def test_rxnorm_codes_resolve_and_ivig_has_none() -> None:
     assert codes["ivig"] is None
 
 
-FORBIDDEN = {"os", "io", "sys", "time", "datetime", "random", "socket", "subprocess", "pathlib",
-             "urllib", "http", "logging", "sqlite3", "importlib", "yaml", "orjson"}  # fmt: skip
+FORBIDDEN = {
+    "os",
+    "io",
+    "sys",
+    "time",
+    "datetime",
+    "random",
+    "socket",
+    "subprocess",
+    "pathlib",
+    "urllib",
+    "http",
+    "logging",
+    "sqlite3",
+    "importlib",
+    "yaml",
+    "orjson",
+}
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "src" / "myoguide" / "domain").glob("*.py")))

@@ -64,15 +64,27 @@ def test_outside_material_is_marked() -> None:
     assert "etg-rheumatology-prednisolone" in used
 
 
-@pytest.mark.parametrize(("rec_id", "grade"), [
-    ("r1_add_sparing_agent", "2C"), ("r1_manage_as_resistant", "2C"),
-    ("r2_raise_prednisone", "2C"), ("r2_raise_azathioprine", "2C"),
-    ("r2_raise_methotrexate", "2C"), ("r3_restart_prednisone", "2C"),
-    ("r3_switch_to_methotrexate", "2C"), ("r4_restart_prednisone", "2C"),
-    ("r4_sparing_agent", "2C"), ("resistant_ivig", "2B"), ("ild_tacrolimus", "2C"),
-    ("resistant_alkylating", "1C"), ("resistant_tnf", "2C"), ("resistant_rituximab", None),
-    ("resistant_mycophenolate", None), ("resistant_ivig_pm", None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("rec_id", "grade"),
+    [
+        ("r1_add_sparing_agent", "2C"),
+        ("r1_manage_as_resistant", "2C"),
+        ("r2_raise_prednisone", "2C"),
+        ("r2_raise_azathioprine", "2C"),
+        ("r2_raise_methotrexate", "2C"),
+        ("r3_restart_prednisone", "2C"),
+        ("r3_switch_to_methotrexate", "2C"),
+        ("r4_restart_prednisone", "2C"),
+        ("r4_sparing_agent", "2C"),
+        ("resistant_ivig", "2B"),
+        ("ild_tacrolimus", "2C"),
+        ("resistant_alkylating", "1C"),
+        ("resistant_tnf", "2C"),
+        ("resistant_rituximab", None),
+        ("resistant_mycophenolate", None),
+        ("resistant_ivig_pm", None),
+    ],
+)
 def test_grades_as_the_guideline_states(rec_id: str, grade: str | None) -> None:
     assert KB.recommendations[rec_id].grade == grade
 
@@ -80,10 +92,15 @@ def test_grades_as_the_guideline_states(rec_id: str, grade: str | None) -> None:
 def test_ladder_order_and_stances() -> None:
     order = [rid for step in KB.ladder for rid in step.recommendations]
     assert order == [
-        "resistant_rituximab", "resistant_ivig", "resistant_mycophenolate",
-        "resistant_cyclosporine", "resistant_tacrolimus", "resistant_aza_mtx_combination",
-        "resistant_alkylating", "resistant_tnf",
-    ]  # fmt: skip
+        "resistant_rituximab",
+        "resistant_ivig",
+        "resistant_mycophenolate",
+        "resistant_cyclosporine",
+        "resistant_tacrolimus",
+        "resistant_aza_mtx_combination",
+        "resistant_alkylating",
+        "resistant_tnf",
+    ]
     stances = {rid: KB.recommendations[rid].stance for rid in order}
     assert stances["resistant_rituximab"] == "recommended"
     assert stances["resistant_alkylating"] == "reserved"
@@ -120,16 +137,28 @@ def _mutated(old: str, new: str) -> str:
     return text.replace(old, new, 1)
 
 
-@pytest.mark.parametrize(("old", "new", "key"), [
-    ("    grade: 2B\n", "    grade: 3Z\n", "recommendations.resistant_ivig.grade"),
-    ("knowledge_version: \"2026", "knowledge_version: \"v2026", "knowledge_version"),
-    ("    cautions: [mycophenolate_infection]", "    cautions: [no_such_caution]",
-     "recommendations.resistant_mycophenolate"),
-    ("references: [26, 27, 28]}]\n  resistant_tnf", "references: [26, 27, 99]}]\n  resistant_tnf",
-     "sources[0]"),
-    ("  - id: azathioprine_max\n    agent: azathioprine\n    amount: 200\n",
-     "  - id: azathioprine_max\n    agent: azathioprine\n", "maxima[0]"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ("    grade: 2B\n", "    grade: 3Z\n", "recommendations.resistant_ivig.grade"),
+        ('knowledge_version: "2026', 'knowledge_version: "v2026', "knowledge_version"),
+        (
+            "    cautions: [mycophenolate_infection]",
+            "    cautions: [no_such_caution]",
+            "recommendations.resistant_mycophenolate",
+        ),
+        (
+            "references: [26, 27, 28]}]\n  resistant_tnf",
+            "references: [26, 27, 99]}]\n  resistant_tnf",
+            "sources[0]",
+        ),
+        (
+            "  - id: azathioprine_max\n    agent: azathioprine\n    amount: 200\n",
+            "  - id: azathioprine_max\n    agent: azathioprine\n",
+            "maxima[0]",
+        ),
+    ],
+)
 def test_bad_knowledge_fails_closed_naming_file_and_key(old: str, new: str, key: str) -> None:
     with pytest.raises(KnowledgeError) as err:
         parse_knowledge(_mutated(old, new), origin="guideline.yaml")

@@ -21,8 +21,11 @@ MAXIMA = {m.agent: m for m in KB.maxima}
 FAILED = ("inadequate_response", "intolerance")
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-UNIT_FOR = {"prednisone": ["mg/day", "g/day"], "azathioprine": ["mg/day", "g/day"],
-            "methotrexate": ["mg/week", "g/week"]}  # fmt: skip
+UNIT_FOR = {
+    "prednisone": ["mg/day", "g/day"],
+    "azathioprine": ["mg/day", "g/day"],
+    "methotrexate": ["mg/week", "g/week"],
+}
 
 
 @st.composite
@@ -49,11 +52,15 @@ def states(draw: st.DrawFn) -> dict[str, Any]:
         ),
         "current_medications": draw(medications()),
         "treatment_history": [
-            {"agent": a, "outcome": draw(st.sampled_from(["inadequate_response", "intolerance",
-                                                          "responded", "unknown"]))}
+            {
+                "agent": a,
+                "outcome": draw(
+                    st.sampled_from(["inadequate_response", "intolerance", "responded", "unknown"])
+                ),
+            }
             for a in draw(st.lists(st.sampled_from(AGENT_NAMES), unique=True, max_size=8))
         ],
-    }  # fmt: skip
+    }
     for key in ("disease_control_achieved", "flare", "skin_predominant"):
         value = draw(st.sampled_from([True, False, None, "absent"]))
         if value != "absent":
@@ -188,13 +195,25 @@ def test_pounds_and_kilograms_agree(state: dict[str, Any], lb: Decimal) -> None:
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=8,
-)  # fmt: skip
-FIELDS = ["age_years", "diagnosis", "weight", "height", "disease_control_achieved", "flare",
-          "severity", "current_medications", "treatment_history", "ild", "skin_predominant",
-          "alternative_diagnoses_excluded"]  # fmt: skip
+)
+FIELDS = [
+    "age_years",
+    "diagnosis",
+    "weight",
+    "height",
+    "disease_control_achieved",
+    "flare",
+    "severity",
+    "current_medications",
+    "treatment_history",
+    "ild",
+    "skin_predominant",
+    "alternative_diagnoses_excluded",
+]
 
 
 @SETTINGS

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from myoguide.domain.engine import Engine
 from myoguide.domain.result import RecommendationSet
@@ -63,6 +64,8 @@ class ServeConfig:
     data_dir: Path
     public_base_url: str | None = None
     max_body_bytes: int = 1_000_000
+    require_login: bool = False
+    demo: bool = False
 
 
 def load_trust(path: Path) -> tuple[IssuerConfig, ...]:
@@ -122,4 +125,57 @@ def build_http_app(config: ServeConfig) -> FastAPI:
             public_base_url=config.public_base_url,
         ),
     )
-    return create_app(deps)
+    app = create_app(deps)
+    _mount_web(app, config, deps.today)
+    return app
+
+
+def secret_key(data_dir: Path) -> str:
+    """Return the session signing key: $MYOGUIDE_SECRET_KEY, or one kept in the data directory."""
+    import os
+    import secrets
+
+    env = os.environ.get("MYOGUIDE_SECRET_KEY")
+    if env:
+        return env
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "secret_key"
+    if not path.exists():
+        # Kept on disk so sessions survive a restart; readable by the owner only.
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def record_stores(config: ServeConfig) -> tuple[Any, Any]:
+    """Open (and migrate) the record and user stores."""
+    from myoguide.adapters.store import RecordStore, UserStore, make_engine, upgrade
+
+    url = database_url(config)
+    upgrade(url)
+    engine = make_engine(url)
+    return RecordStore(engine), UserStore(engine)
+
+
+def _mount_web(app: FastAPI, config: ServeConfig, today: Callable[[], date]) -> None:
+    from myoguide.adapters.web.demo import seed_demo
+    from myoguide.adapters.web.pages import WebDeps, mount_web
+
+    records, users = record_stores(config)
+    if config.require_login and users.count() == 0:
+        raise InputError(
+            "--host", "a non-loopback address needs sign-in: first run 'myoguide user add NAME'"
+        )
+    if config.demo:
+        seed_demo(default_service(), records, today())
+    mount_web(
+        app,
+        WebDeps(
+            default_service(),
+            records,
+            users,
+            secret_key(config.data_dir),
+            config.require_login,
+            today,
+        ),
+    )

@@ -41,8 +41,13 @@ class Server:
     def token(self, path: str, **overrides: Any) -> str:
         """Return a signed JWT for a call to `path`, as the CDS Hooks sandbox makes one."""
         now = int(time.time())
-        claims: dict[str, Any] = {"iss": ISSUER, "aud": self.base + path, "exp": now + 300,
-                                  "iat": now, "jti": str(uuid.uuid4())}  # fmt: skip
+        claims: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": self.base + path,
+            "exp": now + 300,
+            "iat": now,
+            "jti": str(uuid.uuid4()),
+        }
         claims.update(overrides.pop("claims", {}))
         headers = {"kid": KID, "typ": "JWT", **overrides.pop("headers", {})}
         return jwt.encode(claims, self.key, algorithm="RS384", headers=headers)
@@ -70,8 +75,14 @@ def _jwk(key: rsa.RSAPrivateKey) -> dict[str, str]:
         raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
-    return {"kty": "RSA", "kid": KID, "use": "sig", "alg": "RS384",
-            "n": b64(numbers.n), "e": b64(numbers.e)}  # fmt: skip
+    return {
+        "kty": "RSA",
+        "kid": KID,
+        "use": "sig",
+        "alg": "RS384",
+        "n": b64(numbers.n),
+        "e": b64(numbers.e),
+    }
 
 
 def start_server(tmp: Path, *extra: str) -> Server:
@@ -84,9 +95,21 @@ def start_server(tmp: Path, *extra: str) -> Server:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     exe = str(Path(sys.executable).with_name("myoguide"))
-    args = [exe, "serve", "--port", str(port), "--trust", str(tmp / "trust.json"),
-            "--data-dir", str(tmp / "data"), "--public-url", base, "--max-body", "200000",
-            *extra]  # fmt: skip
+    args = [
+        exe,
+        "serve",
+        "--port",
+        str(port),
+        "--trust",
+        str(tmp / "trust.json"),
+        "--data-dir",
+        str(tmp / "data"),
+        "--public-url",
+        base,
+        "--max-body",
+        "200000",
+        *extra,
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -18,8 +18,12 @@ def load_bundle(name: str) -> dict[str, Any]:
 
 
 def _searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
-            "entry": [{"resource": r} for r in resources]}  # fmt: skip
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [{"resource": r} for r in resources],
+    }
 
 
 def _loinc(res: dict[str, Any]) -> set[str]:
@@ -48,8 +52,9 @@ def prefetch_from(bundle: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return str(patient.get("id", "p1")), prefetch
 
 
-def hook_request(hook: str, patient_id: str, prefetch: dict[str, Any] | None,
-                 **context: Any) -> dict[str, Any]:  # fmt: skip
+def hook_request(
+    hook: str, patient_id: str, prefetch: dict[str, Any] | None, **context: Any
+) -> dict[str, Any]:
     """Return a hook request body like the sandbox's."""
     body: dict[str, Any] = {
         "hookInstance": str(uuid.uuid4()),
@@ -61,24 +66,41 @@ def hook_request(hook: str, patient_id: str, prefetch: dict[str, Any] | None,
     return body
 
 
-def medication_request(rid: str, rxnorm: str, value: float, unit: str, per: str,
-                       frequency: int = 1) -> dict[str, Any]:  # fmt: skip
+def medication_request(
+    rid: str, rxnorm: str, value: float, unit: str, per: str, frequency: int = 1
+) -> dict[str, Any]:
     """Return a draft MedicationRequest with a dose and a timing (per 'd' or 'wk')."""
     return {
-        "resourceType": "MedicationRequest", "id": rid, "status": "draft", "intent": "order",
+        "resourceType": "MedicationRequest",
+        "id": rid,
+        "status": "draft",
+        "intent": "order",
         "subject": {"reference": "Patient/p1"},
-        "medicationCodeableConcept": {"coding": [
-            {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": rxnorm}]},
-        "dosageInstruction": [{
-            "timing": {"repeat": {"frequency": frequency, "period": 1, "periodUnit": per}},
-            "doseAndRate": [{"doseQuantity": {"value": value, "unit": unit,
-                                              "system": "http://unitsofmeasure.org",
-                                              "code": unit}}],
-        }],
-    }  # fmt: skip
+        "medicationCodeableConcept": {
+            "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": rxnorm}]
+        },
+        "dosageInstruction": [
+            {
+                "timing": {"repeat": {"frequency": frequency, "period": 1, "periodUnit": per}},
+                "doseAndRate": [
+                    {
+                        "doseQuantity": {
+                            "value": value,
+                            "unit": unit,
+                            "system": "http://unitsofmeasure.org",
+                            "code": unit,
+                        }
+                    }
+                ],
+            }
+        ],
+    }
 
 
 def draft_orders(*requests: dict[str, Any]) -> dict[str, Any]:
     """Return the draftOrders Bundle of an order hook."""
-    return {"resourceType": "Bundle", "type": "collection",
-            "entry": [{"resource": r} for r in requests]}  # fmt: skip
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": r} for r in requests],
+    }

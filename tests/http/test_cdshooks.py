@@ -124,9 +124,13 @@ def test_order_select_cautions(server: Any) -> None:
     patient_id, prefetch = prefetch_from(load_bundle("resistant-dm")["bundle"])
     mmf = medication_request("mmf", "68149", 1000, "mg", "d", frequency=2)
     aza = medication_request("aza", "1256", 100, "mg", "d")
-    body = hook_request("order-select", patient_id, prefetch,
-                        selections=["MedicationRequest/mmf", "MedicationRequest/aza"],
-                        draftOrders=draft_orders(mmf, aza))  # fmt: skip
+    body = hook_request(
+        "order-select",
+        patient_id,
+        prefetch,
+        selections=["MedicationRequest/mmf", "MedicationRequest/aza"],
+        draftOrders=draft_orders(mmf, aza),
+    )
     cards = server.post(SELECT, body).json()["cards"]
     summaries = [c["summary"] for c in cards]
     assert "Mycophenolate: watch for opportunistic infection" in summaries
@@ -175,18 +179,29 @@ def test_wrong_audience(server: Any) -> None:
 
 def test_hs256_token(server: Any) -> None:
     now = int(time.time())
-    claims = {"iss": "https://sandbox.cds-hooks.test", "aud": server.base + PV, "iat": now,
-              "exp": now + 300, "jti": str(uuid.uuid4())}  # fmt: skip
-    token = jwt.encode(claims, "shared-secret", algorithm="HS256",
-                       headers={"kid": "test-key-1", "typ": "JWT"})  # fmt: skip
+    claims = {
+        "iss": "https://sandbox.cds-hooks.test",
+        "aud": server.base + PV,
+        "iat": now,
+        "exp": now + 300,
+        "jti": str(uuid.uuid4()),
+    }
+    token = jwt.encode(
+        claims, "shared-secret", algorithm="HS256", headers={"kid": "test-key-1", "typ": "JWT"}
+    )
     _refused(server.post(PV, _pv_body(), token=token))
 
 
 def test_none_algorithm(server: Any) -> None:
     now = int(time.time())
     header = {"alg": "none", "typ": "JWT", "kid": "test-key-1"}
-    claims = {"iss": "https://sandbox.cds-hooks.test", "aud": server.base + PV, "iat": now,
-              "exp": now + 300, "jti": str(uuid.uuid4())}  # fmt: skip
+    claims = {
+        "iss": "https://sandbox.cds-hooks.test",
+        "aud": server.base + PV,
+        "iat": now,
+        "exp": now + 300,
+        "jti": str(uuid.uuid4()),
+    }
     _refused(server.post(PV, _pv_body(), token=f"{_b64(header)}.{_b64(claims)}."))
 
 

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from helpers import hook_request, load_bundle, prefetch_from
 
 from clirun import run_cli
-from conftest import start_server
+from conftest import free_port, start_server
 
 PV = "/cds-services/myoguide-patient-view"
 
@@ -30,20 +31,29 @@ def test_feedback_is_stored_and_reported(server: Any) -> None:
         c for c in cards if c["source"].get("topic", {}).get("code") == "resistant_rituximab"
     )
     ivig = next(c for c in cards if c["source"].get("topic", {}).get("code") == "resistant_ivig")
-    body = {"feedback": [
-        {"card": rtx["uuid"], "outcome": "accepted",
-         "acceptedSuggestions": [{"id": rtx["suggestions"][0]["uuid"]}],
-         "outcomeTimestamp": "2026-11-21T10:00:00Z"},
-        {"card": ivig["uuid"], "outcome": "overridden",
-         "overrideReason": {"reason": ivig["overrideReasons"][2], "userComment": "cost"},
-         "outcomeTimestamp": "2026-11-21T10:01:00Z"},
-    ]}  # fmt: skip
+    body = {
+        "feedback": [
+            {
+                "card": rtx["uuid"],
+                "outcome": "accepted",
+                "acceptedSuggestions": [{"id": rtx["suggestions"][0]["uuid"]}],
+                "outcomeTimestamp": "2026-11-21T10:00:00Z",
+            },
+            {
+                "card": ivig["uuid"],
+                "outcome": "overridden",
+                "overrideReason": {"reason": ivig["overrideReasons"][2], "userComment": "cost"},
+                "outcomeTimestamp": "2026-11-21T10:01:00Z",
+            },
+        ]
+    }
     path = PV + "/feedback"
     res = server.post(path, body, token=server.token(path))
     assert res.status_code == 200, res.text
     assert res.json() == {"stored": 2}
-    bad = server.post(path, {"feedback": [{"card": "x", "outcome": "maybe"}]},
-                      token=server.token(path))  # fmt: skip
+    bad = server.post(
+        path, {"feedback": [{"card": "x", "outcome": "maybe"}]}, token=server.token(path)
+    )
     assert bad.status_code == 400
     assert "feedback[0]" in bad.json()["detail"]
     report = run_cli("feedback", "report", "--data-dir", str(server.data_dir))
@@ -91,15 +101,22 @@ def test_absent_prefetch_is_fetched_with_the_bearer_token(server: Any, fhir_serv
         "Condition": prefetch["conditions"],
         "MedicationRequest": prefetch["medicationRequests"],
         "MedicationStatement": prefetch["medicationStatements"],
-        "Observation": {"resourceType": "Bundle", "type": "searchset", "entry":
-                        prefetch["weight"]["entry"] + prefetch["height"]["entry"]},
-    }  # fmt: skip
+        "Observation": {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": prefetch["weight"]["entry"] + prefetch["height"]["entry"],
+        },
+    }
     _Fhir.tokens = []
     body = hook_request("patient-view", patient_id, None)
     body["fhirServer"] = fhir_server
-    body["fhirAuthorization"] = {"access_token": "ehr-token-123", "token_type": "Bearer",
-                                 "expires_in": 300, "scope": "patient/*.read",
-                                 "subject": "myoguide"}  # fmt: skip
+    body["fhirAuthorization"] = {
+        "access_token": "ehr-token-123",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/*.read",
+        "subject": "myoguide",
+    }
     res = server.post(PV, body)
     assert res.status_code == 200, res.text
     topics = [c["source"].get("topic", {}).get("code") for c in res.json()["cards"]]
@@ -126,17 +143,56 @@ def test_insecure_dev_mode_says_so_loudly(tmp_path: Path) -> None:
     assert "INSECURE DEVELOPMENT MODE" in out
 
 
-def test_serve_refuses_to_start_without_trust_or_insecure_flag() -> None:
-    res = run_cli("serve", "--port", "0")
+def test_without_trusted_clients_every_cds_call_is_refused(tmp_path: Path) -> None:
+    port = free_port()
+    exe = str(Path(sys.executable).with_name("myoguide"))
+    proc = subprocess.Popen(
+        [exe, "serve", "--port", str(port), "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        body = hook_request("patient-view", *prefetch_from(load_bundle("child")["bundle"]))
+        assert httpx.post(base + PV, json=body, timeout=30).status_code == 401
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert "every CDS Hooks call will be refused" in out
+
+
+def test_non_loopback_without_accounts_refuses_to_start(tmp_path: Path) -> None:
+    res = run_cli("serve", "--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path))
     assert res.code == 2
-    assert "--trust" in res.stderr
+    assert "--host" in res.stderr
+    assert "myoguide user add" in res.stderr
 
 
 def test_schemathesis_finds_no_server_error(server: Any) -> None:
     exe = str(Path(sys.executable).with_name("schemathesis"))
     proc = subprocess.run(
-        [exe, "run", server.base + "/openapi.json", "--checks", "not_a_server_error",
-         "--max-examples", "60", "--seed", "1", "--no-color"],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        [
+            exe,
+            "run",
+            server.base + "/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "60",
+            "--seed",
+            "1",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

@@ -144,8 +144,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
     from myoguide.bootstrap import ServeConfig, build_http_app, load_trust
 
-    if args.trust is None and not args.insecure_dev:
-        raise InputError("--trust", "give trusted CDS clients, or --insecure-dev for development")
+    loopback = args.host in ("127.0.0.1", "localhost", "::1") or args.host.startswith("127.")
     config = ServeConfig(
         issuers=load_trust(Path(args.trust)) if args.trust else (),
         insecure_dev=args.insecure_dev,
@@ -153,12 +152,18 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         data_dir=Path(args.data_dir),
         public_base_url=args.public_url,
         max_body_bytes=args.max_body,
+        require_login=not loopback,
+        demo=args.demo,
     )
     if args.insecure_dev:
         banner = "!" * 78
         sys.stderr.write(
             f"{banner}\n! INSECURE DEVELOPMENT MODE: CDS Hooks calls are NOT authenticated."
             f"\n! Never expose this server to real patient data or a network.\n{banner}\n"
+        )
+    if args.trust is None and not args.insecure_dev:
+        sys.stderr.write(
+            "myoguide: no trusted CDS clients (--trust): every CDS Hooks call will be refused.\n"
         )
     app = build_http_app(config)
     import gc
@@ -203,6 +208,31 @@ def cmd_feedback_report(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_user(args: argparse.Namespace, out: TextIO) -> int:
+    """Create a sign-in account; the password is read from the terminal or standard input."""
+    import getpass
+    import os
+
+    from myoguide.bootstrap import ServeConfig, record_stores
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password (12 characters or more): ")
+        if getpass.getpass("Again: ") != password:
+            raise InputError("password", "the two entries differ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    config = ServeConfig(
+        (), False, args.database_url or os.environ.get("DATABASE_URL"), Path(args.data_dir)
+    )
+    _, users = record_stores(config)
+    try:
+        users.add_user(args.username, password)
+    except ValueError as exc:
+        raise InputError("username" if "user" in str(exc) else "password", str(exc)) from None
+    out.write(f"account '{args.username}' created\n")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the `myoguide` command."""
     p = argparse.ArgumentParser(
@@ -242,6 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the base URL clients call (for the JWT audience) behind a proxy",
     )
     serve.add_argument("--max-body", type=int, default=1_000_000, help="request body limit, bytes")
+    serve.add_argument("--demo", action="store_true", help="add clearly synthetic demo patients")
+    user = sub.add_parser("user", help="manage sign-in accounts for the clinician's page")
+    user.add_argument("what", choices=["add"])
+    user.add_argument("username")
+    user.add_argument("--data-dir", default="data")
+    user.add_argument("--database-url", default=None)
+    user.set_defaults(func=cmd_user)
     serve.set_defaults(func=cmd_serve)
     kn = sub.add_parser("knowledge", help="browse the encoded guideline")
     kn.add_argument("--format", choices=["json", "text"], default="text")

@@ -125,10 +125,15 @@ def render_result(result: RecommendationSet, knowledge: Knowledge) -> str:
             )
     refs = sorted(
         {n for r in result.recommendations for s in r.sources for n in s.references}
-        | {n for r in result.recommendations for c in r.caution_details for s in c.sources
-           for n in s.references}
+        | {
+            n
+            for r in result.recommendations
+            for c in r.caution_details
+            for s in c.sources
+            for n in s.references
+        }
         | {n for w in result.warnings for s in w.sources for n in s.references}
-    )  # fmt: skip
+    )
     if refs:
         out += ["", "References"]
         for n in refs:

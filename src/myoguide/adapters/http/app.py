@@ -342,26 +342,45 @@ def _self_check(deps: AppDeps) -> None:
         "type": "collection",
         "entry": [
             {"resource": {"resourceType": "Patient", "id": "self", "birthDate": "1960-01-01"}},
-            {"resource": {"resourceType": "Condition", "id": "c", "code": {"coding": [
-                {"system": "http://snomed.info/sct", "code": "396230008"}]}}},
+            {
+                "resource": {
+                    "resourceType": "Condition",
+                    "id": "c",
+                    "code": {"coding": [{"system": "http://snomed.info/sct", "code": "396230008"}]},
+                }
+            },
         ],
-    }  # fmt: skip
-    mapped = bundle_to_state(bundle, evaluation_date=deps.today(),
-                             rxnorm_to_agent=_rx_index(deps.service))  # fmt: skip
+    }
+    mapped = bundle_to_state(
+        bundle, evaluation_date=deps.today(), rxnorm_to_agent=_rx_index(deps.service)
+    )
     state = deps.service.parse(
-        {**mapped.state, "disease_control_achieved": False, "flare": False,
-         "weight": {"value": 70, "unit": "kg"}, "height": {"value": 170, "unit": "cm"},
-         "treatment_history": [{"agent": "prednisone", "outcome": "inadequate_response"},
-                               {"agent": "methotrexate", "outcome": "inadequate_response"}]}
-    )  # fmt: skip
+        {
+            **mapped.state,
+            "disease_control_achieved": False,
+            "flare": False,
+            "weight": {"value": 70, "unit": "kg"},
+            "height": {"value": 170, "unit": "cm"},
+            "treatment_history": [
+                {"agent": "prednisone", "outcome": "inadequate_response"},
+                {"agent": "methotrexate", "outcome": "inadequate_response"},
+            ],
+        }
+    )
     result = deps.service.engine.recommend(state)
     if not result.recommendations:
         raise RuntimeError("self-check: the knowledge gave no recommendation for resistant DM")
-    cards = patient_view_cards(result, deps.service.knowledge, state, hook_instance="self-check",
-                               patient_id="self-check")  # fmt: skip
+    cards = patient_view_cards(
+        result, deps.service.knowledge, state, hook_instance="self-check", patient_id="self-check"
+    )
     dumps({"cards": cards})
-    order_cards([], state, deps.service.knowledge, hook_instance="self-check",
-                disclaimer=deps.service.knowledge.disclaimer)  # fmt: skip
+    order_cards(
+        [],
+        state,
+        deps.service.knowledge,
+        hook_instance="self-check",
+        disclaimer=deps.service.knowledge.disclaimer,
+    )
 
 
 def _rx_index(service: Service) -> dict[str, str]:
