@@ -100,6 +100,16 @@ def _recommendation(rec: Recommendation) -> list[str]:
     return lines
 
 
+def cited(result: RecommendationSet) -> tuple[list[int], list[str]]:
+    """Return the reference numbers and other citation ids an answer rests on, sorted."""
+    sources = [s for r in result.recommendations for s in r.sources]
+    sources += [s for r in result.recommendations for c in r.caution_details for s in c.sources]
+    sources += [s for w in result.warnings for s in w.sources]
+    refs = sorted({n for s in sources for n in s.references})
+    cites = sorted({c for s in sources for c in s.citations})
+    return refs, cites
+
+
 def render_result(result: RecommendationSet, knowledge: Knowledge) -> str:
     """Return the whole answer as text for a clinician."""
     out = [f"myoguide - knowledge {result.knowledge_version}", ""]
@@ -123,25 +133,11 @@ def render_result(result: RecommendationSet, knowledge: Knowledge) -> str:
             out += _wrap(
                 f"{note.display}: {note.text} ({source_words(note.sources)})", "    ", "  - "
             )
-    refs = sorted(
-        {n for r in result.recommendations for s in r.sources for n in s.references}
-        | {
-            n
-            for r in result.recommendations
-            for c in r.caution_details
-            for s in c.sources
-            for n in s.references
-        }
-        | {n for w in result.warnings for s in w.sources for n in s.references}
-    )
+    refs, cites = cited(result)
     if refs:
         out += ["", "References"]
         for n in refs:
             out += _wrap(knowledge.references[n - 1].citation, "       ", f"  {n:>2}. ")
-    cites = sorted(
-        {c for w in result.warnings for s in w.sources for c in s.citations}
-        | {c for r in result.recommendations for s in r.sources for c in s.citations}
-    )
     for cid in cites:
         cite = next(x for x in knowledge.citations if x.id == cid)
         origin = " (outside the source topic)" if cite.outside_source else ""

@@ -240,10 +240,9 @@ def create_app(deps: AppDeps) -> FastAPI:
             return _json(operation_outcome(exc), status, "application/fhir+json")
         return None
 
-    @app.post("/cds-services/{service_id}", summary="Call a CDS Hooks service")
-    async def cds_call(service_id: str, request: Request) -> Response:
-        hook = SERVICES.get(service_id)
-        if hook is None:
+    async def cds_body(service_id: str, request: Request) -> Response | object:
+        """Return the parsed body of an authorised call to a known service, or the refusal."""
+        if service_id not in SERVICES:
             return _json(
                 _problem(404, "Unknown service", f"no CDS service '{service_id}'"), 404, PROBLEM
             )
@@ -251,12 +250,20 @@ def create_app(deps: AppDeps) -> FastAPI:
         if refused is not None:
             return refused
         try:
-            body = loads(await request.body())
+            data: object = loads(await request.body())
         except ValueError:
             return _json(_problem(400, "Bad request", "body is not valid JSON"), 400, PROBLEM)
+        return data
+
+    @app.post("/cds-services/{service_id}", summary="Call a CDS Hooks service")
+    async def cds_call(service_id: str, request: Request) -> Response:
+        body = await cds_body(service_id, request)
+        if isinstance(body, Response):
+            return body
+        hook = SERVICES[service_id]
         problem = _check_hook_request(body, hook)
-        if problem:
-            return _json(_problem(400, "Bad request", problem), 400, PROBLEM)
+        if problem or not isinstance(body, dict):
+            return _json(_problem(400, "Bad request", problem or "bad body"), 400, PROBLEM)
         try:
             bundle = _gather(body, deps.fhir)
         except _Missing as exc:
@@ -290,17 +297,9 @@ def create_app(deps: AppDeps) -> FastAPI:
 
     @app.post("/cds-services/{service_id}/feedback", summary="Feedback on cards")
     async def cds_feedback(service_id: str, request: Request) -> Response:
-        if service_id not in SERVICES:
-            return _json(
-                _problem(404, "Unknown service", f"no CDS service '{service_id}'"), 404, PROBLEM
-            )
-        refused = await authorise(request)
-        if refused is not None:
-            return refused
-        try:
-            body = loads(await request.body())
-        except ValueError:
-            return _json(_problem(400, "Bad request", "body is not valid JSON"), 400, PROBLEM)
+        body = await cds_body(service_id, request)
+        if isinstance(body, Response):
+            return body
         if deps.feedback is None:
             return _json(_problem(503, "Feedback store not configured", "no store"), 503, PROBLEM)
         try:

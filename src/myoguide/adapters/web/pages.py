@@ -21,7 +21,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from myoguide.adapters.jsonio import dumps, to_jsonable
 from myoguide.adapters.store import PatientRecord, RecordStore, UserStore
-from myoguide.adapters.text import COURSE_WORDS, STANCE_WORDS, dose_words, source_words
+from myoguide.adapters.text import COURSE_WORDS, STANCE_WORDS, cited, dose_words, source_words
 from myoguide.adapters.web.forms import (
     DIAGNOSES,
     DOSE_UNITS,
@@ -162,21 +162,7 @@ def mount_web(app: FastAPI, deps: WebDeps) -> None:
         )
 
     def answer_context(result: RecommendationSet) -> dict[str, Any]:
-        refs = sorted(
-            {n for r in result.recommendations for s in r.sources for n in s.references}
-            | {
-                n
-                for r in result.recommendations
-                for c in r.caution_details
-                for s in c.sources
-                for n in s.references
-            }
-            | {n for w in result.warnings for s in w.sources for n in s.references}
-        )
-        cites = sorted(
-            {c for w in result.warnings for s in w.sources for c in s.citations}
-            | {c for r in result.recommendations for s in r.sources for c in s.citations}
-        )
+        refs, cites = cited(result)
         by_id = {c.id: c for c in kb.citations}
         return {
             "result": result,
