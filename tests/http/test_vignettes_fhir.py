@@ -1,0 +1,61 @@
+"""A handful of vignettes, one per scenario, written as FHIR and sent to the patient-view service.
+
+The Bundle comes from tests/fhir/state_to_bundle.py (the mapping's inverse, for tests). The server
+works ages out at today's date (UTC), so the Bundles are written for today. The cards' option
+topics must be the original state's recommendation ids, in order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from helpers import hook_request, prefetch_from
+
+from casecheck import SHARED_EXAMPLES, VIGNETTES, load_cases
+from myoguide.bootstrap import Service
+
+PV = "/cds-services/myoguide-patient-view"
+INVERSE = Path(__file__).resolve().parents[1] / "fhir" / "state_to_bundle.py"
+
+
+def _inverse() -> ModuleType:
+    """Import tests/fhir/state_to_bundle.py (its folder is on sys.path only when collected)."""
+    name = "state_to_bundle"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, INVERSE)
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+inverse = _inverse()
+CASES: dict[str, dict[str, Any]] = {
+    f"{kind}-{name}": case
+    for kind, folder in (("example", SHARED_EXAMPLES), ("vignette", VIGNETTES))
+    for name, case in load_cases(folder)
+}
+
+
+@pytest.mark.parametrize("name", inverse.HANDFUL)
+def test_patient_view_cards_follow_the_original_state(
+    name: str, server: Any, service: Service
+) -> None:
+    state = CASES[name]["input"]
+    today = dt.datetime.now(dt.UTC).date()
+    patient_id, prefetch = prefetch_from(inverse.state_to_bundle(state, today))
+    res = server.post(PV, hook_request("patient-view", patient_id, prefetch))
+    assert res.status_code == 200, res.text
+    cards = res.json()["cards"]
+    assert cards
+    topics = [c["source"].get("topic", {}).get("code") for c in cards]
+    options = [t for t in topics if t and not t.startswith(("warning.", "no-rec"))]
+    assert options == [r.id for r in service.recommend(state).recommendations]
