@@ -205,7 +205,7 @@ def test_keyboard_only_visit_answer_decision_and_course(page: Page, artifacts: P
     expect(page.locator('input[name="decision"][value="accepted"]')).to_be_focused()
     page.keyboard.press("ArrowDown")
     expect(page.locator('input[name="decision"][value="chose_other"]')).to_be_checked()
-    choose_by_keyboard(page, "chosen", "1. r2_raise_m", "r2_raise_methotrexate")
+    choose_by_keyboard(page, "chosen", "1. Recommended: M", "r2_raise_methotrexate")
     type_into(page, "reason", "Patient prefers to avoid more prednisone")
     with page.expect_navigation():
         page.keyboard.press("Enter")
@@ -218,7 +218,9 @@ def test_keyboard_only_visit_answer_decision_and_course(page: Page, artifacts: P
     expect(cells.nth(0)).to_have_text(first_date.isoformat())
     expect(cells.nth(1)).to_have_text("7.5 mg/day")
     expect(cells.nth(2)).to_contain_text("Recurrent")
-    expect(cells.nth(4)).to_have_text("chose other")
+    expect(cells.nth(4)).to_have_text(
+        "chose Methotrexate (Patient prefers to avoid more prednisone)"
+    )
     svg = page.locator(".timeline svg")
     expect(svg).to_have_count(1)
     assert svg.get_attribute("role") == "img"
@@ -263,7 +265,7 @@ def test_keyboard_only_visit_answer_decision_and_course(page: Page, artifacts: P
 @pytest.mark.parametrize(
     ("name", "value", "label", "message"),
     [
-        ("weight.value", "-3", "Weight", "> 0"),
+        ("weight.value", "-3", "Weight", "greater than 0"),
         ("age_years", "fifty", "Age", "'fifty' is not a number"),
     ],
 )

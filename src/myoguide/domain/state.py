@@ -148,6 +148,8 @@ _ALLOWED = {
 
 
 _WORDS = (
+    ("Expected `float` > 0.0", "must be a number greater than 0"),
+    ("Expected `float` >= 0.0", "must be a number, 0 or more"),
     ("Expected `float | null`", "expected a number or null"),
     ("Expected `float`", "expected a number"),
     ("Expected `bool | null`", "expected true, false or null"),

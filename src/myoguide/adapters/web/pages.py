@@ -36,6 +36,7 @@ from myoguide.adapters.web.forms import (
 from myoguide.adapters.web.timeline import VisitPoint, timeline_svg
 from myoguide.bootstrap import Service
 from myoguide.domain.result import RecommendationSet
+from myoguide.domain.state import dec
 from myoguide.domain.units import fmt
 from myoguide.errors import InputError
 
@@ -78,6 +79,7 @@ def _env() -> Environment:
         course_words=COURSE_WORDS,
         measure_words=MEASURE_WORDS,
         fmt=fmt,
+        fact_words=fact_words,
     )
     return env
 
@@ -259,6 +261,7 @@ def mount_web(app: FastAPI, deps: WebDeps) -> None:
             form=form,
             patient=patient,
             answer_id=answer_id,
+            entered=state_lines(state),
             visit_date=visit_date.isoformat() if patient else None,
             **choices,
             **answer_context(result),
@@ -429,7 +432,8 @@ def _course(record: PatientRecord) -> tuple[list[VisitPoint], list[dict[str, Any
         last = entry.answers[-1] if entry.answers else None
         answer = last.answer if last else None
         top = answer.top_recommendation if answer else None
-        decision = last.decisions[-1].decision if last and last.decisions else None
+        latest = last.decisions[-1] if last and last.decisions else None
+        decision = latest.decision if latest else None
         label = _option_label(answer.result, top) if answer and top else None
         points.append(VisitPoint(visit.visit_date, visit.state, label, decision))
         rows.append(
@@ -439,10 +443,22 @@ def _course(record: PatientRecord) -> tuple[list[VisitPoint], list[dict[str, Any
                 "prednisone": _prednisone(visit.state),
                 "course": COURSE_WORDS.get(answer.course, answer.course) if answer else "—",
                 "top": label,
-                "decision": decision.replace("_", " ") if decision else None,
+                "decision": _decision_words(latest, answer.result if answer else {}),
             }
         )
     return points, rows
+
+
+def _decision_words(latest: Any, result: Mapping[str, Any]) -> str | None:
+    if latest is None:
+        return None
+    words = {"accepted": "accepted", "chose_other": "chose", "declined": "declined all"}
+    text = words.get(latest.decision, latest.decision)
+    if latest.chosen_recommendation and latest.decision == "chose_other":
+        text += " " + _option_label(result, latest.chosen_recommendation)
+    if latest.reason:
+        text += f" ({latest.reason})"
+    return str(text)
 
 
 def _option_label(result: Mapping[str, Any], rec_id: str) -> str:
@@ -457,7 +473,62 @@ def _prednisone(state: Mapping[str, Any]) -> str:
     for med in state.get("current_medications") or []:
         if med.get("agent") == "prednisone":
             dose = med.get("dose")
-            if isinstance(dose, Mapping):
-                return f"{dose.get('value')} {dose.get('unit')}"
+            if isinstance(dose, Mapping) and isinstance(dose.get("value"), int | float):
+                return f"{fmt(dec(dose['value']))} {dose.get('unit')}"
             return "dose not given"
     return "off"
+
+
+def fact_words(value: object) -> str:
+    """Return a trace fact as a person reads it: yes/no, plain numbers, comma-joined lists."""
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    if value is None:
+        return "unknown"
+    if isinstance(value, float):
+        return fmt(dec(value))
+    if isinstance(value, list):
+        return ", ".join(fact_words(v) for v in value) or "none"
+    return str(value)
+
+
+def state_lines(state: Mapping[str, Any]) -> list[str]:
+    """Return what was entered, in short lines, for the answer and its printed summary."""
+    lines = []
+    dx = str(state.get("diagnosis", "")).replace("_", " ")
+    lines.append(f"{fact_words(state.get('age_years'))} years, {dx}")
+    for key in ("weight", "height"):
+        item = state.get(key)
+        if isinstance(item, Mapping):
+            lines.append(f"{key} {fact_words(item.get('value'))} {item.get('unit')}")
+    lines.append(
+        f"control ever reached: {fact_words(state.get('disease_control_achieved'))}; "
+        f"flare now: {fact_words(state.get('flare'))}"
+        + (f"; severity {state['severity']}" if state.get("severity") else "")
+    )
+    meds = [
+        f"{m.get('agent', '').replace('_', ' ')}"
+        + (
+            f" {fact_words(m['dose'].get('value'))} {m['dose'].get('unit')}"
+            if isinstance(m.get("dose"), Mapping)
+            else ""
+        )
+        for m in state.get("current_medications") or []
+    ]
+    lines.append("current: " + (", ".join(meds) or "none"))
+    history = [
+        f"{h.get('agent', '').replace('_', ' ')} ({str(h.get('outcome', '')).replace('_', ' ')})"
+        for h in state.get("treatment_history") or []
+    ]
+    lines.append("history: " + (", ".join(history) or "none"))
+    ild = state.get("ild")
+    if isinstance(ild, Mapping) and ild.get("present"):
+        lines.append("ILD" + (", refractory" if ild.get("refractory") else ""))
+    if state.get("skin_predominant"):
+        lines.append("rash is the refractory problem")
+    lines.append(
+        f"alternative diagnoses excluded: {fact_words(state.get('alternative_diagnoses_excluded'))}"
+    )
+    return lines
