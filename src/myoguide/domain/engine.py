@@ -112,11 +112,7 @@ class _Run:
     no_height: list[str] = field(default_factory=list)
 
     def step(self, rule: str, knowledge: str, outcome: str, **facts: FactValue) -> None:
-        self.trace.append(
-            TraceStep(
-                rule, knowledge if knowledge.startswith(KB) else KB + knowledge, facts, outcome
-            )
-        )
+        self.trace.append(TraceStep(rule, KB + knowledge, facts, outcome))
 
 
 class Engine:
@@ -165,7 +161,8 @@ class Engine:
         self._ladder_dm = self._prepare_ladder(pm=False)
         self._ladder_pm = self._prepare_ladder(pm=True)
         th = knowledge.thresholds
-        self._adult = th.adult_age_years
+        # Ages arrive as JSON numbers; a float comparison with a whole-year threshold is exact.
+        self._adult = float(th.adult_age_years)
         self._boundary = th.prednisone_flare_boundary_mg_per_day
         self._pred_warn = th.prednisone_weight_based_warning_mg_per_day
 
@@ -195,7 +192,7 @@ class Engine:
             cautions=tuple(d.text for d in plain),
             cautions_ild=tuple(d.text for d in ild),
             options=tuple(options),
-            knowledge=f"{KB}recommendations.{rec_id}",
+            knowledge=f"recommendations.{rec_id}",
             all_static=all(o is not None for _, o in options),
         )
 
@@ -233,7 +230,7 @@ class Engine:
     # ---- classification ----------------------------------------------------------------
 
     def _evaluate(self, state: PatientState, facts: _Facts, run: _Run) -> tuple[Course, str | None]:
-        if state.age < self._adult:
+        if state.age_years < self._adult:
             self._warn(run, "out_of_scope_child", age=fmt(state.age))
             run.step(
                 "scope.adult",
