@@ -101,6 +101,12 @@ _LadderStep = tuple[
 ]
 
 
+# (agent, rxnorm, display, regimens as (rule id, prebuilt regimen or None, maximum id), maximum)
+_OptionPlan = tuple[
+    str, str | None, str, tuple[tuple[str, Regimen | None, str | None], ...], str | None
+]
+
+
 @dataclass(slots=True)
 class _Run:
     """The answer being built: recommendations, warnings and trace, in order."""
@@ -153,6 +159,13 @@ class Engine:
             if r.kind in STATIC_KINDS
         }
         self._static = {rid: self._prepare(rid, t) for rid, t in knowledge.recommendations.items()}
+        self._rule_consts = {
+            rid: (f"{r.unit}/{r.period}", r.low or Decimal(0), r.high or Decimal(0))
+            for rid, r in knowledge.dose_rules.items()
+        }
+        self._option_plans = {
+            rid: self._plan_options(t) for rid, t in knowledge.recommendations.items()
+        }
         self._rec_agents = {
             rid: frozenset(a.agent for a in t.agents)
             for rid, t in knowledge.recommendations.items()
@@ -736,23 +749,35 @@ class Engine:
         )
 
     def _agent_option(self, run: _Run, f: _Facts, rec_id: str, index: int) -> AgentOption:
-        step = self.kb.recommendations[rec_id].agents[index]
-        info = self._agents[step.agent]
-        regimens = tuple(
-            self._static_regimens.get(rid) or self._regimen(run, f, rid, step.max)
-            for rid in step.regimens
-        )
-        primary = next((r.dose for r in regimens if r.dose is not None), None)
-        maximum = self._max_words.get(step.max) if step.max else None
-        return AgentOption(step.agent, info.rxnorm, info.display, primary, regimens, maximum)
+        agent, rxnorm, display, plans, maximum = self._option_plans[rec_id][index]
+        regimens = []
+        primary = None
+        for rule_id, static, max_ref in plans:
+            reg = static or self._regimen(run, f, rule_id, max_ref)
+            if primary is None:
+                primary = reg.dose
+            regimens.append(reg)
+        return AgentOption(agent, rxnorm, display, primary, tuple(regimens), maximum)
 
-    def _regimen(self, run: _Run, f: _Facts, rule_id: str, max_id: str | None) -> Regimen:
+    def _regimen(self, run: _Run, f: _Facts, rule_id: str, max_ref: str | None) -> Regimen:
         rule = self.kb.dose_rules[rule_id]
         dose, reason = self._dose(run, f, rule_id, rule)
-        max_ref = rule.maximum or max_id
         if dose is not None and max_ref is not None:
             dose = self._clamp(run, dose, self._maxima[max_ref], rule.agent)
         return Regimen(rule_id, rule.note, dose, reason, self._rule_sources[rule_id])
+
+    def _plan_options(self, tpl: RecommendationTemplate) -> list[_OptionPlan]:
+        """Precompute, per agent of a template, its identity and each regimen's plan."""
+        plans: list[_OptionPlan] = []
+        for step in tpl.agents:
+            info = self._agents[step.agent]
+            regs = tuple(
+                (rid, self._static_regimens.get(rid), self.kb.dose_rules[rid].maximum or step.max)
+                for rid in step.regimens
+            )
+            maximum = self._max_words.get(step.max) if step.max else None
+            plans.append((step.agent, info.rxnorm, info.display, regs, maximum))
+        return plans
 
     def _static_dose(self, rule: DoseRule) -> Dose:
         """Return the dose of a rule that does not depend on the patient."""
@@ -771,8 +796,7 @@ class Engine:
     def _dose(
         self, run: _Run, f: _Facts, rule_id: str, rule: DoseRule
     ) -> tuple[Dose | None, str | None]:
-        per = f"{rule.unit}/{rule.period}"
-        low, high = rule.low or Decimal(0), rule.high or Decimal(0)
+        per, low, high = self._rule_consts[rule_id]
         if rule.kind == "up_to_max":
             return self._dose_up_to(f, rule)
         if rule.kind == "per_m2":
