@@ -385,6 +385,10 @@ def _write(rows: dict[str, list[Row]]) -> None:
         "(shared and noisy; single-threaded figures use one core).",
         f"Run at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
+        "Method: engine and bundle figures are CPU time of one process (one core), the bundle",
+        "ratio interleaves both timings round by round; CLI, load and web figures are wall time",
+        "against a real `myoguide serve` on loopback, the load from a separate process.",
+        "",
         "| group | benchmark | measured | target | met |",
         "|---|---|---|---|---|",
     ]
