@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,3 +19,81 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def service() -> Service:
     return default_service()
+
+
+# ---- one real PostgreSQL for the session, from scripts/postgres-test.sh ----------------------
+
+SCRIPT = ROOT / "scripts" / "postgres-test.sh"
+PG_URL_ENV = "MYOGUIDE_TEST_PG_URL"
+# Installing PostgreSQL on a clean CI machine is the slow case; apt can take minutes.
+START_TIMEOUT_S = 840
+
+
+def _stop(directory: str) -> None:
+    subprocess.run(
+        ["bash", str(SCRIPT), "stop", directory], capture_output=True, text=True, timeout=120
+    )
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """Yield the URL of a PostgreSQL database: MYOGUIDE_TEST_PG_URL, or a throwaway cluster."""
+    configured = os.environ.get(PG_URL_ENV)
+    if configured:
+        yield configured
+        return
+    # Not pytest's tmp_path: that is private to root, and the cluster runs as `postgres`.
+    directory = tempfile.mkdtemp(
+        prefix="myoguide-pg-", dir="/tmp" if os.path.isdir("/tmp") else None
+    )
+    try:
+        proc = subprocess.run(
+            ["bash", str(SCRIPT), "start", directory],
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        _stop(directory)
+        pytest.fail(
+            f"PostgreSQL did not start within {START_TIMEOUT_S}s via {SCRIPT}: {exc.stderr!r}. "
+            f"Set {PG_URL_ENV} to use an existing server.",
+            pytrace=False,
+        )
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines or not lines[-1].startswith("postgresql://"):
+        _stop(directory)
+        pytest.fail(
+            f"PostgreSQL could not be started for the tests: {SCRIPT} start exited "
+            f"{proc.returncode}.\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}\n"
+            f"Install PostgreSQL (Debian: apt-get install postgresql), run as root so the "
+            f"script can, or set {PG_URL_ENV} to an existing scratch database.",
+            pytrace=False,
+        )
+    try:
+        yield lines[-1]
+    finally:
+        _stop(directory)
+
+
+def reset_database(url: str) -> str:
+    """Drop every table (Alembic's included) so a test starts from an empty database."""
+    from sqlalchemy import MetaData
+
+    from myoguide.adapters.store import make_engine
+
+    engine = make_engine(url)
+    try:
+        existing = MetaData()
+        existing.reflect(engine)
+        existing.drop_all(engine)
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> str:
+    """Return the session's PostgreSQL URL with every table dropped first."""
+    return reset_database(postgres_url)

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import shutil
 import signal
 import sqlite3
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,63 +24,9 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_SCRIPT = ROOT / "scripts" / "postgres-test.sh"
-PG_URL_ENV = "MYOGUIDE_TEST_PG_URL"
-PG_START_TIMEOUT_S = 840  # installing PostgreSQL on a clean machine is the slow case
 ACKED_BEFORE_KILL = 30
 WRITERS = 4
 FIRST_DATE = dt.date(2001, 1, 1)
-
-
-# ---- PostgreSQL, started here and stopped after ----------------------------------------------
-
-
-def _pg_stop(directory: str) -> None:
-    subprocess.run(
-        ["bash", str(PG_SCRIPT), "stop", directory], capture_output=True, text=True, timeout=120
-    )
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """Yield the URL of a throwaway PostgreSQL (or MYOGUIDE_TEST_PG_URL, if set)."""
-    configured = os.environ.get(PG_URL_ENV)
-    if configured:
-        yield configured
-        return
-    # Not pytest's tmp_path: that is private to root, and the cluster runs as `postgres`.
-    directory = tempfile.mkdtemp(
-        prefix="myoguide-pg-", dir="/tmp" if os.path.isdir("/tmp") else None
-    )
-    try:
-        proc = subprocess.run(
-            ["bash", str(PG_SCRIPT), "start", directory],
-            capture_output=True,
-            text=True,
-            timeout=PG_START_TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired as exc:
-        _pg_stop(directory)
-        pytest.fail(
-            f"PostgreSQL did not start within {PG_START_TIMEOUT_S}s via {PG_SCRIPT}: "
-            f"{exc.stderr!r}. Set {PG_URL_ENV} to use an existing server.",
-            pytrace=False,
-        )
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines or not lines[-1].startswith("postgresql://"):
-        _pg_stop(directory)
-        pytest.fail(
-            f"PostgreSQL could not be started for the durability test: {PG_SCRIPT} start "
-            f"exited {proc.returncode}.\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}\n"
-            f"Install PostgreSQL (Debian: apt-get install postgresql), run as root so the "
-            f"script can, or set {PG_URL_ENV} to an existing scratch database.",
-            pytrace=False,
-        )
-    try:
-        yield lines[-1]
-    finally:
-        _pg_stop(directory)
 
 
 @dataclass(frozen=True)
@@ -102,7 +43,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "sqlite":
         # The server's default: SQLite in its --data-dir.
         return Backend("sqlite", (), tmp_path / "data" / "myoguide.db")
-    url: str = request.getfixturevalue("postgres_url")
+    # The session's PostgreSQL is shared with the store tests: start from empty tables.
+    url: str = request.getfixturevalue("fresh_postgres_url")
     return Backend("postgresql", ("--database-url", url))
 
 
