@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from dbreset import reset_database
 from myoguide.bootstrap import Service, default_service
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,22 +76,6 @@ def postgres_url() -> Iterator[str]:
         yield lines[-1]
     finally:
         _stop(directory)
-
-
-def reset_database(url: str) -> str:
-    """Drop every table (Alembic's included) so a test starts from an empty database."""
-    from sqlalchemy import MetaData
-
-    from myoguide.adapters.store import make_engine
-
-    engine = make_engine(url)
-    try:
-        existing = MetaData()
-        existing.reflect(engine)
-        existing.drop_all(engine)
-    finally:
-        engine.dispose()
-    return url
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import MetaData
 
+from dbreset import reset_database
 from myoguide.adapters.store import FeedbackStore, make_engine, upgrade
 
 
@@ -26,14 +26,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 @pytest.fixture
 def empty_url(database_url: str) -> str:
     """Return the backend's URL after dropping every table, Alembic's included."""
-    engine = make_engine(database_url)
-    try:
-        existing = MetaData()
-        existing.reflect(engine)
-        existing.drop_all(engine)
-    finally:
-        engine.dispose()
-    return database_url
+    return reset_database(database_url)
 
 
 @pytest.fixture
