@@ -172,6 +172,7 @@ def create_app(deps: AppDeps) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=deps.settings.max_body_bytes)
     service = deps.service
     kb = service.knowledge
+    rx = _rx_index(service)  # built once: the knowledge does not change while serving
     # Card uuid -> "topic: summary" of cards shown lately, so feedback can be reported by card.
     issued: OrderedDict[str, str] = OrderedDict()
 
@@ -268,9 +269,7 @@ def create_app(deps: AppDeps) -> FastAPI:
             bundle = _gather(body, deps.fhir)
         except _Missing as exc:
             return _json(_problem(412, "Precondition failed", str(exc)), 412, PROBLEM)
-        mapped = bundle_to_state(
-            bundle, evaluation_date=deps.today(), rxnorm_to_agent=_rx_index(service)
-        )
+        mapped = bundle_to_state(bundle, evaluation_date=deps.today(), rxnorm_to_agent=rx)
         extra = [(w.code, w.message) for w in mapped.warnings]
         try:
             state = service.parse(mapped.state)
@@ -288,7 +287,7 @@ def create_app(deps: AppDeps) -> FastAPI:
                 extra_warnings=extra,
             )
         else:
-            drafts = _draft_orders(context, hook, service)
+            drafts = _draft_orders(context, hook, rx)
             cards = order_cards(
                 drafts, state, kb, hook_instance=body["hookInstance"], disclaimer=kb.disclaimer
             )
@@ -438,7 +437,7 @@ def _gather(body: dict[str, Any], fhir: FhirClient) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 
-def _draft_orders(context: dict[str, Any], hook: str, service: Service) -> list[DraftOrder]:
+def _draft_orders(context: dict[str, Any], hook: str, rx: Mapping[str, str]) -> list[DraftOrder]:
     """Reduce the draft MedicationRequests of an order hook to agents and doses."""
     drafts = context.get("draftOrders")
     entries = drafts.get("entry") if isinstance(drafts, dict) else None
@@ -458,9 +457,7 @@ def _draft_orders(context: dict[str, Any], hook: str, service: Service) -> list[
             "type": "collection",
             "entry": [{"resource": {**res, "status": "active"}}],
         }
-        mapped = bundle_to_state(
-            probe, evaluation_date=dt.date(2000, 1, 1), rxnorm_to_agent=_rx_index(service)
-        )
+        mapped = bundle_to_state(probe, evaluation_date=dt.date(2000, 1, 1), rxnorm_to_agent=rx)
         for med in mapped.state.get("current_medications") or []:
             agent = med.get("agent")
             if agent not in AGENT_NAMES:
