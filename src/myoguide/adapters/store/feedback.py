@@ -11,6 +11,7 @@ from typing import Any, Literal, cast
 
 from sqlalchemy import Engine, func, select
 
+from myoguide.adapters.store.checks import has_nul
 from myoguide.adapters.store.db import make_sessions, write_session
 from myoguide.adapters.store.tables import OUTCOMES, FeedbackRecord
 
@@ -108,16 +109,6 @@ def _optional_string(value: object, where: str) -> str | None:
     return None if value is None else _string(value, where)
 
 
-def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
 def _uuid(value: object, where: str) -> str:
     text = _string(value, where)
     try:
@@ -199,7 +190,7 @@ def _item(value: object, where: str) -> FeedbackItem:
         raw = json.loads(json.dumps(obj, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: is not plain JSON ({exc})") from None
-    if _has_nul(raw):
+    if has_nul(raw):
         # PostgreSQL text and JSONB cannot hold U+0000.
         raise ValueError(f"{where}: must not contain NUL (U+0000) characters")
     return FeedbackItem(card, outcome, suggestions, reason, moment, raw)

@@ -15,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from myoguide.adapters.store.checks import has_nul
 from myoguide.adapters.store.db import make_sessions, write_session
 from myoguide.adapters.store.tables import (
     COURSES,
@@ -156,16 +157,6 @@ def _optional_text(value: object, where: str, max_len: int) -> str | None:
     return None if value is None else _text(value, where, max_len)
 
 
-def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
 def _json_object(value: object, where: str) -> dict[str, Any]:
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise ValueError(f"{where}: must be a JSON object")
@@ -174,7 +165,7 @@ def _json_object(value: object, where: str) -> dict[str, Any]:
         plain: dict[str, Any] = json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: is not plain JSON ({exc})") from None
-    if _has_nul(plain):
+    if has_nul(plain):
         # PostgreSQL text and JSONB cannot hold U+0000.
         raise ValueError(f"{where}: must not contain NUL (U+0000) characters")
     return plain
