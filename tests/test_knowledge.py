@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import msgspec
 import pytest
 
 from casecheck import ROOT
@@ -178,3 +179,30 @@ def test_reference_out_of_range_is_named() -> None:
 def test_yaml_syntax_error_is_named() -> None:
     with pytest.raises(KnowledgeError, match=r"\(yaml\)"):
         parse_knowledge("a: [unclosed", origin="g.yaml")
+
+
+def test_renamed_recommendation_fails_at_load_naming_the_wiring_key() -> None:
+    text = _mutated("  r1_add_sparing_agent:\n", "  r1_add_a_sparing_agent:\n")
+    with pytest.raises(KnowledgeError) as err:
+        parse_knowledge(text, origin="guideline.yaml")
+    assert err.value.file == "guideline.yaml"
+    assert err.value.key == "wiring.flare_above_10mg.add_sparing_agent"
+
+
+def test_missing_wiring_slot_fails_at_load() -> None:
+    text = _mutated("  ild_refractory: ild_tacrolimus\n", "")
+    with pytest.raises(KnowledgeError) as err:
+        parse_knowledge(text, origin="guideline.yaml")
+    assert err.value.key.startswith("wiring")
+
+
+def test_engine_refuses_knowledge_without_a_warning_it_emits() -> None:
+    from myoguide.domain.engine import Engine
+
+    kb = load_packaged()
+    warnings = {k: v for k, v in kb.warnings.items() if k != "both_sparing_failed"}
+    broken = msgspec.structs.replace(kb, warnings=warnings)
+    with pytest.raises(KnowledgeError) as err:
+        Engine(broken)
+    assert err.value.key == "warnings.both_sparing_failed"
+    assert err.value.file.endswith("guideline.yaml")

@@ -539,18 +539,14 @@ def _ladder_steps(k: Knowledge, acts: _Activities, ids: _Ids, top_id: str) -> li
     return steps
 
 
-def _matches(rec: RecommendationTemplate, scenario: Scenario) -> bool:
-    wanted = {(s.document, s.section) for s in scenario.sources}
-    return any((s.document, s.section) in wanted for s in rec.sources)
-
-
 def _top_actions(k: Knowledge, acts: _Activities) -> list[JSON]:
     ids = _Ids()
     in_ladder = {r for s in k.ladder for r in (*s.recommendations, *(s.recommendations_pm or ()))}
     free = [r for r in k.recommendations if r not in in_ladder]
+    # The same wiring the engine runs says which recommendations each scenario offers.
+    wired = k.wiring.scenario_recommendations()
     by_scenario = {
-        sid: [r for r in free if _matches(k.recommendations[r], s)]
-        for sid, s in k.scenarios.items()
+        sid: [r for r in dict.fromkeys(wired.get(sid, ())) if r in free] for sid in k.scenarios
     }
     placed = {r for recs in by_scenario.values() for r in recs}
 

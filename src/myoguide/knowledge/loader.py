@@ -75,7 +75,7 @@ def parse_knowledge(text: str, *, origin: str) -> Knowledge:
         raise KnowledgeError(
             origin, key, message + (f" (and {len(found) - 1} more)" if len(found) > 1 else "")
         )
-    return knowledge
+    return msgspec.structs.replace(knowledge, origin=origin)
 
 
 def load_packaged() -> Knowledge:

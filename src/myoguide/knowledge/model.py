@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -60,10 +61,14 @@ class Grades(Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class AgentInfo(Struct, frozen=True, forbid_unknown_fields=True):
+    """One agent of the vocabulary: id, display name, RxNorm ingredient and classes."""
+
     id: str
     display: str
     rxnorm: Annotated[str, Meta(pattern=r"^[0-9]+$")] | None
     classes: tuple[str, ...]
+    # The period a current dose of this agent is stated per (input validation and sums).
+    dose_period: Literal["day", "week"] | None = None
 
 
 class Range(Struct, frozen=True, forbid_unknown_fields=True):
@@ -145,6 +150,89 @@ class LadderStep(Struct, frozen=True, forbid_unknown_fields=True):
     recommendations_pm: tuple[str, ...] | None = None
 
 
+class R1Wiring(Struct, frozen=True, forbid_unknown_fields=True):
+    """The recommendations scenario R1 (flare above 10 mg/day) offers."""
+
+    add_sparing_agent: str
+    manage_as_resistant: str
+
+
+class R2Wiring(Struct, frozen=True, forbid_unknown_fields=True):
+    """The recommendations scenario R2 (flare below 10 mg/day) offers."""
+
+    raise_prednisone: str
+    raise_sparing_agent: dict[str, str]
+
+
+class R3Wiring(Struct, frozen=True, forbid_unknown_fields=True):
+    """The recommendations scenario R3 (flare off prednisone on a sparing agent) offers."""
+
+    restart_prednisone: str
+    switch_to: dict[str, str]
+    manage_as_resistant: str
+
+
+class R4Wiring(Struct, frozen=True, forbid_unknown_fields=True):
+    """The recommendations scenario R4 (flare off all immunosuppression) offers."""
+
+    restart_prednisone: str
+    sparing_agent: str
+
+
+class Wiring(Struct, frozen=True, forbid_unknown_fields=True):
+    """Which recommendation each rule of the engine offers; the export reads the same table."""
+
+    sparing_agents: tuple[str, ...]
+    flare_above_10mg: R1Wiring
+    flare_below_10mg: R2Wiring
+    flare_off_prednisone_on_sparing_agent: R3Wiring
+    flare_off_immunosuppression: R4Wiring
+    ild_refractory: str
+    refractory_rash: str
+
+    def scenario_recommendations(self) -> dict[str, tuple[str, ...]]:
+        """Return scenario id -> the recommendation ids its rule may offer, in order."""
+        r1, r2, r3, r4 = (
+            self.flare_above_10mg,
+            self.flare_below_10mg,
+            self.flare_off_prednisone_on_sparing_agent,
+            self.flare_off_immunosuppression,
+        )
+        r1_ids = (r1.add_sparing_agent, r1.manage_as_resistant)
+        r2_ids = (r2.raise_prednisone, *r2.raise_sparing_agent.values())
+        return {
+            "flare_above_10mg": r1_ids,
+            "flare_below_10mg": r2_ids,
+            "flare_at_10mg_boundary": (*r2_ids, *r1_ids),
+            "flare_off_prednisone_on_sparing_agent": (
+                r3.restart_prednisone,
+                *r3.switch_to.values(),
+                r3.manage_as_resistant,
+            ),
+            "flare_off_immunosuppression": (r4.restart_prednisone, r4.sparing_agent),
+            "ild_refractory": (self.ild_refractory,),
+        }
+
+    def all_ids(self) -> dict[str, str]:
+        """Return every recommendation id the wiring names, keyed by its place in the table."""
+        out: dict[str, str] = {
+            "ild_refractory": self.ild_refractory,
+            "refractory_rash": self.refractory_rash,
+        }
+        for name in (
+            "flare_above_10mg",
+            "flare_below_10mg",
+            "flare_off_prednisone_on_sparing_agent",
+            "flare_off_immunosuppression",
+        ):
+            for key, value in msgspec.structs.asdict(getattr(self, name)).items():
+                if isinstance(value, dict):
+                    out.update({f"{name}.{key}.{k}": v for k, v in value.items()})
+                else:
+                    out[f"{name}.{key}"] = value
+        return out
+
+
 class LiteratureItem(Struct, frozen=True, forbid_unknown_fields=True):
     id: str
     display: str
@@ -157,7 +245,7 @@ class WarningTemplate(Struct, frozen=True, forbid_unknown_fields=True):
     sources: tuple[SourceRef, ...] = ()
 
 
-class Knowledge(Struct, frozen=True, forbid_unknown_fields=True):
+class Knowledge(Struct, frozen=True, forbid_unknown_fields=True, weakref=True):
     """The whole encoded guideline; cross-references are checked by `problems`."""
 
     knowledge_version: Annotated[str, Meta(pattern=r"^\d{4}\.\d{1,2}\.\d+$")]
@@ -176,8 +264,11 @@ class Knowledge(Struct, frozen=True, forbid_unknown_fields=True):
     scenarios: dict[str, Scenario]
     recommendations: dict[str, RecommendationTemplate]
     ladder: tuple[LadderStep, ...]
+    wiring: Wiring
     literature_only: tuple[LiteratureItem, ...]
     warnings: dict[str, WarningTemplate]
+    # Where this knowledge was read from, set by the loader so errors can name the file.
+    origin: str = ""
 
     def agent(self, agent_id: str) -> AgentInfo:
         """Return the vocabulary entry of an agent id."""
@@ -191,6 +282,11 @@ class Knowledge(Struct, frozen=True, forbid_unknown_fields=True):
         """Return a stated maximum by id."""
         return _index(self).maxima[max_id]
 
+    @property
+    def agent_ids(self) -> tuple[str, ...]:
+        """Return the agent vocabulary, in the knowledge's order."""
+        return tuple(a.id for a in self.agents)
+
     def agents_in_class(self, cls: str) -> frozenset[str]:
         """Return the ids of the agents in a class such as 'tnf_inhibitor'."""
         return frozenset(a.id for a in self.agents if cls in a.classes)
@@ -202,21 +298,21 @@ class _Index(Struct):
     maxima: dict[str, Maximum]
 
 
-_INDEXES: dict[int, tuple[Knowledge, _Index]] = {}
+_INDEXES: dict[int, _Index] = {}
 
 
 def _index(k: Knowledge) -> _Index:
-    # Lookups are built once per Knowledge object; the object is kept alive beside its index.
+    # Lookups are built once per Knowledge object and dropped with it (no object is pinned).
     hit = _INDEXES.get(id(k))
-    if hit is None or hit[0] is not k:
-        idx = _Index(
+    if hit is None:
+        hit = _Index(
             {a.id: a for a in k.agents},
             {a.rxnorm: a.id for a in k.agents if a.rxnorm is not None},
             {m.id: m for m in k.maxima},
         )
-        hit = (k, idx)
         _INDEXES[id(k)] = hit
-    return hit[1]
+        weakref.finalize(k, _INDEXES.pop, id(k), None)
+    return hit
 
 
 def problems(k: Knowledge) -> list[str]:
@@ -291,6 +387,27 @@ def problems(k: Knowledge) -> list[str]:
             f"ladder[{i}]: unknown recommendation '{rid}'"
             for rid in (*step.recommendations, *(step.recommendations_pm or ()))
             if rid not in k.recommendations
+        )
+    w = k.wiring
+    errors.extend(
+        f"wiring.sparing_agents: unknown agent '{a}'"
+        for a in w.sparing_agents
+        if a not in agent_ids
+    )
+    for place, rid in w.all_ids().items():
+        if rid not in k.recommendations:
+            errors.append(f"wiring.{place}: unknown recommendation '{rid}'")
+    for place, table in (
+        ("flare_below_10mg.raise_sparing_agent", w.flare_below_10mg.raise_sparing_agent),
+        (
+            "flare_off_prednisone_on_sparing_agent.switch_to",
+            w.flare_off_prednisone_on_sparing_agent.switch_to,
+        ),
+    ):
+        errors.extend(
+            f"wiring.{place}: '{a}' is not a sparing agent"
+            for a in table
+            if a not in w.sparing_agents
         )
     for item in k.literature_only:
         check_sources(f"literature_only.{item.id}", item.sources)

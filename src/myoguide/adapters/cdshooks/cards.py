@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from myoguide.adapters.text import dose_words, source_words
-from myoguide.domain.engine import sources_of
+from myoguide.domain.orders import DraftOrder as DraftOrder  # re-exported for the doors
+from myoguide.domain.orders import judge_orders
 from myoguide.domain.result import AgentOption, Recommendation, RecommendationSet
 from myoguide.domain.state import PatientState
-from myoguide.domain.units import fmt
 from myoguide.knowledge.model import Knowledge
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -34,7 +33,6 @@ STANCE_WORDS = {
     "reserved": "reserved",
     "not_suggested": "not suggested",
 }
-FAILED = frozenset({"inadequate_response", "intolerance"})
 
 
 def _card_uuid(hook_instance: str, key: str) -> str:
@@ -207,20 +205,6 @@ def patient_view_cards(
     return cards
 
 
-@dataclass(frozen=True, slots=True)
-class DraftOrder:
-    """A draft medication order reduced to what the judging needs."""
-
-    reference: str
-    agent: str
-    mg_per_day: Decimal | None
-    mg_per_week: Decimal | None
-
-
-def _caution_text(knowledge: Knowledge, caution_id: str) -> str:
-    return knowledge.cautions[caution_id].text
-
-
 def order_cards(
     drafts: Iterable[DraftOrder],
     state: PatientState,
@@ -229,109 +213,20 @@ def order_cards(
     hook_instance: str,
     disclaimer: str,
 ) -> list[dict[str, Any]]:
-    """Judge draft orders against the stated maxima, the ladder's order and the cautions."""
-    drafts = list(drafts)
-    cards: list[dict[str, Any]] = []
-    failed = {h.agent for h in state.treatment_history if h.outcome in FAILED}
-    tnf = knowledge.agents_in_class("tnf_inhibitor")
-    alkylating = knowledge.agents_in_class("alkylating_agent")
-    second_line = knowledge.agents_in_class("second_line")
-    maxima = {m.agent: m for m in knowledge.maxima}
-    ladder_agents = {
-        a.agent
-        for step in knowledge.ladder
-        for rid in step.recommendations
-        for a in knowledge.recommendations[rid].agents
-    }
+    """Render the domain's judgement of draft orders as CDS Hooks cards."""
     version = knowledge.knowledge_version
     source = {"label": f"myoguide (knowledge {version}): recurrent and resistant DM/PM in adults"}
-
-    def card(key: str, indicator: str, summary: str, detail: str) -> dict[str, Any]:
-        return {
-            "uuid": _card_uuid(hook_instance, key),
-            "summary": _short(summary),
-            "detail": f"{detail}\n\n_{disclaimer}_",
-            "indicator": indicator,
-            "source": {**source, "topic": {"system": CARD_SYSTEM, "code": key.split(":")[0]}},
+    return [
+        {
+            "uuid": _card_uuid(hook_instance, f.key),
+            "summary": _short(f.summary),
+            "detail": f"{f.detail} Source: {source_words(f.sources)}.\n\n_{disclaimer}_",
+            "indicator": f.indicator,
+            "source": {**source, "topic": {"system": CARD_SYSTEM, "code": f.key.split(":")[0]}},
             "overrideReasons": _override_reasons(),
         }
-
-    for d in drafts:
-        m = maxima.get(d.agent)
-        if m is not None:
-            amount = d.mg_per_day if m.period == "day" else d.mg_per_week
-            limit = m.amount * (1000 if m.unit == "g" else 1)
-            if amount is not None and amount > limit:
-                name = knowledge.agent(d.agent).display
-                cards.append(
-                    card(
-                        f"over-maximum:{d.reference}",
-                        "critical",
-                        f"{name} {fmt(amount)} mg/{m.period} is above the stated maximum "
-                        f"{fmt(m.amount)} {m.unit}/{m.period}",
-                        f"The draft order ({d.reference}) gives {fmt(amount)} mg/{m.period}. "
-                        f"The source states a maximum of {fmt(m.amount)} {m.unit}/{m.period} "
-                        f"for {name}. Source: {source_words(sources_of(m.sources))}.",
-                    )
-                )
-        if d.agent in tnf:
-            untried = sorted(ladder_agents - tnf - failed)
-            if untried:
-                tpl = knowledge.recommendations["resistant_tnf"]
-                cards.append(
-                    card(
-                        f"tnf-early:{d.reference}",
-                        "warning",
-                        f"TNF inhibitor ordered while earlier options are untried (Grade "
-                        f"{tpl.grade})",
-                        f"{tpl.text} Options not yet failed: "
-                        f"{', '.join(knowledge.agent(a).display for a in untried)}. "
-                        f"Grade {tpl.grade}: {knowledge.grades.explain(tpl.grade or '2C')} "
-                        f"Source: {source_words(sources_of(tpl.sources))}.",
-                    )
-                )
-        if d.agent in alkylating:
-            n_failed = len(failed & second_line)
-            need = knowledge.thresholds.alkylating_min_failed_second_line
-            if n_failed < need:
-                tpl = knowledge.recommendations["resistant_alkylating"]
-                cards.append(
-                    card(
-                        f"alkylating-early:{d.reference}",
-                        "warning",
-                        f"Alkylating agent before several options have failed (Grade {tpl.grade})",
-                        f"{tpl.text} Second-line options failed so far: {n_failed} "
-                        f"(reserved for at least {need}). "
-                        f"Grade {tpl.grade}: {knowledge.grades.explain(tpl.grade or '1C')} "
-                        f"Source: {source_words(sources_of(tpl.sources))}.",
-                    )
-                )
-        if d.agent == "mycophenolate_mofetil":
-            c = knowledge.cautions["mycophenolate_infection"]
-            cards.append(
-                card(
-                    f"mycophenolate-infection:{d.reference}",
-                    "info",
-                    "Mycophenolate: watch for opportunistic infection",
-                    f"{c.text} Source: {source_words(sources_of(c.sources))}.",
-                )
-            )
-    ordered = {d.agent for d in drafts}
-    on = {m.agent for m in state.current_medications}
-    if {"azathioprine", "methotrexate"} <= (ordered | on) and ordered & {
-        "azathioprine",
-        "methotrexate",
-    }:
-        c = knowledge.cautions["combination_cytopenia"]
-        cards.append(
-            card(
-                "aza-mtx-cytopenia:combination",
-                "warning",
-                "Azathioprine with methotrexate: monitor closely for cytopenias",
-                f"{c.text} Source: {source_words(sources_of(c.sources))}.",
-            )
-        )
-    return cards
+        for f in judge_orders(drafts, state, knowledge)
+    ]
 
 
 def discovery(prefetch: Mapping[str, str]) -> dict[str, Any]:

@@ -1,0 +1,82 @@
+"""What the rules need to know about the patient, derived once from the state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from myoguide.domain.state import PatientState, dec
+from myoguide.domain.units import fmt, mosteller_bsa, round2, to_mg_per_day, to_mg_per_week
+from myoguide.knowledge.model import Knowledge
+
+FAILED_OUTCOMES = frozenset({"inadequate_response", "intolerance"})
+
+
+@dataclass(slots=True)
+class Facts:
+    """What the rules need to know about the patient, derived once."""
+
+    state: PatientState
+    weight_kg: Decimal | None
+    kg: Decimal | None  # rounded to 0.01 kg, the figure doses are computed from and shown with
+    weight_words: str
+    height_cm: Decimal | None
+    kg_text: str
+    height_text: str
+    bsa_text: str
+    bsa: Decimal | None
+    bsa_words: str
+    ild: bool
+    # agent -> current dose in mg per the agent's dose period; None: no dose given
+    current: dict[str, Decimal | None]
+    failed: frozenset[str]
+    inadequate: frozenset[str]
+
+
+def current_amount(kb: Knowledge, agent: str, value: Decimal, unit: str) -> Decimal:
+    """Return a current dose in mg per the agent's own dose period (week for MTX, else day)."""
+    if kb.agent(agent).dose_period == "week":
+        return to_mg_per_week(value, unit)
+    return to_mg_per_day(value, unit)
+
+
+def derive(state: PatientState, kb: Knowledge) -> Facts:
+    """Derive the facts the rules read from a validated state."""
+    current: dict[str, Decimal | None] = {}
+    for med in state.current_medications:
+        if med.dose is None:
+            current[med.agent] = None
+        else:
+            current[med.agent] = current_amount(kb, med.agent, dec(med.dose.value), med.dose.unit)
+    weight = state.weight.kg if state.weight is not None else None
+    kg = round2(weight) if weight is not None else None
+    kg_text = fmt(kg) if kg is not None else ""
+    weight_words = ""
+    if kg is not None and state.weight is not None:
+        weight_words = f"{kg_text} kg"
+        if state.weight.unit == "lb":
+            weight_words += f" ({fmt(dec(state.weight.value))} lb x 0.45359237)"
+    bsa, bsa_words, bsa_text = None, "", ""
+    height = round2(state.height.cm) if state.height is not None else None
+    height_text = fmt(height) if height is not None else ""
+    if height is not None and state.height is not None and weight is not None:
+        bsa = mosteller_bsa(state.height.cm, weight)
+        bsa_text = fmt(bsa)
+        bsa_words = f"{bsa_text} m2 (Mosteller sqrt({height_text} cm x {kg_text} kg / 3600))"
+    hist = state.treatment_history
+    return Facts(
+        state=state,
+        weight_kg=weight,
+        kg=kg,
+        weight_words=weight_words,
+        height_cm=height,
+        kg_text=kg_text,
+        height_text=height_text,
+        bsa_text=bsa_text,
+        bsa=bsa,
+        bsa_words=bsa_words,
+        ild=state.ild is not None and state.ild.present,
+        current=current,
+        failed=frozenset(h.agent for h in hist if h.outcome in FAILED_OUTCOMES),
+        inadequate=frozenset(h.agent for h in hist if h.outcome == "inadequate_response"),
+    )

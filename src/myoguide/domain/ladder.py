@@ -1,0 +1,85 @@
+"""Resistant disease: the alternative-diagnosis check and the ranked ladder walk."""
+
+from __future__ import annotations
+
+from myoguide.domain.facts import Facts
+from myoguide.domain.options import add, with_stance
+from myoguide.domain.run import Run
+from myoguide.domain.state import PatientState
+
+
+def check_alternative_diagnoses(state: PatientState, run: Run) -> None:
+    """Flag resistant disease whose alternative diagnoses are not recorded as excluded."""
+    excluded = state.alternative_diagnoses_excluded
+    if excluded is None:
+        run.warn("alternative_diagnoses_unknown")
+    elif excluded is False:
+        run.warn("alternative_diagnoses_not_excluded")
+    run.step(
+        "resistant.alternative_diagnoses",
+        "warnings.alternative_diagnoses_unknown",
+        "confirmed" if excluded else "flagged",
+        alternative_diagnoses_excluded=excluded,
+    )
+
+
+def walk(f: Facts, run: Run, first_rank: int, excluded: frozenset[str]) -> None:
+    """Offer the ladder's steps in the source's order, skipping what already failed."""
+    p = run.p
+    pm = f.state.diagnosis.strip().lower() == "polymyositis"
+    steps = p.ladder_pm if pm else p.ladder_dm
+    rank = first_rank
+    tnf_index: int | None = None
+    emitted_other = 0
+    failed = f.failed
+    for plan in steps:
+        added = 0
+        for e in plan.entries:
+            agents = e.agents - excluded if excluded else e.agents
+            if not e.offered_after_failure and failed:
+                agents = agents - failed
+            if e.agents and not agents:
+                run.step(
+                    f"ladder.step{plan.number}.{e.rec_id}",
+                    plan.key,
+                    "skipped: every agent already failed or offered above",
+                    failed=sorted(e.agents & failed),
+                )
+                continue
+            if e.not_suggested:
+                tnf_index = len(run.recs)
+            else:
+                emitted_other += 1
+            if e.alkylating:
+                n_failed = len(failed & p.second_line)
+                need = p.kb.thresholds.alkylating_min_failed_second_line
+                run.step(
+                    "ladder.alkylating_condition",
+                    "thresholds.alkylating_min_failed_second_line",
+                    "condition met" if n_failed >= need else "not yet met: keep in reserve",
+                    failed_second_line=n_failed,
+                    needed=need,
+                )
+            only = None if agents == e.agents else frozenset(agents)
+            add(run, e.rec_id, rank, f, step=plan.label, only_agents=only)
+            added += 1
+        if added:
+            rank += 1
+        else:
+            run.step(
+                f"ladder.step{plan.number}",
+                plan.key,
+                "step dropped",
+                recommendations=list(plan.ids),
+            )
+    if tnf_index is not None and emitted_other == 0:
+        # The source's advice against TNF inhibitors lifts once every other option failed.
+        run.recs[tnf_index] = with_stance(run.recs[tnf_index], "reserved")
+        run.step(
+            "ladder.tnf_last_resort",
+            f"recommendations.{run.recs[tnf_index].id}",
+            "every other option failed: TNF inhibitors no longer advised against",
+            other_options=0,
+        )
+    if emitted_other == 0 and tnf_index is None:
+        run.warn("all_options_failed")

@@ -1,0 +1,146 @@
+"""Order checks: draft medication orders judged against the maxima, the ladder and the cautions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+from myoguide.domain.facts import FAILED_OUTCOMES
+from myoguide.domain.prepared import sources_of
+from myoguide.domain.result import Source
+from myoguide.domain.state import PatientState
+from myoguide.domain.units import fmt
+from myoguide.knowledge.model import Knowledge
+
+Indicator = Literal["info", "warning", "critical"]
+
+
+@dataclass(frozen=True, slots=True)
+class DraftOrder:
+    """A draft medication order reduced to what the judging needs."""
+
+    reference: str
+    agent: str
+    mg_per_day: Decimal | None
+    mg_per_week: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFinding:
+    """One thing a clinician should know about a draft order, with where it comes from."""
+
+    key: str
+    indicator: Indicator
+    summary: str
+    detail: str
+    sources: tuple[Source, ...]
+
+
+def judge_orders(
+    drafts: Iterable[DraftOrder], state: PatientState, kb: Knowledge
+) -> list[OrderFinding]:
+    """Judge draft orders against the stated maxima, the ladder's order and the cautions."""
+    drafts = list(drafts)
+    out: list[OrderFinding] = []
+    failed = {h.agent for h in state.treatment_history if h.outcome in FAILED_OUTCOMES}
+    tnf = kb.agents_in_class("tnf_inhibitor")
+    alkylating = kb.agents_in_class("alkylating_agent")
+    second_line = kb.agents_in_class("second_line")
+    maxima = {m.agent: m for m in kb.maxima}
+    ladder_agents = {
+        a.agent
+        for step in kb.ladder
+        for rid in step.recommendations
+        for a in kb.recommendations[rid].agents
+    }
+    tnf_rec = _ladder_rec_of(kb, tnf)
+    alkylating_rec = _ladder_rec_of(kb, alkylating)
+    for d in drafts:
+        m = maxima.get(d.agent)
+        if m is not None:
+            amount = d.mg_per_day if m.period == "day" else d.mg_per_week
+            limit = m.amount * (1000 if m.unit == "g" else 1)
+            if amount is not None and amount > limit:
+                name = kb.agent(d.agent).display
+                out.append(
+                    OrderFinding(
+                        f"over-maximum:{d.reference}",
+                        "critical",
+                        f"{name} {fmt(amount)} mg/{m.period} is above the stated maximum "
+                        f"{fmt(m.amount)} {m.unit}/{m.period}",
+                        f"The draft order ({d.reference}) gives {fmt(amount)} mg/{m.period}. "
+                        f"The source states a maximum of {fmt(m.amount)} {m.unit}/{m.period} "
+                        f"for {name}.",
+                        sources_of(m.sources),
+                    )
+                )
+        if d.agent in tnf and tnf_rec is not None:
+            untried = sorted(ladder_agents - tnf - failed)
+            if untried:
+                tpl = kb.recommendations[tnf_rec]
+                out.append(
+                    OrderFinding(
+                        f"tnf-early:{d.reference}",
+                        "warning",
+                        f"TNF inhibitor ordered while earlier options are untried (Grade "
+                        f"{tpl.grade})",
+                        f"{tpl.text} Options not yet failed: "
+                        f"{', '.join(kb.agent(a).display for a in untried)}. "
+                        f"Grade {tpl.grade}: {kb.grades.explain(tpl.grade or '2C')}",
+                        sources_of(tpl.sources),
+                    )
+                )
+        if d.agent in alkylating and alkylating_rec is not None:
+            n_failed = len(failed & second_line)
+            need = kb.thresholds.alkylating_min_failed_second_line
+            if n_failed < need:
+                tpl = kb.recommendations[alkylating_rec]
+                out.append(
+                    OrderFinding(
+                        f"alkylating-early:{d.reference}",
+                        "warning",
+                        f"Alkylating agent before several options have failed (Grade {tpl.grade})",
+                        f"{tpl.text} Second-line options failed so far: {n_failed} "
+                        f"(reserved for at least {need}). "
+                        f"Grade {tpl.grade}: {kb.grades.explain(tpl.grade or '1C')}",
+                        sources_of(tpl.sources),
+                    )
+                )
+        if d.agent == "mycophenolate_mofetil":
+            c = kb.cautions["mycophenolate_infection"]
+            out.append(
+                OrderFinding(
+                    f"mycophenolate-infection:{d.reference}",
+                    "info",
+                    "Mycophenolate: watch for opportunistic infection",
+                    c.text,
+                    sources_of(c.sources),
+                )
+            )
+    sparing = set(kb.wiring.sparing_agents)
+    ordered = {d.agent for d in drafts}
+    on = {m.agent for m in state.current_medications}
+    if sparing <= (ordered | on) and ordered & sparing:
+        c = kb.cautions["combination_cytopenia"]
+        out.append(
+            OrderFinding(
+                "aza-mtx-cytopenia:combination",
+                "warning",
+                "Azathioprine with methotrexate: monitor closely for cytopenias",
+                c.text,
+                sources_of(c.sources),
+            )
+        )
+    return out
+
+
+def _ladder_rec_of(kb: Knowledge, agents: frozenset[str]) -> str | None:
+    """Return the ladder recommendation whose agents all belong to a class, if any."""
+    for step in kb.ladder:
+        for rid in step.recommendations:
+            rec_agents = {a.agent for a in kb.recommendations[rid].agents}
+            if rec_agents and rec_agents <= agents:
+                return rid
+    return None

@@ -1,0 +1,44 @@
+"""The answer being built: recommendations, warnings and trace, and how warnings are worded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from myoguide.domain.prepared import KB, Prepared
+from myoguide.domain.result import FactValue, Recommendation, TraceStep, Warning
+from myoguide.domain.units import fmt
+from myoguide.knowledge.model import Maximum
+
+
+@dataclass(slots=True)
+class Run:
+    """The answer being built: recommendations, warnings and trace, in order."""
+
+    p: Prepared
+    recs: list[Recommendation] = field(default_factory=list)
+    warnings: dict[str, Warning] = field(default_factory=dict)
+    trace: list[TraceStep] = field(default_factory=list)
+    no_weight: list[str] = field(default_factory=list)
+    no_height: list[str] = field(default_factory=list)
+
+    def step(self, rule: str, knowledge: str, outcome: str, **facts: FactValue) -> None:
+        """Record one rule applied: what it looked at and what it decided."""
+        self.trace.append(TraceStep(rule, KB + knowledge, facts, outcome))
+
+    def warn(self, code: str, **values: str) -> None:
+        """Add a warning once, worded from the knowledge's template."""
+        if code in self.warnings:
+            return
+        text = self.p.kb.warnings[code].text.format(**values)
+        self.warnings[code] = Warning(code, text, self.p.warn_sources[code])
+
+    def warn_max(self, code: str, m: Maximum, **values: str) -> None:
+        """Add a warning about a stated maximum, with the maximum's words filled in."""
+        self.warn(
+            code,
+            agent=self.p.kb.agent(m.agent).display,
+            unit=m.unit,
+            period=m.period,
+            maximum=fmt(m.amount),
+            **values,
+        )
