@@ -29,10 +29,10 @@ from myoguide.adapters.store.records import (
     PatientSummary,
     RecordNotFound,
     RecordStore,
-    UserStore,
     VisitRecord,
     VisitRow,
 )
+from myoguide.adapters.store.users import UserStore
 
 __all__ = [
     "AnswerRecord",

@@ -1,0 +1,197 @@
+"""Conditions: the myositis diagnosis, its course and severity, and interstitial lung disease."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from myoguide.adapters.fhir.codes import (
+    CONDITION_CLINICAL,
+    CONDITION_VERIFICATION,
+    DIAGNOSES,
+    EXT_ALTERNATIVES_EXCLUDED,
+    EXT_CONTROL_ACHIEVED,
+    EXT_ILD_REFRACTORY,
+    ILD_CODE,
+    SEVERITIES,
+    SNOMED,
+)
+from myoguide.adapters.fhir.primitives import (
+    SortKey,
+    Warn,
+    coding_codes,
+    resource_label,
+    sort_key,
+    stated_extensions,
+    status_code,
+)
+
+
+class DiagnosisCandidate(NamedTuple):
+    """A myositis Condition, the diagnosis it names and when it was recorded."""
+
+    key: SortKey
+    diagnosis: str
+    resource: dict[str, Any]
+
+
+class ConditionReader:
+    """Keeps the myositis and lung disease Conditions, then sets the state fields they give."""
+
+    __slots__ = ("diagnoses", "ild", "ild_stated", "warn")
+
+    def __init__(self, warn: Warn) -> None:
+        self.warn = warn
+        self.diagnoses: list[DiagnosisCandidate] = []
+        self.ild = False
+        self.ild_stated: set[bool] = set()
+
+    def read(self, res: dict[str, Any], i: int) -> None:
+        """Note a myositis diagnosis or interstitial lung disease from a Condition."""
+        verification = status_code(res.get("verificationStatus"), CONDITION_VERIFICATION)
+        if verification == "refuted" or verification == "entered-in-error":
+            return
+        diagnosis: str | None = None
+        ild = False
+        for code in coding_codes(res.get("code"), SNOMED):
+            if code == ILD_CODE:
+                ild = True
+            elif diagnosis is None:
+                diagnosis = DIAGNOSES.get(code)
+        if ild:
+            self.ild = True
+            stated = stated_extensions(res)
+            if EXT_ILD_REFRACTORY in stated:
+                refractory = stated[EXT_ILD_REFRACTORY]
+                if refractory is None:
+                    self.warn_extension_invalid(
+                        EXT_ILD_REFRACTORY, "ild.refractory", resource_label(res, i)
+                    )
+                else:
+                    self.ild_stated.add(refractory)
+        if diagnosis is not None:
+            key = sort_key(res.get("recordedDate"), i)
+            self.diagnoses.append(DiagnosisCandidate(key, diagnosis, res))
+
+    def finish_diagnosis(self, state: dict[str, Any]) -> None:
+        """Set diagnosis, flare, disease control and severity from the chosen myositis Condition."""
+        if not self.diagnoses:
+            self.warn(
+                "diagnosis_missing",
+                "no dermatomyositis, polymyositis or inclusion body myositis Condition (SNOMED CT) "
+                "was found; diagnosis left out",
+                None,
+            )
+            self.warn_control_unknown(None)
+            return
+        key, diagnosis, res = max(self.diagnoses, key=lambda d: d.key)
+        label = resource_label(res, key.position)
+        if len({d.diagnosis for d in self.diagnoses}) > 1:
+            self.warn(
+                "multiple_diagnoses",
+                "more than one myositis diagnosis; the most recently recorded "
+                f"({diagnosis}) was used",
+                label,
+            )
+        state["diagnosis"] = diagnosis
+        verification = status_code(res.get("verificationStatus"), CONDITION_VERIFICATION)
+        if verification in ("unconfirmed", "provisional", "differential"):
+            self.warn(
+                "diagnosis_unconfirmed",
+                f"the myositis diagnosis is {verification}, not confirmed",
+                label,
+            )
+        stated = stated_extensions(res)
+        if EXT_ALTERNATIVES_EXCLUDED in stated:
+            excluded = stated[EXT_ALTERNATIVES_EXCLUDED]
+            if excluded is None:
+                self.warn_extension_invalid(
+                    EXT_ALTERNATIVES_EXCLUDED, "alternative_diagnoses_excluded", label
+                )
+            else:
+                state["alternative_diagnoses_excluded"] = excluded
+        control = stated.get(EXT_CONTROL_ACHIEVED)
+        if EXT_CONTROL_ACHIEVED in stated and control is None:
+            self.warn_extension_invalid(EXT_CONTROL_ACHIEVED, "disease_control_achieved", label)
+        clinical = status_code(res.get("clinicalStatus"), CONDITION_CLINICAL)
+        if clinical in ("relapse", "recurrence", "remission", "resolved"):
+            # The clinical status settles both facts; the extension may only confirm them.
+            state["disease_control_achieved"] = True
+            state["flare"] = clinical == "relapse" or clinical == "recurrence"
+            if control is False:
+                self.warn(
+                    "control_conflict",
+                    f"{EXT_CONTROL_ACHIEVED} says control was never reached but the clinical "
+                    f"status is {clinical}; the clinical status was used",
+                    label,
+                )
+        elif control is True:
+            state["disease_control_achieved"] = True
+            if clinical == "active":
+                state["flare"] = True  # active again after control
+            else:
+                self.warn_flare_unknown(label)
+        elif control is False:
+            # Never under control, so not active again after control.
+            state["disease_control_achieved"] = False
+            state["flare"] = False
+        else:
+            self.warn_control_unknown(label)
+        severity = res.get("severity")
+        if severity is not None:
+            found = [SEVERITIES[c] for c in coding_codes(severity, SNOMED) if c in SEVERITIES]
+            if found:
+                state["severity"] = found[0]
+            else:
+                self.warn(
+                    "severity_unknown",
+                    "the Condition's severity is not SNOMED CT mild, moderate or severe; left out",
+                    label,
+                )
+
+    def warn_control_unknown(self, label: str | None) -> None:
+        """Warn that neither disease control nor flare could be derived."""
+        self.warn(
+            "control_unknown",
+            "whether the disease was ever under control cannot be told without a relapse, "
+            "recurrence, remission or resolved clinical status or the extension "
+            f"{EXT_CONTROL_ACHIEVED}; disease_control_achieved left out",
+            label,
+        )
+        self.warn_flare_unknown(label)
+
+    def warn_flare_unknown(self, label: str | None) -> None:
+        """Warn that whether the disease is flaring could not be derived."""
+        self.warn(
+            "flare_unknown",
+            "whether the disease is flaring cannot be told without a relapse, recurrence, "
+            "remission or resolved clinical status, or an active one with control stated as "
+            "reached; flare left out",
+            label,
+        )
+
+    def finish_ild(self, state: dict[str, Any]) -> None:
+        """Set ild, refractory only when the ILD Conditions state it and agree."""
+        if len(self.ild_stated) == 1:
+            state["ild"] = {"present": True, "refractory": next(iter(self.ild_stated))}
+            return
+        state["ild"] = {"present": True, "refractory": False}
+        if self.ild_stated:
+            self.warn(
+                "ild_refractory_conflict",
+                f"interstitial lung disease Conditions disagree in {EXT_ILD_REFRACTORY}",
+                None,
+            )
+        self.warn(
+            "ild_refractory_unknown",
+            "whether the interstitial lung disease is refractory is not stated (extension "
+            f"{EXT_ILD_REFRACTORY}); ild.refractory set to false",
+            None,
+        )
+
+    def warn_extension_invalid(self, url: str, field: str, label: str) -> None:
+        """Warn that a stating extension carries no single boolean."""
+        self.warn(
+            "extension_invalid",
+            f"the extension {url} does not carry one valueBoolean; {field} left as unknown",
+            label,
+        )
