@@ -129,6 +129,9 @@ class PatientState(Struct, frozen=True, forbid_unknown_fields=True):
     ild: Ild | None = None
     skin_predominant: bool | None = None
     alternative_diagnoses_excluded: bool | None = None
+    # Drugs the record holds that may be guideline agents but could not be identified (or read):
+    # a short label each. The engine then does not pick a scenario that assumes them absent.
+    unresolved_medications: tuple[Annotated[str, Meta(max_length=200)], ...] = ()
 
     @property
     def age(self) -> Decimal:
