@@ -33,16 +33,26 @@ def _dose_matches(dose: dict[str, Any] | None, want: dict[str, Any]) -> bool:
     if dose is None or dose["period"] != want["period"]:
         return False
     factor = TO_MG[dose["unit"]]
-    if "high_mg" in want and not _within(dose["high"] * factor, want["high_mg"]):
+    for bound in ("low", "high"):
+        key = f"{bound}_mg"
+        if key not in want:
+            continue
+        if want[key] is None or dose[bound] is None:
+            # A null bound is a limit ("up to" has no low, "at least" no high).
+            if want[key] is not None or dose[bound] is not None:
+                return False
+        elif not _within(dose[bound] * factor, want[key]):
+            return False
+    if "qualifier" in want and dose.get("qualifier") != want["qualifier"]:
         return False
-    return "low_mg" not in want or _within(dose["low"] * factor, want["low_mg"])
+    return "timing" not in want or dose.get("timing") == want["timing"]
 
 
 def check(result: dict[str, Any], expect: dict[str, Any]) -> list[str]:
     """Return the list of unmet expectations (empty when the answer meets them all)."""
     bad: list[str] = []
     recs = result["recommendations"]
-    for key in ("course", "scenario"):
+    for key in ("course", "scenario", "flare_scenario"):
         if key in expect and result[key] != expect[key]:
             bad.append(f"{key}: {result[key]!r} != {expect[key]!r}")
     if "rank1_agents_any" in expect:
@@ -123,4 +133,22 @@ def check(result: dict[str, Any], expect: dict[str, Any]) -> list[str]:
         ]
         if not any(text in b for b in bases):
             bad.append(f"no dose basis contains {text!r}")
+    for rid, texts in expect.get("text_contains", {}).items():
+        text = by_id.get(rid, {"text": ""})["text"]
+        bad.extend(f"text of {rid} lacks {t!r}" for t in texts if t not in text)
+    for rid, words in expect.get("grade_meaning_contains", {}).items():
+        meaning = by_id.get(rid, {}).get("grade_meaning") or ""
+        if words not in meaning:
+            bad.append(f"grade meaning of {rid} lacks {words!r}: {meaning!r}")
+    options = [(r, a) for r in recs for a in r["agents"]]
+    for agent, action in expect.get("actions", {}).items():
+        got = sorted({a.get("action") or "" for _, a in options if a["agent"] == agent})
+        if action not in got:
+            bad.append(f"no {agent} with action {action!r} (have {got})")
+    for agent, action in expect.get("actions_absent", {}).items():
+        if any(a["agent"] == agent and a.get("action") == action for _, a in options):
+            bad.append(f"{agent} should never have action {action!r}")
+    for agent in expect.get("in_use", []):
+        if not any(a["agent"] == agent and a.get("in_use") for _, a in options):
+            bad.append(f"{agent} not marked as already in use")
     return bad

@@ -45,9 +45,12 @@ def test_every_item_is_cited() -> None:
             assert item.sources, key
     for m in KB.maxima:
         assert m.sources
-    # Warnings about missing measurements are the tool's own; all others are cited.
+    # Warnings about missing or unusual measurements are the tool's own input checks, and an
+    # unusual dose carries the sources of its limit; all others are cited.
     uncited = {k for k, w in KB.warnings.items() if not w.sources}
-    assert uncited == {"no_weight", "no_height"}
+    assert uncited == {"no_weight", "no_height", "weight_unusual", "bmi_unusual", "dose_unusual"}
+    for agent, limit in KB.input_limits.doses.items():
+        assert limit.warn_above is None or limit.sources, agent
 
 
 def test_references_match_the_source_list() -> None:
@@ -96,8 +99,8 @@ def test_ladder_order_and_stances() -> None:
         "resistant_rituximab",
         "resistant_ivig",
         "resistant_mycophenolate",
+        "resistant_tacrolimus",  # before cyclosporine: limited evidence favours it
         "resistant_cyclosporine",
-        "resistant_tacrolimus",
         "resistant_aza_mtx_combination",
         "resistant_alkylating",
         "resistant_tnf",

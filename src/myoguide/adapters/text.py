@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterable
+from decimal import Decimal
 
 from myoguide.domain.engine import sources_of
 from myoguide.domain.result import Dose, Recommendation, RecommendationSet, Source
@@ -31,15 +32,52 @@ def _wrap(text: str, indent: str, first: str | None = None) -> list[str]:
     )
 
 
+ACTION_WORDS = {
+    "start": "start",
+    "raise": "raise",
+    "restart": "restart",
+    "continue": "continue",
+    "switch_to": "switch to",
+}
+
+
 def dose_words(dose: Dose) -> str:
     """Return a dose as a person reads it, e.g. '20 to 72 mg/day'."""
-    span = fmt(dose.low) if dose.low == dose.high else f"{fmt(dose.low)} to {fmt(dose.high)}"
-    if dose.qualifier == "at_least":
-        span = f"at least {span}"
-    elif dose.qualifier == "up_to":
-        span = f"up to {span}"
+    if dose.low is None:
+        span = f"up to {fmt(dose.high or Decimal(0))}"
+    elif dose.high is None:
+        span = f"at least {fmt(dose.low)}"
+    elif dose.low == dose.high:
+        span = fmt(dose.low)
+    else:
+        span = f"{fmt(dose.low)} to {fmt(dose.high)}"
     per = {"day": "/day", "week": "/week", "dose": " per dose", "course": " per course"}
-    return f"{span} {dose.unit}{per[dose.period]}"
+    return f"{span} {dose.unit}{per[dose.period]}{timing_words(dose)}"
+
+
+_UNIT_WORDS = {"d": "day", "wk": "week", "mo": "month"}
+_TIMES = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
+
+
+def timing_words(dose: Dose) -> str:
+    """Return a dose's schedule in words, e.g. ', twice a day' or ', every 4 weeks, 6 times'."""
+    t = dose.timing
+    if t is None or t.period_unit is None:
+        return ""
+    unit = _UNIT_WORDS[t.period_unit]
+    every = f"a {unit}" if t.period in (None, 1) else f"every {fmt(t.period)} {unit}s"
+    freq = t.frequency or 1
+    if dose.period in ("day", "week") and freq > 1:
+        # A daily (weekly) total split into doses: the figure is the total.
+        return f", in {freq} doses"
+    words = f"{_TIMES.get(freq, f'{freq} times')} {every}" if freq > 1 else every
+    if freq == 1 and t.period in (None, 1):
+        words = f"once {every}"
+    if t.count:
+        words += f", {t.count} {'dose' if t.period_unit != 'd' else 'day'}s"
+        if t.count_max:
+            words += f" to {t.count_max}"
+    return f", {words}"
 
 
 def source_words(sources: Iterable[Source]) -> str:
@@ -78,7 +116,10 @@ def _recommendation(rec: Recommendation) -> list[str]:
         lines += _wrap(f"Grade {rec.grade}: {rec.grade_meaning}", "       ", "     ")
     for agent in rec.agents:
         code = f" (RxNorm {agent.rxnorm})" if agent.rxnorm else ""
-        lines.append(f"     - {agent.display}{code}")
+        action = f" [{ACTION_WORDS[agent.action]}]" if agent.action else ""
+        lines.append(f"     - {agent.display}{action}{code}")
+        for note in agent.notes:
+            lines += _wrap(note, "           ", "         * ")
         for reg in agent.regimens:
             if reg.dose is not None:
                 lines += _wrap(
@@ -116,6 +157,9 @@ def render_result(result: RecommendationSet, knowledge: Knowledge) -> str:
     out.append(f"Course:   {COURSE_WORDS[result.course]}")
     if result.scenario:
         out.append(f"Scenario: {result.scenario_title} ({result.scenario})")
+    if result.flare_scenario:
+        title = knowledge.scenarios[result.flare_scenario].title
+        out.append(f"Flare:    {title} ({result.flare_scenario})")
     if result.measures:
         out.append("Measures: " + ", ".join(f"{k} {v}" for k, v in result.measures.items()))
     if result.warnings:

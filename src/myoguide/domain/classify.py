@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from myoguide.domain.facts import Facts
-from myoguide.domain.flares import flare_scenario
+from myoguide.domain.flares import choose_scenario, offer
 from myoguide.domain.ladder import check_alternative_diagnoses, walk
 from myoguide.domain.options import add
-from myoguide.domain.result import Course
+from myoguide.domain.result import AgentOption, Course
 from myoguide.domain.run import Run
 from myoguide.domain.units import fmt
 
@@ -14,8 +16,8 @@ IN_SCOPE = frozenset({"dermatomyositis", "polymyositis"})
 IBM_NAMES = frozenset({"inclusion_body_myositis", "inclusion body myositis", "ibm", "sibm"})
 
 
-def evaluate(f: Facts, run: Run) -> tuple[Course, str | None]:
-    """Decide scope, course and scenario, offering the options of the rules that apply."""
+def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
+    """Decide scope, course and scenario (and the flare scenario under a leading ILD rule)."""
     p = run.p
     state = f.state
     if state.age_years < p.adult_age:
@@ -26,7 +28,7 @@ def evaluate(f: Facts, run: Run) -> tuple[Course, str | None]:
             "out of scope: under 18",
             age_years=state.age_years,
         )
-        return "out_of_scope", None
+        return "out_of_scope", None, None
     run.step(
         "scope.adult", "thresholds.adult_age_years", "adult: in scope", age_years=state.age_years
     )
@@ -40,102 +42,166 @@ def evaluate(f: Facts, run: Run) -> tuple[Course, str | None]:
             "out of scope: diagnosis",
             diagnosis=state.diagnosis,
         )
-        return "out_of_scope", None
+        return "out_of_scope", None, None
     run.step("scope.diagnosis", "documents", f"in scope: {diagnosis}", diagnosis=diagnosis)
 
     sparing = p.sparing
-    resistant_history = "prednisone" in f.inadequate and any(a in f.inadequate for a in sparing)
+    sparing_inadequate = any(a in f.inadequate for a in sparing) or (
+        "inadequate_response" in f.combination_outcomes
+    )
+    resistant_history = "prednisone" in f.inadequate and sparing_inadequate
     ild_refractory = state.ild is not None and state.ild.present and state.ild.refractory
     control, flare = state.disease_control_achieved, state.flare
-    if flare is True and control is False:
-        run.warn("flare_without_control")
-    recurrent = flare is True and control is not False
-    run.step(
-        "course.classify",
-        "scenarios",
-        "recurrent" if recurrent else ("resistant" if resistant_history else "not recurrent"),
-        disease_control_achieved=control,
-        flare=flare,
-        inadequate_response=sorted(f.inadequate),
-        resistant_history=resistant_history,
-        ild_refractory=ild_refractory,
-    )
-
     skin = bool(state.skin_predominant)
     if skin and diagnosis != "dermatomyositis":
         run.warn("skin_predominant_not_dm")
         skin = False
+    facts = {
+        "disease_control_achieved": control,
+        "flare": flare,
+        "inadequate_response": sorted(f.inadequate),
+        "resistant_history": resistant_history,
+        "ild_refractory": ild_refractory,
+    }
 
-    course: Course
-    scenario: str | None
-    if ild_refractory:
-        course, scenario = "resistant", "ild_refractory"
-    elif recurrent:
-        course, scenario = "recurrent", None
-    elif resistant_history:
-        course, scenario = "resistant", "resistant"
-    elif control is True:
-        course, scenario = "controlled", None
-    else:
+    # Control now wins over history: a patient quiet now is not escalated, whatever came before.
+    if control is True and flare is not True:
+        if flare is None:
+            run.warn("flare_status_unknown")
+            run.step(
+                "course.classify",
+                "warnings.flare_status_unknown",
+                "control reached, flare status unknown: nothing chosen",
+                **facts,
+            )
+            return "controlled", None, None
+        if ild_refractory:
+            run.warn("ild_refractory_while_controlled")
+        run.step(
+            "course.classify",
+            f"recommendations.{p.kb.wiring.controlled}",
+            "controlled now: nothing to escalate",
+            **facts,
+        )
+        _controlled(f, run)
+        if skin:
+            _rash_pointer(f, run)
+        return "controlled", None, None
+
+    if flare is True and control is False:
+        run.warn("flare_without_control")
+    recurrent = flare is True and control is not False
+    if recurrent:
+        run.step("course.classify", "scenarios", "recurrent", **facts)
+        return _recurrent(f, run, ild_refractory, skin)
+    if resistant_history or ild_refractory:
+        run.step("course.classify", "scenarios", "resistant", **facts)
+        return _resistant(f, run, ild_refractory, skin)
+    if control is False:
         run.warn("out_of_scope_initial_therapy")
         run.step(
             "scope.initial_therapy",
             "warnings.out_of_scope_initial_therapy",
             "out of scope: initial therapy",
-            disease_control_achieved=control,
+            **facts,
         )
-        return "out_of_scope", None
+        return "out_of_scope", None, None
+    # Neither control nor flare is recorded, and no resistant history: said, not guessed.
+    run.warn("status_unknown")
+    run.step(
+        "course.classify",
+        "warnings.status_unknown",
+        "control and flare status unknown: no course chosen",
+        **facts,
+    )
+    return "out_of_scope", None, None
 
-    wiring = p.kb.wiring
+
+def _controlled(f: Facts, run: Run) -> None:
+    """Offer keeping what holds control: the agents in use, continued."""
+    add(run, run.p.kb.wiring.controlled, 1, f, step="controlled")
+    rec = run.recs[-1]
+    kb = run.p.kb
+    if f.state.unresolved_medications:
+        run.warn("unresolved_medications_ladder", items="; ".join(f.state.unresolved_medications))
+    agents = tuple(
+        AgentOption(
+            a,
+            kb.agent(a).rxnorm,
+            kb.agent(a).display,
+            action="continue",
+            in_use=True,
+            notes=("In use now: continue; taper slowly if at all.",),
+        )
+        for a in f.current
+        if f.in_use(a)
+    )
+    run.recs[-1] = msgspec.structs.replace(rec, agents=agents)
+
+
+def _rash_pointer(f: Facts, run: Run) -> None:
+    wiring = run.p.kb.wiring
+    add(run, wiring.refractory_rash, 1, f, step="refractory_rash")
+    run.step(
+        "rash.pointer",
+        f"recommendations.{wiring.refractory_rash}",
+        "rash is the refractory problem: point to cutaneous DM management",
+        skin_predominant=True,
+    )
+
+
+def _ild_leads(f: Facts, run: Run) -> bool:
+    """Offer tacrolimus for refractory ILD first, unless it failed; return whether it leads."""
+    ild_rec = run.p.kb.wiring.ild_refractory
+    if not any(a in f.current or a in f.failed for a in run.p.sparing):
+        run.warn("ild_without_sparing_trial")
+    if "tacrolimus" in f.failed:
+        run.step(
+            "ild.tacrolimus_first",
+            f"recommendations.{ild_rec}",
+            "tacrolimus already failed: not offered again; the other options follow",
+            ild_refractory=True,
+            tacrolimus_failed=True,
+        )
+        return False
+    add(run, ild_rec, 1, f, step="ild")
+    run.step(
+        "ild.tacrolimus_first",
+        f"recommendations.{ild_rec}",
+        "tacrolimus 0.2 mg/kg/day leads, ahead of the other options",
+        ild_present=True,
+        ild_refractory=True,
+    )
+    run.rank_offset = 1
+    run.excluded = frozenset({"tacrolimus"})
+    return True
+
+
+def _recurrent(
+    f: Facts, run: Run, ild_refractory: bool, skin: bool
+) -> tuple[Course, str | None, str | None]:
+    """Offer a flare's options, after refractory ILD's tacrolimus and beside the rash pointer."""
+    scenario = choose_scenario(f, run)
+    leads = ild_refractory and _ild_leads(f, run)
     if skin:
-        add(run, wiring.refractory_rash, 1, f, step="refractory_rash")
-        run.step(
-            "rash.pointer",
-            f"recommendations.{wiring.refractory_rash}",
-            "rash is the refractory problem: point to cutaneous DM management, "
-            "muscle options not escalated",
-            skin_predominant=True,
-        )
-        if course == "recurrent":
-            scenario = flare_scenario(f, run, classify_only=True)
-        return course, scenario
+        _rash_pointer(f, run)
+    if scenario is not None:
+        offer(scenario, f, run)
+    if leads:
+        return "recurrent", "ild_refractory", scenario
+    return "recurrent", scenario, None
 
-    if course == "controlled":
-        run.step(
-            "course.controlled",
-            "scenarios",
-            "in control, no flare: nothing to escalate",
-            disease_control_achieved=True,
-            flare=flare,
-        )
-        return course, None
-    if course == "recurrent":
-        return course, flare_scenario(f, run, classify_only=False)
 
-    check_alternative_diagnoses(state, run)
-    rank = 1
-    excluded: frozenset[str] = frozenset()
-    if ild_refractory:
-        if not any(a in f.current or a in f.failed for a in sparing):
-            run.warn("ild_without_sparing_trial")
-        ild_rec = wiring.ild_refractory
-        if "tacrolimus" in f.failed:
-            run.step(
-                "ild.tacrolimus_first",
-                f"recommendations.{ild_rec}",
-                "tacrolimus already failed: not offered again; general ladder follows",
-                ild_refractory=True,
-                tacrolimus_failed=True,
-            )
-        else:
-            add(run, ild_rec, 1, f, step="ild")
-            run.step(
-                "ild.tacrolimus_first",
-                f"recommendations.{ild_rec}",
-                "tacrolimus 0.2 mg/kg/day leads, ahead of the general ladder",
-                ild_present=True,
-                ild_refractory=True,
-            )
-            rank, excluded = 2, frozenset({"tacrolimus"})
-    walk(f, run, rank, excluded)
-    return course, scenario
+def _resistant(
+    f: Facts, run: Run, ild_refractory: bool, skin: bool
+) -> tuple[Course, str | None, str | None]:
+    """Resistant disease: the rash pointer, or refractory ILD's tacrolimus then the ladder."""
+    if f.state.unresolved_medications:
+        run.warn("unresolved_medications_ladder", items="; ".join(f.state.unresolved_medications))
+    if skin:
+        _rash_pointer(f, run)
+        return "resistant", "resistant", None
+    check_alternative_diagnoses(f.state, run)
+    leads = ild_refractory and _ild_leads(f, run)
+    walk(f, run, 1, frozenset())
+    return "resistant", "ild_refractory" if leads else "resistant", None

@@ -1,31 +1,124 @@
-"""Doses for this patient: weight- and surface-based arithmetic, stated maxima, missing measures."""
+"""Doses for this patient, and the one safety layer every computed dose passes through.
+
+Weight- and surface-based arithmetic, stated maxima (clamped), a raise never below the dose
+already taken, figures rounded to a precision a prescriber can act on (the exact figure stays
+in the arithmetic), and the schedule (timing) of each regimen.
+"""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from myoguide.domain.facts import Facts
 from myoguide.domain.prepared import Prepared
-from myoguide.domain.result import Dose, Regimen
+from myoguide.domain.result import Dose, Regimen, Timing
 from myoguide.domain.run import Run
 from myoguide.domain.units import clean, fmt, mul, round2
 from myoguide.knowledge.model import DoseRule, Maximum
 
+_TENTH = Decimal("0.1")
+_HALF = Decimal("0.5")
+_ONE = Decimal(1)
+_TIMES = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
 
-def regimen(run: Run, f: Facts, rule_id: str, max_ref: str | None) -> Regimen:
-    """Return one regimen with this patient's dose (clamped to a stated maximum) or why not."""
+
+def timing_of(rule: DoseRule) -> Timing | None:
+    """Return a rule's schedule as a result Timing."""
+    t = rule.timing
+    if t is None:
+        return None
+    return Timing(t.frequency, t.period, t.period_unit, t.count, t.count_max)
+
+
+def regimen(
+    run: Run, f: Facts, rule_id: str, max_ref: str | None, action: str | None = None
+) -> Regimen:
+    """Return one regimen with this patient's dose (through the safety layer) or why not."""
     p = run.p
     rule = p.kb.dose_rules[rule_id]
     dose, reason = _dose(run, f, rule_id, rule)
-    if dose is not None and max_ref is not None:
-        dose = clamp(run, dose, p.kb.maximum(max_ref), rule.agent)
+    if dose is not None:
+        dose, reason = _safe(run, f, rule, dose, max_ref, action)
     return Regimen(rule_id, rule.note, dose, reason, p.rule_sources[rule_id])
+
+
+def _safe(
+    run: Run, f: Facts, rule: DoseRule, dose: Dose, max_ref: str | None, action: str | None
+) -> tuple[Dose | None, str | None]:
+    """Clamp to a stated maximum, round for prescribing, and keep a raise above today's dose."""
+    if max_ref is not None:
+        dose = clamp(run, dose, run.p.kb.maximum(max_ref), rule.agent)
+    dose = _practical(dose)
+    current = f.current.get(rule.agent)
+    if action != "raise" or current is None or dose.high is None:
+        return dose, None
+    per = f"{dose.unit}/{dose.period}"
+    if dose.high <= current and rule.kind != "up_to_max":
+        run.warn("raise_not_above_current", computed=fmt(dose.high), current=fmt(current))
+        run.step(
+            f"dose.raise_floor.{rule.agent}",
+            "warnings.raise_not_above_current",
+            "the weight-based figure is not above the current dose: no figure given",
+            computed=fmt(dose.high),
+            current=fmt(current),
+        )
+        return None, (
+            f"about {fmt(dose.high)} {per} is not above the current {fmt(current)} {per}; "
+            "the dose is the clinician's judgment"
+        )
+    if dose.low is not None and dose.low < current:
+        basis = f"{dose.basis}; not below the current {fmt(current)} {per}"
+        dose = Dose(
+            clean(current), dose.high, dose.unit, dose.period, basis, dose.qualifier, dose.timing
+        )
+    return dose, None
+
+
+def practical(value: Decimal) -> Decimal:
+    """Round a figure to what a prescriber can act on: 0.1 below 10, 0.5 below 100, else 1."""
+    if value < 10:
+        step = _TENTH
+    elif value < 100:
+        step = _HALF
+    else:
+        step = _ONE
+    return clean((value / step).quantize(_ONE, ROUND_HALF_UP) * step)
+
+
+def _practical(dose: Dose) -> Dose:
+    low = practical(dose.low) if dose.low is not None else None
+    high = practical(dose.high) if dose.high is not None else None
+    if low == dose.low and high == dose.high:
+        return dose
+    shown = fmt(high) if low == high and high is not None else _span(low, high)
+    basis = f"{dose.basis}; shown as {shown}"
+    return Dose(low, high, dose.unit, dose.period, basis, dose.qualifier, dose.timing)
+
+
+def _span(low: Decimal | None, high: Decimal | None) -> str:
+    if low is None:
+        return f"up to {fmt(high or Decimal(0))}"
+    if high is None:
+        return f"at least {fmt(low)}"
+    return f"{fmt(low)} to {fmt(high)}"
+
+
+def _split_words(rule: DoseRule, low: Decimal, high: Decimal) -> str:
+    """Return ', given as X twice a day' for a daily total the source splits into doses."""
+    if not rule.split:
+        return ""
+    n = Decimal(rule.split)
+    each = _span(round2(low / n), round2(high / n)) if low != high else fmt(round2(low / n))
+    return f", given as {each} {rule.unit} {_TIMES.get(rule.split, f'{rule.split} times')} a day"
 
 
 def _dose(run: Run, f: Facts, rule_id: str, rule: DoseRule) -> tuple[Dose | None, str | None]:
     p = run.p
     c = p.rule_consts[rule_id]
     per, low, high = c.per, c.low, c.high
+    timing = timing_of(rule)
+    if rule.kind == "unstated":
+        return None, "the source gives no figure for this step"
     if rule.kind == "up_to_max":
         return _dose_up_to(p, f, rule)
     if rule.kind == "per_m2":
@@ -33,28 +126,21 @@ def _dose(run: Run, f: Facts, rule_id: str, rule: DoseRule) -> tuple[Dose | None
             missing = run.no_height if f.weight_kg is not None else run.no_weight
             missing.append(rule_id)
             return None, "needs height and weight for body surface area"
-        if low == high:
-            lo = hi = clean(round2(mul(low, f.bsa)))
-            result = fmt(lo)
-        else:
-            lo, hi = clean(round2(mul(low, f.bsa))), clean(round2(mul(high, f.bsa)))
-            result = f"{fmt(lo)} to {fmt(hi)}"
+        lo, hi = clean(round2(mul(low, f.bsa))), clean(round2(mul(high, f.bsa)))
+        result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
         basis = f"{p.rate[rule_id]} {rule.unit}/m2 x {f.bsa_words} = {result} {per}"
-        return Dose(lo, hi, rule.unit, rule.period, basis), None
+        return Dose(lo, hi, rule.unit, rule.period, basis, None, timing), None
     # per_kg and fixed_to_per_kg need a weight.
     if f.kg is None:
         run.no_weight.append(rule_id)
         return None, "needs weight"
     kg = f.kg
     if rule.kind == "per_kg":
-        if low == high:
-            lo = hi = clean(round2(mul(low, kg)))
-            result = fmt(lo)
-        else:
-            lo, hi = clean(round2(mul(low, kg))), clean(round2(mul(high, kg)))
-            result = f"{fmt(lo)} to {fmt(hi)}"
+        lo, hi = clean(round2(mul(low, kg))), clean(round2(mul(high, kg)))
+        result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
         basis = (
             f"{p.rate[rule_id]} {rule.unit}/kg/{rule.period} x {f.weight_words} = {result} {per}"
+            + _split_words(rule, lo, hi)
         )
     else:  # fixed_to_per_kg: a fixed floor up to a weight-based ceiling
         lo = clean(low)
@@ -68,7 +154,7 @@ def _dose(run: Run, f: Facts, rule_id: str, rule: DoseRule) -> tuple[Dose | None
             basis += f"; the weight-based figure is below {fmt(lo)}, so the range is {fmt(lo)}"
     if rule.agent == "prednisone" and hi > p.prednisone_warning:
         run.warn("prednisone_above_75", dose=fmt(hi))
-    return Dose(lo, hi, rule.unit, rule.period, basis), None
+    return Dose(lo, hi, rule.unit, rule.period, basis, None, timing), None
 
 
 def _dose_up_to(p: Prepared, f: Facts, rule: DoseRule) -> tuple[Dose | None, str | None]:
@@ -83,7 +169,9 @@ def _dose_up_to(p: Prepared, f: Facts, rule: DoseRule) -> tuple[Dose | None, str
 
 def clamp(run: Run, dose: Dose, m: Maximum, agent: str) -> Dose:
     """Cap a dose at a stated maximum of the same unit and period, and say so."""
-    if dose.unit != m.unit or dose.period != m.period or dose.high <= m.amount:
+    if dose.unit != m.unit or dose.period != m.period or dose.high is None:
+        return dose
+    if dose.high <= m.amount:
         return dose
     run.warn_max("dose_clamped", m, computed=fmt(dose.high))
     run.step(
@@ -94,8 +182,8 @@ def clamp(run: Run, dose: Dose, m: Maximum, agent: str) -> Dose:
         maximum=fmt(m.amount),
     )
     basis = f"{dose.basis}; capped at the stated maximum {fmt(m.amount)} {m.unit}/{m.period}"
-    low = clean(min(dose.low, m.amount))
-    return Dose(low, clean(m.amount), dose.unit, dose.period, basis, dose.qualifier)
+    low = clean(min(dose.low, m.amount)) if dose.low is not None else None
+    return Dose(low, clean(m.amount), dose.unit, dose.period, basis, dose.qualifier, dose.timing)
 
 
 def missing_measure_warnings(run: Run) -> None:

@@ -2,21 +2,26 @@
 
 No I/O, no environment, no clock: the same state and knowledge always give the same answer.
 The rules live beside it: classify (scope and course), flares (R1-R4), ladder (resistant
-disease), options and doses (what is offered, for this patient).
+disease), options and doses (what is offered, for this patient, through one dose safety layer).
 """
 
 from __future__ import annotations
 
+import msgspec
+
 from myoguide.domain.classify import evaluate
 from myoguide.domain.doses import missing_measure_warnings
-from myoguide.domain.facts import derive
+from myoguide.domain.facts import Facts, derive
 from myoguide.domain.prepared import prepare, sources_of
-from myoguide.domain.result import RecommendationSet
+from myoguide.domain.result import CautionDetail, Recommendation, RecommendationSet
 from myoguide.domain.run import Run
 from myoguide.domain.state import PatientState
+from myoguide.domain.units import fmt, round2
 from myoguide.knowledge.model import Knowledge
 
 __all__ = ["Engine", "sources_of"]
+
+_CYTOPENIA = "combination_cytopenia"
 
 
 class Engine:
@@ -31,8 +36,10 @@ class Engine:
         """Return the RecommendationSet for a validated patient state."""
         run = Run(self._p)
         facts = derive(state, self.kb)
-        course, scenario = evaluate(facts, run)
+        _input_warnings(facts, run)
+        course, scenario, flare_scenario = evaluate(facts, run)
         missing_measure_warnings(run)
+        _cytopenia(facts, run)
         recs = tuple(sorted(run.recs, key=lambda r: r.rank))
         scen = self.kb.scenarios.get(scenario) if scenario else None
         shows_ladder = any(r.id in self._p.ladder_ids for r in recs)
@@ -54,4 +61,79 @@ class Engine:
             literature_only=self._p.literature if shows_ladder else (),
             disclaimer=self.kb.disclaimer,
             measures=measures,
+            flare_scenario=flare_scenario,
         )
+
+
+def _input_warnings(f: Facts, run: Run) -> None:
+    """Warn on what is possible but unusual, and on history that is unknown or contradictory."""
+    kb = run.p.kb
+    lim = kb.input_limits
+    if f.weight_kg is not None and not (
+        lim.weight_kg_usual.min <= f.weight_kg <= lim.weight_kg_usual.max
+    ):
+        run.warn("weight_unusual", weight=f.kg_text)
+    if f.bmi is not None and not lim.bmi_usual.min <= f.bmi <= lim.bmi_usual.max:
+        run.warn("bmi_unusual", bmi=fmt(round2(f.bmi)))
+    for agent, amount in f.current.items():
+        limit = lim.doses.get(agent)
+        if amount is None or limit is None or limit.warn_above is None:
+            continue
+        if amount > limit.warn_above:
+            words = {
+                "agent": kb.agent(agent).display,
+                "dose": fmt(amount),
+                "unit": "mg",
+                "period": kb.agent(agent).dose_period or "day",
+                "basis": limit.warn_basis or "unusual",
+            }
+            run.warn_keyed(
+                "dose_unusual", f"dose_unusual:{agent}", sources_of(limit.sources), words
+            )
+    for agent, outcomes in f.conflicts.items():
+        words = {"agent": kb.agent(agent).display, "outcomes": ", ".join(outcomes)}
+        run.warn_keyed("history_conflict", f"history_conflict:{agent}", None, words)
+    if f.unknown:
+        run.warn("outcome_unknown", agents=", ".join(f.unknown))
+    if "prednisone" in f.intolerant:
+        run.warn("prednisone_intolerance")
+    if f.combination_intolerance:
+        run.warn("combination_intolerance", agents="; ".join(f.combination_intolerance))
+    run.step(
+        "history.read",
+        "warnings.history_conflict",
+        "history folded: failed agents are never a new start",
+        failed=sorted(f.failed),
+        intolerant=sorted(f.intolerant),
+        tried_without_failure=sorted(f.tried),
+        outcome_unknown=list(f.unknown),
+        conflicting=sorted(f.conflicts),
+    )
+
+
+def _cytopenia(f: Facts, run: Run) -> None:
+    """Put the AZA+MTX cytopenia caution wherever the two are together, in use or proposed."""
+    pair = frozenset(run.p.sparing)
+    in_use = frozenset(a for a in pair if f.in_use(a))
+    detail = run.p.caution[_CYTOPENIA]
+    if in_use == pair:
+        run.warn("aza_mtx_in_use")
+    for i, rec in enumerate(run.recs):
+        named = frozenset(a.agent for a in rec.agents if a.action != "switch_to") & pair
+        if not named or (named | in_use) != pair or detail in rec.caution_details:
+            continue
+        run.recs[i] = _with_caution(rec, detail.text, detail)
+        run.step(
+            "caution.aza_mtx_together",
+            f"cautions.{_CYTOPENIA}",
+            "azathioprine and methotrexate together: cytopenia caution added",
+            recommendation=rec.id,
+        )
+
+
+def _with_caution(rec: Recommendation, text: str, detail: CautionDetail) -> Recommendation:
+    return msgspec.structs.replace(
+        rec,
+        cautions=(*rec.cautions, text),
+        caution_details=(*rec.caution_details, detail),
+    )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
-from myoguide.domain.state import PatientState, dec
+from myoguide.domain.state import PatientState, bmi, dec
 from myoguide.domain.units import fmt, mosteller_bsa, round2, to_mg_per_day, to_mg_per_week
 from myoguide.knowledge.model import Knowledge
 
@@ -29,8 +29,26 @@ class Facts:
     ild: bool
     # agent -> current dose in mg per the agent's dose period; None: no dose given
     current: dict[str, Decimal | None]
+    # agents that failed alone (inadequate response or intolerance): never a new start
     failed: frozenset[str]
     inadequate: frozenset[str]
+    intolerant: frozenset[str]
+    # agents tried before without failing (responded or unknown): a new start is a restart
+    tried: frozenset[str]
+    # outcome of AZA with MTX recorded together, if any ("inadequate_response", "intolerance")
+    combination_outcomes: frozenset[str] = frozenset()
+    # notes for warnings: agent -> conflicting outcomes; entries whose outcome is unknown
+    conflicts: dict[str, list[str]] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)
+    combination_intolerance: list[str] = field(default_factory=list)
+    bmi: Decimal | None = None
+
+    def in_use(self, agent: str) -> bool:
+        """Return whether the agent is taken now (prednisone at 0 mg/day is not)."""
+        if agent not in self.current:
+            return False
+        dose = self.current[agent]
+        return not (agent == "prednisone" and dose is not None and dose <= 0)
 
 
 def current_amount(kb: Knowledge, agent: str, value: Decimal, unit: str) -> Decimal:
@@ -63,8 +81,7 @@ def derive(state: PatientState, kb: Knowledge) -> Facts:
         bsa = mosteller_bsa(state.height.cm, weight)
         bsa_text = fmt(bsa)
         bsa_words = f"{bsa_text} m2 (Mosteller sqrt({height_text} cm x {kg_text} kg / 3600))"
-    hist = state.treatment_history
-    return Facts(
+    facts = Facts(
         state=state,
         weight_kg=weight,
         kg=kg,
@@ -77,6 +94,49 @@ def derive(state: PatientState, kb: Knowledge) -> Facts:
         bsa_words=bsa_words,
         ild=state.ild is not None and state.ild.present,
         current=current,
-        failed=frozenset(h.agent for h in hist if h.outcome in FAILED_OUTCOMES),
-        inadequate=frozenset(h.agent for h in hist if h.outcome == "inadequate_response"),
+        failed=frozenset(),
+        inadequate=frozenset(),
+        intolerant=frozenset(),
+        tried=frozenset(),
+        bmi=bmi(state),
     )
+    _read_history(facts, kb)
+    return facts
+
+
+def _read_history(f: Facts, kb: Knowledge) -> None:
+    """Fold the history into failed, intolerant and tried sets, noting conflicts and unknowns."""
+    pair = frozenset(kb.wiring.sparing_agents)
+    outcomes: dict[str, set[str]] = {}
+    combination: set[str] = set()
+    for h in f.state.treatment_history:
+        if h.is_combination:
+            names = " with ".join(kb.agent(a).display for a in h.names)
+            if h.outcome == "unknown":
+                f.unknown.append(names)
+            if pair <= frozenset(h.names) and h.outcome in FAILED_OUTCOMES:
+                combination.add(h.outcome)
+            if h.outcome == "intolerance":
+                f.combination_intolerance.append(names)
+            continue
+        assert h.agent is not None
+        outcomes.setdefault(h.agent, set()).add(h.outcome)
+    failed, inadequate, intolerant, tried = set(), set(), set(), set()
+    for agent, seen in outcomes.items():
+        if len(seen) > 1:
+            f.conflicts[agent] = sorted(seen)
+        if seen & FAILED_OUTCOMES:
+            failed.add(agent)  # any failure wins over a conflicting success: never re-offered
+        else:
+            tried.add(agent)
+        if "inadequate_response" in seen:
+            inadequate.add(agent)
+        if "intolerance" in seen:
+            intolerant.add(agent)
+        if seen == {"unknown"}:
+            f.unknown.append(kb.agent(agent).display)
+    f.failed = frozenset(failed)
+    f.inadequate = frozenset(inadequate)
+    f.intolerant = frozenset(intolerant)
+    f.tried = frozenset(tried)
+    f.combination_outcomes = frozenset(combination)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
+
 from myoguide.domain.facts import Facts
 from myoguide.domain.ladder import check_alternative_diagnoses, walk
 from myoguide.domain.options import add
@@ -11,11 +13,32 @@ from myoguide.domain.result import FactValue
 from myoguide.domain.run import Run
 from myoguide.domain.units import fmt
 
+_SEVERITY_R2 = {
+    "mild": "Mild flare: the low end of the range, near 20 mg/day, fits.",
+    "moderate": "Moderate flare: a dose within the range, by judgment.",
+    "severe": "Severe flare: the high end of the range, near {high}, fits.",
+}
+_SEVERITY_R4 = {
+    "mild": "Mild relapse: the 20 mg/day minimum may be enough.",
+    "moderate": "Moderate relapse: start at or above 20 mg/day, by judgment.",
+    "severe": "Severe relapse: start above the 20 mg/day minimum; the source gives no upper "
+    "figure.",
+}
 
-def flare_scenario(f: Facts, run: Run, *, classify_only: bool) -> str | None:
-    """Choose the flare scenario from the prednisone dose and AZA/MTX use; offer its options."""
+
+def choose_scenario(f: Facts, run: Run) -> str | None:
+    """Return the scenario the prednisone dose and AZA/MTX use select; None if unknowable."""
     p = run.p
     sparing = p.sparing
+    if f.state.unresolved_medications:
+        run.warn("unresolved_medications", items="; ".join(f.state.unresolved_medications))
+        run.step(
+            "flare.unresolved_medications",
+            "warnings.unresolved_medications",
+            "no scenario: a medication in the record could not be identified or read",
+            unresolved=list(f.state.unresolved_medications),
+        )
+        return None
     pred_listed = "prednisone" in f.current
     pred = f.current.get("prednisone")
     if pred_listed and pred is None:
@@ -27,13 +50,27 @@ def flare_scenario(f: Facts, run: Run, *, classify_only: bool) -> str | None:
             prednisone_listed=True,
         )
         return None
-    sparing_now = [a for a in sparing if a in f.current]
+    sparing_now = [a for a in sparing if f.in_use(a)]
     others_now = sorted(a for a in f.current if a != "prednisone" and a not in sparing)
     facts: dict[str, FactValue] = {
         "prednisone_mg_per_day": fmt(pred) if pred is not None else None,
         "sparing_agents_in_use": sparing_now,
         "other_immunosuppressants_in_use": others_now,
     }
+    second_line = sorted(
+        {a for a in f.current if a in p.second_line}
+        | {
+            h.agent
+            for h in f.state.treatment_history
+            if h.agent in p.second_line and h.outcome == "responded"
+        }
+    )
+    if second_line:
+        # The source's flare scenarios assume control on prednisone with AZA or MTX.
+        run.warn(
+            "flare_after_second_line_control",
+            agents=", ".join(p.kb.agent(a).display for a in second_line),
+        )
     if pred is not None and pred > 0:
         if pred > p.boundary:
             scenario = "flare_above_10mg"
@@ -43,47 +80,36 @@ def flare_scenario(f: Facts, run: Run, *, classify_only: bool) -> str | None:
             scenario = "flare_at_10mg_boundary"
     elif sparing_now:
         scenario = "flare_off_prednisone_on_sparing_agent"
-    elif not others_now:
-        scenario = "flare_off_immunosuppression"
     else:
-        run.warn(
-            "scenario_not_covered",
-            detail="off prednisone, on "
-            + ", ".join(others_now)
-            + " without azathioprine or methotrexate",
-        )
-        run.step("flare.scenario", "scenarios", "no matching scenario", **facts)
-        return None
+        scenario = "flare_off_immunosuppression"
+    facts["second_line_agents"] = second_line
     run.step("flare.scenario", f"scenarios.{scenario}", scenario, **facts)
-    if classify_only:
-        return scenario
+    return scenario
 
+
+def offer(scenario: str, f: Facts, run: Run) -> None:
+    """Offer the options of a flare scenario."""
+    sparing_now = [a for a in run.p.sparing if f.in_use(a)]
     if scenario == "flare_above_10mg":
         _r1(f, run, sparing_now)
     elif scenario == "flare_below_10mg":
         _r2(f, run, sparing_now)
     elif scenario == "flare_at_10mg_boundary":
-        run.warn("prednisone_at_boundary", dose=fmt(pred or Decimal(0)))
+        run.warn("prednisone_at_boundary", dose=fmt(f.current.get("prednisone") or Decimal(0)))
         _r2(f, run, sparing_now)
         _r1(f, run, sparing_now)
     elif scenario == "flare_off_prednisone_on_sparing_agent":
         _r3(f, run, sparing_now)
     else:
         _r4(f, run)
-    _finish_flare(run)
-    return scenario
-
-
-def _finish_flare(run: Run) -> None:
-    # Every flare option carries the reminder that full withdrawal usually fails.
-    if not run.recs:
-        return
-    run.step(
-        "flare.maintenance",
-        "cautions.withdrawal_often_fails",
-        "maintenance therapy expected",
-        options=len(run.recs),
-    )
+    if run.recs:
+        # Every flare option carries the reminder that full withdrawal usually fails.
+        run.step(
+            "flare.maintenance",
+            "cautions.withdrawal_often_fails",
+            "maintenance therapy expected",
+            options=len(run.recs),
+        )
 
 
 def _available_sparing(run: Run, f: Facts) -> list[str]:
@@ -95,12 +121,7 @@ def _r1(f: Facts, run: Run, sparing_now: list[str]) -> None:
     avail = _available_sparing(run, f)
     if not sparing_now and avail:
         add(
-            run,
-            w.add_sparing_agent,
-            1,
-            f,
-            step="R1",
-            only_agents=frozenset((*avail, "prednisone")),
+            run, w.add_sparing_agent, 1, f, step="R1", only_agents=frozenset((*avail, "prednisone"))
         )
         outcome = "add " + " or ".join(avail) + ", or manage as resistant"
     elif sparing_now:
@@ -123,17 +144,18 @@ def _r1(f: Facts, run: Run, sparing_now: list[str]) -> None:
 def _r2(f: Facts, run: Run, sparing_now: list[str]) -> None:
     kb = run.p.kb
     w = kb.wiring.flare_below_10mg
-    add(run, w.raise_prednisone, 1, f, step="R2")
+    raised: list[str] = []
     for agent in sparing_now:
         rec_id = w.raise_sparing_agent[agent]
         maximum = kb.maximum(kb.recommendations[rec_id].agents[0].max or "")
         current = f.current[agent]
         if current is None:
-            run.warn("sparing_dose_unknown", agent=kb.agent(agent).display)
-            add(run, rec_id, 1, f, step="R2")
+            words = {"agent": kb.agent(agent).display}
+            run.warn_keyed("sparing_dose_unknown", f"sparing_dose_unknown:{agent}", None, words)
+            raised.append(rec_id)
             outcome = "current dose unknown: raise offered, maximum shown"
         elif current < maximum.amount:
-            add(run, rec_id, 1, f, step="R2")
+            raised.append(rec_id)
             outcome = f"below maximum ({fmt(current)} < {fmt(maximum.amount)}): raise offered"
         else:
             if current > maximum.amount:
@@ -146,6 +168,11 @@ def _r2(f: Facts, run: Run, sparing_now: list[str]) -> None:
             current=fmt(current) if current is not None else None,
             maximum=fmt(maximum.amount),
         )
+    # The prednisone text mentions raising a sparing agent only when there is one to raise.
+    add(run, w.raise_prednisone, 1, f, step="R2", alone=not raised)
+    _severity_note(run, f, _SEVERITY_R2)
+    for rec_id in raised:
+        add(run, rec_id, 1, f, step="R2")
     if not sparing_now:
         run.step(
             "flare.r2.sparing",
@@ -167,12 +194,23 @@ def _r3(f: Facts, run: Run, sparing_now: list[str]) -> None:
         walk(f, run, 2, frozenset())
         outcome = "both sparing agents failed: manage as resistant"
     elif len(sparing_now) == 1:
-        target = next(a for a in sparing if a != sparing_now[0])
+        current = sparing_now[0]
+        target = next(a for a in sparing if a != current)
         if target in f.failed:
-            outcome = f"switch not offered: {target} already failed"
+            # The other agent failed before and this one no longer holds control either.
+            kb = run.p.kb
+            run.warn(
+                "r3_other_sparing_failed",
+                failed=kb.agent(target).display,
+                current=kb.agent(current).display,
+            )
+            add(run, w.manage_as_resistant, 1, f, step="R3")
+            check_alternative_diagnoses(f.state, run)
+            walk(f, run, 2, frozenset())
+            outcome = f"switch closed: {target} already failed; manage as resistant offered"
         else:
             add(run, w.switch_to[target], 1, f, step="R3")
-            outcome = f"switch {sparing_now[0]} to {target} offered"
+            outcome = f"switch {current} to {target} offered"
     else:
         outcome = "on both azathioprine and methotrexate: no switch possible"
     run.step(
@@ -187,6 +225,7 @@ def _r3(f: Facts, run: Run, sparing_now: list[str]) -> None:
 def _r4(f: Facts, run: Run) -> None:
     w = run.p.kb.wiring.flare_off_immunosuppression
     add(run, w.restart_prednisone, 1, f, step="R4")
+    _severity_note(run, f, _SEVERITY_R4)
     avail = _available_sparing(run, f)
     if avail:
         add(run, w.sparing_agent, 1, f, step="R4", only_agents=frozenset(avail))
@@ -199,4 +238,27 @@ def _r4(f: Facts, run: Run) -> None:
         "scenarios.flare_off_immunosuppression",
         outcome,
         sparing_agents_failed=sorted(set(run.p.sparing) & f.failed),
+    )
+
+
+def _severity_note(run: Run, f: Facts, notes: dict[str, str]) -> None:
+    """Say where in the source's range the recorded severity places the prednisone dose."""
+    severity = f.state.severity
+    if severity is None or not run.recs:
+        return
+    rec = run.recs[-1]
+    agents = []
+    for a in rec.agents:
+        if a.agent == "prednisone":
+            high = "about 1 mg/kg/day"
+            if a.dose is not None and a.dose.high is not None:
+                high = f"{fmt(a.dose.high)} mg/day ({high})"
+            a = msgspec.structs.replace(a, notes=(*a.notes, notes[severity].format(high=high)))
+        agents.append(a)
+    run.recs[-1] = msgspec.structs.replace(rec, agents=tuple(agents))
+    run.step(
+        "flare.severity",
+        "cautions.severity_sets_prednisone",
+        f"severity {severity}",
+        severity=severity,
     )

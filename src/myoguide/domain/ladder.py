@@ -23,20 +23,54 @@ def check_alternative_diagnoses(state: PatientState, run: Run) -> None:
     )
 
 
+def combination_closed(f: Facts, run: Run) -> str | None:
+    """Return why the AZA+MTX combination is closed (failed together, or both at maximum)."""
+    if "inadequate_response" in f.combination_outcomes:
+        return "recorded as failed together"
+    if "intolerance" in f.combination_outcomes:
+        return "recorded as not tolerated together"
+    kb = run.p.kb
+    at_max = []
+    for agent in run.p.sparing:
+        current = f.current.get(agent)
+        maximum = next((m for m in kb.maxima if m.agent == agent), None)
+        if current is None or maximum is None or current < maximum.amount:
+            return None
+        at_max.append(agent)
+    # Both taken together at their stated maxima while the disease is active.
+    return "both in use at their stated maxima with active disease" if at_max else None
+
+
 def walk(f: Facts, run: Run, first_rank: int, excluded: frozenset[str]) -> None:
     """Offer the ladder's steps in the source's order, skipping what already failed."""
     p = run.p
     pm = f.state.diagnosis.strip().lower() == "polymyositis"
     steps = p.ladder_pm if pm else p.ladder_dm
+    excluded = excluded | run.excluded
     rank = first_rank
     tnf_index: int | None = None
     emitted_other = 0
     failed = f.failed
+    closed = combination_closed(f, run)
     for plan in steps:
         added = 0
         for e in plan.entries:
             agents = e.agents - excluded if excluded else e.agents
-            if not e.offered_after_failure and failed:
+            if e.offered_after_failure:
+                # A combination stays open after its drugs failed alone, but never holds a drug
+                # the patient could not tolerate, and closes once it failed as a combination.
+                why = closed or ("holds a drug not tolerated" if e.agents & f.intolerant else None)
+                if why is not None:
+                    if closed:
+                        run.warn("combination_failed", why=closed)
+                    run.step(
+                        f"ladder.step{plan.number}.{e.rec_id}",
+                        plan.key,
+                        f"skipped: the combination {why}",
+                        intolerant=sorted(e.agents & f.intolerant),
+                    )
+                    continue
+            elif failed:
                 agents = agents - failed
             if e.agents and not agents:
                 run.step(

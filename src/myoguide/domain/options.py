@@ -1,4 +1,5 @@
-"""Recommendations for this patient: templates from the knowledge with computed agent options."""
+"""Recommendations for this patient: templates with computed agent options and what each step
+does with each agent (start, raise, restart, continue, switch to)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,22 @@ import msgspec
 from myoguide.domain.doses import regimen
 from myoguide.domain.facts import Facts
 from myoguide.domain.prepared import Stance, StaticRec
-from myoguide.domain.result import AgentOption, Recommendation
+from myoguide.domain.result import Action, AgentOption, Recommendation
 from myoguide.domain.run import Run
+from myoguide.domain.units import fmt
 
 _CACHE_LIMIT = 4096
+
+
+def action_for(f: Facts, agent: str, planned: Action) -> Action:
+    """Return what a step does with an agent, given whether it is in use or was tried before."""
+    if f.in_use(agent):
+        # Never a new start for a drug already taken: the step continues (or raises) it.
+        return planned if planned in ("raise", "continue") else "continue"
+    if planned == "start" and (agent in f.tried or agent in f.failed):
+        # Used before (the combination may bring back a drug that failed alone): a restart.
+        return "restart"
+    return planned
 
 
 def add(
@@ -22,22 +35,31 @@ def add(
     step: str,
     only_agents: frozenset[str] | None = None,
     stance: Stance | None = None,
+    alone: bool = False,
 ) -> None:
     """Offer one recommendation at a rank, with the trace step that says so."""
     p = run.p
     st = p.static[rec_id]
+    rank += run.rank_offset
     run.step(f"option.{rec_id}", st.knowledge, f"offered at rank {rank}", grade=st.grade)
+    tpl = p.kb.recommendations[rec_id]
+    actions = tuple(
+        action_for(f, a.agent, a.action)
+        for a in tpl.agents
+        if only_agents is None or a.agent in only_agents
+    )
+    in_use = tuple(f.in_use(a.agent) for a in tpl.agents)
     if st.all_static:
         # Nothing here depends on the patient beyond these keys, so build each variant once.
-        key = (rec_id, rank, stance, step, f.ild, only_agents)
+        key = (rec_id, rank, stance, step, f.ild, only_agents, actions, in_use, alone)
         hit = p.built.get(key)
         if hit is None:
-            hit = _build(run, st, rec_id, rank, stance, step, f, only_agents)
+            hit = _build(run, st, rec_id, rank, stance, step, f, only_agents, alone)
             if len(p.built) < _CACHE_LIMIT:
                 p.built[key] = hit
         run.recs.append(hit)
         return
-    run.recs.append(_build(run, st, rec_id, rank, stance, step, f, only_agents))
+    run.recs.append(_build(run, st, rec_id, rank, stance, step, f, only_agents, alone))
 
 
 def _build(
@@ -49,21 +71,33 @@ def _build(
     step: str,
     f: Facts,
     only_agents: frozenset[str] | None,
+    alone: bool,
 ) -> Recommendation:
     """Assemble one recommendation, computing the agent options that depend on the patient."""
+    tpl = run.p.kb.recommendations[rec_id]
     agents = tuple(
-        opt if opt is not None else _agent_option(run, f, rec_id, i)
-        for i, (agent, opt) in enumerate(st.options)
+        _with_action(run, f, opt if opt is not None else _agent_option(run, f, rec_id, i), planned)
+        for i, ((agent, opt), planned) in enumerate(
+            zip(st.options, (a.action for a in tpl.agents), strict=True)
+        )
         if only_agents is None or agent in only_agents
     )
+    text = tpl.text_alone if alone and tpl.text_alone else st.text
+    # Said in the text where the step would otherwise read as a new start.
+    planned = {a.agent: a.action for a in tpl.agents}
+    in_use = [
+        a.display for a in agents if a.in_use and planned[a.agent] not in ("raise", "continue")
+    ]
+    if in_use:
+        text += f" Already in use: {', '.join(in_use)}."
     return Recommendation(
         id=rec_id,
         rank=rank,
         stance=stance or st.stance,
         grade=st.grade,
-        grade_meaning=st.grade_meaning,
+        grade_meaning=tpl.grade_words or st.grade_meaning,
         agents=agents,
-        text=st.text,
+        text=text,
         cautions=st.cautions_ild if f.ild else st.cautions,
         sources=st.sources,
         caution_details=st.details_ild if f.ild else st.details,
@@ -71,12 +105,35 @@ def _build(
     )
 
 
+def _with_action(run: Run, f: Facts, opt: AgentOption, planned: Action) -> AgentOption:
+    action = action_for(f, opt.agent, planned)
+    in_use = f.in_use(opt.agent)
+    notes = list(opt.notes)
+    if in_use:
+        current = f.current.get(opt.agent)
+        per = run.p.kb.agent(opt.agent).dose_period or "day"
+        dose = f" at {fmt(current)} mg/{per}" if current is not None else ""
+        notes.append(f"Already in use{dose}: {_verb(action)} it, not a new start.")
+    elif action == "restart" and planned == "start":
+        if opt.agent in f.failed:
+            notes.append("Failed when used alone before; this step uses it again in combination.")
+        else:
+            notes.append("Used before without failing: resume it.")
+    return msgspec.structs.replace(opt, action=action, in_use=in_use, notes=tuple(notes))
+
+
+def _verb(action: Action) -> str:
+    return {"raise": "raise", "continue": "continue"}.get(action, "continue")
+
+
 def _agent_option(run: Run, f: Facts, rec_id: str, index: int) -> AgentOption:
     plan = run.p.option_plans[rec_id][index]
+    planned = run.p.kb.recommendations[rec_id].agents[index].action
+    action = action_for(f, plan.agent, planned)
     regimens = []
     primary = None
     for rp in plan.regimens:
-        reg = rp.static or regimen(run, f, rp.rule_id, rp.maximum)
+        reg = rp.static or regimen(run, f, rp.rule_id, rp.maximum, action)
         if primary is None:
             primary = reg.dose
         regimens.append(reg)

@@ -15,6 +15,7 @@ from myoguide.domain.result import (
     Recommendation,
     Regimen,
     Source,
+    Timing,
 )
 from myoguide.domain.units import clean, fmt
 from myoguide.errors import KnowledgeError
@@ -243,15 +244,18 @@ def static_dose(rule: DoseRule, kb: Knowledge) -> Dose:
     """Return the dose of a rule that does not depend on the patient."""
     per = f"{rule.unit}/{rule.period}"
     low, high = rule.low or Decimal(0), rule.high or Decimal(0)
+    t = rule.timing
+    timing = Timing(t.frequency, t.period, t.period_unit, t.count, t.count_max) if t else None
     if rule.kind == "fixed":
         span = fmt(low) if low == high else f"{fmt(low)} to {fmt(high)}"
-        return Dose(clean(low), clean(high), rule.unit, rule.period, f"{span} {per} (fixed)")
+        basis = f"{span} {per} (fixed)"
+        return Dose(clean(low), clean(high), rule.unit, rule.period, basis, None, timing)
     if rule.kind == "at_least":
-        basis = f"at least {fmt(low)} {per} to start"
-        return Dose(clean(low), clean(high), rule.unit, rule.period, basis, "at_least")
+        basis = f"at least {fmt(low)} {per} to start; the source gives no upper figure"
+        return Dose(clean(low), None, rule.unit, rule.period, basis, "at_least", timing)
     m = kb.maximum(rule.maximum or "")
     basis = f"up to {fmt(m.amount)} {m.unit}/{m.period} (the source's stated maximum)"
-    return Dose(clean(m.amount), clean(m.amount), m.unit, m.period, basis, "up_to")
+    return Dose(None, clean(m.amount), m.unit, m.period, basis, "up_to", timing)
 
 
 def _static_rec(p: Prepared, rec_id: str, tpl: RecommendationTemplate) -> StaticRec:

@@ -24,15 +24,30 @@ class Source(Struct, frozen=True, gc=False):
     citations: tuple[str, ...] = ()
 
 
-class Dose(Struct, frozen=True, gc=False):
-    """A dose for this patient; `basis` shows the arithmetic."""
+class Timing(Struct, frozen=True, gc=False, omit_defaults=True):
+    """How often and how many times, shaped like FHIR Timing.repeat."""
 
-    low: Amount
-    high: Amount
+    frequency: int | None = None
+    period: Amount | None = None
+    period_unit: Literal["d", "wk", "mo"] | None = None
+    count: int | None = None
+    count_max: int | None = None
+
+
+class Dose(Struct, frozen=True, gc=False):
+    """A dose for this patient; `basis` shows the arithmetic.
+
+    "up_to" limits have low = None, "at_least" floors have high = None; a single figure has
+    low = high.
+    """
+
+    low: Amount | None
+    high: Amount | None
     unit: Literal["mg", "g"]
     period: Period
     basis: str
     qualifier: Literal["at_least", "up_to"] | None = None
+    timing: Timing | None = None
 
 
 class Regimen(Struct, frozen=True, gc=False):
@@ -45,8 +60,11 @@ class Regimen(Struct, frozen=True, gc=False):
     sources: tuple[Source, ...]
 
 
+Action = Literal["start", "raise", "restart", "continue", "switch_to"]
+
+
 class AgentOption(Struct, frozen=True, gc=False):
-    """A drug a step starts, raises or switches to."""
+    """A drug a step starts, raises, restarts, continues or switches to."""
 
     agent: str
     rxnorm: str | None
@@ -54,6 +72,9 @@ class AgentOption(Struct, frozen=True, gc=False):
     dose: Dose | None = None
     regimens: tuple[Regimen, ...] = ()
     maximum: str | None = None
+    action: Action | None = None
+    in_use: bool = False
+    notes: tuple[str, ...] = ()
 
 
 class CautionDetail(Struct, frozen=True, gc=False):
@@ -119,3 +140,5 @@ class RecommendationSet(Struct, frozen=True, gc=False):
     literature_only: tuple[LiteratureNote, ...] = ()
     disclaimer: str = ""
     measures: dict[str, str] = field(default_factory=dict)
+    # The flare scenario of R1-R4 when another rule (refractory ILD) leads the answer.
+    flare_scenario: str | None = None

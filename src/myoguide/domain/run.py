@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from myoguide.domain.prepared import KB, Prepared
-from myoguide.domain.result import FactValue, Recommendation, TraceStep, Warning
+from myoguide.domain.result import FactValue, Recommendation, Source, TraceStep, Warning
 from myoguide.domain.units import fmt
 from myoguide.knowledge.model import Maximum
 
@@ -20,6 +20,10 @@ class Run:
     trace: list[TraceStep] = field(default_factory=list)
     no_weight: list[str] = field(default_factory=list)
     no_height: list[str] = field(default_factory=list)
+    # Added to every rank offered, when a rule that leads (refractory ILD) takes rank 1.
+    rank_offset: int = 0
+    # Agents the flare path already offers, kept out of a ladder that follows (tacrolimus for ILD).
+    excluded: frozenset[str] = frozenset()
 
     def step(self, rule: str, knowledge: str, outcome: str, **facts: FactValue) -> None:
         """Record one rule applied: what it looked at and what it decided."""
@@ -27,10 +31,18 @@ class Run:
 
     def warn(self, code: str, **values: str) -> None:
         """Add a warning once, worded from the knowledge's template."""
-        if code in self.warnings:
+        self.warn_keyed(code, code, None, values)
+
+    def warn_keyed(
+        self, code: str, key: str, sources: tuple[Source, ...] | None, values: dict[str, str]
+    ) -> None:
+        """Add a warning once per key, worded from the knowledge, with its own sources if given."""
+        slot = key
+        if slot in self.warnings:
             return
         text = self.p.kb.warnings[code].text.format(**values)
-        self.warnings[code] = Warning(code, text, self.p.warn_sources[code])
+        cited = sources if sources is not None else self.p.warn_sources[code]
+        self.warnings[slot] = Warning(code, text, cited)
 
     def warn_max(self, code: str, m: Maximum, **values: str) -> None:
         """Add a warning about a stated maximum, with the maximum's words filled in."""

@@ -30,22 +30,8 @@ AGENT_NAMES: tuple[str, ...] = (
     "infliximab",
     "adalimumab",
 )
-_NAME_SET = frozenset(AGENT_NAMES)
-AgentName = Literal[
-    "prednisone",
-    "azathioprine",
-    "methotrexate",
-    "rituximab",
-    "ivig",
-    "mycophenolate_mofetil",
-    "cyclosporine",
-    "tacrolimus",
-    "cyclophosphamide",
-    "chlorambucil",
-    "etanercept",
-    "infliximab",
-    "adalimumab",
-]
+# Agent names are checked against the knowledge's vocabulary at the door (_resolve_agents).
+AgentName = Annotated[str, Meta(min_length=1, max_length=100)]
 Outcome = Literal["inadequate_response", "intolerance", "responded", "unknown"]
 Severity = Literal["mild", "moderate", "severe"]
 DoseUnit = Literal["mg/day", "mg/week", "g/day", "g/week"]
@@ -101,10 +87,23 @@ class Medication(Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class HistoryEntry(Struct, frozen=True, forbid_unknown_fields=True):
-    """A drug tried before and how the disease answered."""
+    """A drug (or a combination, in the `agents` form) tried before and how the disease answered."""
 
-    agent: AgentName
     outcome: Outcome
+    agent: AgentName | None = None
+    agents: tuple[AgentName, ...] | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Return the agents of this entry: one, or the members of a combination."""
+        if self.agents is not None:
+            return self.agents
+        return (self.agent,) if self.agent is not None else ()
+
+    @property
+    def is_combination(self) -> bool:
+        """Return whether the entry records agents tried together."""
+        return self.agents is not None
 
 
 class Ild(Struct, frozen=True, forbid_unknown_fields=True):
@@ -179,42 +178,72 @@ def _explain(exc: msgspec.ValidationError) -> InputError:
     return InputError(path or "(input)", msg)
 
 
-def _is_name(value: object) -> bool:
-    return isinstance(value, str) and value in _NAME_SET
+def _resolve_name(value: object, where: str, knowledge: Knowledge) -> str:
+    """Return the agent id of a name or RxNorm code, refusing an unknown agent by field."""
+    if not isinstance(value, str):
+        raise InputError(where, f"expected an agent name, got {type(value).__name__}")
+    name = value.strip().lower()
+    ids = knowledge.agent_ids
+    if name in ids:
+        return name
+    by_code = knowledge.agent_for_rxnorm(name)
+    if by_code is None:
+        raise InputError(
+            where,
+            f"unknown agent '{value}': use one of {', '.join(ids)} or its RxNorm ingredient code",
+        )
+    return by_code
 
 
 def _resolve_agents(raw: dict[str, Any], knowledge: Knowledge) -> dict[str, Any]:
     """Map RxNorm codes and loose spellings to agent names, refusing unknown agents by field."""
+    known = frozenset(knowledge.agent_ids)
     out = raw
     for key in ("current_medications", "treatment_history"):
         items = raw.get(key)
         if not isinstance(items, list):
             continue
-        if all(isinstance(it, dict) and _is_name(it.get("agent")) for it in items):
+        if all(
+            isinstance(it, dict)
+            and isinstance(it.get("agent"), str)
+            and it["agent"] in known
+            and "agents" not in it
+            for it in items
+        ):
             continue  # already canonical: nothing to copy
         if out is raw:
             out = dict(raw)
         resolved: list[Any] = []
         for i, item in enumerate(items):
-            if isinstance(item, dict) and isinstance(item.get("agent"), str):
-                name = item["agent"].strip().lower()
-                if name not in AGENT_NAMES:
-                    by_code = knowledge.agent_for_rxnorm(name)
-                    if by_code is None:
-                        raise InputError(
-                            f"{key}[{i}].agent",
-                            f"unknown agent '{item['agent']}': use one of "
-                            f"{', '.join(AGENT_NAMES)} or its RxNorm ingredient code",
-                        )
-                    name = by_code
-                item = {**item, "agent": name}
+            if isinstance(item, dict):
+                item = dict(item)
+                if "agent" in item and item["agent"] is not None:
+                    item["agent"] = _resolve_name(item["agent"], f"{key}[{i}].agent", knowledge)
+                members = item.get("agents")
+                if key == "treatment_history" and isinstance(members, list):
+                    item["agents"] = [
+                        _resolve_name(m, f"{key}[{i}].agents[{j}]", knowledge)
+                        for j, m in enumerate(members)
+                    ]
             resolved.append(item)
         out[key] = resolved
     return out
 
 
+def _check_history(state: PatientState) -> None:
+    """Refuse history entries that name no agent, or both forms, or a one-drug combination."""
+    for i, h in enumerate(state.treatment_history):
+        where = f"treatment_history[{i}]"
+        if (h.agent is None) == (h.agents is None):
+            raise InputError(
+                f"{where}.agent", "give either 'agent' or 'agents' (a combination), not both"
+            )
+        if h.agents is not None and len(set(h.agents)) < 2:
+            raise InputError(f"{where}.agents", "a combination names at least two different agents")
+
+
 def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
-    """Refuse values outside plausible human ranges or with a unit that does not fit the drug."""
+    """Refuse values no human body or prescription can have, or a unit that misfits the drug."""
     lim = knowledge.input_limits
     lim_dose = float(lim.dose_mg_per_day_max)
     if (
@@ -239,26 +268,43 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
             f"{state.height.value} {state.height.unit} is not a plausible human height "
             f"({lim.height_cm.min} to {lim.height_cm.max} cm)",
         )
+    bmi_value = bmi(state)
+    if bmi_value is not None and not lim.bmi.min <= bmi_value <= lim.bmi.max:
+        raise InputError(
+            "weight.value",
+            f"weight and height give a body mass index of {bmi_value:.0f}, which no adult has "
+            f"({lim.bmi.min} to {lim.bmi.max}); check weight, height and their units",
+        )
     for i, med in enumerate(state.current_medications):
         if med.dose is None:
             continue
         unit = med.dose.unit
-        if med.agent in ("prednisone", "azathioprine") and not unit.endswith("/day"):
+        period = knowledge.agent(med.agent).dose_period
+        if period == "day" and not unit.endswith("/day"):
             raise InputError(
                 f"current_medications[{i}].dose.unit",
                 f"{med.agent} is dosed per day; got '{unit}'",
             )
-        if med.agent == "methotrexate" and not unit.endswith("/week"):
+        if period == "week" and not unit.endswith("/week"):
             raise InputError(
                 f"current_medications[{i}].dose.unit",
-                f"methotrexate is dosed per week; got '{unit}'",
+                f"{med.agent} is dosed per week; got '{unit}'",
             )
         # A sanity ceiling, not clinical arithmetic: a float comparison is enough here.
-        mg = med.dose.value * (1000 if unit[0] == "g" else 1) / (7 if unit.endswith("k") else 1)
-        if mg > lim_dose:
+        mg = med.dose.value * (1000 if unit[0] == "g" else 1)
+        per_day = mg / (7 if unit.endswith("k") else 1)
+        if per_day > lim_dose:
             raise InputError(
                 f"current_medications[{i}].dose.value",
                 f"{med.dose.value} {unit} is not a plausible dose",
+            )
+        limit = lim.doses.get(med.agent)
+        if limit is not None and mg > float(limit.refuse_above):
+            per = period or "day"
+            raise InputError(
+                f"current_medications[{i}].dose.value",
+                f"{med.dose.value} {unit} of {med.agent} is not a dose any prescription carries "
+                f"(above {limit.refuse_above} mg/{per}); check the entry and its unit",
             )
     seen: set[str] = set()
     for i, med in enumerate(state.current_medications):
@@ -267,6 +313,14 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
                 f"current_medications[{i}].agent", f"'{med.agent}' is listed twice; give one total"
             )
         seen.add(med.agent)
+
+
+def bmi(state: PatientState) -> Decimal | None:
+    """Return the body mass index (kg/m2) when weight and height are both given."""
+    if state.weight is None or state.height is None:
+        return None
+    metres = state.height.cm / 100
+    return state.weight.kg / (metres * metres)
 
 
 def _finite(state: PatientState) -> None:
@@ -287,6 +341,15 @@ def _finite(state: PatientState) -> None:
 def parse_state(raw: object, knowledge: Knowledge) -> PatientState:
     """Validate a JSON-like patient state; raise InputError naming the first bad field."""
     if isinstance(raw, PatientState):
+        known = frozenset(knowledge.agent_ids)
+        for i, med in enumerate(raw.current_medications):
+            if med.agent not in known:
+                raise InputError(f"current_medications[{i}].agent", f"unknown agent '{med.agent}'")
+        for i, h in enumerate(raw.treatment_history):
+            for name in h.names:
+                if name not in known:
+                    raise InputError(f"treatment_history[{i}].agent", f"unknown agent '{name}'")
+        _check_history(raw)
         _check_plausible(raw, knowledge)
         return raw
     if not isinstance(raw, Mapping):
@@ -296,6 +359,7 @@ def parse_state(raw: object, knowledge: Knowledge) -> PatientState:
         state = msgspec.convert(data, PatientState)
     except msgspec.ValidationError as exc:
         raise _explain(exc) from None
+    _check_history(state)
     _check_plausible(state, knowledge)
     return state
 

@@ -14,7 +14,9 @@ Grade = Literal["1A", "1B", "1C", "2A", "2B", "2C"]
 Period = Literal["day", "week", "dose", "course"]
 MassUnit = Literal["mg", "g"]
 DocumentId = Literal["topic", "review"]
-DoseKind = Literal["fixed", "per_kg", "per_m2", "fixed_to_per_kg", "at_least", "up_to_max", "up_to"]
+DoseKind = Literal[
+    "fixed", "per_kg", "per_m2", "fixed_to_per_kg", "at_least", "up_to_max", "up_to", "unstated"
+]
 Text = Annotated[str, Meta(min_length=5)]
 NonEmpty = Annotated[str, Meta(min_length=1)]
 
@@ -76,11 +78,27 @@ class Range(Struct, frozen=True, forbid_unknown_fields=True):
     max: Decimal
 
 
+class DoseLimit(Struct, frozen=True, forbid_unknown_fields=True):
+    """Input validation for a current dose, in mg per the agent's dose period; not advice."""
+
+    refuse_above: Decimal
+    warn_above: Decimal | None = None
+    # Why the warning level is where it is, and where that figure comes from.
+    warn_basis: str | None = None
+    sources: tuple[SourceRef, ...] = ()
+
+
 class InputLimits(Struct, frozen=True, forbid_unknown_fields=True):
+    """Values no body or prescription can have (refused) and unusual ones (warned)."""
+
     age_years: Range
     weight_kg: Range
     height_cm: Range
     dose_mg_per_day_max: Decimal
+    weight_kg_usual: Range
+    bmi: Range
+    bmi_usual: Range
+    doses: dict[str, DoseLimit]
 
 
 class Thresholds(Struct, frozen=True, forbid_unknown_fields=True):
@@ -99,6 +117,16 @@ class Maximum(Struct, frozen=True, forbid_unknown_fields=True):
     sources: Sources
 
 
+class TimingRule(Struct, frozen=True, forbid_unknown_fields=True):
+    """How often and how many times a regimen is given (FHIR Timing.repeat)."""
+
+    frequency: int | None = None
+    period: Decimal | None = None
+    period_unit: Literal["d", "wk", "mo"] | None = None
+    count: int | None = None
+    count_max: int | None = None
+
+
 class DoseRule(Struct, frozen=True, forbid_unknown_fields=True):
     """How to compute one regimen's dose for a patient."""
 
@@ -111,6 +139,9 @@ class DoseRule(Struct, frozen=True, forbid_unknown_fields=True):
     low: Decimal | None = None
     high: Decimal | None = None
     maximum: str | None = None
+    timing: TimingRule | None = None
+    # A daily total given in this many doses (the split is shown beside the total).
+    split: int | None = None
 
 
 class Caution(Struct, frozen=True, forbid_unknown_fields=True):
@@ -124,10 +155,16 @@ class Scenario(Struct, frozen=True, forbid_unknown_fields=True):
     sources: Sources
 
 
+Action = Literal["start", "raise", "restart", "continue", "switch_to"]
+
+
 class AgentStep(Struct, frozen=True, forbid_unknown_fields=True):
+    """An agent a recommendation involves, what the step does with it, and its regimens."""
+
     agent: str
     regimens: tuple[str, ...] = ()
     max: str | None = None
+    action: Action = "start"
 
 
 class RecommendationTemplate(Struct, frozen=True, forbid_unknown_fields=True):
@@ -141,6 +178,10 @@ class RecommendationTemplate(Struct, frozen=True, forbid_unknown_fields=True):
     cautions_if_ild: tuple[str, ...] = ()
     # True where the step stays available after its agents failed on their own (the combination).
     offered_after_failure: bool = False
+    # Wording used instead of `text` when the step has no sparing agent to raise alongside.
+    text_alone: str | None = None
+    # Plain words for the grade where the generic meaning would mislead (1C "reserve").
+    grade_words: str | None = None
 
 
 class LadderStep(Struct, frozen=True, forbid_unknown_fields=True):
@@ -189,6 +230,7 @@ class Wiring(Struct, frozen=True, forbid_unknown_fields=True):
     flare_off_immunosuppression: R4Wiring
     ild_refractory: str
     refractory_rash: str
+    controlled: str
 
     def scenario_recommendations(self) -> dict[str, tuple[str, ...]]:
         """Return scenario id -> the recommendation ids its rule may offer, in order."""
@@ -218,6 +260,7 @@ class Wiring(Struct, frozen=True, forbid_unknown_fields=True):
         out: dict[str, str] = {
             "ild_refractory": self.ild_refractory,
             "refractory_rash": self.refractory_rash,
+            "controlled": self.controlled,
         }
         for name in (
             "flare_above_10mg",
@@ -350,6 +393,8 @@ def problems(k: Knowledge) -> list[str]:
         if rule.kind in ("up_to_max", "up_to"):
             if rule.maximum not in max_ids:
                 errors.append(f"{where}.maximum: a '{rule.kind}' rule needs a known maximum")
+        elif rule.kind == "unstated":
+            pass
         elif rule.low is None or rule.high is None:
             errors.append(f"{where}: a '{rule.kind}' rule needs 'low' and 'high'")
         elif rule.kind != "fixed_to_per_kg" and rule.low > rule.high:
@@ -388,6 +433,10 @@ def problems(k: Knowledge) -> list[str]:
             for rid in (*step.recommendations, *(step.recommendations_pm or ()))
             if rid not in k.recommendations
         )
+    for agent, limit in k.input_limits.doses.items():
+        if agent not in agent_ids:
+            errors.append(f"input_limits.doses.{agent}: unknown agent")
+        check_sources(f"input_limits.doses.{agent}", limit.sources)
     w = k.wiring
     errors.extend(
         f"wiring.sparing_agents: unknown agent '{a}'"

@@ -13,7 +13,7 @@ from typing import Any
 from myoguide.adapters.text import dose_words, source_words
 from myoguide.domain.orders import DraftOrder as DraftOrder  # re-exported for the doors
 from myoguide.domain.orders import judge_orders
-from myoguide.domain.result import AgentOption, Recommendation, RecommendationSet
+from myoguide.domain.result import AgentOption, Dose, Recommendation, RecommendationSet
 from myoguide.domain.state import PatientState
 from myoguide.knowledge.model import Knowledge
 
@@ -99,29 +99,64 @@ def _medication_request(
     if agent.rxnorm:
         concept["coding"] = [{"system": RXNORM, "code": agent.rxnorm, "display": agent.display}]
     quantity = {"unit": dose.unit, "system": UCUM, "code": dose.unit}
+    repeat = _repeat(dose)
+    # doseQuantity is one administration: a daily total given in n doses is divided by n.
+    per_admin = 1
+    if dose.period in ("day", "week") and repeat.get("period") == 1:
+        per_admin = int(repeat.get("frequency", 1))
+
+    def amount(value: Decimal) -> dict[str, Any]:
+        return {"value": _num(value / per_admin), **quantity}
+
     dose_rate: dict[str, Any]
-    if dose.low == dose.high:
-        dose_rate = {"doseQuantity": {"value": _num(dose.high), **quantity}}
+    if dose.low is not None and dose.low == dose.high:
+        dose_rate = {"doseQuantity": amount(dose.low)}
     else:
-        dose_rate = {
-            "doseRange": {
-                "low": {"value": _num(dose.low), **quantity},
-                "high": {"value": _num(dose.high), **quantity},
-            }
-        }
+        bounds: dict[str, Any] = {}
+        if dose.low is not None:
+            bounds["low"] = amount(dose.low)
+        if dose.high is not None:
+            bounds["high"] = amount(dose.high)
+        dose_rate = {"doseRange": bounds}
     resource: dict[str, Any] = {
         "resourceType": "MedicationRequest",
         "status": "draft",
         "intent": "proposal",
         "medicationCodeableConcept": concept,
         "dosageInstruction": [
-            {"text": f"{dose_words(dose)} ({dose.basis})", "doseAndRate": [dose_rate]}
+            {
+                "text": f"{dose_words(dose)} ({dose.basis})",
+                "timing": {"repeat": repeat},
+                "doseAndRate": [dose_rate],
+            }
         ],
         "note": [{"text": f"Suggested by myoguide ({rec.id}); confirm before ordering."}],
     }
     if patient_ref:
         resource["subject"] = {"reference": patient_ref}
     return resource
+
+
+_PERIOD_UNIT = {"day": "d", "week": "wk"}
+
+
+def _repeat(dose: Dose) -> dict[str, Any]:
+    """Return FHIR Timing.repeat for a dose: its own schedule, or once per its period."""
+    t = dose.timing
+    if t is None:
+        return {"frequency": 1, "period": 1, "periodUnit": _PERIOD_UNIT.get(dose.period, "d")}
+    repeat: dict[str, Any] = {}
+    if t.frequency is not None:
+        repeat["frequency"] = t.frequency
+    if t.period is not None:
+        repeat["period"] = _num(t.period)
+    if t.period_unit is not None:
+        repeat["periodUnit"] = t.period_unit
+    if t.count is not None:
+        repeat["count"] = t.count
+    if t.count_max is not None:
+        repeat["countMax"] = t.count_max
+    return repeat
 
 
 def _num(value: Decimal) -> int | float:
