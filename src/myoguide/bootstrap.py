@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from myoguide.adapters.clock import SystemClock
-from myoguide.adapters.fhir import bundle_to_state
 from myoguide.domain.engine import Engine
 from myoguide.errors import InputError
 from myoguide.knowledge.loader import load_packaged
 from myoguide.knowledge.model import Knowledge
 from myoguide.service import CdsHooks, Feedback, PatientRecords, Service, report_feedback
+from myoguide.service.ports import MappedRecord
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -30,10 +32,20 @@ if TYPE_CHECKING:
     from myoguide.settings import Settings
 
 
+def read_fhir(
+    bundle: Mapping[str, Any], *, evaluation_date: date, rxnorm_to_agent: Mapping[str, str]
+) -> MappedRecord:
+    """The RecordReader port: map a FHIR Bundle with adapters.fhir's bundle_to_state."""
+    # Imported on first use for start-up speed: only Bundle input needs the FHIR mapping.
+    from myoguide.adapters.fhir import bundle_to_state
+
+    return bundle_to_state(bundle, evaluation_date=evaluation_date, rxnorm_to_agent=rxnorm_to_agent)
+
+
 def build_service(knowledge: Knowledge | None = None) -> Service:
     """Build a Service from the given knowledge, or the packaged guideline."""
     kb = knowledge if knowledge is not None else load_packaged()
-    return Service(kb, Engine(kb), reader=bundle_to_state, clock=SystemClock())
+    return Service(kb, Engine(kb), reader=read_fhir, clock=SystemClock())
 
 
 @cache
