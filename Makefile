@@ -25,6 +25,7 @@ run: setup
 lint: setup
 	$(RUN) ruff check src tests bench
 	$(RUN) ruff format --check src tests bench
+	$(RUN) lint-imports
 
 typecheck: setup
 	$(RUN) mypy

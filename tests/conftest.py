@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from dbreset import reset_database
-from myoguide.bootstrap import Service, default_service
+from myoguide.bootstrap import default_service
+from myoguide.service import Service
 
 ROOT = Path(__file__).resolve().parents[1]
 

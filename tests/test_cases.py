@@ -11,8 +11,8 @@ import pytest
 from casecheck import SHARED_EXAMPLES, VIGNETTES, check, load_cases
 from clirun import run_cli
 from myoguide.adapters.jsonio import loads, to_jsonable
-from myoguide.bootstrap import Service
 from myoguide.errors import InputError
+from myoguide.service import Service
 
 EXAMPLES = load_cases(SHARED_EXAMPLES) if SHARED_EXAMPLES.is_dir() else []
 OWN = load_cases(VIGNETTES)

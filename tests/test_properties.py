@@ -9,10 +9,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from myoguide.adapters.jsonio import to_jsonable
-from myoguide.bootstrap import Service, default_service
+from myoguide.bootstrap import default_service
 from myoguide.domain.result import Dose, RecommendationSet
 from myoguide.domain.units import KG_PER_LB
 from myoguide.errors import InputError
+from myoguide.service import Service
 
 SERVICE: Service = default_service()
 KB = SERVICE.knowledge

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 def recommend(state: object) -> RecommendationSet:
     """Validate a patient state and return its RecommendationSet (raises InputError if unusable)."""
+    # The Python API's entry point. Imported on first call so `import myoguide` stays cheap
+    # and importing any submodule does not load the whole application.
     from myoguide.bootstrap import default_service
 
     return default_service().recommend(state)

@@ -1,54 +1,66 @@
-"""The composition root: loads knowledge once and wires the engine behind one service."""
+"""The composition root: loads knowledge once and wires the engine, adapters and use cases.
+
+Only entry points import this module: the command line (`adapters/cli.py`'s `main`) and the
+Python API (`myoguide.recommend`). Imports of the HTTP stack and settings are made inside the
+functions that need them so `myoguide recommend` starts fast.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from myoguide.adapters.clock import SystemClock
 from myoguide.domain.engine import Engine
-from myoguide.domain.result import RecommendationSet
-from myoguide.domain.state import PatientState, parse_state
 from myoguide.errors import InputError
 from myoguide.knowledge.loader import load_packaged
 from myoguide.knowledge.model import Knowledge
+from myoguide.service import CdsHooks, Feedback, PatientRecords, Service, report_feedback
+from myoguide.service.ports import MappedRecord
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from myoguide.adapters.cdshooks.security import IssuerConfig
+    from myoguide.adapters.store import RecordStore, UserStore
+    from myoguide.settings import Settings
 
 
-@dataclass(frozen=True)
-class Service:
-    """The application service every door calls: validate, then evaluate."""
+def read_fhir(
+    bundle: Mapping[str, Any], *, evaluation_date: date, rxnorm_to_agent: Mapping[str, str]
+) -> MappedRecord:
+    """The RecordReader port: map a FHIR Bundle with adapters.fhir's bundle_to_state."""
+    # Imported on first use for start-up speed: only Bundle input needs the FHIR mapping.
+    from myoguide.adapters.fhir import bundle_to_state
 
-    knowledge: Knowledge
-    engine: Engine
-
-    def parse(self, raw: object) -> PatientState:
-        """Validate raw patient-state data; raises InputError naming the field."""
-        return parse_state(raw, self.knowledge)
-
-    def recommend(self, raw: object) -> RecommendationSet:
-        """Validate raw patient-state data and return its RecommendationSet."""
-        return self.engine.recommend(parse_state(raw, self.knowledge))
+    return bundle_to_state(bundle, evaluation_date=evaluation_date, rxnorm_to_agent=rxnorm_to_agent)
 
 
 def build_service(knowledge: Knowledge | None = None) -> Service:
     """Build a Service from the given knowledge, or the packaged guideline."""
     kb = knowledge if knowledge is not None else load_packaged()
-    return Service(kb, Engine(kb))
+    return Service(kb, Engine(kb), reader=read_fhir, clock=SystemClock())
 
 
 @cache
 def default_service() -> Service:
     """Return the process-wide Service on the packaged guideline, built once."""
     return build_service()
+
+
+@cache
+def settings() -> Settings:
+    """Return the environment's settings, read once."""
+    # Imported here: pydantic-settings costs start-up time `myoguide recommend` does not need.
+    from myoguide.settings import Settings
+
+    return Settings()
 
 
 # ---- the HTTP service -------------------------------------------------------------------
@@ -70,6 +82,7 @@ class ServeConfig:
 
 def load_trust(path: Path) -> tuple[IssuerConfig, ...]:
     """Read the trusted CDS clients: issuers with a JWKS file and/or allowed `jku` URLs."""
+    # Imported here for start-up speed: only `serve` needs the JWT stack.
     from myoguide.adapters.cdshooks.security import IssuerConfig
 
     try:
@@ -90,54 +103,19 @@ def load_trust(path: Path) -> tuple[IssuerConfig, ...]:
 
 
 def database_url(config: ServeConfig) -> str:
-    """Return the store URL: the configured one, or SQLite in the data directory."""
-    if config.database_url:
-        return config.database_url
+    """Return the store URL: --database-url, $DATABASE_URL, or SQLite in the data directory."""
+    configured = config.database_url or settings().database_url
+    if configured:
+        return configured
     config.data_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(config.data_dir / 'myoguide.db').resolve()}"
 
 
-def build_http_app(config: ServeConfig) -> FastAPI:
-    """Wire the HTTP app: service, token verifier, FHIR client and feedback store."""
-    from myoguide.adapters.cdshooks.security import (
-        HttpxJwksFetcher,
-        MemoryReplayCache,
-        TokenVerifier,
-    )
-    from myoguide.adapters.http.app import AppDeps, HttpSettings, create_app
-    from myoguide.adapters.http.fhir_client import HttpxFhirClient
-    from myoguide.adapters.store.sink import StoreFeedbackSink
-
-    verifier = None
-    if not config.insecure_dev:
-        verifier = TokenVerifier(
-            config.issuers, fetcher=HttpxJwksFetcher(), replay_cache=MemoryReplayCache()
-        )
-    deps = AppDeps(
-        service=default_service(),
-        verifier=verifier,
-        fhir=HttpxFhirClient(),
-        feedback=StoreFeedbackSink.open(database_url(config)),
-        today=lambda: datetime.now(UTC).date(),
-        settings=HttpSettings(
-            max_body_bytes=config.max_body_bytes,
-            insecure_dev=config.insecure_dev,
-            public_base_url=config.public_base_url,
-        ),
-    )
-    app = create_app(deps)
-    _mount_web(app, config, deps.today)
-    return app
-
-
 def secret_key(data_dir: Path) -> str:
     """Return the session signing key: $MYOGUIDE_SECRET_KEY, or one kept in the data directory."""
-    import os
-    import secrets
-
-    env = os.environ.get("MYOGUIDE_SECRET_KEY")
-    if env:
-        return env
+    env = settings().secret_key
+    if env is not None:
+        return env.get_secret_value()
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "secret_key"
     if not path.exists():
@@ -147,35 +125,80 @@ def secret_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def record_stores(config: ServeConfig) -> tuple[Any, Any]:
+def record_stores(config: ServeConfig) -> tuple[RecordStore, UserStore]:
     """Open (and migrate) the record and user stores."""
+    # Imported here for start-up speed: SQLAlchemy is only for the commands that store.
     from myoguide.adapters.store import RecordStore, UserStore, make_engine, upgrade
 
     url = database_url(config)
     upgrade(url)
     engine = make_engine(url)
-    return RecordStore(engine), UserStore(engine)
+    return RecordStore(engine, clock=SystemClock().now), UserStore(engine)
 
 
-def _mount_web(app: FastAPI, config: ServeConfig, today: Callable[[], date]) -> None:
+def feedback_report(config: ServeConfig) -> str:
+    """Return the stored CDS Hooks feedback report, as text."""
+    # Imported here for start-up speed, as above.
+    from myoguide.adapters.store.sink import StoreFeedbackSink
+
+    return report_feedback(StoreFeedbackSink.open(database_url(config)))
+
+
+def build_http_app(config: ServeConfig) -> FastAPI:
+    """Wire the HTTP app: service, token verifier, FHIR client, stores and pages."""
+    # Imported here for start-up speed: only `serve` needs the web stack.
+    from myoguide.adapters.cdshooks.security import (
+        HttpxJwksFetcher,
+        MemoryReplayCache,
+        TokenVerifier,
+    )
+    from myoguide.adapters.http.app import AppDeps, HttpSettings, create_app
+    from myoguide.adapters.http.fhir_client import HttpxFhirClient
+    from myoguide.adapters.store.sink import StoreFeedbackSink
     from myoguide.adapters.web.demo import seed_demo
     from myoguide.adapters.web.pages import WebDeps, mount_web
 
+    clock = SystemClock()
+    service = default_service()
+    verifier = None
+    if not config.insecure_dev:
+        verifier = TokenVerifier(
+            config.issuers, fetcher=HttpxJwksFetcher(), replay_cache=MemoryReplayCache()
+        )
+    feedback = Feedback(
+        StoreFeedbackSink.open(database_url(config)),
+        service.knowledge.knowledge_version,
+        clock,
+    )
+    app = create_app(
+        AppDeps(
+            service=service,
+            cds=CdsHooks(service, HttpxFhirClient()),
+            verifier=verifier,
+            feedback=feedback,
+            settings=HttpSettings(
+                max_body_bytes=config.max_body_bytes,
+                insecure_dev=config.insecure_dev,
+                public_base_url=config.public_base_url,
+            ),
+        )
+    )
     records, users = record_stores(config)
     if config.require_login and users.count() == 0:
         raise InputError(
             "--host", "a non-loopback address needs sign-in: first run 'myoguide user add NAME'"
         )
     if config.demo:
-        seed_demo(default_service(), records, today())
+        seed_demo(service, records, clock.today())
     mount_web(
         app,
         WebDeps(
-            default_service(),
-            records,
-            users,
-            secret_key(config.data_dir),
-            config.require_login,
-            today,
+            service=service,
+            records=PatientRecords(records, clock),
+            users=users,
+            secret_key=secret_key(config.data_dir),
+            require_login=config.require_login,
+            clock=clock,
         ),
     )
+    return app

@@ -20,9 +20,9 @@ from state_to_bundle import HANDFUL, agent_id, rxnorm_to_agent, state_to_bundle,
 from casecheck import SHARED_EXAMPLES, VIGNETTES, load_cases
 from clirun import run_cli
 from myoguide.adapters.fhir import bundle_to_state
-from myoguide.bootstrap import Service
 from myoguide.domain.result import RecommendationSet
 from myoguide.errors import InputError
+from myoguide.service import Service
 
 # A plain day, and a leap day (a birth year that is not a leap year then gets 28 February).
 DATES = (datetime.date(2026, 6, 1), datetime.date(2028, 2, 29))

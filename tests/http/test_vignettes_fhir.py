@@ -18,7 +18,7 @@ import pytest
 from helpers import hook_request, prefetch_from
 
 from casecheck import SHARED_EXAMPLES, VIGNETTES, load_cases
-from myoguide.bootstrap import Service
+from myoguide.service import Service
 
 PV = "/cds-services/myoguide-patient-view"
 INVERSE = Path(__file__).resolve().parents[1] / "fhir" / "state_to_bundle.py"

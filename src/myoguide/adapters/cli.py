@@ -1,4 +1,9 @@
-"""The `myoguide` command: recommend, knowledge, schema and demo."""
+"""The `myoguide` command: recommend, knowledge, schema and demo.
+
+Its `main` is an entry point, so it may import the composition root (`myoguide.bootstrap`).
+Most imports sit inside the commands that need them: each run loads only what its command uses,
+which keeps `myoguide recommend` within its start-up budget.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,15 @@ import datetime as dt
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import msgspec
 
 from myoguide.errors import InputError, KnowledgeError
 
 if TYPE_CHECKING:
-    from myoguide.bootstrap import Service
+    from myoguide.domain.result import RecommendationSet
+    from myoguide.service import Service
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
@@ -44,29 +50,21 @@ def _unwrap_case(raw: object) -> object:
     return raw
 
 
-def _evaluation_date(text: str | None) -> dt.date:
-    """Return the date ages are computed at: --date, or today (UTC) read here at the edge."""
+def _evaluation_date(text: str | None) -> dt.date | None:
+    """Return the date ages are computed at from --date, or None for the service's today."""
     if text is None:
-        return dt.datetime.now(dt.UTC).date()
+        return None
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise InputError("--date", f"'{text}' is not a date (YYYY-MM-DD)") from None
 
 
-def _recommend_bundle(bundle: dict[str, object], date: str | None, service: Service) -> Any:
-    """Map a FHIR R4 Bundle to a patient state and answer it; mapping warnings join the answer."""
-    from myoguide.adapters.fhir import bundle_to_state
-    from myoguide.domain.result import Warning
-
-    mapped = bundle_to_state(
-        bundle,
-        evaluation_date=_evaluation_date(date),
-        rxnorm_to_agent={a.rxnorm: a.id for a in service.knowledge.agents if a.rxnorm},
-    )
-    result = service.recommend(mapped.state)
-    extra = tuple(Warning(f"fhir.{w.code}", w.message) for w in mapped.warnings)
-    return msgspec.structs.replace(result, warnings=result.warnings + extra)
+def _recommend_bundle(
+    bundle: dict[str, object], date: str | None, service: Service
+) -> RecommendationSet:
+    """Answer a FHIR R4 Bundle at --date (default today); mapping warnings join the answer."""
+    return service.assess_bundle(bundle, _evaluation_date(date))
 
 
 def cmd_recommend(args: argparse.Namespace, out: TextIO) -> int:
@@ -138,8 +136,6 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     """Run the HTTP service until interrupted."""
-    import os
-
     import uvicorn
 
     from myoguide.bootstrap import ServeConfig, build_http_app, load_trust
@@ -148,7 +144,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     config = ServeConfig(
         issuers=load_trust(Path(args.trust)) if args.trust else (),
         insecure_dev=args.insecure_dev,
-        database_url=args.database_url or os.environ.get("DATABASE_URL"),
+        database_url=args.database_url,
         data_dir=Path(args.data_dir),
         public_base_url=args.public_url,
         max_body_bytes=args.max_body,
@@ -193,25 +189,16 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_feedback_report(args: argparse.Namespace, out: TextIO) -> int:
     """Print acceptance and override rates by card and reason from the feedback store."""
-    import os
+    from myoguide.bootstrap import ServeConfig, feedback_report
 
-    from myoguide.adapters.store import FeedbackStore, make_engine, render_report, upgrade
-    from myoguide.bootstrap import ServeConfig, database_url
-
-    url = (
-        args.database_url
-        or os.environ.get("DATABASE_URL")
-        or database_url(ServeConfig((), False, None, Path(args.data_dir)))
-    )
-    upgrade(url)
-    out.write(render_report(FeedbackStore(make_engine(url)).report()) + "\n")
+    config = ServeConfig((), False, args.database_url, Path(args.data_dir))
+    out.write(feedback_report(config) + "\n")
     return EXIT_OK
 
 
 def cmd_user(args: argparse.Namespace, out: TextIO) -> int:
     """Create a sign-in account; the password is read from the terminal or standard input."""
     import getpass
-    import os
 
     from myoguide.bootstrap import ServeConfig, record_stores
 
@@ -221,9 +208,7 @@ def cmd_user(args: argparse.Namespace, out: TextIO) -> int:
             raise InputError("password", "the two entries differ")
     else:
         password = sys.stdin.readline().rstrip("\n")
-    config = ServeConfig(
-        (), False, args.database_url or os.environ.get("DATABASE_URL"), Path(args.data_dir)
-    )
+    config = ServeConfig((), False, args.database_url, Path(args.data_dir))
     _, users = record_stores(config)
     try:
         users.add_user(args.username, password)

@@ -36,6 +36,8 @@ import httpx
 import jwt
 from jwt.types import Options
 
+from myoguide.service.ports import ReplayCache
+
 __all__ = [
     "DEFAULT_ALGORITHMS",
     "HttpxJwksFetcher",
@@ -152,14 +154,6 @@ class JwksFetcher(Protocol):
 
     def fetch(self, url: str) -> Mapping[str, Any]:
         """Return the JWK Set at `url`, or raise TokenError("jwks_unavailable")."""
-        ...
-
-
-class ReplayCache(Protocol):
-    """Port that remembers which token ids (`jti`) have been used."""
-
-    def seen(self, issuer: str, jti: str, expires_at: float) -> bool:
-        """Return True if (issuer, jti) was already recorded, else record it until expires_at."""
         ...
 
 

@@ -8,8 +8,7 @@ from typing import Any
 import msgspec
 
 from myoguide.adapters.jsonio import to_jsonable
-from myoguide.adapters.store import RecordStore
-from myoguide.bootstrap import Service
+from myoguide.service import RecordStore, Service
 
 P = "prednisone"
 
@@ -170,10 +169,10 @@ def seed_demo(service: Service, records: RecordStore, today: dt.date) -> int:
             continue
         patient = records.add_patient(label)
         for when, raw in visits:
-            parsed = service.parse(raw)
-            state = msgspec.to_builtins(parsed)
+            assessment = service.assess(raw)
+            state = msgspec.to_builtins(assessment.state)
             visit = records.add_visit(patient.id, when, state)
-            result = service.engine.recommend(parsed)
+            result = assessment.result
             shown = dt.datetime.combine(when, dt.time(10, 0), tzinfo=dt.UTC)
             answer = records.log_answer(
                 patient.id, visit.id, state, to_jsonable(result), result.knowledge_version, shown

@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import msgspec
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -20,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from myoguide.adapters.jsonio import dumps, to_jsonable
-from myoguide.adapters.store import PatientRecord, RecordStore, UserStore
 from myoguide.adapters.text import COURSE_WORDS, STANCE_WORDS, cited, dose_words, source_words
 from myoguide.adapters.web.forms import (
     DIAGNOSES,
@@ -34,11 +33,12 @@ from myoguide.adapters.web.forms import (
     state_from_form,
 )
 from myoguide.adapters.web.timeline import VisitPoint, timeline_svg
-from myoguide.bootstrap import Service
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.state import dec
 from myoguide.domain.units import fmt
 from myoguide.errors import InputError
+from myoguide.service import Clock, PatientRecords, Service, UserStore
+from myoguide.service.ports import PatientCourse
 
 LABELS = {
     "age_years": "Age",
@@ -55,14 +55,14 @@ DECISIONS = ("accepted", "chose_other", "declined")
 
 @dataclass
 class WebDeps:
-    """What the pages need: the service, the record and user stores, and the settings."""
+    """What the pages need: the use cases, the user store, the clock and the settings."""
 
     service: Service
-    records: RecordStore
+    records: PatientRecords
     users: UserStore
     secret_key: str
     require_login: bool
-    today: Callable[[], dt.date]
+    clock: Clock
 
 
 def _env() -> Environment:
@@ -84,10 +84,119 @@ def _env() -> Environment:
     return env
 
 
+class Site:
+    """The pages' shared parts, built once: dependencies, templates and form choices."""
+
+    def __init__(self, deps: WebDeps) -> None:
+        self.deps = deps
+        self.service = deps.service
+        self.records = deps.records
+        self.kb = kb = deps.service.knowledge
+        self.env = _env()
+        agents = [(a.id, a.display) for a in kb.agents]
+        self.agent_labels = dict(agents)
+        self.choices: dict[str, Any] = {
+            "diagnoses": [(d, d.replace("_", " ")) for d in DIAGNOSES] + [("other", "other")],
+            "tristate": [("unknown", "unknown"), ("yes", "yes"), ("no", "no")],
+            "severities": [(s, s) for s in ("mild", "moderate", "severe")],
+            "agents": agents,
+            "units": [(u, u) for u in DOSE_UNITS],
+            "outcomes": [(o, o.replace("_", " ")) for o in OUTCOMES],
+            "med_rows": MED_ROWS,
+            "history_rows": HISTORY_ROWS,
+            "labels": LABELS,
+        }
+
+    def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        """Render a template with the layout's common values."""
+        html = self.env.get_template(name).render(
+            csrf=_csrf_token(request),
+            user=request.session.get("user"),
+            version=self.kb.knowledge_version,
+            source_title=self.kb.title,
+            **context,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def answer_context(self, result: RecommendationSet) -> dict[str, Any]:
+        """Return the answer and the references and citations it rests on, for the template."""
+        refs, cites = cited(result)
+        by_id = {c.id: c for c in self.kb.citations}
+        return {
+            "result": result,
+            "references": [(n, self.kb.references[n - 1].citation) for n in refs],
+            "citations": [(c, by_id[c].citation) for c in cites if c in by_id],
+        }
+
+
+class _CsrfError(Exception):
+    pass
+
+
+class _LoginRequired(Exception):
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+def _csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return token
+
+
+def _site(request: Request) -> Site:
+    site: Site = request.app.state.web
+    return site
+
+
+SiteDep = Annotated[Site, Depends(_site)]
+
+
+def signed_in(request: Request, site: SiteDep) -> None:
+    """Let the request through if sign-in is not required or the user is signed in."""
+    if site.deps.require_login and not request.session.get("user"):
+        raise _LoginRequired(request.url.path)
+
+
+async def csrf_form(request: Request) -> dict[str, str]:
+    """Return the posted form's text fields once its CSRF token matches the session's."""
+    form = await request.form()
+    data = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    expected = request.session.get("csrf")
+    given = data.get("csrf", "")
+    if not isinstance(expected, str) or not hmac.compare_digest(expected, given):
+        raise _CsrfError
+    return data
+
+
+Form = Annotated[dict[str, str], Depends(csrf_form)]
+
+# Every page but sign-in and sign-out needs a signed-in user (when sign-in is required).
+pages = APIRouter(include_in_schema=False, dependencies=[Depends(signed_in)])
+accounts = APIRouter(include_in_schema=False)
+
+
+async def _csrf_failed(request: Request, _: Exception) -> Response:
+    return _site(request).page(
+        request,
+        "home.html",
+        403,
+        title="Form expired",
+        nav="",
+        notice="The form had expired or did not come from this site; try again.",
+    )
+
+
+async def _login_required(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, _LoginRequired)
+    return RedirectResponse(f"/login?next={quote(exc.path)}", status_code=303)
+
+
 def mount_web(app: FastAPI, deps: WebDeps) -> None:
     """Add the pages, their static files, sessions, CSRF checks and (if asked) login."""
-    env = _env()
-    kb = deps.service.knowledge
     static = resources.files("myoguide.adapters.web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_middleware(
@@ -97,316 +206,230 @@ def mount_web(app: FastAPI, deps: WebDeps) -> None:
         https_only=False,
         max_age=12 * 3600,
     )
-    agents = [(a.id, a.display) for a in kb.agents]
-    agent_labels = dict(agents)
-    choices: dict[str, Any] = {
-        "diagnoses": [(d, d.replace("_", " ")) for d in DIAGNOSES] + [("other", "other")],
-        "tristate": [("unknown", "unknown"), ("yes", "yes"), ("no", "no")],
-        "severities": [(s, s) for s in ("mild", "moderate", "severe")],
-        "agents": agents,
-        "units": [(u, u) for u in DOSE_UNITS],
-        "outcomes": [(o, o.replace("_", " ")) for o in OUTCOMES],
-        "med_rows": MED_ROWS,
-        "history_rows": HISTORY_ROWS,
-        "labels": LABELS,
-    }
+    app.state.web = Site(deps)
+    app.add_exception_handler(_CsrfError, _csrf_failed)
+    app.add_exception_handler(_LoginRequired, _login_required)
+    app.include_router(pages)
+    app.include_router(accounts)
 
-    def csrf_token(request: Request) -> str:
-        token = request.session.get("csrf")
-        if not isinstance(token, str):
-            token = secrets.token_urlsafe(32)
-            request.session["csrf"] = token
-        return token
 
-    def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        html = env.get_template(name).render(
-            csrf=csrf_token(request),
-            user=request.session.get("user"),
-            version=kb.knowledge_version,
-            source_title=kb.title,
-            **context,
-        )
-        return HTMLResponse(html, status_code=status)
+@pages.get("/", response_class=HTMLResponse)
+async def home(request: Request, site: SiteDep) -> Response:
+    return site.page(request, "home.html", title="Home", nav="")
 
-    def login_redirect(request: Request) -> Response | None:
-        if deps.require_login and not request.session.get("user"):
-            return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
-        return None
 
-    async def form_data(request: Request) -> dict[str, str]:
-        form = await request.form()
-        data = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        expected = request.session.get("csrf")
-        given = data.get("csrf", "")
-        if not isinstance(expected, str) or not hmac.compare_digest(expected, given):
-            raise _CsrfError
-        return data
+@pages.get("/guideline", response_class=HTMLResponse)
+async def guideline(request: Request, site: SiteDep) -> Response:
+    return site.page(request, "guideline.html", title="Guideline", nav="guideline", kb=site.kb)
 
-    @app.exception_handler(_CsrfError)
-    async def csrf_failed(request: Request, _: _CsrfError) -> Response:
-        return page(
-            request,
-            "home.html",
-            403,
-            title="Form expired",
-            nav="",
-            notice="The form had expired or did not come from this site; try again.",
-        )
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def home(request: Request) -> Response:
-        return login_redirect(request) or page(request, "home.html", title="Home", nav="")
+@pages.get("/assess", response_class=HTMLResponse)
+async def assess_form(
+    request: Request, site: SiteDep, patient: int | None = None, visit: int | None = None
+) -> Response:
+    form = FormData(
+        values={"weight.unit": "kg", "height.unit": "cm", "diagnosis": "dermatomyositis"}
+    )
+    row = None
+    if patient is not None:
+        row = await run_in_threadpool(site.records.store.get_patient, patient)
+        if row is None:
+            return site.page(request, "home.html", 404, title="Not found", nav="")
+        record = await run_in_threadpool(site.records.store.timeline, patient)
+        visits = [v.visit for v in record.visits]
+        chosen = next((v for v in visits if v.id == visit), visits[-1] if visits else None)
+        if chosen is not None:
+            form = form_from_state(chosen.state)
+        form.values["visit_date"] = site.deps.clock.today().isoformat()
+    return site.page(
+        request,
+        "assess.html",
+        title="Assessment",
+        nav="assess",
+        form=form,
+        patient=row,
+        result=None,
+        **site.choices,
+    )
 
-    @app.get("/guideline", response_class=HTMLResponse, include_in_schema=False)
-    async def guideline(request: Request) -> Response:
-        return login_redirect(request) or page(
-            request, "guideline.html", title="Guideline", nav="guideline", kb=kb
-        )
 
-    def answer_context(result: RecommendationSet) -> dict[str, Any]:
-        refs, cites = cited(result)
-        by_id = {c.id: c for c in kb.citations}
-        return {
-            "result": result,
-            "references": [(n, kb.references[n - 1].citation) for n in refs],
-            "citations": [(c, by_id[c].citation) for c in cites if c in by_id],
-        }
-
-    @app.get("/assess", response_class=HTMLResponse, include_in_schema=False)
-    async def assess_form(
-        request: Request, patient: int | None = None, visit: int | None = None
-    ) -> Response:
-        redirect = login_redirect(request)
-        if redirect:
-            return redirect
-        form = FormData(
-            values={"weight.unit": "kg", "height.unit": "cm", "diagnosis": "dermatomyositis"}
-        )
-        row = None
-        if patient is not None:
-            row = await run_in_threadpool(deps.records.get_patient, patient)
-            if row is None:
-                return page(request, "home.html", 404, title="Not found", nav="")
-            record = await run_in_threadpool(deps.records.timeline, patient)
-            visits = [v.visit for v in record.visits]
-            chosen = next((v for v in visits if v.id == visit), visits[-1] if visits else None)
-            if chosen is not None:
-                form = form_from_state(chosen.state)
-            form.values["visit_date"] = deps.today().isoformat()
-        return page(
+@pages.post("/assess", response_class=HTMLResponse)
+async def assess(request: Request, site: SiteDep, data: Form) -> Response:
+    patient = None
+    if data.get("patient_id", "").isdigit():
+        patient = await run_in_threadpool(site.records.store.get_patient, int(data["patient_id"]))
+    form = FormData(values=data)
+    try:
+        raw_state, form = state_from_form(data)
+        assessment = site.service.assess(raw_state)
+        result = assessment.result
+        # Stored as validated: agents by name, units as given, absent fields explicit.
+        state = msgspec.to_builtins(assessment.state)
+        visit_date = _visit_date(data.get("visit_date"), site.deps.clock)
+    except InputError as exc:
+        field = form_field(exc, form)
+        form.errors[field] = exc.message
+        return site.page(
             request,
             "assess.html",
-            title="Assessment",
-            nav="assess",
-            form=form,
-            patient=row,
-            result=None,
-            **choices,
-        )
-
-    @app.post("/assess", response_class=HTMLResponse, include_in_schema=False)
-    async def assess(request: Request) -> Response:
-        redirect = login_redirect(request)
-        if redirect:
-            return redirect
-        data = await form_data(request)
-        patient = None
-        if data.get("patient_id", "").isdigit():
-            patient = await run_in_threadpool(deps.records.get_patient, int(data["patient_id"]))
-        form = FormData(values=data)
-        try:
-            raw_state, form = state_from_form(data)
-            parsed = deps.service.parse(raw_state)
-            result = deps.service.engine.recommend(parsed)
-            # Stored as validated: agents by name, units as given, absent fields explicit.
-            state = msgspec.to_builtins(parsed)
-            visit_date = _visit_date(data.get("visit_date"), deps.today)
-        except InputError as exc:
-            field = form_field(exc, form)
-            form.errors[field] = exc.message
-            return page(
-                request,
-                "assess.html",
-                422,
-                title="Assessment",
-                nav="assess",
-                form=form,
-                patient=patient,
-                result=None,
-                **choices,
-            )
-        answer_id = None
-        if patient is not None:
-            visit_id = None
-            if data.get("action") == "save":
-                visit = await run_in_threadpool(
-                    deps.records.add_visit, patient.id, visit_date, state
-                )
-                visit_id = visit.id
-            # Every answer shown for a patient is logged, saved visit or not.
-            answer_id = await run_in_threadpool(
-                deps.records.log_answer,
-                patient.id,
-                visit_id,
-                state,
-                to_jsonable(result),
-                result.knowledge_version,
-                dt.datetime.now(dt.UTC),
-            )
-        return page(
-            request,
-            "assess.html",
+            422,
             title="Assessment",
             nav="assess",
             form=form,
             patient=patient,
-            answer_id=answer_id,
-            entered=state_lines(state),
-            visit_date=visit_date.isoformat() if patient else None,
-            **choices,
-            **answer_context(result),
+            result=None,
+            **site.choices,
         )
+    answer_id = None
+    if patient is not None:
+        answer_id = await run_in_threadpool(
+            site.records.log_answer,
+            patient.id,
+            state,
+            result,
+            to_jsonable(result),
+            visit_date if data.get("action") == "save" else None,
+        )
+    return site.page(
+        request,
+        "assess.html",
+        title="Assessment",
+        nav="assess",
+        form=form,
+        patient=patient,
+        answer_id=answer_id,
+        entered=state_lines(state),
+        visit_date=visit_date.isoformat() if patient else None,
+        **site.choices,
+        **site.answer_context(result),
+    )
 
-    @app.post("/answers/{answer_id}/decision", include_in_schema=False)
-    async def decision(request: Request, answer_id: int) -> Response:
-        redirect = login_redirect(request)
-        if redirect:
-            return redirect
-        data = await form_data(request)
-        choice = data.get("decision", "")
-        if choice not in DECISIONS:
-            return page(request, "home.html", 422, title="Invalid decision", nav="")
-        try:
-            await run_in_threadpool(
-                deps.records.record_decision,
-                answer_id,
-                choice,
-                data.get("chosen") or None,
-                (data.get("reason") or "").strip()[:500] or None,
-                dt.datetime.now(dt.UTC),
-            )
-        except (LookupError, ValueError):
-            return page(
-                request,
-                "home.html",
-                404,
-                title="Not found",
-                nav="",
-                notice="That answer could not be found.",
-            )
-        patient_id = data.get("patient_id", "")
-        target = f"/patients/{patient_id}" if patient_id.isdigit() else "/patients"
-        return RedirectResponse(target, status_code=303)
 
-    @app.get("/patients", response_class=HTMLResponse, include_in_schema=False)
-    async def patients(request: Request) -> Response:
-        redirect = login_redirect(request)
-        if redirect:
-            return redirect
-        rows = await run_in_threadpool(deps.records.list_patients)
-        return page(
+@pages.post("/answers/{answer_id}/decision")
+async def decision(request: Request, answer_id: int, site: SiteDep, data: Form) -> Response:
+    choice = data.get("decision", "")
+    if choice not in DECISIONS:
+        return site.page(request, "home.html", 422, title="Invalid decision", nav="")
+    try:
+        await run_in_threadpool(
+            site.records.record_decision,
+            answer_id,
+            choice,
+            data.get("chosen") or None,
+            (data.get("reason") or "").strip()[:500] or None,
+        )
+    except (LookupError, ValueError):
+        return site.page(
+            request,
+            "home.html",
+            404,
+            title="Not found",
+            nav="",
+            notice="That answer could not be found.",
+        )
+    patient_id = data.get("patient_id", "")
+    target = f"/patients/{patient_id}" if patient_id.isdigit() else "/patients"
+    return RedirectResponse(target, status_code=303)
+
+
+@pages.get("/patients", response_class=HTMLResponse)
+async def patients(request: Request, site: SiteDep) -> Response:
+    rows = await run_in_threadpool(site.records.store.list_patients)
+    return site.page(
+        request,
+        "patients.html",
+        title="Patients",
+        nav="patients",
+        patients=rows,
+        error=None,
+        label_value="",
+    )
+
+
+@pages.post("/patients")
+async def add_patient(request: Request, site: SiteDep, data: Form) -> Response:
+    label = data.get("label", "").strip()
+    try:
+        row = await run_in_threadpool(site.records.store.add_patient, label)
+    except ValueError as exc:
+        rows = await run_in_threadpool(site.records.store.list_patients)
+        return site.page(
             request,
             "patients.html",
+            422,
             title="Patients",
             nav="patients",
             patients=rows,
-            error=None,
-            label_value="",
+            error=str(exc),
+            label_value=label,
         )
+    return RedirectResponse(f"/patients/{row.id}", status_code=303)
 
-    @app.post("/patients", include_in_schema=False)
-    async def add_patient(request: Request) -> Response:
-        redirect = login_redirect(request)
-        if redirect:
-            return redirect
-        data = await form_data(request)
-        label = data.get("label", "").strip()
-        try:
-            row = await run_in_threadpool(deps.records.add_patient, label)
-        except ValueError as exc:
-            rows = await run_in_threadpool(deps.records.list_patients)
-            return page(
-                request,
-                "patients.html",
-                422,
-                title="Patients",
-                nav="patients",
-                patients=rows,
-                error=str(exc),
-                label_value=label,
-            )
-        return RedirectResponse(f"/patients/{row.id}", status_code=303)
 
-    @app.get("/patients/{patient_id}", response_class=HTMLResponse, include_in_schema=False)
-    async def patient_page(request: Request, patient_id: int) -> Response:
-        redirect = login_redirect(request)
-        if redirect:
-            return redirect
-        patient = await run_in_threadpool(deps.records.get_patient, patient_id)
-        if patient is None:
-            return page(request, "home.html", 404, title="Not found", nav="")
-        record = await run_in_threadpool(deps.records.timeline, patient_id)
-        points, rows = _course(record)
-        return page(
+@pages.get("/patients/{patient_id}", response_class=HTMLResponse)
+async def patient_page(request: Request, patient_id: int, site: SiteDep) -> Response:
+    patient = await run_in_threadpool(site.records.store.get_patient, patient_id)
+    if patient is None:
+        return site.page(request, "home.html", 404, title="Not found", nav="")
+    record = await run_in_threadpool(site.records.store.timeline, patient_id)
+    points, rows = _course(record)
+    return site.page(
+        request,
+        "patient.html",
+        title=patient.label,
+        nav="patients",
+        patient=patient,
+        record=record,
+        rows=rows,
+        timeline=timeline_svg(points, labels=site.agent_labels),
+    )
+
+
+@pages.get("/patients/{patient_id}/export.json")
+async def export(patient_id: int, site: SiteDep) -> Response:
+    if await run_in_threadpool(site.records.store.get_patient, patient_id) is None:
+        return Response(status_code=404)
+    data = await run_in_threadpool(site.records.store.export_patient, patient_id)
+    return Response(
+        dumps(data, pretty=True),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="patient-{patient_id}.json"'},
+    )
+
+
+@accounts.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, site: SiteDep, next: str = "/") -> Response:
+    return site.page(
+        request, "login.html", title="Sign in", nav="", next=_safe_next(next), error=None
+    )
+
+
+@accounts.post("/login")
+async def login(request: Request, site: SiteDep, data: Form) -> Response:
+    ok = await run_in_threadpool(
+        site.deps.users.verify, data.get("username", ""), data.get("password", "")
+    )
+    if not ok:
+        return site.page(
             request,
-            "patient.html",
-            title=patient.label,
-            nav="patients",
-            patient=patient,
-            record=record,
-            rows=rows,
-            timeline=timeline_svg(points, labels=agent_labels),
+            "login.html",
+            401,
+            title="Sign in",
+            nav="",
+            next=_safe_next(data.get("next", "/")),
+            error="User name or password is not right.",
         )
-
-    @app.get("/patients/{patient_id}/export.json", include_in_schema=False)
-    async def export(request: Request, patient_id: int) -> Response:
-        redirect = login_redirect(request)
-        if redirect:
-            return redirect
-        if await run_in_threadpool(deps.records.get_patient, patient_id) is None:
-            return Response(status_code=404)
-        data = await run_in_threadpool(deps.records.export_patient, patient_id)
-        return Response(
-            dumps(data, pretty=True),
-            media_type="application/json",
-            headers={"Content-Disposition": f'attachment; filename="patient-{patient_id}.json"'},
-        )
-
-    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
-    async def login_form(request: Request, next: str = "/") -> Response:
-        return page(
-            request, "login.html", title="Sign in", nav="", next=_safe_next(next), error=None
-        )
-
-    @app.post("/login", include_in_schema=False)
-    async def login(request: Request) -> Response:
-        data = await form_data(request)
-        ok = await run_in_threadpool(
-            deps.users.verify, data.get("username", ""), data.get("password", "")
-        )
-        if not ok:
-            return page(
-                request,
-                "login.html",
-                401,
-                title="Sign in",
-                nav="",
-                next=_safe_next(data.get("next", "/")),
-                error="User name or password is not right.",
-            )
-        request.session.clear()
-        request.session["user"] = data["username"]
-        return RedirectResponse(_safe_next(data.get("next", "/")), status_code=303)
-
-    @app.post("/logout", include_in_schema=False)
-    async def logout(request: Request) -> Response:
-        await form_data(request)
-        request.session.clear()
-        return RedirectResponse("/login", status_code=303)
+    request.session.clear()
+    request.session["user"] = data["username"]
+    return RedirectResponse(_safe_next(data.get("next", "/")), status_code=303)
 
 
-class _CsrfError(Exception):
-    pass
+@accounts.post("/logout")
+async def logout(request: Request, data: Form) -> Response:
+    # The form is read only for its CSRF check: signing out is a state change.
+    del data
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
 
 
 def _safe_next(target: str) -> str:
@@ -414,16 +437,16 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/"
 
 
-def _visit_date(text: str | None, today: Callable[[], dt.date]) -> dt.date:
+def _visit_date(text: str | None, clock: Clock) -> dt.date:
     if not text:
-        return today()
+        return clock.today()
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise InputError("visit_date", f"'{text}' is not a date") from None
 
 
-def _course(record: PatientRecord) -> tuple[list[VisitPoint], list[dict[str, Any]]]:
+def _course(record: PatientCourse) -> tuple[list[VisitPoint], list[dict[str, Any]]]:
     """Return the timeline points and table rows of a patient's record."""
     points: list[VisitPoint] = []
     rows: list[dict[str, Any]] = []

@@ -1,0 +1,234 @@
+"""The ports the use cases are written against: small protocols the adapters implement."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+
+class Clock(Protocol):
+    """The time of day, read at the edge and handed in (UTC)."""
+
+    def today(self) -> dt.date:
+        """Return today's date (UTC)."""
+        ...
+
+    def now(self) -> dt.datetime:
+        """Return the current instant (UTC, timezone-aware)."""
+        ...
+
+
+class DataWarning(Protocol):
+    """A data-quality problem met while reading a record."""
+
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+
+class MappedRecord(Protocol):
+    """A patient state derived from a record, with the problems met on the way."""
+
+    @property
+    def state(self) -> dict[str, Any]: ...
+
+    @property
+    def warnings(self) -> Sequence[DataWarning]: ...
+
+
+class RecordReader(Protocol):
+    """Reads a FHIR R4 Bundle into a raw patient state plus data warnings."""
+
+    def __call__(
+        self,
+        bundle: Mapping[str, Any],
+        *,
+        evaluation_date: dt.date,
+        rxnorm_to_agent: Mapping[str, str],
+    ) -> MappedRecord:
+        """Return the patient state the Bundle describes, with data warnings."""
+        ...
+
+
+class FhirClient(Protocol):
+    """Reads from the EHR's FHIR server when prefetch is absent."""
+
+    def read(self, base_url: str, query: str, access_token: str | None) -> Mapping[str, Any]:
+        """Return the JSON resource or Bundle at `base_url/query`; raise LookupError if none."""
+        ...
+
+
+class FeedbackSink(Protocol):
+    """Stores CDS Hooks feedback durably."""
+
+    def record_feedback(
+        self,
+        service_id: str,
+        body: object,
+        knowledge_version: str,
+        received_at: dt.datetime,
+        summaries: Mapping[str, str] | None = None,
+    ) -> int:
+        """Validate and store a feedback body (ValueError names the field); return the count."""
+        ...
+
+
+class FeedbackReporter(Protocol):
+    """Reports stored feedback for a person to read."""
+
+    def report_text(self) -> str:
+        """Return acceptance and override rates by card and reason, as text."""
+        ...
+
+
+class ReplayCache(Protocol):
+    """Remembers which token ids (`jti`) have been used."""
+
+    def seen(self, issuer: str, jti: str, expires_at: float) -> bool:
+        """Return True if (issuer, jti) was already recorded, else record it until expires_at."""
+        ...
+
+
+# ---- what the record store returns, as far as the use cases and pages read it ---------------
+
+
+class Patient(Protocol):
+    """A pseudonymous patient."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def label(self) -> str: ...
+
+
+class Visit(Protocol):
+    """A dated snapshot of a patient's validated state."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def visit_date(self) -> dt.date: ...
+
+    @property
+    def state(self) -> Mapping[str, Any]: ...
+
+
+class Answer(Protocol):
+    """An answer shown, as logged."""
+
+    @property
+    def course(self) -> str: ...
+
+    @property
+    def top_recommendation(self) -> str | None: ...
+
+    @property
+    def result(self) -> Mapping[str, Any]: ...
+
+
+class Decision(Protocol):
+    """What the clinician decided about an answer."""
+
+    @property
+    def decision(self) -> str: ...
+
+    @property
+    def chosen_recommendation(self) -> str | None: ...
+
+    @property
+    def reason(self) -> str | None: ...
+
+
+class AnswerEntry(Protocol):
+    """An answer with its decisions."""
+
+    @property
+    def answer(self) -> Answer: ...
+
+    @property
+    def decisions(self) -> Sequence[Decision]: ...
+
+
+class VisitEntry(Protocol):
+    """A visit with the answers shown at it."""
+
+    @property
+    def visit(self) -> Visit: ...
+
+    @property
+    def answers(self) -> Sequence[AnswerEntry]: ...
+
+
+class PatientCourse(Protocol):
+    """A patient's whole record: visits, answers and decisions, in order."""
+
+    @property
+    def visits(self) -> Sequence[VisitEntry]: ...
+
+
+class RecordStore(Protocol):
+    """Durable patients, visits, the answers shown and the decisions taken."""
+
+    def add_patient(self, label: str) -> Patient:
+        """Create a patient under a unique label (ValueError names `label`)."""
+        ...
+
+    def list_patients(self) -> Sequence[Patient]:
+        """Return a summary of every patient."""
+        ...
+
+    def get_patient(self, patient_id: int) -> Patient | None:
+        """Return the patient, or None."""
+        ...
+
+    def add_visit(self, patient_id: int, visit_date: dt.date, state: Mapping[str, Any]) -> Visit:
+        """Store a dated visit with its validated state."""
+        ...
+
+    def log_answer(
+        self,
+        patient_id: int,
+        visit_id: int | None,
+        input_state: Mapping[str, Any],
+        result: Mapping[str, Any],
+        knowledge_version: str,
+        shown_at: dt.datetime,
+    ) -> int:
+        """Log an answer shown; return its id."""
+        ...
+
+    def record_decision(
+        self,
+        answer_id: int,
+        decision: str,
+        chosen_recommendation: str | None,
+        reason: str | None,
+        decided_at: dt.datetime,
+    ) -> int:
+        """Record what was decided about an answer (LookupError if no such answer)."""
+        ...
+
+    def timeline(self, patient_id: int) -> PatientCourse:
+        """Return the patient's record in order."""
+        ...
+
+    def export_patient(self, patient_id: int) -> dict[str, Any]:
+        """Return the patient's record as JSON-ready data."""
+        ...
+
+
+class UserStore(Protocol):
+    """Sign-in accounts."""
+
+    def verify(self, username: str, password: str) -> bool:
+        """Return True if the password is right for the user."""
+        ...
+
+    def count(self) -> int:
+        """Return the number of accounts."""
+        ...

@@ -1,0 +1,16 @@
+"""Every value the environment gives the process, read in one place (entry points only)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """The environment's settings; an empty variable counts as unset."""
+
+    # Exact names, as documented; no .env file is read.
+    model_config = SettingsConfigDict(case_sensitive=True, env_ignore_empty=True, extra="ignore")
+
+    secret_key: SecretStr | None = Field(default=None, validation_alias="MYOGUIDE_SECRET_KEY")
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
