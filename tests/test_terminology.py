@@ -180,3 +180,44 @@ def test_ingredients_agree_with_the_guideline(term: dict[str, Any]) -> None:
         ing = agent["ingredient"]
         if ing is not None:
             assert gl[agent["id"]] == ing["code"], agent["id"]
+
+
+# --- the typed loader ---------------------------------------------------------------------------
+
+
+def test_packaged_terminology_loads_with_its_lookups() -> None:
+    from myoguide.knowledge.terminology import load_packaged_terminology
+
+    t = load_packaged_terminology()
+    assert t.diagnosis(ICD10CM, "M33.11") is not None
+    assert t.diagnosis(ICD10CM, "M3311") == t.diagnosis(ICD10CM, "M33.11")
+    coded = t.agent_for_code("312617")
+    assert coded is not None
+    assert coded.agent == "prednisone"
+    assert coded.product is not None
+    assert (coded.product.amount.value, coded.product.per) == (5, "tablet")
+    assert t.agent_for_name("Methotrexate Sodium 2.5 MG Oral Tablet").agents == ("methotrexate",)
+    assert t.agent_for_name("prednisolone 5 mg").kind == "resembles"
+    assert t.agent_for_name("lisinopril 10 mg").kind == "unrelated"
+    assert t.ucum("milligrams") == "mg"
+    assert {"29463-7", "3141-9", "18833-4"} == t.weight_codes
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (lambda d: d["diagnoses"][0].update(meaning="adult"), "diagnoses[0].meaning"),
+        (lambda d: d["agents"][2]["products"][0].pop("amount"), "agents.methotrexate.products[0]"),
+        (lambda d: d["agents"].append(dict(d["agents"][0])), "agents.prednisone"),
+    ],
+)
+def test_loader_fails_closed_naming_file_and_key(change: Any, key: str) -> None:
+    from myoguide.errors import KnowledgeError
+    from myoguide.knowledge.terminology import parse_terminology
+
+    data = yaml.safe_load(TERMINOLOGY.read_text(encoding="utf-8"))
+    change(data)
+    with pytest.raises(KnowledgeError) as caught:
+        parse_terminology(yaml.safe_dump(data), origin="t.yaml")
+    assert caught.value.file == "t.yaml"
+    assert caught.value.key.startswith(key), caught.value.key

@@ -73,8 +73,7 @@ EXPECTED_WARNINGS: dict[str, set[str]] = {
         "flare_unknown",
         "severity_unknown",
         "observation_unit_unknown",
-        "dose_missing",
-        "medication_code_unknown",
+        "dose_text_only",
         "medication_reference_unresolved",
         "dose_unparseable",
         "history_outcome_unknown",
@@ -757,8 +756,8 @@ def _broken(change: str) -> Any:
         repeat["periodUnit"] = ["d"]
     elif change == "as needed":
         dose["asNeededBoolean"] = True
-    elif change == "range":
-        dose["doseAndRate"] = [{"doseRange": {"low": {"value": 5}, "high": {"value": 10}}}]
+    elif change == "range without high":
+        dose["doseAndRate"] = [{"doseRange": {"low": {"value": 5, "code": "mg"}}}]
     return dose
 
 
@@ -766,8 +765,8 @@ def _broken(change: str) -> Any:
     ("change", "warning"),
     [
         ("no dosage", "dose_missing"),
-        ("text only", "dose_missing"),
-        ("range", "dose_missing"),
+        ("text only", "dose_text_only"),
+        ("range without high", "dose_range_unusable"),
         ("string value", "dose_unparseable"),
         ("bool value", "dose_unparseable"),
         ("negative", "dose_unparseable"),
@@ -912,11 +911,19 @@ def test_unknown_and_ambiguous_codes_are_skipped() -> None:
     result = meds(unknown)
     assert result.state["current_medications"] == []
     assert [w.message for w in result.warnings if w.code == "medication_code_unknown"] == [
-        "RxNorm code(s) 99999999 are not agents of this guideline; skipped"
+        "RxNorm code(s) 99999999 are not agents of this guideline and the medication has no "
+        "name; listed as unresolved"
+    ]
+    assert result.state["unresolved_medications"] == [
+        "RxNorm 99999999 not identified (MedicationRequest/m)"
     ]
     text_only = request("prednisone", dosage(5))
     text_only["medicationCodeableConcept"] = {"text": "prednisone 5 mg"}
-    assert "medication_not_coded" in codes(meds(text_only))
+    result = meds(text_only)
+    assert "medication_matched_by_name" in codes(result)
+    assert result.state["current_medications"] == [
+        {"agent": "prednisone", "dose": {"value": 5, "unit": "mg/day"}}
+    ]
     other_system = request("prednisone", dosage(5))
     other_system["medicationCodeableConcept"] = {
         "coding": [{"system": SCT, "code": CODE["prednisone"]}]
@@ -1277,6 +1284,8 @@ RESOURCE_TYPES = [
     "MedicationRequest",
     "MedicationStatement",
     "Medication",
+    "MedicationAdministration",
+    "AllergyIntolerance",
     "Encounter",
 ]
 resources = st.builds(
@@ -1285,7 +1294,9 @@ resources = st.builds(
     json_like,
 )
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-VALID = [load(p)["bundle"] for p in BUNDLE_FILES]
+# The realistic charts are mutated too: they reach the terminology, timing-code, range, product,
+# administration and allergy paths the older bundles do not.
+VALID = [load(p)["bundle"] for p in BUNDLE_FILES + sorted((HERE / "charts").glob("*.json"))]
 
 
 def check_result(result: MappingResult) -> None:
@@ -1343,3 +1354,13 @@ def mutated_bundles(draw: st.DrawFn) -> Any:
 @given(mutated_bundles())
 def test_never_raises_on_mutated_valid_bundles(value: Any) -> None:
     check_result(run(value))
+
+
+@SETTINGS
+@given(mutated_bundles())
+def test_mutated_bundles_never_raise_without_a_caller_code_table(value: Any) -> None:
+    # The default door: the packaged terminology alone, as the service layer may call it.
+    result = bundle_to_state(value, evaluation_date=TODAY)
+    check_result(result)
+    labels = result.state.get("unresolved_medications", [])
+    assert all(isinstance(x, str) and len(x) <= 200 for x in labels)

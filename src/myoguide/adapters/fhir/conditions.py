@@ -7,11 +7,14 @@ from typing import Any, NamedTuple
 from myoguide.adapters.fhir.codes import (
     CONDITION_CLINICAL,
     CONDITION_VERIFICATION,
-    DIAGNOSES,
     EXT_ALTERNATIVES_EXCLUDED,
     EXT_CONTROL_ACHIEVED,
     EXT_ILD_REFRACTORY,
+    IBM_CODES,
+    IBM_DIAGNOSIS,
     ILD_CODE,
+    JUVENILE_DIAGNOSIS,
+    OTHER_MYOSITIS_DIAGNOSIS,
     SEVERITIES,
     SNOMED,
 )
@@ -24,6 +27,7 @@ from myoguide.adapters.fhir.primitives import (
     stated_extensions,
     status_code,
 )
+from myoguide.knowledge.terminology import Terminology
 
 
 class DiagnosisCandidate(NamedTuple):
@@ -37,13 +41,15 @@ class DiagnosisCandidate(NamedTuple):
 class ConditionReader:
     """Keeps the myositis and lung disease Conditions, then sets the state fields they give."""
 
-    __slots__ = ("diagnoses", "ild", "ild_stated", "warn")
+    __slots__ = ("diagnoses", "ild", "ild_stated", "term", "unresolved", "warn")
 
-    def __init__(self, warn: Warn) -> None:
+    def __init__(self, term: Terminology, warn: Warn) -> None:
+        self.term = term
         self.warn = warn
         self.diagnoses: list[DiagnosisCandidate] = []
         self.ild = False
         self.ild_stated: set[bool] = set()
+        self.unresolved: list[str] = []
 
     def read(self, res: dict[str, Any], i: int) -> None:
         """Note a myositis diagnosis or interstitial lung disease from a Condition."""
@@ -51,12 +57,20 @@ class ConditionReader:
         if verification == "refuted" or verification == "entered-in-error":
             return
         diagnosis: str | None = None
-        ild = False
-        for code in coding_codes(res.get("code"), SNOMED):
-            if code == ILD_CODE:
-                ild = True
+        unresolved = False
+        ild = ILD_CODE in coding_codes(res.get("code"), SNOMED)
+        for system, code in all_codings(res.get("code")):
+            found = self.term.diagnosis(system, code)
+            if found is None:
+                continue
+            # A code stating respiratory involvement says the lungs are involved, not how far.
+            ild = ild or found.lung_involvement
+            if found.meaning == "unresolved":
+                unresolved = True
             elif diagnosis is None:
-                diagnosis = DIAGNOSES.get(code)
+                diagnosis = state_diagnosis(found.meaning, system, found.code)
+        if unresolved and diagnosis is None:
+            self.unresolved.append(resource_label(res, i))
         if ild:
             self.ild = True
             stated = stated_extensions(res)
@@ -74,11 +88,20 @@ class ConditionReader:
 
     def finish_diagnosis(self, state: dict[str, Any]) -> None:
         """Set diagnosis, flare, disease control and severity from the chosen myositis Condition."""
+        if not self.diagnoses and self.unresolved:
+            self.warn(
+                "diagnosis_unresolved",
+                "the myositis Condition is coded as unspecified dermatopolymyositis, which does "
+                "not say dermatomyositis or polymyositis; diagnosis left out (not guessed)",
+                self.unresolved[0],
+            )
+            self.warn_control_unknown(None)
+            return
         if not self.diagnoses:
             self.warn(
                 "diagnosis_missing",
-                "no dermatomyositis, polymyositis or inclusion body myositis Condition (SNOMED CT) "
-                "was found; diagnosis left out",
+                "no dermatomyositis, polymyositis or other myositis Condition (SNOMED CT, "
+                "ICD-10-CM or ICD-10) was found; diagnosis left out",
                 None,
             )
             self.warn_control_unknown(None)
@@ -152,9 +175,10 @@ class ConditionReader:
         """Warn that neither disease control nor flare could be derived."""
         self.warn(
             "control_unknown",
-            "whether the disease was ever under control cannot be told without a relapse, "
-            "recurrence, remission or resolved clinical status or the extension "
-            f"{EXT_CONTROL_ACHIEVED}; disease_control_achieved left out",
+            "the record does not state disease control: whether the disease was ever under "
+            "control cannot be told without a relapse, recurrence, remission or resolved "
+            f"clinical status or the extension {EXT_CONTROL_ACHIEVED}; "
+            "disease_control_achieved left out",
             label,
         )
         self.warn_flare_unknown(label)
@@ -163,7 +187,8 @@ class ConditionReader:
         """Warn that whether the disease is flaring could not be derived."""
         self.warn(
             "flare_unknown",
-            "whether the disease is flaring cannot be told without a relapse, recurrence, "
+            "the record does not state flare status: whether the disease is flaring cannot be "
+            "told without a relapse, recurrence, "
             "remission or resolved clinical status, or an active one with control stated as "
             "reached; flare left out",
             label,
@@ -195,3 +220,25 @@ class ConditionReader:
             f"the extension {url} does not carry one valueBoolean; {field} left as unknown",
             label,
         )
+
+
+def all_codings(concept: object) -> list[tuple[str, str]]:
+    """Return the (system, code) pairs of a CodeableConcept's codings."""
+    out: list[tuple[str, str]] = []
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    if isinstance(codings, list):
+        for coding in codings:
+            if isinstance(coding, dict):
+                system, code = coding.get("system"), coding.get("code")
+                if isinstance(system, str) and isinstance(code, str):
+                    out.append((system, code))
+    return out
+
+
+def state_diagnosis(meaning: str, system: str, code: str) -> str:
+    """Return the state's diagnosis string for a terminology meaning (not 'unresolved')."""
+    if meaning == "dermatomyositis" or meaning == "polymyositis":
+        return meaning
+    if meaning == "juvenile":
+        return JUVENILE_DIAGNOSIS
+    return IBM_DIAGNOSIS if (system, code) in IBM_CODES else OTHER_MYOSITIS_DIAGNOSIS

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from myoguide.adapters.fhir.readers import BundleReader
+from myoguide.knowledge.terminology import Terminology, load_packaged_terminology
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +37,12 @@ def bundle_to_state(
     bundle: Mapping[str, Any],
     *,
     evaluation_date: datetime.date,
-    rxnorm_to_agent: Mapping[str, str],
+    rxnorm_to_agent: Mapping[str, str] | None = None,
+    terminology: Terminology | None = None,
 ) -> MappingResult:
     """Map a parsed FHIR R4 Bundle to a contract patient state, with warnings for data problems."""
+    # rxnorm_to_agent (the caller's ingredient codes) is consulted before the terminology, which
+    # is the packaged terminology.yaml unless a caller passes its own.
     if not isinstance(bundle, Mapping) or bundle.get("resourceType") != "Bundle":
         return MappingResult(
             {"current_medications": []},
@@ -59,7 +63,8 @@ def bundle_to_state(
         """Record one warning."""
         warnings.append(FhirWarning(code, message, resource))
 
-    reader = BundleReader(evaluation_date, rxnorm_to_agent, warn)
+    term = terminology if terminology is not None else load_packaged_terminology()
+    reader = BundleReader(evaluation_date, rxnorm_to_agent or {}, term, warn)
     entries = bundle.get("entry")
     if isinstance(entries, list):
         reader.read(entries)

@@ -13,10 +13,8 @@ from typing import Any, NamedTuple
 
 from myoguide.adapters.fhir.codes import (
     EXT_ALTERNATIVES_EXCLUDED,
-    HEIGHT_LOINC,
     HEIGHT_UNITS,
     LOINC,
-    WEIGHT_LOINC,
     WEIGHT_UNITS,
 )
 from myoguide.adapters.fhir.conditions import ConditionReader
@@ -35,6 +33,7 @@ from myoguide.adapters.fhir.primitives import (
     to_number,
     ucum_code,
 )
+from myoguide.knowledge.terminology import Terminology
 
 
 class Located(NamedTuple):
@@ -62,16 +61,20 @@ class BundleReader:
         "observations",
         "patient",
         "rx",
+        "term",
         "today",
         "warn",
     )
 
-    def __init__(self, today: datetime.date, rx: Mapping[str, str], warn: Warn) -> None:
+    def __init__(
+        self, today: datetime.date, rx: Mapping[str, str], term: Terminology, warn: Warn
+    ) -> None:
         self.today = today
         self.rx = rx
+        self.term = term
         self.warn = warn
         self.patient: dict[str, Any] | None = None
-        self.conditions = ConditionReader(warn)
+        self.conditions = ConditionReader(term, warn)
         self.medications: list[Located] = []
         self.medication_index: dict[str, dict[str, Any]] = {}
         self.observations: dict[str, LatestObservation] = {}
@@ -91,7 +94,12 @@ class BundleReader:
             rt = res.get("resourceType")
             if rt == "Observation":
                 self.observation(res, i)
-            elif rt == "MedicationRequest" or rt == "MedicationStatement":
+            elif rt in (
+                "MedicationRequest",
+                "MedicationStatement",
+                "MedicationAdministration",
+                "AllergyIntolerance",
+            ):
                 self.medications.append(Located(res, i))
             elif rt == "Condition":
                 self.conditions.read(res, i)
@@ -123,10 +131,10 @@ class BundleReader:
         """Keep the latest body weight and body height Observation."""
         kind: str | None = None
         for code in coding_codes(res.get("code"), LOINC):
-            if code == WEIGHT_LOINC:
+            if code in self.term.weight_codes:
                 kind = "weight"
                 break
-            if code == HEIGHT_LOINC:
+            if code in self.term.height_codes:
                 kind = "height"
                 break
         if kind is None:
@@ -154,12 +162,14 @@ class BundleReader:
         self.conditions.finish_diagnosis(state)
         self.finish_observation(state, "weight", WEIGHT_UNITS, "kg, g or [lb_av]")
         self.finish_observation(state, "height", HEIGHT_UNITS, "cm, m or [in_i]")
-        medications = MedicationReader(self.rx, self.medication_index, self.warn)
+        medications = MedicationReader(self.rx, self.term, self.medication_index, self.warn)
         for located in self.medications:
             medications.read(located.resource, located.position)
         state["current_medications"] = list(medications.current.values())
         if medications.history:
             state["treatment_history"] = medications.history
+        if medications.unresolved:
+            state["unresolved_medications"] = list(dict.fromkeys(medications.unresolved))
         if self.conditions.ild:
             self.conditions.finish_ild(state)
         if "alternative_diagnoses_excluded" not in state:
@@ -241,7 +251,8 @@ class BundleReader:
         unit = ucum_code(quantity)
         factor = units.get(unit) if unit is not None else None
         if factor is None and unit is not None:
-            factor = units.get(unit.strip().lower())
+            spelled = self.term.ucum(unit)
+            factor = units.get(spelled) if spelled is not None else None
         if factor is None:
             self.warn(
                 "observation_unit_unknown",

@@ -1,0 +1,435 @@
+"""The terminology table (terminology.yaml): typed, validated at load, with lookups."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal, NamedTuple
+
+import msgspec
+import yaml
+from msgspec import Meta, Struct
+
+from myoguide.errors import KnowledgeError
+
+PACKAGED_FILE = "terminology.yaml"
+Meaning = Literal["dermatomyositis", "polymyositis", "juvenile", "other_myositis", "unresolved"]
+NonEmpty = Annotated[str, Meta(min_length=1)]
+Digits = Annotated[str, Meta(pattern=r"^[0-9]{1,12}$")]
+Positive = Annotated[float, Meta(gt=0)]
+
+
+class Amount(Struct, frozen=True, forbid_unknown_fields=True):
+    """An amount of ingredient: value and mass unit."""
+
+    value: Positive
+    unit: Literal["mg", "g"]
+
+
+class Ingredient(Struct, frozen=True, forbid_unknown_fields=True):
+    """An RxNorm ingredient (IN) code."""
+
+    code: Digits
+    tty: Literal["IN"]
+    display: NonEmpty
+    source: NonEmpty
+
+
+class Product(Struct, frozen=True, forbid_unknown_fields=True):
+    """An RxNorm clinical (SCD) or branded (SBD) drug: strength per unit of a dose form."""
+
+    code: Digits
+    tty: Literal["SCD", "SBD"]
+    display: NonEmpty
+    form: NonEmpty
+    amount: Amount
+    per: NonEmpty
+    source: NonEmpty
+    brand: str | None = None
+
+
+class Agent(Struct, frozen=True, forbid_unknown_fields=True):
+    """One guideline agent: its codes and the names a record may use for it."""
+
+    id: NonEmpty
+    ingredient: Ingredient | None
+    products: tuple[Product, ...]
+    brand_names: tuple[NonEmpty, ...]
+    synonyms: tuple[NonEmpty, ...]
+
+
+class Diagnosis(Struct, frozen=True, forbid_unknown_fields=True):
+    """A diagnosis code, what it means for scope, and whether it states lung involvement."""
+
+    system: NonEmpty
+    code: NonEmpty
+    display: NonEmpty
+    meaning: Meaning
+    source: NonEmpty
+    lung_involvement: bool = False
+    note: str = ""
+
+
+class ObservationCode(Struct, frozen=True, forbid_unknown_fields=True):
+    """A LOINC code for body weight or height."""
+
+    system: NonEmpty
+    code: NonEmpty
+    display: NonEmpty
+    source: NonEmpty
+
+
+class Observations(Struct, frozen=True, forbid_unknown_fields=True):
+    """The observation codes read as body weight and body height."""
+
+    body_weight: Annotated[tuple[ObservationCode, ...], Meta(min_length=1)]
+    body_height: Annotated[tuple[ObservationCode, ...], Meta(min_length=1)]
+
+
+class UnitSpelling(Struct, frozen=True, forbid_unknown_fields=True):
+    """A UCUM unit and the spellings records use for it."""
+
+    ucum: NonEmpty
+    display: NonEmpty
+    spellings: Annotated[tuple[NonEmpty, ...], Meta(min_length=1)]
+
+
+class Units(Struct, frozen=True, forbid_unknown_fields=True):
+    """Unit spellings and where the UCUM symbols come from."""
+
+    source: NonEmpty
+    to_ucum: tuple[UnitSpelling, ...]
+
+
+class TimingCode(Struct, frozen=True, forbid_unknown_fields=True):
+    """A Timing.code abbreviation and the schedule it stands for."""
+
+    code: NonEmpty
+    display: NonEmpty
+    frequency: Annotated[int, Meta(ge=1)]
+    period: Positive
+    period_unit: Literal["h", "d", "wk"]
+
+
+class Timing(Struct, frozen=True, forbid_unknown_fields=True):
+    """The Timing.code system the mapping reads, with its codes."""
+
+    system: NonEmpty
+    source: NonEmpty
+    codes: tuple[TimingCode, ...]
+
+
+class NotVerified(Struct, frozen=True, forbid_unknown_fields=True):
+    """A code that was looked for and could not be confirmed: documented, never used."""
+
+    system: NonEmpty
+    code: str | None
+    claimed: NonEmpty
+    finding: NonEmpty
+
+
+class TerminologyFile(Struct, frozen=True, forbid_unknown_fields=True):
+    """The whole file as written."""
+
+    terminology_version: NonEmpty
+    systems: dict[str, str]
+    diagnosis_meanings: tuple[Meaning, ...]
+    diagnoses: tuple[Diagnosis, ...]
+    agents: tuple[Agent, ...]
+    observations: Observations
+    units: Units
+    timing: Timing
+    not_verified: tuple[NotVerified, ...] = ()
+
+
+class CodedAgent(NamedTuple):
+    """The agent an RxNorm code names, and the product (with strength) when it is one."""
+
+    agent: str
+    product: Product | None
+
+
+class NameMatch(NamedTuple):
+    """What a drug name says: 'agent' (one agent, nothing else), 'resembles' or 'unrelated'."""
+
+    kind: Literal["agent", "resembles", "unrelated"]
+    agents: tuple[str, ...]
+
+
+# Words a drug name may carry besides the agent: salts, dose forms, routes, release, packaging.
+# Topical or eye forms are deliberately absent, so "tacrolimus ointment" only resembles the agent.
+_SALTS = frozenset(
+    [
+        "sodium",
+        "disodium",
+        "potassium",
+        "calcium",
+        "hydrochloride",
+        "hcl",
+        "phosphate",
+        "acetate",
+        "sulfate",
+        "succinate",
+        "citrate",
+        "monohydrate",
+        "anhydrous",
+    ]
+)
+_FORM_WORDS = frozenset(
+    [
+        "oral",
+        "tablet",
+        "tablets",
+        "tab",
+        "tabs",
+        "capsule",
+        "capsules",
+        "cap",
+        "caps",
+        "injection",
+        "injectable",
+        "solution",
+        "suspension",
+        "for",
+        "intravenous",
+        "iv",
+        "subcutaneous",
+        "sc",
+        "sq",
+        "intramuscular",
+        "im",
+        "po",
+        "delayed",
+        "extended",
+        "release",
+        "er",
+        "xr",
+        "dr",
+        "auto",
+        "injector",
+        "prefilled",
+        "syringe",
+        "vial",
+        "pen",
+        "kit",
+        "modified",
+        "mg",
+        "g",
+        "mcg",
+        "ug",
+        "ml",
+        "unit",
+        "units",
+        "per",
+        "of",
+        "in",
+    ]
+)
+_TOKEN = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
+_JOINED = re.compile(r"([a-z])-([0-9])")
+_STRENGTH = re.compile(r"[0-9][0-9.]*[a-z]*")
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_AGENT_INDEX = re.compile(r"^agents\[(\d+)\]")
+
+
+def name_tokens(text: str) -> tuple[str, ...]:
+    """Return a drug name as lower-case word tokens, strengths and salt words left out."""
+    lowered = _JOINED.sub(r"\1\2", text.lower())
+    return tuple(
+        t for t in _TOKEN.findall(lowered) if not _STRENGTH.fullmatch(t) and t not in _SALTS
+    )
+
+
+def _longest_common(a: str, b: str) -> int:
+    """Return the length of the longest common substring of two words."""
+    match = difflib.SequenceMatcher(None, a, b, autojunk=False).find_longest_match()
+    return match.size
+
+
+class Terminology:
+    """The loaded table and its indexes, built once."""
+
+    __slots__ = (
+        "by_code",
+        "diagnoses",
+        "file",
+        "height_codes",
+        "names",
+        "origin",
+        "timing_codes",
+        "units",
+        "version",
+        "weight_codes",
+        "words",
+    )
+
+    def __init__(self, file: TerminologyFile, origin: str) -> None:
+        self.file = file
+        self.origin = origin
+        self.version = file.terminology_version
+        self.diagnoses = {(d.system, d.code.upper()): d for d in file.diagnoses}
+        self.by_code: dict[str, CodedAgent] = {}
+        self.names: dict[tuple[str, ...], str] = {}
+        for agent in file.agents:
+            if agent.ingredient is not None:
+                self.by_code[agent.ingredient.code] = CodedAgent(agent.id, None)
+            for product in agent.products:
+                self.by_code[product.code] = CodedAgent(agent.id, product)
+            spellings = [agent.id.replace("_", " "), *agent.synonyms, *agent.brand_names]
+            if agent.ingredient is not None:
+                spellings.append(agent.ingredient.display)
+            for spelling in spellings:
+                tokens = name_tokens(spelling)
+                if tokens:
+                    self.names[tokens] = agent.id
+        # Single words of agent names, for spotting a name that only resembles one.
+        self.words = {w: a for tokens, a in self.names.items() for w in tokens if len(w) >= 5}
+        self.units: dict[str, str] = {}
+        lowered: dict[str, set[str]] = {}
+        for unit in file.units.to_ucum:
+            for spelling in unit.spellings:
+                self.units[spelling.strip()] = unit.ucum
+                lowered.setdefault(spelling.strip().lower(), set()).add(unit.ucum)
+        for spelling, ucums in lowered.items():
+            if len(ucums) == 1:
+                self.units.setdefault(spelling, next(iter(ucums)))
+        self.weight_codes = frozenset(o.code for o in file.observations.body_weight)
+        self.height_codes = frozenset(o.code for o in file.observations.body_height)
+        self.timing_codes = {t.code: t for t in file.timing.codes}
+
+    def diagnosis(self, system: str, code: str) -> Diagnosis | None:
+        """Return what a diagnosis code means, trying ICD-10 codes written without their dot."""
+        key = code.strip().upper()
+        found = self.diagnoses.get((system, key))
+        if found is None and "." not in key and len(key) > 3 and "icd-10" in system:
+            found = self.diagnoses.get((system, f"{key[:3]}.{key[3:]}"))
+        return found
+
+    def agent_for_code(self, code: str) -> CodedAgent | None:
+        """Return the agent an RxNorm ingredient or product code names."""
+        return self.by_code.get(code.strip())
+
+    def agent_for_name(self, text: str) -> NameMatch:
+        """Return which agent a free-text drug name names, resembles, or that it is unrelated."""
+        tokens = name_tokens(text)
+        found: set[str] = set()
+        covered: set[int] = set()
+        for phrase, agent in self.names.items():
+            n = len(phrase)
+            for start in range(len(tokens) - n + 1):
+                if tokens[start : start + n] == phrase:
+                    found.add(agent)
+                    covered.update(range(start, start + n))
+        if len(found) == 1:
+            rest = [t for i, t in enumerate(tokens) if i not in covered]
+            if all(t in _FORM_WORDS for t in rest):
+                return NameMatch("agent", tuple(found))
+            return NameMatch("resembles", tuple(found))
+        if found:
+            return NameMatch("resembles", tuple(sorted(found)))
+        near = {
+            agent
+            for token in tokens
+            if len(token) >= 5 and token not in _FORM_WORDS
+            for word, agent in self.words.items()
+            if _longest_common(token, word) >= 6
+            or difflib.SequenceMatcher(None, token, word).ratio() >= 0.8
+        }
+        if near:
+            return NameMatch("resembles", tuple(sorted(near)))
+        return NameMatch("unrelated", ())
+
+    def ucum(self, spelling: str) -> str | None:
+        """Return the UCUM code for a unit as a record spells it, or None."""
+        key = spelling.strip()
+        return self.units.get(key) or self.units.get(key.lower())
+
+
+def _problems(file: TerminologyFile) -> list[str]:
+    """Return what is wrong across entries (duplicates, dangling meanings), as 'key: message'."""
+    out: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for i, d in enumerate(file.diagnoses):
+        if d.meaning not in file.diagnosis_meanings:
+            out.append(f"diagnoses[{i}].meaning: '{d.meaning}' is not in diagnosis_meanings")
+        key = (d.system, d.code.upper())
+        if key in seen:
+            out.append(f"diagnoses[{i}].code: {d.code} is listed twice")
+        seen.add(key)
+    ids: set[str] = set()
+    codes: set[str] = set()
+    for agent in file.agents:
+        if agent.id in ids:
+            out.append(f"agents.{agent.id}: the agent is listed twice")
+        ids.add(agent.id)
+        if agent.ingredient is None and agent.products:
+            out.append(f"agents.{agent.id}.products: products without an ingredient")
+        own = [agent.ingredient.code] if agent.ingredient is not None else []
+        for code in own + [p.code for p in agent.products]:
+            if code in codes:
+                out.append(f"agents.{agent.id}: RxNorm code {code} is listed twice")
+            codes.add(code)
+    owner: dict[str, str] = {}
+    for unit in file.units.to_ucum:
+        for spelling in unit.spellings:
+            if owner.setdefault(spelling.strip(), unit.ucum) != unit.ucum:
+                out.append(f"units.to_ucum: '{spelling}' maps to two units")
+    timing = [t.code for t in file.timing.codes]
+    if len(timing) != len(set(timing)):
+        out.append("timing.codes: a code is listed twice")
+    return out
+
+
+def _locate(raw: object, exc: msgspec.ValidationError) -> tuple[str, str]:
+    """Return the failing key (agents named by id) and the message of a validation error."""
+    m = _AT.match(str(exc))
+    path, message = ((m.group("path") or "").lstrip("."), m.group("msg")) if m else ("", str(exc))
+    index = _AGENT_INDEX.match(path)
+    agents = raw.get("agents") if isinstance(raw, dict) else None
+    if index is not None and isinstance(agents, list) and int(index[1]) < len(agents):
+        entry = agents[int(index[1])]
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+            path = f"agents.{entry['id']}" + path[index.end() :]
+    return path or "(top level)", message
+
+
+def parse_terminology(text: str, *, origin: str) -> Terminology:
+    """Parse and validate terminology YAML text; `origin` names the file in errors."""
+    try:
+        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        raise KnowledgeError(origin, "(yaml)", str(exc)) from exc
+    try:
+        file = msgspec.convert(raw, TerminologyFile)
+    except msgspec.ValidationError as exc:
+        key, message = _locate(raw, exc)
+        raise KnowledgeError(origin, key, message) from exc
+    found = _problems(file)
+    if found:
+        key, _, message = found[0].partition(": ")
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise KnowledgeError(origin, key, message + more)
+    return Terminology(file, origin)
+
+
+@cache
+def load_packaged_terminology() -> Terminology:
+    """Read and validate the terminology shipped inside the package (once per process)."""
+    ref = resources.files("myoguide.knowledge") / "data" / PACKAGED_FILE
+    return parse_terminology(
+        ref.read_text(encoding="utf-8"), origin=f"knowledge/data/{PACKAGED_FILE}"
+    )
+
+
+def load_terminology_file(path: Path) -> Terminology:
+    """Read and validate a terminology file from disk (for editors and tests)."""
+    return parse_terminology(path.read_text(encoding="utf-8"), origin=str(path))
+
+
+def amount_decimal(amount: Amount) -> Decimal:
+    """Return an ingredient amount as an exact Decimal (by its shortest repr)."""
+    return Decimal(repr(float(amount.value)))
