@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from myoguide.adapters.web.timeline import VisitPoint, timeline_svg
-from myoguide.domain.state import AGENT_NAMES
+from myoguide.knowledge.loader import load_packaged
 
 NS = "{http://www.w3.org/2000/svg}"
 D = dt.date
@@ -126,6 +126,9 @@ def course() -> list[VisitPoint]:
             "accepted",
         ),
     ]
+
+
+AGENT_NAMES = load_packaged().agent_ids
 
 
 @pytest.fixture(scope="module")

@@ -106,8 +106,9 @@ def cmd_knowledge(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
     """Print the JSON Schema of the input, the output or the knowledge file."""
     from myoguide.adapters.schemas import schema_json
+    from myoguide.bootstrap import default_service
 
-    out.write(schema_json(args.which) + "\n")
+    out.write(schema_json(args.which, default_service().knowledge) + "\n")
     return EXIT_OK
 
 

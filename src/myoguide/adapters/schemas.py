@@ -25,9 +25,24 @@ def decimals_as_numbers(node: Any) -> Any:
     return node
 
 
-def input_schema() -> dict[str, Any]:
-    """Return the JSON Schema of the patient state."""
+def input_schema(knowledge: Knowledge | None = None) -> dict[str, Any]:
+    """Return the JSON Schema of the patient state, with the knowledge's agent vocabulary."""
     schema: dict[str, Any] = decimals_as_numbers(msgspec.json.schema(PatientState))
+    if knowledge is not None:
+        names = list(knowledge.agent_ids)
+        defs = schema.get("$defs", {})
+        for name in ("Medication", "HistoryEntry"):
+            props = defs.get(name, {}).get("properties", {})
+            for key in ("agent", "agents"):
+                node = props.get(key)
+                if node is None:
+                    continue
+                for option in node.get("anyOf", [node]):
+                    target = option.get("items", option)
+                    if target.get("type") == "string":
+                        target["description"] = (
+                            f"one of {', '.join(names)}, or an RxNorm ingredient code"
+                        )
     return schema
 
 
@@ -43,8 +58,12 @@ def knowledge_schema() -> dict[str, Any]:
     return schema
 
 
-def schema_json(which: str) -> str:
+def schema_json(which: str, knowledge: Knowledge | None = None) -> str:
     """Return one schema (input, output, knowledge) or all of them as JSON text."""
-    table = {"input": input_schema, "output": output_schema, "knowledge": knowledge_schema}
+    table = {
+        "input": lambda: input_schema(knowledge),
+        "output": output_schema,
+        "knowledge": knowledge_schema,
+    }
     value = {k: f() for k, f in table.items()} if which == "all" else table[which]()
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()

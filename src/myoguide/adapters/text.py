@@ -158,8 +158,7 @@ def render_result(result: RecommendationSet, knowledge: Knowledge) -> str:
     if result.scenario:
         out.append(f"Scenario: {result.scenario_title} ({result.scenario})")
     if result.flare_scenario:
-        title = knowledge.scenarios[result.flare_scenario].title
-        out.append(f"Flare:    {title} ({result.flare_scenario})")
+        out.append(f"Flare:    {result.flare_scenario_title} ({result.flare_scenario})")
     if result.measures:
         out.append("Measures: " + ", ".join(f"{k} {v}" for k, v in result.measures.items()))
     if result.warnings:

@@ -62,6 +62,9 @@ class Engine:
             disclaimer=self.kb.disclaimer,
             measures=measures,
             flare_scenario=flare_scenario,
+            flare_scenario_title=(
+                self.kb.scenarios[flare_scenario].title if flare_scenario else None
+            ),
         )
 
 

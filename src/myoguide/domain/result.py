@@ -142,3 +142,4 @@ class RecommendationSet(Struct, frozen=True, gc=False):
     measures: dict[str, str] = field(default_factory=dict)
     # The flare scenario of R1-R4 when another rule (refractory ILD) leads the answer.
     flare_scenario: str | None = None
+    flare_scenario_title: str | None = None

@@ -15,21 +15,6 @@ from myoguide.domain.units import DOSE_UNITS, to_cm, to_kg
 from myoguide.errors import InputError
 from myoguide.knowledge.model import Knowledge
 
-AGENT_NAMES: tuple[str, ...] = (
-    "prednisone",
-    "azathioprine",
-    "methotrexate",
-    "rituximab",
-    "ivig",
-    "mycophenolate_mofetil",
-    "cyclosporine",
-    "tacrolimus",
-    "cyclophosphamide",
-    "chlorambucil",
-    "etanercept",
-    "infliximab",
-    "adalimumab",
-)
 # Agent names are checked against the knowledge's vocabulary at the door (_resolve_agents).
 AgentName = Annotated[str, Meta(min_length=1, max_length=100)]
 Outcome = Literal["inadequate_response", "intolerance", "responded", "unknown"]
@@ -365,7 +350,6 @@ def parse_state(raw: object, knowledge: Knowledge) -> PatientState:
 
 
 __all__ = [
-    "AGENT_NAMES",
     "DOSE_UNITS",
     "DoseIn",
     "HistoryEntry",

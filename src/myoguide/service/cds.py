@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from myoguide.domain.result import RecommendationSet
-from myoguide.domain.state import AGENT_NAMES, PatientState, dec
+from myoguide.domain.state import PatientState, dec
 from myoguide.domain.units import to_mg_per_day, to_mg_per_week
 from myoguide.errors import InputError
 from myoguide.service.assess import Assessment, Chart, Service
@@ -152,9 +152,10 @@ class CdsHooks:
                 "entry": [{"resource": {**res, "status": "active"}}],
             }
             mapped = self.service.map_record(probe, dt.date(2000, 1, 1))
+            known = self.service.knowledge.agent_ids
             for med in mapped.state.get("current_medications") or []:
                 agent = med.get("agent")
-                if agent not in AGENT_NAMES:
+                if agent not in known:
                     continue
                 dose = med.get("dose")
                 per_day = per_week = None

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from myoguide.domain.state import AGENT_NAMES
 from myoguide.errors import InputError
 
 MED_ROWS = 6
@@ -171,6 +170,3 @@ def _text(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-AGENTS = AGENT_NAMES

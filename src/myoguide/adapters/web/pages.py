@@ -20,7 +20,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from myoguide.adapters.jsonio import dumps, to_jsonable
-from myoguide.adapters.text import COURSE_WORDS, STANCE_WORDS, cited, dose_words, source_words
+from myoguide.adapters.text import (
+    ACTION_WORDS,
+    COURSE_WORDS,
+    STANCE_WORDS,
+    cited,
+    dose_words,
+    source_words,
+)
 from myoguide.adapters.web.forms import (
     DIAGNOSES,
     DOSE_UNITS,
@@ -74,6 +81,7 @@ def _env() -> Environment:
     )
     env.globals.update(
         dose_words=dose_words,
+        action_words=ACTION_WORDS,
         source_words=source_words,
         stance_words=STANCE_WORDS,
         course_words=COURSE_WORDS,
