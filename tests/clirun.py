@@ -42,3 +42,25 @@ def run_cli(*args: str, stdin: str | None = None, cwd: Path = ROOT) -> CliResult
         check=False,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_cli_in_process(*args: str, stdin: str | None = None) -> CliResult:
+    """Run `myoguide` in this process through `cli.main(argv)`: the same door, no spawn."""
+    import contextlib
+    import io
+
+    from myoguide.adapters.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    fake_stdin = io.TextIOWrapper(io.BytesIO((stdin or "").encode()), encoding="utf-8")
+    saved = sys.stdin
+    sys.stdin = fake_stdin
+    try:
+        with contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args), out)
+            except SystemExit as exc:  # argparse refuses bad arguments this way
+                code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        sys.stdin = saved
+    return CliResult(code, out.getvalue(), err.getvalue())

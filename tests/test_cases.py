@@ -1,4 +1,8 @@
-"""Every worked example and every vignette, through the engine and through the real command."""
+"""Every worked example and every vignette, through the engine and through the command.
+
+The command runs in process (`cli.main(argv)`, the same door without a spawn per case); a few
+real subprocess runs are kept in test_cli.py and below.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 import pytest
 
 from casecheck import SHARED_EXAMPLES, VIGNETTES, check, load_cases
-from clirun import run_cli
+from clirun import run_cli, run_cli_in_process
 from myoguide.adapters.jsonio import loads, to_jsonable
 from myoguide.errors import InputError
 from myoguide.service import Service
@@ -51,7 +55,7 @@ def test_cli_door(case: dict[str, Any], tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     raw = case["input"] if "raw_input" not in case else None
     path.write_text(case["raw_input"] if raw is None else json.dumps(raw))
-    res = run_cli("recommend", str(path), "--format", "json")
+    res = run_cli_in_process("recommend", str(path), "--format", "json")
     expect = case["expect"]
     assert res.code == expect["exit"], res.stderr
     if expect["exit"] == 2:
@@ -61,3 +65,11 @@ def test_cli_door(case: dict[str, Any], tmp_path: Path) -> None:
         return
     assert res.stderr == ""
     assert check(res.json(), expect) == []
+
+
+@pytest.mark.parametrize("name", ["resistant-dm", "flare-at-10mg", "bad-weight"])
+def test_real_process_agrees_with_in_process(name: str) -> None:
+    path = SHARED_EXAMPLES / f"{name}.json"
+    real = run_cli("recommend", str(path), "--format", "json")
+    inside = run_cli_in_process("recommend", str(path), "--format", "json")
+    assert (real.code, real.stdout, real.stderr) == (inside.code, inside.stdout, inside.stderr)

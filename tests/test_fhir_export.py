@@ -394,7 +394,7 @@ def test_fixed_amounts_are_structured_and_weight_based_ones_are_text() -> None:
         ("ivig_1g_kg_day_two_days", "1 g/kg per day"),
         ("tacrolimus_0_075_mg_kg", "0.075 mg/kg per day"),
         ("rituximab_375_m2_weekly", "375 mg/m2 per dose"),
-        ("cyclophosphamide_iv_300_800_m2", "300 to 800 mg/m2 per course"),
+        ("cyclophosphamide_iv_300_800_m2", "300 to 800 mg/m2 per dose"),
         ("prednisone_r2_range", "20 mg per day up to 1 mg/kg per day"),
     ]:
         ad = _activity(fhir_id("myoguide-dose", rule_id))

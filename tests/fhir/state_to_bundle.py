@@ -82,7 +82,7 @@ def agent_id(name: str) -> str:
 def uncoded_agents(state: dict[str, Any]) -> list[str]:
     """Return the agents of a state that have no RxNorm code, so no FHIR form the mapping reads."""
     named = [m["agent"] for m in state.get("current_medications", [])]
-    named += [h["agent"] for h in state.get("treatment_history", [])]
+    named += [h["agent"] for h in state.get("treatment_history", []) if "agent" in h]
     return sorted({a for a in map(agent_id, named) if _agents().get(a, ("", None))[1] is None})
 
 
@@ -133,13 +133,15 @@ def _diagnosis(state: dict[str, Any], on: str) -> dict[str, Any]:
         "resourceType": "Condition",
         "id": "cond-myositis",
         "extension": extension,
-        "clinicalStatus": _status(CLINICAL, _clinical_status(state)),
         "verificationStatus": _status(VERIFICATION, "confirmed"),
         # Text only when SNOMED CT has no code the mapping knows: it cannot be recognised.
         "code": _concept(SNOMED, *known) if known else {"text": diagnosis},
         "subject": {"reference": "Patient/pat-1"},
         "recordedDate": on,
     }
+    # Control reached with the flare status unknown has no clinical status that says so: none.
+    if not (state.get("disease_control_achieved") is True and state.get("flare") is None):
+        condition["clinicalStatus"] = _status(CLINICAL, _clinical_status(state))
     if "severity" in state:
         severity = str(state["severity"])
         condition["severity"] = _concept(SNOMED, SEVERITY_CODES[severity], severity.title())
@@ -252,7 +254,10 @@ def state_to_bundle(state: dict[str, Any], evaluation_date: datetime.date) -> di
     if "height" in state:
         resources.append(_observation(HEIGHT, "obs-height", state["height"], on))
     resources += [_current(i, m) for i, m in enumerate(state.get("current_medications", []))]
-    resources += [_past(i, h) for i, h in enumerate(state.get("treatment_history", []))]
+    # A combination entry (the `agents` form) has no FHIR form here: it is not written.
+    resources += [
+        _past(i, h) for i, h in enumerate(state.get("treatment_history", [])) if "agent" in h
+    ]
     return {
         "resourceType": "Bundle",
         "type": "collection",

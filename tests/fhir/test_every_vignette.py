@@ -42,6 +42,12 @@ NOT_CARRIED: dict[str, dict[str, str]] = {
     # The mapping never sets skin_predominant (docs/fhir-mapping.md).
     "vignette-refractory-rash-pm": {"skin_predominant": "not carried by FHIR"},
     "vignette-refractory-rash": {"skin_predominant": "not carried by FHIR"},
+    # "responded" has no FHIR reason the mapping reads: a completed course reads back as unknown.
+    "vignette-controlled-after-rituximab": {"treatment_history": "responded reads as unknown"},
+    "vignette-history-conflict-unknown": {"treatment_history": "responded reads as unknown"},
+    # unresolved_medications is what the mapping reports of a record, not a fact FHIR states.
+    "vignette-flare-unresolved-medication": {"unresolved_medications": "reported by the mapping"},
+    "vignette-rash-flare-adds": {"skin_predominant": "not carried by FHIR"},
     # Systemic sclerosis has no code the mapping knows: no diagnosis, so the Condition and its
     # extensions (control, flare, alternatives excluded) are not read at all.
     "vignette-out-of-scope-other-diagnosis": {
@@ -57,6 +63,9 @@ NOT_CARRIED: dict[str, dict[str, str]] = {
 EXCLUDED: dict[str, str] = {
     # Without skin_predominant the engine does not lead with the rash options of DM.
     "vignette-refractory-rash": "skin_predominant cannot be carried",
+    # Without the unresolved drug the flare scenario is chosen; without the skin flag, no pointer.
+    "vignette-flare-unresolved-medication": "unresolved_medications cannot be carried",
+    "vignette-rash-flare-adds": "skin_predominant cannot be carried",
     # With no recognised diagnosis the state is refused ("diagnosis: required field is missing").
     "vignette-out-of-scope-other-diagnosis": "diagnosis other than DM/PM/IBM is not recognised",
 }

@@ -268,6 +268,21 @@ def _rule_dosage(k: Knowledge, rule: DoseRule, rate: str) -> JSON:
                 }
             }
         dosage["doseAndRate"] = [dose]
+    t = rule.timing
+    if t is not None:
+        # The same schedule the engine puts on the patient's dose (FHIR Timing.repeat).
+        repeat: JSON = {}
+        if t.frequency is not None:
+            repeat["frequency"] = t.frequency
+        if t.period is not None:
+            repeat["period"] = _number(t.period)
+        if t.period_unit is not None:
+            repeat["periodUnit"] = t.period_unit
+        if t.count is not None:
+            repeat["count"] = t.count
+        if t.count_max is not None:
+            repeat["countMax"] = t.count_max
+        dosage["timing"] = {"repeat": repeat}
     if rule.maximum is not None:
         dosage.update(_max_dosage(k.maximum(rule.maximum)))
     return dosage

@@ -116,8 +116,9 @@ def _recommendation(rec: Recommendation) -> list[str]:
         lines += _wrap(f"Grade {rec.grade}: {rec.grade_meaning}", "       ", "     ")
     for agent in rec.agents:
         code = f" (RxNorm {agent.rxnorm})" if agent.rxnorm else ""
-        action = f" [{ACTION_WORDS[agent.action]}]" if agent.action else ""
-        lines.append(f"     - {agent.display}{action}{code}")
+        action = f": {ACTION_WORDS[agent.action]}" if agent.action else ""
+        in_use = " (already in use)" if agent.in_use else ""
+        lines.append(f"     - {agent.display}{code}{action}{in_use}")
         for note in agent.notes:
             lines += _wrap(note, "           ", "         * ")
         for reg in agent.regimens:

@@ -253,6 +253,7 @@ class Wiring(Struct, frozen=True, forbid_unknown_fields=True):
             ),
             "flare_off_immunosuppression": (r4.restart_prednisone, r4.sparing_agent),
             "ild_refractory": (self.ild_refractory,),
+            "controlled": (self.controlled,),
         }
 
     def all_ids(self) -> dict[str, str]:
