@@ -13,10 +13,11 @@ help:
 	@echo "make test   - set up, lint, type-check and run every test"
 	@echo "make bench  - run the benchmarks and print the figures"
 
-# Installs uv from PyPI if missing, then the locked dependencies into .venv.
+# Installs uv from PyPI if missing, then the locked dependencies (with the optional Spark
+# runner, which the tests drive) into .venv.
 setup:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	@$(UV) sync --frozen --quiet
+	@$(UV) sync --frozen --quiet --extra spark
 
 # Starts the clinician's page and services on 127.0.0.1:8000 with synthetic demo patients.
 run: setup

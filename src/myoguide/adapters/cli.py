@@ -12,7 +12,7 @@ import datetime as dt
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
 
@@ -219,6 +219,52 @@ def cmd_user(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
+    """Audit a FHIR Bulk Data export: rows.parquet and report.html; exit 3 if input was skipped."""
+    from myoguide.adapters.batch.run import EXIT_SKIPPED, audit
+
+    result = audit(
+        Path(args.export),
+        Path(args.out),
+        engine=args.engine,
+        evaluation_date=_evaluation_date(args.date),
+        min_cell=args.min_cell,
+        workers=args.workers,
+        master=args.master,
+    )
+    for line in result.problems.lines():
+        sys.stderr.write(f"myoguide: skipped {line}\n")
+    out.write(result.summary + "\n")
+    return EXIT_SKIPPED if result.problems.total else EXIT_OK
+
+
+def cmd_synth(args: argparse.Namespace, out: TextIO) -> int:
+    """Write a seeded synthetic Bulk Data export."""
+    from myoguide.adapters.batch.run import synth
+
+    out.write(synth(Path(args.out), args.patients, seed=args.seed, gz=args.gzip) + "\n")
+    return EXIT_OK
+
+
+def _add_batch_commands(sub: Any) -> None:
+    """Add `audit` and `synth` (the population audit) to the parser."""
+    au = sub.add_parser("audit", help="audit a FHIR Bulk Data export (DM/PM patients)")
+    au.add_argument("export", metavar="EXPORT", help="folder of <Type>.ndjson[.gz] files")
+    au.add_argument("--out", required=True, help="folder for rows.parquet and report.html")
+    au.add_argument("--engine", choices=["local", "spark"], default="local")
+    au.add_argument("--master", default=None, help="Spark master URL (default local[WORKERS])")
+    au.add_argument("--workers", type=int, default=2, help="processes or Spark local cores")
+    au.add_argument("--min-cell", type=int, default=11, help="show smaller counts as <N")
+    au.add_argument("--date", help="evaluation date for ages (YYYY-MM-DD; default today)")
+    au.set_defaults(func=cmd_audit)
+    sy = sub.add_parser("synth", help="write a synthetic Bulk Data export")
+    sy.add_argument("--patients", type=int, required=True)
+    sy.add_argument("--out", required=True, metavar="EXPORT")
+    sy.add_argument("--seed", type=int, default=1)
+    sy.add_argument("--gzip", action="store_true", help="write .ndjson.gz files")
+    sy.set_defaults(func=cmd_synth)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the `myoguide` command."""
     p = argparse.ArgumentParser(
@@ -286,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="answer the shipped example patients")
     demo.add_argument("--folder", default="examples")
     demo.set_defaults(func=cmd_demo)
+    _add_batch_commands(sub)
     return p
 
 

@@ -22,6 +22,9 @@ from myoguide.knowledge.model import (
 )
 
 PACKAGED_FILE = "guideline.yaml"
+# Top-level sections read and checked by their own modules (flags: knowledge/flags.py), so the
+# core model does not have to know them.
+EXTENSION_SECTIONS = frozenset({"flags"})
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 
 
@@ -62,6 +65,8 @@ def parse_knowledge(text: str, *, origin: str) -> Knowledge:
         raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise KnowledgeError(origin, "(yaml)", str(exc)) from exc
+    if isinstance(raw, dict):
+        raw = {k: v for k, v in raw.items() if k not in EXTENSION_SECTIONS}
     try:
         knowledge = convert(raw)
     except msgspec.ValidationError as exc:

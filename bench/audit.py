@@ -1,0 +1,148 @@
+"""Population audit benchmarks; writes its own section of bench/RESULTS.md (others kept).
+
+    .venv/bin/python bench/audit.py [--patients N]
+
+Throughput: local runner (2 processes) against orjson.loads of the same lines on one core.
+Memory: peak RSS of the whole `myoguide audit` process tree at 1x and 4x the export size.
+Spark: local[2] against local[1] and against the local runner, on the same export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "RESULTS.md"
+MYOGUIDE = str(ROOT / ".venv" / "bin" / "myoguide")
+HEADER = "## Population audit (bench/audit.py)"
+
+
+def orjson_seconds(export: Path) -> float:
+    """Return the CPU seconds orjson.loads takes over every line of the export, one core."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        for f in sorted(export.glob("*.ndjson")):
+            with f.open("rb") as fh:
+                for line in fh:
+                    with contextlib.suppress(orjson.JSONDecodeError):
+                        orjson.loads(line)
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def peak_rss(cmd: list[str]) -> int:
+    """Return the peak RSS (kB) of a fresh process tree (measured in a child of its own)."""
+    code = (
+        "import resource,subprocess,sys;subprocess.run(sys.argv[1:],capture_output=True);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True)
+    return int(out.stdout.strip())
+
+
+def main() -> None:
+    """Generate exports, measure, and write the section."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--patients", type=int, default=40_000)
+    args = ap.parse_args()
+    n = args.patients
+    date = datetime.date(2026, 6, 1).isoformat()
+    rows: list[tuple[str, str, str, bool]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        for k, size in (("1x", n), ("4x", 4 * n)):
+            subprocess.run(
+                [MYOGUIDE, "synth", "--patients", str(size), "--out", str(t / k), "--seed", "1"],
+                check=True,
+                capture_output=True,
+            )
+        mb = sum(f.stat().st_size for f in (t / "1x").iterdir()) / 1e6
+        base = orjson_seconds(t / "1x")
+        audit = [MYOGUIDE, "audit", "--date", date, "--out"]
+        walls = []
+        for i in range(3):
+            start = time.perf_counter()
+            subprocess.run([*audit, str(t / f"o{i}"), str(t / "1x")], capture_output=True)
+            walls.append(time.perf_counter() - start)
+        local = min(walls)
+        ratio = base / local
+        rows.append(
+            (
+                f"local runner throughput, {n:,} patients ({mb:,.0f} MB), 2 processes",
+                f"{mb / local:,.1f} MB/s wall ({local:.2f} s, incl. start-up) vs orjson.loads "
+                f"{base:.2f} s on one core: ratio {ratio:.2f}x",
+                ">= 0.25x",
+                ratio >= 0.25,
+            )
+        )
+        m1 = peak_rss([*audit, str(t / "m1"), str(t / "1x")])
+        m4 = peak_rss([*audit, str(t / "m4"), str(t / "4x")])
+        rows.append(
+            (
+                "peak memory (largest process), 1x vs 4x export",
+                f"{m1 / 1024:,.0f} MB vs {m4 / 1024:,.0f} MB: {m4 / m1:.2f}x",
+                "within 1.5x",
+                m4 / m1 <= 1.5,
+            )
+        )
+        spark: dict[str, float] = {}
+        for cores in (1, 2):
+            best = float("inf")
+            for i in range(2):
+                start = time.perf_counter()
+                subprocess.run(
+                    [
+                        *audit,
+                        str(t / f"s{cores}{i}"),
+                        "--engine",
+                        "spark",
+                        "--workers",
+                        str(cores),
+                        str(t / "1x"),
+                    ],
+                    capture_output=True,
+                )
+                best = min(best, time.perf_counter() - start)
+            spark[f"local[{cores}]"] = best
+        speedup = spark["local[1]"] / spark["local[2]"]
+        rows.append(
+            (
+                "Spark local[2] vs local[1] (same export, wall incl. JVM start)",
+                f"{spark['local[2]']:.1f} s vs {spark['local[1]']:.1f} s: {speedup:.2f}x; "
+                f"local runner {local:.1f} s "
+                f"(Spark local[2] takes {spark['local[2]'] / local:.1f}x as long)",
+                ">= 1.6x",
+                speedup >= 1.6,
+            )
+        )
+    cpu = os.cpu_count()
+    lines = [
+        HEADER,
+        "",
+        f"Run at {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {cpu} cores (shared).",
+        "",
+        "| benchmark | measured | target | met |",
+        "|---|---|---|---|",
+        *[f"| {a} | {b} | {c} | {'yes' if d else 'no'} |" for a, b, c, d in rows],
+        "",
+    ]
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    text = re.sub(rf"\n{re.escape(HEADER)}\n.*?(?=\n## |\Z)", "", text, flags=re.S).rstrip()
+    RESULTS.write_text(text + "\n\n" + "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""`myoguide audit` and `myoguide synth`: run a runner, write Parquet and the report, summarise."""
+
+from __future__ import annotations
+
+import datetime
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from myoguide.adapters.batch.export import Problems, list_files
+from myoguide.adapters.batch.patient import COLUMNS
+from myoguide.errors import InputError
+
+EXIT_SKIPPED = 3
+
+
+@dataclass
+class AuditOutput:
+    """The rows, what was skipped and the summary line."""
+
+    rows: list[dict[str, Any]]
+    problems: Problems
+    summary: str
+
+
+def schema() -> Any:
+    """Return the Parquet schema of the audit rows."""
+    import pyarrow as pa
+
+    text, texts = pa.string(), pa.list_(pa.string())
+    types = {
+        "first_option_agents": texts,
+        "data_problems": texts,
+        "flags": texts,
+        "resources": pa.int32(),
+    }
+    return pa.schema([(c, types.get(c, text)) for c in COLUMNS])
+
+
+def write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+    """Write the rows (one per in-scope patient) to a Parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(rows, schema=schema())
+    pq.write_table(table, path)
+
+
+def audit(
+    export: Path,
+    out: Path,
+    *,
+    engine: str = "local",
+    evaluation_date: datetime.date,
+    min_cell: int = 11,
+    workers: int = 2,
+    master: str | None = None,
+    err: TextIO = sys.stderr,
+) -> AuditOutput:
+    """Audit a Bulk Data export folder and write rows.parquet and report.html into `out`."""
+    from myoguide.adapters.batch.report import render_report
+    from myoguide.knowledge.flags import load_packaged_flags
+    from myoguide.knowledge.loader import load_packaged
+
+    if not export.is_dir():
+        raise InputError("EXPORT", f"'{export}' is not a folder")
+    files, others = list_files(export)
+    if not files:
+        raise InputError("EXPORT", f"no .ndjson or .ndjson.gz files in '{export}'")
+    out.mkdir(parents=True, exist_ok=True)
+    flags = load_packaged_flags(load_packaged())
+    started = time.perf_counter()
+    problems = Problems()
+    for name in others:
+        problems.add("unknown_type", name, 0)
+    if engine == "spark":
+        from myoguide.adapters.batch.spark import run_spark
+
+        rows, found = run_spark(files, evaluation_date, master=master or f"local[{workers}]")
+        total = sum(f.size for f in files)
+    else:
+        from myoguide.adapters.batch.local import run_local
+
+        with _progress(sum(f.size for f in files), err) as tick:
+            result = run_local(files, evaluation_date, workers=workers, progress=tick)
+        rows, found, total = result.rows, result.problems, result.bytes
+    problems.merge(found)
+    seconds = time.perf_counter() - started
+    flagged = sum(1 for r in rows if r["flags"])
+    summary = (
+        f"{len(rows):,} DM/PM patients audited from {total / 1e6:,.1f} MB in {seconds:,.1f} s; "
+        f"{flagged:,} with a flag; {problems.total:,} input lines or files skipped."
+    )
+    write_parquet(rows, out / "rows.parquet")
+    (out / "report.html").write_text(
+        render_report(
+            rows,
+            flags,
+            min_cell=min_cell,
+            problems=problems.lines(),
+            summary=summary,
+            engine=engine,
+        ),
+        encoding="utf-8",
+    )
+    return AuditOutput(rows, problems, summary)
+
+
+class _progress:
+    """A tqdm bar over bytes read (then buckets audited), shown only on a terminal."""
+
+    def __init__(self, total: int, err: TextIO) -> None:
+        self.total, self.err = total, err
+
+    def __enter__(self) -> Any:
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=self.total,
+            unit="B",
+            unit_scale=True,
+            desc="reading",
+            file=self.err,
+            disable=not self.err.isatty(),
+            leave=False,
+        )
+
+        stages: set[str] = set()
+
+        def tick(stage: str, n: int) -> None:
+            if stage == "read":
+                self.bar.update(n)
+            elif stage not in stages:
+                stages.add(stage)
+                self.bar.set_description("auditing")
+
+        return tick
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+
+def synth(out: Path, patients: int, *, seed: int, gz: bool, err: TextIO = sys.stderr) -> str:
+    """Write a synthetic export and return the summary line."""
+    from tqdm import tqdm
+
+    from myoguide.adapters.batch.synth import synthesize
+
+    if out.exists() and any(out.iterdir()):
+        raise InputError("--out", f"'{out}' exists and is not empty")
+    with tqdm(
+        total=patients, unit="patients", file=err, disable=not err.isatty(), leave=False
+    ) as bar:
+        counts = synthesize(
+            out, patients, seed=seed, gz=gz, progress=lambda n: bar.update(n) and None
+        )
+    return (
+        f"{counts['patients']:,} synthetic patients ({counts['myositis']:,} with DM/PM), "
+        f"{counts['resources']:,} resources written to {out} (seed {seed})."
+    )

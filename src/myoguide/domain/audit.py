@@ -1,0 +1,154 @@
+"""The population audit for one patient: the row and the flags, from a state and its answer.
+
+Pure: no I/O, no clock. The flag rules are the knowledge's `flags:` (knowledge/flags.py); each
+raised flag says how the record differs from the review's suggested order, never that it is wrong.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from msgspec import Struct
+
+from myoguide.domain.result import RecommendationSet
+from myoguide.domain.state import DoseIn, PatientState, dec
+from myoguide.knowledge.flags import (
+    AboveMaximum,
+    AlternativesNotExcluded,
+    EscalatedEarly,
+    FailedAgentInUse,
+    Flag,
+    Flags,
+    FlareWithoutSparing,
+)
+from myoguide.knowledge.model import Knowledge, Maximum, SourceRef
+
+# Engine warnings that say the record lacks something (as opposed to clinical cautions).
+DATA_WARNINGS = frozenset(
+    {
+        "no_weight",
+        "no_height",
+        "prednisone_dose_unknown",
+        "sparing_dose_unknown",
+        "alternative_diagnoses_unknown",
+        "flare_without_control",
+        "ild_without_sparing_trial",
+        "scenario_not_covered",
+    }
+)
+UNUSABLE = "unusable"
+
+
+class RaisedFlag(Struct, frozen=True):
+    """One flag raised for a patient: which, its words, the agents concerned and its sources."""
+
+    id: str
+    text: str
+    agents: tuple[str, ...]
+    sources: tuple[SourceRef, ...]
+
+
+class AuditRow(Struct, frozen=True):
+    """What the audit keeps of one patient's answer (course `unusable` when no state was usable)."""
+
+    course: str
+    scenario: str | None
+    first_option: str | None
+    first_option_agents: tuple[str, ...]
+    data_problems: tuple[str, ...]
+    flags: tuple[str, ...]
+    knowledge_version: str
+
+
+def audit_patient(
+    state: PatientState,
+    result: RecommendationSet,
+    flags: Flags,
+    knowledge: Knowledge,
+    problems: tuple[str, ...] = (),
+) -> tuple[AuditRow, tuple[RaisedFlag, ...]]:
+    """Return the audit row and the raised flags; `problems` are the door's data problem codes."""
+    raised = tuple(
+        RaisedFlag(f.id, f.text, agents, f.sources)
+        for f in flags.flags
+        if result.course in f.applies_to_courses
+        for agents in [_check(f, state, result, knowledge)]
+        if agents is not None
+    )
+    first = result.recommendations[0] if result.recommendations else None
+    data = {*problems, *(w.code for w in result.warnings if w.code in DATA_WARNINGS)}
+    row = AuditRow(
+        course=result.course,
+        scenario=result.scenario,
+        first_option=first.id if first else None,
+        first_option_agents=tuple(a.agent for a in first.agents) if first else (),
+        data_problems=tuple(sorted(data)),
+        flags=tuple(r.id for r in raised),
+        knowledge_version=result.knowledge_version,
+    )
+    return row, raised
+
+
+def unusable_row(problems: tuple[str, ...], knowledge_version: str) -> AuditRow:
+    """Return the row of a patient whose record gave no usable state (no answer, no flags)."""
+    return AuditRow(UNUSABLE, None, None, (), tuple(sorted(set(problems))), (), knowledge_version)
+
+
+def _check(
+    f: Flag, state: PatientState, result: RecommendationSet, kb: Knowledge
+) -> tuple[str, ...] | None:
+    """Return the agents a flag concerns when it is raised (possibly none), else None."""
+    current: dict[str, DoseIn | None] = {m.agent: m.dose for m in state.current_medications}
+    if isinstance(f, FlareWithoutSparing):
+        pred = current.get("prednisone")
+        if state.flare is not True or pred is None:
+            return None
+        mg = _in_period(pred, "day")
+        if mg is None or mg <= f.prednisone_above_mg_per_day:
+            return None
+        return None if any(a in current for a in f.sparing_agents) else ()
+    if isinstance(f, AboveMaximum):
+        over = tuple(
+            m.agent
+            for m in (kb.maximum(i) for i in f.maxima)
+            if (dose := current.get(m.agent)) is not None and _above(dose, m)
+        )
+        return over or None
+    if isinstance(f, EscalatedEarly):
+        in_class = tuple(a for a in current if a in kb.agents_in_class(f.agent_class))
+        tried = set(current) | {h.agent for h in state.treatment_history}
+        untried = [s for s in f.earlier_steps if not tried.intersection(s.agents)]
+        return in_class if in_class and untried else None
+    if isinstance(f, AlternativesNotExcluded):
+        return () if state.alternative_diagnoses_excluded is not True else None
+    if isinstance(f, FailedAgentInUse):
+        failed = {
+            h.agent
+            for h in state.treatment_history
+            if h.outcome in f.outcomes
+            and h.agent not in f.exempt_agents
+            and not (
+                h.outcome == "inadequate_response" and h.agent in f.exempt_after_inadequate_response
+            )
+        }
+        again = tuple(a for a in current if a in failed)
+        return again or None
+    return None  # pragma: no cover - the union is closed
+
+
+def _in_period(dose: DoseIn, period: str) -> Decimal | None:
+    """Return a current dose in mg per `period` ('day' or 'week'), exactly."""
+    mass, per = dose.unit.split("/")
+    mg = dec(dose.value) * (1000 if mass == "g" else 1)
+    if per == period:
+        return mg
+    return mg * 7 if period == "week" else mg / 7
+
+
+def _above(dose: DoseIn | None, m: Maximum) -> bool:
+    """Tell whether a current dose is above a stated maximum (same unit and period)."""
+    if dose is None or m.period not in ("day", "week"):
+        return False
+    mg = _in_period(dose, m.period)
+    limit = m.amount * (1000 if m.unit == "g" else 1)
+    return mg is not None and mg > limit

@@ -1,0 +1,154 @@
+"""The population audit: both runners, bad input, small cells, flags cited."""
+
+from __future__ import annotations
+
+import datetime
+import gzip
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from myoguide.adapters.batch.export import list_files
+from myoguide.adapters.batch.local import run_local
+from myoguide.adapters.batch.report import cell, render_report
+from myoguide.adapters.batch.run import audit
+from myoguide.adapters.cli import main
+from myoguide.errors import KnowledgeError
+from myoguide.knowledge.flags import WORDING, load_packaged_flags, parse_flags
+from myoguide.knowledge.loader import PACKAGED_FILE, load_packaged
+
+DATE = datetime.date(2026, 6, 1)
+
+DATA = Path(__file__).resolve().parents[2] / "src" / "myoguide" / "knowledge" / "data"
+
+
+@pytest.fixture(scope="module")
+def local_rows(export: Path) -> Any:
+    files, _ = list_files(export)
+    return run_local(files, DATE, workers=2)
+
+
+def test_local_runner_finds_dm_pm_patients_and_flags(local_rows: Any) -> None:
+    rows = local_rows.rows
+    assert 30 < len(rows) < 120  # about 4% of 1,500
+    assert rows == sorted(rows, key=lambda r: r["patient_id"])
+    assert {r["knowledge_version"] for r in rows} == {load_packaged().knowledge_version}
+    flagged = {f for r in rows for f in r["flags"]}
+    assert {"dose_above_maximum", "flare_above_10mg_without_sparing"} <= flagged
+    assert any(r["course"] == "resistant" for r in rows)
+
+
+def test_both_runners_give_the_same_rows(export: Path, local_rows: Any, spark: Any) -> None:
+    from myoguide.adapters.batch.spark import run_spark
+
+    files, _ = list_files(export)
+    rows, problems = run_spark(files, DATE, master="local[2]")
+    assert rows == local_rows.rows
+    assert problems.counts == local_rows.problems.counts
+
+
+def test_bad_input_is_counted_with_file_and_line(local_rows: Any) -> None:
+    p = local_rows.problems
+    assert p.counts == {"not_json": 1, "no_patient": 1, "unknown_type": 1, "truncated": 1}
+    text = "\n".join(p.lines())
+    assert re.search(r"not JSON: Observation\.\d{3}\.ndjson:\d+", text)
+    assert re.search(r"cut short .*: Encounter\.\d{3}\.ndjson:\d+", text)
+    # The line numbers point at the bad lines themselves.
+    for kind, places in p.examples.items():
+        for name, line in places:
+            if kind == "not_json":
+                got = (local_rows_path(name)).read_bytes().splitlines()[line - 1]
+                assert got == b"this line is not JSON"
+
+
+_EXPORT: list[Path] = []
+
+
+def local_rows_path(name: str) -> Path:
+    return _EXPORT[0] / name
+
+
+@pytest.fixture(autouse=True)
+def _remember(export: Path) -> None:
+    _EXPORT[:] = [export]
+
+
+def test_gzip_cut_short_and_exit_status(export: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "export"
+    shutil.copytree(export, bad)
+    enc = sorted(bad.glob("Encounter.*.ndjson"))[0]
+    data = gzip.compress(enc.read_bytes())
+    (bad / (enc.name + ".gz")).write_bytes(data[: len(data) // 2])
+    enc.unlink()
+    out = tmp_path / "out"
+    code = main(
+        ["audit", str(bad), "--out", str(out), "--date", DATE.isoformat(), "--min-cell", "11"]
+    )
+    assert code == 3
+    table = pq.read_table(out / "rows.parquet")
+    assert table.num_rows > 0
+    html = (out / "report.html").read_text()
+    assert "gzip file cut short" in html
+
+
+def test_clean_export_exits_zero(tmp_path: Path) -> None:
+    from myoguide.adapters.batch.synth import synthesize
+
+    synthesize(tmp_path / "e", 200, seed=5, errors=False, gz=True)
+    result = audit(tmp_path / "e", tmp_path / "o", evaluation_date=DATE)
+    assert result.problems.total == 0
+    assert main(["audit", str(tmp_path / "e"), "--out", str(tmp_path / "o2")]) == 0
+
+
+def test_synth_is_reproducible(tmp_path: Path) -> None:
+    from myoguide.adapters.batch.synth import synthesize
+
+    synthesize(tmp_path / "a", 300, seed=9)
+    synthesize(tmp_path / "b", 300, seed=9)
+    for f in sorted((tmp_path / "a").iterdir()):
+        assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes()
+
+
+def test_small_cells_are_suppressed(local_rows: Any) -> None:
+    assert cell(0, 11) == "0"
+    assert cell(3, 11) == "<11"
+    assert cell(11, 11) == "11"
+    flags = load_packaged_flags(load_packaged())
+    page = render_report(
+        local_rows.rows, flags, min_cell=11, problems=[], summary="s.", engine="local"
+    )
+    counts = re.findall(r"<td class=n>([^<]*)</td>", page)
+    assert counts
+    assert all(c == "&lt;11" or c == "0" or int(c.replace(",", "")) >= 11 for c in counts)
+    assert "<script" not in page
+    assert "http" not in page.replace("https://", "")
+
+
+def test_every_flag_is_cited_and_worded_as_a_difference() -> None:
+    kb = load_packaged()
+    flags = load_packaged_flags(kb)
+    assert len(flags.flags) == 6
+    for f in flags.flags:
+        assert f.text.startswith(WORDING)
+        assert f.sources
+        assert all(s.section for s in f.sources)
+        assert "error" not in f.text.lower()
+
+
+def test_flags_fail_closed_naming_file_and_key() -> None:
+    kb = load_packaged()
+    text = (DATA / PACKAGED_FILE).read_text()
+    bad = text.replace("maxima: [azathioprine_max, methotrexate_max]", "maxima: [nope_max]")
+    with pytest.raises(KnowledgeError) as err:
+        parse_flags(bad, kb, origin="guideline.yaml")
+    assert err.value.file == "guideline.yaml"
+    assert err.value.key == "flags.dose_above_maximum.maxima"
+    bad = text.replace(
+        "references: [26, 27, 28]}]\n  - id: resistant", "references: [99]}]\n  - id: resistant"
+    )
+    with pytest.raises(KnowledgeError, match="no reference 99"):
+        parse_flags(bad, kb, origin="guideline.yaml")
