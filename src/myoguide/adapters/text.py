@@ -70,11 +70,13 @@ def timing_words(dose: Dose) -> str:
     if dose.period in ("day", "week") and freq > 1:
         # A daily (weekly) total split into doses: the figure is the total.
         return f", in {freq} doses"
+    if t.period_unit == "d" and freq == 1 and t.period in (None, 1) and t.count:
+        return f", on {t.count} days" + (f" to {t.count_max}" if t.count_max else "")
     words = f"{_TIMES.get(freq, f'{freq} times')} {every}" if freq > 1 else every
     if freq == 1 and t.period in (None, 1):
         words = f"once {every}"
     if t.count:
-        words += f", {t.count} {'dose' if t.period_unit != 'd' else 'day'}s"
+        words += f", {t.count} doses"
         if t.count_max:
             words += f" to {t.count_max}"
     return f", {words}"
