@@ -133,7 +133,7 @@ def test_order_select_cautions(server: Any) -> None:
     )
     cards = server.post(SELECT, body).json()["cards"]
     summaries = [c["summary"] for c in cards]
-    assert "Mycophenolate: watch for opportunistic infection" in summaries
+    assert "Mycophenolate mofetil: watch for opportunistic infection" in summaries
     # methotrexate is current in this record, so adding azathioprine makes the combination
     assert "Azathioprine with methotrexate: monitor closely for cytopenias" in summaries
 

@@ -155,13 +155,15 @@ def _ild_leads(f: Facts, run: Run) -> bool:
     ild_rec = run.p.kb.wiring.ild_refractory
     if not any(a in f.current or a in f.failed for a in run.p.sparing):
         run.warn("ild_without_sparing_trial")
-    if "tacrolimus" in f.failed:
+    # The ILD rule's agents come from its recommendation (tacrolimus in the shipped knowledge).
+    agents = frozenset(a.agent for a in run.p.kb.recommendations[ild_rec].agents)
+    if agents & f.failed:
         run.step(
             "ild.tacrolimus_first",
             f"recommendations.{ild_rec}",
-            "tacrolimus already failed: not offered again; the other options follow",
+            "the ILD agent already failed: not offered again; the other options follow",
             ild_refractory=True,
-            tacrolimus_failed=True,
+            failed=sorted(agents & f.failed),
         )
         return False
     add(run, ild_rec, 1, f, step="ild")
@@ -173,7 +175,7 @@ def _ild_leads(f: Facts, run: Run) -> bool:
         ild_refractory=True,
     )
     run.rank_offset = 1
-    run.excluded = frozenset({"tacrolimus"})
+    run.excluded = agents
     return True
 
 

@@ -108,13 +108,14 @@ def judge_orders(
                         sources_of(tpl.sources),
                     )
                 )
-        if d.agent == "mycophenolate_mofetil":
-            c = kb.cautions["mycophenolate_infection"]
+        for cid in kb.wiring.order_cautions.get(d.agent, ()):
+            c = kb.cautions[cid]
+            name = kb.agent(d.agent).display
             out.append(
                 OrderFinding(
-                    f"mycophenolate-infection:{d.reference}",
+                    f"{cid.replace('_', '-')}:{d.reference}",
                     "info",
-                    "Mycophenolate: watch for opportunistic infection",
+                    f"{name}: {c.text[0].lower()}{c.text[1:].rstrip('.')}",
                     c.text,
                     sources_of(c.sources),
                 )

@@ -231,6 +231,8 @@ class Wiring(Struct, frozen=True, forbid_unknown_fields=True):
     ild_refractory: str
     refractory_rash: str
     controlled: str
+    # Cautions an order check shows when one of these agents is ordered (agent -> caution ids).
+    order_cautions: dict[str, tuple[str, ...]] = {}
 
     def scenario_recommendations(self) -> dict[str, tuple[str, ...]]:
         """Return scenario id -> the recommendation ids its rule may offer, in order."""
@@ -447,6 +449,14 @@ def problems(k: Knowledge) -> list[str]:
     for place, rid in w.all_ids().items():
         if rid not in k.recommendations:
             errors.append(f"wiring.{place}: unknown recommendation '{rid}'")
+    for agent, ids in w.order_cautions.items():
+        if agent not in agent_ids:
+            errors.append(f"wiring.order_cautions.{agent}: unknown agent")
+        errors.extend(
+            f"wiring.order_cautions.{agent}: unknown caution '{c}'"
+            for c in ids
+            if c not in k.cautions
+        )
     for place, table in (
         ("flare_below_10mg.raise_sparing_agent", w.flare_below_10mg.raise_sparing_agent),
         (
