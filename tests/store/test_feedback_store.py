@@ -186,7 +186,14 @@ def _set(path: str, value: object) -> Callable[[dict[str, Any]], None]:
     return edit
 
 
-DELETE = object()
+class _Delete:
+    """Marks a key to remove; its repr is stable so test ids are the same in every process."""
+
+    def __repr__(self) -> str:
+        return "<deleted>"
+
+
+DELETE = _Delete()
 
 BAD_ENTRIES = [
     ("card", DELETE, "feedback[0].card: must be a string"),
