@@ -34,6 +34,13 @@ DATA_WARNINGS = frozenset(
         "flare_without_control",
         "ild_without_sparing_trial",
         "scenario_not_covered",
+        "status_unknown",
+        "flare_status_unknown",
+        "unresolved_medications",
+        "unresolved_medications_ladder",
+        "history_conflict",
+        "outcome_unknown",
+        "combination_intolerance",
     }
 )
 UNUSABLE = "unusable"
@@ -116,7 +123,7 @@ def _check(
         return over or None
     if isinstance(f, EscalatedEarly):
         in_class = tuple(a for a in current if a in kb.agents_in_class(f.agent_class))
-        tried = set(current) | {h.agent for h in state.treatment_history}
+        tried = set(current) | {a for h in state.treatment_history for a in h.names}
         untried = [s for s in f.earlier_steps if not tried.intersection(s.agents)]
         return in_class if in_class and untried else None
     if isinstance(f, AlternativesNotExcluded):
@@ -125,7 +132,8 @@ def _check(
         failed = {
             h.agent
             for h in state.treatment_history
-            if h.outcome in f.outcomes
+            if h.agent is not None  # a combination entry does not say which drug failed
+            and h.outcome in f.outcomes
             and h.agent not in f.exempt_agents
             and not (
                 h.outcome == "inadequate_response" and h.agent in f.exempt_after_inadequate_response
