@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections import deque
 import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol

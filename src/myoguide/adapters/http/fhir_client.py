@@ -87,9 +87,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         addresses = [str(info[4][0]) for info in infos]
         # Every address is checked, not just the one used: a name resolving to both a public
         # and a private address is refused (DNS rebinding, split horizon).
-        if not addresses or (
-            not _ALLOW_PRIVATE.get() and not all(is_public(a) for a in addresses)
-        ):
+        if not addresses or (not _ALLOW_PRIVATE.get() and not all(is_public(a) for a in addresses)):
             raise httpcore.ConnectError("address not allowed")
         return await self._inner.connect_tcp(
             addresses[0], port, timeout, local_address, socket_options

@@ -58,11 +58,12 @@ class UserStore:
             raise ValueError(f"password: must be at least {MIN_PASSWORD} characters")
         digest = self._hasher.hash(password)
         with write_session(self._sessions) as session:
-            done = session.execute(
-                update(UserModel).where(UserModel.username == name).values(password_hash=digest)
-            )
-            if not done.rowcount:
+            found = session.scalar(select(UserModel.id).where(UserModel.username == name))
+            if found is None:
                 raise LookupError(f"username: no account '{name}'")
+            session.execute(
+                update(UserModel).where(UserModel.id == found).values(password_hash=digest)
+            )
             # In the same transaction: a stolen session must not outlive the password it used.
             session.execute(delete(WebSessionModel).where(WebSessionModel.username == name))
 

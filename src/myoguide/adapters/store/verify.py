@@ -58,8 +58,10 @@ def verify_chain(engine: Engine) -> ChainReport:
             prev = str(row.row_hash)
         answers_head = prev
         prev = GENESIS
-        query = select(DecisionModel).order_by(DecisionModel.id).execution_options(yield_per=_BATCH)
-        for d in session.scalars(query):
+        decisions = (
+            select(DecisionModel).order_by(DecisionModel.id).execution_options(yield_per=_BATCH)
+        )
+        for d in session.scalars(decisions):
             n_decisions += 1
             content = decision_content(
                 answer_id=d.answer_id,
