@@ -54,10 +54,6 @@ class CdsDoor:
         feedback: Feedback | None,
         public_base_url: str | None,
     ) -> None:
-        if verifier is not None and not public_base_url:
-            # The audience is configuration, never the request's Host header (a token minted
-            # for another host would pass).
-            raise ValueError("verifying CDS Hooks tokens needs the public base URL")
         self.cds = cds
         self.verifier = verifier
         self.feedback = feedback
@@ -121,11 +117,15 @@ Door = Annotated[CdsDoor, Depends(_door)]
 async def _verified(door: CdsDoor, request: Request) -> VerifiedClient | Response | None:
     """Return who sent a call whose token verifies (None: not verifying), or the refusal."""
     verifier = door.verifier
-    if verifier is None or door.public_base_url is None:
+    if verifier is None:
         return None
-    audience = door.public_base_url.rstrip("/") + request.url.path
     token = bearer_token(request.headers.get("authorization"))
     try:
+        if door.public_base_url is None:
+            # The audience is configuration, never the request's Host header (a token minted
+            # for another host would pass): without it nothing verifies.
+            raise TokenError("wrong_audience", "this server has no public URL configured")
+        audience = door.public_base_url.rstrip("/") + request.url.path
         # Verification may fetch a JWKS and writes the jti to the store: off the event loop.
         return await run_in_threadpool(verifier.verify, token, audience=audience)
     except TokenError as exc:
