@@ -20,7 +20,7 @@ from myoguide.errors import InputError
 from myoguide.service import Service
 
 # How /healthz waits for a fresh store probe before answering with the last one it knows.
-_PROBE_WAIT_SECONDS = 0.05
+_PROBE_WAIT_SECONDS = 0.02
 _PROBE_EVERY_SECONDS = 2.0
 
 Authenticator = Callable[[Request], Awaitable[bool]]
