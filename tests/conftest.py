@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -83,3 +84,32 @@ def postgres_url() -> Iterator[str]:
 def fresh_postgres_url(postgres_url: str) -> str:
     """Return the session's PostgreSQL URL with every table dropped first."""
     return reset_database(postgres_url)
+
+
+# ---- every log line of the run, for tests/test_zz_logs.py --------------------------------------
+
+LOG_CHECK = "test_zz_logs.py"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def suite_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep every in-process log record (with tracebacks) and the servers' output in one folder."""
+    folder = tmp_path_factory.mktemp("suite-logs")
+    os.environ["MYOGUIDE_TEST_LOG_DIR"] = str(folder)
+    handler = logging.FileHandler(folder / "in-process.log")
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    # Installed as `serve` installs it: the check below is on what a deployment would log.
+    from myoguide.adapters.logsafe import RedactingFilter
+
+    handler.addFilter(RedactingFilter())
+    yield folder
+    root.removeHandler(handler)
+    handler.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the log check last, when the rest of the suite has logged what it logs."""
+    items.sort(key=lambda item: item.path.name == LOG_CHECK)

@@ -26,8 +26,9 @@ from myoguide.service.ports import MappedRecord
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from sqlalchemy import Engine as DbEngine
 
-    from myoguide.adapters.cdshooks.security import IssuerConfig
+    from myoguide.adapters.cdshooks.security import FhirServer, IssuerConfig
     from myoguide.adapters.store import RecordStore, UserStore
     from myoguide.settings import Settings
 
@@ -78,6 +79,51 @@ class ServeConfig:
     max_body_bytes: int = 1_000_000
     require_login: bool = False
     demo: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+def is_loopback(host: str) -> bool:
+    """Tell whether a bind address is loopback only."""
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+def public_url(config: ServeConfig) -> str | None:
+    """Return the URL clients call (the tokens' audience), fixed by configuration.
+
+    With trusted issuers it is required, except on loopback (development), where it is the
+    bound address; the request's Host header is never used.
+    """
+    if config.public_base_url:
+        return config.public_base_url.rstrip("/")
+    if not config.issuers or config.insecure_dev:
+        return None
+    if not is_loopback(config.host):
+        raise InputError(
+            "--public-url", "with --trust off loopback, give the URL clients call (the audience)"
+        )
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    return f"http://{host}:{config.port}"
+
+
+def _fhir_servers(item: Mapping[str, Any], where: str) -> tuple[FhirServer, ...]:
+    """Read an issuer's `fhir_servers`: URLs, or objects with url, allow_http, allow_private."""
+    from myoguide.adapters.cdshooks.security import FhirServer
+
+    out = []
+    for j, entry in enumerate(item.get("fhir_servers", ())):
+        if isinstance(entry, str):
+            entry = {"url": entry}
+        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+            raise InputError(f"--trust: {where}.fhir_servers[{j}]", "needs a url")
+        out.append(
+            FhirServer(
+                entry["url"],
+                allow_http=entry.get("allow_http") is True,
+                allow_private=entry.get("allow_private") is True,
+            )
+        )
+    return tuple(out)
 
 
 def load_trust(path: Path) -> tuple[IssuerConfig, ...]:
@@ -94,7 +140,14 @@ def load_trust(path: Path) -> tuple[IssuerConfig, ...]:
                 jwks = json.loads((path.parent / item["jwks_file"]).read_text())
             elif "jwks" in item:
                 jwks = item["jwks"]
-            issuers.append(IssuerConfig(str(item["iss"]), jwks, tuple(item.get("jku", ()))))
+            issuers.append(
+                IssuerConfig(
+                    str(item["iss"]),
+                    jwks,
+                    tuple(item.get("jku", ())),
+                    _fhir_servers(item, f"issuers[{i}]"),
+                )
+            )
             if jwks is None and not item.get("jku"):
                 raise InputError(f"--trust: issuers[{i}]", "needs jwks_file, jwks or jku")
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -125,15 +178,40 @@ def secret_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def record_stores(config: ServeConfig) -> tuple[RecordStore, UserStore]:
-    """Open (and migrate) the record and user stores."""
+def store_engine(config: ServeConfig) -> DbEngine:
+    """Migrate the store and return an engine on it."""
     # Imported here for start-up speed: SQLAlchemy is only for the commands that store.
-    from myoguide.adapters.store import RecordStore, UserStore, make_engine, upgrade
+    from myoguide.adapters.store import make_engine, upgrade
 
     url = database_url(config)
     upgrade(url)
-    engine = make_engine(url)
+    return make_engine(url)
+
+
+def record_stores(config: ServeConfig) -> tuple[RecordStore, UserStore]:
+    """Open (and migrate) the record and user stores."""
+    from myoguide.adapters.store import RecordStore, UserStore
+
+    engine = store_engine(config)
     return RecordStore(engine, clock=SystemClock().now), UserStore(engine)
+
+
+def verify_record(config: ServeConfig) -> tuple[bool, str]:
+    """Walk the answers' and decisions' hash chains; return whether intact and the report."""
+    from myoguide.adapters.store import verify_chain
+
+    engine = store_engine(config)
+    try:
+        report = verify_chain(engine)
+    finally:
+        engine.dispose()
+    return report.broken is None, report.text()
+
+
+def change_password(config: ServeConfig, username: str, password: str) -> None:
+    """Set an account's password and end its sessions (LookupError, ValueError)."""
+    _, users = record_stores(config)
+    users.set_password(username, password)
 
 
 def feedback_report(config: ServeConfig) -> str:
@@ -147,43 +225,68 @@ def feedback_report(config: ServeConfig) -> str:
 def build_http_app(config: ServeConfig) -> FastAPI:
     """Wire the HTTP app: service, token verifier, FHIR client, stores and pages."""
     # Imported here for start-up speed: only `serve` needs the web stack.
-    from myoguide.adapters.cdshooks.security import (
-        HttpxJwksFetcher,
-        MemoryReplayCache,
-        TokenVerifier,
-    )
+    from fastapi import Request
+
+    from myoguide.adapters.cdshooks.security import HttpxJwksFetcher, TokenVerifier
+    from myoguide.adapters.http.api import token_authenticator
     from myoguide.adapters.http.app import AppDeps, HttpSettings, create_app
     from myoguide.adapters.http.fhir_client import HttpxFhirClient
+    from myoguide.adapters.store import (
+        RecordStore,
+        SessionStore,
+        SigninThrottle,
+        StoreProbe,
+        StoreReplayCache,
+        UserStore,
+    )
     from myoguide.adapters.store.sink import StoreFeedbackSink
     from myoguide.adapters.web.demo import seed_demo
     from myoguide.adapters.web.pages import WebDeps, mount_web
+    from myoguide.adapters.web.session import SignIn, session_user
 
     clock = SystemClock()
     service = default_service()
+    base_url = public_url(config)
+    engine = store_engine(config)
+    records, users = RecordStore(engine, clock=clock.now), UserStore(engine)
     verifier = None
     if not config.insecure_dev:
+        # The jti cache is in the store: every worker and a restart refuse a replay.
         verifier = TokenVerifier(
-            config.issuers, fetcher=HttpxJwksFetcher(), replay_cache=MemoryReplayCache()
+            config.issuers, fetcher=HttpxJwksFetcher(), replay_cache=StoreReplayCache(engine)
         )
     feedback = Feedback(
         StoreFeedbackSink.open(database_url(config)),
         service.knowledge.knowledge_version,
         clock,
     )
+    sessions = SessionStore(engine, clock=clock.now)
+    authenticate = None
+    if config.require_login:
+        # Off loopback the JSON API needs a signed-in session or a trusted client's token.
+        by_token = token_authenticator(verifier, base_url) if verifier and base_url else None
+
+        async def authenticate(request: Request) -> bool:
+            if await session_user(request, sessions):
+                return True
+            return by_token is not None and await by_token(request)
+
+    fhir = HttpxFhirClient({i.issuer: i.fhir_servers for i in config.issuers})
     app = create_app(
         AppDeps(
             service=service,
-            cds=CdsHooks(service, HttpxFhirClient()),
+            cds=CdsHooks(service, fhir),
             verifier=verifier,
             feedback=feedback,
             settings=HttpSettings(
                 max_body_bytes=config.max_body_bytes,
                 insecure_dev=config.insecure_dev,
-                public_base_url=config.public_base_url,
+                public_base_url=base_url,
             ),
+            authenticate=authenticate,
+            store_probe=StoreProbe(engine).writable,
         )
     )
-    records, users = record_stores(config)
     if config.require_login and users.count() == 0:
         raise InputError(
             "--host", "a non-loopback address needs sign-in: first run 'myoguide user add NAME'"
@@ -199,6 +302,8 @@ def build_http_app(config: ServeConfig) -> FastAPI:
             secret_key=secret_key(config.data_dir),
             require_login=config.require_login,
             clock=clock,
+            signin=SignIn(sessions, SigninThrottle(engine, clock=clock.now)),
+            secure_cookies=bool(base_url and base_url.startswith("https://")),
         ),
     )
     return app

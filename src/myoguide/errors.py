@@ -24,3 +24,7 @@ class KnowledgeError(MyoguideError):
         self.file = file
         self.key = key
         self.message = message
+
+
+class StoreUnavailable(MyoguideError):
+    """The record cannot be written just now (full or read-only disk, lock timeout)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -85,14 +86,23 @@ def _jwk(key: rsa.RSAPrivateKey) -> dict[str, str]:
     }
 
 
-def start_server(tmp: Path, *extra: str) -> Server:
+def start_server(
+    tmp: Path,
+    *extra: str,
+    fhir_servers: list[Any] | None = None,
+    key: rsa.RSAPrivateKey | None = None,
+    port: int | None = None,
+    public_url: bool = True,
+) -> Server:
     """Start `myoguide serve` on a free loopback port and wait until it answers."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "jwks.json").write_text(json.dumps({"keys": [_jwk(key)]}))
-    (tmp / "trust.json").write_text(
-        json.dumps({"issuers": [{"iss": ISSUER, "jwks_file": "jwks.json"}]})
-    )
-    port = free_port()
+    issuer: dict[str, Any] = {"iss": ISSUER, "jwks_file": "jwks.json"}
+    if fhir_servers is not None:
+        issuer["fhir_servers"] = fhir_servers
+    (tmp / "trust.json").write_text(json.dumps({"issuers": [issuer]}))
+    port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     exe = str(Path(sys.executable).with_name("myoguide"))
     args = [
@@ -104,8 +114,7 @@ def start_server(tmp: Path, *extra: str) -> Server:
         str(tmp / "trust.json"),
         "--data-dir",
         str(tmp / "data"),
-        "--public-url",
-        base,
+        *(("--public-url", base) if public_url else ()),
         "--max-body",
         "200000",
         *extra,
@@ -124,9 +133,24 @@ def start_server(tmp: Path, *extra: str) -> Server:
     raise RuntimeError("server did not start")
 
 
+def stop_server(srv: Server) -> str:
+    """Stop a server and return its output, also kept for the suite's log check."""
+    srv.process.terminate()
+    out, _ = srv.process.communicate(timeout=10)
+    keep_log(out or "")
+    return out or ""
+
+
+def keep_log(text: str) -> None:
+    """Keep a server's output where tests/test_zz_logs.py greps it for patient data."""
+    folder = os.environ.get("MYOGUIDE_TEST_LOG_DIR")
+    if folder:
+        with (Path(folder) / "servers.log").open("a") as f:
+            f.write(text)
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = start_server(tmp_path_factory.mktemp("server"))
     yield srv
-    srv.process.terminate()
-    srv.process.wait(timeout=10)
+    stop_server(srv)

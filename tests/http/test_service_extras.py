@@ -19,7 +19,7 @@ import pytest
 from helpers import hook_request, load_bundle, prefetch_from
 
 from clirun import run_cli
-from conftest import free_port, start_server
+from conftest import free_port, start_server, stop_server
 
 PV = "/cds-services/myoguide-patient-view"
 
@@ -94,7 +94,20 @@ def fhir_server() -> Iterator[str]:
     httpd.shutdown()
 
 
-def test_absent_prefetch_is_fetched_with_the_bearer_token(server: Any, fhir_server: str) -> None:
+@pytest.fixture
+def fhir_trusted_server(tmp_path: Path, fhir_server: str) -> Iterator[Any]:
+    # The FHIR server is on loopback over http: its trust entry must allow both.
+    srv = start_server(
+        tmp_path, fhir_servers=[{"url": fhir_server, "allow_http": True, "allow_private": True}]
+    )
+    yield srv
+    stop_server(srv)
+
+
+def test_absent_prefetch_is_fetched_with_the_bearer_token(
+    fhir_trusted_server: Any, fhir_server: str
+) -> None:
+    server = fhir_trusted_server
     patient_id, prefetch = prefetch_from(load_bundle("resistant-dm")["bundle"])
     _Fhir.resources = {
         "Patient": prefetch["patient"],

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from myoguide.service import Service
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+EXIT_TAMPERED = 4
 
 
 def _read_input(path: str) -> bytes:
@@ -138,10 +139,12 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     """Run the HTTP service until interrupted."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
-    from myoguide.bootstrap import ServeConfig, build_http_app, load_trust
+    from myoguide.adapters.logsafe import uvicorn_log_config
+    from myoguide.bootstrap import ServeConfig, build_http_app, is_loopback, load_trust
 
-    loopback = args.host in ("127.0.0.1", "localhost", "::1") or args.host.startswith("127.")
+    loopback = is_loopback(args.host)
     config = ServeConfig(
         issuers=load_trust(Path(args.trust)) if args.trust else (),
         insecure_dev=args.insecure_dev,
@@ -151,6 +154,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         max_body_bytes=args.max_body,
         require_login=not loopback,
         demo=args.demo,
+        host=args.host,
+        port=args.port,
     )
     if args.insecure_dev:
         banner = "!" * 78
@@ -170,7 +175,15 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     gc.freeze()
     out.write(f"myoguide serving on http://{args.host}:{args.port} (docs at /docs)\n")
     out.flush()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    # Every handler filtered: no exception message (which may quote patient data) is logged.
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        access_log=False,
+        log_config=uvicorn_log_config(LOGGING_CONFIG),
+    )
     return EXIT_OK
 
 
@@ -197,26 +210,44 @@ def cmd_feedback_report(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def cmd_user(args: argparse.Namespace, out: TextIO) -> int:
-    """Create a sign-in account; the password is read from the terminal or standard input."""
+def _read_password() -> str:
     import getpass
-
-    from myoguide.bootstrap import ServeConfig, record_stores
 
     if sys.stdin.isatty():
         password = getpass.getpass("Password (12 characters or more): ")
         if getpass.getpass("Again: ") != password:
             raise InputError("password", "the two entries differ")
-    else:
-        password = sys.stdin.readline().rstrip("\n")
+        return password
+    return sys.stdin.readline().rstrip("\n")
+
+
+def cmd_user(args: argparse.Namespace, out: TextIO) -> int:
+    """Create an account or change its password (ending its sessions); password from stdin."""
+    from myoguide.bootstrap import ServeConfig, change_password, record_stores
+
+    password = _read_password()
     config = ServeConfig((), False, args.database_url, Path(args.data_dir))
-    _, users = record_stores(config)
     try:
+        if args.what == "passwd":
+            change_password(config, args.username, password)
+            out.write(f"password of '{args.username}' changed; its sessions are ended\n")
+            return EXIT_OK
+        _, users = record_stores(config)
         users.add_user(args.username, password)
-    except ValueError as exc:
-        raise InputError("username" if "user" in str(exc) else "password", str(exc)) from None
+    except (ValueError, LookupError) as exc:
+        text = str(exc)
+        raise InputError("password" if text.startswith("password") else "username", text) from None
     out.write(f"account '{args.username}' created\n")
     return EXIT_OK
+
+
+def cmd_record_verify(args: argparse.Namespace, out: TextIO) -> int:
+    """Walk the record's hash chains; exit 4 naming the first broken link."""
+    from myoguide.bootstrap import ServeConfig, verify_record
+
+    ok, report = verify_record(ServeConfig((), False, args.database_url, Path(args.data_dir)))
+    out.write(report + "\n")
+    return EXIT_OK if ok else EXIT_TAMPERED
 
 
 def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
@@ -306,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-body", type=int, default=1_000_000, help="request body limit, bytes")
     serve.add_argument("--demo", action="store_true", help="add clearly synthetic demo patients")
     user = sub.add_parser("user", help="manage sign-in accounts for the clinician's page")
-    user.add_argument("what", choices=["add"])
+    user.add_argument("what", choices=["add", "passwd"])
     user.add_argument("username")
     user.add_argument("--data-dir", default="data")
     user.add_argument("--database-url", default=None)
@@ -329,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     feedback.add_argument("--database-url", default=None)
     feedback.add_argument("--data-dir", default="data")
     feedback.set_defaults(func=cmd_feedback_report)
+    # "record", not "audit": `myoguide audit` is the population audit.
+    record = sub.add_parser("record", help="check the patient record store")
+    record.add_argument("what", choices=["verify"])
+    record.add_argument("--database-url", default=None)
+    record.add_argument("--data-dir", default="data")
+    record.set_defaults(func=cmd_record_verify)
     demo = sub.add_parser("demo", help="answer the shipped example patients")
     demo.add_argument("--folder", default="examples")
     demo.set_defaults(func=cmd_demo)

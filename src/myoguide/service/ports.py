@@ -190,6 +190,18 @@ class RecordStore(Protocol):
         """Store a dated visit with its validated state."""
         ...
 
+    def log_visit_answer(
+        self,
+        patient_id: int,
+        visit_date: dt.date,
+        state: Mapping[str, Any],
+        result: Mapping[str, Any],
+        knowledge_version: str,
+        shown_at: dt.datetime,
+    ) -> tuple[int, int]:
+        """Store a visit and the answer shown at it in one transaction; return both ids."""
+        ...
+
     def log_answer(
         self,
         patient_id: int,
@@ -231,4 +243,36 @@ class UserStore(Protocol):
 
     def count(self) -> int:
         """Return the number of accounts."""
+        ...
+
+
+class SessionStore(Protocol):
+    """Server-side sign-in sessions: a cookie's secret is only good while the store keeps it."""
+
+    def start(self, username: str) -> str:
+        """Open a session and return its secret."""
+        ...
+
+    def user_of(self, token: str) -> str | None:
+        """Return the user of a live session, or None."""
+        ...
+
+    def end(self, token: str) -> None:
+        """End one session."""
+        ...
+
+
+class SigninThrottle(Protocol):
+    """Slows and temporarily locks sign-in after failures, per account and per address."""
+
+    def wait_seconds(self, username: str, address: str) -> int:
+        """Return how long sign-in stays refused (0: it may be tried)."""
+        ...
+
+    def failed(self, username: str, address: str) -> None:
+        """Count a failure."""
+        ...
+
+    def succeeded(self, username: str) -> None:
+        """Forget the account's failures."""
         ...

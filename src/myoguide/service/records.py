@@ -27,12 +27,19 @@ class PatientRecords:
         visit_date: dt.date | None,
     ) -> int:
         """Log an answer shown for a patient, first saving the visit if a date is given."""
-        visit_id = None
         if visit_date is not None:
-            visit_id = self.store.add_visit(patient_id, visit_date, state).id
+            # One transaction: a crash can never leave a visit without the answer shown at it.
+            return self.store.log_visit_answer(
+                patient_id,
+                visit_date,
+                state,
+                result_json,
+                result.knowledge_version,
+                self.clock.now(),
+            )[1]
         # Every answer shown for a patient is logged, saved visit or not.
         return self.store.log_answer(
-            patient_id, visit_id, state, result_json, result.knowledge_version, self.clock.now()
+            patient_id, None, state, result_json, result.knowledge_version, self.clock.now()
         )
 
     def record_decision(

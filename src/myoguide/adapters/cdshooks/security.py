@@ -18,6 +18,11 @@ Interpretations made here (the spec leaves them open):
 * `sub` is optional (2.0 no longer lists it); `kid` and `typ` are required, as in 2.0.
 * A `jti` is remembered per issuer until its token expires (plus leeway), and is recorded
   only after the signature and every claim have been verified.
+* A failed JWK Set fetch is remembered for `negative_ttl_seconds`, and each issuer may cause at
+  most `max_fetches_per_minute` fetches, so forged tokens naming an allowlisted `jku` whose host
+  is down cannot turn into a stream of outbound requests.
+* Each issuer names the FHIR servers its calls may send us to (`fhir_servers`); the HTTP door's
+  FHIR client enforces them (docs/adr/0011-hardening.md).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -40,6 +46,7 @@ from myoguide.service.ports import ReplayCache
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
+    "FhirServer",
     "HttpxJwksFetcher",
     "IssuerConfig",
     "JwksCache",
@@ -115,12 +122,22 @@ class TokenError(Exception):
 
 
 @dataclass(frozen=True)
+class FhirServer:
+    """A FHIR server a trusted client may send us to; http and private addresses only if said."""
+
+    url: str
+    allow_http: bool = False
+    allow_private: bool = False
+
+
+@dataclass(frozen=True)
 class IssuerConfig:
     """A trusted CDS client: its `iss`, a configured JWK Set and/or the `jku` URLs allowed."""
 
     issuer: str
     jwks: Mapping[str, Any] | None = None
     jku_allowlist: tuple[str, ...] = ()
+    fhir_servers: tuple[FhirServer, ...] = ()
 
     def __post_init__(self) -> None:
         """Reject configurations that could never verify a token or that hold private keys."""
@@ -215,7 +232,11 @@ class HttpxJwksFetcher:
 
 
 class JwksCache:
-    """Caches fetched JWK Sets per URL for a time-to-live, with rate-limited early refresh."""
+    """Caches fetched JWK Sets per URL for a time-to-live, with rate-limited early refresh.
+
+    Failures are cached too (for `negative_ttl_seconds`), one fetch per URL runs at a time, and
+    each issuer has a fetch budget per minute: a host that is down is not asked again and again.
+    """
 
     def __init__(
         self,
@@ -223,23 +244,57 @@ class JwksCache:
         *,
         ttl_seconds: float = 300.0,
         min_refresh_interval_seconds: float = 30.0,
+        negative_ttl_seconds: float = 30.0,
+        max_fetches_per_minute: int = 10,
         clock: Clock = time.time,
     ) -> None:
         """Wrap `fetcher`; entries live `ttl_seconds` by `clock`."""
-        if ttl_seconds <= 0 or min_refresh_interval_seconds < 0:
-            raise ValueError("ttl_seconds must be positive and the refresh interval not negative")
+        if ttl_seconds <= 0 or min_refresh_interval_seconds < 0 or negative_ttl_seconds < 0:
+            raise ValueError("ttl_seconds must be positive and the intervals not negative")
+        if max_fetches_per_minute <= 0:
+            raise ValueError("max_fetches_per_minute must be positive")
         self._fetcher = fetcher
         self._ttl = ttl_seconds
         self._min_refresh = min_refresh_interval_seconds
+        self._negative_ttl = negative_ttl_seconds
+        self._budget = max_fetches_per_minute
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[float, Mapping[str, Any]]] = {}
+        self._failures: dict[str, tuple[float, TokenError]] = {}
+        self._fetches: dict[str, deque[float]] = {}
+        self._url_locks: dict[str, threading.Lock] = {}
 
-    def get(self, url: str, *, refresh: bool = False) -> Mapping[str, Any]:
+    def get(self, url: str, *, refresh: bool = False, issuer: str = "") -> Mapping[str, Any]:
         """Return the JWK Set at `url`, fetching if absent, stale, or `refresh` is allowed now."""
+        cached = self._fresh(url, refresh)
+        if cached is not None:
+            return cached
+        with self._lock:
+            url_lock = self._url_locks.setdefault(url, threading.Lock())
+        # One fetch per URL at a time: the others wait and then use its outcome.
+        with url_lock:
+            cached = self._fresh(url, refresh)
+            if cached is not None:
+                return cached
+            self._spend(issuer)
+            try:
+                document = self._fetcher.fetch(url)
+            except TokenError as exc:
+                with self._lock:
+                    self._failures[url] = (self._clock(), exc)
+                raise
+            with self._lock:
+                self._entries[url] = (self._clock(), document)
+                self._failures.pop(url, None)
+            return document
+
+    def _fresh(self, url: str, refresh: bool) -> Mapping[str, Any] | None:
+        """Return the cached set if it may be used; raise the cached failure if one is recent."""
         now = self._clock()
         with self._lock:
             entry = self._entries.get(url)
+            failure = self._failures.get(url)
         if entry is not None:
             fetched_at, document = entry
             age = now - fetched_at
@@ -247,11 +302,20 @@ class JwksCache:
             # made-up kids cannot turn into a stream of requests to the client's server.
             if age < self._ttl and not (refresh and age >= self._min_refresh):
                 return document
-        # Fetched outside the lock so a slow server does not stall other verifications.
-        document = self._fetcher.fetch(url)
+        if failure is not None and now - failure[0] < self._negative_ttl:
+            raise failure[1]
+        return None
+
+    def _spend(self, issuer: str) -> None:
+        """Count one fetch against the issuer's budget, or refuse if it is used up."""
+        now = self._clock()
         with self._lock:
-            self._entries[url] = (self._clock(), document)
-        return document
+            recent = self._fetches.setdefault(issuer, deque())
+            while recent and now - recent[0] >= 60.0:
+                recent.popleft()
+            if len(recent) >= self._budget:
+                raise _unavailable("the client's JWK Set was fetched too often; try again later")
+            recent.append(now)
 
 
 class MemoryReplayCache:
@@ -429,7 +493,7 @@ class TokenVerifier:
         """Pick the issuer's key named by `kid` and bind it to `alg` if their types agree."""
         jku = header.get("jku")
         if jku is not None and jku in config.jku_allowlist:
-            jwks, url = self._jwks.get(jku), jku
+            jwks, url = self._jwks.get(jku, issuer=config.issuer), jku
         elif jku is not None and config.jwks is None:
             raise TokenError("jku_not_allowed", "the token's jku is not on the allowlist")
         elif config.jwks is not None:
@@ -441,7 +505,8 @@ class TokenVerifier:
         matches = self._keys_with_kid(jwks, kid)
         if not matches and url is not None:
             # The client may have rotated keys since the cached copy was fetched.
-            matches = self._keys_with_kid(self._jwks.get(url, refresh=True), kid)
+            fresh = self._jwks.get(url, refresh=True, issuer=config.issuer)
+            matches = self._keys_with_kid(fresh, kid)
         if len(matches) != 1:
             raise TokenError("unknown_key", "the token's kid does not name one known key")
         jwk = matches[0]

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import html
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from myoguide.adapters.cdshooks.security import TokenVerifier
 from myoguide.adapters.http import api, cds
 from myoguide.adapters.http.common import PROBLEM, json_response, problem
+from myoguide.adapters.http.headers import JsonGate, SecurityHeaders
 from myoguide.adapters.jsonio import dumps
 from myoguide.adapters.schemas import decimals_as_numbers
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.state import PatientState
-from myoguide.errors import InputError
+from myoguide.errors import InputError, StoreUnavailable
 from myoguide.service import PREFETCH, CdsHooks, Feedback, FeedbackSink, FhirClient, Service
 
 
@@ -41,6 +43,10 @@ class AppDeps:
     verifier: TokenVerifier | None
     feedback: Feedback | None
     settings: HttpSettings = field(default_factory=HttpSettings)
+    # Off loopback: how an API request proves it is signed in or a trusted client (None: open).
+    authenticate: api.Authenticator | None = None
+    # Writes one row and says whether the store can write (for /healthz); None: no store.
+    store_probe: Callable[[], bool] | None = None
 
 
 class BodyLimit:
@@ -103,6 +109,36 @@ async def _input_error(_: Request, exc: Exception) -> Response:
     return json_response(problem(422, "Unusable input", exc.message, field=exc.field), 422, PROBLEM)
 
 
+async def _store_unavailable(_: Request, __: Exception) -> Response:
+    # Plain words, no detail: the cause stays out of the page and the log.
+    return PlainTextResponse(
+        "The record cannot be saved just now: the database refused the write. Nothing was "
+        "saved. Reading records still works; try again later or tell the administrator.",
+        status_code=503,
+    )
+
+
+def _docs_page(schema: Mapping[str, Any]) -> str:
+    """Return a first-party page listing the operations, with no script at all."""
+    rows = []
+    for path, operations in sorted(schema.get("paths", {}).items()):
+        for method, op in operations.items():
+            rows.append(
+                f"<tr><td><code>{html.escape(method.upper())}</code></td>"
+                f"<td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(str(op.get('summary', '')))}</td></tr>"
+            )
+    title = html.escape(str(schema.get("info", {}).get("title", "API")))
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title} API</title>'
+        f'<link rel="stylesheet" href="/static/style.css"></head><body><main>'
+        f"<h1>{title} API</h1><p>The OpenAPI 3 document: "
+        f'<a href="/openapi.json">/openapi.json</a> (load it into any OpenAPI tool).</p>'
+        f"<table><thead><tr><th>Method</th><th>Path</th><th>What it does</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></main></body></html>"
+    )
+
+
 def create_app(deps: AppDeps) -> FastAPI:
     """Build the FastAPI app around the use cases and their ports."""
     app = FastAPI(
@@ -110,13 +146,20 @@ def create_app(deps: AppDeps) -> FastAPI:
         version=deps.service.knowledge.knowledge_version,
         description="Decision support for recurrent and resistant DM/PM in adults. "
         "It supports, and does not replace, clinical judgment.",
+        # FastAPI's pages load scripts from a public CDN; /docs below is first-party.
+        docs_url=None,
+        redoc_url=None,
     )
+    # Added innermost first: headers wrap everything, the body limit wraps the JSON gate.
+    app.add_middleware(JsonGate)
     app.add_middleware(BodyLimit, max_bytes=deps.settings.max_body_bytes)
-    app.state.api = api.ApiDoor(deps.service)
+    app.add_middleware(SecurityHeaders)
+    app.state.api = api.ApiDoor(deps.service, deps.authenticate, api.StoreHealth(deps.store_probe))
     app.state.cds = cds.CdsDoor(
         deps.cds, deps.verifier, deps.feedback, deps.settings.public_base_url
     )
     app.add_exception_handler(InputError, _input_error)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.include_router(api.router)
     app.include_router(cds.router)
 
@@ -136,6 +179,11 @@ def create_app(deps: AppDeps) -> FastAPI:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(_docs_page(app.openapi()))
+
     app.state.cds.self_check()
     return app
 

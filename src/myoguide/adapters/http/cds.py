@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -24,10 +25,12 @@ from myoguide.adapters.cdshooks.cards import (
 from myoguide.adapters.cdshooks.security import (
     TokenError,
     TokenVerifier,
+    VerifiedClient,
     bearer_token,
     operation_outcome,
 )
 from myoguide.adapters.http.common import PROBLEM, json_response, problem
+from myoguide.adapters.http.fhir_client import HttpxFhirClient
 from myoguide.adapters.jsonio import dumps, loads
 from myoguide.errors import InputError
 from myoguide.service import PREFETCH, CdsHooks, Feedback, HookAnswer, PrefetchMissing
@@ -111,38 +114,42 @@ def _door(request: Request) -> CdsDoor:
 Door = Annotated[CdsDoor, Depends(_door)]
 
 
-async def _refusal(door: CdsDoor, request: Request) -> Response | None:
-    """Return the refusal of a call whose token does not verify, or None to go on."""
+async def _verified(door: CdsDoor, request: Request) -> VerifiedClient | Response | None:
+    """Return who sent a call whose token verifies (None: not verifying), or the refusal."""
     verifier = door.verifier
     if verifier is None:
         return None
-    base = door.public_base_url
-    audience = (base.rstrip("/") + request.url.path) if base else str(request.url).split("?")[0]
     token = bearer_token(request.headers.get("authorization"))
     try:
-        # Verification may fetch a JWKS over the network: keep it off the event loop.
-        await run_in_threadpool(verifier.verify, token, audience=audience)
+        if door.public_base_url is None:
+            # The audience is configuration, never the request's Host header (a token minted
+            # for another host would pass): without it nothing verifies.
+            raise TokenError("wrong_audience", "this server has no public URL configured")
+        audience = door.public_base_url.rstrip("/") + request.url.path
+        # Verification may fetch a JWKS and writes the jti to the store: off the event loop.
+        return await run_in_threadpool(verifier.verify, token, audience=audience)
     except TokenError as exc:
         log.info("refused CDS call: %s", exc.reason)
         status = 503 if exc.reason == "jwks_unavailable" else 401
         return json_response(operation_outcome(exc), status, "application/fhir+json")
-    return None
 
 
-async def _authorised_body(service_id: str, door: CdsDoor, request: Request) -> Response | object:
-    """Return the parsed body of an authorised call to a known service, or the refusal."""
+async def _authorised_body(
+    service_id: str, door: CdsDoor, request: Request
+) -> Response | tuple[object, VerifiedClient | None]:
+    """Return the parsed body and caller of an authorised call to a known service, or refusal."""
     if service_id not in SERVICES:
         return json_response(
             problem(404, "Unknown service", f"no CDS service '{service_id}'"), 404, PROBLEM
         )
-    refused = await _refusal(door, request)
-    if refused is not None:
-        return refused
+    client = await _verified(door, request)
+    if isinstance(client, Response):
+        return client
     try:
         data: object = loads(await request.body())
     except ValueError:
         return json_response(problem(400, "Bad request", "body is not valid JSON"), 400, PROBLEM)
-    return data
+    return data, client
 
 
 router = APIRouter()
@@ -155,15 +162,22 @@ async def cds_discovery() -> Response:
 
 @router.post("/cds-services/{service_id}", summary="Call a CDS Hooks service")
 async def cds_call(service_id: str, request: Request, door: Door) -> Response:
-    body = await _authorised_body(service_id, door, request)
-    if isinstance(body, Response):
-        return body
+    authorised = await _authorised_body(service_id, door, request)
+    if isinstance(authorised, Response):
+        return authorised
+    body, client = authorised
     hook = SERVICES[service_id]
     bad = _check_hook_request(body, hook)
     if bad or not isinstance(body, dict):
         return json_response(problem(400, "Bad request", bad or "bad body"), 400, PROBLEM)
+    use_case = door.cds
+    if isinstance(use_case.fhir, HttpxFhirClient):
+        # Outbound reads only to this caller's servers, for this patient, on one time budget.
+        bound = use_case.fhir.bound(client.issuer if client else None, body["context"]["patientId"])
+        use_case = replace(use_case, fhir=bound)
     try:
-        answer = door.cds.answer(body, hook)
+        # In a worker thread: a slow FHIR server must not hold the event loop.
+        answer = await run_in_threadpool(use_case.answer, body, hook)
     except PrefetchMissing as exc:
         return json_response(problem(412, "Precondition failed", str(exc)), 412, PROBLEM)
     cards = door.cards(body, answer)
@@ -174,9 +188,10 @@ async def cds_call(service_id: str, request: Request, door: Door) -> Response:
 
 @router.post("/cds-services/{service_id}/feedback", summary="Feedback on cards")
 async def cds_feedback(service_id: str, request: Request, door: Door) -> Response:
-    body = await _authorised_body(service_id, door, request)
-    if isinstance(body, Response):
-        return body
+    authorised = await _authorised_body(service_id, door, request)
+    if isinstance(authorised, Response):
+        return authorised
+    body = authorised[0]
     if door.feedback is None:
         return json_response(
             problem(503, "Feedback store not configured", "no store"), 503, PROBLEM

@@ -32,11 +32,20 @@ from myoguide.adapters.store.records import (
     VisitRecord,
     VisitRow,
 )
+from myoguide.adapters.store.security import (
+    SessionStore,
+    SigninThrottle,
+    StoreProbe,
+    StoreReplayCache,
+    ThrottlePolicy,
+)
 from myoguide.adapters.store.users import UserStore
+from myoguide.adapters.store.verify import ChainReport, verify_chain
 
 __all__ = [
     "AnswerRecord",
     "AnswerRow",
+    "ChainReport",
     "DecisionRow",
     "FeedbackItem",
     "FeedbackReport",
@@ -49,6 +58,11 @@ __all__ = [
     "ReasonCount",
     "RecordNotFound",
     "RecordStore",
+    "SessionStore",
+    "SigninThrottle",
+    "StoreProbe",
+    "StoreReplayCache",
+    "ThrottlePolicy",
     "UserStore",
     "VisitRecord",
     "VisitRow",
@@ -61,5 +75,6 @@ __all__ = [
     "parse_feedback",
     "render_report",
     "upgrade",
+    "verify_chain",
     "write_session",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
@@ -14,7 +16,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from myoguide.errors import StoreUnavailable
 
 DEFAULT_FILENAME = "myoguide.db"
 BUSY_TIMEOUT_MS = 10_000
@@ -25,6 +30,8 @@ MIGRATIONS = "migrations"
 _WRITE_OPTION = "myoguide_write"
 # Any constant works; it only has to be the same in every process that migrates.
 _MIGRATION_LOCK_KEY = 0x6D796F67
+# Serialises appends to the hash chain on PostgreSQL (SQLite writers are serial already).
+_CHAIN_LOCK_KEY = 0x6D796F68
 
 
 def default_url(data_dir: Path) -> str:
@@ -45,14 +52,25 @@ def normalise_url(url: str) -> URL:
 def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
     """Create an engine for `url`; SQLite files get WAL, foreign keys and a busy timeout."""
     parsed = normalise_url(url)
+    # hide_parameters: a failed statement's message would otherwise carry patient data to logs.
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed, connect_args={"timeout": busy_timeout_ms / 1000})
+        _create_private(Path(database))
+    engine = create_engine(
+        parsed, connect_args={"timeout": busy_timeout_ms / 1000}, hide_parameters=True
+    )
     _configure_sqlite(engine, busy_timeout_ms)
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file (and its folder) readable by the owner only, if absent."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Created here, not by SQLite, which would honour the umask (often world-readable).
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
@@ -81,12 +99,39 @@ def make_sessions(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+# Whether the last real write to each database (by URL) succeeded: the health probe's one-row
+# write can succeed in space SQLite already holds while a save does not.
+_LAST_WRITE_OK: dict[str, bool] = {}
+
+
+def note_write(engine: Engine) -> bool | None:
+    """Return whether the last real write to this engine's database succeeded (None: none yet)."""
+    return _LAST_WRITE_OK.get(engine.url.render_as_string(hide_password=True))
+
+
 @contextmanager
-def write_session(sessions: sessionmaker[Session]) -> Iterator[Session]:
+def write_session(sessions: sessionmaker[Session], *, probe: bool = False) -> Iterator[Session]:
     """Open a session in a write transaction that commits on normal exit, else rolls back."""
-    with sessions.begin() as session:
-        session.connection(execution_options={_WRITE_OPTION: True})
-        yield session
+    bind = sessions.kw.get("bind")
+    key = bind.url.render_as_string(hide_password=True) if isinstance(bind, Engine) else ""
+    try:
+        with sessions.begin() as session:
+            session.connection(execution_options={_WRITE_OPTION: True})
+            yield session
+    except OperationalError:
+        if not probe:
+            _LAST_WRITE_OK[key] = False
+        # Full or read-only disk, lost server, lock timeout: nothing was saved. The message is
+        # left out on purpose: it may quote the statement.
+        raise StoreUnavailable("the record cannot be written just now") from None
+    if not probe:
+        _LAST_WRITE_OK[key] = True
+
+
+def chain_lock(session: Session) -> None:
+    """Hold the hash chain's lock until the session's transaction ends (PostgreSQL only)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK_KEY})
 
 
 def alembic_config() -> Config:

@@ -8,9 +8,11 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from myoguide.adapters.store.chain import GENESIS, answer_content, decision_content, link_hash
 from myoguide.adapters.store.clock import Clock, utc_now
-from myoguide.adapters.store.db import make_sessions, write_session
+from myoguide.adapters.store.db import chain_lock, make_sessions, write_session
 from myoguide.adapters.store.rows import (
     AnswerRecord,
     AnswerRow,
@@ -158,11 +160,61 @@ class RecordStore:
         """Append an answer shown for a patient (and visit, if any); return its id."""
         pid = checked_id(patient_id, "patient_id", "patient")
         vid = None if visit_id is None else checked_id(visit_id, "visit_id", "visit")
+        row = self._answer_row(pid, vid, input_state, result, knowledge_version, shown_at)
+        with write_session(self._sessions) as session:
+            if session.get(PatientModel, pid) is None:
+                raise RecordNotFound(f"patient {pid} not found")
+            if vid is not None:
+                owner = session.scalar(select(VisitModel.patient_id).where(VisitModel.id == vid))
+                if owner is None:
+                    raise RecordNotFound(f"visit {vid} not found")
+                if owner != pid:
+                    raise ValueError(f"visit_id: visit {vid} belongs to another patient")
+            _append_answer(session, row)
+            # Returned from inside the block: the commit on leaving it precedes the return.
+            return row.id
+
+    def log_visit_answer(
+        self,
+        patient_id: int,
+        visit_date: date,
+        state: Mapping[str, Any],
+        result: Mapping[str, Any],
+        knowledge_version: str,
+        shown_at: datetime,
+    ) -> tuple[int, int]:
+        """Save a visit and the answer shown at it in one transaction; return both ids."""
+        pid = checked_id(patient_id, "patient_id", "patient")
+        visit = VisitModel(
+            patient_id=pid,
+            visit_date=calendar_day(visit_date, "visit_date"),
+            state=json_object(state, "state"),
+            created_at=utc_instant(self._clock(), "created_at"),
+        )
+        with write_session(self._sessions) as session:
+            if session.get(PatientModel, pid) is None:
+                raise RecordNotFound(f"patient {pid} not found")
+            session.add(visit)
+            session.flush()
+            row = self._answer_row(pid, visit.id, state, result, knowledge_version, shown_at)
+            _append_answer(session, row)
+            return visit.id, row.id
+
+    @staticmethod
+    def _answer_row(
+        pid: int,
+        vid: int | None,
+        input_state: Mapping[str, Any],
+        result: Mapping[str, Any],
+        knowledge_version: str,
+        shown_at: datetime,
+    ) -> AnswerModel:
+        """Return a checked answer row, not yet chained."""
         plain = json_object(result, "result")
         course = plain.get("course")
         if course not in COURSES:
             raise ValueError(f"result.course: must be one of {', '.join(COURSES)}")
-        row = AnswerModel(
+        return AnswerModel(
             patient_id=pid,
             visit_id=vid,
             shown_at=utc_instant(shown_at, "shown_at"),
@@ -175,19 +227,6 @@ class RecordStore:
             scenario=clean_optional_text(plain.get("scenario"), "result.scenario", MAX_SCENARIO),
             top_recommendation=top_recommendation(plain),
         )
-        with write_session(self._sessions) as session:
-            if session.get(PatientModel, pid) is None:
-                raise RecordNotFound(f"patient {pid} not found")
-            if vid is not None:
-                owner = session.scalar(select(VisitModel.patient_id).where(VisitModel.id == vid))
-                if owner is None:
-                    raise RecordNotFound(f"visit {vid} not found")
-                if owner != pid:
-                    raise ValueError(f"visit_id: visit {vid} belongs to another patient")
-            session.add(row)
-            session.flush()
-            # Returned from inside the block: the commit on leaving it precedes the return.
-            return row.id
 
     def record_decision(
         self,
@@ -214,8 +253,11 @@ class RecordStore:
             raise ValueError("reason: must not contain NUL (U+0000) characters")
         when = utc_instant(decided_at, "decided_at")
         with write_session(self._sessions) as session:
+            chain_lock(session)
             top = session.execute(
-                select(AnswerModel.top_recommendation).where(AnswerModel.id == aid)
+                select(AnswerModel.top_recommendation, AnswerModel.row_hash).where(
+                    AnswerModel.id == aid
+                )
             ).first()
             if top is None:
                 raise RecordNotFound(f"answer {aid} not found")
@@ -229,6 +271,16 @@ class RecordStore:
                 else chosen,
                 reason=reason if reason is None or reason.strip() else None,
             )
+            content = decision_content(
+                answer_id=aid,
+                answer_hash=top[1],
+                decided_at=when,
+                decision=row.decision,
+                chosen_recommendation=row.chosen_recommendation,
+                reason=row.reason,
+            )
+            row.prev_hash = _last_hash(session, DecisionModel)
+            row.row_hash = link_hash(row.prev_hash, content)
             session.add(row)
             session.flush()
             return row.id
@@ -287,3 +339,29 @@ class RecordStore:
             "answers": [answer_json(a.answer) for a in answers],
             "decisions": [decision_json(d) for d in decisions],
         }
+
+
+def _last_hash(session: Session, model: type[AnswerModel] | type[DecisionModel]) -> str:
+    """Return the hash of the chain's last row, or the genesis value for an empty table."""
+    last = session.scalar(select(model.row_hash).order_by(model.id.desc()).limit(1))
+    return last or GENESIS
+
+
+def _append_answer(session: Session, row: AnswerModel) -> None:
+    """Chain an answer row to the last one and insert it, under the chain's lock."""
+    chain_lock(session)
+    content = answer_content(
+        patient_id=row.patient_id,
+        visit_id=row.visit_id,
+        shown_at=row.shown_at,
+        knowledge_version=row.knowledge_version,
+        input_state=row.input,
+        result=row.result,
+        course=row.course,
+        scenario=row.scenario,
+        top_recommendation=row.top_recommendation,
+    )
+    row.prev_hash = _last_hash(session, AnswerModel)
+    row.row_hash = link_hash(row.prev_hash, content)
+    session.add(row)
+    session.flush()

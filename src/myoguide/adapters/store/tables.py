@@ -11,10 +11,12 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Text,
 )
@@ -148,6 +150,9 @@ class AnswerModel(Base):
     course: Mapped[str] = mapped_column(String(16))
     scenario: Mapped[str | None] = mapped_column(String(MAX_SCENARIO))
     top_recommendation: Mapped[str | None] = mapped_column(String(MAX_RECOMMENDATION_ID))
+    # The hash chain (chain.py): the previous answer's hash and this row's.
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    row_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class DecisionModel(Base):
@@ -164,6 +169,8 @@ class DecisionModel(Base):
     decision: Mapped[str] = mapped_column(String(16))
     chosen_recommendation: Mapped[str | None] = mapped_column(String(MAX_RECOMMENDATION_ID))
     reason: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    row_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class UserModel(Base):
@@ -176,3 +183,49 @@ class UserModel(Base):
     username: Mapped[str] = mapped_column(String(MAX_USERNAME), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TokenJtiModel(Base):
+    """A CDS Hooks token id already used, kept until its token expires (Unix seconds)."""
+
+    __tablename__ = "token_jtis"
+    __table_args__ = (
+        PrimaryKeyConstraint("issuer", "jti"),
+        Index("ix_token_jtis_expires_at", "expires_at"),
+    )
+
+    issuer: Mapped[str] = mapped_column(String(500))
+    jti: Mapped[str] = mapped_column(String(500))
+    expires_at: Mapped[float] = mapped_column(Float())
+
+
+class WebSessionModel(Base):
+    """A signed-in session, by the SHA-256 of its secret; deleting the row ends it."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index("ix_web_sessions_username", "username"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(MAX_USERNAME))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SigninThrottleModel(Base):
+    """Failed sign-ins of one account ("user:NAME") or one address ("addr:IP")."""
+
+    __tablename__ = "signin_throttle"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer())
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    blocked_until: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StoreHealthModel(Base):
+    """One row rewritten by the health probe, to learn whether the store can write."""
+
+    __tablename__ = "store_health"
+
+    id: Mapped[int] = mapped_column(Integer(), primary_key=True, autoincrement=False)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())

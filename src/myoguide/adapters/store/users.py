@@ -7,12 +7,12 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from myoguide.adapters.store.clock import Clock, utc_now
 from myoguide.adapters.store.db import make_sessions, write_session
-from myoguide.adapters.store.tables import MAX_USERNAME, UserModel
+from myoguide.adapters.store.tables import MAX_USERNAME, UserModel, WebSessionModel
 from myoguide.adapters.store.validation import clean_text, utc_instant
 
 MIN_PASSWORD = 12
@@ -50,6 +50,22 @@ class UserStore:
                 session.add(row)
         except IntegrityError:
             raise taken from None
+
+    def set_password(self, username: str, password: str) -> None:
+        """Change a password and end every session of the account (LookupError if unknown)."""
+        name = clean_text(username, "username", MAX_USERNAME)
+        if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+            raise ValueError(f"password: must be at least {MIN_PASSWORD} characters")
+        digest = self._hasher.hash(password)
+        with write_session(self._sessions) as session:
+            found = session.scalar(select(UserModel.id).where(UserModel.username == name))
+            if found is None:
+                raise LookupError(f"username: no account '{name}'")
+            session.execute(
+                update(UserModel).where(UserModel.id == found).values(password_hash=digest)
+            )
+            # In the same transaction: a stolen session must not outlive the password it used.
+            session.execute(delete(WebSessionModel).where(WebSessionModel.username == name))
 
     def verify(self, username: str, password: str) -> bool:
         """Return whether the password is the user's; an unknown user costs a full check too."""

@@ -39,6 +39,14 @@ from myoguide.adapters.web.forms import (
     form_from_state,
     state_from_form,
 )
+from myoguide.adapters.web.session import (
+    SignIn,
+    begin,
+    client_address,
+    end,
+    session_user,
+    wait_words,
+)
 from myoguide.adapters.web.timeline import VisitPoint, timeline_svg
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.state import dec
@@ -70,6 +78,8 @@ class WebDeps:
     secret_key: str
     require_login: bool
     clock: Clock
+    signin: SignIn | None = None  # server-side sessions and throttle; None: cookie only
+    secure_cookies: bool = False  # served over https (--public-url https://...)
 
 
 def _env() -> Environment:
@@ -163,9 +173,17 @@ def _site(request: Request) -> Site:
 SiteDep = Annotated[Site, Depends(_site)]
 
 
-def signed_in(request: Request, site: SiteDep) -> None:
+async def signed_in(request: Request, site: SiteDep) -> None:
     """Let the request through if sign-in is not required or the user is signed in."""
-    if site.deps.require_login and not request.session.get("user"):
+    if not site.deps.require_login:
+        return
+    signin = site.deps.signin
+    user = (
+        await session_user(request, signin.sessions)
+        if signin is not None
+        else request.session.get("user")
+    )
+    if not user:
         raise _LoginRequired(request.url.path)
 
 
@@ -211,7 +229,7 @@ def mount_web(app: FastAPI, deps: WebDeps) -> None:
         SessionMiddleware,
         secret_key=deps.secret_key,
         same_site="strict",
-        https_only=False,
+        https_only=deps.secure_cookies,
         max_age=12 * 3600,
     )
     app.state.web = Site(deps)
@@ -414,9 +432,25 @@ async def login_form(request: Request, site: SiteDep, next: str = "/") -> Respon
 
 @accounts.post("/login")
 async def login(request: Request, site: SiteDep, data: Form) -> Response:
-    ok = await run_in_threadpool(
-        site.deps.users.verify, data.get("username", ""), data.get("password", "")
-    )
+    username, signin = data.get("username", ""), site.deps.signin
+    address = client_address(request)
+    if signin is not None:
+        # Refused before the password is checked: a locked account cannot be probed.
+        wait = await run_in_threadpool(signin.throttle.wait_seconds, username, address)
+        if wait > 0:
+            return site.page(
+                request,
+                "login.html",
+                429,
+                title="Sign in",
+                nav="",
+                next=_safe_next(data.get("next", "/")),
+                error=f"Too many failed sign-ins: try again in {wait_words(wait)}.",
+            )
+    ok = await run_in_threadpool(site.deps.users.verify, username, data.get("password", ""))
+    if signin is not None:
+        record = signin.throttle.succeeded if ok else signin.throttle.failed
+        await run_in_threadpool(record, *((username,) if ok else (username, address)))
     if not ok:
         return site.page(
             request,
@@ -427,15 +461,20 @@ async def login(request: Request, site: SiteDep, data: Form) -> Response:
             next=_safe_next(data.get("next", "/")),
             error="User name or password is not right.",
         )
-    request.session.clear()
-    request.session["user"] = data["username"]
+    if signin is not None:
+        await begin(request, signin.sessions, username)
+    else:
+        request.session.clear()
+        request.session["user"] = username
     return RedirectResponse(_safe_next(data.get("next", "/")), status_code=303)
 
 
 @accounts.post("/logout")
-async def logout(request: Request, data: Form) -> Response:
+async def logout(request: Request, site: SiteDep, data: Form) -> Response:
     # The form is read only for its CSRF check: signing out is a state change.
     del data
+    if site.deps.signin is not None:
+        await end(request, site.deps.signin.sessions)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 

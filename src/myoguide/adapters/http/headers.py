@@ -1,0 +1,166 @@
+"""App-wide request and response rules: security headers, JSON content type and duplicate keys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from myoguide.adapters.http.common import PROBLEM, problem
+from myoguide.adapters.jsonio import dumps
+
+# No inline script or style anywhere; the pages load only their own files.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+_ALWAYS = (
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+# The JSON doors: their request bodies must be JSON.
+JSON_PREFIXES = ("/api/", "/cds-services")
+
+
+class SecurityHeaders:
+    """ASGI middleware adding the security headers to every response.
+
+    Everything but the static files is `Cache-Control: no-store`: pages, exports and API answers
+    carry patient data, and a shared or back-button cache must not keep them.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = str(scope.get("path", "")).startswith("/static/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in _ALWAYS:
+                    headers[name.decode()] = value.decode()
+                if not static:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def is_json_type(content_type: str) -> bool:
+    """Tell whether a Content-Type is JSON (application/json or application/*+json)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def duplicate_key(body: bytes) -> str | None:
+    """Return the first key repeated within one JSON object of the body, or None."""
+    try:
+        json.loads(body, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        return exc.key
+    except (ValueError, RecursionError):
+        return None  # not JSON: the route says so in its own words
+    return None
+
+
+class JsonGate:
+    """ASGI middleware: JSON doors take only JSON bodies (415) without repeated keys (400).
+
+    A repeated key is ambiguous (parsers keep the first or the last), so the request is refused
+    with the key named rather than guessed at. Runs inside the body limit, so the body it
+    buffers is bounded.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if (
+            scope["type"] != "http"
+            or scope.get("method") not in ("POST", "PUT", "PATCH")
+            or not path.startswith(JSON_PREFIXES)
+        ):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if not is_json_type(content_type):
+            await send_problem(
+                send, 415, "Unsupported media type", "the body must be application/json"
+            )
+            return
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, receive, send)
+                return
+            chunks.append(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        key = duplicate_key(body)
+        if key is not None:
+            await send_problem(
+                send, 400, "Bad request", f"key '{key}' appears twice in one object", key=key
+            )
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def send_problem(send: Send, status: int, title: str, detail: str, **extra: Any) -> None:
+    """Send a problem-details response straight from middleware."""
+    await send_json(send, status, problem(status, title, detail, **extra))
+
+
+async def send_json(send: Send, status: int, body: Mapping[str, Any]) -> None:
+    """Send a JSON body with the problem media type."""
+    data = dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM.encode()),
+                (b"content-length", str(len(data)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})

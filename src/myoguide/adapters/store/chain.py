@@ -1,0 +1,88 @@
+"""The hash chain over answers and decisions: each row's hash covers its content and the last."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+# The first link's "previous hash": a chain starts from this, never from NULL.
+GENESIS = "0" * 64
+
+
+def _plain(value: Any) -> Any:
+    """Return JSON data with integral floats as ints, so every backend's round trip agrees."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def instant(value: datetime) -> str:
+    """Return an instant as ISO 8601 UTC text; naive values are UTC (as SQLite returns them)."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat()
+
+
+def link_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
+    """Return the SHA-256 of the previous hash and the row's content in canonical JSON."""
+    text = json.dumps(
+        _plain(content), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return hashlib.sha256(f"{prev_hash}\n{text}".encode()).hexdigest()
+
+
+def answer_content(
+    *,
+    patient_id: int,
+    visit_id: int | None,
+    shown_at: datetime,
+    knowledge_version: str,
+    input_state: Mapping[str, Any],
+    result: Mapping[str, Any],
+    course: str,
+    scenario: str | None,
+    top_recommendation: str | None,
+) -> dict[str, Any]:
+    """Return what an answer's hash covers (everything but its own id and hashes)."""
+    return {
+        "patient_id": patient_id,
+        "visit_id": visit_id,
+        "shown_at": instant(shown_at),
+        "knowledge_version": knowledge_version,
+        "input": input_state,
+        "result": result,
+        "course": course,
+        "scenario": scenario,
+        "top_recommendation": top_recommendation,
+    }
+
+
+def decision_content(
+    *,
+    answer_id: int,
+    answer_hash: str | None,
+    decided_at: datetime,
+    decision: str,
+    chosen_recommendation: str | None,
+    reason: str | None,
+) -> dict[str, Any]:
+    """Return what a decision's hash covers, including the hash of the answer it is about."""
+    return {
+        "answer_id": answer_id,
+        "answer_hash": answer_hash,
+        "decided_at": instant(decided_at),
+        "decision": decision,
+        "chosen_recommendation": chosen_recommendation,
+        "reason": reason,
+    }
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Tell whether two JSON values are equal once normalised as the chain normalises them."""
+    return bool(_plain(a) == _plain(b))

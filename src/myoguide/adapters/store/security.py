@@ -1,0 +1,212 @@
+"""Security state shared by every server process: used token ids, sessions, sign-in throttle."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.exc import IntegrityError
+
+from myoguide.adapters.store.clock import Clock, utc_now
+from myoguide.adapters.store.db import make_sessions, note_write, write_session
+from myoguide.adapters.store.tables import (
+    MAX_USERNAME,
+    SigninThrottleModel,
+    StoreHealthModel,
+    TokenJtiModel,
+    WebSessionModel,
+)
+from myoguide.errors import StoreUnavailable
+
+MAX_JTI = 500
+
+
+class StoreReplayCache:
+    """The ReplayCache port in the database, so every worker and a restart see the same ids."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
+        self._sessions = make_sessions(engine)
+        self._clock = clock
+
+    def seen(self, issuer: str, jti: str, expires_at: float) -> bool:
+        """Return True if (issuer, jti) was already recorded, else record it until expires_at."""
+        if len(issuer) > MAX_JTI or len(jti) > MAX_JTI:
+            # Not storable, so not provably fresh: treated as a replay (the token is refused).
+            return True
+        now = self._clock()
+        try:
+            with write_session(self._sessions) as session:
+                session.execute(delete(TokenJtiModel).where(TokenJtiModel.expires_at <= now))
+                found = session.get(TokenJtiModel, (issuer, jti))
+                if found is not None:
+                    return True
+                if expires_at <= now:
+                    return False
+                session.add(TokenJtiModel(issuer=issuer, jti=jti, expires_at=expires_at))
+                session.flush()
+        except IntegrityError:
+            # Another process recorded the same id between our read and insert.
+            return True
+        return False
+
+
+def _digest(token: str) -> str:
+    """Return the stored form of a session secret: a leaked table holds no usable cookie."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class SessionStore:
+    """Server-side sessions: the cookie holds a random secret; the store says whose it is."""
+
+    def __init__(
+        self, engine: Engine, *, clock: Clock = utc_now, lifetime: timedelta = timedelta(hours=12)
+    ) -> None:
+        self._sessions = make_sessions(engine)
+        self._clock = clock
+        self._lifetime = lifetime
+
+    def start(self, username: str) -> str:
+        """Open a session for a signed-in user and return its secret (for the cookie)."""
+        token = secrets.token_urlsafe(32)
+        now = self._clock()
+        with write_session(self._sessions) as session:
+            # Expired sessions are dropped as new ones start, so the table stays small.
+            session.execute(delete(WebSessionModel).where(WebSessionModel.expires_at <= now))
+            session.add(
+                WebSessionModel(
+                    id=_digest(token),
+                    username=username[:MAX_USERNAME],
+                    created_at=now,
+                    expires_at=now + self._lifetime,
+                )
+            )
+        return token
+
+    def user_of(self, token: str) -> str | None:
+        """Return the user of a live session, or None if it ended, expired or never was."""
+        if not token or len(token) > 200:
+            return None
+        with self._sessions() as session:
+            row = session.get(WebSessionModel, _digest(token))
+        if row is None or row.expires_at <= self._clock():
+            return None
+        return row.username
+
+    def end(self, token: str) -> None:
+        """End one session (sign-out)."""
+        with write_session(self._sessions) as session:
+            session.execute(delete(WebSessionModel).where(WebSessionModel.id == _digest(token)))
+
+    def end_all(self, username: str) -> None:
+        """End every session of a user (password change)."""
+        with write_session(self._sessions) as session:
+            session.execute(delete(WebSessionModel).where(WebSessionModel.username == username))
+
+
+@dataclass(frozen=True)
+class ThrottlePolicy:
+    """How failures slow and lock sign-in for one kind of key (an account or an address)."""
+
+    free_failures: int
+    lock_after: int
+    lock_seconds: float = 15 * 60
+    max_delay_seconds: float = 60
+    forget_after_seconds: float = 24 * 3600
+
+    def blocked_for(self, failures: int) -> float:
+        """Return how long sign-in stays refused after this many failures in a row."""
+        if failures >= self.lock_after:
+            return self.lock_seconds
+        if failures <= self.free_failures:
+            return 0.0
+        # Doubling delays: 1, 2, 4, ... seconds, capped.
+        return float(min(2 ** (failures - self.free_failures - 1), self.max_delay_seconds))
+
+
+ACCOUNT_POLICY = ThrottlePolicy(free_failures=3, lock_after=10)
+# An address may be a ward's shared proxy: it gets more room before it is locked.
+ADDRESS_POLICY = ThrottlePolicy(free_failures=10, lock_after=30)
+
+
+class SigninThrottle:
+    """Growing delays and a temporary lock per account and per address, kept in the store."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Clock = utc_now,
+        account: ThrottlePolicy = ACCOUNT_POLICY,
+        address: ThrottlePolicy = ADDRESS_POLICY,
+    ) -> None:
+        self._sessions = make_sessions(engine)
+        self._clock = clock
+        self._policies = {"user": account, "addr": address}
+
+    @staticmethod
+    def _keys(username: str, address: str) -> list[str]:
+        return [f"user:{username.strip()[:200]}", f"addr:{address[:90]}"]
+
+    def wait_seconds(self, username: str, address: str) -> int:
+        """Return how many seconds sign-in stays refused for this account or address (0: go)."""
+        now = self._clock()
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(SigninThrottleModel).where(
+                    SigninThrottleModel.key.in_(self._keys(username, address))
+                )
+            ).all()
+        wait = max([(r.blocked_until - now).total_seconds() for r in rows] + [0.0])
+        return math.ceil(wait)
+
+    def failed(self, username: str, address: str) -> None:
+        """Count a failed sign-in against the account and the address."""
+        now = self._clock()
+        with write_session(self._sessions) as session:
+            for key in self._keys(username, address):
+                policy = self._policies[key.split(":", 1)[0]]
+                row = session.get(SigninThrottleModel, key)
+                if row is None:
+                    row = SigninThrottleModel(
+                        key=key, failures=0, last_failure_at=now, blocked_until=now
+                    )
+                    session.add(row)
+                elif (now - row.last_failure_at).total_seconds() > policy.forget_after_seconds:
+                    row.failures = 0
+                row.failures += 1
+                row.last_failure_at = now
+                row.blocked_until = now + timedelta(seconds=policy.blocked_for(row.failures))
+
+    def succeeded(self, username: str) -> None:
+        """Forget the account's failures (the address's decay with time)."""
+        with write_session(self._sessions) as session:
+            session.execute(
+                delete(SigninThrottleModel).where(
+                    SigninThrottleModel.key == self._keys(username, "")[0]
+                )
+            )
+
+
+class StoreProbe:
+    """Tells whether the store can write now, by writing one row."""
+
+    def __init__(self, engine: Engine, *, clock: Clock = utc_now) -> None:
+        self._engine = engine
+        self._sessions = make_sessions(engine)
+        self._clock = clock
+
+    def writable(self) -> bool:
+        """Write the probe row; False if that fails or the last real write failed."""
+        try:
+            with write_session(self._sessions, probe=True) as session:
+                session.merge(StoreHealthModel(id=1, checked_at=self._clock()))
+        except StoreUnavailable:
+            return False
+        # A one-row write can fit in space SQLite already holds while a real save does not.
+        return note_write(self._engine) is not False

@@ -1,0 +1,41 @@
+"""No patient data in any log line of the whole run (runs last: see conftest.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+from myoguide.adapters.logsafe import RedactingFilter
+from myoguide.adapters.web.demo import demo_courses
+
+
+def _needles() -> list[str]:
+    """The demo patients' labels and a few of their state values, as a log would show them."""
+    courses = demo_courses(dt.date(2026, 1, 1))
+    needles = list(courses) + [label.split(" ")[0] for label in courses]
+    needles += ["current_medications", "treatment_history", "'age_years': ", '"age_years":']
+    return needles
+
+
+def test_the_filter_strips_exception_messages(caplog: object) -> None:
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "save failed", None, None)
+    try:
+        raise ValueError("DEMO-A (synthetic): DM, flare on taper {'age_years': 54}")
+    except ValueError as exc:
+        record.exc_info = (type(exc), exc, exc.__traceback__)
+    RedactingFilter().filter(record)
+    text = logging.Formatter().format(record)
+    assert "ValueError" in text
+    assert "DEMO-A" not in text
+    assert "age_years" not in text
+
+
+def test_no_patient_data_in_the_logs_of_the_suite() -> None:
+    import os
+
+    folder = Path(os.environ["MYOGUIDE_TEST_LOG_DIR"])
+    logs = {p.name: p.read_text(errors="replace") for p in folder.glob("*.log")}
+    assert logs, "no logs were kept"
+    found = [(name, n) for name, text in logs.items() for n in _needles() if n in text]
+    assert found == [], f"patient data in the logs: {found}"
