@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import hook_request
+from servers import Server, free_port, start_server, stop_server
 
 from clirun import run_cli
-from conftest import Server, free_port, start_server, stop_server
 
 PV = "/cds-services/myoguide-patient-view"
 

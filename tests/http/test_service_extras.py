@@ -17,9 +17,9 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 from helpers import hook_request, load_bundle, prefetch_from
+from servers import free_port, start_server, stop_server
 
 from clirun import run_cli
-from conftest import free_port, start_server, stop_server
 
 PV = "/cds-services/myoguide-patient-view"
 
