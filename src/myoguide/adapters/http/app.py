@@ -20,7 +20,15 @@ from myoguide.adapters.schemas import decimals_as_numbers
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.state import PatientState
 from myoguide.errors import InputError
-from myoguide.service import PREFETCH, CdsHooks, Feedback, FeedbackSink, FhirClient, Service
+from myoguide.service import (
+    CardRegistry,
+    CdsHooks,
+    Feedback,
+    FeedbackSink,
+    FhirClient,
+    Service,
+    prefetch_templates,
+)
 
 
 @dataclass
@@ -41,6 +49,7 @@ class AppDeps:
     verifier: TokenVerifier | None
     feedback: Feedback | None
     settings: HttpSettings = field(default_factory=HttpSettings)
+    registry: CardRegistry | None = None  # None: issued cards kept in this process only
 
 
 class BodyLimit:
@@ -114,7 +123,7 @@ def create_app(deps: AppDeps) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=deps.settings.max_body_bytes)
     app.state.api = api.ApiDoor(deps.service)
     app.state.cds = cds.CdsDoor(
-        deps.cds, deps.verifier, deps.feedback, deps.settings.public_base_url
+        deps.cds, deps.verifier, deps.feedback, deps.settings.public_base_url, deps.registry
     )
     app.add_exception_handler(InputError, _input_error)
     app.include_router(api.router)
@@ -141,11 +150,11 @@ def create_app(deps: AppDeps) -> FastAPI:
 
 
 __all__ = [
-    "PREFETCH",
     "AppDeps",
     "BodyLimit",
     "FeedbackSink",
     "FhirClient",
     "HttpSettings",
     "create_app",
+    "prefetch_templates",
 ]
