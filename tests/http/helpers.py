@@ -137,18 +137,23 @@ def check_cards(response: dict[str, Any]) -> list[dict[str, Any]]:
             assert str(uuid.UUID(uid)) == uid
             assert uid not in seen, f"uuid {uid} twice in one response"
             seen.add(uid)
-        assert isinstance(card["summary"], str) and 0 < len(card["summary"]) < 140
+        assert isinstance(card["summary"], str)
+        assert 0 < len(card["summary"]) < 140
         assert card["indicator"] in INDICATORS
-        assert isinstance(card["source"].get("label"), str) and card["source"]["label"]
+        assert isinstance(card["source"].get("label"), str)
+        assert card["source"]["label"]
         url = card["source"].get("url")
         assert url is None or url.startswith(("http://", "https://"))
         for link in card.get("links", []):
-            assert link["type"] in LINK_TYPES and link["label"] and link["url"]
+            assert link["type"] in LINK_TYPES
+            assert link["label"]
+            assert link["url"]
         suggestions = card.get("suggestions", [])
         if suggestions:
             assert card.get("selectionBehavior") in SELECTION
         for s in suggestions:
-            assert isinstance(s["label"], str) and s["label"]
+            assert isinstance(s["label"], str)
+            assert s["label"]
             for action in s.get("actions", []):
                 assert action["type"] in ACTION_TYPES
                 assert isinstance(action["description"], str)
@@ -158,7 +163,8 @@ def check_cards(response: dict[str, Any]) -> list[dict[str, Any]]:
                 else:
                     assert isinstance(action.get("resourceId"), list)
         for reason in card.get("overrideReasons", []):
-            assert reason["code"] and reason["system"]
+            assert reason["code"]
+            assert reason["system"]
     return list(cards)
 
 

@@ -281,7 +281,8 @@ def test_own_drafts_are_valid_fhir_and_pass_order_sign(client: TestClient) -> No
     for draft in _every_draft(client):
         MedicationRequest.model_validate(draft)
         timing = draft["dosageInstruction"][0]["timing"]["repeat"]
-        assert timing.get("frequency") and timing.get("periodUnit")
+        assert timing.get("frequency")
+        assert timing.get("periodUnit")
         signed = _sign(client, {**draft, "id": "own"})
         assert not [c for c in signed if c["indicator"] == "critical"], signed
 

@@ -38,7 +38,8 @@ def test_discovery_lists_three_services_with_prefetch(server: Any) -> None:
     assert {s["hook"] for s in services.values()} == {"patient-view", "order-select", "order-sign"}
     prefetch = services["myoguide-patient-view"]["prefetch"]
     assert prefetch["patient"] == "Patient/{{context.patientId}}"
-    assert "29463-7" in prefetch["weight"] and "3141-9" in prefetch["weight"]
+    assert "29463-7" in prefetch["weight"]
+    assert "3141-9" in prefetch["weight"]
     assert "_include=MedicationRequest:medication" in prefetch["medicationRequests"]
     assert "MedicationAdministration?patient=" in prefetch["medicationAdministrations"]
     assert prefetch["allergies"].startswith("AllergyIntolerance?patient=")
