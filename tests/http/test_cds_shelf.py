@@ -325,9 +325,9 @@ def test_twelve_thousand_unreadable_orders_make_few_cards(service: Service) -> N
 
 def test_feedback_finds_its_card_after_a_restart(service: Service, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    first = _app(service, FakeFhir(), url)
-    card = _pv(first, _resistant()[1])[0]
-    first.close()
+    with _app(service, FakeFhir(), url) as first:
+        card = _pv(first, _resistant()[1])[0]
+    # Stopped: its queued cards were written at shutdown.
     # A second app on the same database: another worker, or the same after a restart.
     second = _app(service, FakeFhir(), url)
     stamp = dt.datetime.now(dt.UTC).isoformat()

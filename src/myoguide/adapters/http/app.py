@@ -125,6 +125,7 @@ def create_app(deps: AppDeps) -> FastAPI:
     app.state.cds = cds.CdsDoor(
         deps.cds, deps.verifier, deps.feedback, deps.settings.public_base_url, deps.registry
     )
+    app.router.on_shutdown.append(app.state.cds.flush)
     app.add_exception_handler(InputError, _input_error)
     app.include_router(api.router)
     app.include_router(cds.router)
