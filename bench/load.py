@@ -1,6 +1,8 @@
 """A separate load process: POST patient-view requests at a fixed rate and report latencies.
 
-Usage: python bench/load.py BASE_URL KEY_PEM REQUEST_JSON RATE SECONDS
+Usage: python bench/load.py BASE_URL KEY_PEM REQUEST_JSON RATE SECONDS [PATH]
+PATH defaults to the patient-view service; a PATH of GET route (e.g. /healthz) is fetched with
+GET instead, the same schedule and client, as the trivial route the service is compared with.
 Prints one JSON line: {"sent", "ok", "errors", "p50_ms", "p99_ms", "max_ms"}.
 """
 
@@ -24,6 +26,8 @@ PATH = "/cds-services/myoguide-patient-view"
 
 async def main() -> None:
     base, key_file, body_file, rate, seconds = sys.argv[1:6]
+    path = sys.argv[6] if len(sys.argv) > 6 else PATH
+    get = not path.startswith("/cds-services/")
     warmup = int(float(rate) * 3)  # 3 s of requests first, not counted (reported as such)
     key = load_pem_private_key(Path(key_file).read_bytes(), password=None)
     body = Path(body_file).read_bytes()
@@ -34,7 +38,7 @@ async def main() -> None:
         jwt.encode(
             {
                 "iss": ISSUER,
-                "aud": base + PATH,
+                "aud": base + path,
                 "iat": now,
                 "exp": now + 290,
                 "jti": str(uuid.uuid4()),
@@ -55,14 +59,17 @@ async def main() -> None:
             nonlocal errors
             start = time.perf_counter()
             try:
-                res = await client.post(
-                    PATH,
-                    content=body,
-                    headers={
-                        "Authorization": f"Bearer {tokens[i]}",
-                        "Content-Type": "application/json",
-                    },
-                )
+                if get:
+                    res = await client.get(path)
+                else:
+                    res = await client.post(
+                        path,
+                        content=body,
+                        headers={
+                            "Authorization": f"Bearer {tokens[i]}",
+                            "Content-Type": "application/json",
+                        },
+                    )
                 if res.status_code != 200:
                     errors += 1
             except httpx.HTTPError:

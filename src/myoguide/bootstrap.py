@@ -81,6 +81,41 @@ class ServeConfig:
     demo: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
+    trust_file: Path | None = None  # where issuers came from, so a worker can read them again
+
+    def to_json(self) -> str:
+        """Return the options a worker process needs, as JSON (issuers by their file)."""
+        return json.dumps(
+            {
+                "trust_file": str(self.trust_file) if self.trust_file else None,
+                "insecure_dev": self.insecure_dev,
+                "database_url": self.database_url,
+                "data_dir": str(self.data_dir),
+                "public_base_url": self.public_base_url,
+                "max_body_bytes": self.max_body_bytes,
+                "require_login": self.require_login,
+                "host": self.host,
+                "port": self.port,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeConfig:
+        """Return the options `to_json` wrote (demo patients are seeded by the parent only)."""
+        doc = json.loads(text)
+        trust = Path(doc["trust_file"]) if doc["trust_file"] else None
+        return cls(
+            issuers=load_trust(trust) if trust else (),
+            insecure_dev=bool(doc["insecure_dev"]),
+            database_url=doc["database_url"],
+            data_dir=Path(doc["data_dir"]),
+            public_base_url=doc["public_base_url"],
+            max_body_bytes=int(doc["max_body_bytes"]),
+            require_login=bool(doc["require_login"]),
+            host=str(doc["host"]),
+            port=int(doc["port"]),
+            trust_file=trust,
+        )
 
 
 def is_loopback(host: str) -> bool:
@@ -238,7 +273,9 @@ def build_http_app(config: ServeConfig) -> FastAPI:
         StoreProbe,
         StoreReplayCache,
         UserStore,
+        make_engine,
     )
+    from myoguide.adapters.store.cards import StoreCardRegistry
     from myoguide.adapters.store.sink import StoreFeedbackSink
     from myoguide.adapters.web.demo import seed_demo
     from myoguide.adapters.web.pages import WebDeps, mount_web
@@ -255,8 +292,9 @@ def build_http_app(config: ServeConfig) -> FastAPI:
         verifier = TokenVerifier(
             config.issuers, fetcher=HttpxJwksFetcher(), replay_cache=StoreReplayCache(engine)
         )
+    url = database_url(config)
     feedback = Feedback(
-        StoreFeedbackSink.open(database_url(config)),
+        StoreFeedbackSink.open(url),
         service.knowledge.knowledge_version,
         clock,
     )
@@ -285,6 +323,7 @@ def build_http_app(config: ServeConfig) -> FastAPI:
             ),
             authenticate=authenticate,
             store_probe=StoreProbe(engine).writable,
+            registry=StoreCardRegistry(make_engine(url), clock.now),
         )
     )
     if config.require_login and users.count() == 0:
@@ -307,3 +346,11 @@ def build_http_app(config: ServeConfig) -> FastAPI:
         ),
     )
     return app
+
+
+def worker_app() -> FastAPI:
+    """Build the app in a `serve --workers N` process from the options its parent handed over."""
+    text = settings().serve_config
+    if not text:
+        raise RuntimeError("MYOGUIDE_SERVE_CONFIG is not set: start workers with myoguide serve")
+    return build_http_app(ServeConfig.from_json(text))

@@ -14,3 +14,5 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr | None = Field(default=None, validation_alias="MYOGUIDE_SECRET_KEY")
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    # How `myoguide serve --workers N` hands its options to each worker process (JSON).
+    serve_config: str | None = Field(default=None, validation_alias="MYOGUIDE_SERVE_CONFIG")

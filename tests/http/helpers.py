@@ -7,8 +7,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from myoguide.knowledge.terminology import load_packaged_terminology
+
 BUNDLES = Path(__file__).resolve().parents[1] / "fhir" / "bundles"
 LOINC_WEIGHT, LOINC_HEIGHT = "29463-7", "8302-2"
+
+
+def terminology_codes() -> tuple[frozenset[str], frozenset[str]]:
+    """Return the LOINC codes of body weight and of body height the mapping reads."""
+    term = load_packaged_terminology()
+    return term.weight_codes, term.height_codes
 
 
 def load_bundle(name: str) -> dict[str, Any]:
@@ -41,13 +49,16 @@ def prefetch_from(bundle: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     patient = (by_type.get("Patient") or [{"resourceType": "Patient", "id": "p1"}])[0]
     obs = by_type.get("Observation", [])
     meds = by_type.get("Medication", [])  # as a server would _include them
+    weight, height = terminology_codes()
     prefetch = {
         "patient": patient,
         "conditions": _searchset(by_type.get("Condition", [])),
         "medicationRequests": _searchset(by_type.get("MedicationRequest", []) + meds),
         "medicationStatements": _searchset(by_type.get("MedicationStatement", [])),
-        "weight": _searchset([o for o in obs if LOINC_WEIGHT in _loinc(o)]),
-        "height": _searchset([o for o in obs if LOINC_HEIGHT in _loinc(o)]),
+        "medicationAdministrations": _searchset(by_type.get("MedicationAdministration", [])),
+        "allergies": _searchset(by_type.get("AllergyIntolerance", [])),
+        "weight": _searchset([o for o in obs if weight & _loinc(o)]),
+        "height": _searchset([o for o in obs if height & _loinc(o)]),
     }
     return str(patient.get("id", "p1")), prefetch
 
@@ -104,3 +115,65 @@ def draft_orders(*requests: dict[str, Any]) -> dict[str, Any]:
         "type": "collection",
         "entry": [{"resource": r} for r in requests],
     }
+
+
+# ---- the CDS Hooks 2.0 response rules, checked on every card the tests see ------------------
+
+INDICATORS = ("info", "warning", "critical")
+ACTION_TYPES = ("create", "update", "delete")
+LINK_TYPES = ("absolute", "smart")
+SELECTION = ("at-most-one", "any")
+
+
+def check_cards(response: dict[str, Any]) -> list[dict[str, Any]]:
+    """Assert the CDS Hooks 2.0 rules on a response's cards and return them."""
+    assert set(response) <= {"cards", "systemActions"}, response.keys()
+    cards = response["cards"]
+    assert isinstance(cards, list)
+    seen: set[str] = set()
+    for card in cards:
+        ids = [card["uuid"], *(s["uuid"] for s in card.get("suggestions", []))]
+        for uid in ids:
+            assert str(uuid.UUID(uid)) == uid
+            assert uid not in seen, f"uuid {uid} twice in one response"
+            seen.add(uid)
+        assert isinstance(card["summary"], str)
+        assert 0 < len(card["summary"]) < 140
+        assert card["indicator"] in INDICATORS
+        assert isinstance(card["source"].get("label"), str)
+        assert card["source"]["label"]
+        url = card["source"].get("url")
+        assert url is None or url.startswith(("http://", "https://"))
+        for link in card.get("links", []):
+            assert link["type"] in LINK_TYPES
+            assert link["label"]
+            assert link["url"]
+        suggestions = card.get("suggestions", [])
+        if suggestions:
+            assert card.get("selectionBehavior") in SELECTION
+        for s in suggestions:
+            assert isinstance(s["label"], str)
+            assert s["label"]
+            for action in s.get("actions", []):
+                assert action["type"] in ACTION_TYPES
+                assert isinstance(action["description"], str)
+                if action["type"] in ("create", "update"):
+                    assert isinstance(action["resource"], dict)
+                    assert action["resource"].get("resourceType")
+                else:
+                    assert isinstance(action.get("resourceId"), list)
+        for reason in card.get("overrideReasons", []):
+            assert reason["code"]
+            assert reason["system"]
+    return list(cards)
+
+
+def drafted_requests(cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return every MedicationRequest the cards' suggestions would create."""
+    return [
+        a["resource"]
+        for c in cards
+        for s in c.get("suggestions", [])
+        for a in s.get("actions", [])
+        if a["type"] == "create" and a["resource"].get("resourceType") == "MedicationRequest"
+    ]

@@ -30,7 +30,9 @@ def test_feedback_is_stored_and_reported(server: Any) -> None:
     rtx = next(
         c for c in cards if c["source"].get("topic", {}).get("code") == "resistant_rituximab"
     )
-    ivig = next(c for c in cards if c["source"].get("topic", {}).get("code") == "resistant_ivig")
+    # A second call: its summary card is the other card the feedback speaks of.
+    again = server.post(PV, hook_request("patient-view", patient_id, prefetch)).json()["cards"]
+    ivig = again[0]
     body = {
         "feedback": [
             {
@@ -114,6 +116,8 @@ def test_absent_prefetch_is_fetched_with_the_bearer_token(
         "Condition": prefetch["conditions"],
         "MedicationRequest": prefetch["medicationRequests"],
         "MedicationStatement": prefetch["medicationStatements"],
+        "MedicationAdministration": prefetch["medicationAdministrations"],
+        "AllergyIntolerance": prefetch["allergies"],
         "Observation": {
             "resourceType": "Bundle",
             "type": "searchset",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -144,6 +145,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from myoguide.adapters.logsafe import uvicorn_log_config
     from myoguide.bootstrap import ServeConfig, build_http_app, is_loopback, load_trust
 
+    if args.workers < 1:
+        raise InputError("--workers", "must be at least 1")
     loopback = is_loopback(args.host)
     config = ServeConfig(
         issuers=load_trust(Path(args.trust)) if args.trust else (),
@@ -156,6 +159,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         demo=args.demo,
         host=args.host,
         port=args.port,
+        trust_file=Path(args.trust).resolve() if args.trust else None,
     )
     if args.insecure_dev:
         banner = "!" * 78
@@ -168,6 +172,25 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             "myoguide: no trusted CDS clients (--trust): every CDS Hooks call will be refused.\n"
         )
     app = build_http_app(config)
+    if args.workers > 1:
+        # Built once above to fail fast, migrate and seed; each worker builds its own from the
+        # same options (the database is the one truth they share: issued cards, feedback).
+        del app
+        os.environ["MYOGUIDE_SERVE_CONFIG"] = config.to_json()
+        out.write(
+            f"myoguide serving on http://{args.host}:{args.port} with {args.workers} workers\n"
+        )
+        out.flush()
+        uvicorn.run(
+            "myoguide.bootstrap:worker_app",
+            factory=True,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            log_level="info",
+            access_log=False,
+        )
+        return EXIT_OK
     import gc
 
     # Everything built so far lives as long as the process: keep it out of GC scans.
@@ -336,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--max-body", type=int, default=1_000_000, help="request body limit, bytes")
     serve.add_argument("--demo", action="store_true", help="add clearly synthetic demo patients")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes (they share the database)"
+    )
     user = sub.add_parser("user", help="manage sign-in accounts for the clinician's page")
     user.add_argument("what", choices=["add", "passwd"])
     user.add_argument("username")

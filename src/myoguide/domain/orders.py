@@ -36,6 +36,7 @@ class OrderFinding:
     summary: str
     detail: str
     sources: tuple[Source, ...]
+    recommendation: str | None = None  # the option this finding is about, when there is one
 
 
 def judge_orders(
@@ -59,7 +60,24 @@ def judge_orders(
     alkylating_rec = _ladder_rec_of(kb, alkylating)
     for d in drafts:
         m = maxima.get(d.agent)
-        if m is not None:
+        if d.mg_per_day is None and d.mg_per_week is None:
+            name = kb.agent(d.agent).display
+            limit_words = (
+                f" against the stated maximum {fmt(m.amount)} {m.unit}/{m.period}" if m else ""
+            )
+            out.append(
+                OrderFinding(
+                    f"dose-not-checked:{d.reference}",
+                    "warning",
+                    f"{name}: dose not checked (it could not be read from the order)",
+                    f"The draft order ({d.reference}) names {name}, but its dose could not be "
+                    f"read as an amount per day or per week, so it was not checked{limit_words}. "
+                    "Check the dose by hand.",
+                    sources_of(m.sources) if m else (),
+                )
+            )
+        elif m is not None:
+            # A range was read as its high end by the mapping: the high end is what is checked.
             amount = d.mg_per_day if m.period == "day" else d.mg_per_week
             limit = m.amount * (1000 if m.unit == "g" else 1)
             if amount is not None and amount > limit:
@@ -90,6 +108,7 @@ def judge_orders(
                         f"{', '.join(kb.agent(a).display for a in untried)}. "
                         f"Grade {tpl.grade}: {kb.grades.explain(tpl.grade or '2C')}",
                         sources_of(tpl.sources),
+                        tnf_rec,
                     )
                 )
         if d.agent in alkylating and alkylating_rec is not None:
@@ -106,6 +125,7 @@ def judge_orders(
                         f"(reserved for at least {need}). "
                         f"Grade {tpl.grade}: {kb.grades.explain(tpl.grade or '1C')}",
                         sources_of(tpl.sources),
+                        alkylating_rec,
                     )
                 )
         for cid in kb.wiring.order_cautions.get(d.agent, ()):

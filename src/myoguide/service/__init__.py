@@ -1,9 +1,17 @@
 """The use cases, written once against ports; every door calls these."""
 
 from myoguide.service.assess import Assessment, Chart, Service
-from myoguide.service.cds import PREFETCH, CdsHooks, HookAnswer, OrderLine, PrefetchMissing
+from myoguide.service.cds import (
+    CdsHooks,
+    Gathered,
+    HookAnswer,
+    OrderLine,
+    PrefetchMissing,
+    prefetch_templates,
+)
 from myoguide.service.feedback import Feedback, report_feedback
 from myoguide.service.ports import (
+    CardRegistry,
     Clock,
     FeedbackReporter,
     FeedbackSink,
@@ -16,8 +24,8 @@ from myoguide.service.ports import (
 from myoguide.service.records import PatientRecords
 
 __all__ = [
-    "PREFETCH",
     "Assessment",
+    "CardRegistry",
     "CdsHooks",
     "Chart",
     "Clock",
@@ -25,6 +33,7 @@ __all__ = [
     "FeedbackReporter",
     "FeedbackSink",
     "FhirClient",
+    "Gathered",
     "HookAnswer",
     "OrderLine",
     "PatientRecords",
@@ -34,5 +43,6 @@ __all__ = [
     "ReplayCache",
     "Service",
     "UserStore",
+    "prefetch_templates",
     "report_feedback",
 ]

@@ -3,29 +3,73 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.state import PatientState, dec
 from myoguide.domain.units import to_mg_per_day, to_mg_per_week
 from myoguide.errors import InputError
+from myoguide.knowledge.terminology import load_packaged_terminology
 from myoguide.service.assess import Assessment, Chart, Service
 from myoguide.service.ports import FhirClient
 
-# What the FHIR mapping needs, as CDS Hooks prefetch templates.
-PREFETCH: dict[str, str] = {
-    "patient": "Patient/{{context.patientId}}",
-    "conditions": "Condition?patient={{context.patientId}}",
-    "medicationRequests": "MedicationRequest?patient={{context.patientId}}",
-    "medicationStatements": "MedicationStatement?patient={{context.patientId}}",
-    "weight": "Observation?patient={{context.patientId}}&code=http://loinc.org|29463-7"
-    "&_sort=-date&_count=1",
-    "height": "Observation?patient={{context.patientId}}&code=http://loinc.org|8302-2"
-    "&_sort=-date&_count=1",
+# Search results are followed through at most this many pages per prefetch key (a bound, so a
+# huge or looping result cannot hold a request); hitting it is said in the data-quality card.
+MAX_PAGES = 10
+# Medication/{id} references fetched one by one from the FHIR server, at most this many per call.
+MAX_MEDICATION_FETCHES = 25
+# Keys without which scope cannot be judged: data unavailable there is a 412, not a card.
+ESSENTIAL_KEYS = ("patient", "conditions")
+# Keys whose loss may hide a guideline drug: their absence is never read as "no medication".
+MEDICATION_KEYS = {
+    "medicationRequests": "medication orders",
+    "medicationStatements": "medication statements",
+    "medicationAdministrations": "medication administrations",
+    "allergies": "allergy and intolerance records",
 }
+KEY_WORDS = {
+    "patient": "the Patient",
+    "conditions": "the problem list",
+    **MEDICATION_KEYS,
+    "weight": "body weight",
+    "height": "body height",
+}
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_PATIENT = "{{context.patientId}}"
+
+
+@cache
+def prefetch_templates() -> dict[str, str]:
+    """Return the CDS Hooks prefetch templates: everything the FHIR mapping reads."""
+    term = load_packaged_terminology()
+
+    def codes(wanted: frozenset[str]) -> str:
+        return ",".join(f"http://loinc.org|{c}" for c in sorted(wanted))
+
+    def meds(kind: str) -> str:
+        # _include brings the Medication a product-coded order points to in the same answer.
+        return f"{kind}?patient={_PATIENT}&_include={kind}:medication"
+
+    return {
+        "patient": f"Patient/{_PATIENT}",
+        "conditions": f"Condition?patient={_PATIENT}",
+        "medicationRequests": meds("MedicationRequest"),
+        "medicationStatements": meds("MedicationStatement"),
+        "medicationAdministrations": meds("MedicationAdministration"),
+        "allergies": f"AllergyIntolerance?patient={_PATIENT}",
+        # Every code the mapping reads, newest first: the mapping keeps the newest reading.
+        "weight": f"Observation?patient={_PATIENT}&code={codes(term.weight_codes)}"
+        "&_sort=-date&_count=1",
+        "height": f"Observation?patient={_PATIENT}&code={codes(term.height_codes)}"
+        "&_sort=-date&_count=1",
+    }
+
+
 # The synthetic patient answered before serving (see CdsHooks.self_check).
 _SELF_CHECK_BUNDLE: dict[str, Any] = {
     "resourceType": "Bundle",
@@ -76,6 +120,64 @@ class HookAnswer:
     result: RecommendationSet | None = None  # patient-view
     orders: tuple[OrderLine, ...] = ()  # order-select and order-sign
     data_warnings: tuple[tuple[str, str], ...] = ()
+    # Whether the chart names DM or PM at all (a coded diagnosis, or one that cannot be told).
+    myositis: bool = True
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """The record a call's prefetch (and fetches) gave, and what could not be had."""
+
+    bundle: dict[str, Any]
+    notes: tuple[tuple[str, str], ...] = ()  # (code, message) about the data, for a person
+    unavailable: tuple[str, ...] = ()  # prefetch keys whose data is missing or incomplete
+
+
+@dataclass
+class _Fetcher:
+    """The FHIR server of one call, if any, with the bearer token it handed over."""
+
+    fhir: FhirClient
+    server: str | None
+    token: str | None
+
+    def query_of(self, url: str) -> str | None:
+        """Return a URL as a query on this server, or None if it points elsewhere."""
+        if self.server is None:
+            return None
+        base = self.server.rstrip("/") + "/"
+        if url.startswith(base):
+            return url[len(base) :]
+        if "://" in url:
+            return None  # another host: the token must not travel there
+        return url.lstrip("/")
+
+    def read(self, query: str) -> Mapping[str, Any]:
+        """Read a query from the server (LookupError if there is no server or no answer)."""
+        if self.server is None:
+            raise LookupError("no fhirServer was given")
+        return self.fhir.read(self.server, query, self.token)
+
+
+def _is_outcome(value: object) -> bool:
+    return isinstance(value, Mapping) and value.get("resourceType") == "OperationOutcome"
+
+
+def _outcome_is_error(value: Any) -> bool:
+    issues = value.get("issue") if isinstance(value, Mapping) else None
+    return (
+        not isinstance(issues, list)
+        or any(isinstance(i, dict) and i.get("severity") in ("error", "fatal") for i in issues)
+        or not issues
+    )
+
+
+def _next_link(bundle: Mapping[str, Any]) -> str | None:
+    for link in bundle.get("link") or []:
+        if isinstance(link, dict) and link.get("relation") == "next":
+            url = link.get("url")
+            return url if isinstance(url, str) and url else None
+    return None
 
 
 @dataclass(frozen=True)
@@ -87,49 +189,182 @@ class CdsHooks:
 
     def answer(self, body: Mapping[str, Any], hook: str) -> HookAnswer:
         """Gather prefetch, read the record and answer it (patient-view) or reduce the orders."""
-        bundle = self.gather(body)
+        orders: list[OrderLine] = []
+        if hook != "patient-view":
+            orders = self.draft_orders(body["context"], hook)
+            if not orders:
+                # Nothing the guideline speaks of is ordered: no need to read the chart at all.
+                return HookAnswer(myositis=False)
+        gathered = self.gather(body)
+        mapped = self.service.map_record(gathered.bundle, self.service.today())
+        warnings = tuple((w.code, w.message) for w in mapped.warnings) + gathered.notes
+        raw = dict(mapped.state)
+        myositis = "diagnosis" in raw or any(c == "diagnosis_unresolved" for c, _ in warnings)
+        lost = [KEY_WORDS[k] for k in gathered.unavailable if k in MEDICATION_KEYS]
+        if lost:
+            # Unread medication data may hold a guideline drug: the engine then chooses no
+            # scenario that assumes it absent (ADR 0009, unresolved medications).
+            unresolved = list(raw.get("unresolved_medications") or [])
+            raw["unresolved_medications"] = [*unresolved, *(f"{w} not read" for w in lost)]
         try:
-            chart = self.service.read_chart(bundle, self.service.today())
+            state = self.service.parse(raw)
         except InputError as exc:
-            return HookAnswer(unusable=exc)
+            return HookAnswer(unusable=exc, data_warnings=warnings, myositis=myositis)
         if hook == "patient-view":
-            assessment = self.service.assess_chart(chart)
-            return HookAnswer(
-                state=chart.state, result=assessment.result, data_warnings=chart.warnings
-            )
-        orders = self.draft_orders(body["context"], hook)
-        return HookAnswer(state=chart.state, orders=tuple(orders), data_warnings=chart.warnings)
+            result = self.service.assess_chart(Chart(state, warnings)).result
+            return HookAnswer(state=state, result=result, data_warnings=warnings, myositis=myositis)
+        return HookAnswer(
+            state=state, orders=tuple(orders), data_warnings=warnings, myositis=myositis
+        )
 
-    def gather(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Collect prefetched (or fetched) resources into one Bundle (PrefetchMissing if not)."""
+    def gather(self, body: Mapping[str, Any]) -> Gathered:
+        """Collect prefetched (or fetched) resources into one Bundle (PrefetchMissing if not).
+
+        An OperationOutcome, a page that cannot be read or the page bound makes a key
+        unavailable, never empty; the patient and the problem list must be had, or it is 412.
+        """
         prefetch = body.get("prefetch") or {}
         server = body.get("fhirServer")
         auth = body.get("fhirAuthorization")
         token = auth.get("access_token") if isinstance(auth, dict) else None
+        fetcher = _Fetcher(
+            self.fhir,
+            server if isinstance(server, str) and server else None,
+            token if isinstance(token, str) else None,
+        )
         patient_id = body["context"]["patientId"]
         entries: list[dict[str, Any]] = []
-        for key, template in PREFETCH.items():
-            if key in prefetch:
-                value = prefetch[key]
-            elif isinstance(server, str) and server:
-                query = template.replace("{{context.patientId}}", patient_id)
+        notes: list[tuple[str, str]] = []
+        unavailable: list[str] = []
+        for key, template in prefetch_templates().items():
+            words = KEY_WORDS[key]
+            value = prefetch.get(key) if key in prefetch else None
+            if key not in prefetch or _is_outcome(value):
                 try:
-                    value = self.fhir.read(server, query, token if isinstance(token, str) else None)
+                    value = fetcher.read(template.replace(_PATIENT, patient_id))
                 except LookupError as exc:
-                    raise PrefetchMissing(
-                        f"prefetch '{key}' absent and the FHIR server did not answer: {exc}"
-                    ) from None
-            else:
-                raise PrefetchMissing(
-                    f"prefetch '{key}' is absent and no fhirServer was given to ask"
-                )
+                    if key not in prefetch:
+                        raise PrefetchMissing(
+                            f"prefetch '{key}' is absent and could not be fetched: {exc}"
+                        ) from None
+                    # The client said it could not get this data; neither could we.
             if value is None:
                 continue  # the client found nothing for this key
-            if isinstance(value, dict) and value.get("resourceType") == "Bundle":
-                entries.extend(e for e in value.get("entry") or [] if isinstance(e, dict))
-            elif isinstance(value, dict):
-                entries.append({"resource": value})
-        return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+            if _is_outcome(value) or not isinstance(value, Mapping):
+                unavailable.append(key)
+                notes.append(
+                    (
+                        "data_unavailable",
+                        f"{words} could not be read from the EHR (it answered "
+                        "with an error, not with an empty list)",
+                    )
+                )
+                continue
+            if value.get("resourceType") != "Bundle":
+                entries.append({"resource": dict(value)})
+                continue
+            complete = self._pages(value, fetcher, entries, words, notes)
+            if not complete:
+                unavailable.append(key)
+        missing = [k for k in ESSENTIAL_KEYS if k in unavailable]
+        if missing:
+            raise PrefetchMissing(
+                f"{', '.join(KEY_WORDS[k] for k in missing)} could not be read from the EHR, "
+                "so whether this guideline applies cannot be told"
+            )
+        self._resolve_medications(entries, fetcher, notes)
+        bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+        return Gathered(bundle, tuple(notes), tuple(unavailable))
+
+    def _pages(
+        self,
+        page: Mapping[str, Any],
+        fetcher: _Fetcher,
+        entries: list[dict[str, Any]],
+        words: str,
+        notes: list[tuple[str, str]],
+    ) -> bool:
+        """Add a searchset's entries, following its next links; return False if incomplete."""
+        for n in range(1, MAX_PAGES + 1):
+            for entry in page.get("entry") or []:
+                if not isinstance(entry, dict):
+                    continue
+                res = entry.get("resource")
+                if _is_outcome(res):
+                    # search.mode "outcome": an error means the server left results out.
+                    if _outcome_is_error(res):
+                        notes.append(
+                            ("data_partial", f"the EHR reported an error while listing {words}")
+                        )
+                        return False
+                    continue
+                entries.append(entry)
+            url = _next_link(page)
+            if url is None:
+                return True
+            if n == MAX_PAGES:
+                notes.append(
+                    (
+                        "page_bound",
+                        f"{words} run to more than {MAX_PAGES} pages; the rest was not read",
+                    )
+                )
+                return False
+            query = fetcher.query_of(url)
+            try:
+                if query is None:
+                    raise LookupError("the next page is on another server")
+                answer = fetcher.read(query)
+            except LookupError:
+                notes.append(("page_unread", f"a further page of {words} could not be read"))
+                return False
+            if _is_outcome(answer) or answer.get("resourceType") != "Bundle":
+                notes.append(("page_unread", f"a further page of {words} could not be read"))
+                return False
+            page = answer
+        return False  # not reached: the loop returns
+
+    def _resolve_medications(
+        self, entries: list[dict[str, Any]], fetcher: _Fetcher, notes: list[tuple[str, str]]
+    ) -> None:
+        """Fetch the Medications that orders point to and the prefetch did not include."""
+        have: set[str] = set()
+        wanted: list[str] = []
+        for entry in entries:
+            res = entry.get("resource")
+            if isinstance(res, dict) and res.get("resourceType") == "Medication":
+                have.add(f"Medication/{res.get('id')}")
+                if isinstance(entry.get("fullUrl"), str):
+                    have.add(entry["fullUrl"])
+        for entry in entries:
+            res = entry.get("resource")
+            ref = res.get("medicationReference") if isinstance(res, dict) else None
+            target = ref.get("reference") if isinstance(ref, dict) else None
+            if not isinstance(target, str) or target.startswith("#") or target in have:
+                continue
+            query = fetcher.query_of(target) if fetcher.server else None
+            if query is None or not query.startswith("Medication/"):
+                continue
+            rid = query.removeprefix("Medication/")
+            if _FHIR_ID.fullmatch(rid) and f"Medication/{rid}" not in have:
+                have.add(f"Medication/{rid}")
+                wanted.append(rid)
+        for n, rid in enumerate(wanted):
+            if n == MAX_MEDICATION_FETCHES:
+                notes.append(
+                    (
+                        "medication_fetch_bound",
+                        f"more than {MAX_MEDICATION_FETCHES} medications had to be looked up; "
+                        "the rest were not",
+                    )
+                )
+                return
+            try:
+                med = fetcher.read(f"Medication/{rid}")
+            except LookupError:
+                continue  # the mapping says the reference is unresolved, and counts it
+            if med.get("resourceType") == "Medication":
+                entries.append({"resource": dict(med)})
 
     def draft_orders(self, context: Mapping[str, Any], hook: str) -> list[OrderLine]:
         """Reduce the draft MedicationRequests of an order hook to agents and doses."""

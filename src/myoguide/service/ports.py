@@ -76,6 +76,18 @@ class FeedbackSink(Protocol):
         ...
 
 
+class CardRegistry(Protocol):
+    """The cards issued, by uuid, shared by every worker so feedback finds its card."""
+
+    def remember(self, service_id: str, cards: Mapping[str, str]) -> None:
+        """Record issued cards (uuid -> "topic: summary"), stamped with the time issued."""
+        ...
+
+    def summaries(self, uuids: Sequence[str]) -> Mapping[str, str]:
+        """Return the known "topic: summary" of each uuid issued (unknown ones left out)."""
+        ...
+
+
 class FeedbackReporter(Protocol):
     """Reports stored feedback for a person to read."""
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from myoguide.adapters.text import dose_words, source_words
 from myoguide.domain.orders import DraftOrder as DraftOrder  # re-exported for the doors
-from myoguide.domain.orders import judge_orders
+from myoguide.domain.orders import OrderFinding, judge_orders
 from myoguide.domain.result import AgentOption, Dose, Recommendation, RecommendationSet
 from myoguide.domain.state import PatientState
 from myoguide.knowledge.model import Knowledge
@@ -35,19 +35,60 @@ STANCE_WORDS = {
 }
 
 
-def _card_uuid(hook_instance: str, key: str) -> str:
-    # Stable per request and card, so feedback can be matched to what was shown.
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"myoguide:{hook_instance}:{key}"))
+# At most this many cards in one response; beyond it findings of one kind are merged (ADR 0010).
+MAX_CARDS = 8
+# Engine warnings that change what to do now get a card of their own (at most MAX_WARNING_CARDS);
+# every other warning is a line of the summary card (ADR 0010).
+ACTIONABLE_WARNINGS = (
+    "current_above_maximum",
+    "unresolved_medications",
+    "unresolved_medications_ladder",
+    "aza_mtx_in_use",
+    "prednisone_above_75",
+    "alternative_diagnoses_not_excluded",
+    "history_conflict",
+    "dose_clamped",
+)
+MAX_WARNING_CARDS = 3
+# Scope warnings meaning "not DM/PM": such a patient gets no card at all.
+NOT_MYOSITIS = ("out_of_scope_diagnosis", "out_of_scope_ibm")
+# Lines of the data-quality card; the rest is counted.
+MAX_DATA_LINES = 12
 
 
-def _source(result: RecommendationSet, topic: str | None = None) -> dict[str, Any]:
-    src: dict[str, Any] = {
-        "label": f"myoguide (knowledge {result.knowledge_version}): recurrent and resistant "
-        "DM/PM in adults",
-    }
+def new_uuid() -> str:
+    """Return a fresh card or suggestion uuid (unique in every response)."""
+    return str(uuid.uuid4())
+
+
+def _label(version: str) -> str:
+    return f"myoguide (knowledge {version}): recurrent and resistant DM/PM in adults"
+
+
+def guideline_url(base_url: str, rec_id: str | None = None) -> str:
+    """Return the guideline page, at the anchor of one recommendation when given."""
+    page = base_url.rstrip("/") + "/guideline"
+    return f"{page}#rec-{rec_id}" if rec_id else page
+
+
+def _card_source(
+    version: str, topic: str | None, base_url: str, rec_id: str | None
+) -> dict[str, Any]:
+    src: dict[str, Any] = {"label": _label(version), "url": guideline_url(base_url, rec_id)}
     if topic:
         src["topic"] = {"system": CARD_SYSTEM, "code": topic}
     return src
+
+
+def _links(base_url: str) -> list[dict[str, str]]:
+    # No patient data in the URL: the page opens and the clinician enters or checks the facts.
+    return [
+        {
+            "label": "Open the myoguide assessment",
+            "url": base_url.rstrip("/") + "/assess",
+            "type": "absolute",
+        }
+    ]
 
 
 def _override_reasons() -> list[dict[str, str]]:
@@ -72,7 +113,13 @@ def _agent_lines(agent: AgentOption) -> list[str]:
     return lines
 
 
-def _detail(rec: Recommendation, result: RecommendationSet, knowledge: Knowledge) -> str:
+def _detail(
+    rec: Recommendation,
+    result: RecommendationSet,
+    knowledge: Knowledge,
+    *,
+    with_disclaimer: bool = True,
+) -> str:
     grade = (
         f"**Grade {rec.grade}**: {rec.grade_meaning}"
         if rec.grade
@@ -86,7 +133,8 @@ def _detail(rec: Recommendation, result: RecommendationSet, knowledge: Knowledge
     refs = sorted({n for s in rec.sources for n in s.references})
     parts += ["", f"**Source**: {source_words(rec.sources)}"]
     parts += [f"{n}. {knowledge.references[n - 1].citation}" for n in refs]
-    parts += ["", f"_{result.disclaimer}_"]
+    if with_disclaimer:
+        parts += ["", f"_{result.disclaimer}_"]
     return "\n".join(parts)
 
 
@@ -163,68 +211,32 @@ def _num(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def patient_view_cards(
-    result: RecommendationSet,
-    knowledge: Knowledge,
-    state: PatientState,
-    *,
-    hook_instance: str,
-    patient_id: str | None,
-    extra_warnings: Sequence[tuple[str, str]] = (),
-) -> list[dict[str, Any]]:
-    """Return the patient-view cards: warnings first, then one card per option, best first."""
-    cards: list[dict[str, Any]] = []
-    patient_ref = f"Patient/{patient_id}" if patient_id else None
-    current = {m.agent for m in state.current_medications}
-    for code, message in [*((w.code, w.message) for w in result.warnings), *extra_warnings]:
-        indicator = "warning"
-        cards.append(
-            {
-                "uuid": _card_uuid(hook_instance, f"warning:{code}"),
-                "summary": _short(f"myoguide: {message}"),
-                "detail": f"{message}\n\n_{result.disclaimer}_",
-                "indicator": indicator,
-                "source": _source(result, f"warning.{code}"),
-            }
-        )
-    if not result.recommendations:
-        course = "outside this guideline" if result.course == "out_of_scope" else result.course
-        cards.append(
-            {
-                "uuid": _card_uuid(hook_instance, "no-recommendation"),
-                "summary": _short(f"myoguide: no recommendation ({course})"),
-                "detail": "No option is recommended for this patient; see the other cards for "
-                f"why.\n\n_{result.disclaimer}_",
-                "indicator": "info",
-                "source": _source(result, "no-recommendation"),
-            }
-        )
-        return cards
-    for rec in result.recommendations:
-        names = ", ".join(a.display for a in rec.agents) or "see detail"
-        grade = f", grade {rec.grade}" if rec.grade else ""
-        summary = f"Option {rec.rank} ({STANCE_WORDS[rec.stance]}{grade}): {names}"
-        card: dict[str, Any] = {
-            "uuid": _card_uuid(hook_instance, rec.id),
-            "summary": _short(summary),
-            "detail": _detail(rec, result, knowledge),
-            "indicator": "info" if rec.stance in ("recommended", "alternative") else "warning",
-            "source": _source(result, rec.id),
-        }
-        starts = [a for a in rec.agents if a.agent not in current]
-        first_dose = starts[0].dose if starts else None
-        if (
-            len(rec.agents) == 1
-            and len(starts) == 1
-            and first_dose is not None
-            and rec.stance != "not_suggested"
-        ):
-            agent = starts[0]
-            card["suggestions"] = [
+def _first_choice_words(recs: Sequence[Recommendation]) -> str:
+    parts = []
+    for rec in recs:
+        for agent in rec.agents:
+            dose = agent.dose
+            action = f"{agent.action.replace('_', ' ')} " if agent.action else ""
+            parts.append(f"{action}{agent.display}" + (f" {dose_words(dose)}" if dose else ""))
+    return "; ".join(parts) or "see detail"
+
+
+def _suggestions(recs: Sequence[Recommendation], patient_ref: str | None) -> list[dict[str, Any]]:
+    """Return a draft order for each drug the first choice starts, with its dose."""
+    out: list[dict[str, Any]] = []
+    for rec in recs:
+        if rec.stance == "not_suggested":
+            continue
+        for agent in rec.agents:
+            if agent.in_use or agent.action not in (None, "start", "restart", "switch_to"):
+                continue
+            if agent.dose is None or (agent.dose.low is None and agent.dose.high is None):
+                continue
+            out.append(
                 {
-                    "label": _short(f"Draft {agent.display} {dose_words(first_dose)}", 80),
-                    "uuid": _card_uuid(hook_instance, f"{rec.id}:suggest"),
-                    "isRecommended": rec.rank == 1,
+                    "label": _short(f"Draft {agent.display} {dose_words(agent.dose)}", 80),
+                    "uuid": new_uuid(),
+                    "isRecommended": not out,
                     "actions": [
                         {
                             "type": "create",
@@ -233,11 +245,153 @@ def patient_view_cards(
                         }
                     ],
                 }
-            ]
-            card["selectionBehavior"] = "at-most-one"
+            )
+    return out
+
+
+def _other_option_lines(recs: Sequence[Recommendation], base_url: str) -> list[str]:
+    lines = []
+    for rec in recs:
+        names = ", ".join(a.display for a in rec.agents) or "see the guideline"
+        grade = f", grade {rec.grade}" if rec.grade else ""
+        lines.append(
+            f"- Option {rec.rank} ({STANCE_WORDS[rec.stance]}{grade}): {names} "
+            f"([guideline]({guideline_url(base_url, rec.id)}))"
+        )
+    return lines
+
+
+def patient_view_cards(
+    result: RecommendationSet,
+    knowledge: Knowledge,
+    *,
+    patient_id: str | None,
+    base_url: str,
+    data_warnings: Sequence[tuple[str, str]] = (),
+) -> list[dict[str, Any]]:
+    """Return the quiet patient-view cards (ADR 0010); a patient without DM/PM gets none."""
+    codes = {w.code for w in result.warnings}
+    if codes & set(NOT_MYOSITIS):
+        return []
+    version = result.knowledge_version
+    patient_ref = f"Patient/{patient_id}" if patient_id else None
+    first = [r for r in result.recommendations if r.rank == 1]
+    first_id = first[0].id if first else None
+    actionable = [w for w in result.warnings if w.code in ACTIONABLE_WARNINGS]
+    own, folded = actionable[:MAX_WARNING_CARDS], actionable[MAX_WARNING_CARDS:]
+    others = [w for w in result.warnings if w.code not in ACTIONABLE_WARNINGS] + folded
+    notes = [f"- {w.message}" for w in others]
+    cards: list[dict[str, Any]] = []
+    if first:
+        title = result.scenario_title or result.course
+        summary = f"myoguide: {title}: first choice {_first_choice_words(first)}"
+        parts = [f"**{title}**", ""]
+        for rec in first:
+            parts += [_detail(rec, result, knowledge, with_disclaimer=False), ""]
+        rest = [r for r in result.recommendations if r.rank != 1]
+        if rest:
+            parts += ["**Other options, in the source's order**"]
+            parts += [*_other_option_lines(rest, base_url), ""]
+        if notes:
+            parts += ["**Also note**", *notes, ""]
+        parts.append(f"_{result.disclaimer}_")
+        card: dict[str, Any] = {
+            "uuid": new_uuid(),
+            "summary": _short(summary),
+            "detail": "\n".join(parts),
+            "indicator": "info",
+            "source": _card_source(version, first_id, base_url, first_id),
+            "links": _links(base_url),
+        }
+        suggestions = _suggestions(first, patient_ref)
+        if suggestions:
+            card["suggestions"] = suggestions
+            card["selectionBehavior"] = "any"
         card["overrideReasons"] = _override_reasons()
         cards.append(card)
-    return cards
+    else:
+        course = "outside this guideline" if result.course == "out_of_scope" else result.course
+        lines = [w.message for w in others] or ["No option applies."]
+        cards.append(
+            {
+                "uuid": new_uuid(),
+                "summary": _short(f"myoguide: no recommendation ({course})"),
+                "detail": "\n\n".join([*lines, f"_{result.disclaimer}_"]),
+                "indicator": "info",
+                "source": _card_source(version, "no-recommendation", base_url, None),
+                "links": _links(base_url),
+            }
+        )
+    for w in own:
+        cards.append(
+            {
+                "uuid": new_uuid(),
+                "summary": _short(f"myoguide: {w.message}"),
+                "detail": f"{w.message}\n\n_{result.disclaimer}_",
+                "indicator": "warning",
+                "source": _card_source(version, f"warning.{w.code}", base_url, first_id),
+                "overrideReasons": _override_reasons(),
+            }
+        )
+    dq = data_quality_card(
+        [(c, m) for c, m in data_warnings if c not in codes],
+        version=version,
+        disclaimer=result.disclaimer,
+        base_url=base_url,
+    )
+    if dq is not None:
+        cards.append(dq)
+    return cards[:MAX_CARDS]
+
+
+def data_quality_card(
+    warnings: Sequence[tuple[str, str]], *, version: str, disclaimer: str, base_url: str
+) -> dict[str, Any] | None:
+    """Return one card merging every data problem met reading the chart, or None if none."""
+    if not warnings:
+        return None
+    counts: dict[str, int] = {}
+    for _, message in warnings:
+        counts[message] = counts.get(message, 0) + 1
+    lines = [f"- {m}" + (f" (x{n})" if n > 1 else "") for m, n in counts.items()]
+    shown = lines[:MAX_DATA_LINES]
+    if len(lines) > MAX_DATA_LINES:
+        shown.append(f"- and {len(lines) - MAX_DATA_LINES} other problem(s)")
+    summary = f"myoguide: {len(warnings)} problem(s) reading the chart; check before relying on it"
+    return {
+        "uuid": new_uuid(),
+        "summary": _short(summary),
+        "detail": "What could not be read, or was read with a caveat:\n\n"
+        + "\n".join(shown)
+        + f"\n\n_{disclaimer}_",
+        "indicator": "warning",
+        "source": _card_source(version, "data-quality", base_url, None),
+    }
+
+
+def unusable_cards(
+    problem: str,
+    data_warnings: Sequence[tuple[str, str]],
+    *,
+    version: str,
+    disclaimer: str,
+    base_url: str,
+) -> list[dict[str, Any]]:
+    """Return the card of a DM/PM chart that lacks what a recommendation needs, and its data."""
+    card = {
+        "uuid": new_uuid(),
+        "summary": "myoguide: the record lacks what is needed for a recommendation",
+        "detail": f"The chart data could not be used ({problem}). "
+        f"No recommendation is made.\n\n_{disclaimer}_",
+        "indicator": "warning",
+        "source": _card_source(version, "unusable", base_url, None),
+        "links": _links(base_url),
+    }
+    dq = data_quality_card(data_warnings, version=version, disclaimer=disclaimer, base_url=base_url)
+    return [card] if dq is None else [card, dq]
+
+
+_SEVERITY = ("info", "warning", "critical")
 
 
 def order_cards(
@@ -245,23 +399,51 @@ def order_cards(
     state: PatientState,
     knowledge: Knowledge,
     *,
-    hook_instance: str,
     disclaimer: str,
+    base_url: str,
 ) -> list[dict[str, Any]]:
-    """Render the domain's judgement of draft orders as CDS Hooks cards."""
+    """Render the domain's judgement of draft orders as cards, merged by kind past the cap."""
     version = knowledge.knowledge_version
-    source = {"label": f"myoguide (knowledge {version}): recurrent and resistant DM/PM in adults"}
-    return [
-        {
-            "uuid": _card_uuid(hook_instance, f.key),
-            "summary": _short(f.summary),
-            "detail": f"{f.detail} Source: {source_words(f.sources)}.\n\n_{disclaimer}_",
-            "indicator": f.indicator,
-            "source": {**source, "topic": {"system": CARD_SYSTEM, "code": f.key.split(":")[0]}},
-            "overrideReasons": _override_reasons(),
-        }
-        for f in judge_orders(drafts, state, knowledge)
-    ]
+    findings = judge_orders(drafts, state, knowledge)
+    merge = len(findings) > MAX_CARDS
+    groups: dict[str, list[OrderFinding]] = {}
+    for f in findings:
+        # Merged past the cap: one card per kind of finding, naming the orders it concerns.
+        kind = f.key.split(":")[0] if merge else f.key
+        groups.setdefault(kind, []).append(f)
+    cards = []
+    for group in groups.values():
+        first = group[0]
+        summary, detail = first.summary, first.detail
+        if len(group) > 1:
+            refs = [f.key.split(":", 1)[1] for f in group]
+            more = f" and {len(refs) - 10} more" if len(refs) > 10 else ""
+            summary = f"{len(group)} orders: {first.summary}"
+            detail = f"{first.detail} The same applies to {len(group)} draft orders: "
+            detail += ", ".join(refs[:10]) + more + "."
+        cards.append(
+            {
+                "uuid": new_uuid(),
+                "summary": _short(summary),
+                "detail": f"{detail} Source: {source_words(first.sources)}.\n\n_{disclaimer}_",
+                "indicator": max((f.indicator for f in group), key=_SEVERITY.index),
+                "source": _card_source(
+                    version, first.key.split(":")[0], base_url, first.recommendation
+                ),
+                "overrideReasons": _override_reasons(),
+            }
+        )
+    # Most severe first, so the cap never drops a critical card for an informative one.
+    cards.sort(key=lambda c: -_SEVERITY.index(c["indicator"]))
+    return cards[:MAX_CARDS]
+
+
+USAGE_REQUIREMENTS = (
+    "Grant read access to the patient's Patient, Condition, MedicationRequest, "
+    "MedicationStatement, MedicationAdministration, Medication, AllergyIntolerance and "
+    "Observation (body weight and height) resources, by prefetch or through fhirServer with "
+    "fhirAuthorization. For adults with dermatomyositis or polymyositis only."
+)
 
 
 def discovery(prefetch: Mapping[str, str]) -> dict[str, Any]:
@@ -274,6 +456,7 @@ def discovery(prefetch: Mapping[str, str]) -> dict[str, Any]:
             "description": "Options for adults with recurrent or resistant dermatomyositis or "
             "polymyositis, ranked as in the source review, with this patient's doses.",
             "prefetch": dict(prefetch),
+            "usageRequirements": USAGE_REQUIREMENTS,
         },
         {
             "hook": "order-select",
@@ -282,6 +465,7 @@ def discovery(prefetch: Mapping[str, str]) -> dict[str, Any]:
             "description": "Checks selected draft orders against the stated maxima, the order of "
             "the resistant ladder and the review's cautions.",
             "prefetch": dict(prefetch),
+            "usageRequirements": USAGE_REQUIREMENTS,
         },
         {
             "hook": "order-sign",
@@ -290,6 +474,7 @@ def discovery(prefetch: Mapping[str, str]) -> dict[str, Any]:
             "description": "Checks draft orders against the stated maxima, the order of the "
             "resistant ladder and the review's cautions.",
             "prefetch": dict(prefetch),
+            "usageRequirements": USAGE_REQUIREMENTS,
         },
     ]
     return {"services": services}

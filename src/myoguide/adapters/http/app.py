@@ -22,7 +22,15 @@ from myoguide.adapters.schemas import decimals_as_numbers
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.state import PatientState
 from myoguide.errors import InputError, StoreUnavailable
-from myoguide.service import PREFETCH, CdsHooks, Feedback, FeedbackSink, FhirClient, Service
+from myoguide.service import (
+    CardRegistry,
+    CdsHooks,
+    Feedback,
+    FeedbackSink,
+    FhirClient,
+    Service,
+    prefetch_templates,
+)
 
 
 @dataclass
@@ -47,6 +55,7 @@ class AppDeps:
     authenticate: api.Authenticator | None = None
     # Writes one row and says whether the store can write (for /healthz); None: no store.
     store_probe: Callable[[], bool] | None = None
+    registry: CardRegistry | None = None  # None: issued cards kept in this process only
 
 
 class BodyLimit:
@@ -156,8 +165,9 @@ def create_app(deps: AppDeps) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.state.api = api.ApiDoor(deps.service, deps.authenticate, api.StoreHealth(deps.store_probe))
     app.state.cds = cds.CdsDoor(
-        deps.cds, deps.verifier, deps.feedback, deps.settings.public_base_url
+        deps.cds, deps.verifier, deps.feedback, deps.settings.public_base_url, deps.registry
     )
+    app.router.on_shutdown.append(app.state.cds.flush)
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.include_router(api.router)
@@ -189,11 +199,11 @@ def create_app(deps: AppDeps) -> FastAPI:
 
 
 __all__ = [
-    "PREFETCH",
     "AppDeps",
     "BodyLimit",
     "FeedbackSink",
     "FhirClient",
     "HttpSettings",
     "create_app",
+    "prefetch_templates",
 ]

@@ -7,8 +7,9 @@ CDS Hooks presentation (adapters/cdshooks/cards.py), not a use case.
 from __future__ import annotations
 
 import logging
-import uuid
+import threading
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from myoguide.adapters.cdshooks.cards import (
     discovery,
     order_cards,
     patient_view_cards,
+    unusable_cards,
 )
 from myoguide.adapters.cdshooks.security import (
     TokenError,
@@ -32,8 +34,14 @@ from myoguide.adapters.cdshooks.security import (
 from myoguide.adapters.http.common import PROBLEM, json_response, problem
 from myoguide.adapters.http.fhir_client import HttpxFhirClient
 from myoguide.adapters.jsonio import dumps, loads
-from myoguide.errors import InputError
-from myoguide.service import PREFETCH, CdsHooks, Feedback, HookAnswer, PrefetchMissing
+from myoguide.service import (
+    CardRegistry,
+    CdsHooks,
+    Feedback,
+    HookAnswer,
+    PrefetchMissing,
+    prefetch_templates,
+)
 
 log = logging.getLogger("myoguide.http")
 
@@ -44,8 +52,68 @@ SERVICES = {
 }
 
 
+class MemoryCardRegistry:
+    """Issued cards in this process only (the latest 50,000): for apps built without a store."""
+
+    def __init__(self) -> None:
+        self.issued: OrderedDict[str, str] = OrderedDict()
+
+    def remember(self, service_id: str, cards: Mapping[str, str]) -> None:
+        """Note the cards shown."""
+        self.issued.update(cards)
+        while len(self.issued) > 50_000:
+            self.issued.popitem(last=False)
+
+    def summaries(self, uuids: Sequence[str]) -> Mapping[str, str]:
+        """Return the summaries known for these uuids."""
+        return {u: self.issued[u] for u in uuids if u in self.issued}
+
+
+class WriteBehindRegistry:
+    """Batches issued cards into the store every FLUSH_SECONDS, off the request's path.
+
+    One durable commit per response (an fsync on SQLite) capped patient-view at ~50/s; feedback
+    comes seconds after a card at the earliest, so a quarter-second delay costs nothing. Cards
+    of the last interval are lost if the process dies, and feedback then reads "unknown card".
+    """
+
+    FLUSH_SECONDS = 0.25
+
+    def __init__(self, store: CardRegistry) -> None:
+        self.store = store
+        self.pending: dict[str, dict[str, str]] = {}
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        threading.Thread(target=self._run, name="card-registry", daemon=True).start()
+
+    def remember(self, service_id: str, cards: Mapping[str, str]) -> None:
+        """Queue cards for the next flush."""
+        with self.lock:
+            self.pending.setdefault(service_id, {}).update(cards)
+
+    def summaries(self, uuids: Sequence[str]) -> Mapping[str, str]:
+        """Flush what is queued, then look the uuids up in the store."""
+        self.flush()
+        return self.store.summaries(uuids)
+
+    def flush(self) -> None:
+        """Write every queued card to the store."""
+        with self.lock:
+            batch, self.pending = self.pending, {}
+        for service_id, cards in batch.items():
+            try:
+                self.store.remember(service_id, cards)
+            except Exception:
+                log.exception("could not record %d issued cards", len(cards))
+
+    def _run(self) -> None:
+        while True:
+            self.wake.wait(self.FLUSH_SECONDS)
+            self.flush()
+
+
 class CdsDoor:
-    """What the CDS routes need, and the cards issued lately (for feedback by card)."""
+    """What the CDS routes need, and where the cards issued are kept (for feedback by card)."""
 
     def __init__(
         self,
@@ -53,57 +121,71 @@ class CdsDoor:
         verifier: TokenVerifier | None,
         feedback: Feedback | None,
         public_base_url: str | None,
+        registry: CardRegistry | None = None,
     ) -> None:
         self.cds = cds
         self.verifier = verifier
         self.feedback = feedback
         self.public_base_url = public_base_url
-        # Card uuid -> "topic: summary" of cards shown lately, so feedback can be reported by card.
-        self.issued: OrderedDict[str, str] = OrderedDict()
+        self.registry: CardRegistry = (
+            WriteBehindRegistry(registry) if registry is not None else MemoryCardRegistry()
+        )
 
-    def remember(self, cards: list[dict[str, Any]]) -> None:
-        """Note the summaries of cards shown, keeping the latest 50,000."""
+    def flush(self) -> None:
+        """Write the issued cards still queued (at shutdown, so a restart loses none)."""
+        if isinstance(self.registry, WriteBehindRegistry):
+            self.registry.flush()
+
+    def base_url(self, request: Request) -> str:
+        """Return the base URL the pages are served at, for the cards' links."""
+        return self.public_base_url or str(request.base_url)
+
+    def remember(self, service_id: str, cards: list[dict[str, Any]]) -> None:
+        """Record the cards shown under their uuids, as "topic: summary"."""
+        issued = {}
         for card in cards:
             topic = card["source"].get("topic", {}).get("code", "")
-            self.issued[card["uuid"]] = f"{topic}: {card['summary']}" if topic else card["summary"]
-        while len(self.issued) > 50_000:
-            self.issued.popitem(last=False)
+            issued[card["uuid"]] = f"{topic}: {card['summary']}" if topic else card["summary"]
+        self.registry.remember(service_id, issued)
 
-    def cards(self, body: dict[str, Any], answer: HookAnswer) -> list[dict[str, Any]]:
-        """Build the cards for what the use case answered."""
+    def cards(
+        self, answer: HookAnswer, base_url: str, patient_id: str | None
+    ) -> list[dict[str, Any]]:
+        """Build the cards for what the use case answered (none for a patient without DM/PM)."""
         kb = self.cds.service.knowledge
+        if not answer.myositis:
+            return []
         if answer.unusable is not None:
-            return [_unusable_card(body, answer.unusable, kb.disclaimer)]
+            exc = answer.unusable
+            return unusable_cards(
+                f"{exc.field}: {exc.message}",
+                answer.data_warnings,
+                version=kb.knowledge_version,
+                disclaimer=kb.disclaimer,
+                base_url=base_url,
+            )
         assert answer.state is not None
         if answer.result is not None:
             return patient_view_cards(
                 answer.result,
                 kb,
-                answer.state,
-                hook_instance=body["hookInstance"],
-                patient_id=body["context"].get("patientId"),
-                extra_warnings=list(answer.data_warnings),
+                patient_id=patient_id,
+                base_url=base_url,
+                data_warnings=answer.data_warnings,
             )
         drafts = [
             DraftOrder(o.reference, o.agent, o.mg_per_day, o.mg_per_week) for o in answer.orders
         ]
-        return order_cards(
-            drafts, answer.state, kb, hook_instance=body["hookInstance"], disclaimer=kb.disclaimer
-        )
+        return order_cards(drafts, answer.state, kb, disclaimer=kb.disclaimer, base_url=base_url)
 
     def self_check(self) -> None:
         """Answer a synthetic patient and build its cards before serving; raise on failure."""
         assessment = self.cds.self_check()
         kb = self.cds.service.knowledge
-        cards = patient_view_cards(
-            assessment.result,
-            kb,
-            assessment.state,
-            hook_instance="self-check",
-            patient_id="self-check",
-        )
+        base = self.public_base_url or "http://self-check"
+        cards = patient_view_cards(assessment.result, kb, patient_id="self-check", base_url=base)
         dumps({"cards": cards})
-        order_cards([], assessment.state, kb, hook_instance="self-check", disclaimer=kb.disclaimer)
+        order_cards([], assessment.state, kb, disclaimer=kb.disclaimer, base_url=base)
 
 
 def _door(request: Request) -> CdsDoor:
@@ -157,7 +239,7 @@ router = APIRouter()
 
 @router.get("/cds-services", summary="CDS Hooks discovery")
 async def cds_discovery() -> Response:
-    return json_response(discovery(PREFETCH))
+    return json_response(discovery(prefetch_templates()))
 
 
 @router.post("/cds-services/{service_id}", summary="Call a CDS Hooks service")
@@ -180,9 +262,9 @@ async def cds_call(service_id: str, request: Request, door: Door) -> Response:
         answer = await run_in_threadpool(use_case.answer, body, hook)
     except PrefetchMissing as exc:
         return json_response(problem(412, "Precondition failed", str(exc)), 412, PROBLEM)
-    cards = door.cards(body, answer)
-    if answer.unusable is None:
-        door.remember(cards)
+    cards = door.cards(answer, door.base_url(request), body["context"]["patientId"])
+    if cards:
+        door.remember(service_id, cards)
     return json_response({"cards": cards})
 
 
@@ -197,7 +279,8 @@ async def cds_feedback(service_id: str, request: Request, door: Door) -> Respons
             problem(503, "Feedback store not configured", "no store"), 503, PROBLEM
         )
     try:
-        n = await run_in_threadpool(door.feedback.record, service_id, body, door.issued)
+        summaries = await run_in_threadpool(door.registry.summaries, _feedback_cards(body))
+        n = await run_in_threadpool(door.feedback.record, service_id, body, summaries)
     except ValueError as exc:
         return json_response(problem(400, "Bad request", str(exc)), 400, PROBLEM)
     return json_response({"stored": n})
@@ -221,12 +304,9 @@ def _check_hook_request(body: object, hook: str) -> str | None:
     return None
 
 
-def _unusable_card(body: dict[str, Any], exc: InputError, disclaimer: str) -> dict[str, Any]:
-    return {
-        "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"myoguide:{body['hookInstance']}:unusable")),
-        "summary": "myoguide: the record lacks what is needed for a recommendation",
-        "detail": f"The chart data could not be used ({exc.field}: {exc.message}). "
-        f"No recommendation is made.\n\n_{disclaimer}_",
-        "indicator": "warning",
-        "source": {"label": "myoguide"},
-    }
+def _feedback_cards(body: object) -> list[str]:
+    """Return the card uuids a feedback body names (the body is validated when stored)."""
+    items = body.get("feedback") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        return []
+    return [i["card"] for i in items if isinstance(i, dict) and isinstance(i.get("card"), str)]

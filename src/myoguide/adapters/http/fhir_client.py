@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import ipaddress
 import logging
+import re
 import socket
 import threading
 import time
@@ -29,7 +31,7 @@ import httpx
 import orjson
 
 from myoguide.adapters.cdshooks.security import FhirServer
-from myoguide.service import PREFETCH
+from myoguide.service import prefetch_templates
 
 log = logging.getLogger("myoguide.fhir")
 
@@ -141,14 +143,32 @@ def _origin(url: str) -> _Origin | None:
     )
 
 
+@functools.cache
+def _templates() -> tuple[str, ...]:
+    """Return the prefetch templates once (they are read from the terminology data)."""
+    return tuple(prefetch_templates().values())
+
+
+_MEDICATION = re.compile(r"Medication/([A-Za-z0-9\-.]{1,64})")
+# A next-page link on the same server: a plain path and a query, no spaces or control characters.
+_PAGE = re.compile(r"[A-Za-z0-9_\-./]*(\?[\x21-\x7e]*)?")
+
+
 def _encode_query(query: str, patient_id: str) -> str | None:
-    """Re-render a prefetch query with the patient id percent-encoded; None if it is not one."""
+    """Return a query safe to send: a prefetch template with the patient id percent-encoded,
+    a Medication read by id, or a same-server next page; None for anything else."""
     if not patient_id or len(patient_id) > _MAX_ID_CHARS or patient_id in (".", ".."):
         return None
     encoded = quote(patient_id, safe="")
-    for template in PREFETCH.values():
+    for template in _templates():
         if template.replace(_ID, patient_id) == query:
             return template.replace(_ID, encoded)
+    med = _MEDICATION.fullmatch(query)
+    if med is not None:
+        return None if med.group(1) in (".", "..") else query
+    path = query.split("?", 1)[0]
+    if _PAGE.fullmatch(query) and ".." not in path.split("/") and not query.startswith("/"):
+        return query
     return None
 
 

@@ -229,3 +229,15 @@ class StoreHealthModel(Base):
 
     id: Mapped[int] = mapped_column(Integer(), primary_key=True, autoincrement=False)
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class IssuedCardModel(Base):
+    """A CDS card shown, by uuid, so feedback from any worker finds its summary."""
+
+    __tablename__ = "cds_issued_cards"
+    __table_args__ = (Index("ix_cds_issued_cards_issued_at", "issued_at"),)
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
