@@ -21,7 +21,6 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from myoguide.knowledge.loader import load_packaged
 
-
 WIDTHS = [(1366, 768), (1024, 768), (390, 844)]
 IDS = ["laptop", "tablet", "phone"]
 KB = load_packaged()
@@ -267,7 +266,8 @@ def test_flare_case_in_twenty_keystrokes_a_third_of_them_tab(
     shot(page, artifacts, "keyboard-flare-filled")
     with page.expect_navigation() as nav:
         keys.press("Enter")
-    assert nav.value is not None and nav.value.status == 200
+    assert nav.value is not None
+    assert nav.value.status == 200
     print(f"flare case: {keys.total} keystrokes, {keys.tabs} Tab")
     assert keys.total <= 20, keys.total
     assert keys.tabs * 3 <= keys.total, (keys.tabs, keys.total)
@@ -301,7 +301,8 @@ def test_enter_in_a_select_submits_and_rows_are_added_by_keyboard(
     new_agent.focus()
     with page.expect_navigation() as nav:
         page.keyboard.press("Enter")  # Enter in a select submits too
-    assert nav.value is not None and nav.value.status == 200
+    assert nav.value is not None
+    assert nav.value.status == 200
     expect(page.locator(".entered")).to_contain_text("methotrexate 15 mg/week")
     shot(page, artifacts, "enter-in-select-answer")
 
@@ -320,7 +321,8 @@ def test_form_works_without_its_script(browser: Browser, server: Any, artifacts:
             page.locator(by_name("weight.value")).focus()
             with page.expect_navigation() as nav:
                 page.keyboard.press("Enter")
-            assert nav.value is not None and nav.value.status == 200
+            assert nav.value is not None
+            assert nav.value.status == 200
             expect(page.locator(".summary")).to_be_visible()
             # Adding a row without the script: the server adds it, keeps what was typed.
             page.goto("/assess")
@@ -427,14 +429,16 @@ def test_answer_leads_with_summary_first_choices_and_levelled_warnings(
     expect(first).to_have_count(1)
     expect(first.first).to_contain_text("Rituximab")
     order = page.evaluate(
-        "() => { const s = document.querySelector('.summary'), o = document.querySelector('ol.options');"
+        "() => { const s = document.querySelector('.summary');"
+        " const o = document.querySelector('ol.options');"
         " return !!(s.compareDocumentPosition(o) & Node.DOCUMENT_POSITION_FOLLOWING); }"
     )
     assert order, "the summary must come before the options"
     # Regimens say how they differ: no two lines of one agent read the same.
     rtx = answer.locator("#opt-resistant_rituximab ul.doses > li")
     texts = [t.strip() for t in rtx.all_inner_texts()]
-    assert len(texts) >= 2 and len(set(texts)) == len(texts), texts
+    assert len(texts) >= 2, texts
+    assert len(set(texts)) == len(texts), texts
     bolds = [b.strip() for b in rtx.locator("strong.dose").all_inner_texts()]
     assert len(set(bolds)) == len(bolds), bolds
     # No codes in the clinical view, and details folded until asked for.
@@ -561,10 +565,12 @@ def test_course_timeline_and_list_at_every_width(
         """() => { const svg = document.querySelector('.timeline svg');
           const vb = svg.viewBox.baseVal;
           return [...svg.querySelectorAll('text')].filter(t => t.textContent.trim()).map(t => {
-            const b = t.getBBox(); return [t.textContent, b.x, b.y, b.width, b.height, vb.width]; }); }"""
+            const b = t.getBBox();
+            return [t.textContent, b.x, b.y, b.width, b.height, vb.width]; }); }"""
     )
     for text, x, _, w, _, vb_w in boxes:
-        assert x >= -0.5 and x + w <= vb_w + 0.5, f"label cut: {text}"
+        assert x >= -0.5, f"label cut: {text}"
+        assert x + w <= vb_w + 0.5, f"label cut: {text}"
     for i, a in enumerate(boxes):
         for b in boxes[i + 1 :]:
             overlap_x = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
@@ -652,7 +658,8 @@ def test_labels_are_names_and_borders_and_focus_reach_three_to_one(tab: Page) ->
     page = tab
     page.goto("/assess")
     unlabeled = page.evaluate(
-        """() => [...document.querySelectorAll('form.assess input:not([type=hidden]), form.assess select')]
+        """() => [...document.querySelectorAll(
+            'form.assess input:not([type=hidden]), form.assess select')]
           .filter(e => e.getAttribute('aria-label') || !(e.labels && e.labels.length))
           .map(e => e.name)"""
     )

@@ -497,3 +497,29 @@ def test_any_course_gives_well_formed_xml(points: list[VisitPoint], width: int) 
 )
 def test_extreme_dates_do_not_break_the_axis(a: dt.date, b: dt.date) -> None:
     parse(timeline_svg([VisitPoint(a, state(10)), VisitPoint(b, state(5))]))
+
+
+def test_agent_taken_again_after_a_gap_is_two_bars_joined_by_a_dotted_rule() -> None:
+    points = [
+        VisitPoint(D(2024, 1, 1), state(20, "methotrexate")),
+        VisitPoint(D(2024, 3, 1), state(15)),
+        VisitPoint(D(2024, 5, 1), state(10, "methotrexate")),
+    ]
+    root = parse(timeline_svg(points))
+    mtx = next(g for g in by_class(root, "g", "agent") if g.get("data-agent") == "methotrexate")
+    bars = by_class(mtx, "rect", "bar")
+    assert len(bars) == 2
+    assert mtx.get("data-runs") == "2"
+    gap = one(mtx, "path", "gap")
+    first_end = float(bars[0].get("x") or 0) + float(bars[0].get("width") or 0)
+    assert (gap.get("d") or "").startswith(f"M{first_end:g}")
+    assert text_of(one(mtx, "text", "outcome")) == "ongoing"
+    title = text_of(mtx.find(f"{NS}title"))  # type: ignore[arg-type]
+    assert "1 Jan 2024" in title
+    assert "1 May 2024" in title
+
+
+def test_page_style_can_be_linked_instead_of_embedded() -> None:
+    svg = timeline_svg(course(), embed_style=False)
+    assert "<style" not in svg
+    parse(svg)

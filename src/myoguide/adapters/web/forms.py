@@ -28,7 +28,9 @@ CONFIRM_FIELD = "confirm_body"
 
 _ROW = re.compile(r"^(current_medications|treatment_history)\[(\d+)\]\.")
 # The sign is kept so that the validator, not the form, says what is wrong with a negative value.
-_MEASURE = re.compile(r"^\s*(?P<num>-?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+))\s*(?P<unit>[a-zA-Z]*)\s*$")
+_MEASURE = re.compile(
+    r"^\s*(?P<num>-?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+))\s*(?P<unit>[a-zA-Z]*)\s*$"
+)
 _UNITS = {
     "weight": {"": None, "kg": "kg", "kgs": "kg", "lb": "lb", "lbs": "lb", "pounds": "lb"},
     "height": {"": None, "cm": "cm", "in": "in", "inch": "in", "inches": "in"},
