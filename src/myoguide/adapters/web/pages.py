@@ -322,7 +322,11 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
     unusual = [w for w in result.warnings if w.code in CONFIRM_WARNINGS]
     if unusual and data.get(CONFIRM_FIELD) != "on":
         # No dose is shown from a body size the engine finds unusual until it is confirmed.
-        form.error("weight.value", " ".join(w.message for w in unusual))
+        form.error(
+            "weight.value",
+            " ".join(w.message for w in unusual)
+            + " No dose is shown until you tick “The weight and height are right”.",
+        )
         return _form_page(request, site, form, patient, 422, confirm=CONFIRM_FIELD)
     # Stored as validated: agents by name, units as given, absent fields explicit.
     state = msgspec.to_builtins(assessment.state)
