@@ -209,3 +209,22 @@ def context(browser: Browser, server: Server) -> Iterator[BrowserContext]:
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
+
+
+AXE_SCRIPT = ROOT / "scripts" / "axe.sh"
+AXE_JS = ROOT / "tests" / "web" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """axe-core's source, installed from the npm registry by scripts/axe.sh (pinned in its lock)."""
+    proc = subprocess.run(
+        ["bash", str(AXE_SCRIPT)], capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S
+    )
+    if proc.returncode != 0 or not AXE_JS.exists():
+        pytest.fail(
+            f"axe-core is needed for the browser tests and {AXE_SCRIPT} could not install it "
+            f"(exit {proc.returncode}).\nstderr:\n{proc.stderr}",
+            pytrace=False,
+        )
+    return AXE_JS.read_text()

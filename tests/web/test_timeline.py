@@ -78,7 +78,12 @@ def text_of(element: ET.Element) -> str:
 
 
 def path_points(d: str) -> list[tuple[str, float, float]]:
-    return [(c, float(x), float(y)) for c, x, y in re.findall(r"([ML])(-?[\d.]+),(-?[\d.]+)", d)]
+    """Return the dose points of a step line: ("M", x, y) starts a piece, ("L", x, y) a step."""
+    steps = re.findall(r"M(-?[\d.]+),(-?[\d.]+)|H(-?[\d.]+)V(-?[\d.]+)", d)
+    return [
+        ("M", float(mx), float(my)) if mx else ("L", float(hx), float(vy))
+        for mx, my, hx, vy in steps
+    ]
 
 
 def guide_x(root: ET.Element) -> dict[str, float]:
@@ -177,6 +182,9 @@ def test_prednisone_path_has_a_point_per_known_dose_in_date_order(chart: ET.Elem
     xs = [x for _, x, _ in points]
     assert xs == sorted(set(xs))
     assert [c for c, _, _ in points].count("M") == 2  # the unknown dose breaks the line
+    # A step line: each dose holds flat until the next visit, then the line steps (no ramps).
+    d = one(panel(chart), "path", "pred").get("d") or ""
+    assert re.fullmatch(r"(M-?[\d.]+,-?[\d.]+(H-?[\d.]+V-?[\d.]+)*)+", d), d
     ys = [y for _, _, y in points]
     assert ys[0] < ys[1] < ys[2] < ys[3]  # 60 > 40 > 20 > 7.5 mg/day: higher is up
     assert len(dots(chart)) == 11
@@ -325,8 +333,12 @@ def test_single_visit_is_centred_with_its_full_date() -> None:
     root = parse(timeline_svg([VisitPoint(D(2024, 3, 5), state(20, "ivig"), "IVIG", "accepted")]))
     (point,) = pred_points(root)
     assert point[0] == "M"
-    assert point[1] == pytest.approx((150 + 860) / 2)
     axis = one(root, "g", "date-axis")
+    # Centred on the date axis (which leaves room on the right for the words ending the bars).
+    line = next(p.get("d") or "" for p in axis.iter(f"{NS}path"))
+    match = re.fullmatch(r"M([\d.]+),[\d.]+H([\d.]+)", line)
+    assert match is not None, line
+    assert point[1] == pytest.approx((float(match.group(1)) + float(match.group(2))) / 2, abs=0.1)
     assert [text_of(t) for t in axis.iter(f"{NS}text")] == ["5 Mar 2024"]
     assert text_of(root.find(f"{NS}title")) == "Treatment course: 1 visit on 5 Mar 2024"  # type: ignore[arg-type]
 
@@ -485,3 +497,29 @@ def test_any_course_gives_well_formed_xml(points: list[VisitPoint], width: int) 
 )
 def test_extreme_dates_do_not_break_the_axis(a: dt.date, b: dt.date) -> None:
     parse(timeline_svg([VisitPoint(a, state(10)), VisitPoint(b, state(5))]))
+
+
+def test_agent_taken_again_after_a_gap_is_two_bars_joined_by_a_dotted_rule() -> None:
+    points = [
+        VisitPoint(D(2024, 1, 1), state(20, "methotrexate")),
+        VisitPoint(D(2024, 3, 1), state(15)),
+        VisitPoint(D(2024, 5, 1), state(10, "methotrexate")),
+    ]
+    root = parse(timeline_svg(points))
+    mtx = next(g for g in by_class(root, "g", "agent") if g.get("data-agent") == "methotrexate")
+    bars = by_class(mtx, "rect", "bar")
+    assert len(bars) == 2
+    assert mtx.get("data-runs") == "2"
+    gap = one(mtx, "path", "gap")
+    first_end = float(bars[0].get("x") or 0) + float(bars[0].get("width") or 0)
+    assert (gap.get("d") or "").startswith(f"M{first_end:g}")
+    assert text_of(one(mtx, "text", "outcome")) == "ongoing"
+    title = text_of(mtx.find(f"{NS}title"))  # type: ignore[arg-type]
+    assert "1 Jan 2024" in title
+    assert "1 May 2024" in title
+
+
+def test_page_style_can_be_linked_instead_of_embedded() -> None:
+    svg = timeline_svg(course(), embed_style=False)
+    assert "<style" not in svg
+    parse(svg)

@@ -1,24 +1,66 @@
 """The assessment form: HTML form fields to a contract patient state, and back for re-display.
 
 Form field names are the state's own paths (`weight.value`, `current_medications[0].agent`), so
-an InputError's field marks the very input that caused it.
+an InputError's field marks the very input that caused it. Rows are numbered by the form; only
+filled rows become state entries, and `med_rows`/`history_rows` map state index to form row.
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from myoguide.errors import InputError
 
-MED_ROWS = 6
-HISTORY_ROWS = 8
+# A bound on rows read from one post: the form adds rows one at a time.
+MAX_ROWS = 40
 DIAGNOSES = ("dermatomyositis", "polymyositis", "inclusion_body_myositis")
 DOSE_UNITS = ("mg/day", "mg/week", "g/day", "g/week")
 OUTCOMES = ("unknown", "inadequate_response", "intolerance", "responded")
 TRISTATE = {"yes": True, "no": False, "unknown": None}
+# Engine warnings that question the entered body size: the answer waits for a confirmation.
+CONFIRM_WARNINGS = ("weight_unusual", "bmi_unusual")
+CONFIRM_FIELD = "confirm_body"
+
+_ROW = re.compile(r"^(current_medications|treatment_history)\[(\d+)\]\.")
+# The sign is kept so that the validator, not the form, says what is wrong with a negative value.
+_MEASURE = re.compile(
+    r"^\s*(?P<num>-?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+))\s*(?P<unit>[a-zA-Z]*)\s*$"
+)
+_UNITS = {
+    "weight": {"": None, "kg": "kg", "kgs": "kg", "lb": "lb", "lbs": "lb", "pounds": "lb"},
+    "height": {"": None, "cm": "cm", "in": "in", "inch": "in", "inches": "in"},
+}
+_DEFAULT_UNIT = {"weight": "kg", "height": "cm"}
+
+FIELD_LABELS = {
+    "age_years": "Age",
+    "diagnosis": "Diagnosis",
+    "diagnosis_other": "Diagnosis (if other)",
+    "weight.value": "Weight",
+    "weight.unit": "Weight",
+    "height.value": "Height",
+    "height.unit": "Height",
+    "visit_date": "Visit date",
+    "disease_control_achieved": "Ever brought under control",
+    "flare": "Flare now",
+    "severity": "Severity",
+    "alternative_diagnoses_excluded": "Alternative diagnoses excluded",
+    "ild.present": "Interstitial lung disease",
+    "ild.refractory": "Interstitial lung disease",
+    "skin_predominant": "Rash is the refractory problem",
+    CONFIRM_FIELD: "Weight",
+}
+_ROW_LABELS = {
+    "current_medications": ("Current medication", {"agent": "drug", "dose.value": "dose",
+                                                   "dose.unit": "unit", "dose": "dose"}),
+    "treatment_history": ("Earlier treatment", {"agent": "drug", "agents": "drug",
+                                                "outcome": "outcome"}),
+}  # fmt: skip
 
 
 @dataclass
@@ -29,10 +71,43 @@ class FormData:
     errors: dict[str, str] = field(default_factory=dict)
     med_rows: list[int] = field(default_factory=list)  # state index -> form row
     history_rows: list[int] = field(default_factory=list)
+    med_count: int = 1  # rows to show
+    history_count: int = 1
 
     def get(self, name: str, default: str = "") -> str:
         """Return the submitted value of a field, or a default."""
         return self.values.get(name, default)
+
+    def error(self, name: str, message: str) -> None:
+        """Record a field's error; the first one found for a field is kept."""
+        self.errors.setdefault(name, message)
+
+
+def field_label(name: str) -> str:
+    """Return the label a person reads for a form field (never a raw state path)."""
+    if name in FIELD_LABELS:
+        return FIELD_LABELS[name]
+    match = re.match(r"^(current_medications|treatment_history)\[(\d+)\]\.?(.*)$", name)
+    if match:
+        key, row, rest = match.group(1), int(match.group(2)), match.group(3)
+        title, parts = _ROW_LABELS[key]
+        part = parts.get(rest) or parts.get(rest.split("[")[0]) or "entry"
+        return f"{title} {row + 1}: {part}"
+    return name.split(".")[0].replace("_", " ").capitalize()
+
+
+def field_id(name: str) -> str:
+    """Return an HTML id for a field name: the name itself (ids may hold dots and brackets)."""
+    return name
+
+
+def _rows_in(values: Mapping[str, str], key: str) -> list[int]:
+    rows = set()
+    for name in values:
+        match = _ROW.match(name)
+        if match and match.group(1) == key and int(match.group(2)) < MAX_ROWS:
+            rows.add(int(match.group(2)))
+    return sorted(rows)
 
 
 def _number(form: FormData, name: str) -> float | None:
@@ -42,35 +117,58 @@ def _number(form: FormData, name: str) -> float | None:
     try:
         value = float(text)
     except ValueError:
-        raise InputError(name, f"'{form.get(name)}' is not a number") from None
+        form.error(name, f"'{form.get(name)}' is not a number")
+        return None
     if not math.isfinite(value):
-        raise InputError(name, "must be a finite number")
+        form.error(name, "must be a finite number")
+        return None
     return value
 
 
+def _measure(form: FormData, key: str) -> dict[str, Any] | None:
+    """Read "72", "72 kg" or "160 lb" (a unit typed after the number overrides the default)."""
+    name = f"{key}.value"
+    text = form.get(name)
+    if not text.strip():
+        return None
+    match = _MEASURE.match(text)
+    units = _UNITS[key]
+    if match is None or match.group("unit").lower() not in units:
+        allowed = " or ".join(u for u in dict.fromkeys(units.values()) if u)
+        form.error(name, f"'{text}' is not a number with an optional unit ({allowed})")
+        return None
+    unit = units[match.group("unit").lower()] or form.get(f"{key}.unit") or _DEFAULT_UNIT[key]
+    return {"value": float(match.group("num").replace(",", ".")), "unit": unit}
+
+
 def _tristate(form: FormData, name: str) -> bool | None:
-    value = form.get(name, "unknown")
+    value = form.get(name, "unknown") or "unknown"
     if value not in TRISTATE:
-        raise InputError(name, "choose yes, no or unknown")
+        form.error(name, "choose yes, no or unknown")
+        return None
     return TRISTATE[value]
 
 
 def state_from_form(raw: Mapping[str, str]) -> tuple[dict[str, Any], FormData]:
-    """Build the patient state from form fields; raise InputError naming the form field."""
+    """Build the patient state from form fields; what cannot be read is left out, with an error."""
     form = FormData(values={k: v for k, v in raw.items() if isinstance(v, str)})
     state: dict[str, Any] = {}
     age = _number(form, "age_years")
-    if age is None:
-        raise InputError("age_years", "required")
+    if age is None and "age_years" not in form.errors:
+        form.error("age_years", "required")
     state["age_years"] = age
     diagnosis = form.get("diagnosis").strip()
-    if diagnosis == "other":
-        diagnosis = form.get("diagnosis_other").strip() or "other"
+    if not diagnosis:
+        form.error("diagnosis", "choose the diagnosis")
+    elif diagnosis == "other":
+        diagnosis = form.get("diagnosis_other").strip()
+        if not diagnosis:
+            form.error("diagnosis_other", "name the diagnosis, or choose one from the list")
     state["diagnosis"] = diagnosis
-    for key, unit_key in (("weight", "weight.unit"), ("height", "height.unit")):
-        value = _number(form, f"{key}.value")
-        if value is not None:
-            state[key] = {"value": value, "unit": form.get(unit_key)}
+    for key in ("weight", "height"):
+        measure = _measure(form, key)
+        if measure is not None:
+            state[key] = measure
     for key in ("disease_control_achieved", "flare", "alternative_diagnoses_excluded"):
         value = _tristate(form, key)
         if value is not None or key == "alternative_diagnoses_excluded":
@@ -78,26 +176,28 @@ def state_from_form(raw: Mapping[str, str]) -> tuple[dict[str, Any], FormData]:
     if form.get("severity"):
         state["severity"] = form.get("severity")
     meds: list[dict[str, Any]] = []
-    for row in range(MED_ROWS):
-        agent = form.get(f"current_medications[{row}].agent")
+    med_rows = _rows_in(form.values, "current_medications")
+    for row in med_rows:
+        base = f"current_medications[{row}]"
+        agent = form.get(f"{base}.agent")
         if not agent:
+            if form.get(f"{base}.dose.value").strip():
+                form.error(f"{base}.agent", "choose the drug this dose is for")
             continue
         med: dict[str, Any] = {"agent": agent}
-        value = _number(form, f"current_medications[{row}].dose.value")
-        if value is not None:
-            med["dose"] = {
-                "value": value,
-                "unit": form.get(f"current_medications[{row}].dose.unit"),
-            }
+        amount = _number(form, f"{base}.dose.value")
+        if amount is not None:
+            med["dose"] = {"value": amount, "unit": form.get(f"{base}.dose.unit") or "mg/day"}
         form.med_rows.append(row)
         meds.append(med)
     state["current_medications"] = meds
     history: list[dict[str, Any]] = []
-    for row in range(HISTORY_ROWS):
+    history_rows = _rows_in(form.values, "treatment_history")
+    for row in history_rows:
         agent = form.get(f"treatment_history[{row}].agent")
         if not agent:
             continue
-        outcome = form.get(f"treatment_history[{row}].outcome", "unknown")
+        outcome = form.get(f"treatment_history[{row}].outcome") or "unknown"
         form.history_rows.append(row)
         history.append({"agent": agent, "outcome": outcome})
     state["treatment_history"] = history
@@ -105,7 +205,14 @@ def state_from_form(raw: Mapping[str, str]) -> tuple[dict[str, Any], FormData]:
         state["ild"] = {"present": True, "refractory": form.get("ild.refractory") == "on"}
     if form.get("skin_predominant") == "on":
         state["skin_predominant"] = True
+    form.med_count = _shown_rows(med_rows, form.med_rows)
+    form.history_count = _shown_rows(history_rows, form.history_rows)
     return state, form
+
+
+def _shown_rows(posted: list[int], filled: list[int]) -> int:
+    # The rows posted stay (with what was typed), and one empty row is kept for the next entry.
+    return max([1, *(r + 1 for r in posted), *(r + 2 for r in filled)])
 
 
 def form_field(error: InputError, form: FormData) -> str:
@@ -119,8 +226,84 @@ def form_field(error: InputError, form: FormData) -> str:
         if name.startswith(prefix):
             index_text, _, rest = name[len(prefix) :].partition("]")
             if index_text.isdigit() and int(index_text) < len(rows):
+                if rest in (".dose", ".agents") or rest.startswith(".agents["):
+                    rest = ".dose.value" if rest == ".dose" else ".agent"
                 return f"{key}[{rows[int(index_text)]}]{rest}"
+    if name in ("weight", "weight.unit"):
+        return "weight.value"
+    if name in ("height", "height.unit"):
+        return "height.value"
+    if name.startswith("ild"):
+        return "ild.present"
     return name
+
+
+def collect_errors(
+    parse: Callable[[object], object], state: dict[str, Any], form: FormData, age_stand_in: float
+) -> None:
+    """Record every field the validator refuses, not only the first.
+
+    The validator stops at the first bad field; that field is then taken out of a copy of the
+    state (or, if required, given `age_stand_in` or a placeholder) and the copy validated again,
+    until it passes. The limits stay the validator's own: nothing here judges a value.
+    """
+    work = copy.deepcopy(state)
+    med_rows, history_rows = list(form.med_rows), list(form.history_rows)
+    if work.get("age_years") is None:
+        work["age_years"] = age_stand_in
+    if not work.get("diagnosis"):
+        work["diagnosis"] = "dermatomyositis"
+    for _ in range(4 * MAX_ROWS):
+        try:
+            parse(work)
+            return
+        except InputError as exc:
+            shown = FormData(med_rows=med_rows, history_rows=history_rows)
+            form.error(form_field(exc, shown), exc.message)
+            if not _take_out(work, exc.field, med_rows, history_rows, age_stand_in):
+                return
+
+
+def _take_out(
+    work: dict[str, Any],
+    path: str,
+    med_rows: list[int],
+    history_rows: list[int],
+    age_stand_in: float,
+) -> bool:
+    """Remove the refused field from the working state; False if that cannot be done."""
+    head = re.match(r"^(current_medications|treatment_history)\[(\d+)\](.*)$", path)
+    if head:
+        key, index, rest = head.group(1), int(head.group(2)), head.group(3)
+        items = work.get(key)
+        if not isinstance(items, list) or index >= len(items):
+            return False
+        if key == "current_medications" and rest.startswith(".dose"):
+            items[index].pop("dose", None)
+        else:
+            del items[index]
+            (med_rows if key == "current_medications" else history_rows).pop(index)
+        return True
+    top = path.split(".")[0].split("[")[0]
+    if top == "age_years":
+        if work.get("age_years") == age_stand_in:
+            return False
+        work["age_years"] = age_stand_in
+        return True
+    if top == "diagnosis":
+        if work.get("diagnosis") == "dermatomyositis":
+            return False
+        work["diagnosis"] = "dermatomyositis"
+        return True
+    if top in work and top not in ("current_medications", "treatment_history"):
+        del work[top]
+        return True
+    return False
+
+
+def blank_form() -> FormData:
+    """Return the empty form: nothing chosen (the diagnosis too), one row of each list."""
+    return FormData()
 
 
 def form_from_state(state: Mapping[str, Any]) -> FormData:
@@ -141,19 +324,22 @@ def form_from_state(state: Mapping[str, Any]) -> FormData:
     for key in ("weight", "height"):
         item = state.get(key)
         if isinstance(item, Mapping):
-            put(f"{key}.value", item.get("value"))
-            put(f"{key}.unit", item.get("unit"))
+            unit = item.get("unit")
+            suffix = f" {unit}" if unit and unit != _DEFAULT_UNIT[key] else ""
+            put(f"{key}.value", f"{_text(item.get('value'))}{suffix}")
     for key in ("disease_control_achieved", "flare", "alternative_diagnoses_excluded"):
         value = state.get(key)
         v[key] = "yes" if value is True else "no" if value is False else "unknown"
     put("severity", state.get("severity"))
-    for i, med in enumerate(list(state.get("current_medications") or [])[:MED_ROWS]):
+    meds = list(state.get("current_medications") or [])[:MAX_ROWS]
+    for i, med in enumerate(meds):
         put(f"current_medications[{i}].agent", med.get("agent"))
         dose = med.get("dose")
         if isinstance(dose, Mapping):
             put(f"current_medications[{i}].dose.value", dose.get("value"))
             put(f"current_medications[{i}].dose.unit", dose.get("unit"))
-    for i, item in enumerate(list(state.get("treatment_history") or [])[:HISTORY_ROWS]):
+    history = [h for h in list(state.get("treatment_history") or [])[:MAX_ROWS] if h.get("agent")]
+    for i, item in enumerate(history):
         put(f"treatment_history[{i}].agent", item.get("agent"))
         put(f"treatment_history[{i}].outcome", item.get("outcome"))
     ild = state.get("ild")
@@ -163,7 +349,7 @@ def form_from_state(state: Mapping[str, Any]) -> FormData:
             v["ild.refractory"] = "on"
     if state.get("skin_predominant"):
         v["skin_predominant"] = "on"
-    return FormData(values=v)
+    return FormData(values=v, med_count=len(meds) + 1, history_count=len(history) + 1)
 
 
 def _text(value: object) -> str:

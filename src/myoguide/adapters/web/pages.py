@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import msgspec
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -28,14 +28,17 @@ from myoguide.adapters.text import (
     dose_words,
     source_words,
 )
+from myoguide.adapters.web.answer import LEVEL_WORDS, level, sources, stored_result, summarize
 from myoguide.adapters.web.forms import (
+    CONFIRM_FIELD,
+    CONFIRM_WARNINGS,
     DIAGNOSES,
     DOSE_UNITS,
-    HISTORY_ROWS,
-    MED_ROWS,
     OUTCOMES,
     FormData,
-    form_field,
+    blank_form,
+    collect_errors,
+    field_label,
     form_from_state,
     state_from_form,
 )
@@ -47,6 +50,7 @@ from myoguide.adapters.web.session import (
     session_user,
     wait_words,
 )
+from myoguide.adapters.web.timeline import STYLE as TIMELINE_STYLE
 from myoguide.adapters.web.timeline import VisitPoint, timeline_svg
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.state import dec
@@ -55,15 +59,6 @@ from myoguide.errors import InputError
 from myoguide.service import Clock, PatientRecords, Service, UserStore
 from myoguide.service.ports import PatientCourse
 
-LABELS = {
-    "age_years": "Age",
-    "diagnosis": "Diagnosis",
-    "weight.value": "Weight",
-    "weight.unit": "Weight unit",
-    "height.value": "Height",
-    "height.unit": "Height unit",
-    "visit_date": "Visit date",
-}
 MEASURE_WORDS = {"weight_kg": "Weight (kg)", "height_cm": "Height (cm)", "bsa_m2": "BSA (m2)"}
 DECISIONS = ("accepted", "chose_other", "declined")
 
@@ -98,6 +93,9 @@ def _env() -> Environment:
         measure_words=MEASURE_WORDS,
         fmt=fmt,
         fact_words=fact_words,
+        field_label=field_label,
+        level=level,
+        level_words=LEVEL_WORDS,
     )
     return env
 
@@ -113,16 +111,17 @@ class Site:
         self.env = _env()
         agents = [(a.id, a.display) for a in kb.agents]
         self.agent_labels = dict(agents)
+        self.sources = sources()
         self.choices: dict[str, Any] = {
             "diagnoses": [(d, d.replace("_", " ")) for d in DIAGNOSES] + [("other", "other")],
             "tristate": [("unknown", "unknown"), ("yes", "yes"), ("no", "no")],
             "severities": [(s, s) for s in ("mild", "moderate", "severe")],
             "agents": agents,
+            # The script preselects the unit of the drug's dose period (from the knowledge).
+            "agent_periods": {a.id: a.dose_period or "" for a in kb.agents},
             "units": [(u, u) for u in DOSE_UNITS],
             "outcomes": [(o, o.replace("_", " ")) for o in OUTCOMES],
-            "med_rows": MED_ROWS,
-            "history_rows": HISTORY_ROWS,
-            "labels": LABELS,
+            "confirm_field": CONFIRM_FIELD,
         }
 
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -132,6 +131,9 @@ class Site:
             user=request.session.get("user"),
             version=self.kb.knowledge_version,
             source_title=self.kb.title,
+            review_date=self.sources.topic_last_updated,
+            review_through=self.sources.literature_current_through,
+            ref_links=self.sources.links,
             **context,
         )
         return HTMLResponse(html, status_code=status)
@@ -142,6 +144,7 @@ class Site:
         by_id = {c.id: c for c in self.kb.citations}
         return {
             "result": result,
+            "summary": summarize(result),
             "references": [(n, self.kb.references[n - 1].citation) for n in refs],
             "citations": [(c, by_id[c].citation) for c in cites if c in by_id],
         }
@@ -251,30 +254,55 @@ async def guideline(request: Request, site: SiteDep) -> Response:
 
 @pages.get("/assess", response_class=HTMLResponse)
 async def assess_form(
-    request: Request, site: SiteDep, patient: int | None = None, visit: int | None = None
+    request: Request,
+    site: SiteDep,
+    patient: int | None = None,
+    visit: int | None = None,
+    start_from: Annotated[int | None, Query(alias="from")] = None,
 ) -> Response:
-    form = FormData(
-        values={"weight.unit": "kg", "height.unit": "cm", "diagnosis": "dermatomyositis"}
-    )
+    if patient is not None and visit is not None:
+        # A past visit is opened read-only; only "new visit from this one" starts a form.
+        return RedirectResponse(f"/patients/{patient}/visits/{visit}", status_code=303)
+    form = blank_form()
     row = None
+    source = None
     if patient is not None:
         row = await run_in_threadpool(site.records.store.get_patient, patient)
         if row is None:
             return site.page(request, "home.html", 404, title="Not found", nav="")
-        record = await run_in_threadpool(site.records.store.timeline, patient)
-        visits = [v.visit for v in record.visits]
-        chosen = next((v for v in visits if v.id == visit), visits[-1] if visits else None)
-        if chosen is not None:
-            form = form_from_state(chosen.state)
+        if start_from is not None:
+            record = await run_in_threadpool(site.records.store.timeline, patient)
+            source = next((e.visit for e in record.visits if e.visit.id == start_from), None)
+            if source is None:
+                return site.page(request, "home.html", 404, title="Not found", nav="")
+            form = form_from_state(source.state)
         form.values["visit_date"] = site.deps.clock.today().isoformat()
+    return _form_page(request, site, form, row, source_date=source.visit_date if source else None)
+
+
+def _form_page(
+    request: Request,
+    site: Site,
+    form: FormData,
+    patient: Any,
+    status: int = 200,
+    *,
+    source_date: dt.date | None = None,
+    focus: str | None = None,
+    confirm: str | None = None,
+) -> Response:
     return site.page(
         request,
         "assess.html",
+        status,
         title="Assessment",
         nav="assess",
         form=form,
-        patient=row,
+        patient=patient,
         result=None,
+        source_date=source_date.isoformat() if source_date else None,
+        focus=focus,
+        confirm=confirm,
         **site.choices,
     )
 
@@ -284,28 +312,42 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
     patient = None
     if data.get("patient_id", "").isdigit():
         patient = await run_in_threadpool(site.records.store.get_patient, int(data["patient_id"]))
-    form = FormData(values=data)
+    raw_state, form = state_from_form(data)
+    action = data.get("action", "show")
+    if action in ("add_med", "add_history"):
+        # The form without its script: one more row, and the focus in it.
+        # The form keeps one empty row after the filled ones: focus it, or add one if none.
+        if action == "add_med":
+            row = next(r for r in range(form.med_count + 1) if r not in form.med_rows)
+            form.med_count = max(form.med_count, row + 1)
+            focus = f"current_medications[{row}].agent"
+        else:
+            row = next(r for r in range(form.history_count + 1) if r not in form.history_rows)
+            form.history_count = max(form.history_count, row + 1)
+            focus = f"treatment_history[{row}].agent"
+        return _form_page(request, site, form, patient, focus=focus)
+    age_stand_in = float(site.kb.input_limits.age_years.min)
+    collect_errors(site.service.parse, raw_state, form, age_stand_in)
+    visit_date = None
     try:
-        raw_state, form = state_from_form(data)
-        assessment = site.service.assess(raw_state)
-        result = assessment.result
-        # Stored as validated: agents by name, units as given, absent fields explicit.
-        state = msgspec.to_builtins(assessment.state)
         visit_date = _visit_date(data.get("visit_date"), site.deps.clock)
     except InputError as exc:
-        field = form_field(exc, form)
-        form.errors[field] = exc.message
-        return site.page(
-            request,
-            "assess.html",
-            422,
-            title="Assessment",
-            nav="assess",
-            form=form,
-            patient=patient,
-            result=None,
-            **site.choices,
+        form.error("visit_date", exc.message)
+    if form.errors or visit_date is None:
+        return _form_page(request, site, form, patient, 422)
+    assessment = site.service.assess(raw_state)
+    result = assessment.result
+    unusual = [w for w in result.warnings if w.code in CONFIRM_WARNINGS]
+    if unusual and data.get(CONFIRM_FIELD) != "on":
+        # No dose is shown from a body size the engine finds unusual until it is confirmed.
+        form.error(
+            "weight.value",
+            " ".join(w.message for w in unusual)
+            + " No dose is shown until you tick “The weight and height are right”.",
         )
+        return _form_page(request, site, form, patient, 422, confirm=CONFIRM_FIELD)
+    # Stored as validated: agents by name, units as given, absent fields explicit.
+    state = msgspec.to_builtins(assessment.state)
     answer_id = None
     if patient is not None:
         answer_id = await run_in_threadpool(
@@ -314,7 +356,7 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
             state,
             result,
             to_jsonable(result),
-            visit_date if data.get("action") == "save" else None,
+            visit_date if action == "save" else None,
         )
     return site.page(
         request,
@@ -324,10 +366,43 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
         form=form,
         patient=patient,
         answer_id=answer_id,
+        saved=action == "save" and patient is not None,
         entered=state_lines(state),
-        visit_date=visit_date.isoformat() if patient else None,
+        visit_date=visit_date.isoformat(),
+        focus=None,
+        confirm=CONFIRM_FIELD if unusual else None,
         **site.choices,
         **site.answer_context(result),
+    )
+
+
+@pages.get("/patients/{patient_id}/visits/{visit_id}", response_class=HTMLResponse)
+async def visit_page(request: Request, patient_id: int, visit_id: int, site: SiteDep) -> Response:
+    patient = await run_in_threadpool(site.records.store.get_patient, patient_id)
+    if patient is None:
+        return site.page(request, "home.html", 404, title="Not found", nav="")
+    record = await run_in_threadpool(site.records.store.timeline, patient_id)
+    entry = next((e for e in record.visits if e.visit.id == visit_id), None)
+    if entry is None:
+        return site.page(request, "home.html", 404, title="Not found", nav="")
+    visit = entry.visit
+    shown = entry.answers[-1] if entry.answers else None
+    result = stored_result(shown.answer.result) if shown else None
+    context = site.answer_context(result) if result else {"result": None}
+    decisions = [_decision_words(d, shown.answer.result) for d in shown.decisions] if shown else []
+    return site.page(
+        request,
+        "visit.html",
+        title=f"{patient.label}, visit of {visit.visit_date.isoformat()}",
+        nav="patients",
+        patient=patient,
+        visit=visit,
+        visit_date=visit.visit_date.isoformat(),
+        entered=state_lines(visit.state),
+        decisions=decisions,
+        chosen_words="; ".join(d for d in decisions if d),
+        answered_under=result.knowledge_version if result else None,
+        **context,
     )
 
 
@@ -398,7 +473,7 @@ async def patient_page(request: Request, patient_id: int, site: SiteDep) -> Resp
     if patient is None:
         return site.page(request, "home.html", 404, title="Not found", nav="")
     record = await run_in_threadpool(site.records.store.timeline, patient_id)
-    points, rows = _course(record)
+    points, rows = _course(record, site.agent_labels)
     return site.page(
         request,
         "patient.html",
@@ -407,8 +482,14 @@ async def patient_page(request: Request, patient_id: int, site: SiteDep) -> Resp
         patient=patient,
         record=record,
         rows=rows,
-        timeline=timeline_svg(points, labels=site.agent_labels),
+        timeline=timeline_svg(points, labels=site.agent_labels, embed_style=False),
     )
+
+
+@pages.get("/timeline.css")
+async def timeline_css() -> Response:
+    # The chart's own rules, linked rather than embedded: a strict CSP refuses inline styles.
+    return Response(TIMELINE_STYLE, media_type="text/css")
 
 
 @pages.get("/patients/{patient_id}/export.json")
@@ -493,7 +574,18 @@ def _visit_date(text: str | None, clock: Clock) -> dt.date:
         raise InputError("visit_date", f"'{text}' is not a date") from None
 
 
-def _course(record: PatientCourse) -> tuple[list[VisitPoint], list[dict[str, Any]]]:
+def _agents_taken(state: Mapping[str, Any], labels: Mapping[str, str]) -> str:
+    names = [
+        labels.get(str(m.get("agent")), str(m.get("agent")))
+        for m in state.get("current_medications") or []
+        if m.get("agent") != "prednisone"
+    ]
+    return ", ".join(names) or "none"
+
+
+def _course(
+    record: PatientCourse, labels: Mapping[str, str]
+) -> tuple[list[VisitPoint], list[dict[str, Any]]]:
     """Return the timeline points and table rows of a patient's record."""
     points: list[VisitPoint] = []
     rows: list[dict[str, Any]] = []
@@ -505,14 +597,24 @@ def _course(record: PatientCourse) -> tuple[list[VisitPoint], list[dict[str, Any
         latest = last.decisions[-1] if last and last.decisions else None
         decision = latest.decision if latest else None
         label = _option_label(answer.result, top) if answer and top else None
-        points.append(VisitPoint(visit.visit_date, visit.state, label, decision))
+        # The chart shows what was chosen: another option when the clinician chose one.
+        chosen = label
+        if latest is not None and answer is not None:
+            if latest.decision == "chose_other" and latest.chosen_recommendation:
+                chosen = _option_label(answer.result, latest.chosen_recommendation)
+            elif latest.decision == "declined":
+                chosen = "none of the options"
+        points.append(VisitPoint(visit.visit_date, visit.state, chosen, decision))
         rows.append(
             {
                 "visit_id": visit.id,
                 "date": visit.visit_date.isoformat(),
                 "prednisone": _prednisone(visit.state),
+                "flare": visit.state.get("flare") is True,
+                "agents": _agents_taken(visit.state, labels),
                 "course": COURSE_WORDS.get(answer.course, answer.course) if answer else "—",
                 "top": label,
+                "chosen": chosen if latest is not None else None,
                 "decision": _decision_words(latest, answer.result if answer else {}),
             }
         )

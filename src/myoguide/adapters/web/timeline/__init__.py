@@ -6,5 +6,6 @@ write the markup and chart.py puts the chart together.
 
 from myoguide.adapters.web.timeline.chart import timeline_svg
 from myoguide.adapters.web.timeline.data import VisitPoint
+from myoguide.adapters.web.timeline.svg import STYLE
 
-__all__ = ["VisitPoint", "timeline_svg"]
+__all__ = ["STYLE", "VisitPoint", "timeline_svg"]

@@ -63,13 +63,15 @@ class Visit:
 
 @dataclass(slots=True)
 class Agent:
-    """One row of the agents panel: a bar while current, or a prior-only marker."""
+    """One row of the agents panel: a bar per run of visits it was taken, or a prior marker."""
 
     name: str
     first: int
     last: int
     current: bool
     outcome: str | None
+    # (first, last) visit positions of each unbroken run; a visit without it is a gap.
+    runs: tuple[tuple[int, int], ...] = ()
 
 
 def agent_name(raw: object) -> str | None:
@@ -148,6 +150,17 @@ def reduce_visit(point: VisitPoint) -> Visit:
     )
 
 
+def _runs(indices: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    """Return the unbroken runs of consecutive visit positions."""
+    runs: list[tuple[int, int]] = []
+    for i in indices:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return tuple(runs)
+
+
 def collect_agents(visits: Sequence[Visit]) -> list[Agent]:
     """Return the agents panel rows, in order of first appearance."""
     seen: dict[str, list[int]] = {}
@@ -168,6 +181,6 @@ def collect_agents(visits: Sequence[Visit]) -> list[Agent]:
             first = last = listed[name][0][0]
             current = False
         known = [o for i, o in listed[name] if i >= first and o is not None]
-        rows.append(Agent(name, first, last, current, known[-1] if known else None))
+        rows.append(Agent(name, first, last, current, known[-1] if known else None, _runs(indices)))
     rows.sort(key=lambda row: row.first)
     return rows

@@ -28,7 +28,7 @@ LEFT: Final = 150.0
 RIGHT: Final = 20.0
 PAD: Final = 14.0
 PANEL: Final = 110.0
-ROW: Final = 30.0
+ROW: Final = 24.0
 LANE: Final = 13.0
 
 MAX_LANES: Final = 3

@@ -48,12 +48,16 @@ def prednisone_panel(frame: Frame, top: float) -> tuple[list[str], float]:
         line = "ax" if k == 0 else "grid"
         out.append(f'<path class="{line}" d="M{num(frame.left)},{num(ty)}H{num(frame.right)}"/>')
         out.append(svg_text(frame.left - 6, ty + 4, format_mg(k * step), "e"))
+    # A step line: a dose holds from its visit until the next one (no ramp between visits).
     path: list[str] = []
-    pen_down = False
+    prev: float | None = None
     for v, x in zip(frame.visits, frame.xs, strict=True):
-        if v.dose is not None:
-            path.append(f"{'L' if pen_down else 'M'}{num(x)},{num(py(v.dose))}")
-        pen_down = v.dose is not None
+        if v.dose is None:
+            prev = None
+            continue
+        y = num(py(v.dose))
+        path.append(f"M{num(x)},{y}" if prev is None else f"H{num(x)}V{y}")
+        prev = v.dose
     if path:
         out.append(f'<path class="pred" d="{"".join(path)}"/>')
     values = Lanes(1, gap=4)
@@ -123,6 +127,15 @@ def flare_marks(frame: Frame, flare_y: float, base_y: float) -> list[str]:
     return out
 
 
+def agent_note(agent: Agent, visit_count: int) -> str:
+    """Return the words at the end of an agent's bar: its outcome, or whether it goes on."""
+    outcome = OUTCOMES.get(agent.outcome or "", "")
+    if not agent.current:
+        return f"prior: {outcome or 'outcome not recorded'}"
+    ongoing = agent.last == visit_count - 1 and not outcome
+    return outcome or ("ongoing" if ongoing else "stopped")
+
+
 def agent_panel(
     frame: Frame, agents: Sequence[Agent], y: float, labels: Mapping[str, str]
 ) -> tuple[list[str], float]:
@@ -137,29 +150,43 @@ def agent_panel(
         name = agent_label(agent.name, labels)
         start, end = visits[agent.first].date, visits[agent.last].date
         outcome = OUTCOMES.get(agent.outcome or "", "")
+        bars: list[tuple[float, float]] = []
         if agent.current:
-            x_a, x_b = xs[agent.first] - 5, xs[agent.last] + 5
-            ongoing = agent.last == len(visits) - 1 and not outcome
-            note = outcome or ("ongoing" if ongoing else "")
-            tip = f"{name}: current {format_span(start, end)}" + (f"; {note}" if note else "")
+            bars = [(xs[a] - 5, xs[b] + 5) for a, b in agent.runs or ((agent.first, agent.last),)]
+            note = agent_note(agent, len(visits))
+            spans = ", ".join(
+                format_span(visits[a].date, visits[b].date)
+                for a, b in agent.runs or ((agent.first, agent.last),)
+            )
+            tip = f"{name}: taken {spans}; {note}"
         else:
-            x_a, x_b = xs[agent.first] - 8, xs[agent.first] + 8
+            bars = [(xs[agent.first] - 8, xs[agent.first] + 8)]
             said = outcome or "outcome not recorded"
-            note = f"prior: {said}"
+            note = agent_note(agent, len(visits))
             tip = f"{name}: listed as tried on {format_date(start)}; {said}"
-        out.append(
-            f'<g class="agent" data-agent="{esc(agent.name)}" data-from="{start.isoformat()}"'
-            f' data-to="{end.isoformat()}" data-outcome="{agent.outcome or ""}">'
-            f"<title>{esc(tip)}</title>"
-            f"{svg_text(frame.left - 8, y + 13, fit_text(name, frame.left - 16), 'e')}"
+        rects = "".join(
             f'<rect {bar_paint(agent.outcome, prior=not agent.current)} x="{num(x_a)}"'
             f' y="{num(y + 4)}" width="{num(x_b - x_a)}" height="11"/>'
+            for x_a, x_b in bars
         )
-        if note:
-            if x_a + text_width(note, 10) <= frame.width - 4:
-                out.append(svg_text(x_a, y + 26, note, "s i outcome"))
-            else:
-                out.append(svg_text(x_b, y + 26, note, "s i e outcome"))
+        gaps = "".join(
+            f'<path class="gap" d="M{num(bars[k][1])},{num(y + 9.5)}H{num(bars[k + 1][0])}"/>'
+            for k in range(len(bars) - 1)
+        )
+        out.append(
+            f'<g class="agent" data-agent="{esc(agent.name)}" data-from="{start.isoformat()}"'
+            f' data-to="{end.isoformat()}" data-outcome="{agent.outcome or ""}"'
+            f' data-runs="{len(bars)}">'
+            f"<title>{esc(tip)}</title>"
+            f"{svg_text(frame.left - 8, y + 13, fit_text(name, frame.left - 16), 'e')}"
+            f"{gaps}{rects}"
+        )
+        # The outcome is written where the last bar ends: after it if there is room, else before.
+        x_end = bars[-1][1]
+        if x_end + 4 + text_width(note, 10) <= frame.width - 4:
+            out.append(svg_text(x_end + 4, y + 13, note, "s i outcome"))
+        else:
+            out.append(svg_text(bars[-1][0] - 4, y + 13, note, "s i e outcome"))
         out.append("</g>")
         y += ROW
     out.append("</g>")
@@ -167,8 +194,8 @@ def agent_panel(
 
 
 def options_panel(frame: Frame, y: float) -> tuple[list[str], float]:
-    """Return the rank-1 option at each visit (decision glyph) and each run of one option, and y."""
-    out = ['<g class="recommendations">', svg_text(8, y + 12, "Rank-1 option", "h")]
+    """Return the option chosen at each visit (decision glyph) and each run of one option, and y."""
+    out = ['<g class="recommendations">', svg_text(8, y + 12, "Option chosen", "h")]
     # Visits on the same or nearby days would stack their glyphs, so the glyphs are spread.
     gxs = spread(frame.xs, 15, frame.left, frame.width - 8)
     for i, v in enumerate(frame.visits):

@@ -45,6 +45,7 @@ STYLE: Final = (
     ".mgtl .glyph{font-size:14px;text-anchor:middle;font-weight:700}"
     ".mgtl .nodec{fill:none;stroke:currentColor}"
     ".mgtl .run{stroke:currentColor;stroke-opacity:.6;fill:none}"
+    ".mgtl .gap{stroke:currentColor;stroke-dasharray:1 4;fill:none}"
 )
 
 DEFS: Final = (
@@ -86,11 +87,16 @@ def bar_paint(outcome: str | None, *, prior: bool) -> str:
     return f'class="{klass} {fill}"'
 
 
-def wrap_svg(body: str, width: float, height: float, title: str, desc: str) -> str:
-    """Return the root <svg> around body, with ids made unique and stable by hashing the content."""
+def wrap_svg(
+    body: str, width: float, height: float, title: str, desc: str, *, embed_style: bool = True
+) -> str:
+    """Return the root <svg> around body, with ids made unique and stable by hashing the content.
+
+    Without `embed_style` the page must link STYLE itself (a strict CSP refuses inline styles).
+    """
     head = (
         f'<title id="{ID_MARK}-t">{esc(title)}</title><desc id="{ID_MARK}-d">{esc(desc)}</desc>'
-        f"<style>{STYLE}</style>"
+        + (f"<style>{STYLE}</style>" if embed_style else "")
     )
     inner = head + body
     prefix = "mgtl-" + hashlib.sha1(inner.encode("utf-8"), usedforsecurity=False).hexdigest()[:10]
@@ -102,7 +108,7 @@ def wrap_svg(body: str, width: float, height: float, title: str, desc: str) -> s
     ).replace(ID_MARK, prefix)
 
 
-def empty_svg(width: float) -> str:
+def empty_svg(width: float, *, embed_style: bool = True) -> str:
     """Return the small SVG shown before any visit."""
     body = svg_text(width / 2, 26, "No visits yet", "m i")
-    return wrap_svg(body, width, 40, "Treatment course", "No visits yet.")
+    return wrap_svg(body, width, 40, "Treatment course", "No visits yet.", embed_style=embed_style)

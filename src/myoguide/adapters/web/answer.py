@@ -1,0 +1,128 @@
+"""The answer as the page leads with it: the decision first, warnings by what they ask of you."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+import msgspec
+import yaml
+
+from myoguide.domain.result import Recommendation, RecommendationSet, Warning
+
+Level = Literal["stop", "check", "note"]
+
+# What a warning asks of the clinician. "stop": no option can be acted on as shown (or one must
+# not be, until something is done); "check": an entry or a figure to verify before acting;
+# "note": context that does not change what to do. Presentation only: the engine's wording stays.
+_STOP = frozenset(
+    {
+        "out_of_scope_child",
+        "out_of_scope_diagnosis",
+        "out_of_scope_ibm",
+        "out_of_scope_initial_therapy",
+        "alternative_diagnoses_not_excluded",
+        "prednisone_dose_unknown",
+        "scenario_not_covered",
+        "all_options_failed",
+        "flare_status_unknown",
+        "status_unknown",
+    }
+)
+_NOTE = frozenset(
+    {
+        "outcome_unknown",
+        "ild_data_limited",
+        "prednisone_at_boundary",
+        "both_sparing_failed",
+        "combination_failed",
+        "combination_intolerance",
+        "r3_other_sparing_failed",
+        "aza_mtx_in_use",
+    }
+)
+LEVEL_WORDS: dict[Level, str] = {"stop": "Stop", "check": "Check", "note": "Note"}
+
+
+def level(code: str) -> Level:
+    """Return how strongly a warning bears on what to do; an unknown code counts as "check"."""
+    base = code.removeprefix("fhir.")
+    if base in _STOP:
+        return "stop"
+    if base in _NOTE:
+        return "note"
+    return "check"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What leads the answer: the first choice (or tied choices) and the warnings that bind."""
+
+    first: tuple[Recommendation, ...]
+    binding: tuple[tuple[Level, Warning], ...]
+    notes: tuple[tuple[Level, Warning], ...]
+
+
+def summarize(result: RecommendationSet) -> Summary:
+    """Return the answer's lead: rank-1 options and the warnings sorted stop, check, note."""
+    recs = result.recommendations
+    top = min((r.rank for r in recs), default=None)
+    first = tuple(r for r in recs if r.rank == top)
+    order = {"stop": 0, "check": 1, "note": 2}
+    levelled = sorted(((level(w.code), w) for w in result.warnings), key=lambda p: order[p[0]])
+    return Summary(
+        first,
+        tuple(p for p in levelled if p[0] != "note"),
+        tuple(p for p in levelled if p[0] == "note"),
+    )
+
+
+def stored_result(data: Mapping[str, Any]) -> RecommendationSet | None:
+    """Return a logged answer (JSON) as the value the templates render, or None if unreadable."""
+    try:
+        return msgspec.convert(data, RecommendationSet, strict=False)
+    except msgspec.ValidationError:
+        return None
+
+
+@dataclass(frozen=True)
+class Link:
+    """A verified link for a numbered reference."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Verified links by reference number and the review's dates (reference_links.yaml)."""
+
+    links: Mapping[int, Sequence[Link]]
+    topic_last_updated: str
+    literature_current_through: str
+
+
+@cache
+def sources() -> Sources:
+    """Read the verified reference links once (fails loudly: the file ships with the package)."""
+    text = (resources.files("myoguide.knowledge") / "data" / "reference_links.yaml").read_text()
+    data = yaml.safe_load(text)
+    links: dict[int, list[Link]] = {}
+    for entry in data["links"]:
+        found: list[Link] = []
+        if entry.get("pmid"):
+            url = f"https://pubmed.ncbi.nlm.nih.gov/{entry['pmid']}/"
+            found.append(Link(f"PubMed {entry['pmid']}", url))
+        if entry.get("pmc"):
+            url = f"https://www.ncbi.nlm.nih.gov/pmc/articles/{entry['pmc']}/"
+            found.append(Link(f"PubMed Central {entry['pmc']}", url))
+        if entry.get("doi"):
+            found.append(Link(f"DOI {entry['doi']}", f"https://doi.org/{entry['doi']}"))
+        links[int(entry["number"])] = found
+    dates = data["review_dates"]
+    return Sources(
+        links, str(dates["topic_last_updated"]), str(dates["literature_current_through"])
+    )

@@ -1,0 +1,86 @@
+// myoguide's only script: quicker entry on the assessment form, and the print button.
+// The pages work without it: rows are then added by the server and Enter in a select does not submit.
+(function () {
+  "use strict";
+
+  function renumber(el, from, to) {
+    // Row fields are named by their index (current_medications[0].agent): the copy gets the next one.
+    ["name", "id", "for", "aria-describedby"].forEach(function (attr) {
+      el.querySelectorAll("[" + attr + "]").forEach(function (node) {
+        node.setAttribute(attr, node.getAttribute(attr).split("[" + from + "]").join("[" + to + "]"));
+      });
+    });
+  }
+
+  function addRow(form, kind) {
+    var box = form.querySelector('[data-rows="' + kind + '"]');
+    var rows = box.querySelectorAll("fieldset.entry");
+    var last = rows[rows.length - 1];
+    var copy = last.cloneNode(true);
+    renumber(copy, rows.length - 1, rows.length);
+    copy.querySelectorAll(".error").forEach(function (n) { n.remove(); });
+    copy.querySelectorAll("[aria-invalid]").forEach(function (n) {
+      n.removeAttribute("aria-invalid");
+      n.removeAttribute("aria-describedby");
+    });
+    copy.querySelectorAll("input").forEach(function (n) { n.value = ""; });
+    copy.querySelectorAll("select").forEach(function (n) { n.selectedIndex = 0; });
+    var legend = copy.querySelector("legend");
+    legend.textContent = legend.textContent.replace(/\d+$/, String(rows.length + 1));
+    box.appendChild(copy);
+    copy.querySelector("select").focus();
+  }
+
+  function setUnit(select, periods) {
+    // The unit follows the drug's dose period (from the knowledge); a person may still change it.
+    var period = periods[select.value];
+    var unit = select.closest("fieldset.entry").querySelector("[data-unit]");
+    if (unit && period) { unit.value = "mg/" + period; }
+  }
+
+  function otherDiagnosis(form) {
+    var choice = form.querySelector('[name="diagnosis"]');
+    var row = form.querySelector("[data-if-other]");
+    if (!choice || !row) { return; }
+    var sync = function () {
+      var input = row.querySelector("input");
+      row.hidden = choice.value !== "other" && !(input && input.value);
+    };
+    choice.addEventListener("change", sync);
+    sync();
+  }
+
+  function assessForm(form) {
+    var periods = JSON.parse(form.getAttribute("data-periods") || "{}");
+    form.querySelectorAll("[data-add]").forEach(function (button) {
+      button.type = "button";
+      button.addEventListener("click", function () { addRow(form, button.getAttribute("data-add")); });
+    });
+    form.addEventListener("change", function (event) {
+      if (event.target.matches("[data-agent]")) { setUnit(event.target, periods); }
+    });
+    form.addEventListener("keydown", function (event) {
+      // Enter submits from any field, a select too (browsers only do it for text fields).
+      if (event.key === "Enter" && event.target.tagName === "SELECT") {
+        event.preventDefault();
+        form.requestSubmit(form.querySelector(".default-submit"));
+      }
+    });
+    otherDiagnosis(form);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form[data-assess]").forEach(assessForm);
+    document.querySelectorAll("[data-print]").forEach(function (button) {
+      button.hidden = false;
+      button.addEventListener("click", function () { window.print(); });
+    });
+    document.querySelectorAll("a.ref").forEach(function (link) {
+      link.addEventListener("click", function () {
+        var target = document.getElementById(link.getAttribute("href").slice(1));
+        var box = target && target.closest("details");
+        if (box) { box.open = true; }
+      });
+    });
+  });
+})();
