@@ -1,6 +1,7 @@
 """The use cases, written once against ports; every door calls these."""
 
 from myoguide.service.assess import Assessment, Chart, Service
+from myoguide.service.audit import Auditor, PatientAudit
 from myoguide.service.cds import PREFETCH, CdsHooks, HookAnswer, OrderLine, PrefetchMissing
 from myoguide.service.feedback import Feedback, report_feedback
 from myoguide.service.ports import (
@@ -18,6 +19,7 @@ from myoguide.service.records import PatientRecords
 __all__ = [
     "PREFETCH",
     "Assessment",
+    "Auditor",
     "CdsHooks",
     "Chart",
     "Clock",
@@ -27,6 +29,7 @@ __all__ = [
     "FhirClient",
     "HookAnswer",
     "OrderLine",
+    "PatientAudit",
     "PatientRecords",
     "PrefetchMissing",
     "RecordReader",
