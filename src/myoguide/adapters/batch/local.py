@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import shutil
 import tempfile
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -191,6 +192,9 @@ def run_local(
         with ctx.Pool(
             workers, initializer=_init_worker, initargs=(auditor, evaluation_date, str(spool))
         ) as pool:
+            # Started after the fork (a thread must not hold the import lock in a child): the
+            # parent waits on the workers, and writing the rows needs pyarrow.
+            threading.Thread(target=_import_pyarrow, daemon=True).start()
             conditions = [c for c in chunks(files) if c.file.type == "Condition"]
             in_scope: set[str] = set()
             for found in pool.imap_unordered(_find_patients, conditions):
@@ -216,6 +220,11 @@ def run_local(
         return LocalResult(rows, stats.problems, stats.lines, stats.bytes)
     finally:
         shutil.rmtree(spool, ignore_errors=True)
+
+
+def _import_pyarrow() -> None:
+    import pyarrow.json
+    import pyarrow.parquet  # noqa: F401
 
 
 def _keep_medications(spool: Path, wanted: set[str]) -> None:
