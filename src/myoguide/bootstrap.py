@@ -14,20 +14,28 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from myoguide.adapters.clock import SystemClock
 from myoguide.domain.engine import Engine
 from myoguide.errors import InputError
 from myoguide.knowledge.loader import load_packaged
 from myoguide.knowledge.model import Knowledge
-from myoguide.service import CdsHooks, Feedback, PatientRecords, Service, report_feedback
+from myoguide.service import (
+    Auditor,
+    CdsHooks,
+    Feedback,
+    PatientRecords,
+    Service,
+    report_feedback,
+)
 from myoguide.service.ports import MappedRecord
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from sqlalchemy import Engine as DbEngine
 
+    from myoguide.adapters.batch.run import AuditOutput
     from myoguide.adapters.cdshooks.security import FhirServer, IssuerConfig
     from myoguide.adapters.store import RecordStore, UserStore
     from myoguide.settings import Settings
@@ -53,6 +61,56 @@ def build_service(knowledge: Knowledge | None = None) -> Service:
 def default_service() -> Service:
     """Return the process-wide Service on the packaged guideline, built once."""
     return build_service()
+
+
+def build_auditor(service: Service | None = None) -> Auditor:
+    """Build the population audit's per-patient use case: the service and the knowledge's flags."""
+    # Imported here for start-up speed: only `audit` needs the flags.
+    from myoguide.knowledge.flags import load_packaged_flags
+
+    svc = service if service is not None else default_service()
+    return Auditor(svc, load_packaged_flags(svc.knowledge))
+
+
+def run_audit(
+    export: Path,
+    out: Path,
+    *,
+    engine: str = "local",
+    evaluation_date: date | None = None,
+    min_cell: int = 11,
+    workers: int = 2,
+    master: str | None = None,
+    err: TextIO | None = None,
+) -> AuditOutput:
+    """Wire the batch door with the audit use case and run it (ages at the date, default today)."""
+    # Imported here for start-up speed: only `audit` needs the batch door.
+    import sys
+
+    from myoguide.adapters.batch.run import audit
+
+    service = default_service()
+    return audit(
+        export,
+        out,
+        auditor=build_auditor(service),
+        engine=engine,
+        evaluation_date=evaluation_date if evaluation_date is not None else service.today(),
+        min_cell=min_cell,
+        workers=workers,
+        master=master,
+        err=err if err is not None else sys.stderr,
+    )
+
+
+def run_synth(out: Path, patients: int, *, seed: int, gz: bool, err: TextIO | None = None) -> str:
+    """Write a synthetic Bulk Data export with the batch door; return the summary line."""
+    # Imported here for start-up speed, as above.
+    import sys
+
+    from myoguide.adapters.batch.run import synth
+
+    return synth(out, patients, seed=seed, gz=gz, err=err if err is not None else sys.stderr)
 
 
 @cache

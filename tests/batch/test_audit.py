@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import gzip
+import pickle
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import orjson
 import pyarrow.parquet as pq
 import pytest
 
@@ -17,6 +21,7 @@ from myoguide.adapters.batch.local import run_local
 from myoguide.adapters.batch.report import cell, render_report
 from myoguide.adapters.batch.run import audit
 from myoguide.adapters.cli import main
+from myoguide.bootstrap import build_auditor
 from myoguide.errors import KnowledgeError
 from myoguide.knowledge.flags import WORDING, load_packaged_flags, parse_flags
 from myoguide.knowledge.loader import PACKAGED_FILE, load_packaged
@@ -29,7 +34,7 @@ DATA = Path(__file__).resolve().parents[2] / "src" / "myoguide" / "knowledge" / 
 @pytest.fixture(scope="module")
 def local_rows(export: Path) -> Any:
     files, _ = list_files(export)
-    return run_local(files, DATE, workers=2)
+    return run_local(files, build_auditor(), DATE, workers=2)
 
 
 def test_local_runner_finds_dm_pm_patients_and_flags(local_rows: Any) -> None:
@@ -46,7 +51,7 @@ def test_both_runners_give_the_same_rows(export: Path, local_rows: Any, spark: A
     from myoguide.adapters.batch.spark import run_spark
 
     files, _ = list_files(export)
-    rows, problems = run_spark(files, DATE, master="local[2]")
+    rows, problems = run_spark(files, build_auditor(), DATE, master="local[2]")
     assert rows == local_rows.rows
     assert problems.counts == local_rows.problems.counts
 
@@ -99,7 +104,7 @@ def test_clean_export_exits_zero(tmp_path: Path) -> None:
     from myoguide.adapters.batch.synth import synthesize
 
     synthesize(tmp_path / "e", 200, seed=5, errors=False, gz=True)
-    result = audit(tmp_path / "e", tmp_path / "o", evaluation_date=DATE)
+    result = audit(tmp_path / "e", tmp_path / "o", auditor=build_auditor(), evaluation_date=DATE)
     assert result.problems.total == 0
     assert main(["audit", str(tmp_path / "e"), "--out", str(tmp_path / "o2")]) == 0
 
@@ -152,3 +157,82 @@ def test_flags_fail_closed_naming_file_and_key() -> None:
     )
     with pytest.raises(KnowledgeError, match="no reference 99"):
         parse_flags(bad, kb, origin="guideline.yaml")
+
+
+def _bundles(export: Path, pids: set[str]) -> dict[str, dict[str, Any]]:
+    """Each patient's Bundle, gathered naively from the whole export held in memory."""
+    resources: dict[str, list[dict[str, Any]]] = {p: [] for p in pids}
+    medications: dict[str, dict[str, Any]] = {}
+    for f in sorted(export.glob("*.ndjson")):
+        for line in f.read_bytes().splitlines():
+            try:
+                res = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if res.get("resourceType") == "Medication":
+                medications[res["id"]] = res
+            refs = [(res.get(k) or {}).get("reference", "") for k in ("subject", "patient")]
+            own = res["id"] if res.get("resourceType") == "Patient" else None
+            for pid in pids:
+                if own == pid or f"Patient/{pid}" in refs:
+                    resources[pid].append(res)
+    bundles = {}
+    for pid, found in resources.items():
+        meds = {
+            r["medicationReference"]["reference"].split("/")[-1]
+            for r in found
+            if r["resourceType"] in ("MedicationRequest", "MedicationStatement")
+            and "medicationReference" in r
+        }
+        entries = [{"resource": r} for r in found] + [
+            {"fullUrl": f"Medication/{m}", "resource": medications[m]} for m in sorted(meds)
+        ]
+        # The runners' fixed order (by content): the mapping lists agents in record order.
+        entries.sort(key=lambda e: orjson.dumps(e["resource"], option=orjson.OPT_SORT_KEYS))
+        bundles[pid] = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    return bundles
+
+
+def test_both_runners_apply_the_use_case_they_are_given(export: Path, spark: Any) -> None:
+    from myoguide.adapters.batch.spark import run_spark
+
+    full = build_auditor()
+    # A use case unlike the packaged one (one flag only): a runner that built its own would differ.
+    one_flag = msgspec.structs.replace(full.flags, flags=(full.flags.by_id("dose_above_maximum"),))
+    auditor = dataclasses.replace(full, flags=one_flag)
+    files, _ = list_files(export)
+    local = run_local(files, auditor, DATE, workers=2).rows
+    on_spark, _ = run_spark(files, auditor, DATE, master="local[2]")
+    assert on_spark == local
+    assert {f for r in local for f in r["flags"]} == {"dose_above_maximum"}
+    bundles = _bundles(export, {r["patient_id"] for r in local})
+    for r in local:
+        row = auditor.audit(bundles[r["patient_id"]], DATE).row
+        assert r["resources"] == len(bundles[r["patient_id"]]["entry"])
+        assert (
+            r["course"],
+            r["scenario"],
+            r["first_option"],
+            tuple(r["first_option_agents"]),
+            tuple(r["data_problems"]),
+            tuple(r["flags"]),
+            r["knowledge_version"],
+        ) == (
+            row.course,
+            row.scenario,
+            row.first_option,
+            row.first_option_agents,
+            row.data_problems,
+            row.flags,
+            row.knowledge_version,
+        )
+
+
+def test_the_use_case_pickles_and_gives_the_unusable_row() -> None:
+    auditor = pickle.loads(pickle.dumps(build_auditor()))
+    empty = {"resourceType": "Bundle", "type": "collection", "entry": []}
+    audited = auditor.audit(empty, DATE)
+    assert audited.row.course == "unusable"
+    assert audited.flags == ()
+    assert "input.age_years" in audited.problems
+    assert audited.row.data_problems == tuple(sorted(set(audited.problems)))

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 EXIT_TAMPERED = 4
+EXIT_SKIPPED = 3  # `audit`: rows written, but some input lines or files were skipped
 
 
 def _read_input(path: str) -> bytes:
@@ -275,9 +276,9 @@ def cmd_record_verify(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
     """Audit a FHIR Bulk Data export: rows.parquet and report.html; exit 3 if input was skipped."""
-    from myoguide.adapters.batch.run import EXIT_SKIPPED, audit
+    from myoguide.bootstrap import run_audit
 
-    result = audit(
+    result = run_audit(
         Path(args.export),
         Path(args.out),
         engine=args.engine,
@@ -294,9 +295,9 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_synth(args: argparse.Namespace, out: TextIO) -> int:
     """Write a seeded synthetic Bulk Data export."""
-    from myoguide.adapters.batch.run import synth
+    from myoguide.bootstrap import run_synth
 
-    out.write(synth(Path(args.out), args.patients, seed=args.seed, gz=args.gzip) + "\n")
+    out.write(run_synth(Path(args.out), args.patients, seed=args.seed, gz=args.gzip) + "\n")
     return EXIT_OK
 
 

@@ -1,6 +1,7 @@
 """The use cases, written once against ports; every door calls these."""
 
 from myoguide.service.assess import Assessment, Chart, Service
+from myoguide.service.audit import Auditor, PatientAudit
 from myoguide.service.cds import (
     CdsHooks,
     Gathered,
@@ -25,6 +26,7 @@ from myoguide.service.records import PatientRecords
 
 __all__ = [
     "Assessment",
+    "Auditor",
     "CardRegistry",
     "CdsHooks",
     "Chart",
@@ -36,6 +38,7 @@ __all__ = [
     "Gathered",
     "HookAnswer",
     "OrderLine",
+    "PatientAudit",
     "PatientRecords",
     "PrefetchMissing",
     "RecordReader",

@@ -16,7 +16,8 @@ from pathlib import Path
 # `<Type>.ndjson`, `<Type>.ndjson.gz`, and the numbered parts `<Type>.<n>.ndjson[.gz]` or
 # `<Type>-<n>.ndjson[.gz]` that servers write when they split a type over several files.
 _NAME = re.compile(r"^(?P<type>[A-Z][A-Za-z]+)(?:[.-](?P<part>\d+))?\.ndjson(?P<gz>\.gz)?$")
-CHUNK_BYTES = 16 * 1024 * 1024
+CHUNK_BYTES = 8 * 1024 * 1024
+GZIP_BLOCK = 1024 * 1024
 EXAMPLES_KEPT = 20
 
 PROBLEM_WORDS = {
@@ -139,11 +140,12 @@ def _starts_line(path: Path, start: int) -> bool:
         return fh.read(1) == b"\n"
 
 
-def read_lines(chunk: Chunk, problems: Problems) -> Iterator[tuple[int, bytes]]:
-    """Yield (line number within the chunk, 1-based; line bytes) of the chunk's whole lines.
+def read_lines(chunk: Chunk, problems: Problems) -> Iterator[tuple[int, bytes, bool]]:
+    """Yield (line number within the chunk, 1-based; line without its end; complete) per line.
 
-    A plain chunk owns the lines that start inside [start, end). A gzip file cut short yields
-    what could be read and records one `gzip_truncated` problem.
+    Read in large blocks. A plain chunk owns the lines that start inside [start, end); `complete`
+    is False only for a last line the file ends inside of. A gzip file cut short yields what
+    could be read and records one `gzip_truncated` problem.
     """
     f = chunk.file
     name = f.path.name
@@ -151,25 +153,39 @@ def read_lines(chunk: Chunk, problems: Problems) -> Iterator[tuple[int, bytes]]:
     try:
         if f.gz:
             with gzip.open(f.path, "rb") as fh:
+                rest = b""
                 try:
-                    for n, line in enumerate(fh, 1):
-                        yield n, line
+                    # read1: what was decompressed before a cut is still handed out.
+                    while block := fh.read1(GZIP_BLOCK):
+                        lines = (rest + block).split(b"\n")
+                        rest = lines.pop()
+                        for line in lines:
+                            n += 1
+                            yield n, line, True
                 except (EOFError, zlib.error, gzip.BadGzipFile, OSError):
                     problems.add("gzip_truncated", name, n + 1)
+                    return
+                if rest:
+                    yield n + 1, rest, False
             return
         with f.path.open("rb") as fh:
             if chunk.start > 0:
                 fh.seek(chunk.start - 1)
                 if fh.read(1) != b"\n":
                     fh.readline()  # the previous chunk owns the line that straddles the cut
-            pos = fh.tell()
-            while pos < chunk.end:
-                line = fh.readline()
-                if not line:
-                    break
-                n += 1
-                pos += len(line)
-                yield n, line
+            begin = fh.tell()
+            if begin >= chunk.end:
+                return
+            data = fh.read(chunk.end - begin)
+            if not data.endswith(b"\n"):
+                data += fh.readline()  # this chunk owns the line that straddles its end
+        lines = data.split(b"\n")
+        last = lines.pop()  # empty when the data ends with a line end
+        for line in lines:
+            n += 1
+            yield n, line, True
+        if last:
+            yield n + 1, last, False
     except OSError:
         problems.add("unreadable", name, 0)
 

@@ -1,8 +1,10 @@
 """The local runner: groups lines by patient through hash-partitioned spool files on disk.
 
-Memory stays flat whatever the export's size: the export is streamed twice (the Condition files to
-find the DM/PM patients, then every file to spool those patients' lines into buckets sized from
-the export), and one bucket at a time per core is grouped in memory. Both cores work on every pass.
+Memory stays flat whatever the export's size. One pool of `workers` processes does three steps:
+find the DM/PM patients in the Condition files (a line is parsed only if it holds an in-scope
+code), key every line of the export by patient without building it and spool the DM/PM
+patients' lines into buckets sized from the export, then group one bucket at a time per process
+and audit each patient with the service's use case (the only full parse of their lines).
 """
 
 from __future__ import annotations
@@ -12,13 +14,12 @@ import multiprocessing as mp
 import os
 import shutil
 import tempfile
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from myoguide.adapters.batch.export import (
     Chunk,
@@ -28,14 +29,10 @@ from myoguide.adapters.batch.export import (
     first_line_number,
     read_lines,
 )
-from myoguide.adapters.batch.patient import (
-    audit_lines,
-    auditor,
-    medication_refs,
-    myositis_meaning,
-    parse_line,
-)
+from myoguide.adapters.batch.keys import key_line
+from myoguide.adapters.batch.patient import myositis_patient, patient_row, scope_codes
 from myoguide.adapters.batch.terms import load_terms
+from myoguide.service.audit import Auditor
 
 # Grouped in memory per bucket: about this many bytes of in-scope lines (before parsing).
 BUCKET_BYTES = 32 * 1024 * 1024
@@ -70,93 +67,101 @@ class _Where:
         return self.base + n
 
 
-# ---- pass 1: who has DM or PM ------------------------------------------------------------
+# What each worker process keeps between tasks: the use case, set once when the pool starts,
+# and what it read from the spool folder (the in-scope ids, the Medications), read once.
+_STATE: dict[str, Any] = {}
+
+
+def _init_worker(auditor: Auditor, date: datetime.date, spool: str) -> None:
+    _STATE.clear()
+    _STATE.update(auditor=auditor, date=date, spool=Path(spool))
+
+
+# ---- step 1: who has DM or PM --------------------------------------------------------------
 
 
 def _find_patients(chunk: Chunk) -> set[str]:
     terms = load_terms()
+    codes = scope_codes(terms)
     found: set[str] = set()
-    quiet = Problems()  # pass 2 reads these lines again and counts their problems once
-    for _, line in read_lines(chunk, quiet):
-        if b"Condition" not in line:
-            continue
-        kind, value = parse_line(line, chunk.file.type)
-        if kind == "patient" and myositis_meaning(value[1], terms) is not None:
-            found.add(value[0])
+    quiet = Problems()  # step 2 reads these lines again and counts their problems once
+    for _, line, _complete in read_lines(chunk, quiet):
+        pid = myositis_patient(line, chunk.file.type, terms, codes)
+        if pid is not None:
+            found.add(pid)
     return found
 
 
-# ---- pass 2: spool their lines into buckets ------------------------------------------------
-
-_STATE: dict[str, Any] = {}
+# ---- step 2: key every line, spool the DM/PM patients' lines into buckets ------------------
 
 
-def _init_spool(in_scope: frozenset[str], nbuckets: int, spool: str) -> None:
-    _STATE.update(in_scope=in_scope, nbuckets=nbuckets, spool=spool)
-
-
-def _spool_chunk(chunk: Chunk) -> ScanStats:
+def _spool_chunk(task: tuple[Chunk, int]) -> ScanStats:
+    chunk, nbuckets = task
+    spool: Path = _STATE["spool"]
+    if "in_scope" not in _STATE:
+        _STATE["in_scope"] = frozenset((spool / "scope").read_text().split("\n"))
     in_scope: frozenset[str] = _STATE["in_scope"]
-    nbuckets: int = _STATE["nbuckets"]
-    spool = Path(_STATE["spool"])
     stats = ScanStats()
     where = _Where(chunk)
-    name = chunk.file.path.name
-    outs: dict[int, Any] = {}
-    try:
-        for n, line in read_lines(chunk, stats.problems):
-            stats.lines += 1
-            stats.bytes += len(line)
-            kind, value = parse_line(line, chunk.file.type)
-            if kind == "problem":
-                stats.problems.add(value, name, where(n))
-            elif kind == "shared":
-                if value["resourceType"] == "Medication" and isinstance(value.get("id"), str):
-                    key = -1
-                    if key not in outs:
-                        outs[key] = (spool / f"medication-{os.getpid()}.ndjson").open("ab")
-                    outs[key].write(line.rstrip(b"\r\n") + b"\n")
-            elif kind == "patient":
-                pid, res = value
-                if pid not in in_scope:
-                    continue
-                stats.medication_ids.update(medication_refs(res))
-                b = _bucket(pid, nbuckets)
-                if b not in outs:
-                    outs[b] = (spool / f"b{b}-{os.getpid()}.tsv").open("ab")
-                outs[b].write(pid.encode() + b"\t" + line.rstrip(b"\r\n") + b"\n")
-    finally:
-        for fh in outs.values():
-            fh.close()
+    name, file_type = chunk.file.path.name, chunk.file.type
+    buckets: dict[int, list[bytes]] = {}
+    medications: list[bytes] = []
+    for n, line, complete in read_lines(chunk, stats.problems):
+        stats.lines += 1
+        stats.bytes += len(line) + 1
+        kind, key, extra = key_line(line, file_type, complete)
+        if kind == "patient":
+            if key not in in_scope:
+                continue
+            if extra is not None:
+                stats.medication_ids.add(extra)
+            body = line.rstrip(b"\r")
+            buckets.setdefault(_bucket(key, nbuckets), []).append(
+                key.encode() + b"\t" + body + b"\n"
+            )
+        elif kind == "problem":
+            stats.problems.add(key, name, where(n))
+        elif kind == "shared" and key == "Medication" and extra is not None:
+            medications.append(extra.encode() + b"\t" + line.rstrip(b"\r") + b"\n")
+    # One write per bucket per chunk: the chunk's in-scope lines are a small share of it.
+    for b, lines in buckets.items():
+        with (spool / f"b{b}-{os.getpid()}.tsv").open("ab") as fh:
+            fh.write(b"".join(lines))
+    if medications:
+        with (spool / f"medication-{os.getpid()}.tsv").open("ab") as fh:
+            fh.write(b"".join(medications))
     # read_lines numbers a gzip cut relative to the chunk, which is the whole file: no change.
     return stats
 
 
-# ---- pass 3: group each bucket by patient and audit ---------------------------------------
-
-
-def _init_audit(medications: dict[str, bytes], date: str, spool: str) -> None:
-    _STATE.update(
-        medications={k: orjson.loads(v) for k, v in medications.items()},
-        date=datetime.date.fromisoformat(date),
-        spool=spool,
-    )
+# ---- step 3: group each bucket by patient and audit ----------------------------------------
 
 
 def _audit_bucket(b: int) -> list[dict[str, Any]]:
-    aud = auditor(_STATE["date"])
+    spool: Path = _STATE["spool"]
+    if "medications" not in _STATE:
+        _STATE["medications"] = dict(_tsv(spool / "medications.tsv"))
     groups: dict[str, list[bytes]] = {}
-    for path in sorted(Path(_STATE["spool"]).glob(f"b{b}-*.tsv")):
-        with path.open("rb") as fh:
-            for line in fh:
-                key, _, body = line.partition(b"\t")
-                groups.setdefault(key.decode(), []).append(body)
+    for path in sorted(spool.glob(f"b{b}-*.tsv")):
+        for key, body in _tsv(path):
+            groups.setdefault(key, []).append(body)
+    terms, auditor, date = load_terms(), _STATE["auditor"], _STATE["date"]
     rows = []
     for pid in sorted(groups):
-        row = audit_lines(pid, groups.pop(pid), _STATE["medications"], aud)
+        row = patient_row(pid, groups.pop(pid), _STATE["medications"], terms, auditor, date)
         if row is not None:
             rows.append(row)
     return rows
+
+
+def _tsv(path: Path) -> Iterator[tuple[str, bytes]]:
+    """Yield (key, line) from a spool file of `key<TAB>line` lines."""
+    if not path.exists():
+        return
+    # split, not splitlines: a lone \r is JSON whitespace and may sit inside a line.
+    for line in path.read_bytes().split(b"\n")[:-1]:
+        key, _, body = line.partition(b"\t")
+        yield key.decode(), body
 
 
 @dataclass
@@ -171,41 +176,43 @@ class LocalResult:
 
 def run_local(
     files: list[ExportFile],
+    auditor: Auditor,
     evaluation_date: datetime.date,
     *,
     workers: int = 2,
     workdir: Path | None = None,
     progress: Progress | None = None,
 ) -> LocalResult:
-    """Audit an export's files on this machine with `workers` processes."""
+    """Audit an export's files on this machine with one pool of `workers` processes."""
     tick = progress or (lambda _stage, _n: None)
     spool = Path(tempfile.mkdtemp(prefix="myoguide-audit-", dir=workdir))
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
     try:
-        conditions = [c for c in chunks(files) if c.file.type == "Condition"]
-        in_scope: set[str] = set()
-        with ctx.Pool(workers) as pool:
+        # The use case reaches the workers once, at start (inherited, or pickled elsewhere).
+        with ctx.Pool(
+            workers, initializer=_init_worker, initargs=(auditor, evaluation_date, str(spool))
+        ) as pool:
+            # Started after the fork (a thread must not hold the import lock in a child): the
+            # parent waits on the workers, and writing the rows needs pyarrow.
+            threading.Thread(target=_import_pyarrow, daemon=True).start()
+            conditions = [c for c in chunks(files) if c.file.type == "Condition"]
+            in_scope: set[str] = set()
             for found in pool.imap_unordered(_find_patients, conditions):
                 in_scope |= found
-        total = sum(f.size for f in files)
-        nbuckets = max(2 * workers, total // (BUCKET_BYTES * 8) + 1)
-        stats = ScanStats()
-        with ctx.Pool(
-            workers, initializer=_init_spool, initargs=(frozenset(in_scope), nbuckets, str(spool))
-        ) as pool:
-            for part in pool.imap_unordered(_spool_chunk, chunks(files), chunksize=1):
+            (spool / "scope").write_text("\n".join(sorted(in_scope)))
+            total = sum(f.size for f in files)
+            # Several buckets per process, so the last ones finish together.
+            nbuckets = max(4 * workers, total // (BUCKET_BYTES * 8) + 1)
+            stats = ScanStats()
+            tasks = [(c, nbuckets) for c in chunks(files)]
+            for part in pool.imap_unordered(_spool_chunk, tasks):
                 stats.lines += part.lines
                 stats.bytes += part.bytes
                 stats.problems.merge(part.problems)
                 stats.medication_ids |= part.medication_ids
                 tick("read", part.bytes)
-        medications = dict(_read_medications(spool, stats.medication_ids))
-        rows: list[dict[str, Any]] = []
-        with ctx.Pool(
-            workers,
-            initializer=_init_audit,
-            initargs=(medications, evaluation_date.isoformat(), str(spool)),
-        ) as pool:
+            _keep_medications(spool, stats.medication_ids)
+            rows: list[dict[str, Any]] = []
             for part_rows in pool.imap_unordered(_audit_bucket, range(nbuckets)):
                 rows += part_rows
                 tick("audit", 1)
@@ -215,11 +222,17 @@ def run_local(
         shutil.rmtree(spool, ignore_errors=True)
 
 
-def _read_medications(spool: Path, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
-    """Yield the referenced Medication resources (id, line) from the spool."""
-    for path in sorted(spool.glob("medication-*.ndjson")):
-        with path.open("rb") as fh:
-            for line in fh:
-                res = orjson.loads(line)
-                if res["id"] in wanted:
-                    yield res["id"], line
+def _import_pyarrow() -> None:
+    import pyarrow.json
+    import pyarrow.parquet  # noqa: F401
+
+
+def _keep_medications(spool: Path, wanted: set[str]) -> None:
+    """Write the referenced Medication resources (first of each id) to medications.tsv."""
+    kept: dict[str, bytes] = {}
+    for path in sorted(spool.glob("medication-*.tsv")):
+        for key, body in _tsv(path):
+            if key in wanted and key not in kept:
+                kept[key] = body
+    with (spool / "medications.tsv").open("wb") as fh:
+        fh.writelines(k.encode() + b"\t" + v + b"\n" for k, v in sorted(kept.items()))

@@ -1,30 +1,22 @@
-"""The per-patient function both runners apply: a patient's NDJSON lines in, one audit row out.
+"""What both runners do per patient: find DM/PM patients, make a patient's lines one Bundle, and
+turn the service's audit of it into the row, with what the batch door adds (the patient id, the
+diagnosis and when it was recorded, and how many resources the record held).
 
-It maps the lines with the FHIR door's mapping (bundle_to_state), answers with the engine and
-keeps the row of domain/audit.py, plus what the batch door adds: the patient id, the diagnosis
-and when it was recorded, and the FHIR door's data problems (codes, never text from the record).
+The audit itself (mapping, validation, engine, flags) is the service's use case
+(`myoguide.service.audit.Auditor`), handed in by the composition root.
 """
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import orjson
 
-from myoguide.adapters.batch.keys import KNOWN_TYPES, SHARED_TYPES, patient_of, reference_id
-from myoguide.adapters.batch.terms import Terms, load_terms
-from myoguide.adapters.fhir import bundle_to_state
-from myoguide.domain.audit import audit_patient, unusable_row
-from myoguide.domain.engine import Engine
-from myoguide.domain.state import parse_state
-from myoguide.errors import InputError
-from myoguide.knowledge.flags import Flags, load_packaged_flags
-from myoguide.knowledge.loader import load_packaged
-from myoguide.knowledge.model import Knowledge
+from myoguide.adapters.batch.keys import medication_refs, parse_line
+from myoguide.adapters.batch.terms import IN_SCOPE_MEANINGS, Terms
+from myoguide.service.audit import Auditor
 
 _IGNORED_STATUS = frozenset({"refuted", "entered-in-error"})
 # The Parquet columns, in order; both runners produce exactly these.
@@ -43,51 +35,18 @@ COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class Auditor:
-    """What the per-patient function needs, built once per process."""
+def schema() -> Any:
+    """Return the Parquet (Arrow) schema of the audit rows."""
+    import pyarrow as pa
 
-    knowledge: Knowledge
-    engine: Engine
-    flags: Flags
-    terms: Terms
-    evaluation_date: datetime.date
-
-
-@cache
-def auditor(evaluation_date: datetime.date) -> Auditor:
-    """Return this process's Auditor for an evaluation date (knowledge loaded once)."""
-    kb = load_packaged()
-    return Auditor(kb, Engine(kb), load_packaged_flags(kb), load_terms(), evaluation_date)
-
-
-def parse_line(line: bytes, file_type: str) -> tuple[str, Any]:
-    """Classify one NDJSON line: ('patient', (id, resource)), ('shared', resource), ('blank', None)
-    or ('problem', kind)."""
-    stripped = line.strip()
-    if not stripped:
-        return "blank", None
-    try:
-        res = orjson.loads(stripped)
-    except orjson.JSONDecodeError:
-        # A line the file ends inside of, or one that opens an object it never closes, was cut.
-        cut = not line.endswith(b"\n") or (
-            stripped.startswith(b"{") and not stripped.endswith(b"}")
-        )
-        return "problem", "truncated" if cut else "not_json"
-    if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
-        return "problem", "not_a_resource"
-    rt = res["resourceType"]
-    if rt not in KNOWN_TYPES:
-        return "problem", "unknown_type"
-    if rt != file_type and file_type in KNOWN_TYPES:
-        return "problem", "type_mismatch"
-    if rt in SHARED_TYPES:
-        return "shared", res
-    pid = patient_of(res)
-    if pid is None:
-        return "problem", "no_patient"
-    return "patient", (pid, res)
+    text, texts = pa.string(), pa.list_(pa.string())
+    types = {
+        "first_option_agents": texts,
+        "data_problems": texts,
+        "flags": texts,
+        "resources": pa.int32(),
+    }
+    return pa.schema([(c, types.get(c, text)) for c in COLUMNS])
 
 
 def myositis_meaning(res: Mapping[str, Any], terms: Terms) -> str | None:
@@ -110,10 +69,26 @@ def myositis_meaning(res: Mapping[str, Any], terms: Terms) -> str | None:
     return None
 
 
-def medication_refs(res: Mapping[str, Any]) -> list[str]:
-    """Return the Medication ids a medication resource references."""
-    rid = reference_id(res.get("medicationReference"), "Medication")
-    return [rid] if rid else []
+def scope_codes(terms: Terms) -> tuple[bytes, ...]:
+    """Return the in-scope diagnosis codes as the bytes a Condition line would hold."""
+    # Unquoted: the table compares str(code), so a code written as a JSON number counts too.
+    return tuple(
+        sorted({c.encode() for (_, c), m in terms.diagnoses.items() if m in IN_SCOPE_MEANINGS})
+    )
+
+
+def myositis_patient(
+    line: bytes, file_type: str, terms: Terms, codes: tuple[bytes, ...]
+) -> str | None:
+    """Return the patient id of a Condition line that puts its patient in the audit, or None."""
+    # Exact pre-check: without a backslash escape a code can only appear as its own bytes, so a
+    # line holding none of the codes cannot be in scope and is not parsed.
+    if b"\\" not in line and not any(c in line for c in codes):
+        return None
+    kind, value = parse_line(line, file_type)
+    if kind == "patient" and myositis_meaning(value[1], terms) is not None:
+        return str(value[0])
+    return None
 
 
 def _condition_date(res: Mapping[str, Any]) -> str | None:
@@ -124,20 +99,21 @@ def _condition_date(res: Mapping[str, Any]) -> str | None:
     return None
 
 
-def audit_resources(
+def patient_row(
     pid: str,
-    resources: Iterable[dict[str, Any]],
-    medications: Mapping[str, dict[str, Any]],
-    aud: Auditor,
+    lines: Iterable[bytes],
+    medications: Mapping[str, bytes],
+    terms: Terms,
+    auditor: Auditor,
+    evaluation_date: datetime.date,
 ) -> dict[str, Any] | None:
-    """Return the audit row of one patient from their resources, or None if not DM/PM."""
-    entries: list[dict[str, Any]] = []
+    """Return one patient's audit row from their NDJSON lines, or None if not DM/PM."""
+    resources = [orjson.loads(x) for x in lines]
     meanings: set[str] = set()
     dates: list[str] = []
     needed: set[str] = set()
     for res in resources:
-        entries.append({"resource": res})
-        meaning = myositis_meaning(res, aud.terms)
+        meaning = myositis_meaning(res, terms)
         if meaning is not None:
             meanings.add(meaning)
             when = _condition_date(res)
@@ -147,31 +123,20 @@ def audit_resources(
             needed.update(medication_refs(res))
     if not meanings:
         return None
+    entries = [{"resource": res} for res in resources]
     entries += [
-        {"fullUrl": f"Medication/{m}", "resource": medications[m]}
+        {"fullUrl": f"Medication/{m}", "resource": orjson.loads(medications[m])}
         for m in sorted(needed)
         if m in medications
     ]
-    # Resources in the order a record was written does not matter to the mapping; a fixed order
-    # makes both runners give the same warnings.
+    # The order a record was written in does not matter to the mapping; a fixed order (by
+    # content) makes both runners hand the service the same Bundle.
     entries.sort(key=lambda e: orjson.dumps(e["resource"], option=orjson.OPT_SORT_KEYS))
-    mapped = bundle_to_state(
-        {"resourceType": "Bundle", "type": "collection", "entry": entries},
-        evaluation_date=aud.evaluation_date,
-        rxnorm_to_agent=aud.terms.rxnorm_to_agent,
-    )
-    problems = tuple(f"fhir.{w.code}" for w in mapped.warnings)
-    try:
-        state = parse_state(mapped.state, aud.knowledge)
-    except InputError as exc:
-        row = unusable_row((*problems, f"input.{exc.field}"), aud.knowledge.knowledge_version)
-    else:
-        result = aud.engine.recommend(state)
-        row, _ = audit_patient(state, result, aud.flags, aud.knowledge, problems)
-    diagnosis = "+".join(sorted(meanings))
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    row = auditor.audit(bundle, evaluation_date).row
     return {
         "patient_id": pid,
-        "diagnosis": diagnosis,
+        "diagnosis": "+".join(sorted(meanings)),
         "diagnosis_date": min(dates) if dates else None,
         "course": row.course,
         "scenario": row.scenario,
@@ -182,13 +147,3 @@ def audit_resources(
         "knowledge_version": row.knowledge_version,
         "resources": len(entries),
     }
-
-
-def audit_lines(
-    pid: str,
-    lines: Iterable[bytes],
-    medications: Mapping[str, dict[str, Any]],
-    aud: Auditor,
-) -> dict[str, Any] | None:
-    """Return the audit row of one patient from their NDJSON lines, or None if not DM/PM."""
-    return audit_resources(pid, (orjson.loads(x) for x in lines), medications, aud)

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from myoguide.adapters.batch.export import Problems, list_files
-from myoguide.adapters.batch.patient import COLUMNS
+from myoguide.adapters.batch.patient import schema
 from myoguide.errors import InputError
-
-EXIT_SKIPPED = 3
+from myoguide.service.audit import Auditor
 
 
 @dataclass
@@ -25,26 +24,22 @@ class AuditOutput:
     summary: str
 
 
-def schema() -> Any:
-    """Return the Parquet schema of the audit rows."""
-    import pyarrow as pa
-
-    text, texts = pa.string(), pa.list_(pa.string())
-    types = {
-        "first_option_agents": texts,
-        "data_problems": texts,
-        "flags": texts,
-        "resources": pa.int32(),
-    }
-    return pa.schema([(c, types.get(c, text)) for c in COLUMNS])
-
-
 def write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
     """Write the rows (one per in-scope patient) to a Parquet file."""
+    import io
+
+    import orjson
     import pyarrow as pa
+    import pyarrow.json as pj
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pylist(rows, schema=schema())
+    # Through Arrow's JSON reader: building arrays from Python lists makes pyarrow import pandas,
+    # seconds of start-up for a few thousand rows.
+    table = pa.Table.from_batches([], schema=schema())
+    if rows:
+        data = b"".join(orjson.dumps(r) + b"\n" for r in rows)
+        options = pj.ParseOptions(explicit_schema=schema(), unexpected_field_behavior="error")
+        table = pj.read_json(io.BytesIO(data), parse_options=options)
     pq.write_table(table, path)
 
 
@@ -52,6 +47,7 @@ def audit(
     export: Path,
     out: Path,
     *,
+    auditor: Auditor,
     engine: str = "local",
     evaluation_date: datetime.date,
     min_cell: int = 11,
@@ -59,10 +55,8 @@ def audit(
     master: str | None = None,
     err: TextIO = sys.stderr,
 ) -> AuditOutput:
-    """Audit a Bulk Data export folder and write rows.parquet and report.html into `out`."""
+    """Audit a Bulk Data export folder with the given use case; write rows.parquet, report.html."""
     from myoguide.adapters.batch.report import render_report
-    from myoguide.knowledge.flags import load_packaged_flags
-    from myoguide.knowledge.loader import load_packaged
 
     if not export.is_dir():
         raise InputError("EXPORT", f"'{export}' is not a folder")
@@ -70,7 +64,6 @@ def audit(
     if not files:
         raise InputError("EXPORT", f"no .ndjson or .ndjson.gz files in '{export}'")
     out.mkdir(parents=True, exist_ok=True)
-    flags = load_packaged_flags(load_packaged())
     started = time.perf_counter()
     problems = Problems()
     for name in others:
@@ -78,13 +71,15 @@ def audit(
     if engine == "spark":
         from myoguide.adapters.batch.spark import run_spark
 
-        rows, found = run_spark(files, evaluation_date, master=master or f"local[{workers}]")
+        rows, found = run_spark(
+            files, auditor, evaluation_date, master=master or f"local[{workers}]"
+        )
         total = sum(f.size for f in files)
     else:
         from myoguide.adapters.batch.local import run_local
 
         with _progress(sum(f.size for f in files), err) as tick:
-            result = run_local(files, evaluation_date, workers=workers, progress=tick)
+            result = run_local(files, auditor, evaluation_date, workers=workers, progress=tick)
         rows, found, total = result.rows, result.problems, result.bytes
     problems.merge(found)
     seconds = time.perf_counter() - started
@@ -97,7 +92,7 @@ def audit(
     (out / "report.html").write_text(
         render_report(
             rows,
-            flags,
+            auditor.flags,
             min_cell=min_cell,
             problems=problems.lines(),
             summary=summary,

@@ -1,9 +1,12 @@
-"""The Spark runner (`--engine spark`): the same per-patient function, applied by Spark.
+"""The Spark runner (`--engine spark`): the same per-patient steps and use case, applied by Spark.
 
-Lines are read with `spark.read.text`, keyed by patient in `mapInArrow`, repartitioned by patient,
-sorted within partitions and audited patient by patient with `audit_lines`, as the local runner
-does. Needs the optional `spark` extra (pyspark) and Java 17. Problems are counted by file; Spark
-does not tell a line's number, so they are reported with line 0 ("line not known").
+A light first stage reads only the Condition and Medication files and collects the DM/PM patient
+ids and the Medication resources, which are broadcast with the use case. Then one job reads every
+line (`spark.read.text`), keys it by patient in `mapInArrow` (problems keyed by nothing),
+repartitions by patient, sorts within partitions and audits patient by patient with
+`patient_row`, as the local runner does; problem lines ride along to the same single collect.
+Needs the optional `spark` extra (pyspark) and Java 17. Problems are counted by file; Spark does
+not tell a line's number, so they are reported with line 0 ("line not known").
 """
 
 from __future__ import annotations
@@ -12,21 +15,23 @@ import datetime
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import orjson
-
 from myoguide.adapters.batch.export import _NAME, ExportFile, Problems
+from myoguide.adapters.batch.keys import key_line
 from myoguide.adapters.batch.patient import (
     COLUMNS,
-    audit_lines,
-    auditor,
-    myositis_meaning,
-    parse_line,
+    myositis_patient,
+    patient_row,
+    schema,
+    scope_codes,
 )
 from myoguide.adapters.batch.terms import load_terms
 from myoguide.errors import InputError
+from myoguide.service.audit import Auditor
+
+# Input partitions per core: more tasks than cores, so no core waits on the last big one.
+SPLITS_PER_CORE = 4
 
 
 def _type_of(uri: str) -> str:
@@ -60,126 +65,179 @@ def session(master: str) -> Any:
     )
 
 
+def _lines(spark: Any, paths: list[str]) -> Any:
+    """Return the lines of the files as (value: binary, uri: string)."""
+    from pyspark.sql import functions as F
+
+    return spark.read.text(paths).select(
+        F.col("value").cast("binary").alias("value"), F.input_file_name().alias("uri")
+    )
+
+
 def run_spark(
-    files: list[ExportFile], evaluation_date: datetime.date, *, master: str = "local[2]"
+    files: list[ExportFile],
+    auditor: Auditor,
+    evaluation_date: datetime.date,
+    *,
+    master: str = "local[2]",
 ) -> tuple[list[dict[str, Any]], Problems]:
     """Audit an export's files with Spark; returns the rows (sorted by patient) and problems."""
     import pyarrow as pa
-    from pyspark.sql import functions as F
 
     spark = session(master)
-    spark.sparkContext.setLogLevel("ERROR")
-    paths = [str(f.path.resolve()) for f in files]
-    lines = spark.read.text(paths).select(F.col("value"), F.input_file_name().alias("uri"))
+    sc = spark.sparkContext
+    sc.setLogLevel("ERROR")
+    cores = sc.defaultParallelism
+    total = sum(f.size for f in files)
+    # Split the input into several partitions per core (text files split at any byte).
+    split = max(1 << 20, total // (cores * SPLITS_PER_CORE) + 1)
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(split))
+    spark.conf.set("spark.sql.files.openCostInBytes", str(min(split, 4 << 20)))
 
-    # Pass 1: the DM/PM patients and the Medication resources (small), collected to the driver.
+    # Stage 1 (light): the DM/PM patients and the Medication resources, collected to the driver.
     small = [str(f.path.resolve()) for f in files if f.type in ("Condition", "Medication")]
-    found = (
-        spark.read.text(small).select("value", F.input_file_name().alias("uri")) if small else None
-    )
     in_scope: set[str] = set()
-    medications: dict[str, Any] = {}
-    if found is not None:
-        pass1 = pa.schema([("kind", pa.string()), ("key", pa.string()), ("line", pa.string())])
+    medications: dict[str, bytes] = {}
+    if small:
+        found_arrow = pa.schema(
+            [("kind", pa.string()), ("key", pa.string()), ("line", pa.binary())]
+        )
 
         def discover(batches: Iterator[Any]) -> Iterator[Any]:
             terms = load_terms()
+            codes = scope_codes(terms)
             for batch in batches:
-                found_rows: list[tuple[str, str | None, str | None]] = []
+                kinds: list[str] = []
+                keys: list[str] = []
+                bodies: list[bytes | None] = []
                 for value, uri in zip(
                     batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
                 ):
-                    kind, parsed = parse_line(value.encode() + b"\n", _type_of(uri))
-                    if kind == "patient" and myositis_meaning(parsed[1], terms):
-                        found_rows.append(("p", parsed[0], None))
-                    elif kind == "shared" and parsed["resourceType"] == "Medication":
-                        found_rows.append(("m", parsed.get("id"), value))
-                yield pa.RecordBatch.from_pylist(
-                    [dict(zip(("kind", "key", "line"), r, strict=True)) for r in found_rows],
-                    schema=pass1,
+                    file_type = _type_of(uri)
+                    if file_type == "Condition":
+                        pid = myositis_patient(value, file_type, terms, codes)
+                        if pid is not None:
+                            kinds.append("p")
+                            keys.append(pid)
+                            bodies.append(None)
+                        continue
+                    kind, key, extra = key_line(value, file_type)
+                    if kind == "shared" and key == "Medication" and extra is not None:
+                        kinds.append("m")
+                        keys.append(extra)
+                        bodies.append(value.rstrip(b"\r"))
+                yield pa.RecordBatch.from_arrays(
+                    [
+                        pa.array(kinds, pa.string()),
+                        pa.array(keys, pa.string()),
+                        pa.array(bodies, pa.binary()),
+                    ],
+                    schema=found_arrow,
                 )
 
-        for row in found.mapInArrow(discover, "kind string, key string, line string").collect():
+        found = _lines(spark, small).mapInArrow(discover, "kind string, key string, line binary")
+        for row in found.collect():
             if row["kind"] == "p":
                 in_scope.add(row["key"])
-            elif row["key"]:
-                medications[row["key"]] = orjson.loads(row["line"])
-    scope = spark.sparkContext.broadcast(frozenset(in_scope))
-    meds = spark.sparkContext.broadcast(medications)
+            else:
+                medications.setdefault(row["key"], bytes(row["line"]))
+    shared = sc.broadcast((frozenset(in_scope), medications, auditor, evaluation_date))
 
-    # Pass 2: key every line by patient (problems keyed by nothing), keep the DM/PM patients.
-    keyed_schema = "pid string, line string, problem string, file string"
-    keyed_arrow = pa.schema([(n, pa.string()) for n in ("pid", "line", "problem", "file")])
+    # Stage 2 (one job): key every line, keep the DM/PM patients' lines and the problems.
+    keyed_arrow = pa.schema(
+        [
+            ("pid", pa.string()),
+            ("line", pa.binary()),
+            ("problem", pa.string()),
+            ("file", pa.string()),
+        ]
+    )
 
     def key_lines(batches: Iterator[Any]) -> Iterator[Any]:
-        wanted = scope.value
+        wanted = shared.value[0]
         for batch in batches:
-            keyed_rows: list[dict[str, str | None]] = []
+            pids: list[str | None] = []
+            bodies: list[bytes | None] = []
+            problems: list[str | None] = []
+            names: list[str | None] = []
             for value, uri in zip(
                 batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
             ):
-                kind, parsed = parse_line(value.encode() + b"\n", _type_of(uri))
-                if kind == "problem":
-                    keyed_rows.append(
-                        {"pid": None, "line": None, "problem": parsed, "file": _name_of(uri)}
-                    )
-                elif kind == "patient" and parsed[0] in wanted:
-                    keyed_rows.append(
-                        {"pid": parsed[0], "line": value, "problem": None, "file": None}
-                    )
-            yield pa.RecordBatch.from_pylist(keyed_rows, schema=keyed_arrow)
+                kind, key, _ = key_line(value, _type_of(uri))
+                if kind == "patient" and key in wanted:
+                    pids.append(key)
+                    bodies.append(value.rstrip(b"\r"))
+                    problems.append(None)
+                    names.append(None)
+                elif kind == "problem":
+                    pids.append(None)
+                    bodies.append(None)
+                    problems.append(key)
+                    names.append(_name_of(uri))
+            yield pa.RecordBatch.from_arrays(
+                [
+                    pa.array(pids, pa.string()),
+                    pa.array(bodies, pa.binary()),
+                    pa.array(problems, pa.string()),
+                    pa.array(names, pa.string()),
+                ],
+                schema=keyed_arrow,
+            )
 
-    keyed = lines.mapInArrow(key_lines, keyed_schema)
-    problems = Problems()
-    for row in keyed.where("problem is not null").collect():
-        problems.add(row["problem"], row["file"], 0)
-
-    date = evaluation_date.isoformat()
-    row_schema = _row_schema()
+    row_schema = schema()
+    out_arrow = pa.schema(
+        [*row_schema, pa.field("problem", pa.string()), pa.field("file", pa.string())]
+    )
 
     def audit_partition(batches: Iterator[Any]) -> Iterator[Any]:
-        aud = auditor(datetime.date.fromisoformat(date))
+        _, meds, aud, date = shared.value
+        terms = load_terms()
         current: str | None = None
         group: list[bytes] = []
         rows: list[dict[str, Any]] = []
 
         def flush() -> None:
             if current is not None:
-                row = audit_lines(current, group, meds.value, aud)
+                row = patient_row(current, group, meds, terms, aud, date)
                 if row is not None:
                     rows.append(row)
 
         for batch in batches:
-            for pid, line in zip(
-                batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
+            cols = batch.to_pydict()
+            for pid, line, problem, name in zip(
+                cols["pid"], cols["line"], cols["problem"], cols["file"], strict=True
             ):
+                if pid is None:
+                    rows.append({"problem": problem, "file": name})
+                    continue
                 if pid != current:
                     flush()
                     current, group = pid, []
-                group.append(line.encode())
+                group.append(line)
             if len(rows) >= 1000:
-                yield pa.RecordBatch.from_pylist(rows, schema=row_schema)
+                yield pa.RecordBatch.from_pylist(rows, schema=out_arrow)
                 rows = []
         flush()
         if rows:
-            yield pa.RecordBatch.from_pylist(rows, schema=row_schema)
+            yield pa.RecordBatch.from_pylist(rows, schema=out_arrow)
 
-    patients = keyed.where("pid is not null").select("pid", "line")
-    parts = max(2, spark.sparkContext.defaultParallelism * 2)
-    audited = (
-        patients.repartition(parts, "pid")
-        .sortWithinPartitions("pid")
-        .mapInArrow(audit_partition, _spark_schema())
+    keyed = _lines(spark, [str(f.path.resolve()) for f in files]).mapInArrow(
+        key_lines, "pid string, line binary, problem string, file string"
     )
-    rows = [r.asDict(recursive=True) for r in audited.collect()]
+    audited = (
+        keyed.repartition(cores * SPLITS_PER_CORE, "pid")
+        .sortWithinPartitions("pid")
+        .mapInArrow(audit_partition, f"{_spark_schema()}, problem string, file string")
+    )
+    problems = Problems()
+    rows: list[dict[str, Any]] = []
+    for r in audited.collect():
+        if r["problem"] is not None:
+            problems.add(r["problem"], r["file"], 0)
+        else:
+            rows.append({c: r[c] for c in COLUMNS})
     rows.sort(key=lambda r: r["patient_id"])
-    return [{c: r[c] for c in COLUMNS} for r in rows], problems
-
-
-def _row_schema() -> Any:
-    from myoguide.adapters.batch.run import schema
-
-    return schema()
+    return rows, problems
 
 
 def _spark_schema() -> str:
@@ -189,6 +247,3 @@ def _spark_schema() -> str:
         "data_problems array<string>, flags array<string>, knowledge_version string, "
         "resources int"
     )
-
-
-__all__ = ["Path", "run_spark", "session"]
