@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 from typing import Any
 
@@ -361,3 +362,33 @@ def test_aza_with_mtx_always_carries_the_cytopenia_caution(state: dict[str, Any]
         if named and (named | in_use) == PAIR:
             ids = {c.id for c in rec.caution_details}
             assert "combination_cytopenia" in ids, rec.id
+
+
+@SETTINGS
+@given(states())
+def test_a_warm_engine_answers_as_a_fresh_one(state: dict[str, Any]) -> None:
+    # The engine keeps patient-independent parts between calls; no patient may leak into them.
+    from myoguide.domain.engine import Engine
+    from myoguide.domain.state import parse_state
+
+    try:
+        parsed = parse_state(state, KB)
+    except InputError:
+        return
+    # Warm the engine on the same patient at other doses first: that is what a leak would use.
+    engine = Engine(KB)
+    for bump in (1, 2):
+        other = {
+            **state,
+            "current_medications": [
+                {**m, "dose": {**m["dose"], "value": m["dose"]["value"] + bump}}
+                if m.get("dose")
+                else m
+                for m in state["current_medications"]
+            ],
+        }
+        with contextlib.suppress(InputError):
+            engine.recommend(parse_state(other, KB))
+    warm = engine.recommend(parsed)
+    fresh = Engine(KB).recommend(parsed)
+    assert to_jsonable(warm) == to_jsonable(fresh)  # type: ignore[arg-type]

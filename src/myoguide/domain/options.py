@@ -48,10 +48,14 @@ def add(
         for a in tpl.agents
         if only_agents is None or a.agent in only_agents
     )
-    in_use = tuple(f.in_use(a.agent) for a in tpl.agents)
+    # Everything of the patient an agent option shows: in use (and at what dose), failed, tried.
+    agent_facts = tuple(
+        (f.in_use(a.agent), f.current.get(a.agent), a.agent in f.failed, a.agent in f.tried)
+        for a in tpl.agents
+    )
     if st.all_static:
         # Nothing here depends on the patient beyond these keys, so build each variant once.
-        key = (rec_id, rank, stance, step, f.ild, only_agents, actions, in_use, alone)
+        key = (rec_id, rank, stance, step, f.ild, only_agents, actions, agent_facts, alone)
         hit = p.built.get(key)
         if hit is None:
             hit = _build(run, st, rec_id, rank, stance, step, f, only_agents, alone)
