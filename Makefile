@@ -17,7 +17,10 @@ help:
 # runner, which the tests drive) into .venv.
 setup:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	@$(UV) sync --frozen --quiet --extra spark
+	@$(UV) sync --frozen --quiet --extra spark --compile-bytecode
+	@# Bytecode compiled once here: with PYTHONDONTWRITEBYTECODE set, every process (servers,
+	@# the command, pool and Spark workers) would otherwise recompile every module it imports.
+	@$(UV) run --frozen python -m compileall -q -j 0 src
 
 # Starts the clinician's page and services on 127.0.0.1:8000 with synthetic demo patients.
 run: setup
