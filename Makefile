@@ -34,8 +34,21 @@ lint: setup
 typecheck: setup
 	$(RUN) mypy
 
-unit: setup
-	$(RUN) pytest
+# What the tests drive for real, installed one after another before the test processes start
+# (two pytest workers must not race each other for apt's lock on a clean machine).
+services:
+	@bash scripts/postgres-test.sh install
+	@bash scripts/chromium.sh
+	@bash scripts/java.sh
+	@bash scripts/axe.sh
+
+# Two worker processes on the two cores; a file's tests stay on one worker, so each worker
+# starts at most one browser, one PostgreSQL and (for the batch tests) one Spark session.
+LOG_CHECK := tests/test_zz_logs.py::test_no_patient_data_in_the_logs_of_the_suite
+unit: setup services
+	@rm -rf var/test-logs && mkdir -p var/test-logs
+	MYOGUIDE_TEST_LOG_DIR=$(CURDIR)/var/test-logs $(RUN) pytest -n 2 --dist loadfile --deselect $(LOG_CHECK)
+	MYOGUIDE_TEST_LOG_DIR=$(CURDIR)/var/test-logs $(RUN) pytest $(LOG_CHECK)
 
 test: lint typecheck unit
 

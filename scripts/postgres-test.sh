@@ -5,6 +5,7 @@
 #                                            and print its URL on stdout; if the cluster in DIR
 #                                            is already running, just print its URL again
 #   scripts/postgres-test.sh stop DIR        stop the cluster in DIR and delete DIR
+#   scripts/postgres-test.sh install         only install PostgreSQL if initdb/pg_ctl are missing
 #
 # Installs Debian's postgresql package first if initdb/pg_ctl are missing. As root, the
 # cluster runs as the `postgres` OS user, because initdb and postgres refuse to run as root.
@@ -164,6 +165,7 @@ stop() {
 }
 
 case ${1:-start} in
+install) find_bindir >/dev/null || install_postgres ;;
 start) start "${2:-}" ;;
 stop) stop "${2:-}" ;;
 *) usage ;;

@@ -94,9 +94,13 @@ LOG_CHECK = "test_zz_logs.py"
 @pytest.fixture(scope="session", autouse=True)
 def suite_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Keep every in-process log record (with tracebacks) and the servers' output in one folder."""
-    folder = tmp_path_factory.mktemp("suite-logs")
+    # `make test` gives one folder to the parallel run and to the check that follows it.
+    given = os.environ.get("MYOGUIDE_TEST_LOG_DIR")
+    folder = Path(given) if given else tmp_path_factory.mktemp("suite-logs")
+    folder.mkdir(parents=True, exist_ok=True)
     os.environ["MYOGUIDE_TEST_LOG_DIR"] = str(folder)
-    handler = logging.FileHandler(folder / "in-process.log")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    handler = logging.FileHandler(folder / f"in-process-{worker}.log")
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
     handler.setLevel(logging.DEBUG)
     root = logging.getLogger()

@@ -1,4 +1,8 @@
-"""No patient data in any log line of the whole run (runs last: see conftest.py)."""
+"""No patient data in any log line of the whole run.
+
+It runs last: in one process by ordering (conftest.py); after the parallel run of `make test`
+as a run of its own over the same log folder (Makefile).
+"""
 
 from __future__ import annotations
 

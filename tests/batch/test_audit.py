@@ -26,6 +26,9 @@ from myoguide.errors import KnowledgeError
 from myoguide.knowledge.flags import WORDING, load_packaged_flags, parse_flags
 from myoguide.knowledge.loader import PACKAGED_FILE, load_packaged
 
+# One worker runs every batch test: they share one Spark session and one export.
+pytestmark = pytest.mark.xdist_group("batch")
+
 DATE = datetime.date(2026, 6, 1)
 
 DATA = Path(__file__).resolve().parents[2] / "src" / "myoguide" / "knowledge" / "data"
