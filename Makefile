@@ -52,8 +52,11 @@ unit: setup services
 
 test: lint typecheck unit
 
-bench: setup
+# Every benchmark, each writing its own section of bench/RESULTS.md.
+bench: setup services
 	$(RUN) python bench/run.py
+	$(RUN) python bench/web_pages.py
+	$(RUN) python bench/audit.py
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .hypothesis
