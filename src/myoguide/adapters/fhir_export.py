@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from myoguide.domain.units import clean, fmt
 from myoguide.knowledge.model import (
@@ -252,6 +252,37 @@ def _max_dosage(m: Maximum) -> JSON:
     return {}  # a per-course maximum has no FHIR element; the text carries it
 
 
+class TimingLike(Protocol):
+    """A schedule with the fields of FHIR Timing.repeat (the knowledge's or a dose's)."""
+
+    @property
+    def frequency(self) -> int | None: ...
+    @property
+    def period(self) -> Decimal | None: ...
+    @property
+    def period_unit(self) -> str | None: ...
+    @property
+    def count(self) -> int | None: ...
+    @property
+    def count_max(self) -> int | None: ...
+
+
+def timing_repeat(t: TimingLike) -> JSON:
+    """Return a schedule as FHIR Timing.repeat, leaving out what it does not say."""
+    repeat: JSON = {}
+    if t.frequency is not None:
+        repeat["frequency"] = t.frequency
+    if t.period is not None:
+        repeat["period"] = _number(t.period)
+    if t.period_unit is not None:
+        repeat["periodUnit"] = t.period_unit
+    if t.count is not None:
+        repeat["count"] = t.count
+    if t.count_max is not None:
+        repeat["countMax"] = t.count_max
+    return repeat
+
+
 def _rule_dosage(k: Knowledge, rule: DoseRule, rate: str) -> JSON:
     dosage: JSON = {"text": f"{rate}; {rule.note}"}
     # Only per-administration fixed amounts are structured: per-day or per-course amounts are not a
@@ -268,21 +299,9 @@ def _rule_dosage(k: Knowledge, rule: DoseRule, rate: str) -> JSON:
                 }
             }
         dosage["doseAndRate"] = [dose]
-    t = rule.timing
-    if t is not None:
+    if rule.timing is not None:
         # The same schedule the engine puts on the patient's dose (FHIR Timing.repeat).
-        repeat: JSON = {}
-        if t.frequency is not None:
-            repeat["frequency"] = t.frequency
-        if t.period is not None:
-            repeat["period"] = _number(t.period)
-        if t.period_unit is not None:
-            repeat["periodUnit"] = t.period_unit
-        if t.count is not None:
-            repeat["count"] = t.count
-        if t.count_max is not None:
-            repeat["countMax"] = t.count_max
-        dosage["timing"] = {"repeat": repeat}
+        dosage["timing"] = {"repeat": timing_repeat(rule.timing)}
     if rule.maximum is not None:
         dosage.update(_max_dosage(k.maximum(rule.maximum)))
     return dosage

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from myoguide.adapters.fhir_export import timing_repeat
 from myoguide.adapters.text import dose_words, source_words
 from myoguide.domain.orders import DraftOrder as DraftOrder  # re-exported for the doors
 from myoguide.domain.orders import OrderFinding, judge_orders
@@ -190,21 +191,9 @@ _PERIOD_UNIT = {"day": "d", "week": "wk"}
 
 def _repeat(dose: Dose) -> dict[str, Any]:
     """Return FHIR Timing.repeat for a dose: its own schedule, or once per its period."""
-    t = dose.timing
-    if t is None:
+    if dose.timing is None:
         return {"frequency": 1, "period": 1, "periodUnit": _PERIOD_UNIT.get(dose.period, "d")}
-    repeat: dict[str, Any] = {}
-    if t.frequency is not None:
-        repeat["frequency"] = t.frequency
-    if t.period is not None:
-        repeat["period"] = _num(t.period)
-    if t.period_unit is not None:
-        repeat["periodUnit"] = t.period_unit
-    if t.count is not None:
-        repeat["count"] = t.count
-    if t.count_max is not None:
-        repeat["countMax"] = t.count_max
-    return repeat
+    return timing_repeat(dose.timing)
 
 
 def _num(value: Decimal) -> int | float:

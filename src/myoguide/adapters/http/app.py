@@ -16,8 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from myoguide.adapters.cdshooks.security import TokenVerifier
 from myoguide.adapters.http import api, cds
 from myoguide.adapters.http.common import PROBLEM, json_response, problem
-from myoguide.adapters.http.headers import JsonGate, SecurityHeaders
-from myoguide.adapters.jsonio import dumps
+from myoguide.adapters.http.headers import JsonGate, SecurityHeaders, send_json
 from myoguide.adapters.schemas import decimals_as_numbers
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.state import PatientState
@@ -71,7 +70,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_json(
+            await send_json(
                 send, 413, problem(413, "Payload too large", f"limit is {self.max_bytes} bytes")
             )
             return
@@ -89,28 +88,13 @@ class BodyLimit:
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await _send_json(
+            await send_json(
                 send, 413, problem(413, "Payload too large", f"limit is {self.max_bytes} bytes")
             )
 
 
 class _TooLarge(Exception):
     pass
-
-
-async def _send_json(send: Send, status: int, body: Mapping[str, Any]) -> None:
-    data = dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM.encode()),
-                (b"content-length", str(len(data)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": data})
 
 
 async def _input_error(_: Request, exc: Exception) -> Response:

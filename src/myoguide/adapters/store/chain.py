@@ -63,6 +63,21 @@ def answer_content(
     }
 
 
+def answer_row_content(row: Any) -> dict[str, Any]:
+    """Return what the hash of a stored answer row covers (writer and verifier use this one)."""
+    return answer_content(
+        patient_id=row.patient_id,
+        visit_id=row.visit_id,
+        shown_at=row.shown_at,
+        knowledge_version=row.knowledge_version,
+        input_state=row.input,
+        result=row.result,
+        course=row.course,
+        scenario=row.scenario,
+        top_recommendation=row.top_recommendation,
+    )
+
+
 def decision_content(
     *,
     answer_id: int,

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from myoguide.adapters.store.chain import GENESIS, answer_content, decision_content, link_hash
+from myoguide.adapters.store.chain import GENESIS, answer_row_content, decision_content, link_hash
 from myoguide.adapters.store.clock import Clock, utc_now
 from myoguide.adapters.store.db import chain_lock, make_sessions, write_session
 from myoguide.adapters.store.rows import (
@@ -350,17 +350,7 @@ def _last_hash(session: Session, model: type[AnswerModel] | type[DecisionModel])
 def _append_answer(session: Session, row: AnswerModel) -> None:
     """Chain an answer row to the last one and insert it, under the chain's lock."""
     chain_lock(session)
-    content = answer_content(
-        patient_id=row.patient_id,
-        visit_id=row.visit_id,
-        shown_at=row.shown_at,
-        knowledge_version=row.knowledge_version,
-        input_state=row.input,
-        result=row.result,
-        course=row.course,
-        scenario=row.scenario,
-        top_recommendation=row.top_recommendation,
-    )
+    content = answer_row_content(row)
     row.prev_hash = _last_hash(session, AnswerModel)
     row.row_hash = link_hash(row.prev_hash, content)
     session.add(row)

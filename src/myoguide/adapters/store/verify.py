@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from myoguide.adapters.store.chain import (
     GENESIS,
-    answer_content,
+    answer_row_content,
     decision_content,
     link_hash,
     same_json,
@@ -82,17 +82,7 @@ def verify_chain(engine: Engine) -> ChainReport:
 
 def _answer_problem(session: Session, row: AnswerModel, prev: str) -> str | None:
     """Return what is wrong with one answer row, or None."""
-    content = answer_content(
-        patient_id=row.patient_id,
-        visit_id=row.visit_id,
-        shown_at=row.shown_at,
-        knowledge_version=row.knowledge_version,
-        input_state=row.input,
-        result=row.result,
-        course=row.course,
-        scenario=row.scenario,
-        top_recommendation=row.top_recommendation,
-    )
+    content = answer_row_content(row)
     problem = _link_problem(row.prev_hash, row.row_hash, prev, link_hash(prev, content))
     if problem is not None or row.visit_id is None:
         return problem
