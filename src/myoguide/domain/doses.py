@@ -76,6 +76,8 @@ def _safe(
 
 def practical(value: Decimal) -> Decimal:
     """Round a figure to what a prescriber can act on: 0.1 below 10, 0.5 below 100, else 1."""
+    if value >= 10 and value == value.to_integral_value():
+        return value  # a whole figure from 10 up is already as precise as shown
     if value < 10:
         step = _TENTH
     elif value < 100:

@@ -16,7 +16,7 @@ from myoguide.domain.prepared import prepare, sources_of
 from myoguide.domain.result import CautionDetail, Recommendation, RecommendationSet
 from myoguide.domain.run import Run
 from myoguide.domain.state import PatientState
-from myoguide.domain.units import fmt, round2
+from myoguide.domain.units import fmt
 from myoguide.knowledge.model import Knowledge
 
 __all__ = ["Engine", "sources_of"]
@@ -76,8 +76,9 @@ def _input_warnings(f: Facts, run: Run) -> None:
         lim.weight_kg_usual.min <= f.weight_kg <= lim.weight_kg_usual.max
     ):
         run.warn("weight_unusual", weight=f.kg_text)
-    if f.bmi is not None and not lim.bmi_usual.min <= f.bmi <= lim.bmi_usual.max:
-        run.warn("bmi_unusual", bmi=fmt(round2(f.bmi)))
+    usual = lim.bmi_usual
+    if f.bmi is not None and not float(usual.min) <= f.bmi <= float(usual.max):
+        run.warn("bmi_unusual", bmi=f"{f.bmi:.1f}")
     for agent, amount in f.current.items():
         limit = lim.doses.get(agent)
         if amount is None or limit is None or limit.warn_above is None:

@@ -41,7 +41,7 @@ class Facts:
     conflicts: dict[str, list[str]] = field(default_factory=dict)
     unknown: list[str] = field(default_factory=list)
     combination_intolerance: list[str] = field(default_factory=list)
-    bmi: Decimal | None = None
+    bmi: float | None = None
 
     def in_use(self, agent: str) -> bool:
         """Return whether the agent is taken now (prednisone at 0 mg/day is not)."""

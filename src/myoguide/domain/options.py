@@ -42,18 +42,18 @@ def add(
     st = p.static[rec_id]
     rank += run.rank_offset
     run.step(f"option.{rec_id}", st.knowledge, f"offered at rank {rank}", grade=st.grade)
-    tpl = p.kb.recommendations[rec_id]
-    actions = tuple(
-        action_for(f, a.agent, a.action)
-        for a in tpl.agents
-        if only_agents is None or a.agent in only_agents
-    )
-    # Everything of the patient an agent option shows: in use (and at what dose), failed, tried.
-    agent_facts = tuple(
-        (f.in_use(a.agent), f.current.get(a.agent), a.agent in f.failed, a.agent in f.tried)
-        for a in tpl.agents
-    )
     if st.all_static:
+        tpl = p.kb.recommendations[rec_id]
+        actions = tuple(
+            action_for(f, a.agent, a.action)
+            for a in tpl.agents
+            if only_agents is None or a.agent in only_agents
+        )
+        # Everything of the patient an agent option shows: in use (at what dose), failed, tried.
+        agent_facts = tuple(
+            (f.in_use(a.agent), f.current.get(a.agent), a.agent in f.failed, a.agent in f.tried)
+            for a in tpl.agents
+        )
         # Nothing here depends on the patient beyond these keys, so build each variant once.
         key = (rec_id, rank, stance, step, f.ild, only_agents, actions, agent_facts, alone)
         hit = p.built.get(key)
@@ -80,7 +80,7 @@ def _build(
     """Assemble one recommendation, computing the agent options that depend on the patient."""
     tpl = run.p.kb.recommendations[rec_id]
     agents = tuple(
-        _with_action(run, f, opt if opt is not None else _agent_option(run, f, rec_id, i), planned)
+        _with_action(run, f, opt, planned) if opt is not None else _agent_option(run, f, rec_id, i)
         for i, ((agent, opt), planned) in enumerate(
             zip(st.options, (a.action for a in tpl.agents), strict=True)
         )
@@ -109,21 +109,24 @@ def _build(
     )
 
 
+def _notes(run: Run, f: Facts, agent: str, action: Action, planned: Action) -> tuple[str, ...]:
+    """Return what an agent option says of the patient: in use at what dose, or used before."""
+    if f.in_use(agent):
+        current = f.current.get(agent)
+        per = run.p.kb.agent(agent).dose_period or "day"
+        dose = f" at {fmt(current)} mg/{per}" if current is not None else ""
+        return (f"Already in use{dose}: {_verb(action)} it, not a new start.",)
+    if action == "restart" and planned == "start":
+        if agent in f.failed:
+            return ("Failed when used alone before; this step uses it again in combination.",)
+        return ("Used before without failing: resume it.",)
+    return ()
+
+
 def _with_action(run: Run, f: Facts, opt: AgentOption, planned: Action) -> AgentOption:
     action = action_for(f, opt.agent, planned)
-    in_use = f.in_use(opt.agent)
-    notes = list(opt.notes)
-    if in_use:
-        current = f.current.get(opt.agent)
-        per = run.p.kb.agent(opt.agent).dose_period or "day"
-        dose = f" at {fmt(current)} mg/{per}" if current is not None else ""
-        notes.append(f"Already in use{dose}: {_verb(action)} it, not a new start.")
-    elif action == "restart" and planned == "start":
-        if opt.agent in f.failed:
-            notes.append("Failed when used alone before; this step uses it again in combination.")
-        else:
-            notes.append("Used before without failing: resume it.")
-    return msgspec.structs.replace(opt, action=action, in_use=in_use, notes=tuple(notes))
+    notes = (*opt.notes, *_notes(run, f, opt.agent, action, planned))
+    return msgspec.structs.replace(opt, action=action, in_use=f.in_use(opt.agent), notes=notes)
 
 
 def _verb(action: Action) -> str:
@@ -141,8 +144,17 @@ def _agent_option(run: Run, f: Facts, rec_id: str, index: int) -> AgentOption:
         if primary is None:
             primary = reg.dose
         regimens.append(reg)
+    # Built once with its action and notes (no second copy through _with_action).
     return AgentOption(
-        plan.agent, plan.rxnorm, plan.display, primary, tuple(regimens), plan.maximum_words
+        plan.agent,
+        plan.rxnorm,
+        plan.display,
+        primary,
+        tuple(regimens),
+        plan.maximum_words,
+        action,
+        f.in_use(plan.agent),
+        _notes(run, f, plan.agent, action, planned),
     )
 
 

@@ -254,7 +254,7 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
             f"({lim.height_cm.min} to {lim.height_cm.max} cm)",
         )
     bmi_value = bmi(state)
-    if bmi_value is not None and not lim.bmi.min <= bmi_value <= lim.bmi.max:
+    if bmi_value is not None and not float(lim.bmi.min) <= bmi_value <= float(lim.bmi.max):
         raise InputError(
             "weight.value",
             f"weight and height give a body mass index of {bmi_value:.0f}, which no adult has "
@@ -300,12 +300,13 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
         seen.add(med.agent)
 
 
-def bmi(state: PatientState) -> Decimal | None:
+def bmi(state: PatientState) -> float | None:
     """Return the body mass index (kg/m2) when weight and height are both given."""
+    # A plausibility check, not dose arithmetic: a float is exact enough and cheap.
     if state.weight is None or state.height is None:
         return None
-    metres = state.height.cm / 100
-    return state.weight.kg / (metres * metres)
+    metres = float(state.height.cm) / 100
+    return float(state.weight.kg) / (metres * metres)
 
 
 def _finite(state: PatientState) -> None:

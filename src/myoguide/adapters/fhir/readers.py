@@ -24,7 +24,6 @@ from myoguide.adapters.fhir.primitives import (
     SortKey,
     Warn,
     birth_span,
-    coding_codes,
     effective_time,
     entry_at,
     resource_label,
@@ -129,12 +128,21 @@ class BundleReader:
 
     def observation(self, res: dict[str, Any], i: int) -> None:
         """Keep the latest body weight and body height Observation."""
+        # Inlined: most Observations in a chart are labs, and this is the loop they all pass.
+        concept = res.get("code")
+        codings = concept.get("coding") if isinstance(concept, dict) else None
+        if not isinstance(codings, list):
+            return
         kind: str | None = None
-        for code in coding_codes(res.get("code"), LOINC):
-            if code in self.term.weight_codes:
+        weight, height = self.term.weight_codes, self.term.height_codes
+        for coding in codings:
+            if not isinstance(coding, dict) or coding.get("system") != LOINC:
+                continue
+            code = coding.get("code")
+            if code in weight:
                 kind = "weight"
                 break
-            if code in self.term.height_codes:
+            if code in height:
                 kind = "height"
                 break
         if kind is None:
