@@ -1,0 +1,81 @@
+"""Issue 8 on the page, in process: each agent's action, "already in use", and control now."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from myoguide.bootstrap import ServeConfig, build_http_app
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    config = ServeConfig((), False, None, tmp_path, require_login=False)
+    with TestClient(build_http_app(config), follow_redirects=False) as c:
+        yield c
+
+
+def _answer(client: TestClient, fields: dict[str, str]) -> str:
+    page = client.get("/assess").text
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match
+    res = client.post("/assess", data={"csrf": match.group(1), **fields})
+    assert res.status_code == 200, res.text[:500]
+    return res.text
+
+
+BASE = {
+    "age_years": "58",
+    "diagnosis": "dermatomyositis",
+    "weight.value": "72",
+    "weight.unit": "kg",
+    "height.value": "165",
+    "height.unit": "cm",
+    "alternative_diagnoses_excluded": "yes",
+}
+
+
+def test_an_agent_in_use_reads_continue_already_in_use_never_start(client: TestClient) -> None:
+    html = _answer(
+        client,
+        {
+            **BASE,
+            "disease_control_achieved": "no",
+            "flare": "no",
+            "current_medications[0].agent": "rituximab",
+            "treatment_history[0].agent": "prednisone",
+            "treatment_history[0].outcome": "inadequate_response",
+            "treatment_history[1].agent": "methotrexate",
+            "treatment_history[1].outcome": "inadequate_response",
+        },
+    )
+    rituximab = html[html.index('id="opt-resistant_rituximab"') :]
+    rituximab = rituximab[: rituximab.index("</li>")]
+    assert "already in use" in rituximab
+    assert "action-continue" in rituximab
+    assert "action-start" not in rituximab
+
+
+def test_control_now_is_not_escalated_on_the_page(client: TestClient) -> None:
+    html = _answer(
+        client,
+        {
+            **BASE,
+            "disease_control_achieved": "yes",
+            "flare": "no",
+            "current_medications[0].agent": "methotrexate",
+            "current_medications[0].dose.value": "15",
+            "current_medications[0].dose.unit": "mg/week",
+            "treatment_history[0].agent": "prednisone",
+            "treatment_history[0].outcome": "inadequate_response",
+            "treatment_history[1].agent": "rituximab",
+            "treatment_history[1].outcome": "responded",
+        },
+    )
+    assert 'id="opt-controlled_maintain"' in html
+    assert 'id="opt-resistant_rituximab"' not in html
+    assert 'id="opt-resistant_ivig"' not in html
