@@ -3,7 +3,7 @@ server-side sessions, the sign-in throttle and the write probe.
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-12-06 00:00:00
+Create Date: 2026-11-29 00:00:00
 """
 
 from __future__ import annotations
