@@ -139,6 +139,8 @@ class BundleReader:
             if not isinstance(coding, dict) or coding.get("system") != LOINC:
                 continue
             code = coding.get("code")
+            if not isinstance(code, str):
+                continue  # a chart can put anything here; only a string can be a LOINC code
             if code in weight:
                 kind = "weight"
                 break
