@@ -1364,3 +1364,15 @@ def test_mutated_bundles_never_raise_without_a_caller_code_table(value: Any) -> 
     check_result(result)
     labels = result.state.get("unresolved_medications", [])
     assert all(isinstance(x, str) and len(x) <= 200 for x in labels)
+
+
+def test_an_observation_code_that_is_not_a_string_is_skipped() -> None:
+    odd = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": ["29463-7"]}]},
+        "valueQuantity": {"value": 70, "unit": "kg"},
+    }
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": odd}]}
+    mapped = bundle_to_state(bundle, evaluation_date=datetime.date(2026, 11, 1))
+    assert "weight" not in mapped.state
