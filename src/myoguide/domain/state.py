@@ -182,7 +182,7 @@ def _resolve_name(value: object, where: str, knowledge: Knowledge) -> str:
 
 def _resolve_agents(raw: dict[str, Any], knowledge: Knowledge) -> dict[str, Any]:
     """Map RxNorm codes and loose spellings to agent names, refusing unknown agents by field."""
-    known = frozenset(knowledge.agent_ids)
+    known = knowledge.agent_id_set
     out = raw
     for key in ("current_medications", "treatment_history"):
         items = raw.get(key)
@@ -327,7 +327,7 @@ def _finite(state: PatientState) -> None:
 def parse_state(raw: object, knowledge: Knowledge) -> PatientState:
     """Validate a JSON-like patient state; raise InputError naming the first bad field."""
     if isinstance(raw, PatientState):
-        known = frozenset(knowledge.agent_ids)
+        known = knowledge.agent_id_set
         for i, med in enumerate(raw.current_medications):
             if med.agent not in known:
                 raise InputError(f"current_medications[{i}].agent", f"unknown agent '{med.agent}'")

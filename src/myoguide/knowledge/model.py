@@ -331,7 +331,12 @@ class Knowledge(Struct, frozen=True, forbid_unknown_fields=True, weakref=True):
     @property
     def agent_ids(self) -> tuple[str, ...]:
         """Return the agent vocabulary, in the knowledge's order."""
-        return tuple(a.id for a in self.agents)
+        return _index(self).ids
+
+    @property
+    def agent_id_set(self) -> frozenset[str]:
+        """Return the agent vocabulary as a set, for membership tests."""
+        return _index(self).id_set
 
     def agents_in_class(self, cls: str) -> frozenset[str]:
         """Return the ids of the agents in a class such as 'tnf_inhibitor'."""
@@ -342,6 +347,8 @@ class _Index(Struct):
     agents: dict[str, AgentInfo]
     rxnorm: dict[str, str]
     maxima: dict[str, Maximum]
+    ids: tuple[str, ...]
+    id_set: frozenset[str]
 
 
 _INDEXES: dict[int, _Index] = {}
@@ -351,10 +358,13 @@ def _index(k: Knowledge) -> _Index:
     # Lookups are built once per Knowledge object and dropped with it (no object is pinned).
     hit = _INDEXES.get(id(k))
     if hit is None:
+        ids = tuple(a.id for a in k.agents)
         hit = _Index(
             {a.id: a for a in k.agents},
             {a.rxnorm: a.id for a in k.agents if a.rxnorm is not None},
             {m.id: m for m in k.maxima},
+            ids,
+            frozenset(ids),
         )
         _INDEXES[id(k)] = hit
         weakref.finalize(k, _INDEXES.pop, id(k), None)
