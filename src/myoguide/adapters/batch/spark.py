@@ -53,10 +53,16 @@ def session(master: str) -> Any:
         ) from None
     # Local workers run this interpreter (with myoguide installed) unless told otherwise.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(master).appName("myoguide-audit")
+    if master.startswith("local"):
+        # In-process Spark talks to itself only: bind the driver to loopback, not to whatever
+        # interface the host name resolves to.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        builder = builder.config("spark.driver.host", "127.0.0.1").config(
+            "spark.driver.bindAddress", "127.0.0.1"
+        )
     return (
-        SparkSession.builder.master(master)
-        .appName("myoguide-audit")
-        .config("spark.ui.enabled", "false")
+        builder.config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "5000")
         # A gzip file cut short must not end the run (it is reported by the local runner).
