@@ -12,6 +12,7 @@ from msgspec import Struct
 
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.state import DoseIn, PatientState, dec
+from myoguide.domain.units import to_mg_per_day, to_mg_per_week
 from myoguide.knowledge.flags import (
     AboveMaximum,
     AlternativesNotExcluded,
@@ -111,7 +112,7 @@ def _check(
         if state.flare is not True or pred is None:
             return None
         mg = _in_period(pred, "day")
-        if mg is None or mg <= f.prednisone_above_mg_per_day:
+        if mg <= f.prednisone_above_mg_per_day:
             return None
         return None if any(a in current for a in f.sparing_agents) else ()
     if isinstance(f, AboveMaximum):
@@ -144,13 +145,10 @@ def _check(
     return None  # pragma: no cover - the union is closed
 
 
-def _in_period(dose: DoseIn, period: str) -> Decimal | None:
+def _in_period(dose: DoseIn, period: str) -> Decimal:
     """Return a current dose in mg per `period` ('day' or 'week'), exactly."""
-    mass, per = dose.unit.split("/")
-    mg = dec(dose.value) * (1000 if mass == "g" else 1)
-    if per == period:
-        return mg
-    return mg * 7 if period == "week" else mg / 7
+    value = dec(dose.value)
+    return to_mg_per_week(value, dose.unit) if period == "week" else to_mg_per_day(value, dose.unit)
 
 
 def _above(dose: DoseIn | None, m: Maximum) -> bool:
@@ -159,4 +157,4 @@ def _above(dose: DoseIn | None, m: Maximum) -> bool:
         return False
     mg = _in_period(dose, m.period)
     limit = m.amount * (1000 if m.unit == "g" else 1)
-    return mg is not None and mg > limit
+    return mg > limit

@@ -135,18 +135,22 @@ class RecordStore:
     def add_visit(self, patient_id: int, visit_date: date, state: Mapping[str, Any]) -> VisitRow:
         """Record a visit and the patient state of that day; committed when it returns."""
         pid = checked_id(patient_id, "patient_id", "patient")
-        row = VisitModel(
-            patient_id=pid,
-            visit_date=calendar_day(visit_date, "visit_date"),
-            state=json_object(state, "state"),
-            created_at=utc_instant(self._clock(), "created_at"),
-        )
+        row = self._visit_row(pid, visit_date, state)
         with write_session(self._sessions) as session:
             if session.get(PatientModel, pid) is None:
                 raise RecordNotFound(f"patient {pid} not found")
             session.add(row)
             session.flush()
         return read_visit(row)
+
+    def _visit_row(self, pid: int, visit_date: date, state: Mapping[str, Any]) -> VisitModel:
+        """Return a validated visit row, not yet added to a session."""
+        return VisitModel(
+            patient_id=pid,
+            visit_date=calendar_day(visit_date, "visit_date"),
+            state=json_object(state, "state"),
+            created_at=utc_instant(self._clock(), "created_at"),
+        )
 
     def log_answer(
         self,
@@ -185,12 +189,7 @@ class RecordStore:
     ) -> tuple[int, int]:
         """Save a visit and the answer shown at it in one transaction; return both ids."""
         pid = checked_id(patient_id, "patient_id", "patient")
-        visit = VisitModel(
-            patient_id=pid,
-            visit_date=calendar_day(visit_date, "visit_date"),
-            state=json_object(state, "state"),
-            created_at=utc_instant(self._clock(), "created_at"),
-        )
+        visit = self._visit_row(pid, visit_date, state)
         with write_session(self._sessions) as session:
             if session.get(PatientModel, pid) is None:
                 raise RecordNotFound(f"patient {pid} not found")

@@ -111,7 +111,6 @@ def read_patient(row: PatientModel) -> PatientRow:
 
 def read_visit(row: VisitModel) -> VisitRow:
     """Return a visit row read from its table row."""
-    """Return a patient row read from its table row."""
     return VisitRow(
         id=row.id,
         patient_id=row.patient_id,
@@ -123,7 +122,6 @@ def read_visit(row: VisitModel) -> VisitRow:
 
 def read_answer(row: AnswerModel) -> AnswerRow:
     """Return an answer row read from its table row."""
-    """Return a visit row read from its table row."""
     return AnswerRow(
         id=row.id,
         patient_id=row.patient_id,
@@ -140,7 +138,6 @@ def read_answer(row: AnswerModel) -> AnswerRow:
 
 def read_decision(row: DecisionModel) -> DecisionRow:
     """Return a decision row read from its table row."""
-    """Return an answer row read from its table row."""
     return DecisionRow(
         id=row.id,
         answer_id=row.answer_id,
@@ -153,13 +150,11 @@ def read_decision(row: DecisionModel) -> DecisionRow:
 
 def patient_json(row: PatientRow) -> dict[str, Any]:
     """Return a patient as JSON-ready data."""
-    """Return a decision row read from its table row."""
     return {"id": row.id, "label": row.label, "created_at": row.created_at.isoformat()}
 
 
 def visit_json(row: VisitRow) -> dict[str, Any]:
     """Return a visit as JSON-ready data."""
-    """Return a patient as JSON-ready data."""
     return {
         "id": row.id,
         "patient_id": row.patient_id,
@@ -171,7 +166,6 @@ def visit_json(row: VisitRow) -> dict[str, Any]:
 
 def answer_json(row: AnswerRow) -> dict[str, Any]:
     """Return an answer as JSON-ready data."""
-    """Return a visit as JSON-ready data."""
     return {
         "id": row.id,
         "patient_id": row.patient_id,
@@ -188,7 +182,6 @@ def answer_json(row: AnswerRow) -> dict[str, Any]:
 
 def decision_json(row: DecisionRow) -> dict[str, Any]:
     """Return a decision as JSON-ready data."""
-    """Return an answer as JSON-ready data."""
     return {
         "id": row.id,
         "answer_id": row.answer_id,
