@@ -13,18 +13,6 @@ from myoguide.domain.result import FactValue
 from myoguide.domain.run import Run
 from myoguide.domain.units import fmt
 
-_SEVERITY_R2 = {
-    "mild": "Mild flare: the low end of the range, near 20 mg/day, fits.",
-    "moderate": "Moderate flare: a dose within the range, by judgment.",
-    "severe": "Severe flare: the high end of the range, near {high}, fits.",
-}
-_SEVERITY_R4 = {
-    "mild": "Mild relapse: the 20 mg/day minimum may be enough.",
-    "moderate": "Moderate relapse: start at or above 20 mg/day, by judgment.",
-    "severe": "Severe relapse: start above the 20 mg/day minimum; the source gives no upper "
-    "figure.",
-}
-
 
 def choose_scenario(f: Facts, run: Run) -> str | None:
     """Return the scenario the prednisone dose and AZA/MTX use select; None if unknowable."""
@@ -170,7 +158,7 @@ def _r2(f: Facts, run: Run, sparing_now: list[str]) -> None:
         )
     # The prednisone text mentions raising a sparing agent only when there is one to raise.
     add(run, w.raise_prednisone, 1, f, step="R2", alone=not raised)
-    _severity_note(run, f, _SEVERITY_R2)
+    _severity_note(run, f, "flare_below_10mg")
     for rec_id in raised:
         add(run, rec_id, 1, f, step="R2")
     if not sparing_now:
@@ -225,7 +213,7 @@ def _r3(f: Facts, run: Run, sparing_now: list[str]) -> None:
 def _r4(f: Facts, run: Run) -> None:
     w = run.p.kb.wiring.flare_off_immunosuppression
     add(run, w.restart_prednisone, 1, f, step="R4")
-    _severity_note(run, f, _SEVERITY_R4)
+    _severity_note(run, f, "flare_off_immunosuppression")
     avail = _available_sparing(run, f)
     if avail:
         add(run, w.sparing_agent, 1, f, step="R4", only_agents=frozenset(avail))
@@ -241,11 +229,13 @@ def _r4(f: Facts, run: Run) -> None:
     )
 
 
-def _severity_note(run: Run, f: Facts, notes: dict[str, str]) -> None:
+def _severity_note(run: Run, f: Facts, scenario: str) -> None:
     """Say where in the source's range the recorded severity places the prednisone dose."""
     severity = f.state.severity
     if severity is None or not run.recs:
         return
+    notes = run.p.kb.severity_notes[scenario]
+    text = {"mild": notes.mild, "moderate": notes.moderate, "severe": notes.severe}[severity]
     rec = run.recs[-1]
     agents = []
     for a in rec.agents:
@@ -253,12 +243,12 @@ def _severity_note(run: Run, f: Facts, notes: dict[str, str]) -> None:
             high = "about 1 mg/kg/day"
             if a.dose is not None and a.dose.high is not None:
                 high = f"{fmt(a.dose.high)} mg/day ({high})"
-            a = msgspec.structs.replace(a, notes=(*a.notes, notes[severity].format(high=high)))
+            a = msgspec.structs.replace(a, notes=(*a.notes, text.format(high=high)))
         agents.append(a)
     run.recs[-1] = msgspec.structs.replace(rec, agents=tuple(agents))
     run.step(
         "flare.severity",
-        "cautions.severity_sets_prednisone",
+        f"severity_notes.{scenario}",
         f"severity {severity}",
         severity=severity,
     )

@@ -176,6 +176,9 @@ def check_required(kb: Knowledge) -> None:
     for agent in (*REQUIRED_AGENTS, *kb.wiring.sparing_agents):
         if agent not in ids:
             raise KnowledgeError(origin, "agents", f"'{agent}' is required by the engine")
+    for sid in ("flare_below_10mg", "flare_off_immunosuppression"):
+        if sid not in kb.severity_notes:
+            raise KnowledgeError(origin, f"severity_notes.{sid}", "required by the engine, missing")
     for cls in REQUIRED_CLASSES:
         if not kb.agents_in_class(cls):
             raise KnowledgeError(origin, "agents", f"no agent in class '{cls}'")

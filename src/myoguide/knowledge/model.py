@@ -149,6 +149,16 @@ class Caution(Struct, frozen=True, forbid_unknown_fields=True):
     sources: Sources
 
 
+class SeverityNotes(Struct, frozen=True, forbid_unknown_fields=True):
+    """Where a flare's recorded severity places the prednisone dose, as the source says."""
+
+    mild: Text
+    moderate: Text
+    # "{high}" is replaced by this patient's upper figure where the rule has one.
+    severe: Text
+    sources: Sources
+
+
 class Scenario(Struct, frozen=True, forbid_unknown_fields=True):
     title: str
     summary: str
@@ -311,6 +321,8 @@ class Knowledge(Struct, frozen=True, forbid_unknown_fields=True, weakref=True):
     recommendations: dict[str, RecommendationTemplate]
     ladder: tuple[LadderStep, ...]
     wiring: Wiring
+    # Per scenario id: the severity notes its prednisone option carries.
+    severity_notes: dict[str, SeverityNotes]
     literature_only: tuple[LiteratureItem, ...]
     warnings: dict[str, WarningTemplate]
     # Where this knowledge was read from, set by the loader so errors can name the file.
@@ -450,6 +462,10 @@ def problems(k: Knowledge) -> list[str]:
         if agent not in agent_ids:
             errors.append(f"input_limits.doses.{agent}: unknown agent")
         check_sources(f"input_limits.doses.{agent}", limit.sources)
+    for sid, notes in k.severity_notes.items():
+        if sid not in k.scenarios:
+            errors.append(f"severity_notes.{sid}: unknown scenario")
+        check_sources(f"severity_notes.{sid}", notes.sources)
     w = k.wiring
     errors.extend(
         f"wiring.sparing_agents: unknown agent '{a}'"
