@@ -131,7 +131,7 @@ def _controlled(f: Facts, run: Run) -> None:
             kb.agent(a).display,
             action="continue",
             in_use=True,
-            notes=("In use now: continue; taper slowly if at all.",),
+            notes=("In use now: continue it; the slower-taper caution below applies.",),
         )
         for a in f.current
         if f.in_use(a)
