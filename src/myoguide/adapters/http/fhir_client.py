@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import ipaddress
 import logging
 import re
@@ -143,12 +142,6 @@ def _origin(url: str) -> _Origin | None:
     )
 
 
-@functools.cache
-def _templates() -> tuple[str, ...]:
-    """Return the prefetch templates once (they are read from the terminology data)."""
-    return tuple(prefetch_templates().values())
-
-
 _MEDICATION = re.compile(r"Medication/([A-Za-z0-9\-.]{1,64})")
 # A next-page link on the same server: a plain path and a query, no spaces or control characters.
 _PAGE = re.compile(r"[A-Za-z0-9_\-./]*(\?[\x21-\x7e]*)?")
@@ -160,7 +153,7 @@ def _encode_query(query: str, patient_id: str) -> str | None:
     if not patient_id or len(patient_id) > _MAX_ID_CHARS or patient_id in (".", ".."):
         return None
     encoded = quote(patient_id, safe="")
-    for template in _templates():
+    for template in prefetch_templates().values():
         if template.replace(_ID, patient_id) == query:
             return template.replace(_ID, encoded)
     med = _MEDICATION.fullmatch(query)
