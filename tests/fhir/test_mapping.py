@@ -1376,3 +1376,26 @@ def test_an_observation_code_that_is_not_a_string_is_skipped() -> None:
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": odd}]}
     mapped = bundle_to_state(bundle, evaluation_date=datetime.date(2026, 11, 1))
     assert "weight" not in mapped.state
+
+
+class _Held(dict):  # type: ignore[type-arg]
+    """A dict subclass: entries holding one take the reader's checked path, not its fast one."""
+
+
+def _held(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _Held({k: _held(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_held(v) for v in value]
+    return value
+
+
+@SETTINGS
+@given(mutated_bundles())
+def test_the_fast_path_reads_what_the_checked_path_reads(value: Any) -> None:
+    # The entry loop reads the common shape without type checks; the checked path (taken for
+    # any other shape, here forced by a dict subclass) must give the same state and warnings.
+    fast = run(value)
+    checked = run(_held(value))
+    assert fast.state == checked.state
+    assert fast.warnings == checked.warnings

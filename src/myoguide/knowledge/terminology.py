@@ -254,6 +254,7 @@ class Terminology:
     """The loaded table and its indexes, built once."""
 
     __slots__ = (
+        "body_codes",
         "by_code",
         "diagnoses",
         "file",
@@ -299,6 +300,10 @@ class Terminology:
                 self.units.setdefault(spelling, next(iter(ucums)))
         self.weight_codes = frozenset(o.code for o in file.observations.body_weight)
         self.height_codes = frozenset(o.code for o in file.observations.body_height)
+        # One lookup for the Observation loop most chart entries pass through (weight first).
+        self.body_codes = {c: "height" for c in self.height_codes} | {
+            c: "weight" for c in self.weight_codes
+        }
         self.timing_codes = {t.code: t for t in file.timing.codes}
 
     def diagnosis(self, system: str, code: str) -> Diagnosis | None:

@@ -50,6 +50,25 @@ class LatestObservation(NamedTuple):
     resource: dict[str, Any]
 
 
+def body_kind(res: dict[str, Any], body: Mapping[str, str]) -> str | None:
+    """Return "weight" or "height" for an Observation with such a LOINC code, else None."""
+    # Most entries of a chart are labs and pass through here, so fields are read without
+    # checks: a missing or odd field raises and means "not a body measure".
+    try:
+        codings = res["code"]["coding"]
+    except (TypeError, KeyError, IndexError):
+        return None
+    if not isinstance(codings, list):
+        return None
+    for coding in codings:
+        try:
+            if coding["system"] == LOINC and (kind := body.get(coding["code"])):
+                return kind
+        except (TypeError, KeyError, IndexError):
+            continue  # not an object, no system or code, or a code that cannot be hashed
+    return None
+
+
 class BundleReader:
     """The state of one mapping run: one pass over the entries, then the finishing rules."""
 
@@ -80,43 +99,70 @@ class BundleReader:
 
     def read(self, entries: list[Any]) -> None:
         """Walk the entries once, keeping what the finishing rules need."""
+        body = self.term.body_codes
         for i, entry in enumerate(entries):
-            if not isinstance(entry, dict):
-                self.warn("entry_invalid", "a Bundle entry is not an object; skipped", entry_at(i))
+            # The common shape (an object entry holding an object resource) is read without
+            # checks; anything else raises here and takes the checked path, which warns.
+            try:
+                res = entry["resource"]
+                rt = res["resourceType"]
+            except (TypeError, KeyError, IndexError):
+                self.read_checked(entry, i)
                 continue
-            res = entry.get("resource")
-            if not isinstance(res, dict):
+            if type(res) is not dict:
+                self.read_checked(entry, i)
+            elif rt == "Observation":
+                kind = body_kind(res, body)
+                if kind is not None:
+                    self.observation(res, i, kind)
+            else:
+                self.dispatch(res, rt, entry, i)
+
+    def read_checked(self, entry: object, i: int) -> None:
+        """Read one entry of an unusual shape, warning about what cannot be used."""
+        if not isinstance(entry, dict):
+            self.warn("entry_invalid", "a Bundle entry is not an object; skipped", entry_at(i))
+            return
+        res = entry.get("resource")
+        if not isinstance(res, dict):
+            self.warn(
+                "entry_without_resource", "a Bundle entry has no resource; skipped", entry_at(i)
+            )
+            return
+        rt = res.get("resourceType")
+        if rt == "Observation":
+            kind = body_kind(res, self.term.body_codes)
+            if kind is not None:
+                self.observation(res, i, kind)
+        else:
+            self.dispatch(res, rt, entry, i)
+
+    def dispatch(self, res: dict[str, Any], rt: object, entry: dict[str, Any], i: int) -> None:
+        """Hand a resource other than an Observation to the reader of its type."""
+        if rt in (
+            "MedicationRequest",
+            "MedicationStatement",
+            "MedicationAdministration",
+            "AllergyIntolerance",
+        ):
+            self.medications.append(Located(res, i))
+        elif rt == "Condition":
+            self.conditions.read(res, i)
+        elif rt == "Medication":
+            self.index_medication(res, entry.get("fullUrl"))
+        elif rt == "Patient":
+            if self.patient is None:
+                self.patient = res
+            else:
                 self.warn(
-                    "entry_without_resource", "a Bundle entry has no resource; skipped", entry_at(i)
+                    "multiple_patients",
+                    "the Bundle holds more than one Patient; the first was used",
+                    "Patient",
                 )
-                continue
-            rt = res.get("resourceType")
-            if rt == "Observation":
-                self.observation(res, i)
-            elif rt in (
-                "MedicationRequest",
-                "MedicationStatement",
-                "MedicationAdministration",
-                "AllergyIntolerance",
-            ):
-                self.medications.append(Located(res, i))
-            elif rt == "Condition":
-                self.conditions.read(res, i)
-            elif rt == "Medication":
-                self.index_medication(res, entry.get("fullUrl"))
-            elif rt == "Patient":
-                if self.patient is None:
-                    self.patient = res
-                else:
-                    self.warn(
-                        "multiple_patients",
-                        "the Bundle holds more than one Patient; the first was used",
-                        "Patient",
-                    )
-            elif not isinstance(rt, str):
-                self.warn(
-                    "resource_type_missing", "a resource has no resourceType; skipped", entry_at(i)
-                )
+        elif not isinstance(rt, str):
+            self.warn(
+                "resource_type_missing", "a resource has no resourceType; skipped", entry_at(i)
+            )
 
     def index_medication(self, res: dict[str, Any], full_url: object) -> None:
         """Make a Medication findable by 'Medication/id' and by its entry's fullUrl."""
@@ -126,29 +172,8 @@ class BundleReader:
         if isinstance(full_url, str):
             self.medication_index[full_url] = res
 
-    def observation(self, res: dict[str, Any], i: int) -> None:
-        """Keep the latest body weight and body height Observation."""
-        # Inlined: most Observations in a chart are labs, and this is the loop they all pass.
-        concept = res.get("code")
-        codings = concept.get("coding") if isinstance(concept, dict) else None
-        if not isinstance(codings, list):
-            return
-        kind: str | None = None
-        weight, height = self.term.weight_codes, self.term.height_codes
-        for coding in codings:
-            if not isinstance(coding, dict) or coding.get("system") != LOINC:
-                continue
-            code = coding.get("code")
-            if not isinstance(code, str):
-                continue  # a chart can put anything here; only a string can be a LOINC code
-            if code in weight:
-                kind = "weight"
-                break
-            if code in height:
-                kind = "height"
-                break
-        if kind is None:
-            return
+    def observation(self, res: dict[str, Any], i: int, kind: str) -> None:
+        """Keep the latest Observation of a kind (weight or height)."""
         status = res.get("status")
         if status == "entered-in-error" or status == "cancelled":
             return
