@@ -18,6 +18,12 @@ import pytest
 
 from myoguide.adapters.batch.export import list_files
 from myoguide.adapters.batch.local import run_local
+from myoguide.adapters.batch.patient import (
+    _NON_ASCII_UPPER,
+    IN_SCOPE_MEANINGS,
+    myositis_patient,
+    scope_codes,
+)
 from myoguide.adapters.batch.report import cell, render_report
 from myoguide.adapters.batch.run import audit
 from myoguide.adapters.cli import main
@@ -25,6 +31,7 @@ from myoguide.bootstrap import build_auditor
 from myoguide.errors import KnowledgeError
 from myoguide.knowledge.flags import WORDING, load_packaged_flags, parse_flags
 from myoguide.knowledge.loader import PACKAGED_FILE, load_packaged
+from myoguide.knowledge.terminology import load_packaged_terminology
 
 # One worker runs every batch test: they share one Spark session and one export.
 pytestmark = pytest.mark.xdist_group("batch")
@@ -239,3 +246,104 @@ def test_the_use_case_pickles_and_gives_the_unusable_row() -> None:
     assert audited.flags == ()
     assert "input.age_years" in audited.problems
     assert audited.row.data_problems == tuple(sorted(set(audited.problems)))
+
+
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+# Patient id -> (ICD-10-CM code as a record writes it, the same code as the table writes it,
+# verification status). The refuted one must not count however its code is written.
+SPELLED = {
+    "undotted": ("M3320", "M33.20", "confirmed"),
+    "lower": ("m33.10", "M33.10", "confirmed"),
+    "refuted": ("m3310", "M33.10", "refuted"),
+}
+
+
+def _condition(pid: str, system: str, code: object, verification: str) -> dict[str, Any]:
+    """A problem-list Condition of one coding for a patient."""
+    return {
+        "resourceType": "Condition",
+        "id": f"{pid}-c",
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "verificationStatus": {"coding": [{"system": VERIFICATION, "code": verification}]},
+        "code": {"coding": [{"system": system, "code": code}]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "recordedDate": "2021-03-04",
+    }
+
+
+def _spelled_export(folder: Path, *, as_written: bool) -> Path:
+    """A tiny export of the SPELLED patients, coded as a record writes them or as the table does."""
+    folder.mkdir()
+    patients, conditions = [], []
+    for pid, (written, table, verification) in SPELLED.items():
+        patients.append(
+            {"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": "1970-05-01"}
+        )
+        code = written if as_written else table
+        conditions.append(_condition(pid, ICD10CM, code, verification))
+    for name, resources in (("Patient", patients), ("Condition", conditions)):
+        lines = b"".join(orjson.dumps(r) + b"\n" for r in resources)
+        (folder / f"{name}.ndjson").write_bytes(lines)
+    return folder
+
+
+def test_undotted_and_lowercase_codes_count_as_the_table_writes_them(tmp_path: Path) -> None:
+    written, _ = list_files(_spelled_export(tmp_path / "written", as_written=True))
+    table, _ = list_files(_spelled_export(tmp_path / "table", as_written=False))
+    rows = run_local(written, build_auditor(), DATE, workers=1).rows
+    assert {r["patient_id"]: r["diagnosis"] for r in rows} == {
+        "lower": "dermatomyositis",
+        "undotted": "polymyositis",
+    }
+    assert rows == run_local(table, build_auditor(), DATE, workers=1).rows
+
+
+def test_both_runners_find_undotted_and_lowercase_codes(tmp_path: Path, spark: Any) -> None:
+    from myoguide.adapters.batch.spark import run_spark
+
+    files, _ = list_files(_spelled_export(tmp_path / "written", as_written=True))
+    local = run_local(files, build_auditor(), DATE, workers=1).rows
+    on_spark, _ = run_spark(files, build_auditor(), DATE, master="local[2]")
+    assert [r["patient_id"] for r in local] == ["lower", "undotted"]
+    assert on_spark == local
+
+
+def _spellings(system: str, code: str) -> list[object]:
+    """Ways a record may write a table code that Terminology.diagnosis still accepts."""
+    out: list[object] = [code, code.lower(), code.capitalize(), f"  {code.lower()} "]
+    if code.isdigit():
+        out.append(int(code))  # a JSON number
+    if "icd-10" in system and "." in code:
+        bare = code.replace(".", "")
+        out += [bare, bare.lower(), f" {bare} "]
+    return out
+
+
+def test_the_pre_check_passes_every_spelling_the_terminology_accepts() -> None:
+    term = load_packaged_terminology()
+    codes = scope_codes(term)
+    checked = 0
+    for d in term.file.diagnoses:
+        for spelling in _spellings(d.system, d.code):
+            assert term.diagnosis(d.system, str(spelling)) == d
+            line = orjson.dumps(_condition("p1", d.system, spelling, "confirmed"))
+            # No escape in the line: the byte pre-check alone decides whether it is parsed.
+            assert b"\\" not in line
+            found = myositis_patient(line, "Condition", term, codes)
+            assert found == ("p1" if d.meaning in IN_SCOPE_MEANINGS else None), (d.code, spelling)
+            refuted = orjson.dumps(_condition("p1", d.system, spelling, "refuted"))
+            assert myositis_patient(refuted, "Condition", term, codes) is None
+            checked += 1
+    assert checked > 100
+
+
+def test_only_dotless_i_and_long_s_upper_case_to_one_ascii_letter() -> None:
+    # Terminology.diagnosis upper-cases codes; the pre-check knows every non-ASCII character
+    # that becomes an ASCII letter that way.
+    found: dict[str, list[str]] = {}
+    for point in range(0x80, 0x110000):
+        upper = chr(point).upper()
+        if len(upper) == 1 and upper.isascii() and upper.isalpha():
+            found.setdefault(upper, []).append(chr(point))
+    assert {k: tuple(v) for k, v in found.items()} == _NON_ASCII_UPPER

@@ -31,7 +31,7 @@ from myoguide.adapters.batch.export import (
 )
 from myoguide.adapters.batch.keys import key_line
 from myoguide.adapters.batch.patient import myositis_patient, patient_row, scope_codes
-from myoguide.adapters.batch.terms import load_terms
+from myoguide.knowledge.terminology import load_packaged_terminology
 from myoguide.service.audit import Auditor
 
 # Grouped in memory per bucket: about this many bytes of in-scope lines (before parsing).
@@ -81,12 +81,12 @@ def _init_worker(auditor: Auditor, date: datetime.date, spool: str) -> None:
 
 
 def _find_patients(chunk: Chunk) -> set[str]:
-    terms = load_terms()
-    codes = scope_codes(terms)
+    terminology = load_packaged_terminology()
+    codes = scope_codes(terminology)
     found: set[str] = set()
     quiet = Problems()  # step 2 reads these lines again and counts their problems once
     for _, line, _complete in read_lines(chunk, quiet):
-        pid = myositis_patient(line, chunk.file.type, terms, codes)
+        pid = myositis_patient(line, chunk.file.type, terminology, codes)
         if pid is not None:
             found.add(pid)
     return found
@@ -145,10 +145,10 @@ def _audit_bucket(b: int) -> list[dict[str, Any]]:
     for path in sorted(spool.glob(f"b{b}-*.tsv")):
         for key, body in _tsv(path):
             groups.setdefault(key, []).append(body)
-    terms, auditor, date = load_terms(), _STATE["auditor"], _STATE["date"]
+    terminology, auditor, date = load_packaged_terminology(), _STATE["auditor"], _STATE["date"]
     rows = []
     for pid in sorted(groups):
-        row = patient_row(pid, groups.pop(pid), _STATE["medications"], terms, auditor, date)
+        row = patient_row(pid, groups.pop(pid), _STATE["medications"], terminology, auditor, date)
         if row is not None:
             rows.append(row)
     return rows

@@ -9,16 +9,26 @@ The audit itself (mapping, validation, engine, flags) is the service's use case
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 
 from myoguide.adapters.batch.keys import medication_refs, parse_line
-from myoguide.adapters.batch.terms import IN_SCOPE_MEANINGS, Terms
+from myoguide.knowledge.terminology import Meaning, Terminology
 from myoguide.service.audit import Auditor
 
 _IGNORED_STATUS = frozenset({"refuted", "entered-in-error"})
+# Meanings that put a patient in the audit: DM, PM, and unspecified dermatopolymyositis (the
+# mapping then warns that DM and PM cannot be told apart).
+IN_SCOPE_MEANINGS: frozenset[Meaning] = frozenset({"dermatomyositis", "polymyositis", "unresolved"})
+# An ICD-10-style code: a letter and two digits (the category), then anything.
+_ICD10_STYLE = re.compile(r"[A-Z][0-9]{2}")
+# The only characters outside ASCII whose str.upper() is a single ASCII letter (dotless i, long
+# s; a test checks this against the whole of Unicode): Terminology.diagnosis upper-cases a code,
+# so it reads "\u0131" followed by "10" as "I10".
+_NON_ASCII_UPPER = {"I": ("\u0131",), "S": ("\u017f",)}
 # The Parquet columns, in order; both runners produce exactly these.
 COLUMNS = (
     "patient_id",
@@ -49,7 +59,7 @@ def schema() -> Any:
     return pa.schema([(c, types.get(c, text)) for c in COLUMNS])
 
 
-def myositis_meaning(res: Mapping[str, Any], terms: Terms) -> str | None:
+def myositis_meaning(res: Mapping[str, Any], terminology: Terminology) -> str | None:
     """Return the DM/PM meaning of a Condition by the terminology table, or None."""
     if res.get("resourceType") != "Condition":
         return None
@@ -63,30 +73,55 @@ def myositis_meaning(res: Mapping[str, Any], terms: Terms) -> str | None:
         return None
     for c in code.get("coding") or ():
         if isinstance(c, dict):
-            meaning = terms.in_scope(str(c.get("system")), str(c.get("code")))
-            if meaning is not None:
-                return meaning
+            # str(): a code written as a JSON number (SNOMED CT) is looked up as its digits.
+            found = terminology.diagnosis(str(c.get("system")), str(c.get("code")))
+            if found is not None and found.meaning in IN_SCOPE_MEANINGS:
+                return found.meaning
     return None
 
 
-def scope_codes(terms: Terms) -> tuple[bytes, ...]:
-    """Return the in-scope diagnosis codes as the bytes a Condition line would hold."""
-    # Unquoted: the table compares str(code), so a code written as a JSON number counts too.
+def _needles(code: str) -> tuple[str, ...]:
+    """Return texts of which every spelling Terminology.diagnosis accepts for a code holds one."""
+    key = code.strip().upper()
+    if key.isascii() and key.isdigit():
+        return (key,)
+    if key.isascii() and _ICD10_STYLE.match(key):
+        # Dotted or not, in any case, with any whitespace around: the category is always there,
+        # its letter in upper or lower case (or a non-ASCII letter that upper-cases to it).
+        letter, digits = key[0], key[1:3]
+        return tuple(
+            v + digits for v in (letter, letter.lower(), *_NON_ASCII_UPPER.get(letter, ()))
+        )
+    # A code of another shape: no safe needle is known, so every line is parsed.
+    return ("",)
+
+
+def scope_codes(terminology: Terminology) -> tuple[bytes, ...]:
+    """Return the bytes of which every Condition line coded in scope holds at least one."""
     return tuple(
-        sorted({c.encode() for (_, c), m in terms.diagnoses.items() if m in IN_SCOPE_MEANINGS})
+        sorted(
+            {
+                n.encode()
+                for d in terminology.file.diagnoses
+                if d.meaning in IN_SCOPE_MEANINGS
+                for n in _needles(d.code)
+            }
+        )
     )
 
 
 def myositis_patient(
-    line: bytes, file_type: str, terms: Terms, codes: tuple[bytes, ...]
+    line: bytes, file_type: str, terminology: Terminology, codes: tuple[bytes, ...]
 ) -> str | None:
     """Return the patient id of a Condition line that puts its patient in the audit, or None."""
-    # Exact pre-check: without a backslash escape a code can only appear as its own bytes, so a
-    # line holding none of the codes cannot be in scope and is not parsed.
+    # Necessary, not sufficient: without a backslash escape an in-scope code, however written
+    # (dotted or not, any case, padded, a JSON number), holds one of `codes` as its own bytes, so
+    # a line holding none cannot be in scope and is not parsed. A line that holds one may still
+    # be out of scope (the bytes may sit in a date or an id); parsing it decides.
     if b"\\" not in line and not any(c in line for c in codes):
         return None
     kind, value = parse_line(line, file_type)
-    if kind == "patient" and myositis_meaning(value[1], terms) is not None:
+    if kind == "patient" and myositis_meaning(value[1], terminology) is not None:
         return str(value[0])
     return None
 
@@ -103,7 +138,7 @@ def patient_row(
     pid: str,
     lines: Iterable[bytes],
     medications: Mapping[str, bytes],
-    terms: Terms,
+    terminology: Terminology,
     auditor: Auditor,
     evaluation_date: datetime.date,
 ) -> dict[str, Any] | None:
@@ -113,7 +148,7 @@ def patient_row(
     dates: list[str] = []
     needed: set[str] = set()
     for res in resources:
-        meaning = myositis_meaning(res, terms)
+        meaning = myositis_meaning(res, terminology)
         if meaning is not None:
             meanings.add(meaning)
             when = _condition_date(res)

@@ -26,8 +26,8 @@ from myoguide.adapters.batch.patient import (
     schema,
     scope_codes,
 )
-from myoguide.adapters.batch.terms import load_terms
 from myoguide.errors import InputError
+from myoguide.knowledge.terminology import load_packaged_terminology
 from myoguide.service.audit import Auditor
 
 # Input partitions per core: more tasks than cores, so no core waits on the last big one.
@@ -110,8 +110,8 @@ def run_spark(
         )
 
         def discover(batches: Iterator[Any]) -> Iterator[Any]:
-            terms = load_terms()
-            codes = scope_codes(terms)
+            terminology = load_packaged_terminology()
+            codes = scope_codes(terminology)
             for batch in batches:
                 kinds: list[str] = []
                 keys: list[str] = []
@@ -121,7 +121,7 @@ def run_spark(
                 ):
                     file_type = _type_of(uri)
                     if file_type == "Condition":
-                        pid = myositis_patient(value, file_type, terms, codes)
+                        pid = myositis_patient(value, file_type, terminology, codes)
                         if pid is not None:
                             kinds.append("p")
                             keys.append(pid)
@@ -197,14 +197,14 @@ def run_spark(
 
     def audit_partition(batches: Iterator[Any]) -> Iterator[Any]:
         _, meds, aud, date = shared.value
-        terms = load_terms()
+        terminology = load_packaged_terminology()
         current: str | None = None
         group: list[bytes] = []
         rows: list[dict[str, Any]] = []
 
         def flush() -> None:
             if current is not None:
-                row = patient_row(current, group, meds, terms, aud, date)
+                row = patient_row(current, group, meds, terminology, aud, date)
                 if row is not None:
                     rows.append(row)
 

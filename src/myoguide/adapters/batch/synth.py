@@ -19,7 +19,12 @@ from typing import IO, Any, cast
 
 import orjson
 
-from myoguide.adapters.batch.terms import Terms, load_terms
+from myoguide.knowledge.terminology import (
+    ObservationCode,
+    Product,
+    Terminology,
+    load_packaged_terminology,
+)
 
 SNOMED = "http://snomed.info/sct"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -156,25 +161,24 @@ def _status(system: str, code: str) -> dict[str, Any]:
 class _Gen:
     """Draws one patient's resources from a seeded random source."""
 
-    def __init__(self, rnd: random.Random, terms: Terms, today: datetime.date) -> None:
-        self.rnd, self.terms, self.today = rnd, terms, today
+    def __init__(self, rnd: random.Random, terminology: Terminology, today: datetime.date) -> None:
+        self.rnd, self.today = rnd, today
+        table = terminology.file
+        # Lists in file order, as the draws below index them: the same seed gives the same bytes.
         by_meaning: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
-        for d in terms.raw["diagnoses"]:
-            by_meaning.setdefault((d["meaning"], d["system"]), []).append(
-                (d["system"], str(d["code"]), d["display"])
-            )
+        for d in table.diagnoses:
+            by_meaning.setdefault((d.meaning, d.system), []).append((d.system, d.code, d.display))
         self.dx = by_meaning
-        self.products: dict[str, list[dict[str, Any]]] = {}
-        for code, p in terms.products.items():
-            self.products.setdefault(p["agent"], []).append({**p, "code": code})
-        self.ingredients = {
-            a["id"]: (a["ingredient"]["code"], a["ingredient"]["display"])
-            for a in terms.raw["agents"]
-            if a.get("ingredient")
+        self.products: dict[str, list[Product]] = {
+            a.id: list(a.products) for a in table.agents if a.products
         }
-        obs = terms.raw["observations"]
-        self.weight = obs["body_weight"][0]
-        self.height = obs["body_height"][0]
+        self.ingredients = {
+            a.id: (a.ingredient.code, a.ingredient.display)
+            for a in table.agents
+            if a.ingredient is not None
+        }
+        self.weight: ObservationCode = table.observations.body_weight[0]
+        self.height: ObservationCode = table.observations.body_height[0]
         self.medications: list[dict[str, Any]] = []
 
     def _date(self, start: int = 2012) -> str:
@@ -208,7 +212,7 @@ class _Gen:
                     "resourceType": "Observation",
                     "id": f"{pid}-obs-{i}",
                     "status": "final",
-                    "code": _concept(LOINC, kind["code"], kind["display"]),
+                    "code": _concept(LOINC, kind.code, kind.display),
                     "subject": {"reference": f"Patient/{pid}"},
                     "effectiveDateTime": self._date(2020),
                     "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
@@ -264,16 +268,16 @@ class _Gen:
             out.append(self.past(pid, i, agent, outcome))
         return out
 
-    def _product(self, agent: str) -> dict[str, Any] | None:
+    def _product(self, agent: str) -> Product | None:
         options = self.products.get(agent)
         return self.rnd.choice(options) if options else None
 
-    def _medication_concept(self, agent: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def _medication_concept(self, agent: str) -> tuple[dict[str, Any], Product | None]:
         product = self._product(agent)
         if product is None:
             code, display = self.ingredients[agent]
             return _concept(RXNORM, code, display), None
-        return _concept(RXNORM, product["code"], product["display"]), product
+        return _concept(RXNORM, product.code, product.display), product
 
     def current(self, pid: str, i: int, agent: str, mg: float, per: str) -> dict[str, Any]:
         concept, product = self._medication_concept(agent)
@@ -299,7 +303,7 @@ class _Gen:
             repeat = {"frequency": 2, "period": 1, "periodUnit": "d"}
         # Half reference a Medication resource (product code), half carry the concept inline.
         if product is not None and self.rnd.random() < 0.5:
-            mid = f"med-{product['code']}"
+            mid = f"med-{product.code}"
             if mid not in {m["id"] for m in self.medications}:
                 self.medications.append({"resourceType": "Medication", "id": mid, "code": concept})
             res["medicationReference"] = {"reference": f"Medication/{mid}"}
@@ -355,7 +359,7 @@ def synthesize(
     """Write a synthetic export of `patients` patients into `out`; returns counts by kind."""
     out.mkdir(parents=True, exist_ok=True)
     rnd = random.Random(seed)
-    gen = _Gen(rnd, load_terms(), today)
+    gen = _Gen(rnd, load_packaged_terminology(), today)
     writer = _Writer(out, gz, part_lines)
     counts = {"patients": 0, "myositis": 0, "resources": 0}
     try:
