@@ -301,9 +301,9 @@ class Terminology:
         self.weight_codes = frozenset(o.code for o in file.observations.body_weight)
         self.height_codes = frozenset(o.code for o in file.observations.body_height)
         # One lookup for the Observation loop most chart entries pass through (weight first).
-        self.body_codes = {c: "height" for c in self.height_codes} | {
-            c: "weight" for c in self.weight_codes
-        }
+        self.body_codes = dict.fromkeys(self.height_codes, "height") | dict.fromkeys(
+            self.weight_codes, "weight"
+        )
         self.timing_codes = {t.code: t for t in file.timing.codes}
 
     def diagnosis(self, system: str, code: str) -> Diagnosis | None:
