@@ -11,7 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from myoguide.domain.facts import Facts
 from myoguide.domain.prepared import Prepared
-from myoguide.domain.result import Dose, Regimen, Timing
+from myoguide.domain.result import Dose, Regimen
 from myoguide.domain.run import Run
 from myoguide.domain.units import clean, fmt, mul, round2
 from myoguide.knowledge.model import DoseRule, Maximum
@@ -20,14 +20,6 @@ _TENTH = Decimal("0.1")
 _HALF = Decimal("0.5")
 _ONE = Decimal(1)
 _TIMES = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
-
-
-def timing_of(rule: DoseRule) -> Timing | None:
-    """Return a rule's schedule as a result Timing."""
-    t = rule.timing
-    if t is None:
-        return None
-    return Timing(t.frequency, t.period, t.period_unit, t.count, t.count_max)
 
 
 def regimen(
@@ -117,8 +109,7 @@ def _split_words(rule: DoseRule, low: Decimal, high: Decimal) -> str:
 def _dose(run: Run, f: Facts, rule_id: str, rule: DoseRule) -> tuple[Dose | None, str | None]:
     p = run.p
     c = p.rule_consts[rule_id]
-    per, low, high = c.per, c.low, c.high
-    timing = timing_of(rule)
+    per, low, high, timing = c.per, c.low, c.high, c.timing
     if rule.kind == "unstated":
         return None, "the source gives no figure for this step"
     if rule.kind == "up_to_max":

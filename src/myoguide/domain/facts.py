@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from myoguide.domain.state import PatientState, bmi, dec
+from myoguide.domain.state import PatientState, bmi_of, dec
 from myoguide.domain.units import fmt, mosteller_bsa, round2, to_mg_per_day, to_mg_per_week
 from myoguide.knowledge.model import Knowledge
 
@@ -75,10 +75,11 @@ def derive(state: PatientState, kb: Knowledge) -> Facts:
         if state.weight.unit == "lb":
             weight_words += f" ({fmt(dec(state.weight.value))} lb x 0.45359237)"
     bsa, bsa_words, bsa_text = None, "", ""
-    height = round2(state.height.cm) if state.height is not None else None
+    cm = state.height.cm if state.height is not None else None
+    height = round2(cm) if cm is not None else None
     height_text = fmt(height) if height is not None else ""
-    if height is not None and state.height is not None and weight is not None:
-        bsa = mosteller_bsa(state.height.cm, weight)
+    if height is not None and cm is not None and weight is not None:
+        bsa = mosteller_bsa(cm, weight)
         bsa_text = fmt(bsa)
         bsa_words = f"{bsa_text} m2 (Mosteller sqrt({height_text} cm x {kg_text} kg / 3600))"
     facts = Facts(
@@ -98,7 +99,7 @@ def derive(state: PatientState, kb: Knowledge) -> Facts:
         inadequate=frozenset(),
         intolerant=frozenset(),
         tried=frozenset(),
-        bmi=bmi(state),
+        bmi=bmi_of(weight, cm),
     )
     _read_history(facts, kb)
     return facts

@@ -134,6 +134,7 @@ class RuleConst:
     per: str
     low: Decimal
     high: Decimal
+    timing: Timing | None
 
 
 @dataclass(slots=True)
@@ -161,6 +162,14 @@ class Prepared:
     sparing: tuple[str, ...]
     ladder_ids: frozenset[str]
     built: dict[tuple[object, ...], Recommendation] = field(default_factory=dict)
+
+
+def timing_of(rule: DoseRule) -> Timing | None:
+    """Return a rule's schedule as a result Timing."""
+    t = rule.timing
+    if t is None:
+        return None
+    return Timing(t.frequency, t.period, t.period_unit, t.count, t.count_max)
 
 
 def check_required(kb: Knowledge) -> None:
@@ -221,7 +230,9 @@ def prepare(kb: Knowledge) -> Prepared:
         static_regimens=static_regimens,
         static={},
         rule_consts={
-            rid: RuleConst(f"{r.unit}/{r.period}", r.low or Decimal(0), r.high or Decimal(0))
+            rid: RuleConst(
+                f"{r.unit}/{r.period}", r.low or Decimal(0), r.high or Decimal(0), timing_of(r)
+            )
             for rid, r in kb.dose_rules.items()
         },
         option_plans={},
@@ -247,8 +258,7 @@ def static_dose(rule: DoseRule, kb: Knowledge) -> Dose:
     """Return the dose of a rule that does not depend on the patient."""
     per = f"{rule.unit}/{rule.period}"
     low, high = rule.low or Decimal(0), rule.high or Decimal(0)
-    t = rule.timing
-    timing = Timing(t.frequency, t.period, t.period_unit, t.count, t.count_max) if t else None
+    timing = timing_of(rule)
     if rule.kind == "fixed":
         span = fmt(low) if low == high else f"{fmt(low)} to {fmt(high)}"
         basis = f"{span} {per} (fixed)"

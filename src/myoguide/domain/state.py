@@ -241,19 +241,29 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
             f"({lim.age_years.min} to {lim.age_years.max} years)",
         )
     _finite(state)
-    if state.weight is not None and not lim.weight_kg.min <= state.weight.kg <= lim.weight_kg.max:
+    kg = state.weight.kg if state.weight is not None else None
+    cm = state.height.cm if state.height is not None else None
+    if (
+        state.weight is not None
+        and kg is not None
+        and not lim.weight_kg.min <= kg <= lim.weight_kg.max
+    ):
         raise InputError(
             "weight.value",
             f"{state.weight.value} {state.weight.unit} is not a plausible human weight "
             f"({lim.weight_kg.min} to {lim.weight_kg.max} kg)",
         )
-    if state.height is not None and not lim.height_cm.min <= state.height.cm <= lim.height_cm.max:
+    if (
+        state.height is not None
+        and cm is not None
+        and not lim.height_cm.min <= cm <= lim.height_cm.max
+    ):
         raise InputError(
             "height.value",
             f"{state.height.value} {state.height.unit} is not a plausible human height "
             f"({lim.height_cm.min} to {lim.height_cm.max} cm)",
         )
-    bmi_value = bmi(state)
+    bmi_value = bmi_of(kg, cm)
     if bmi_value is not None and not float(lim.bmi.min) <= bmi_value <= float(lim.bmi.max):
         raise InputError(
             "weight.value",
@@ -300,13 +310,13 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
         seen.add(med.agent)
 
 
-def bmi(state: PatientState) -> float | None:
-    """Return the body mass index (kg/m2) when weight and height are both given."""
+def bmi_of(kg: Decimal | None, cm: Decimal | None) -> float | None:
+    """Return the body mass index (kg/m2) of a weight and a height, if both are known."""
     # A plausibility check, not dose arithmetic: a float is exact enough and cheap.
-    if state.weight is None or state.height is None:
+    if kg is None or cm is None:
         return None
-    metres = float(state.height.cm) / 100
-    return float(state.weight.kg) / (metres * metres)
+    metres = float(cm) / 100
+    return float(kg) / (metres * metres)
 
 
 def _finite(state: PatientState) -> None:

@@ -146,10 +146,10 @@ class MedicationReader:
 
     def agent(self, res: dict[str, Any], i: int, field: str) -> NamedAgent | None:
         """Return the agent a resource names (by code, else by name), or None after warning."""
-        label = resource_label(res, i)
         medication: dict[str, Any] | None = None
         concept = res.get(field)
         if not isinstance(concept, dict) and field == "medicationCodeableConcept":
+            label = resource_label(res, i)
             ref = res.get("medicationReference")
             target = ref.get("reference") if isinstance(ref, dict) else None
             if not isinstance(target, str):
@@ -190,6 +190,7 @@ class MedicationReader:
         if len(agents) == 1:
             product = products[0] if len(products) == 1 else None
             return NamedAgent(agents.pop(), medication, product)
+        label = resource_label(res, i)  # only a drug not resolved by code is warned about
         if agents:
             named = ", ".join(sorted(agents))
             self.warn(
@@ -291,10 +292,10 @@ class MedicationReader:
     ) -> None:
         """Add a current medication, with its dose when one can be worked out."""
         agent = resolved.agent
-        label = resource_label(res, i)
         existing = self.current.get(agent)
         if existing is not None:
             existing.pop("dose", None)
+            label = resource_label(res, i)
             self.warn(
                 "medication_duplicate",
                 f"{agent} is current in more than one resource; listed once without a dose",
@@ -303,6 +304,10 @@ class MedicationReader:
             self.unresolved.append(f"{agent} (dose not readable)")
             return
         reading = read_dose(dosages, resolved, self.term)
+        if reading.dose is not None and not reading.notes:
+            self.current[agent] = {"agent": agent, "dose": reading.dose}
+            return
+        label = resource_label(res, i)
         for code, message in reading.notes:
             self.warn(code, message, label)
         if reading.dose is None:
