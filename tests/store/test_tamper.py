@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import stat
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -93,6 +95,38 @@ def test_replays_are_refused_across_instances(migrated_url: str) -> None:
     assert first.seen("iss", "jti-1", later) is False
     assert second.seen("iss", "jti-1", later) is True
     assert second.seen("iss", "jti-2", later) is False
+
+
+def test_an_expired_id_is_taken_over_and_a_live_one_refused(migrated_url: str) -> None:
+    now = [1_000_000.0]
+    cache = StoreReplayCache(make_engine(migrated_url), clock=lambda: now[0])
+    assert cache.seen("iss", "jti-x", 1_000_010.0) is False
+    assert cache.seen("iss", "jti-x", 1_000_010.0) is True
+    now[0] = 1_000_020.0  # the first token has expired: its id may be used again
+    assert cache.seen("iss", "jti-x", 1_000_300.0) is False
+    assert cache.seen("iss", "jti-x", 1_000_300.0) is True
+    # A token already expired is not recorded; a live id is still known.
+    assert cache.seen("iss", "jti-y", 1_000_000.0) is False
+    assert cache.seen("iss", "jti-y", 1_000_400.0) is False
+    assert cache.seen("iss", "jti-x", 1_000_000.0) is True
+
+
+def test_concurrent_uses_of_one_id_admit_exactly_one(migrated_url: str) -> None:
+    # Eight threads over two engines (as two workers would be) race on the same token id.
+    engines = [make_engine(migrated_url), make_engine(migrated_url)]
+    caches = [StoreReplayCache(e) for e in engines]
+    later = time.time() + 300
+    start = threading.Barrier(8)
+
+    def use(i: int) -> bool:
+        start.wait()
+        return caches[i % 2].seen("iss", "jti-race", later)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(use, range(8)))
+    assert results.count(False) == 1
+    for e in engines:
+        e.dispose()
 
 
 def test_the_sqlite_file_is_private(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Engine, delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, bindparam, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from myoguide.adapters.store.clock import Clock, utc_now
 from myoguide.adapters.store.db import make_sessions, note_write, write_session
@@ -30,9 +31,27 @@ MAX_JTI = 500
 class StoreReplayCache:
     """The ReplayCache port in the database, so every worker and a restart see the same ids."""
 
+    # Expired ids are purged at most this often (per process), not on every call: the purge is a
+    # second statement in a transaction every CDS request waits for.
+    PURGE_SECONDS = 30.0
+
     def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
         self._sessions = make_sessions(engine)
         self._clock = clock
+        self._purged = -math.inf
+        # One statement, built once, records the id or takes over a row whose token has expired;
+        # a live row changes nothing, so no row returned means the id was seen (by any process).
+        insert = (pg_insert if engine.dialect.name == "postgresql" else sqlite_insert)(
+            TokenJtiModel
+        )
+        stmt = insert.values(
+            issuer=bindparam("issuer"), jti=bindparam("jti"), expires_at=bindparam("expires_at")
+        )
+        self._record = stmt.on_conflict_do_update(
+            index_elements=["issuer", "jti"],
+            set_={"expires_at": stmt.excluded.expires_at},
+            where=TokenJtiModel.expires_at <= bindparam("now"),
+        ).returning(TokenJtiModel.jti)
 
     def seen(self, issuer: str, jti: str, expires_at: float) -> bool:
         """Return True if (issuer, jti) was already recorded, else record it until expires_at."""
@@ -40,20 +59,16 @@ class StoreReplayCache:
             # Not storable, so not provably fresh: treated as a replay (the token is refused).
             return True
         now = self._clock()
-        try:
-            with write_session(self._sessions) as session:
+        with write_session(self._sessions) as session:
+            if now - self._purged >= self.PURGE_SECONDS:
                 session.execute(delete(TokenJtiModel).where(TokenJtiModel.expires_at <= now))
+                self._purged = now
+            if expires_at <= now:
+                # Never recorded (it could not be replayed later anyway); known only if live.
                 found = session.get(TokenJtiModel, (issuer, jti))
-                if found is not None:
-                    return True
-                if expires_at <= now:
-                    return False
-                session.add(TokenJtiModel(issuer=issuer, jti=jti, expires_at=expires_at))
-                session.flush()
-        except IntegrityError:
-            # Another process recorded the same id between our read and insert.
-            return True
-        return False
+                return found is not None and found.expires_at > now
+            params = {"issuer": issuer, "jti": jti, "expires_at": expires_at, "now": now}
+            return session.connection().execute(self._record, params).first() is None
 
 
 def _digest(token: str) -> str:
