@@ -389,6 +389,16 @@ def test_a_warm_engine_answers_as_a_fresh_one(state: dict[str, Any]) -> None:
         }
         with contextlib.suppress(InputError):
             engine.recommend(parse_state(other, KB))
+    # And at other weights and heights, and with neither: the doses a cached option would show.
+    measures: list[dict[str, Any]] = [
+        {k: v for k, v in state.items() if k not in ("weight", "height")}
+    ]
+    for key, bump in (("weight", 7), ("height", 9)):
+        if state.get(key):
+            measures.append({**state, key: {**state[key], "value": state[key]["value"] + bump}})
+    for other in measures:
+        with contextlib.suppress(InputError):
+            engine.recommend(parse_state(other, KB))
     warm = engine.recommend(parsed)
     fresh = Engine(KB).recommend(parsed)
     assert to_jsonable(warm) == to_jsonable(fresh)  # type: ignore[arg-type]

@@ -7,8 +7,8 @@ import msgspec
 
 from myoguide.domain.doses import regimen
 from myoguide.domain.facts import Facts
-from myoguide.domain.prepared import Stance, StaticRec
-from myoguide.domain.result import Action, AgentOption, Recommendation
+from myoguide.domain.prepared import OptionPlan, Stance, StaticRec
+from myoguide.domain.result import Action, AgentOption, Dose, Recommendation, Regimen
 from myoguide.domain.run import Run
 from myoguide.domain.units import fmt
 
@@ -42,28 +42,51 @@ def add(
     st = p.static[rec_id]
     rank += run.rank_offset
     run.step(f"option.{rec_id}", st.knowledge, f"offered at rank {rank}", grade=st.grade)
-    if st.all_static:
-        tpl = p.kb.recommendations[rec_id]
-        actions = tuple(
-            action_for(f, a.agent, a.action)
-            for a in tpl.agents
-            if only_agents is None or a.agent in only_agents
-        )
-        # Everything of the patient an agent option shows: in use (at what dose), failed, tried.
-        agent_facts = tuple(
-            (f.in_use(a.agent), f.current.get(a.agent), a.agent in f.failed, a.agent in f.tried)
-            for a in tpl.agents
-        )
-        # Nothing here depends on the patient beyond these keys, so build each variant once.
-        key = (rec_id, rank, stance, step, f.ild, only_agents, actions, agent_facts, alone)
-        hit = p.built.get(key)
-        if hit is None:
-            hit = _build(run, st, rec_id, rank, stance, step, f, only_agents, alone)
-            if len(p.built) < _CACHE_LIMIT:
-                p.built[key] = hit
-        run.recs.append(hit)
-        return
-    run.recs.append(_build(run, st, rec_id, rank, stance, step, f, only_agents, alone))
+    tpl = p.kb.recommendations[rec_id]
+    actions = tuple(
+        action_for(f, a.agent, a.action)
+        for a in tpl.agents
+        if only_agents is None or a.agent in only_agents
+    )
+    # Everything of the patient an agent option shows besides its doses: in use (at what
+    # dose), failed, tried.
+    agent_facts = tuple(
+        (f.in_use(a.agent), f.current.get(a.agent), a.agent in f.failed, a.agent in f.tried)
+        for a in tpl.agents
+    )
+    # Nothing but the doses depends on the patient beyond these keys, so each variant is built
+    # once; a template with patient doses then only has its doses computed (and replaced).
+    key = (rec_id, rank, stance, step, f.ild, only_agents, actions, agent_facts, alone)
+    hit = p.built.get(key)
+    if hit is None:
+        hit = _build(run, st, rec_id, rank, stance, step, f, only_agents, alone)
+        if len(p.built) < _CACHE_LIMIT:
+            p.built[key] = hit
+    elif not st.all_static:
+        hit = _with_doses(run, f, st, rec_id, hit, only_agents)
+    run.recs.append(hit)
+
+
+def _with_doses(
+    run: Run,
+    f: Facts,
+    st: StaticRec,
+    rec_id: str,
+    shell: Recommendation,
+    only_agents: frozenset[str] | None,
+) -> Recommendation:
+    """Return a built recommendation with this patient's doses in its computed agent options."""
+    plans = run.p.option_plans[rec_id]
+    agents = list(shell.agents)
+    j = 0
+    for i, (agent, opt) in enumerate(st.options):
+        if only_agents is not None and agent not in only_agents:
+            continue
+        if opt is None:
+            primary, regimens = _regimens(run, f, plans[i], agents[j].action)
+            agents[j] = msgspec.structs.replace(agents[j], dose=primary, regimens=regimens)
+        j += 1
+    return msgspec.structs.replace(shell, agents=tuple(agents))
 
 
 def _build(
@@ -137,6 +160,25 @@ def _agent_option(run: Run, f: Facts, rec_id: str, index: int) -> AgentOption:
     plan = run.p.option_plans[rec_id][index]
     planned = run.p.kb.recommendations[rec_id].agents[index].action
     action = action_for(f, plan.agent, planned)
+    primary, regimens = _regimens(run, f, plan, action)
+    # Built once with its action and notes (no second copy through _with_action).
+    return AgentOption(
+        plan.agent,
+        plan.rxnorm,
+        plan.display,
+        primary,
+        regimens,
+        plan.maximum_words,
+        action,
+        f.in_use(plan.agent),
+        _notes(run, f, plan.agent, action, planned),
+    )
+
+
+def _regimens(
+    run: Run, f: Facts, plan: OptionPlan, action: Action | None
+) -> tuple[Dose | None, tuple[Regimen, ...]]:
+    """Return an agent option's regimens for this patient, and its first dose given."""
     regimens = []
     primary = None
     for rp in plan.regimens:
@@ -144,18 +186,7 @@ def _agent_option(run: Run, f: Facts, rec_id: str, index: int) -> AgentOption:
         if primary is None:
             primary = reg.dose
         regimens.append(reg)
-    # Built once with its action and notes (no second copy through _with_action).
-    return AgentOption(
-        plan.agent,
-        plan.rxnorm,
-        plan.display,
-        primary,
-        tuple(regimens),
-        plan.maximum_words,
-        action,
-        f.in_use(plan.agent),
-        _notes(run, f, plan.agent, action, planned),
-    )
+    return primary, tuple(regimens)
 
 
 def with_stance(rec: Recommendation, stance: Stance) -> Recommendation:
