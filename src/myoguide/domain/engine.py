@@ -117,13 +117,13 @@ def _input_warnings(f: Facts, run: Run) -> None:
 
 def _cytopenia(f: Facts, run: Run) -> None:
     """Put the AZA+MTX cytopenia caution wherever the two are together, in use or proposed."""
-    pair = frozenset(run.p.sparing)
+    pair = run.p.sparing_set
     in_use = frozenset(a for a in pair if f.in_use(a))
     detail = run.p.caution[_CYTOPENIA]
     if in_use == pair:
         run.warn("aza_mtx_in_use")
     for i, rec in enumerate(run.recs):
-        named = frozenset(a.agent for a in rec.agents if a.action != "switch_to") & pair
+        named = {a.agent for a in rec.agents if a.agent in pair and a.action != "switch_to"}
         if not named or (named | in_use) != pair or detail in rec.caution_details:
             continue
         run.recs[i] = _with_caution(rec, detail.text, detail)

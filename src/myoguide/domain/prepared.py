@@ -160,6 +160,7 @@ class Prepared:
     boundary: Decimal
     prednisone_warning: Decimal
     sparing: tuple[str, ...]
+    sparing_set: frozenset[str]
     ladder_ids: frozenset[str]
     built: dict[tuple[object, ...], Recommendation] = field(default_factory=dict)
 
@@ -243,6 +244,7 @@ def prepare(kb: Knowledge) -> Prepared:
         boundary=kb.thresholds.prednisone_flare_boundary_mg_per_day,
         prednisone_warning=kb.thresholds.prednisone_weight_based_warning_mg_per_day,
         sparing=kb.wiring.sparing_agents,
+        sparing_set=frozenset(kb.wiring.sparing_agents),
         ladder_ids=frozenset(
             rid for s in kb.ladder for rid in (*s.recommendations, *(s.recommendations_pm or ()))
         ),
