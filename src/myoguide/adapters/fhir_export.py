@@ -512,13 +512,27 @@ def _rec_action(k: Knowledge, acts: _Activities, ids: _Ids, rec_id: str, prefix:
         else:
             _choice(action, leaves)
     elif rec.agents:
-        # The source's wording says how several agents combine ("or", "together"), so no
-        # selection behaviour is asserted here beyond grouping.
+        # Agents combine as the source's wording says; only alternatives the knowledge marks
+        # (choose_one: "azathioprine or methotrexate") get a selection behaviour, exactly one.
         action["groupingBehavior"] = "logical-group"
-        action["action"] = [
+        steps = [
             _choice({"id": f"{action_id}-{i}"}, _agent_leaves(k, acts, step))
             for i, step in enumerate(rec.agents, start=1)
         ]
+        alternatives = [
+            sub for sub, step in zip(steps, rec.agents, strict=True) if step.agent in rec.choose_one
+        ]
+        if alternatives:
+            one_of: JSON = {
+                "id": f"{action_id}-one-of",
+                "groupingBehavior": "logical-group",
+                "selectionBehavior": "exactly-one",
+                "action": alternatives,
+            }
+            at = steps.index(alternatives[0])
+            steps = [sub for sub in steps if sub not in alternatives]
+            steps.insert(at, one_of)
+        action["action"] = steps
     return action
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from myoguide.domain.engine import sources_of
@@ -110,12 +110,31 @@ def _ref_ranges(numbers: Iterable[int]) -> str:
     return ("ref " if len(nums) == 1 else "refs ") + ", ".join(runs)
 
 
+def alternatives(rec: Recommendation) -> str:
+    """Return the displays of a step's alternatives joined by 'or' (empty if it has none)."""
+    return " or ".join(a.display for a in rec.agents if a.agent in rec.choose_one)
+
+
+def join_agents(rec: Recommendation, words: Sequence[str]) -> str:
+    """Join words said of each agent of a step, with 'or' between two alternatives."""
+    out = ""
+    for i, (agent, said) in enumerate(zip(rec.agents, words, strict=True)):
+        if i:
+            before = rec.agents[i - 1].agent
+            both = agent.agent in rec.choose_one and before in rec.choose_one
+            out += " or " if both else "; "
+        out += said
+    return out
+
+
 def _recommendation(rec: Recommendation) -> list[str]:
     grade = f"Grade {rec.grade}" if rec.grade else "no grade given"
     lines = [f"{rec.rank}. [{STANCE_WORDS[rec.stance]} | {grade}] {rec.id}"]
     lines += _wrap(rec.text, "     ")
     if rec.grade_meaning:
         lines += _wrap(f"Grade {rec.grade}: {rec.grade_meaning}", "       ", "     ")
+    if rec.choose_one:
+        lines += _wrap(f"One of these, not all: {alternatives(rec)}", "       ", "     ")
     for agent in rec.agents:
         code = f" (RxNorm {agent.rxnorm})" if agent.rxnorm else ""
         action = f": {ACTION_WORDS[agent.action]}" if agent.action else ""

@@ -117,6 +117,9 @@ def _build(
     ]
     if in_use:
         text += f" Already in use: {', '.join(in_use)}."
+    # Alternatives stay alternatives only while two or more of them are still offered.
+    offered = {a.agent for a in agents}
+    choose_one = tuple(a for a in tpl.choose_one if a in offered)
     return Recommendation(
         id=rec_id,
         rank=rank,
@@ -129,6 +132,7 @@ def _build(
         sources=st.sources,
         caution_details=st.details_ild if f.ild else st.details,
         step=step,
+        choose_one=choose_one if len(choose_one) > 1 else (),
     )
 
 

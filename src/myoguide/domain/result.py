@@ -99,6 +99,8 @@ class Recommendation(Struct, frozen=True, gc=False):
     sources: tuple[Source, ...]
     caution_details: tuple[CautionDetail, ...] = ()
     step: str | None = None
+    # Agents offered here of which only one is to be added (empty: every agent applies).
+    choose_one: tuple[str, ...] = ()
 
 
 class Warning(Struct, frozen=True, gc=False):

@@ -192,6 +192,8 @@ class RecommendationTemplate(Struct, frozen=True, forbid_unknown_fields=True):
     text_alone: str | None = None
     # Plain words for the grade where the generic meaning would mislead (1C "reserve").
     grade_words: str | None = None
+    # Agents of the step that are alternatives: one of them is added, not all (AZA or MTX).
+    choose_one: tuple[str, ...] = ()
 
 
 class LadderStep(Struct, frozen=True, forbid_unknown_fields=True):
@@ -437,6 +439,11 @@ def problems(k: Knowledge) -> list[str]:
             for c in (*rec.cautions, *rec.cautions_if_ild)
             if c not in k.cautions
         )
+        step_agents = {a.agent for a in rec.agents}
+        if rec.choose_one and (
+            len(set(rec.choose_one)) < 2 or not set(rec.choose_one) <= step_agents
+        ):
+            errors.append(f"{where}.choose_one: needs two or more of the step's own agents")
         for a in rec.agents:
             if a.agent not in agent_ids:
                 errors.append(f"{where}: unknown agent '{a.agent}'")

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from myoguide.adapters.fhir_export import timing_repeat
-from myoguide.adapters.text import dose_words, source_words
+from myoguide.adapters.text import dose_words, join_agents, source_words
 from myoguide.domain.orders import DraftOrder as DraftOrder  # re-exported for the doors
 from myoguide.domain.orders import OrderFinding, judge_orders
 from myoguide.domain.result import AgentOption, Dose, Recommendation, RecommendationSet
@@ -203,10 +203,13 @@ def _num(value: Decimal) -> int | float:
 def _first_choice_words(recs: Sequence[Recommendation]) -> str:
     parts = []
     for rec in recs:
+        words = []
         for agent in rec.agents:
             dose = agent.dose
             action = f"{agent.action.replace('_', ' ')} " if agent.action else ""
-            parts.append(f"{action}{agent.display}" + (f" {dose_words(dose)}" if dose else ""))
+            words.append(f"{action}{agent.display}" + (f" {dose_words(dose)}" if dose else ""))
+        if words:
+            parts.append(join_agents(rec, words))
     return "; ".join(parts) or "see detail"
 
 
@@ -221,11 +224,17 @@ def _suggestions(recs: Sequence[Recommendation], patient_ref: str | None) -> lis
                 continue
             if agent.dose is None or (agent.dose.low is None and agent.dose.high is None):
                 continue
+            others = [a.display for a in rec.agents if a.agent in rec.choose_one and a != agent]
+            alternative = agent.agent in rec.choose_one
+            label = f"Draft {agent.display} {dose_words(agent.dose)}"
+            if alternative:
+                label += f" (or {' or '.join(others)})"
             out.append(
                 {
-                    "label": _short(f"Draft {agent.display} {dose_words(agent.dose)}", 80),
+                    "label": _short(label, 80),
                     "uuid": new_uuid(),
-                    "isRecommended": not out,
+                    # The source ranks no alternative above another: none is the recommended one.
+                    "isRecommended": not out and not alternative,
                     "actions": [
                         {
                             "type": "create",
@@ -236,6 +245,17 @@ def _suggestions(recs: Sequence[Recommendation], patient_ref: str | None) -> lis
                 }
             )
     return out
+
+
+def _selection(recs: Sequence[Recommendation], drafted: int) -> str:
+    """Return 'at-most-one' when every draft is one of a step's alternatives, else 'any'."""
+    alternatives = [a for rec in recs for a in rec.agents if a.agent in rec.choose_one]
+    drafts = [
+        a
+        for a in alternatives
+        if not a.in_use and a.dose is not None and (a.dose.low, a.dose.high) != (None, None)
+    ]
+    return "at-most-one" if drafts and len(drafts) == drafted else "any"
 
 
 def _other_option_lines(recs: Sequence[Recommendation], base_url: str) -> list[str]:
@@ -295,7 +315,7 @@ def patient_view_cards(
         suggestions = _suggestions(first, patient_ref)
         if suggestions:
             card["suggestions"] = suggestions
-            card["selectionBehavior"] = "any"
+            card["selectionBehavior"] = _selection(first, len(suggestions))
         card["overrideReasons"] = _override_reasons()
         cards.append(card)
     else:
