@@ -27,6 +27,7 @@ from myoguide.service import (
     Feedback,
     PatientRecords,
     Service,
+    prefetch_templates,
     report_feedback,
 )
 from myoguide.service.ports import MappedRecord
@@ -338,6 +339,7 @@ def build_http_app(config: ServeConfig) -> FastAPI:
     from myoguide.adapters.web.demo import seed_demo
     from myoguide.adapters.web.pages import WebDeps, mount_web
     from myoguide.adapters.web.session import SignIn, session_user
+    from myoguide.knowledge.terminology import load_packaged_terminology
 
     clock = SystemClock()
     service = default_service()
@@ -367,11 +369,15 @@ def build_http_app(config: ServeConfig) -> FastAPI:
                 return True
             return by_token is not None and await by_token(request)
 
-    fhir = HttpxFhirClient({i.issuer: i.fhir_servers for i in config.issuers})
+    # The one place packaged data is read for the CDS service: its prefetch templates (the
+    # LOINC codes the FHIR mapping reads) go to the use case, the FHIR client and discovery.
+    term = load_packaged_terminology()
+    templates = prefetch_templates(term.weight_codes, term.height_codes)
+    fhir = HttpxFhirClient({i.issuer: i.fhir_servers for i in config.issuers}, templates=templates)
     app = create_app(
         AppDeps(
             service=service,
-            cds=CdsHooks(service, fhir),
+            cds=CdsHooks(service, fhir, templates),
             verifier=verifier,
             feedback=feedback,
             settings=HttpSettings(

@@ -24,6 +24,7 @@ from helpers import (
     load_bundle,
     medication_request,
     prefetch_from,
+    terminology_codes,
 )
 
 from myoguide.adapters.clock import SystemClock
@@ -31,7 +32,7 @@ from myoguide.adapters.http.app import AppDeps, HttpSettings, create_app
 from myoguide.adapters.store import make_engine, upgrade
 from myoguide.adapters.store.cards import StoreCardRegistry
 from myoguide.adapters.store.sink import StoreFeedbackSink
-from myoguide.service import CdsHooks, Feedback, Service
+from myoguide.service import CdsHooks, Feedback, Service, prefetch_templates
 from myoguide.service.cds import MAX_PAGES
 
 PV = "/cds-services/myoguide-patient-view"
@@ -67,7 +68,7 @@ def _app(
         feedback = Feedback(sink, service.knowledge.knowledge_version, SystemClock())
     deps = AppDeps(
         service,
-        CdsHooks(service, fhir),
+        CdsHooks(service, fhir, prefetch_templates(*terminology_codes())),
         None,
         feedback,
         settings=HttpSettings(max_body_bytes=max_body),

@@ -46,6 +46,24 @@ def test_discovery_lists_three_services_with_prefetch(server: Any) -> None:
     assert all(s["usageRequirements"] for s in services.values())
 
 
+def test_discovery_asks_for_the_templates_built_from_the_packaged_terminology(
+    server: Any,
+) -> None:
+    # The composition root loads the terminology and hands the templates on; the service layer
+    # builds them from the codes it is given and reads no packaged data itself.
+    import myoguide.service.cds as service_cds
+    from myoguide.knowledge.terminology import load_packaged_terminology
+    from myoguide.service import prefetch_templates
+
+    term = load_packaged_terminology()
+    expected = prefetch_templates(term.weight_codes, term.height_codes)
+    services = server.get("/cds-services").json()["services"]
+    # Same keys, in the same order, with the same query strings.
+    assert [list(s["prefetch"].items()) for s in services] == [list(expected.items())] * 3
+    for loader in ("load_packaged_terminology", "load_terminology_file", "parse_terminology"):
+        assert not hasattr(service_cds, loader)
+
+
 @pytest.mark.parametrize("name", BUNDLE_NAMES)
 def test_patient_view_agrees_with_the_command(name: str, server: Any, tmp_path: Path) -> None:
     case = load_bundle(name)

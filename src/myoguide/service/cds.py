@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.state import PatientState, dec
 from myoguide.domain.units import to_mg_per_day, to_mg_per_week
 from myoguide.errors import InputError
-from myoguide.knowledge.terminology import load_packaged_terminology
 from myoguide.service.assess import Assessment, Chart, Service
 from myoguide.service.ports import FhirClient
 
@@ -43,12 +41,14 @@ _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _PATIENT = "{{context.patientId}}"
 
 
-@cache
-def prefetch_templates() -> dict[str, str]:
-    """Return the CDS Hooks prefetch templates: everything the FHIR mapping reads."""
-    term = load_packaged_terminology()
+def prefetch_templates(weight_codes: Iterable[str], height_codes: Iterable[str]) -> dict[str, str]:
+    """Return the CDS Hooks prefetch templates: everything the FHIR mapping reads.
 
-    def codes(wanted: frozenset[str]) -> str:
+    The LOINC codes of body weight and height come from the terminology the composition root
+    loaded; the service does not read packaged data itself.
+    """
+
+    def codes(wanted: Iterable[str]) -> str:
         return ",".join(f"http://loinc.org|{c}" for c in sorted(wanted))
 
     def meds(kind: str) -> str:
@@ -63,10 +63,8 @@ def prefetch_templates() -> dict[str, str]:
         "medicationAdministrations": meds("MedicationAdministration"),
         "allergies": f"AllergyIntolerance?patient={_PATIENT}",
         # Every code the mapping reads, newest first: the mapping keeps the newest reading.
-        "weight": f"Observation?patient={_PATIENT}&code={codes(term.weight_codes)}"
-        "&_sort=-date&_count=1",
-        "height": f"Observation?patient={_PATIENT}&code={codes(term.height_codes)}"
-        "&_sort=-date&_count=1",
+        "weight": f"Observation?patient={_PATIENT}&code={codes(weight_codes)}&_sort=-date&_count=1",
+        "height": f"Observation?patient={_PATIENT}&code={codes(height_codes)}&_sort=-date&_count=1",
     }
 
 
@@ -186,6 +184,8 @@ class CdsHooks:
 
     service: Service
     fhir: FhirClient
+    # The prefetch templates (prefetch_templates of the loaded terminology): what is read.
+    templates: Mapping[str, str]
 
     def answer(self, body: Mapping[str, Any], hook: str) -> HookAnswer:
         """Gather prefetch, read the record and answer it (patient-view) or reduce the orders."""
@@ -236,7 +236,7 @@ class CdsHooks:
         entries: list[dict[str, Any]] = []
         notes: list[tuple[str, str]] = []
         unavailable: list[str] = []
-        for key, template in prefetch_templates().items():
+        for key, template in self.templates.items():
             words = KEY_WORDS[key]
             value = prefetch.get(key) if key in prefetch else None
             if key not in prefetch or _is_outcome(value):

@@ -40,7 +40,6 @@ from myoguide.service import (
     Feedback,
     HookAnswer,
     PrefetchMissing,
-    prefetch_templates,
 )
 
 log = logging.getLogger("myoguide.http")
@@ -238,8 +237,9 @@ router = APIRouter()
 
 
 @router.get("/cds-services", summary="CDS Hooks discovery")
-async def cds_discovery() -> Response:
-    return json_response(discovery(prefetch_templates()))
+async def cds_discovery(door: Door) -> Response:
+    # The templates the use case gathers with: what is asked for is what is read.
+    return json_response(discovery(door.cds.templates))
 
 
 @router.post("/cds-services/{service_id}", summary="Call a CDS Hooks service")

@@ -30,7 +30,6 @@ import httpx
 import orjson
 
 from myoguide.adapters.cdshooks.security import FhirServer
-from myoguide.service import prefetch_templates
 
 log = logging.getLogger("myoguide.fhir")
 
@@ -147,13 +146,13 @@ _MEDICATION = re.compile(r"Medication/([A-Za-z0-9\-.]{1,64})")
 _PAGE = re.compile(r"[A-Za-z0-9_\-./]*(\?[\x21-\x7e]*)?")
 
 
-def _encode_query(query: str, patient_id: str) -> str | None:
-    """Return a query safe to send: a prefetch template with the patient id percent-encoded,
-    a Medication read by id, or a same-server next page; None for anything else."""
+def _encode_query(query: str, patient_id: str, templates: Mapping[str, str]) -> str | None:
+    """Return a query safe to send: one of the prefetch templates with the patient id
+    percent-encoded, a Medication read by id, or a same-server next page; None for anything else."""
     if not patient_id or len(patient_id) > _MAX_ID_CHARS or patient_id in (".", ".."):
         return None
     encoded = quote(patient_id, safe="")
-    for template in prefetch_templates().values():
+    for template in templates.values():
         if template.replace(_ID, patient_id) == query:
             return template.replace(_ID, encoded)
     med = _MEDICATION.fullmatch(query)
@@ -172,11 +171,16 @@ class HttpxFhirClient:
         self,
         servers: Mapping[str | None, Sequence[FhirServer]] | None = None,
         *,
+        templates: Mapping[str, str],
         timeout_seconds: float = 10.0,
         max_bytes: int = 5_000_000,
     ) -> None:
-        """Allow each issuer its listed servers (the key None: calls with no verified issuer)."""
+        """Allow each issuer its listed servers (the key None: calls with no verified issuer).
+
+        `templates` are the CDS service's prefetch templates: the searches that may be sent.
+        """
         self.servers = {k: tuple(v) for k, v in (servers or {}).items()}
+        self.templates = templates
         self.timeout = timeout_seconds
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
@@ -302,7 +306,7 @@ class BoundFhirClient:
             rule = self.rule_for(base_url)
             if rule is None:
                 raise _Refused("server not allowed for this issuer")
-            rendered = _encode_query(query, self._patient_id)
+            rendered = _encode_query(query, self._patient_id, self._owner.templates)
             if rendered is None:
                 raise _Refused("patient id cannot be sent")
             url = base_url.rstrip("/") + "/" + rendered
