@@ -120,6 +120,10 @@ def check(result: dict[str, Any], expect: dict[str, Any]) -> list[str]:
         got = [a["agent"] for a in by_id.get(rid, {"agents": []})["agents"]]
         if got != agents:
             bad.append(f"agents of {rid} {got} != {agents}")
+    for rid, agents in expect.get("choose_one", {}).items():
+        got = by_id.get(rid, {}).get("choose_one")
+        if got != agents:
+            bad.append(f"choose_one of {rid} {got} != {agents}")
     for rid, texts in expect.get("cautions_contain", {}).items():
         cautions = " ".join(by_id.get(rid, {"cautions": []})["cautions"])
         bad.extend(f"caution of {rid} lacks {t!r}" for t in texts if t not in cautions)

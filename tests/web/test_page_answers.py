@@ -79,3 +79,23 @@ def test_control_now_is_not_escalated_on_the_page(client: TestClient) -> None:
     assert 'id="opt-controlled_maintain"' in html
     assert 'id="opt-resistant_rituximab"' not in html
     assert 'id="opt-resistant_ivig"' not in html
+
+
+def test_scenario_one_reads_one_of_azathioprine_or_methotrexate(client: TestClient) -> None:
+    html = _answer(
+        client,
+        {
+            **BASE,
+            "disease_control_achieved": "yes",
+            "flare": "yes",
+            "current_medications[0].agent": "prednisone",
+            "current_medications[0].dose.value": "20",
+            "current_medications[0].dose.unit": "mg/day",
+        },
+    )
+    r1 = html[html.index('id="opt-r1_add_sparing_agent"') :]
+    r1 = r1[: r1.index("</li>")]
+    assert "One of these, not all: Azathioprine or Methotrexate" in r1
+    lead = html[: html.index('id="opt-r1_add_sparing_agent"')]
+    # The summary at the top joins the two alternatives with "or", the rest with ";".
+    assert 'Azathioprine or <span class="action action-start">start</span> Methotrexate; ' in lead
