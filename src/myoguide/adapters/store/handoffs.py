@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, delete, insert
 
 from myoguide.adapters.store.clock import Clock, utc_now
 from myoguide.adapters.store.db import make_sessions, write_session
@@ -84,15 +84,19 @@ class StoreChartHandoffs:
                 session.execute(
                     delete(ChartHandoffModel).where(ChartHandoffModel.expires_at <= now)
                 )
-            session.add_all(
-                ChartHandoffModel(
-                    token_hash=_digest(h.token),
-                    state=h.state,
-                    warnings=h.warnings,
-                    created_at=now,
-                    expires_at=now + self._lifetime,
-                )
-                for h in items
+            # One executemany for the whole batch: the write-behind hands over many at once.
+            session.execute(
+                insert(ChartHandoffModel),
+                [
+                    {
+                        "token_hash": _digest(h.token),
+                        "state": h.state,
+                        "warnings": h.warnings,
+                        "created_at": now,
+                        "expires_at": now + self._lifetime,
+                    }
+                    for h in items
+                ],
             )
         if purge:
             self._purged = now
