@@ -35,6 +35,41 @@ def test_the_filter_strips_exception_messages(caplog: object) -> None:
     assert "age_years" not in text
 
 
+def test_the_filter_hides_chart_tokens_in_access_and_error_lines() -> None:
+    from uvicorn.logging import AccessFormatter
+
+    token = "Zm9vYmFyYmF6cXV4cXV1eHp6eXl4eHd3dnZ1dXR0c3M"
+    access = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", f"/assess?chart={token}&x=1", "1.1", 200),
+        None,
+    )
+    RedactingFilter().filter(access)
+    line = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s').format(access)
+    assert "/assess?chart=[redacted]&x=1" in line
+    error = logging.LogRecord(
+        "x",
+        logging.ERROR,
+        __file__,
+        1,
+        f"failed: /login?next=/assess%3Fchart%3D{token}",
+        None,
+        None,
+    )
+    try:
+        raise ValueError(token)
+    except ValueError as exc:
+        error.exc_info = (type(exc), exc, exc.__traceback__)
+    RedactingFilter().filter(error)
+    text = logging.Formatter().format(error)
+    assert "chart%3D[redacted]" in text
+    assert token not in line + text
+
+
 def test_no_patient_data_in_the_logs_of_the_suite() -> None:
     import os
 

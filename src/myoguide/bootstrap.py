@@ -335,6 +335,7 @@ def build_http_app(config: ServeConfig) -> FastAPI:
         make_engine,
     )
     from myoguide.adapters.store.cards import StoreCardRegistry
+    from myoguide.adapters.store.handoffs import StoreChartHandoffs, WriteBehindHandoffs
     from myoguide.adapters.store.sink import StoreFeedbackSink
     from myoguide.adapters.web.demo import seed_demo
     from myoguide.adapters.web.pages import WebDeps, mount_web
@@ -374,6 +375,9 @@ def build_http_app(config: ServeConfig) -> FastAPI:
     term = load_packaged_terminology()
     templates = prefetch_templates(term.weight_codes, term.height_codes)
     fhir = HttpxFhirClient({i.issuer: i.fhir_servers for i in config.issuers}, templates=templates)
+    # One queue shared by the CDS door (writes) and the page (reads), so a page always finds
+    # the hand-offs its own process issued.
+    handoffs = WriteBehindHandoffs(StoreChartHandoffs(make_engine(url), clock=clock.now))
     app = create_app(
         AppDeps(
             service=service,
@@ -388,8 +392,11 @@ def build_http_app(config: ServeConfig) -> FastAPI:
             authenticate=authenticate,
             store_probe=StoreProbe(engine).writable,
             registry=StoreCardRegistry(make_engine(url), clock.now),
+            handoffs=handoffs,
         )
     )
+    # At shutdown, so a restart loses none of the links just issued.
+    app.router.on_shutdown.append(handoffs.flush)
     if config.require_login and users.count() == 0:
         raise InputError(
             "--host", "a non-loopback address needs sign-in: first run 'myoguide user add NAME'"
@@ -407,6 +414,7 @@ def build_http_app(config: ServeConfig) -> FastAPI:
             clock=clock,
             signin=SignIn(sessions, SigninThrottle(engine, clock=clock.now)),
             secure_cookies=bool(base_url and base_url.startswith("https://")),
+            handoffs=handoffs,
         ),
     )
     return app

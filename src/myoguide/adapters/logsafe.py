@@ -3,14 +3,25 @@
 Exception messages can quote a statement's parameters or a patient's state, so a record's
 traceback is reduced to exception types and code locations; the message text of an exception
 never reaches a handler. Log calls in myoguide name reasons and origins, never patient values.
+A chart hand-off's token (`chart=...` in a URL) is replaced wherever a line would show it.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import re
 import traceback
 from typing import Any
+
+# A CDS card's link opens a patient's chart with this token for an hour (ADR 0014).
+# Also URL-encoded, as in a sign-in page's `next=/assess%3Fchart%3D...`.
+_CHART_TOKEN = re.compile(r"(chart(?:=|%3[Dd]))[^&\s\"'#%]+")
+
+
+def redact_urls(text: str) -> str:
+    """Return text with every `chart=` token replaced."""
+    return _CHART_TOKEN.sub(r"\1[redacted]", text) if "chart" in text else text
 
 
 def _safe_trace(exc: BaseException) -> str:
@@ -31,7 +42,12 @@ class RedactingFilter(logging.Filter):
     """Replaces a record's exception (message and traceback) with types and locations only."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's exception part; always keep the record."""
+        """Rewrite the record's exception part and any chart token; always keep the record."""
+        if isinstance(record.msg, str):
+            record.msg = redact_urls(record.msg)
+        if isinstance(record.args, tuple):
+            # uvicorn's access lines keep the path in args, which its formatter unpacks.
+            record.args = tuple(redact_urls(a) if isinstance(a, str) else a for a in record.args)
         if record.exc_info and record.exc_info[1] is not None:
             record.msg = f"{record.getMessage()}\n  {_safe_trace(record.exc_info[1])}"
             record.args = None

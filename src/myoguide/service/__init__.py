@@ -13,6 +13,7 @@ from myoguide.service.cds import (
 from myoguide.service.feedback import Feedback, report_feedback
 from myoguide.service.ports import (
     CardRegistry,
+    ChartHandoffs,
     Clock,
     FeedbackReporter,
     FeedbackSink,
@@ -30,6 +31,7 @@ __all__ = [
     "CardRegistry",
     "CdsHooks",
     "Chart",
+    "ChartHandoffs",
     "Clock",
     "Feedback",
     "FeedbackReporter",

@@ -88,6 +88,18 @@ class CardRegistry(Protocol):
         ...
 
 
+class ChartHandoffs(Protocol):
+    """Validated states read from an EHR chart, kept a short while under an opaque token."""
+
+    def put(self, state: Mapping[str, Any], warnings: Sequence[tuple[str, str]]) -> str:
+        """Keep a state (contract JSON) and its data warnings; return the token for a link."""
+        ...
+
+    def take(self, token: str) -> tuple[dict[str, Any], list[tuple[str, str]]] | None:
+        """Return the state and warnings kept under a live token, or None (unknown, expired)."""
+        ...
+
+
 class FeedbackReporter(Protocol):
     """Reports stored feedback for a person to read."""
 

@@ -81,15 +81,19 @@ def _card_source(
     return src
 
 
-def _links(base_url: str) -> list[dict[str, str]]:
-    # No patient data in the URL: the page opens and the clinician enters or checks the facts.
-    return [
-        {
-            "label": "Open the myoguide assessment",
-            "url": base_url.rstrip("/") + "/assess",
-            "type": "absolute",
-        }
-    ]
+def _links(base_url: str, chart_token: str | None = None) -> list[dict[str, str]]:
+    # No patient data in the URL: at most an opaque token of a hand-off kept in the store
+    # (ADR 0014); without one the page opens blank and the clinician enters the facts.
+    page = base_url.rstrip("/") + "/assess"
+    if chart_token:
+        return [
+            {
+                "label": "Open this patient's assessment in myoguide",
+                "url": f"{page}?chart={chart_token}",
+                "type": "absolute",
+            }
+        ]
+    return [{"label": "Open the myoguide assessment", "url": page, "type": "absolute"}]
 
 
 def _override_reasons() -> list[dict[str, str]]:
@@ -270,6 +274,11 @@ def _other_option_lines(recs: Sequence[Recommendation], base_url: str) -> list[s
     return lines
 
 
+def gets_cards(result: RecommendationSet) -> bool:
+    """Tell whether a patient-view answer is shown at all (not for a patient without DM/PM)."""
+    return not {w.code for w in result.warnings} & set(NOT_MYOSITIS)
+
+
 def patient_view_cards(
     result: RecommendationSet,
     knowledge: Knowledge,
@@ -277,11 +286,13 @@ def patient_view_cards(
     patient_id: str | None,
     base_url: str,
     data_warnings: Sequence[tuple[str, str]] = (),
+    chart_token: str | None = None,
 ) -> list[dict[str, Any]]:
     """Return the quiet patient-view cards (ADR 0010); a patient without DM/PM gets none."""
-    codes = {w.code for w in result.warnings}
-    if codes & set(NOT_MYOSITIS):
+    # chart_token: a hand-off of the state this answer came from; the summary card links to it.
+    if not gets_cards(result):
         return []
+    codes = {w.code for w in result.warnings}
     version = result.knowledge_version
     patient_ref = f"Patient/{patient_id}" if patient_id else None
     first = [r for r in result.recommendations if r.rank == 1]
@@ -310,7 +321,7 @@ def patient_view_cards(
             "detail": "\n".join(parts),
             "indicator": "info",
             "source": _card_source(version, first_id, base_url, first_id),
-            "links": _links(base_url),
+            "links": _links(base_url, chart_token),
         }
         suggestions = _suggestions(first, patient_ref)
         if suggestions:
@@ -328,7 +339,7 @@ def patient_view_cards(
                 "detail": "\n\n".join([*lines, f"_{result.disclaimer}_"]),
                 "indicator": "info",
                 "source": _card_source(version, "no-recommendation", base_url, None),
-                "links": _links(base_url),
+                "links": _links(base_url, chart_token),
             }
         )
     for w in own:

@@ -24,6 +24,7 @@ from myoguide.errors import InputError, StoreUnavailable
 from myoguide.service import (
     CardRegistry,
     CdsHooks,
+    ChartHandoffs,
     Feedback,
     FeedbackSink,
     FhirClient,
@@ -55,6 +56,7 @@ class AppDeps:
     # Writes one row and says whether the store can write (for /healthz); None: no store.
     store_probe: Callable[[], bool] | None = None
     registry: CardRegistry | None = None  # None: issued cards kept in this process only
+    handoffs: ChartHandoffs | None = None  # None: the summary card links to the blank form
 
 
 class BodyLimit:
@@ -149,7 +151,12 @@ def create_app(deps: AppDeps) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.state.api = api.ApiDoor(deps.service, deps.authenticate, api.StoreHealth(deps.store_probe))
     app.state.cds = cds.CdsDoor(
-        deps.cds, deps.verifier, deps.feedback, deps.settings.public_base_url, deps.registry
+        deps.cds,
+        deps.verifier,
+        deps.feedback,
+        deps.settings.public_base_url,
+        deps.registry,
+        deps.handoffs,
     )
     app.router.on_shutdown.append(app.state.cds.flush)
     app.add_exception_handler(InputError, _input_error)

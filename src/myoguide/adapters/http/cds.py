@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Annotated, Any
 
+import msgspec
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -20,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from myoguide.adapters.cdshooks.cards import (
     DraftOrder,
     discovery,
+    gets_cards,
     order_cards,
     patient_view_cards,
     unusable_cards,
@@ -37,6 +39,7 @@ from myoguide.adapters.jsonio import dumps, loads
 from myoguide.service import (
     CardRegistry,
     CdsHooks,
+    ChartHandoffs,
     Feedback,
     HookAnswer,
     PrefetchMissing,
@@ -121,6 +124,7 @@ class CdsDoor:
         feedback: Feedback | None,
         public_base_url: str | None,
         registry: CardRegistry | None = None,
+        handoffs: ChartHandoffs | None = None,
     ) -> None:
         self.cds = cds
         self.verifier = verifier
@@ -129,6 +133,8 @@ class CdsDoor:
         self.registry: CardRegistry = (
             WriteBehindRegistry(registry) if registry is not None else MemoryCardRegistry()
         )
+        # None: the summary card links to the blank form (no store to hand the chart over).
+        self.handoffs = handoffs
 
     def flush(self) -> None:
         """Write the issued cards still queued (at shutdown, so a restart loses none)."""
@@ -171,11 +177,27 @@ class CdsDoor:
                 patient_id=patient_id,
                 base_url=base_url,
                 data_warnings=answer.data_warnings,
+                chart_token=self.hand_off(answer),
             )
         drafts = [
             DraftOrder(o.reference, o.agent, o.mg_per_day, o.mg_per_week) for o in answer.orders
         ]
         return order_cards(drafts, answer.state, kb, disclaimer=kb.disclaimer, base_url=base_url)
+
+    def hand_off(self, answer: HookAnswer) -> str | None:
+        """Keep the validated state a shown answer came from; return its link's token."""
+        if self.handoffs is None or answer.state is None or answer.result is None:
+            return None
+        if not gets_cards(answer.result):
+            return None
+        # The contract's state form, as a visit stores it, so the page fills the form from it.
+        state = msgspec.to_builtins(answer.state)
+        try:
+            return self.handoffs.put(state, answer.data_warnings)
+        except ValueError:
+            # Not storable (e.g. a NUL character): the card keeps the blank form's link.
+            log.info("chart hand-off refused: state not storable")
+            return None
 
     def self_check(self) -> None:
         """Answer a synthetic patient and build its cards before serving; raise on failure."""

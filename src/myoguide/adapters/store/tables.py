@@ -241,3 +241,17 @@ class IssuedCardModel(Base):
     service_id: Mapped[str] = mapped_column(String(200))
     summary: Mapped[str] = mapped_column(Text)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ChartHandoffModel(Base):
+    """A patient state read from an EHR chart, kept briefly under the SHA-256 of a link's token."""
+
+    __tablename__ = "chart_handoffs"
+    __table_args__ = (Index("ix_chart_handoffs_expires_at", "expires_at"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    # [{"code": ..., "message": ...}]: what the chart could not tell.
+    warnings: Mapped[list[dict[str, str]]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -57,7 +57,7 @@ from myoguide.domain.result import RecommendationSet
 from myoguide.domain.state import dec
 from myoguide.domain.units import fmt
 from myoguide.errors import InputError
-from myoguide.service import Clock, PatientRecords, Service, UserStore
+from myoguide.service import ChartHandoffs, Clock, PatientRecords, Service, UserStore
 from myoguide.service.ports import PatientCourse
 
 MEASURE_WORDS = {"weight_kg": "Weight (kg)", "height_cm": "Height (cm)", "bsa_m2": "BSA (m2)"}
@@ -76,6 +76,7 @@ class WebDeps:
     clock: Clock
     signin: SignIn | None = None  # server-side sessions and throttle; None: cookie only
     secure_cookies: bool = False  # served over https (--public-url https://...)
+    handoffs: ChartHandoffs | None = None  # states a CDS card's link hands over; None: none
 
 
 def _env() -> Environment:
@@ -189,7 +190,11 @@ async def signed_in(request: Request, site: SiteDep) -> None:
         else request.session.get("user")
     )
     if not user:
-        raise _LoginRequired(request.url.path)
+        target = request.url.path
+        if request.method == "GET" and request.url.query:
+            # Kept through sign-in: a CDS card's link (/assess?chart=...) must still open it.
+            target += "?" + request.url.query
+        raise _LoginRequired(target)
 
 
 async def csrf_form(request: Request) -> dict[str, str]:
@@ -261,7 +266,10 @@ async def assess_form(
     patient: int | None = None,
     visit: int | None = None,
     start_from: Annotated[int | None, Query(alias="from")] = None,
+    chart: str | None = None,
 ) -> Response:
+    if chart is not None and patient is None:
+        return await _chart_form(request, site, chart)
     if patient is not None and visit is not None:
         # A past visit is opened read-only; only "new visit from this one" starts a form.
         return RedirectResponse(f"/patients/{patient}/visits/{visit}", status_code=303)
@@ -282,6 +290,22 @@ async def assess_form(
     return _form_page(request, site, form, row, source_date=source.visit_date if source else None)
 
 
+async def _chart_form(request: Request, site: Site, token: str) -> Response:
+    """The form filled from a CDS card's hand-off, or blank saying the link has expired."""
+    handoffs = site.deps.handoffs
+    found = await run_in_threadpool(handoffs.take, token) if handoffs is not None else None
+    if found is None:
+        # 200, not 410: the page is a working blank form, and an EHR's embedded browser may
+        # put its own error page in place of a 4xx.
+        return _form_page(request, site, blank_form(), None, chart_expired=True)
+    state, warnings = found
+    counts: dict[str, int] = {}
+    for _, message in warnings:
+        counts[message] = counts.get(message, 0) + 1
+    lines = [m + (f" (x{n})" if n > 1 else "") for m, n in counts.items()]
+    return _form_page(request, site, form_from_state(state), None, chart_warnings=lines)
+
+
 def _form_page(
     request: Request,
     site: Site,
@@ -292,6 +316,8 @@ def _form_page(
     source_date: dt.date | None = None,
     focus: str | None = None,
     confirm: str | None = None,
+    chart_warnings: list[str] | None = None,
+    chart_expired: bool = False,
 ) -> Response:
     return site.page(
         request,
@@ -305,6 +331,9 @@ def _form_page(
         source_date=source_date.isoformat() if source_date else None,
         focus=focus,
         confirm=confirm,
+        from_chart=chart_warnings is not None,
+        chart_warnings=chart_warnings or [],
+        chart_expired=chart_expired,
         **site.choices,
     )
 

@@ -1,0 +1,138 @@
+"""Chart hand-offs on SQLite and PostgreSQL: hashed tokens, an hour's life, write-behind."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from myoguide.adapters.store import make_engine
+from myoguide.adapters.store.handoffs import StoreChartHandoffs, WriteBehindHandoffs
+from myoguide.adapters.store.tables import ChartHandoffModel
+
+# The first PostgreSQL test may have to install PostgreSQL on a clean machine.
+pytestmark = pytest.mark.timeout(900)
+
+T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+STATE: dict[str, Any] = {
+    "age_years": 62.0,
+    "diagnosis": "dermatomyositis",
+    "weight": {"value": 70.0, "unit": "kg"},
+    "current_medications": [{"agent": "prednisone", "dose": {"value": 20.0, "unit": "mg/day"}}],
+    "flare": None,
+    "unresolved_medications": [],
+}
+WARNINGS = [("flare_unknown", "the record does not state flare status"), ("x", "Zürich — ß")]
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def engine(migrated_url: str) -> Iterator[Engine]:
+    created = make_engine(migrated_url)
+    try:
+        yield created
+    finally:
+        created.dispose()
+
+
+def rows(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(ChartHandoffModel)).scalar_one())
+
+
+def test_a_hand_off_comes_back_as_given_under_a_hashed_token(engine: Engine) -> None:
+    store = StoreChartHandoffs(engine, clock=FakeClock())
+    token = store.put(STATE, WARNINGS)
+    assert len(token) >= 43  # 32 random bytes, URL-safe
+    assert store.take(token) == (STATE, WARNINGS)
+    # A clinician may click twice: the hand-off stays until it expires.
+    assert store.take(token) == (STATE, WARNINGS)
+    with engine.connect() as conn:
+        row = conn.execute(select(ChartHandoffModel.__table__)).one()._asdict()
+    assert row["token_hash"] == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in repr(row)
+    assert row["expires_at"] - row["created_at"] == timedelta(minutes=60)
+
+
+def test_unknown_or_malformed_tokens_find_nothing(engine: Engine) -> None:
+    store = StoreChartHandoffs(engine, clock=FakeClock())
+    token = store.put(STATE, [])
+    assert store.take(token[:-1]) is None
+    assert store.take("") is None
+    assert store.take("x" * 10_000) is None
+    assert store.take(token) == (STATE, [])
+
+
+def test_a_hand_off_expires_after_an_hour(engine: Engine) -> None:
+    clock = FakeClock()
+    store = StoreChartHandoffs(engine, clock=clock)
+    token = store.put(STATE, WARNINGS)
+    clock.now = T0 + timedelta(minutes=59, seconds=59)
+    assert store.take(token) == (STATE, WARNINGS)
+    clock.now = T0 + timedelta(minutes=60)
+    assert store.take(token) is None
+    # A second store (another worker) reads the same rows with the same rule.
+    assert StoreChartHandoffs(engine, clock=clock).take(token) is None
+
+
+def test_expired_rows_are_purged_at_most_every_30_seconds(engine: Engine) -> None:
+    clock = FakeClock()
+    store = StoreChartHandoffs(engine, clock=clock, lifetime=timedelta(seconds=5))
+    store.put(STATE, [])  # purges (nothing yet) at T0
+    clock.now = T0 + timedelta(seconds=10)
+    store.put(STATE, [])  # the first has expired, but the last purge was 10 s ago
+    assert rows(engine) == 2
+    clock.now = T0 + timedelta(seconds=40)
+    live = store.put(STATE, [])
+    assert rows(engine) == 1
+    assert store.take(live) == (STATE, [])
+
+
+def test_what_is_not_plain_json_is_refused_at_once(engine: Engine) -> None:
+    store = StoreChartHandoffs(engine, clock=FakeClock())
+    with pytest.raises(ValueError, match="NUL"):
+        store.put({**STATE, "diagnosis": "a\x00b"}, [])
+    with pytest.raises(ValueError, match="not plain JSON"):
+        store.put({**STATE, "age_years": float("nan")}, [])
+    assert rows(engine) == 0
+
+
+class Unflushed(WriteBehindHandoffs):
+    """Write-behind whose background flush never comes during a test."""
+
+    FLUSH_SECONDS = 3600
+
+
+def test_write_behind_gives_the_token_at_once_and_take_writes_the_queue(engine: Engine) -> None:
+    behind = Unflushed(StoreChartHandoffs(engine, clock=FakeClock()))
+    token = behind.put(STATE, WARNINGS)
+    assert rows(engine) == 0  # nothing written on the caller's path
+    assert behind.take(token) == (STATE, WARNINGS)
+    assert rows(engine) == 1
+    # Another process sees it once written.
+    assert StoreChartHandoffs(engine, clock=FakeClock()).take(token) == (STATE, WARNINGS)
+
+
+def test_write_behind_flushes_in_the_background(engine: Engine) -> None:
+    behind = WriteBehindHandoffs(StoreChartHandoffs(engine, clock=FakeClock()))
+    tokens = [behind.put(STATE, []) for _ in range(20)]
+    deadline = datetime.now(UTC) + timedelta(seconds=10)
+    while rows(engine) < 20 and datetime.now(UTC) < deadline:
+        time.sleep(0.05)
+    assert rows(engine) == 20
+    other = StoreChartHandoffs(engine, clock=FakeClock())
+    assert all(other.take(t) == (STATE, []) for t in tokens)

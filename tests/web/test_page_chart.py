@@ -1,0 +1,132 @@
+"""A CDS card's chart link on the page, in process: the form filled from the hand-off, or blank."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from myoguide.bootstrap import ServeConfig, build_http_app, record_stores
+
+PASSWORD = "correct horse battery"
+STATE: dict[str, Any] = {
+    "age_years": 62.0,
+    "diagnosis": "dermatomyositis",
+    "weight": {"value": 165.0, "unit": "lb"},
+    "height": {"value": 170.0, "unit": "cm"},
+    "disease_control_achieved": False,
+    "flare": None,
+    "severity": None,
+    "current_medications": [
+        {"agent": "prednisone", "dose": {"value": 20.0, "unit": "mg/day"}},
+        {"agent": "azathioprine", "dose": None},
+    ],
+    "treatment_history": [{"outcome": "inadequate_response", "agent": "methotrexate"}],
+    "ild": None,
+    "skin_predominant": None,
+    "alternative_diagnoses_excluded": True,
+    "unresolved_medications": ["azathioprine (dose not readable)"],
+}
+WARNINGS = [
+    ("flare_unknown", "the record does not state flare status; flare left out"),
+    ("dose_unparseable", "the dose value is not a number; azathioprine listed without a dose"),
+    ("flare_unknown", "the record does not state flare status; flare left out"),
+]
+
+
+def _client(data_dir: Path, *, login: bool = False) -> TestClient:
+    config = ServeConfig(
+        (), False, None, data_dir, require_login=login, host="0.0.0.0" if login else "127.0.0.1"
+    )
+    if login:
+        _, users = record_stores(config)
+        users.add_user("dr-a", PASSWORD)
+    return TestClient(build_http_app(config), follow_redirects=False)
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with _client(tmp_path) as c:
+        yield c
+
+
+def _hand_off(client: TestClient) -> str:
+    handoffs = client.app.state.web.deps.handoffs  # type: ignore[attr-defined]
+    token: str = handoffs.put(STATE, WARNINGS)
+    return token
+
+
+def _value(html: str, name: str) -> str:
+    match = re.search(rf'name="{re.escape(name)}"[^>]*value="([^"]*)"', html)
+    assert match, name
+    return match.group(1)
+
+
+def _selected(html: str, name: str) -> str | None:
+    select = re.search(rf'<select name="{re.escape(name)}".*?</select>', html, re.S)
+    assert select, name
+    chosen = re.search(r'<option value="([^"]*)" selected>', select.group(0))
+    return chosen.group(1) if chosen else None
+
+
+def test_the_link_opens_the_form_filled_from_the_chart_with_what_it_could_not_tell(
+    client: TestClient,
+) -> None:
+    token = _hand_off(client)
+    res = client.get(f"/assess?chart={token}")
+    assert res.status_code == 200
+    html = res.text
+    assert "read from the patient's EHR chart" in html
+    assert "before you rely on the answer" in html
+    assert "the record does not state flare status; flare left out (x2)" in html
+    assert "azathioprine listed without a dose" in html
+    assert _value(html, "age_years") == "62"
+    assert _selected(html, "diagnosis") == "dermatomyositis"
+    assert _value(html, "weight.value") == "165 lb"
+    assert _selected(html, "disease_control_achieved") == "no"
+    assert _selected(html, "flare") == "unknown"
+    assert _selected(html, "current_medications[0].agent") == "prednisone"
+    assert _value(html, "current_medications[0].dose.value") == "20"
+    assert _selected(html, "current_medications[1].agent") == "azathioprine"
+    assert _selected(html, "treatment_history[0].agent") == "methotrexate"
+    # Usable more than once within its hour: a clinician may click twice.
+    assert _value(client.get(f"/assess?chart={token}").text, "age_years") == "62"
+
+
+def test_an_unknown_token_gives_the_blank_form_saying_the_link_expired(
+    client: TestClient,
+) -> None:
+    for token in ("not-a-token", "x" * 5000, ""):
+        res = client.get("/assess", params={"chart": token})
+        assert res.status_code == 200
+        assert "This link from the EHR has expired" in res.text
+        assert _value(res.text, "age_years") == ""
+        assert "read from the patient's EHR chart" not in res.text
+    assert "expired" not in client.get("/assess").text
+
+
+def test_the_chart_page_needs_sign_in_and_sign_in_leads_back_to_it(tmp_path: Path) -> None:
+    with _client(tmp_path, login=True) as client:
+        token = _hand_off(client)
+        res = client.get(f"/assess?chart={token}")
+        assert res.status_code == 303
+        assert res.headers["location"] == f"/login?next=/assess%3Fchart%3D{token}"
+        assert "62" not in res.text
+        page = client.get(res.headers["location"]).text
+        assert f'value="/assess?chart={token}"' in page
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf
+        data = {
+            "csrf": csrf.group(1),
+            "username": "dr-a",
+            "password": PASSWORD,
+            "next": f"/assess?chart={token}",
+        }
+        res = client.post("/login", data=data)
+        assert res.status_code == 303
+        assert res.headers["location"] == f"/assess?chart={token}"
+        assert _value(client.get(res.headers["location"]).text, "age_years") == "62"
