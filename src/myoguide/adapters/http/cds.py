@@ -85,6 +85,9 @@ class WriteBehindRegistry:
         self.store = store
         self.pending: dict[str, dict[str, str]] = {}
         self.lock = threading.Lock()
+        # Held while a batch is written, so a lookup after `flush` sees what an earlier flush
+        # (in the background thread) took from the queue but had not yet committed.
+        self.writing = threading.Lock()
         self.wake = threading.Event()
         threading.Thread(target=self._run, name="card-registry", daemon=True).start()
 
@@ -100,13 +103,14 @@ class WriteBehindRegistry:
 
     def flush(self) -> None:
         """Write every queued card to the store."""
-        with self.lock:
-            batch, self.pending = self.pending, {}
-        for service_id, cards in batch.items():
-            try:
-                self.store.remember(service_id, cards)
-            except Exception:
-                log.exception("could not record %d issued cards", len(cards))
+        with self.writing:
+            with self.lock:
+                batch, self.pending = self.pending, {}
+            for service_id, cards in batch.items():
+                try:
+                    self.store.remember(service_id, cards)
+                except Exception:
+                    log.exception("could not record %d issued cards", len(cards))
 
     def _run(self) -> None:
         while True:
