@@ -14,24 +14,12 @@ from helpers import check_cards, hook_request, load_bundle, prefetch_from
 from servers import Server, start_server, stop_server
 from sqlalchemy import func, select
 
+from formhtml import field_value, selected
 from myoguide.adapters.store import default_url, make_engine
 from myoguide.adapters.store.tables import ChartHandoffModel
 from myoguide.bootstrap import default_service
 
 PV = "/cds-services/myoguide-patient-view"
-
-
-def _value(html: str, name: str) -> str:
-    match = re.search(rf'name="{re.escape(name)}"[^>]*value="([^"]*)"', html)
-    assert match, name
-    return match.group(1)
-
-
-def _selected(html: str, name: str) -> str | None:
-    select_ = re.search(rf'<select name="{re.escape(name)}".*?</select>', html, re.S)
-    assert select_, name
-    chosen = re.search(r'<option value="([^"]*)" selected>', select_.group(0))
-    return chosen.group(1) if chosen else None
 
 
 def _handoff_rows(srv: Server) -> int:
@@ -48,12 +36,12 @@ def _assert_filled(html: str, bundle: dict[str, Any]) -> None:
     """The form shows the facts the server read from this chart today."""
     chart = default_service().read_chart(bundle, default_service().today())
     assert "read from the patient's EHR chart" in html
-    assert _value(html, "age_years") == f"{chart.state.age_years:g}"
-    assert _selected(html, "diagnosis") == chart.state.diagnosis == "dermatomyositis"
-    assert _selected(html, "current_medications[0].agent") == "prednisone"
-    assert _value(html, "current_medications[0].dose.value") == "20"
-    assert _selected(html, "current_medications[1].agent") == "methotrexate"
-    assert _selected(html, "alternative_diagnoses_excluded") == "yes"
+    assert field_value(html, "age_years") == f"{chart.state.age_years:g}"
+    assert selected(html, "diagnosis") == chart.state.diagnosis == "dermatomyositis"
+    assert selected(html, "current_medications[0].agent") == "prednisone"
+    assert field_value(html, "current_medications[0].dose.value") == "20"
+    assert selected(html, "current_medications[1].agent") == "methotrexate"
+    assert selected(html, "alternative_diagnoses_excluded") == "yes"
 
 
 def test_the_summary_card_opens_the_chart_it_came_from_also_after_a_restart(
@@ -92,7 +80,7 @@ def test_the_summary_card_opens_the_chart_it_came_from_also_after_a_restart(
         unknown = httpx.get(first.base + "/assess?chart=" + "A" * 43, timeout=30)
         assert unknown.status_code == 200
         assert "This link from the EHR has expired" in unknown.text
-        assert _value(unknown.text, "age_years") == ""
+        assert field_value(unknown.text, "age_years") == ""
 
         port = int(first.base.rsplit(":", 1)[1])
         out = stop_server(first)

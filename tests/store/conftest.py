@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import Engine
 
 from dbreset import reset_database
 from myoguide.adapters.store import FeedbackStore, make_engine, upgrade
@@ -44,3 +45,13 @@ def store(migrated_url: str) -> Iterator[FeedbackStore]:
         yield FeedbackStore(engine)
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def engine(migrated_url: str) -> Iterator[Engine]:
+    """Yield an engine on a freshly migrated database of each backend."""
+    created = make_engine(migrated_url)
+    try:
+        yield created
+    finally:
+        created.dispose()

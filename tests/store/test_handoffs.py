@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
 
-from myoguide.adapters.store import make_engine
 from myoguide.adapters.store.handoffs import StoreChartHandoffs, WriteBehindHandoffs
 from myoguide.adapters.store.tables import ChartHandoffModel
 
@@ -38,15 +36,6 @@ class FakeClock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-def engine(migrated_url: str) -> Iterator[Engine]:
-    created = make_engine(migrated_url)
-    try:
-        yield created
-    finally:
-        created.dispose()
 
 
 def rows(engine: Engine) -> int:

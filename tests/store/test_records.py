@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -74,16 +73,6 @@ def result(course: str = "recurrent", *ids: str, scenario: str | None = None) ->
         "warnings": [{"code": "weight_missing", "message": "Zürich — ß ✓"}],
         "trace": [{"rule": "R1", "fired": True}],
     }
-
-
-@pytest.fixture
-def engine(migrated_url: str) -> Iterator[Engine]:
-    """Yield an engine on a freshly migrated database of each backend."""
-    created = make_engine(migrated_url)
-    try:
-        yield created
-    finally:
-        created.dispose()
 
 
 @pytest.fixture

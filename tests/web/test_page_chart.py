@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from formhtml import field_value, selected
 from myoguide.bootstrap import ServeConfig, build_http_app, record_stores
 
 PASSWORD = "correct horse battery"
@@ -60,19 +61,6 @@ def _hand_off(client: TestClient) -> str:
     return token
 
 
-def _value(html: str, name: str) -> str:
-    match = re.search(rf'name="{re.escape(name)}"[^>]*value="([^"]*)"', html)
-    assert match, name
-    return match.group(1)
-
-
-def _selected(html: str, name: str) -> str | None:
-    select = re.search(rf'<select name="{re.escape(name)}".*?</select>', html, re.S)
-    assert select, name
-    chosen = re.search(r'<option value="([^"]*)" selected>', select.group(0))
-    return chosen.group(1) if chosen else None
-
-
 def test_the_link_opens_the_form_filled_from_the_chart_with_what_it_could_not_tell(
     client: TestClient,
 ) -> None:
@@ -84,17 +72,17 @@ def test_the_link_opens_the_form_filled_from_the_chart_with_what_it_could_not_te
     assert "before you rely on the answer" in html
     assert "the record does not state flare status; flare left out (x2)" in html
     assert "azathioprine listed without a dose" in html
-    assert _value(html, "age_years") == "62"
-    assert _selected(html, "diagnosis") == "dermatomyositis"
-    assert _value(html, "weight.value") == "165 lb"
-    assert _selected(html, "disease_control_achieved") == "no"
-    assert _selected(html, "flare") == "unknown"
-    assert _selected(html, "current_medications[0].agent") == "prednisone"
-    assert _value(html, "current_medications[0].dose.value") == "20"
-    assert _selected(html, "current_medications[1].agent") == "azathioprine"
-    assert _selected(html, "treatment_history[0].agent") == "methotrexate"
+    assert field_value(html, "age_years") == "62"
+    assert selected(html, "diagnosis") == "dermatomyositis"
+    assert field_value(html, "weight.value") == "165 lb"
+    assert selected(html, "disease_control_achieved") == "no"
+    assert selected(html, "flare") == "unknown"
+    assert selected(html, "current_medications[0].agent") == "prednisone"
+    assert field_value(html, "current_medications[0].dose.value") == "20"
+    assert selected(html, "current_medications[1].agent") == "azathioprine"
+    assert selected(html, "treatment_history[0].agent") == "methotrexate"
     # Usable more than once within its hour: a clinician may click twice.
-    assert _value(client.get(f"/assess?chart={token}").text, "age_years") == "62"
+    assert field_value(client.get(f"/assess?chart={token}").text, "age_years") == "62"
 
 
 def test_an_unknown_token_gives_the_blank_form_saying_the_link_expired(
@@ -104,7 +92,7 @@ def test_an_unknown_token_gives_the_blank_form_saying_the_link_expired(
         res = client.get("/assess", params={"chart": token})
         assert res.status_code == 200
         assert "This link from the EHR has expired" in res.text
-        assert _value(res.text, "age_years") == ""
+        assert field_value(res.text, "age_years") == ""
         assert "read from the patient's EHR chart" not in res.text
     assert "expired" not in client.get("/assess").text
 
@@ -129,4 +117,4 @@ def test_the_chart_page_needs_sign_in_and_sign_in_leads_back_to_it(tmp_path: Pat
         res = client.post("/login", data=data)
         assert res.status_code == 303
         assert res.headers["location"] == f"/assess?chart={token}"
-        assert _value(client.get(res.headers["location"]).text, "age_years") == "62"
+        assert field_value(client.get(res.headers["location"]).text, "age_years") == "62"
