@@ -673,3 +673,42 @@ def test_labels_are_names_and_borders_and_focus_reach_three_to_one(tab: Page) ->
     page.keyboard.press("Shift+Tab")  # keyboard focus shows the ring (:focus-visible)
     ring = page.evaluate("() => getComputedStyle(document.activeElement).outlineColor")
     assert contrast(ring, background) >= 3, ring
+
+
+def test_a_form_filled_from_a_cds_card_link_is_accessible(
+    tab: Page, server: Any, artifacts: Path, axe_source: str
+) -> None:
+    # A hand-off as the CDS door leaves it (ADR 0014), written straight into the server's store.
+    from myoguide.adapters.store import default_url, make_engine
+    from myoguide.adapters.store.handoffs import StoreChartHandoffs
+
+    engine = make_engine(default_url(server.data_dir))
+    try:
+        token = StoreChartHandoffs(engine).put(
+            {
+                "age_years": 61,
+                "diagnosis": "dermatomyositis",
+                "weight": {"value": 70, "unit": "kg"},
+                "disease_control_achieved": True,
+                "flare": True,
+                "current_medications": [
+                    {"agent": "prednisone", "dose": {"value": 15, "unit": "mg/day"}}
+                ],
+                "treatment_history": [],
+            },
+            [("fhir.observation_undated", "the weight Observation used has no effective time")],
+        )
+    finally:
+        engine.dispose()
+    page = tab
+    page.goto(f"/assess?chart={token}")
+    expect(page.locator(by_name("age_years"))).to_have_value("61")
+    expect(page.locator(by_name("current_medications[0].agent"))).to_have_value("prednisone")
+    expect(page.locator("body")).to_contain_text("has no effective time")
+    shot(page, artifacts, "chart-handoff-form")
+    axe_clean(page, axe_source, "the form filled from a CDS card's link")
+    # An unknown token: the blank form saying the link has expired, just as accessible.
+    page.goto("/assess?chart=unknown-token")
+    expect(page.locator(by_name("age_years"))).to_have_value("")
+    expect(page.locator(".readonly-note")).to_contain_text("has expired")
+    axe_clean(page, axe_source, "the form of an expired chart link")
