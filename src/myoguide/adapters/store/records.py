@@ -137,8 +137,7 @@ class RecordStore:
         pid = checked_id(patient_id, "patient_id", "patient")
         row = self._visit_row(pid, visit_date, state)
         with write_session(self._sessions) as session:
-            if session.get(PatientModel, pid) is None:
-                raise RecordNotFound(f"patient {pid} not found")
+            _require_patient(session, pid)
             session.add(row)
             session.flush()
         return read_visit(row)
@@ -166,8 +165,7 @@ class RecordStore:
         vid = None if visit_id is None else checked_id(visit_id, "visit_id", "visit")
         row = self._answer_row(pid, vid, input_state, result, knowledge_version, shown_at)
         with write_session(self._sessions) as session:
-            if session.get(PatientModel, pid) is None:
-                raise RecordNotFound(f"patient {pid} not found")
+            _require_patient(session, pid)
             if vid is not None:
                 owner = session.scalar(select(VisitModel.patient_id).where(VisitModel.id == vid))
                 if owner is None:
@@ -191,8 +189,7 @@ class RecordStore:
         pid = checked_id(patient_id, "patient_id", "patient")
         visit = self._visit_row(pid, visit_date, state)
         with write_session(self._sessions) as session:
-            if session.get(PatientModel, pid) is None:
-                raise RecordNotFound(f"patient {pid} not found")
+            _require_patient(session, pid)
             session.add(visit)
             session.flush()
             row = self._answer_row(pid, visit.id, state, result, knowledge_version, shown_at)
@@ -354,3 +351,9 @@ def _append_answer(session: Session, row: AnswerModel) -> None:
     row.row_hash = link_hash(row.prev_hash, content)
     session.add(row)
     session.flush()
+
+
+def _require_patient(session: Session, pid: int) -> None:
+    """Raise RecordNotFound unless the patient exists (checked inside the writing transaction)."""
+    if session.get(PatientModel, pid) is None:
+        raise RecordNotFound(f"patient {pid} not found")
