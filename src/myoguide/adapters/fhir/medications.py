@@ -600,27 +600,12 @@ def stop_outcome(res: dict[str, Any]) -> StopOutcome:
             break
     if not concepts:
         return StopOutcome("unknown", "no reason for stopping is given")
-    texts: list[str] = []
-    intolerance = False
-    for concept in concepts:
-        text = concept.get("text")
-        if isinstance(text, str):
-            texts.append(text.lower())
-        codings = concept.get("coding")
-        if isinstance(codings, list):
-            for coding in codings:
-                if not isinstance(coding, dict):
-                    continue
-                code = coding.get("code")
-                if (
-                    isinstance(code, str)
-                    and code in INTOLERANCE_CODES
-                    and coding.get("system") == MEDREQ_STATUS_REASON
-                ):
-                    intolerance = True
-                display = coding.get("display")
-                if isinstance(display, str):
-                    texts.append(display.lower())
+    texts = [name.lower() for concept in concepts for name in concept_names(concept)]
+    intolerance = any(
+        code in INTOLERANCE_CODES
+        for concept in concepts
+        for code in coding_codes(concept, MEDREQ_STATUS_REASON)
+    )
     blob = " | ".join(texts)
     inadequate = any(word in blob for word in INADEQUATE_WORDS)
     intolerance = intolerance or any(word in blob for word in INTOLERANCE_WORDS)
