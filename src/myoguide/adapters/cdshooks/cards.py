@@ -217,49 +217,54 @@ def _first_choice_words(recs: Sequence[Recommendation]) -> str:
     return "; ".join(parts) or "see detail"
 
 
-def _suggestions(recs: Sequence[Recommendation], patient_ref: str | None) -> list[dict[str, Any]]:
-    """Return a draft order for each drug the first choice starts, with its dose."""
+def _draftable(recs: Sequence[Recommendation]) -> list[tuple[Recommendation, AgentOption]]:
+    """Return each drug the first choice starts with a dose to order, with its step."""
+    return [
+        (rec, agent)
+        for rec in recs
+        if rec.stance != "not_suggested"
+        for agent in rec.agents
+        if not agent.in_use
+        and agent.action in (None, "start", "restart", "switch_to")
+        and agent.dose is not None
+        and (agent.dose.low is not None or agent.dose.high is not None)
+    ]
+
+
+def _suggestions(
+    drafts: Sequence[tuple[Recommendation, AgentOption]], patient_ref: str | None
+) -> list[dict[str, Any]]:
+    """Return a draft order for each drafted drug, with its dose."""
     out: list[dict[str, Any]] = []
-    for rec in recs:
-        if rec.stance == "not_suggested":
-            continue
-        for agent in rec.agents:
-            if agent.in_use or agent.action not in (None, "start", "restart", "switch_to"):
-                continue
-            if agent.dose is None or (agent.dose.low is None and agent.dose.high is None):
-                continue
+    for rec, agent in drafts:
+        assert agent.dose is not None  # _draftable keeps only drugs with a dose
+        alternative = agent.agent in rec.choose_one
+        label = f"Draft {agent.display} {dose_words(agent.dose)}"
+        if alternative:
             others = [a.display for a in rec.agents if a.agent in rec.choose_one and a != agent]
-            alternative = agent.agent in rec.choose_one
-            label = f"Draft {agent.display} {dose_words(agent.dose)}"
-            if alternative:
-                label += f" (or {' or '.join(others)})"
-            out.append(
-                {
-                    "label": _short(label, 80),
-                    "uuid": new_uuid(),
-                    # The source ranks no alternative above another: none is the recommended one.
-                    "isRecommended": not out and not alternative,
-                    "actions": [
-                        {
-                            "type": "create",
-                            "description": f"Create a draft order for {agent.display}",
-                            "resource": _medication_request(agent, patient_ref, rec),
-                        }
-                    ],
-                }
-            )
+            label += f" (or {' or '.join(others)})"
+        out.append(
+            {
+                "label": _short(label, 80),
+                "uuid": new_uuid(),
+                # The source ranks no alternative above another: none is the recommended one.
+                "isRecommended": not out and not alternative,
+                "actions": [
+                    {
+                        "type": "create",
+                        "description": f"Create a draft order for {agent.display}",
+                        "resource": _medication_request(agent, patient_ref, rec),
+                    }
+                ],
+            }
+        )
     return out
 
 
-def _selection(recs: Sequence[Recommendation], drafted: int) -> str:
+def _selection(drafts: Sequence[tuple[Recommendation, AgentOption]]) -> str:
     """Return 'at-most-one' when every draft is one of a step's alternatives, else 'any'."""
-    alternatives = [a for rec in recs for a in rec.agents if a.agent in rec.choose_one]
-    drafts = [
-        a
-        for a in alternatives
-        if not a.in_use and a.dose is not None and (a.dose.low, a.dose.high) != (None, None)
-    ]
-    return "at-most-one" if drafts and len(drafts) == drafted else "any"
+    alternatives = all(agent.agent in rec.choose_one for rec, agent in drafts)
+    return "at-most-one" if drafts and alternatives else "any"
 
 
 def _other_option_lines(recs: Sequence[Recommendation], base_url: str) -> list[str]:
@@ -323,10 +328,10 @@ def patient_view_cards(
             "source": _card_source(version, first_id, base_url, first_id),
             "links": _links(base_url, chart_token),
         }
-        suggestions = _suggestions(first, patient_ref)
-        if suggestions:
-            card["suggestions"] = suggestions
-            card["selectionBehavior"] = _selection(first, len(suggestions))
+        drafts = _draftable(first)
+        if drafts:
+            card["suggestions"] = _suggestions(drafts, patient_ref)
+            card["selectionBehavior"] = _selection(drafts)
         card["overrideReasons"] = _override_reasons()
         cards.append(card)
     else:
