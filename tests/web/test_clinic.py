@@ -695,6 +695,9 @@ def test_a_form_filled_from_a_cds_card_link_is_accessible(
                     {"agent": "prednisone", "dose": {"value": 15, "unit": "mg/day"}}
                 ],
                 "treatment_history": [],
+                "unresolved_medications": [
+                    "medication resembling methotrexate (MedicationStatement/ms-9)"
+                ],
             },
             [("fhir.observation_undated", "the weight Observation used has no effective time")],
         )
@@ -705,6 +708,7 @@ def test_a_form_filled_from_a_cds_card_link_is_accessible(
     expect(page.locator(by_name("age_years"))).to_have_value("61")
     expect(page.locator(by_name("current_medications[0].agent"))).to_have_value("prednisone")
     expect(page.locator("body")).to_contain_text("has no effective time")
+    expect(page.get_by_label("medication resembling methotrexate", exact=False)).to_be_checked()
     shot(page, artifacts, "chart-handoff-form")
     axe_clean(page, axe_source, "the form filled from a CDS card's link")
     # An unknown token: the blank form saying the link has expired, just as accessible.

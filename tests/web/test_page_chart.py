@@ -118,3 +118,35 @@ def test_the_chart_page_needs_sign_in_and_sign_in_leads_back_to_it(tmp_path: Pat
         assert res.status_code == 303
         assert res.headers["location"] == f"/assess?chart={token}"
         assert field_value(client.get(res.headers["location"]).text, "age_years") == "62"
+
+
+def _post(client: TestClient, html: str, changes: dict[str, str], drop: str | None = None) -> str:
+    """Submit the form as shown (every filled field and ticked box), changed, less one field."""
+    fields = dict(re.findall(r'name="([^"]+)"[^>]*?value="([^"]*)"', html))
+    for name in re.findall(r'<select name="([^"]+)"', html):
+        chosen = selected(html, name)
+        if chosen is not None:
+            fields[name] = chosen
+    fields.pop("action", None)
+    fields.update(changes)
+    if drop is not None:
+        fields.pop(drop)
+    res = client.post("/assess", data=fields)
+    assert res.status_code == 200, res.text[:300]
+    return res.text
+
+
+def test_drugs_the_chart_could_not_identify_stay_until_unticked(client: TestClient) -> None:
+    html = client.get(f"/assess?chart={_hand_off(client)}").text
+    box = re.search(r'<input type="checkbox" name="unresolved_medications\[0\]"[^>]*>', html)
+    assert box
+    assert "checked" in box.group(0)
+    assert field_value(html, "unresolved_medications[0]") == "azathioprine (dose not readable)"
+    # The clinician adds what the chart lacked (a flare after control) and submits: the answer
+    # still knows a drug could not be read...
+    flare = {"disease_control_achieved": "yes", "flare": "yes"}
+    kept = _post(client, html, flare)
+    assert "could not be identified or read (azathioprine (dose not readable))" in kept
+    # ...and once the clinician unticks it, it is gone from the answer.
+    dropped = _post(client, html, flare, drop="unresolved_medications[0]")
+    assert "azathioprine (dose not readable)" not in dropped

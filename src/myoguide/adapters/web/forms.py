@@ -26,7 +26,9 @@ TRISTATE = {"yes": True, "no": False, "unknown": None}
 CONFIRM_WARNINGS = ("weight_unusual", "bmi_unusual")
 CONFIRM_FIELD = "confirm_body"
 
-_ROW = re.compile(r"^(current_medications|treatment_history)\[(\d+)\]\.")
+_ROW = re.compile(
+    r"^(current_medications|treatment_history|unresolved_medications)\[(\d+)\](?:\.|$)"
+)
 # The sign is kept so that the validator, not the form, says what is wrong with a negative value.
 _MEASURE = re.compile(
     r"^\s*(?P<num>-?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+))\s*(?P<unit>[a-zA-Z]*)\s*$"
@@ -63,6 +65,10 @@ _ROW_LABELS = {
 }  # fmt: skip
 
 
+# Drugs a chart named that could not be identified (from a CDS card's hand-off, ADR 0014).
+UNRESOLVED = "unresolved_medications"
+
+
 @dataclass
 class FormData:
     """The raw values of the form as strings, keyed by field name, with errors by field."""
@@ -81,6 +87,13 @@ class FormData:
     def error(self, name: str, message: str) -> None:
         """Record a field's error; the first one found for a field is kept."""
         self.errors.setdefault(name, message)
+
+    def unresolved(self) -> list[tuple[str, str]]:
+        """Return the chart's unidentified drugs still ticked, as (field name, label)."""
+        return [
+            (f"{UNRESOLVED}[{row}]", self.values[f"{UNRESOLVED}[{row}]"])
+            for row in _rows_in(self.values, UNRESOLVED)
+        ]
 
 
 def field_label(name: str) -> str:
@@ -205,6 +218,10 @@ def state_from_form(raw: Mapping[str, str]) -> tuple[dict[str, Any], FormData]:
         state["ild"] = {"present": True, "refractory": form.get("ild.refractory") == "on"}
     if form.get("skin_predominant") == "on":
         state["skin_predominant"] = True
+    unresolved = [label for _, label in form.unresolved()]
+    if unresolved:
+        # Kept until the clinician unticks them: the engine then assumes no drug it could not read.
+        state[UNRESOLVED] = unresolved
     form.med_count = _shown_rows(med_rows, form.med_rows)
     form.history_count = _shown_rows(history_rows, form.history_rows)
     return state, form
@@ -349,6 +366,8 @@ def form_from_state(state: Mapping[str, Any]) -> FormData:
             v["ild.refractory"] = "on"
     if state.get("skin_predominant"):
         v["skin_predominant"] = "on"
+    for i, label in enumerate(state.get(UNRESOLVED) or []):
+        v[f"{UNRESOLVED}[{i}]"] = _text(label)
     return FormData(values=v, med_count=len(meds) + 1, history_count=len(history) + 1)
 
 
