@@ -359,8 +359,14 @@ def test_aza_with_mtx_always_carries_the_cytopenia_caution(state: dict[str, Any]
         assert "aza_mtx_in_use" in codes
     for rec in result.recommendations:
         named = {a.agent for a in rec.agents if a.action != "switch_to"} & PAIR
-        if named and (named | in_use) == PAIR:
-            ids = {c.id for c in rec.caution_details}
+        ids = {c.id for c in rec.caution_details}
+        if named and named <= set(rec.choose_one):
+            # Alternatives: one is added, so only one of them with what is in use is "together".
+            if any({a} | in_use == PAIR for a in named):
+                assert "combination_cytopenia" in ids, rec.id
+            else:
+                assert "combination_cytopenia" not in ids, rec.id
+        elif named and (named | in_use) == PAIR:
             assert "combination_cytopenia" in ids, rec.id
 
 
