@@ -535,11 +535,18 @@ async def export(patient_id: int, site: SiteDep) -> Response:
     )
 
 
+def _login_page(
+    request: Request, site: Site, next: str, error: str | None = None, status: int = 200
+) -> Response:
+    """The sign-in page, going on to a safe local `next` after sign-in."""
+    return site.page(
+        request, "login.html", status, title="Sign in", nav="", next=_safe_next(next), error=error
+    )
+
+
 @accounts.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, site: SiteDep, next: str = "/") -> Response:
-    return site.page(
-        request, "login.html", title="Sign in", nav="", next=_safe_next(next), error=None
-    )
+    return _login_page(request, site, next)
 
 
 @accounts.post("/login")
@@ -550,29 +557,15 @@ async def login(request: Request, site: SiteDep, data: Form) -> Response:
         # Refused before the password is checked: a locked account cannot be probed.
         wait = await run_in_threadpool(signin.throttle.wait_seconds, username, address)
         if wait > 0:
-            return site.page(
-                request,
-                "login.html",
-                429,
-                title="Sign in",
-                nav="",
-                next=_safe_next(data.get("next", "/")),
-                error=f"Too many failed sign-ins: try again in {wait_words(wait)}.",
-            )
+            error = f"Too many failed sign-ins: try again in {wait_words(wait)}."
+            return _login_page(request, site, data.get("next", "/"), error, 429)
     ok = await run_in_threadpool(site.deps.users.verify, username, data.get("password", ""))
     if signin is not None:
         record = signin.throttle.succeeded if ok else signin.throttle.failed
         await run_in_threadpool(record, *((username,) if ok else (username, address)))
     if not ok:
-        return site.page(
-            request,
-            "login.html",
-            401,
-            title="Sign in",
-            nav="",
-            next=_safe_next(data.get("next", "/")),
-            error="User name or password is not right.",
-        )
+        error = "User name or password is not right."
+        return _login_page(request, site, data.get("next", "/"), error, 401)
     if signin is not None:
         await begin(request, signin.sessions, username)
     else:
