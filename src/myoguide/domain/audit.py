@@ -6,6 +6,7 @@ raised flag says how the record differs from the review's suggested order, never
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from msgspec import Struct
@@ -45,6 +46,7 @@ DATA_WARNINGS = frozenset(
     }
 )
 UNUSABLE = "unusable"
+DECEASED = "deceased"
 
 
 class RaisedFlag(Struct, frozen=True):
@@ -100,6 +102,29 @@ def audit_patient(
 def unusable_row(problems: tuple[str, ...], knowledge_version: str) -> AuditRow:
     """Return the row of a patient whose record gave no usable state (no answer, no flags)."""
     return AuditRow(UNUSABLE, None, None, (), tuple(sorted(set(problems))), (), knowledge_version)
+
+
+def deceased_row(knowledge_version: str) -> AuditRow:
+    """Return the row of a patient who died by the evaluation date (counted apart, no answer)."""
+    return AuditRow(DECEASED, None, None, (), (), (), knowledge_version)
+
+
+def died_by(flag: bool | None, when: str | None, evaluation_date: date) -> bool:
+    """Tell whether a record says the patient had died by the evaluation date.
+
+    A death date written to the year or month counts from its first day: a death recorded in the
+    period the audit ends in is not audited as a living patient's care.
+    """
+    if when is not None:
+        parts = when[:10].split("-")
+        try:
+            year = int(parts[0])
+            month = int(parts[1]) if len(parts) > 1 else 1
+            day = int(parts[2]) if len(parts) > 2 else 1
+            return date(year, month, day) <= evaluation_date
+        except ValueError:
+            return flag is True  # an unreadable date: the flag alone decides
+    return flag is True
 
 
 def _check(
