@@ -88,9 +88,7 @@ def session(master: str, executor_python: str | None = None) -> Any:
 
 def package_zip(folder: Path) -> Path:
     """Write the installed myoguide package (code and knowledge files) as a zip for executors."""
-    import myoguide
-
-    root = Path(myoguide.__file__).parent
+    root = Path(__file__).resolve().parents[2]  # the myoguide package folder
     out = folder / "myoguide.zip"
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         for path in sorted(root.rglob("*")):
