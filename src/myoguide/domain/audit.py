@@ -6,7 +6,6 @@ raised flag says how the record differs from the review's suggested order, never
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 
 from msgspec import Struct
@@ -109,8 +108,8 @@ def deceased_row(knowledge_version: str) -> AuditRow:
     return AuditRow(DECEASED, None, None, (), (), (), knowledge_version)
 
 
-def died_by(flag: bool | None, when: str | None, evaluation_date: date) -> bool:
-    """Tell whether a record says the patient had died by the evaluation date.
+def died_by(flag: bool | None, when: str | None, evaluation_date: str) -> bool:
+    """Tell whether a record says the patient had died by the evaluation date (YYYY-MM-DD).
 
     A death date written to the year or month counts from its first day: a death recorded in the
     period the audit ends in is not audited as a living patient's care.
@@ -118,12 +117,10 @@ def died_by(flag: bool | None, when: str | None, evaluation_date: date) -> bool:
     if when is not None:
         parts = when[:10].split("-")
         try:
-            year = int(parts[0])
-            month = int(parts[1]) if len(parts) > 1 else 1
-            day = int(parts[2]) if len(parts) > 2 else 1
-            return date(year, month, day) <= evaluation_date
+            year, month, day = (int(x) for x in [*parts, "1", "1"][:3])
         except ValueError:
             return flag is True  # an unreadable date: the flag alone decides
+        return f"{year:04d}-{month:02d}-{day:02d}" <= evaluation_date
     return flag is True
 
 

@@ -172,7 +172,7 @@ def patient_row(
         return None
     patients = [r for r in resources if r.get("resourceType") == "Patient"]
     flag, when = death_date(patients[0]) if patients else (None, None)
-    if died_by(flag, when, evaluation_date):
+    if died_by(flag, when, evaluation_date.isoformat()):
         # Counted apart, with no answer: a dead patient's doses are not audited as current care.
         return _row(pid, meanings, dates, deceased_row(auditor.knowledge_version), len(resources))
     entries = [{"resource": res} for res in resources]
