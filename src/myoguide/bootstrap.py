@@ -1,8 +1,9 @@
 """The composition root: loads knowledge once and wires the engine, adapters and use cases.
 
-Only entry points import this module: the command line (`adapters/cli.py`'s `main`) and the
-Python API (`myoguide.recommend`). Imports of the HTTP stack and settings are made inside the
-functions that need them so `myoguide recommend` starts fast.
+Only the entry points in `myoguide.entrypoints` import this module: the command line, the ASGI
+app factory of `serve --workers N` and the Python API (`myoguide.recommend`). Imports of the HTTP
+stack and settings are made inside the functions that need them so `myoguide recommend` starts
+fast.
 """
 
 from __future__ import annotations
@@ -418,11 +419,3 @@ def build_http_app(config: ServeConfig) -> FastAPI:
         ),
     )
     return app
-
-
-def worker_app() -> FastAPI:
-    """Build the app in a `serve --workers N` process from the options its parent handed over."""
-    text = settings().serve_config
-    if not text:
-        raise RuntimeError("MYOGUIDE_SERVE_CONFIG is not set: start workers with myoguide serve")
-    return build_http_app(ServeConfig.from_json(text))

@@ -183,7 +183,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         )
         out.flush()
         uvicorn.run(
-            "myoguide.bootstrap:worker_app",
+            "myoguide.entrypoints.asgi:worker_app",
             factory=True,
             workers=args.workers,
             host=args.host,
