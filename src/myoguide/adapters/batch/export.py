@@ -190,11 +190,6 @@ def read_lines(chunk: Chunk, problems: Problems) -> Iterator[tuple[int, bytes, b
         problems.add("unreadable", name, 0)
 
 
-def total_bytes(files: list[ExportFile]) -> int:
-    """Return the bytes of the export on disk."""
-    return sum(f.size for f in files)
-
-
 def cpu_count() -> int:
     """Return the cores this process may use."""
     try:

@@ -118,11 +118,6 @@ class SessionStore:
         with write_session(self._sessions) as session:
             session.execute(delete(WebSessionModel).where(WebSessionModel.id == _digest(token)))
 
-    def end_all(self, username: str) -> None:
-        """End every session of a user (password change)."""
-        with write_session(self._sessions) as session:
-            session.execute(delete(WebSessionModel).where(WebSessionModel.username == username))
-
 
 @dataclass(frozen=True)
 class ThrottlePolicy:
