@@ -1,4 +1,5 @@
-"""The `myoguide` command: recommend, knowledge, schema and demo.
+"""The `myoguide` command: recommend, serve, user, knowledge, schema, export, feedback, record,
+demo, audit and synth.
 
 Its `main` is an entry point, so it may import the composition root (`myoguide.bootstrap`).
 Most imports sit inside the commands that need them: each run loads only what its command uses,
