@@ -288,7 +288,7 @@ def record_stores(config: ServeConfig) -> tuple[RecordStore, UserStore]:
     from myoguide.adapters.store import RecordStore, UserStore
 
     engine = store_engine(config)
-    return RecordStore(engine, clock=SystemClock().now), UserStore(engine)
+    return RecordStore(engine, clock=SystemClock()), UserStore(engine)
 
 
 def verify_record(config: ServeConfig) -> tuple[bool, str]:
@@ -347,7 +347,7 @@ def build_http_app(config: ServeConfig) -> FastAPI:
     service = default_service()
     base_url = public_url(config)
     engine = store_engine(config)
-    records, users = RecordStore(engine, clock=clock.now), UserStore(engine)
+    records, users = RecordStore(engine, clock=clock), UserStore(engine)
     verifier = None
     if not config.insecure_dev:
         # The jti cache is in the store: every worker and a restart refuse a replay.
@@ -360,7 +360,7 @@ def build_http_app(config: ServeConfig) -> FastAPI:
         service.knowledge.knowledge_version,
         clock,
     )
-    sessions = SessionStore(engine, clock=clock.now)
+    sessions = SessionStore(engine, clock=clock)
     authenticate = None
     if config.require_login:
         # Off loopback the JSON API needs a signed-in session or a trusted client's token.
@@ -378,7 +378,7 @@ def build_http_app(config: ServeConfig) -> FastAPI:
     fhir = HttpxFhirClient({i.issuer: i.fhir_servers for i in config.issuers}, templates=templates)
     # One queue shared by the CDS door (writes) and the page (reads), so a page always finds
     # the hand-offs its own process issued.
-    handoffs = WriteBehindHandoffs(StoreChartHandoffs(make_engine(url), clock=clock.now))
+    handoffs = WriteBehindHandoffs(StoreChartHandoffs(make_engine(url), clock=clock))
     app = create_app(
         AppDeps(
             service=service,
@@ -392,7 +392,7 @@ def build_http_app(config: ServeConfig) -> FastAPI:
             ),
             authenticate=authenticate,
             store_probe=StoreProbe(engine).writable,
-            registry=StoreCardRegistry(make_engine(url), clock.now),
+            registry=StoreCardRegistry(make_engine(url), clock),
             handoffs=handoffs,
         )
     )
@@ -413,7 +413,7 @@ def build_http_app(config: ServeConfig) -> FastAPI:
             secret_key=secret_key(config.data_dir),
             require_login=config.require_login,
             clock=clock,
-            signin=SignIn(sessions, SigninThrottle(engine, clock=clock.now)),
+            signin=SignIn(sessions, SigninThrottle(engine, clock=clock)),
             secure_cookies=bool(base_url and base_url.startswith("https://")),
             handoffs=handoffs,
         ),
