@@ -23,7 +23,7 @@ from myoguide.service.ports import (
     ReplayCache,
     UserStore,
 )
-from myoguide.service.records import PatientRecords
+from myoguide.service.records import PatientFile, PatientRecords
 
 __all__ = [
     "Assessment",
@@ -41,6 +41,7 @@ __all__ = [
     "HookAnswer",
     "OrderLine",
     "PatientAudit",
+    "PatientFile",
     "PatientRecords",
     "PrefetchMissing",
     "RecordReader",
