@@ -21,7 +21,6 @@ from myoguide.service.ports import (
     RecordReader,
     RecordStore,
     ReplayCache,
-    UserStore,
 )
 from myoguide.service.records import PatientFile, PatientRecords
 
@@ -48,7 +47,6 @@ __all__ = [
     "RecordStore",
     "ReplayCache",
     "Service",
-    "UserStore",
     "prefetch_templates",
     "report_feedback",
 ]

@@ -29,6 +29,7 @@ from myoguide.adapters.web.forms import (
     OUTCOMES,
     field_label,
 )
+from myoguide.adapters.web.ports import UserStore
 from myoguide.adapters.web.session import (
     SignIn,
     session_user,
@@ -36,7 +37,7 @@ from myoguide.adapters.web.session import (
 from myoguide.adapters.web.words import fact_words
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.units import fmt
-from myoguide.service import ChartHandoffs, Clock, PatientRecords, Service, UserStore
+from myoguide.service import ChartHandoffs, Clock, PatientRecords, Service
 
 MEASURE_WORDS = {"weight_kg": "Weight (kg)", "height_cm": "Height (cm)", "bsa_m2": "BSA (m2)"}
 
