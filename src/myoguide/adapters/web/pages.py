@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from myoguide.adapters.jsonio import dumps, to_jsonable
-from myoguide.adapters.web import accounts as _accounts  # noqa: F401  (its routes)
+from myoguide.adapters.web.accounts import accounts
 from myoguide.adapters.web.answer import stored_result
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
@@ -32,7 +32,6 @@ from myoguide.adapters.web.site import (
     Site,
     SiteDep,
     WebDeps,
-    accounts,
     csrf_failed,
     login_required,
     pages,

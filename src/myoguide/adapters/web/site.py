@@ -30,10 +30,7 @@ from myoguide.adapters.web.forms import (
     field_label,
 )
 from myoguide.adapters.web.ports import UserStore
-from myoguide.adapters.web.session import (
-    SignIn,
-    session_user,
-)
+from myoguide.adapters.web.session import SignIn, session_user
 from myoguide.adapters.web.words import fact_words
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.units import fmt
@@ -190,7 +187,6 @@ Form = Annotated[dict[str, str], Depends(csrf_form)]
 
 # Every page but sign-in and sign-out needs a signed-in user (when sign-in is required).
 pages = APIRouter(include_in_schema=False, dependencies=[Depends(signed_in)])
-accounts = APIRouter(include_in_schema=False)
 
 
 async def csrf_failed(request: Request, _: Exception) -> Response:
