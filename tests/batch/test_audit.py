@@ -26,8 +26,8 @@ from myoguide.adapters.batch.patient import (
 )
 from myoguide.adapters.batch.report import Report, cell, render_report
 from myoguide.adapters.batch.run import audit
-from myoguide.adapters.cli import main
 from myoguide.bootstrap import build_auditor
+from myoguide.entrypoints.cli import main
 from myoguide.errors import KnowledgeError
 from myoguide.knowledge.flags import WORDING, load_packaged_flags, parse_flags
 from myoguide.knowledge.loader import PACKAGED_FILE, load_packaged
