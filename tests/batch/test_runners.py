@@ -25,8 +25,8 @@ from myoguide.adapters.batch.local import LocalRunner
 from myoguide.adapters.batch.patient import columns, schema
 from myoguide.adapters.batch.report import HIDDEN, protect
 from myoguide.adapters.batch.runner import Runner
-from myoguide.adapters.cli import main
 from myoguide.bootstrap import build_auditor
+from myoguide.entrypoints.cli import main
 
 pytestmark = pytest.mark.xdist_group("batch")
 
