@@ -141,6 +141,23 @@ def effective_time(res: dict[str, Any]) -> object:
     return res.get("issued")
 
 
+def to_date(value: object) -> datetime.date | None:
+    """Return the calendar day of a FHIR date or dateTime (a partial date gives None)."""
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        return datetime.date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def period_dates(period: object) -> tuple[datetime.date | None, datetime.date | None]:
+    """Return the first and last day of a FHIR Period (None where not stated)."""
+    if not isinstance(period, dict):
+        return None, None
+    return to_date(period.get("start")), to_date(period.get("end"))
+
+
 def sort_key(value: object, i: int) -> SortKey:
     """Return a key ordering resources by a FHIR date/dateTime, undated first, then by position."""
     seconds = _seconds(value)
