@@ -916,8 +916,8 @@ def test_unknown_and_ambiguous_codes_are_skipped() -> None:
     result = meds(unknown)
     assert result.state["current_medications"] == []
     assert [w.message for w in result.warnings if w.code == "medication_code_unknown"] == [
-        "RxNorm code(s) 99999999 are not agents of this guideline and the medication has no "
-        "name; listed as unresolved"
+        "a drug coded only as RxNorm 99999999, with no name, could not be identified; "
+        "listed as unresolved"
     ]
     assert result.state["unresolved_medications"] == [
         "RxNorm 99999999 not identified (MedicationRequest/m)"

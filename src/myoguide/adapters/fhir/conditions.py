@@ -26,6 +26,7 @@ from myoguide.adapters.fhir.primitives import (
     Warn,
     coding_codes,
     resource_label,
+    shown,
     sort_key,
     stated_extensions,
     status_code,
@@ -118,7 +119,7 @@ class ConditionReader:
             self.warn(
                 "multiple_diagnoses",
                 "more than one myositis diagnosis; the most recently recorded "
-                f"({diagnosis}) was used",
+                f"({shown(diagnosis)}) was used",
                 label,
             )
         state["diagnosis"] = diagnosis
@@ -148,7 +149,7 @@ class ConditionReader:
             state["flare"] = clinical in CLINICAL_FLARE
             self.warn(
                 "course_from_condition",
-                f"the {diagnosis} entry is marked {clinical}: read as "
+                f"the {shown(diagnosis)} diagnosis is marked {clinical}: read as "
                 + (
                     "active again after control (a flare)"
                     if clinical in CLINICAL_FLARE

@@ -38,6 +38,7 @@ from myoguide.adapters.fhir.primitives import (
     effective_time,
     period_dates,
     resource_label,
+    shown,
     sort_key,
     status_code,
     to_decimal,
@@ -188,7 +189,7 @@ class MedicationReader:
         if role is None:
             self.warn(
                 "medication_status_unclear",
-                f"a {agent} record does not say whether it is being taken, was taken or was "
+                f"a {shown(agent)} record does not say whether it is being taken, was taken or was "
                 "never given; not counted",
                 label,
             )
@@ -196,7 +197,8 @@ class MedicationReader:
         if role == "not_ordered":
             self.warn(
                 "medication_not_ordered",
-                f"{agent} is only proposed, planned or drafted, not ordered; not counted as in "
+                f"{shown(agent)} is only proposed, planned or drafted, not ordered; not counted "
+                "as in "
                 "use or as tried",
                 label,
             )
@@ -209,7 +211,8 @@ class MedicationReader:
             if timing == "ended":
                 self.warn(
                     "medication_ended",
-                    f"the {agent} prescription's dates ended before the evaluation date; counted "
+                    f"the {shown(agent)} prescription's dates ended before the evaluation date; "
+                    "counted "
                     "as tried, not as in use",
                     label,
                 )
@@ -220,7 +223,8 @@ class MedicationReader:
             if timing == "future":
                 self.warn(
                     "medication_not_started",
-                    f"the {agent} prescription starts after the evaluation date; not counted as "
+                    f"the {shown(agent)} prescription starts after the evaluation date; not "
+                    "counted as "
                     "in use",
                     label,
                 )
@@ -228,7 +232,7 @@ class MedicationReader:
             if status == "on-hold":
                 self.warn(
                     "medication_on_hold",
-                    f"{agent} is on hold (paused, expected to resume); counted as in use",
+                    f"{shown(agent)} is on hold (paused, expected to resume); counted as in use",
                     label,
                 )
             reading = read_dose(dosages, resolved, self.term, self.today)
@@ -284,17 +288,18 @@ class MedicationReader:
             # Two prescriptions of one drug with no order between them, and different doses.
             self.warn(
                 "medication_duplicate",
-                f"{agent} is prescribed more than once at the same time with different or "
+                f"{shown(agent)} is prescribed more than once at the same time with different or "
                 "undated doses; listed once, without a dose",
                 latest.label,
             )
             self.current[agent] = {"agent": agent}
-            self.unresolved.append(f"{agent} (dose not readable)")
+            self.unresolved.append(f"{shown(agent)} (dose not readable)")
             return
         if len(found) > 1:
             self.warn(
                 "medication_renewed",
-                f"{agent} was prescribed {len(found)} times (renewals); the latest prescription's "
+                f"{shown(agent)} was prescribed {len(found)} times (renewals); the latest "
+                "prescription's "
                 "dose was used",
                 latest.label,
             )
@@ -302,10 +307,12 @@ class MedicationReader:
         for code, message in reading.notes:
             self.warn(code, message, label)
         if reading.dose is None:
-            self.warn(reading.code, f"{reading.message}; {agent} listed without a dose", label)
+            self.warn(
+                reading.code, f"{reading.message}; {shown(agent)} listed without a dose", label
+            )
             self.current[agent] = {"agent": agent}
             if reading.unreadable:
-                self.unresolved.append(f"{agent} (dose not readable)")
+                self.unresolved.append(f"{shown(agent)} (dose not readable)")
         else:
             self.current[agent] = {"agent": agent, "dose": reading.dose}
 
@@ -313,7 +320,7 @@ class MedicationReader:
         """Add an agent's history entries: clinical outcomes, or one 'unknown' when none."""
         clinical = [e for e in entries if e.outcome != "unknown"]
         for entry in clinical:
-            self.warn("history_outcome_read", f"{agent}: {entry.note}", entry.label)
+            self.warn("history_outcome_read", f"{shown(agent)}: {entry.note}", entry.label)
             self.add_entry(agent, entry.outcome)
         if clinical or agent in self.current:
             # A finished course of a drug in use now is a renewal or an earlier course: the drug
@@ -323,7 +330,8 @@ class MedicationReader:
         code = first.code or "history_outcome_unknown"
         self.warn(
             code,
-            f"{agent} was taken before, but {first.problem}; counted as tried, outcome unknown",
+            f"{shown(agent)} was taken before, but {first.problem}; counted as tried, "
+            "outcome unknown",
             first.label,
         )
         self.add_entry(agent, "unknown")
@@ -339,7 +347,7 @@ class MedicationReader:
             if not isinstance(target, str):
                 self.warn(
                     "medication_missing",
-                    "no medicationCodeableConcept or medicationReference; skipped",
+                    "a medication record does not name its drug; listed as unresolved",
                     label,
                 )
                 self.unresolved.append(f"medication not named ({label})")
@@ -348,7 +356,9 @@ class MedicationReader:
             if medication is None:
                 self.warn(
                     "medication_reference_unresolved",
-                    "medicationReference does not point to a Medication in the Bundle; skipped",
+                    "a medication record points to a drug description that is not in the "
+                    "record; listed as "
+                    "unresolved",
                     label,
                 )
                 self.unresolved.append(f"medication reference not found ({label})")
@@ -376,7 +386,7 @@ class MedicationReader:
             return NamedAgent(agents.pop(), medication, product)
         label = resource_label(res, i)  # only a drug not resolved by code is warned about
         if agents:
-            named = ", ".join(sorted(agents))
+            named = ", ".join(shown(a) for a in sorted(agents))
             self.warn(
                 "medication_ambiguous",
                 f"the medication codes name more than one agent ({named}); skipped",
@@ -420,25 +430,25 @@ class MedicationReader:
         near |= {a for m in matches if m.kind == "near" for a in m.agents}
         topical = {a for m in matches if m.kind == "topical" for a in m.agents}
         if topical and not named and not near:
-            like = ", ".join(sorted(topical))
+            like = ", ".join(shown(a) for a in sorted(topical))
             self.warn(
                 "medication_topical",
                 f"{like} in a form for the skin or eye is not systemic treatment; left out",
                 label,
             )
             return None
-        shown = ", ".join(c for c in codes if DIGITS.fullmatch(c))
+        digits = ", ".join(c for c in codes if DIGITS.fullmatch(c))
         if len(named) == 1 and near <= named:
             agent = next(iter(named))
             self.warn(
                 "medication_matched_by_name",
-                f"{agent} was identified by its name, not by an RxNorm code the terminology "
-                "knows" + (f" ({shown})" if shown else ""),
+                f"{shown(agent)} was identified by its name, not by a drug code this tool knows"
+                + (f" (RxNorm {digits})" if digits else ""),
                 label,
             )
             return NamedAgent(agent, medication, None)
         if named or near:
-            like = ", ".join(sorted(named | near))
+            like = ", ".join(shown(a) for a in sorted(named | near))
             self.warn(
                 "medication_unresolved",
                 f"the medication's name resembles {like} but does not identify it; not counted "
@@ -452,15 +462,16 @@ class MedicationReader:
         if codes:
             self.warn(
                 "medication_code_unknown",
-                f"RxNorm code(s) {shown or '(not shown)'} are not agents of this guideline and "
-                "the medication has no name; listed as unresolved",
+                f"a drug coded only as RxNorm {digits or '(code not shown)'}, with no name, "
+                "could not "
+                "be identified; listed as unresolved",
                 label,
             )
-            self.unresolved.append(f"RxNorm {shown or 'code'} not identified ({label})")
+            self.unresolved.append(f"RxNorm {digits or 'code'} not identified ({label})")
             return None
         self.warn(
             "medication_not_coded",
-            "the medication has no RxNorm code and no name; listed as unresolved",
+            "a medication record has no drug code and no name; listed as unresolved",
             label,
         )
         self.unresolved.append(f"medication without code or name ({label})")
@@ -527,11 +538,12 @@ class MedicationReader:
             return
         self.warn(
             "allergy_not_counted",
-            f"an allergy record names {resolved.agent} but is neither of type intolerance nor a "
+            f"an allergy record names {shown(resolved.agent)} but is neither of type intolerance "
+            "nor a "
             "medication allergy with a reaction; not counted as intolerance",
             resource_label(res, i),
         )
-        self.unresolved.append(f"{resolved.agent} (allergy record not read)")
+        self.unresolved.append(f"{shown(resolved.agent)} (allergy record not read)")
 
     def add_entry(self, agent: str, outcome: str) -> None:
         """Add a history entry once."""
@@ -591,13 +603,15 @@ def read_dose(
         notes = (
             (
                 "dose_line_by_dates",
-                f"the {resolved.agent} order has several dosage lines; the one whose dates cover "
+                f"the {shown(resolved.agent)} order has several dosage lines; the one whose "
+                "dates cover "
                 "the evaluation date was used",
             ),
         )
     if len(readings) == 1:
         only = readings[0]
         return only._replace(notes=only.notes + notes)
+    notes += tuple(dict.fromkeys(n for r in readings for n in r.notes))
     doses = [r.dose for r in readings]
     if any(d is None for d in doses) or len({d["unit"] for d in doses if d}) != 1:
         return DoseReading(
@@ -632,7 +646,7 @@ def read_dose(
             *notes,
             (
                 "dose_lines",
-                f"the {resolved.agent} order has several dosage lines ({values[0]} to "
+                f"the {shown(resolved.agent)} order has several dosage lines ({values[0]} to "
                 f"{values[-1]} {unit}) and which one is taken now is not stated; the answer does "
                 "not depend on which, and the highest was used",
             ),
@@ -703,7 +717,7 @@ def read_line(dosage: object, resolved: NamedAgent, term: Terminology) -> DoseRe
         notes = (
             (
                 "dose_timing_from_text",
-                f"the {resolved.agent} dose is read as once a week from the written "
+                f"the {shown(resolved.agent)} dose is read as once a week from the written "
                 "instructions, not from a coded schedule",
             ),
         )
@@ -716,7 +730,7 @@ def read_line(dosage: object, resolved: NamedAgent, term: Terminology) -> DoseRe
             notes += (
                 (
                     "dose_unit_assumed",
-                    f"the {resolved.agent} dose states no unit; it was read as a count of "
+                    f"the {shown(resolved.agent)} dose states no unit; it was read as a count of "
                     f"{assumed}s of the prescribed product's strength",
                 ),
             )
@@ -745,7 +759,7 @@ def read_range(
         span = f"{low['value']} to {high['value']} {unit}"
     else:
         span = f"up to {high['value']} {unit} (low end not readable)"
-    message = f"{agent} is ordered as a dose range, {span}; the high end is used as the dose"
+    message = f"{shown(agent)} is ordered as a dose range, {span}; the high end is used as the dose"
     if agent == "prednisone" and isinstance(low, dict) and low["unit"] == unit:
         per_mg = Decimal(1000) if unit.startswith("g/") else Decimal(1)
         lo = Decimal(repr(low["value"])) * per_mg
