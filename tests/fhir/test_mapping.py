@@ -1404,3 +1404,132 @@ def test_the_fast_path_reads_what_the_checked_path_reads(value: Any) -> None:
     checked = run(_held(value))
     assert fast.state == checked.state
     assert fast.warnings == checked.warnings
+
+
+# --- issue 17: charts as FHIR defines them --------------------------------------------------------
+
+STATUS_REASON = "http://terminology.hl7.org/CodeSystem/medicationrequest-status-reason"
+
+
+@pytest.mark.parametrize(
+    ("reason", "outcome"),
+    [
+        ({"coding": [{"system": STATUS_REASON, "code": "sintol"}]}, "intolerance"),
+        ({"coding": [{"system": STATUS_REASON, "code": "hospadm"}]}, "unknown"),
+        ({"coding": [{"system": STATUS_REASON, "code": "altchoice"}]}, "unknown"),
+        ({"text": "Prior authorization failed"}, "unknown"),
+        ({"text": "Insurance no longer covers it; ineffective alternative not tried"}, "unknown"),
+        ({"text": "Patient moved away"}, "unknown"),
+        ({"text": "Inadequate response"}, "inadequate_response"),
+    ],
+)
+def test_only_a_clinical_stopping_reason_makes_an_outcome(reason: Any, outcome: str) -> None:
+    result = meds(request("methotrexate", status="stopped", reason=reason, rid="h"))
+    assert result.state["treatment_history"] == [{"agent": "methotrexate", "outcome": outcome}]
+    read = [w for w in result.warnings if w.code == "history_outcome_read"]
+    assert len(read) == (0 if outcome == "unknown" else 1)
+
+
+def test_the_indication_is_never_an_outcome() -> None:
+    started = request("rituximab", status="stopped", rid="r")
+    started["reasonCode"] = [{"text": "Dermatomyositis, failed methotrexate"}]
+    result = meds(started)
+    assert result.state["treatment_history"] == [{"agent": "rituximab", "outcome": "unknown"}]
+
+
+@pytest.mark.parametrize("intent", ["proposal", "plan", "option"])
+def test_a_proposal_or_plan_is_neither_use_nor_a_trial(intent: str) -> None:
+    result = meds(request("azathioprine", dosage(100), intent=intent))
+    assert result.state["current_medications"] == []
+    assert "treatment_history" not in result.state
+    assert "medication_not_ordered" in codes(result)
+
+
+def test_order_dates_decide_whether_a_prescription_is_current() -> None:
+    ended = dosage(100)
+    ended["timing"]["repeat"]["boundsPeriod"] = {"start": "2025-01-01", "end": "2026-01-01"}
+    later = dosage(100)
+    later["timing"]["repeat"]["boundsPeriod"] = {"start": "2026-09-01"}
+    result = meds(request("azathioprine", ended, rid="a"), request("methotrexate", later, rid="b"))
+    assert result.state["current_medications"] == []
+    assert result.state["treatment_history"] == [{"agent": "azathioprine", "outcome": "unknown"}]
+    assert {"medication_ended", "medication_not_started"} <= set(codes(result))
+
+
+def test_renewals_are_one_use_with_the_latest_dose() -> None:
+    result = meds(
+        request("prednisone", dosage(20), rid="a", authoredOn="2026-01-01"),
+        request("prednisone", dosage(15), rid="b", authoredOn="2026-04-01"),
+    )
+    assert result.state["current_medications"] == [
+        {"agent": "prednisone", "dose": {"value": 15, "unit": "mg/day"}}
+    ]
+    assert "medication_renewed" in codes(result)
+    assert "unresolved_medications" not in result.state
+
+
+def test_a_coded_look_alike_is_another_drug_but_an_uncoded_one_is_asked_about() -> None:
+    coded = request("prednisone", dosage(5))
+    coded["medicationCodeableConcept"] = {
+        "coding": [{"system": RX, "code": "99999991", "display": "prednisoLONE 5 MG Oral Tablet"}]
+    }
+    assert "unresolved_medications" not in meds(coded).state
+    uncoded = request("prednisone", dosage(5))
+    uncoded["medicationCodeableConcept"] = {"text": "prednisoLONE 5 MG Oral Tablet"}
+    assert meds(uncoded).state["unresolved_medications"] == [
+        "medication resembling prednisone (MedicationRequest/m)"
+    ]
+
+
+def test_a_topical_form_is_left_out_and_said() -> None:
+    res = request("tacrolimus", dosage(1))
+    res["medicationCodeableConcept"] = {"text": "Tacrolimus 0.03% ointment"}
+    result = meds(res)
+    assert result.state["current_medications"] == []
+    assert "unresolved_medications" not in result.state
+    assert "medication_topical" in codes(result)
+
+
+@pytest.mark.parametrize(
+    ("extra", "deceased"),
+    [
+        ({"deceasedBoolean": True}, True),
+        ({"deceasedDateTime": "2020-03-01T10:00:00Z"}, True),
+        ({"deceasedDateTime": "2026-09-01"}, False),
+        ({"deceasedBoolean": False}, False),
+    ],
+)
+def test_a_stated_death_is_read(extra: dict[str, Any], deceased: bool) -> None:
+    result = run(bundle({**patient(), **extra}, condition()))
+    assert result.state.get("deceased", False) is deceased
+    assert result.state["age_years"] == (50 if "deceasedDateTime" in extra and deceased else 56)
+
+
+def test_weight_only_from_final_results_and_old_weights_named() -> None:
+    result = run(
+        bundle(
+            weight(90, when="2026-05-01", status="preliminary"),
+            weight(80, when="2025-03-01", status="corrected"),
+        )
+    )
+    assert result.state["weight"] == {"value": 80, "unit": "kg"}
+    old = [w for w in result.warnings if w.code == "weight_old"]
+    assert len(old) == 1
+    assert "2025-03-01" in old[0].message
+    recent = run(bundle(weight(80, when="2025-07-01")))
+    assert "weight_old" not in codes(recent)
+
+
+def test_ounces_and_feet() -> None:
+    result = run(bundle(weight(2400, "[oz_av]"), height(6, "[ft_i]")))
+    assert result.state["weight"] == {"value": 150, "unit": "lb"}
+    assert result.state["height"] == {"value": 72, "unit": "in"}
+
+
+def test_the_engine_answers_a_deceased_patient_out_of_scope_with_no_dose(service: Any) -> None:
+    state = run(bundle({**patient(), "deceasedBoolean": True}, condition(), weight(70))).state
+    state["current_medications"] = [{"agent": "prednisone", "dose": {"value": 5, "unit": "mg/day"}}]
+    answer = service.recommend(state)
+    assert answer.course == "out_of_scope"
+    assert answer.recommendations == ()
+    assert next(w.code for w in answer.warnings) == "out_of_scope_deceased"
