@@ -266,13 +266,19 @@ class BundleReader:
 
     def death(self, state: dict[str, Any]) -> datetime.date | None:
         """Set deceased from the Patient and return the day of death when it is stated."""
+        # As the batch door reads it: a date to the year or month counts from its first day; an
+        # unreadable date leaves the flag to decide.
         assert self.patient is not None
         flag = self.patient.get("deceasedBoolean")
         when = self.patient.get("deceasedDateTime")
-        day = to_date(when)
-        if flag is True or (isinstance(when, str) and (day is None or day <= self.today)):
+        span = birth_span(when) if isinstance(when, str) else None
+        if span is not None:
+            if span.earliest <= self.today:
+                state["deceased"] = True
+                return span.earliest if span.earliest == span.latest else None
+            return None
+        if flag is True:
             state["deceased"] = True
-            return day
         return None
 
     def finish_observation(
