@@ -553,8 +553,8 @@ def charts() -> dict[str, dict[str, Any]]:
     )
     add(
         "synthea-tacrolimus-er-and-injection",
-        "An extended-release tacrolimus product (RxNorm 1664463, as Synthea's transplant module "
-        "prescribes it; not in the terminology) and an injectable one named only in words: both "
+        "An extended-release tacrolimus product (RxNorm 1664463, a code the terminology does not "
+        "know) and an injectable one named only in words: both "
         "are tacrolimus, by name.",
         "2026-06-01",
         bundle(
