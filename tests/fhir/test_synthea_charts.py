@@ -17,9 +17,9 @@ import synthea_shapes
 
 from clirun import run_cli
 from myoguide.adapters.batch.patient import patient_row
-from myoguide.adapters.cli import main
 from myoguide.adapters.fhir import bundle_to_state
 from myoguide.bootstrap import build_auditor
+from myoguide.entrypoints.cli import main
 from myoguide.knowledge.terminology import load_packaged_terminology
 
 CHARTS = sorted((Path(__file__).resolve().parent / "charts").glob("*.json"))
