@@ -144,6 +144,19 @@ def check(result: dict[str, Any], expect: dict[str, Any]) -> list[str]:
         meaning = by_id.get(rid, {}).get("grade_meaning") or ""
         if words not in meaning:
             bad.append(f"grade meaning of {rid} lacks {words!r}: {meaning!r}")
+    for rid, parent in expect.get("under", {}).items():
+        if rid not in by_id or by_id[rid].get("under") != parent:
+            bad.append(f"{rid} is not folded under {parent}")
+    for rid in expect.get("after_set", []):
+        if rid not in by_id or not by_id[rid].get("after"):
+            bad.append(f"{rid} does not say what must come first")
+    if expect.get("none_recommended_after"):
+        early = [r["id"] for r in recs if r.get("after") and r["stance"] == "recommended"]
+        if early:
+            bad.append(f"recommended before what must come first: {early}")
+    for text in expect.get("warnings_contain", []):
+        if not any(text in w["message"] for w in result["warnings"]):
+            bad.append(f"no warning says {text!r}")
     options = [(r, a) for r in recs for a in r["agents"]]
     for agent, action in expect.get("actions", {}).items():
         got = sorted({a.get("action") or "" for _, a in options if a["agent"] == agent})

@@ -50,6 +50,21 @@ class Facts:
         dose = self.current[agent]
         return not (agent == "prednisone" and dose is not None and dose <= 0)
 
+    def why_closed(self, agent: str) -> str:
+        """Return, in a clinician's words, why a failed agent is not offered again."""
+        parts = []
+        if agent in self.inadequate:
+            parts.append("it responded inadequately before")
+        if agent in self.intolerant:
+            parts.append("it was not tolerated")
+        return " and ".join(parts)
+
+    def glucocorticoid_recorded(self) -> bool:
+        """Return whether prednisone appears anywhere: in use, or in the history (any outcome)."""
+        return "prednisone" in self.current or any(
+            "prednisone" in h.names for h in self.state.treatment_history
+        )
+
 
 def current_amount(kb: Knowledge, agent: str, value: Decimal, unit: str) -> Decimal:
     """Return a current dose in mg per the agent's own dose period (week for MTX, else day)."""
@@ -124,7 +139,9 @@ def _read_history(f: Facts, kb: Knowledge) -> None:
         outcomes.setdefault(h.agent, set()).add(h.outcome)
     failed, inadequate, intolerant, tried = set(), set(), set(), set()
     for agent, seen in outcomes.items():
-        if len(seen) > 1:
+        # Only a response beside an inadequate response contradicts itself; not tolerated or
+        # unknown beside either is a second fact, not a conflict.
+        if {"responded", "inadequate_response"} <= seen:
             f.conflicts[agent] = sorted(seen)
         if seen & FAILED_OUTCOMES:
             failed.add(agent)  # any failure wins over a conflicting success: never re-offered

@@ -194,6 +194,8 @@ class RecommendationTemplate(Struct, frozen=True, forbid_unknown_fields=True):
     grade_words: str | None = None
     # Agents of the step that are alternatives: one of them is added, not all (AZA or MTX).
     choose_one: tuple[str, ...] = ()
+    # For a step that must come first: the words the options waiting on it show in `after`.
+    enables: str | None = None
 
 
 class LadderStep(Struct, frozen=True, forbid_unknown_fields=True):
@@ -230,6 +232,8 @@ class R4Wiring(Struct, frozen=True, forbid_unknown_fields=True):
 
     restart_prednisone: str
     sparing_agent: str
+    # Offered when both sparing agents are closed (failed or not tolerated), as R3 does.
+    manage_as_resistant: str
 
 
 class Wiring(Struct, frozen=True, forbid_unknown_fields=True):
@@ -243,6 +247,8 @@ class Wiring(Struct, frozen=True, forbid_unknown_fields=True):
     ild_refractory: str
     refractory_rash: str
     controlled: str
+    # The first step when other diagnoses are recorded as not excluded (before any escalation).
+    exclude_alternative_diagnoses: str
     # Cautions an order check shows when one of these agents is ordered (agent -> caution ids).
     order_cautions: dict[str, tuple[str, ...]] = {}
 
@@ -265,7 +271,11 @@ class Wiring(Struct, frozen=True, forbid_unknown_fields=True):
                 *r3.switch_to.values(),
                 r3.manage_as_resistant,
             ),
-            "flare_off_immunosuppression": (r4.restart_prednisone, r4.sparing_agent),
+            "flare_off_immunosuppression": (
+                r4.restart_prednisone,
+                r4.sparing_agent,
+                r4.manage_as_resistant,
+            ),
             "ild_refractory": (self.ild_refractory,),
             "controlled": (self.controlled,),
         }
@@ -276,6 +286,7 @@ class Wiring(Struct, frozen=True, forbid_unknown_fields=True):
             "ild_refractory": self.ild_refractory,
             "refractory_rash": self.refractory_rash,
             "controlled": self.controlled,
+            "exclude_alternative_diagnoses": self.exclude_alternative_diagnoses,
         }
         for name in (
             "flare_above_10mg",
