@@ -106,7 +106,8 @@ def _input_warnings(f: Facts, run: Run) -> None:
     run.step(
         "history.read",
         "warnings.history_conflict",
-        "history folded: agents that responded inadequately or were not tolerated are never a new start",
+        "history folded: agents that responded inadequately or were not tolerated are never"
+        " a new start",
         failed=sorted(f.failed),
         intolerant=sorted(f.intolerant),
         tried_without_failure=sorted(f.tried),
