@@ -154,6 +154,13 @@ def check(result: dict[str, Any], expect: dict[str, Any]) -> list[str]:
         early = [r["id"] for r in recs if r.get("after") and r["stance"] == "recommended"]
         if early:
             bad.append(f"recommended before what must come first: {early}")
+    for agent in expect.get("no_continue_dose", []):
+        # A course agent in use is never "continue" with a dose put forward as an order.
+        if any(
+            a["agent"] == agent and (a.get("action") == "continue" or a.get("dose"))
+            for _, a in [(r, a) for r in recs for a in r["agents"]]
+        ):
+            bad.append(f"{agent} is put forward as 'continue' or with a dose")
     for text in expect.get("warnings_contain", []):
         if not any(text in w["message"] for w in result["warnings"]):
             bad.append(f"no warning says {text!r}")

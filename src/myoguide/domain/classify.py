@@ -7,7 +7,7 @@ import msgspec
 from myoguide.domain.facts import Facts
 from myoguide.domain.flares import choose_scenario, offer
 from myoguide.domain.ladder import check_alternative_diagnoses, exclusion_first, fold_under, walk
-from myoguide.domain.options import add
+from myoguide.domain.options import add, course_option
 from myoguide.domain.result import AgentOption, Course
 from myoguide.domain.run import Run
 from myoguide.domain.units import fmt
@@ -161,6 +161,8 @@ def _controlled(f: Facts, run: Run) -> None:
         for a in f.current
         if f.in_use(a)
     )
+    # Infusion or course agents say when the last course was, never "continue".
+    agents = tuple(course_option(run, f, a) for a in agents)
     run.recs[-1] = msgspec.structs.replace(rec, agents=agents)
 
 

@@ -42,6 +42,8 @@ class Facts:
     unknown: list[str] = field(default_factory=list)
     combination_intolerance: list[str] = field(default_factory=list)
     bmi: float | None = None
+    # agent -> the latest date its last dose or course was given, from the state (infusions)
+    last_given: dict[str, str] = field(default_factory=dict)
 
     def in_use(self, agent: str) -> bool:
         """Return whether the agent is taken now (prednisone at 0 mg/day is not)."""
@@ -117,6 +119,12 @@ def derive(state: PatientState, kb: Knowledge) -> Facts:
         bmi=bmi_of(weight, cm),
     )
     _read_history(facts, kb)
+    dated = [(m.agent, m.last_given) for m in state.current_medications] + [
+        (h.agent, h.last_given) for h in state.treatment_history if h.agent is not None
+    ]
+    for agent, when in dated:
+        if when is not None and (agent not in facts.last_given or when > facts.last_given[agent]):
+            facts.last_given[agent] = when
     return facts
 
 

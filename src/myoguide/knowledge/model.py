@@ -71,6 +71,9 @@ class AgentInfo(Struct, frozen=True, forbid_unknown_fields=True):
     classes: tuple[str, ...]
     # The period a current dose of this agent is stated per (input validation and sums).
     dose_period: Literal["day", "week"] | None = None
+    # Given as infusions or courses (rituximab, IVIG, cyclophosphamide): `last_given` applies and
+    # a step that involves it while in use is never "continue" with the full regimen.
+    given_as_course: bool = False
 
 
 class Range(Struct, frozen=True, forbid_unknown_fields=True):

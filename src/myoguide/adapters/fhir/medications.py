@@ -24,6 +24,7 @@ from myoguide.adapters.fhir.codes import (
     RXNORM,
     WEEKLY_AGENTS,
 )
+from myoguide.adapters.fhir.courses import note_last_given
 from myoguide.adapters.fhir.primitives import (
     DECIMAL_CONTEXT,
     DIGITS,
@@ -143,6 +144,7 @@ class MedicationReader:
             self.add_current(resolved, dosages, res, i)
         else:
             self.add_history(resolved.agent, res, i)
+        note_last_given(self.current, self.history, resolved.agent, res)
 
     def agent(self, res: dict[str, Any], i: int, field: str) -> NamedAgent | None:
         """Return the agent a resource names (by code, else by name), or None after warning."""
