@@ -127,6 +127,9 @@ def check(result: dict[str, Any], expect: dict[str, Any]) -> list[str]:
     for rid, texts in expect.get("cautions_contain", {}).items():
         cautions = " ".join(by_id.get(rid, {"cautions": []})["cautions"])
         bad.extend(f"caution of {rid} lacks {t!r}" for t in texts if t not in cautions)
+    for rid, texts in expect.get("cautions_lack", {}).items():
+        cautions = " ".join(by_id.get(rid, {"cautions": []})["cautions"])
+        bad.extend(f"caution of {rid} still says {t!r}" for t in texts if t in cautions)
     for text in expect.get("basis_contains", []):
         bases = [
             g["dose"]["basis"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from myoguide.domain.state import PatientState, bmi_of, dec
 from myoguide.domain.units import fmt, mosteller_bsa, round2, to_mg_per_day, to_mg_per_week
@@ -96,9 +96,11 @@ def derive(state: PatientState, kb: Knowledge) -> Facts:
     height = round2(cm) if cm is not None else None
     height_text = fmt(height) if height is not None else ""
     if height is not None and cm is not None and weight is not None:
+        # Doses multiply the exact surface area; it is rounded only where it is shown.
         bsa = mosteller_bsa(cm, weight)
-        bsa_text = fmt(bsa)
-        bsa_words = f"{bsa_text} m2 (Mosteller sqrt({height_text} cm x {kg_text} kg / 3600))"
+        bsa_text = fmt(round2(bsa))
+        shown = fmt(bsa.quantize(Decimal("0.0001"), ROUND_HALF_UP))
+        bsa_words = f"{shown} m2 (Mosteller sqrt({height_text} cm x {kg_text} kg / 3600))"
     facts = Facts(
         state=state,
         weight_kg=weight,

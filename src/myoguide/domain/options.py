@@ -64,11 +64,36 @@ def add(
             p.built[key] = hit
     elif not st.all_static:
         hit = _with_doses(run, f, st, rec_id, hit, only_agents)
+    if f.ild and any(d.id == _CNI_ILD for d in hit.caution_details):
+        hit = _cni_ild_unless_failed(run, f, hit)
     if any(a.agent in f.last_given or run.p.kb.agent(a.agent).given_as_course for a in hit.agents):
         hit = msgspec.structs.replace(
             hit, agents=tuple(course_option(run, f, a) for a in hit.agents)
         )
     run.recs.append(hit)
+
+
+_CNI_ILD = "cni_ild"
+
+
+def _cni_ild_unless_failed(run: Run, f: Facts, rec: Recommendation) -> Recommendation:
+    """Drop "calcineurin inhibitors may work particularly well for ILD" once one has failed."""
+    failed = sorted(run.p.kb.agents_in_class("calcineurin_inhibitor") & f.failed)
+    if not failed:
+        return rec
+    keep = tuple(d for d in rec.caution_details if d.id != _CNI_ILD)
+    dropped = {d.text for d in rec.caution_details if d.id == _CNI_ILD}
+    run.step(
+        f"caution.{_CNI_ILD}.{rec.id}",
+        f"cautions.{_CNI_ILD}",
+        "a calcineurin inhibitor already failed: its reported ILD benefit is not restated",
+        failed=failed,
+    )
+    return msgspec.structs.replace(
+        rec,
+        caution_details=keep,
+        cautions=tuple(c for c in rec.cautions if c not in dropped),
+    )
 
 
 def course_option(run: Run, f: Facts, opt: AgentOption) -> AgentOption:
