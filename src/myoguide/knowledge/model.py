@@ -109,6 +109,8 @@ class Thresholds(Struct, frozen=True, forbid_unknown_fields=True):
     prednisone_flare_boundary_mg_per_day: Decimal
     prednisone_weight_based_warning_mg_per_day: Decimal
     alkylating_min_failed_second_line: int
+    # From this body mass index up, weight-based doses say the source names no weight basis.
+    weight_basis_bmi_at_least: Decimal | None = None
 
 
 class Maximum(Struct, frozen=True, forbid_unknown_fields=True):
