@@ -178,6 +178,17 @@ def _resolve_name(value: object, where: str, knowledge: Knowledge) -> str:
     if name in ids:
         return name
     by_code = knowledge.agent_for_rxnorm(name)
+    other = knowledge.input_limits.unconverted_glucocorticoids.get(name)
+    if by_code is None and other is not None:
+        # Refused with advice: a milligram of another glucocorticoid is not a milligram of
+        # prednisone, and no equivalence is verified here to convert it with.
+        raise InputError(
+            where,
+            f"{other} is not converted here: the guideline's doses are prednisone doses and no"
+            f" verified {other.lower()}-to-prednisone equivalence is held. Convert the daily dose"
+            " to its prednisone equivalent with your own reference (a milligram of another"
+            " glucocorticoid is not always a milligram of prednisone) and enter that as prednisone",
+        )
     if by_code is None:
         raise InputError(
             where,

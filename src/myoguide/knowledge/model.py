@@ -102,6 +102,9 @@ class InputLimits(Struct, frozen=True, forbid_unknown_fields=True):
     bmi: Range
     bmi_usual: Range
     doses: dict[str, DoseLimit]
+    # Glucocorticoids other than prednisone that are refused with advice, not converted: no
+    # equivalence to prednisone has been verified for this knowledge (name -> display name).
+    unconverted_glucocorticoids: dict[str, str] = {}
 
 
 class Thresholds(Struct, frozen=True, forbid_unknown_fields=True):
