@@ -130,6 +130,10 @@ def join_agents(rec: Recommendation, words: Sequence[str]) -> str:
 def _recommendation(rec: Recommendation) -> list[str]:
     grade = f"Grade {rec.grade}" if rec.grade else "no grade given"
     lines = [f"{rec.rank}. [{STANCE_WORDS[rec.stance]} | {grade}] {rec.id}"]
+    if rec.under:
+        lines.append(f"     (beneath {rec.under})")
+    if rec.after:
+        lines += _wrap(f"Applies only after this: {rec.after}", "       ", "     ")
     lines += _wrap(rec.text, "     ")
     if rec.grade_meaning:
         lines += _wrap(f"Grade {rec.grade}: {rec.grade_meaning}", "       ", "     ")

@@ -138,7 +138,9 @@ def _finish(
     )
     for parent in manage:
         fold_under(run, parent)
-    exclusion_first(run, p.ladder_ids | frozenset((*manage, w.ild_refractory)))
+    # R1's "manage as resistant" raises prednisone for the flare either way: not held back.
+    held = frozenset((*manage[1:], w.ild_refractory))
+    exclusion_first(run, p.ladder_ids | held)
     return answer
 
 

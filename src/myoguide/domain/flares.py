@@ -133,11 +133,11 @@ def _r1(f: Facts, run: Run, sparing_now: list[str]) -> None:
         sparing_agents_in_use=sparing_now,
         sparing_agents_failed=sorted(set(run.p.sparing) & f.failed),
     )
-    # Managing as resistant is the alternative to adding an agent (same rank), unless other
-    # diagnoses must be excluded first: then it follows the exclusion.
-    added = not sparing_now and bool(avail)
-    first = 2 if added and f.state.alternative_diagnoses_excluded is False else 1
-    _manage_as_resistant(f, run, w.manage_as_resistant, first, "R1")
+    # Managing as resistant is the alternative to adding an agent (same rank) and raises
+    # prednisone either way, so it stays; excluding other diagnoses, when due, comes before the
+    # ladder beneath it, not before the prednisone raise.
+    add(run, w.manage_as_resistant, 1, f, step="R1")
+    walk(f, run, check_alternative_diagnoses(f, run, 2), frozenset())
 
 
 def _r2(f: Facts, run: Run, sparing_now: list[str]) -> None:
