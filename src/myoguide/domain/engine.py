@@ -40,6 +40,10 @@ class Engine:
         course, scenario, flare_scenario = evaluate(facts, run)
         missing_measure_warnings(run)
         _weight_basis(facts, run)
+        if run.left_out:
+            kb = self.kb
+            said = "; ".join(f"{kb.agent(a).display} ({why})" for a, why in run.left_out.items())
+            run.warn("agent_left_out", agents=said)
         _cytopenia(facts, run)
         recs = tuple(sorted(run.recs, key=lambda r: r.rank))
         scen = self.kb.scenarios.get(scenario) if scenario else None

@@ -56,9 +56,9 @@ class Facts:
         """Return, in a clinician's words, why a failed agent is not offered again."""
         parts = []
         if agent in self.inadequate:
-            parts.append("it responded inadequately before")
+            parts.append("responded inadequately before")
         if agent in self.intolerant:
-            parts.append("it was not tolerated")
+            parts.append("not tolerated")
         return " and ".join(parts)
 
     def glucocorticoid_recorded(self) -> bool:

@@ -72,13 +72,11 @@ def fold_under(run: Run, parent: str) -> None:
 
 
 def left_out(f: Facts, run: Run, agents: frozenset[str] | set[str]) -> None:
-    """Say, for each agent a step leaves out because it failed, why (in a warning of its own)."""
-    kb = run.p.kb
+    """Note, for each agent a step leaves out because it failed, why (said in one warning)."""
     for agent in sorted(agents):
         why = f.why_closed(agent)
-        if why:
-            words = {"agent": kb.agent(agent).display, "why": why}
-            run.warn_keyed("agent_left_out", f"agent_left_out:{agent}", None, words)
+        if why and agent not in run.left_out:
+            run.left_out[agent] = why
 
 
 def combination_closed(f: Facts, run: Run) -> str | None:
