@@ -28,7 +28,7 @@ from myoguide.domain.result import (
 )
 from myoguide.domain.units import fmt
 from myoguide.errors import KnowledgeError
-from myoguide.knowledge.model import Knowledge
+from myoguide.knowledge.model import AgentCheck, Knowledge
 from myoguide.knowledge.terminology import Terminology, amount_decimal
 
 _MG = {"mg": Decimal(1), "g": Decimal(1000)}
@@ -75,20 +75,8 @@ def build_tables(kb: Knowledge, terminology: Terminology) -> Tables:
     forms: dict[str, Formulary] = {}
     checks: dict[str, tuple[Check, ...]] = {}
     for agent, rx in kb.prescribing.items():
-        checks[agent] = tuple(
-            Check(
-                c.id,
-                c.when,
-                c.text,
-                c.short,
-                c.outside_source,
-                tuple(
-                    LabelRef(s.regulator, s.product, s.section, s.version, s.url, s.set_id)
-                    for s in c.sources
-                ),
-            )
-            for c in sorted(rx.checks, key=lambda c: c.when != "before_first_dose")
-        )
+        order = sorted(rx.checks, key=lambda c: c.when != "before_first_dose")
+        checks[agent] = as_checks(tuple(order))
         if rx.given_as is None:
             continue
         units = []
@@ -110,6 +98,24 @@ def build_tables(kb: Knowledge, terminology: Terminology) -> Tables:
         forms[agent] = Formulary(rx.given_as.label, rx.given_as.unit_word, ordered)
     split = {rid: r.split for rid, r in kb.dose_rules.items() if r.split}
     return Tables(forms, checks, split, kb)
+
+
+def as_checks(checks: tuple[AgentCheck, ...]) -> tuple[Check, ...]:
+    """Return knowledge checks as answer checks, each with its label sources."""
+    return tuple(
+        Check(
+            c.id,
+            c.when,
+            c.text,
+            c.short,
+            c.outside_source,
+            tuple(
+                LabelRef(s.regulator, s.product, s.section, s.version, s.url, s.set_id)
+                for s in c.sources
+            ),
+        )
+        for c in checks
+    )
 
 
 def _by_strength(u: Unit) -> Decimal:
