@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -43,7 +44,9 @@ def _verified(agent: str, units: Any) -> None:
     for u in units:
         assert u.rxnorm in codes
         coded = TERMS.agent_for_code(u.rxnorm)
-        assert coded is not None and coded.agent == agent and coded.product is not None
+        assert coded is not None
+        assert coded.agent == agent
+        assert coded.product is not None
 
 
 @SETTINGS
@@ -65,7 +68,8 @@ def test_a_single_figure_moves_at_most_half_a_unit_and_never_above_a_maximum(
     if p.kind == "none":
         assert p.text
         return
-    assert p.kind == "nearest" and 1 <= len(p.amounts) <= 2
+    assert p.kind == "nearest"
+    assert 1 <= len(p.amounts) <= 2
     for a in p.amounts:
         assert abs(a.per_administration - figure / n) <= form.smallest / 2
         assert _mg_of_units(a.units) == a.per_administration
@@ -115,7 +119,7 @@ def test_a_range_is_rounded_inward(agent: str, a: Decimal, b: Decimal, kind: str
 def test_every_answer_dose_of_a_verified_product_is_shown_as_given(
     weight: Decimal, height: Decimal, scenario: str
 ) -> None:
-    raw = json.loads(open(f"examples/{scenario}.json").read())["input"]
+    raw = json.loads(Path(f"examples/{scenario}.json").read_text())["input"]
     raw["weight"] = {"value": float(weight), "unit": "kg"}
     raw["height"] = {"value": float(height), "unit": "cm"}
     result = ENGINE.recommend(parse_state(raw, KB))
@@ -146,7 +150,9 @@ def test_every_answer_dose_of_a_verified_product_is_shown_as_given(
 
 def test_no_verified_product_means_no_rounding() -> None:
     p = practical(Dose(Decimal("81.5"), Decimal("81.5"), "g", "course", "t"), None)
-    assert p.kind == "none" and p.amounts == () and "not rounded" in p.text
+    assert p.kind == "none"
+    assert p.amounts == ()
+    assert "not rounded" in p.text
 
 
 def test_the_issue_examples() -> None:
@@ -173,22 +179,26 @@ def test_every_offerable_agent_has_its_checks_or_says_why_not() -> None:
     for rx in KB.prescribing.values():
         for c in rx.checks:
             assert c.outside_source is True
-            assert c.sources and all(s.url.startswith("https://") and s.version for s in c.sources)
+            assert c.sources
+            assert all(s.url.startswith("https://") and s.version for s in c.sources)
 
 
 def test_answers_carry_checks_with_sources_and_a_short_line() -> None:
-    raw = json.loads(open("examples/resistant-dm.json").read())["input"]
+    raw = json.loads(Path("examples/resistant-dm.json").read_text())["input"]
     result = ENGINE.recommend(parse_state(raw, KB))
     ritux = next(a for r in result.recommendations for a in r.agents if a.agent == "rituximab")
-    assert ritux.checks and all(c.sources for c in ritux.checks)
+    assert ritux.checks
+    assert all(c.sources for c in ritux.checks)
     line = short_line(ritux)
-    assert "rituximab" in line.lower() and "hepatitis B" in line
+    assert "rituximab" in line.lower()
+    assert "hepatitis B" in line
     text = render_result(result, KB)
     assert "Before starting (product label, outside the source review)" in text
     assert "As rituximab vials:" in text
     assert "Before starting each agent" in render_knowledge(KB)
     schema = json.dumps(output_schema())
-    assert '"practical"' in schema and '"checks"' in schema
+    assert '"practical"' in schema
+    assert '"checks"' in schema
 
 
 def _guideline_yaml() -> dict[str, Any]:
@@ -214,7 +224,7 @@ def test_knowledge_refuses_a_check_not_marked_outside_the_source() -> None:
 def test_an_agent_without_checks_must_say_why() -> None:
     raw = _guideline_yaml()
     raw["prescribing"]["prednisone"].pop("note")
-    with pytest.raises(KnowledgeError, match="prescribing.prednisone"):
+    with pytest.raises(KnowledgeError, match=r"prescribing\.prednisone"):
         parse_knowledge(yaml.safe_dump(raw), origin="test.yaml")
 
 
@@ -227,7 +237,7 @@ def test_a_product_code_not_verified_in_the_terminology_fails_closed() -> None:
 
 
 def test_answers_round_trip_as_json() -> None:
-    raw = json.loads(open("examples/flare-below-10mg.json").read())["input"]
+    raw = json.loads(Path("examples/flare-below-10mg.json").read_text())["input"]
     result = ENGINE.recommend(parse_state(raw, KB))
     data = msgspec.json.decode(msgspec.json.encode(result))
     dose = data["recommendations"][0]["agents"][0]["regimens"][0]["dose"]
