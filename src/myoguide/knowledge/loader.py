@@ -11,6 +11,7 @@ import yaml
 
 from myoguide.errors import KnowledgeError
 from myoguide.knowledge.model import (
+    AgentPrescribing,
     Caution,
     DoseRule,
     Knowledge,
@@ -34,6 +35,7 @@ _KEYED = {
     "scenarios": Scenario,
     "recommendations": RecommendationTemplate,
     "warnings": WarningTemplate,
+    "prescribing": AgentPrescribing,
 }
 
 
