@@ -8,7 +8,7 @@ the smallest unit of a single figure, and nothing where no verified product exis
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from math import gcd
 
@@ -67,6 +67,8 @@ class Tables:
     checks: dict[str, tuple[Check, ...]]
     split: dict[str, int]
     kb: Knowledge
+    # Agent options already given their practical amounts and checks (bounded; same in, same out).
+    done: dict[tuple[str, AgentOption], AgentOption] = field(default_factory=dict)
 
 
 def build_tables(kb: Knowledge, terminology: Terminology) -> Tables:
@@ -273,7 +275,20 @@ def with_practical(t: Tables, agent: str, reg: Regimen, step_max: str | None) ->
     return msgspec.structs.replace(reg, dose=dose)
 
 
+_CACHE_LIMIT = 4096
+
+
 def _option(t: Tables, rec_id: str, opt: AgentOption) -> AgentOption:
+    key = (rec_id, opt)
+    hit = t.done.get(key)
+    if hit is None:
+        if len(t.done) >= _CACHE_LIMIT:
+            t.done.clear()
+        hit = t.done[key] = _build_option(t, rec_id, opt)
+    return hit
+
+
+def _build_option(t: Tables, rec_id: str, opt: AgentOption) -> AgentOption:
     tpl = t.kb.recommendations.get(rec_id)
     step_max = next((a.max for a in tpl.agents if a.agent == opt.agent), None) if tpl else None
     regs = tuple(with_practical(t, opt.agent, r, step_max) for r in opt.regimens)
