@@ -11,6 +11,7 @@ from casecheck import ROOT
 from myoguide.errors import KnowledgeError
 from myoguide.knowledge.loader import load_packaged, parse_knowledge
 from myoguide.knowledge.model import Knowledge
+from myoguide.knowledge.terminology import load_packaged_terminology
 
 SEEDS = ROOT.parent / "shared" / "seeds"
 YAML = ROOT / "src" / "myoguide" / "knowledge" / "data" / "guideline.yaml"
@@ -206,7 +207,7 @@ def test_engine_refuses_knowledge_without_a_warning_it_emits() -> None:
     warnings = {k: v for k, v in kb.warnings.items() if k != "both_sparing_failed"}
     broken = msgspec.structs.replace(kb, warnings=warnings)
     with pytest.raises(KnowledgeError) as err:
-        Engine(broken)
+        Engine(broken, load_packaged_terminology())
     assert err.value.key == "warnings.both_sparing_failed"
     assert err.value.file.endswith("guideline.yaml")
 

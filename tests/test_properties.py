@@ -14,6 +14,7 @@ from myoguide.bootstrap import default_service
 from myoguide.domain.result import Dose, RecommendationSet
 from myoguide.domain.units import KG_PER_LB
 from myoguide.errors import InputError
+from myoguide.knowledge.terminology import load_packaged_terminology
 from myoguide.service import Service
 
 SERVICE: Service = default_service()
@@ -388,7 +389,7 @@ def test_a_warm_engine_answers_as_a_fresh_one(state: dict[str, Any]) -> None:
     except InputError:
         return
     # Warm the engine on the same patient at other doses first: that is what a leak would use.
-    engine = Engine(KB)
+    engine = Engine(KB, load_packaged_terminology())
     for bump in (1, 2):
         other = {
             **state,
@@ -412,5 +413,5 @@ def test_a_warm_engine_answers_as_a_fresh_one(state: dict[str, Any]) -> None:
         with contextlib.suppress(InputError):
             engine.recommend(parse_state(other, KB))
     warm = engine.recommend(parsed)
-    fresh = Engine(KB).recommend(parsed)
+    fresh = Engine(KB, load_packaged_terminology()).recommend(parsed)
     assert to_jsonable(warm) == to_jsonable(fresh)  # type: ignore[arg-type]

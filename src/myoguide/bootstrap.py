@@ -55,8 +55,11 @@ def read_fhir(
 
 def build_service(knowledge: Knowledge | None = None) -> Service:
     """Build a Service from the given knowledge, or the packaged guideline."""
+    from myoguide.knowledge.terminology import load_packaged_terminology
+
     kb = knowledge if knowledge is not None else load_packaged()
-    return Service(kb, Engine(kb), reader=read_fhir, clock=SystemClock())
+    engine = Engine(kb, load_packaged_terminology())
+    return Service(kb, engine, reader=read_fhir, clock=SystemClock())
 
 
 @cache

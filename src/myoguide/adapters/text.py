@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from myoguide.domain.engine import sources_of
-from myoguide.domain.result import Dose, Recommendation, RecommendationSet, Source
+from myoguide.domain.prescribable import as_checks
+from myoguide.domain.result import Check, Dose, Recommendation, RecommendationSet, Source
 from myoguide.domain.units import fmt
 from myoguide.knowledge.model import Knowledge
 
@@ -153,6 +154,8 @@ def _recommendation(rec: Recommendation) -> list[str]:
                     "           ",
                     "         * ",
                 )
+                if reg.dose.practical is not None:
+                    lines += _wrap(reg.dose.practical.text, "             ", "           > ")
             else:
                 lines += _wrap(
                     f"{reg.description}: not computed ({reg.omitted_reason})",
@@ -161,9 +164,27 @@ def _recommendation(rec: Recommendation) -> list[str]:
                 )
         if agent.maximum:
             lines.append(f"         * stated maximum {agent.maximum}")
+        lines += check_lines(agent.checks, "         ")
     for caution in rec.cautions:
         lines += _wrap(caution, "       ", "     ! ")
     lines += _wrap(f"Source: {source_words(rec.sources)}", "       ", "     ")
+    return lines
+
+
+def check_lines(checks: tuple[Check, ...], indent: str) -> list[str]:
+    """Return the 'Before starting' and 'While taking' label checks of an agent, with sources."""
+    lines: list[str] = []
+    for when, title in (("before_first_dose", "Before starting"), ("while_taking", "While taking")):
+        chosen = [c for c in checks if c.when == when]
+        if not chosen:
+            continue
+        lines.append(f"{indent}{title} (product label, outside the source review):")
+        for c in chosen:
+            label = "; ".join(
+                f"{s.regulator} label, {s.product}, {s.section}, {s.version}, {s.url}"
+                for s in c.sources
+            )
+            lines += _wrap(f"{c.text} [{label}]", f"{indent}    ", f"{indent}  + ")
     return lines
 
 
@@ -248,6 +269,12 @@ def render_knowledge(knowledge: Knowledge) -> str:
     out += ["", "Cautions"]
     for cid, c in k.cautions.items():
         out += _wrap(f"{c.text} ({source_words(sources_of(c.sources))})", "      ", f"  {cid}: ")
+    out += ["", "Before starting each agent (product labels, outside the source review)"]
+    for agent, rx in k.prescribing.items():
+        out.append(f"  {k.agent(agent).display}")
+        out += check_lines(as_checks(rx.checks), "    ")
+        if rx.note:
+            out += _wrap(f"Not shown: {rx.note}", "      ", "    ~ ")
     out += ["", "Reported in the literature, no recommendation"]
     for item in k.literature_only:
         out += _wrap(f"{item.display}: {item.text}", "      ", "  - ")

@@ -13,11 +13,13 @@ from myoguide.domain.classify import evaluate
 from myoguide.domain.doses import missing_measure_warnings
 from myoguide.domain.facts import Facts, derive
 from myoguide.domain.prepared import prepare, sources_of
+from myoguide.domain.prescribable import build_tables, with_prescribing
 from myoguide.domain.result import CautionDetail, Recommendation, RecommendationSet
 from myoguide.domain.run import Run
 from myoguide.domain.state import PatientState
 from myoguide.domain.units import fmt
 from myoguide.knowledge.model import Knowledge
+from myoguide.knowledge.terminology import Terminology
 
 __all__ = ["Engine", "sources_of"]
 
@@ -27,10 +29,12 @@ _CYTOPENIA = "combination_cytopenia"
 class Engine:
     """Evaluates patient states against one loaded Knowledge."""
 
-    def __init__(self, knowledge: Knowledge) -> None:
+    def __init__(self, knowledge: Knowledge, terminology: Terminology) -> None:
         self.kb = knowledge
         # Checks every id the rules rely on (fails closed) and builds the static tables once.
         self._p = prepare(knowledge)
+        # Product strengths come from the terminology the caller loaded (the engine reads no file).
+        self._rx = build_tables(knowledge, terminology)
 
     def recommend(self, state: PatientState) -> RecommendationSet:
         """Return the RecommendationSet for a validated patient state."""
@@ -55,7 +59,7 @@ class Engine:
             measures["height_cm"] = facts.height_text
         if facts.bsa_text:
             measures["bsa_m2"] = facts.bsa_text
-        return RecommendationSet(
+        answer = RecommendationSet(
             knowledge_version=self.kb.knowledge_version,
             course=course,
             scenario=scenario,
@@ -71,6 +75,7 @@ class Engine:
                 self.kb.scenarios[flare_scenario].title if flare_scenario else None
             ),
         )
+        return with_prescribing(self._rx, answer)
 
 
 def _input_warnings(f: Facts, run: Run) -> None:

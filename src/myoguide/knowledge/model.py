@@ -322,6 +322,49 @@ class WarningTemplate(Struct, frozen=True, forbid_unknown_fields=True):
     sources: tuple[SourceRef, ...] = ()
 
 
+class LabelSource(Struct, frozen=True, forbid_unknown_fields=True):
+    """A regulator's product label a check was read in: product, section, version and address."""
+
+    regulator: Literal["FDA"]
+    product: NonEmpty
+    section: NonEmpty
+    # The label's version or date as seen (an openFDA record's last_updated where no SPL version).
+    version: NonEmpty
+    url: Annotated[str, Meta(pattern=r"^https://")]
+    set_id: str | None = None
+
+
+class AgentCheck(Struct, frozen=True, forbid_unknown_fields=True):
+    """One check before the first dose or while taking an agent, from outside the source review."""
+
+    id: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]*$")]
+    when: Literal["before_first_dose", "while_taking"]
+    text: Text
+    # The few words a summary line shows (see domain/prescribable.short_line).
+    short: Annotated[str, Meta(min_length=3, max_length=40)]
+    # Always true: none of these come from the source review; the model refuses false.
+    outside_source: Literal[True]
+    sources: Annotated[tuple[LabelSource, ...], Meta(min_length=1)]
+
+
+class GivenAs(Struct, frozen=True, forbid_unknown_fields=True):
+    """Which verified products (RxNorm codes of terminology.yaml) a dose of an agent is made of."""
+
+    # Words for the unit group, as a prescriber reads them ("prednisone tablets").
+    label: NonEmpty
+    unit_word: NonEmpty
+    products: Annotated[tuple[Annotated[str, Meta(pattern=r"^[0-9]+$")], ...], Meta(min_length=1)]
+
+
+class AgentPrescribing(Struct, frozen=True, forbid_unknown_fields=True):
+    """What turns an agent's computed dose into one that can be given, and its checks."""
+
+    checks: tuple[AgentCheck, ...] = ()
+    given_as: GivenAs | None = None
+    # Why an agent has no checks or no products here (a reader must not read silence as safe).
+    note: str = ""
+
+
 class Knowledge(Struct, frozen=True, forbid_unknown_fields=True, weakref=True):
     """The whole encoded guideline; cross-references are checked by `problems`."""
 
@@ -346,6 +389,8 @@ class Knowledge(Struct, frozen=True, forbid_unknown_fields=True, weakref=True):
     severity_notes: dict[str, SeverityNotes]
     literature_only: tuple[LiteratureItem, ...]
     warnings: dict[str, WarningTemplate]
+    # Per agent: label checks (outside the source) and the products a dose is given as.
+    prescribing: dict[str, AgentPrescribing] = {}
     # Where this knowledge was read from, set by the loader so errors can name the file.
     origin: str = ""
 
@@ -525,6 +570,16 @@ def problems(k: Knowledge) -> list[str]:
         check_sources(f"literature_only.{item.id}", item.sources)
     for wid, warning in k.warnings.items():
         check_sources(f"warnings.{wid}", warning.sources)
+    for agent, rx in k.prescribing.items():
+        if agent not in agent_ids:
+            errors.append(f"prescribing.{agent}: unknown agent")
+        check_ids = [c.id for c in rx.checks]
+        errors.extend(
+            f"prescribing.{agent}.checks: '{c}' is listed twice"
+            for c in sorted({i for i in check_ids if check_ids.count(i) > 1})
+        )
+        if not rx.checks and not rx.note:
+            errors.append(f"prescribing.{agent}: no checks and no note saying why")
     return errors
 
 
