@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 
     from myoguide.adapters.batch.run import AuditOutput
     from myoguide.adapters.cdshooks.security import FhirServer, IssuerConfig
+    from myoguide.adapters.smart.config import SmartEhrs
     from myoguide.adapters.store import RecordStore, UserStore
+    from myoguide.service.ports import ChartHandoffs, SessionStore
     from myoguide.settings import Settings
 
 
@@ -228,7 +230,8 @@ def load_trust(path: Path) -> tuple[IssuerConfig, ...]:
     try:
         doc = json.loads(path.read_text())
         issuers = []
-        for i, item in enumerate(doc["issuers"]):
+        # A file may register only SMART EHRs (load_smart), and no CDS client.
+        for i, item in enumerate(doc.get("issuers", [])):
             jwks = None
             if "jwks_file" in item:
                 jwks = json.loads((path.parent / item["jwks_file"]).read_text())
@@ -247,6 +250,20 @@ def load_trust(path: Path) -> tuple[IssuerConfig, ...]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError("--trust", f"cannot read trusted issuers from {path}: {exc}") from None
     return tuple(issuers)
+
+
+def load_smart(path: Path | None) -> SmartEhrs | None:
+    """Read the EHRs registered for SMART App Launch (the trust file's `smart`), or None."""
+    if path is None:
+        return None
+    from myoguide.adapters.smart.config import parse_smart
+
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError("--trust", f"cannot read the trust file {path}: {exc}") from None
+    ehrs = parse_smart(doc) if isinstance(doc, dict) else None
+    return ehrs or None
 
 
 def database_url(config: ServeConfig) -> str:
@@ -417,7 +434,44 @@ def build_http_app(config: ServeConfig) -> FastAPI:
             handoffs=handoffs,
         ),
     )
+    smart = load_smart(config.trust_file)
+    if smart is not None:
+        mount_smart_app(app, smart, service, templates, handoffs, sessions, base_url)
     return app
+
+
+def mount_smart_app(
+    app: FastAPI,
+    ehrs: SmartEhrs,
+    service: Service,
+    templates: Mapping[str, str],
+    handoffs: ChartHandoffs,
+    sessions: SessionStore,
+    base_url: str | None,
+) -> None:
+    """Add SMART App Launch for the registered EHRs: its own FHIR client, keyed by each iss."""
+    from myoguide.adapters.cdshooks.security import FhirServer
+    from myoguide.adapters.http.fhir_client import HttpxFhirClient
+    from myoguide.adapters.smart.config import same_url
+    from myoguide.adapters.smart.launch import SmartDeps, mount_smart
+
+    servers: dict[str | None, tuple[FhirServer, ...]] = {
+        same_url(e.iss): (FhirServer(e.iss, e.allow_http, e.allow_private),) for e in ehrs
+    }
+    # Bound per launch to that EHR and patient; the use case supplies the reader.
+    fhir = HttpxFhirClient(servers, templates=templates)
+    mount_smart(
+        app,
+        SmartDeps(
+            ehrs=ehrs,
+            cds=CdsHooks(service, fhir, templates),
+            fhir=fhir,
+            handoffs=handoffs,
+            sessions=sessions,
+            public_base_url=base_url,
+            secure_cookies=bool(base_url and base_url.startswith("https://")),
+        ),
+    )
 
 
 def worker_app() -> FastAPI:
