@@ -273,7 +273,7 @@ async def smart_launch(
             state=state,
             code_verifier=verifier,
             scope=scopes(ehr_launch=bool(launch)),
-            aud=ehr.iss,
+            aud=iss,  # as the EHR spelled it (registered iss matched without a trailing /)
             nonce=nonce,
             **extra,
         )
