@@ -63,6 +63,8 @@ def app(tmp_path_factory: pytest.TempPathFactory, fhir: FhirServer) -> Iterator[
     # No access token the FHIR server accepted was ever written by the app.
     assert fhir.tokens_seen
     assert not any(token in log for token in fhir.tokens_seen)
+    assert "pat-1" not in log  # nor the EHR's patient id (httpx would log each URL)
+    assert "/smart/callback" not in log or "code=" not in log
 
 
 @pytest.fixture(autouse=True)
@@ -107,7 +109,8 @@ def test_a_launch_opens_the_form_filled_from_the_chart(
         assert scope == {first, "openid", "fhirUser", *READ_SCOPES}
         assert asked.get("launch") == launch_id
         cookie = out.headers["set-cookie"].lower()
-        assert "samesite=lax" in cookie and "httponly" in cookie
+        assert "samesite=lax" in cookie
+        assert "httponly" in cookie
 
         back = httpx.get(out.headers["location"], timeout=30, follow_redirects=False)
         done = client.get(back.headers["location"])
@@ -118,12 +121,21 @@ def test_a_launch_opens_the_form_filled_from_the_chart(
         assert page.status_code == 200
         html = page.text
         assert "read from the patient's EHR chart" in html
-        assert selected(html, "diagnosis") == "dermatomyositis"
+        assert field_value(html, "diagnosis") == "dermatomyositis"
         assert field_value(html, "age_years") == "62"
-        assert selected(html, "current_medications[0].agent") == "prednisone"
-        assert selected(html, "current_medications[1].agent") == "methotrexate"
-        # What the chart did not tell stays for the clinician to answer.
+        assert field_value(html, "current_medications[0].agent") == "prednisone"
+        assert field_value(html, "current_medications[1].agent") == "methotrexate"
+        # Only what the chart did not tell is asked, with the chart's evidence beside it.
+        assert "What the chart did not tell" in html
         assert selected(html, "disease_control_achieved") == "unknown"
+        assert selected(html, "flare") == "unknown"
+        assert "treatment_history[0].outcome" not in re.findall(r'<select name="([^"]+)"', html)
+        assert (
+            "Problem list: Dermatomyositis (clinical status active, verification confirmed" in html
+        )
+        full = client.get(target + "&full=1").text
+        assert selected(full, "current_medications[1].agent") == "methotrexate"
+        assert "read through a SMART launch" not in full  # evidence is not a data warning
         # The clinician is the id_token's fhirUser, named with the EHR.
         assert f"{fhir.base}/{USER}" in html
         for response in (out, back, done, page):

@@ -38,11 +38,12 @@ from myoguide.adapters.smart.config import (
     same_url,
     scopes,
 )
+from myoguide.adapters.smart.evidence import evidence, resources_of
 from myoguide.adapters.smart.idtoken import IdTokenError, verify_id_token
 from myoguide.adapters.web.session import begin
 from myoguide.service import CdsHooks, ChartHandoffs
 from myoguide.service.cds import HookAnswer, PrefetchMissing
-from myoguide.service.ports import SessionStore
+from myoguide.service.ports import FhirClient, SessionStore
 
 log = logging.getLogger("myoguide.smart")
 
@@ -418,6 +419,20 @@ def _missing_scopes(granted: str | None) -> list[str]:
     return missing
 
 
+class _Recording:
+    """A FhirClient that keeps what it read, for the evidence beside each question."""
+
+    def __init__(self, inner: FhirClient) -> None:
+        self._inner = inner
+        self.answers: list[Mapping[str, Any]] = []
+
+    def read(self, base_url: str, query: str, access_token: str | None) -> Mapping[str, Any]:
+        """Read through the guarded client and keep the answer."""
+        answer = self._inner.read(base_url, query, access_token)
+        self.answers.append(answer)
+        return answer
+
+
 def _read_chart(
     deps: SmartDeps, ehr: SmartEhr, patient: str, access_token: str, granted: str | None
 ) -> str:
@@ -441,9 +456,9 @@ def _read_chart(
         "fhirAuthorization": {"access_token": access_token},
         "prefetch": prefetch,
     }
-    bound = CdsHooks(
-        deps.cds.service, deps.fhir.bound(same_url(ehr.iss), patient), deps.cds.templates
-    )
+    fhir = _Recording(deps.fhir.bound(same_url(ehr.iss), patient))
+    service = deps.cds.service
+    bound = CdsHooks(service, fhir, deps.cds.templates)
     try:
         answer: HookAnswer = bound.answer(body, "patient-view")
     except PrefetchMissing:
@@ -466,7 +481,14 @@ def _read_chart(
             "Check the chart in the EHR, or enter the facts by hand.",
         )
     state = msgspec.to_builtins(answer.state)
-    warnings = [*notes, *answer.data_warnings]
+    today = service.today()
+
+    def map_one(res: Mapping[str, Any]) -> Mapping[str, Any]:
+        one = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": res}]}
+        return service.map_record(one, today).state
+
+    found = evidence(resources_of(fhir.answers), map_one)
+    warnings = [*notes, *answer.data_warnings, *found]
     try:
         token = deps.handoffs.put(state, warnings)
     except ValueError:
