@@ -122,6 +122,9 @@ class FhirServer:
     fail: dict[str, int] = field(default_factory=dict)  # resource type -> HTTP status
     tokens_seen: list[str] = field(default_factory=list)
     refused: int = 0
+    # The browser's way to the authorization server: another site than the app's 127.0.0.1,
+    # so the redirect back is cross-site, as from a real EHR.
+    authorize_host: str = "127.0.0.1"
     _keys: KeySet | None = None
 
     def resources(self, kind: str) -> list[dict[str, Any]]:
@@ -146,7 +149,8 @@ class FhirServer:
         return JSONResponse(
             {
                 "issuer": self.oauth.url,
-                "authorization_endpoint": self.oauth.url + "/authorize",
+                "authorization_endpoint": self.oauth.url.replace("127.0.0.1", self.authorize_host)
+                + "/authorize",
                 "token_endpoint": self.oauth.url + "/token",
                 "jwks_uri": self.oauth.url + "/jwks",
                 "code_challenge_methods_supported": ["S256"],
