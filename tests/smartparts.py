@@ -294,3 +294,34 @@ def start_app(data_dir: Path, trust: Path, *extra: str) -> App:
 def query_of(url: str) -> dict[str, str]:
     """Return a URL's query as a dict of single values."""
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def patient_view(fhir: FhirServer, fhir_server: str) -> dict[str, Any]:
+    """A patient-view call for the chart, with the chart as prefetch and `fhirServer` given."""
+
+    def searchset(kind: str) -> dict[str, Any]:
+        found = fhir.resources(kind)
+        return {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": r} for r in found],
+        }
+
+    (patient,) = fhir.resources("Patient")
+    prefetch = {
+        "patient": patient,
+        "conditions": searchset("Condition"),
+        "medicationRequests": searchset("MedicationRequest"),
+        "medicationStatements": searchset("MedicationStatement"),
+        "medicationAdministrations": searchset("MedicationAdministration"),
+        "allergies": searchset("AllergyIntolerance"),
+        "weight": {"resourceType": "Bundle", "type": "searchset", "entry": []},
+        "height": {"resourceType": "Bundle", "type": "searchset", "entry": []},
+    }
+    return {
+        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "hook": "patient-view",
+        "fhirServer": fhir_server,
+        "context": {"userId": "Practitioner/example", "patientId": patient["id"]},
+        "prefetch": prefetch,
+    }

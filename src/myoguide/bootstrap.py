@@ -436,7 +436,9 @@ def build_http_app(config: ServeConfig) -> FastAPI:
     )
     smart = load_smart(config.trust_file)
     if smart is not None:
-        mount_smart_app(app, smart, service, templates, handoffs, sessions, base_url)
+        mount_smart_app(
+            app, smart, service, templates, handoffs, sessions, base_url, config.max_body_bytes
+        )
     return app
 
 
@@ -448,6 +450,7 @@ def mount_smart_app(
     handoffs: ChartHandoffs,
     sessions: SessionStore,
     base_url: str | None,
+    max_body_bytes: int,
 ) -> None:
     """Add SMART App Launch for the registered EHRs: its own FHIR client, keyed by each iss."""
     from myoguide.adapters.cdshooks.security import FhirServer
@@ -471,6 +474,7 @@ def mount_smart_app(
             public_base_url=base_url,
             secure_cookies=bool(base_url and base_url.startswith("https://")),
         ),
+        max_body_bytes,
     )
 
 

@@ -44,6 +44,9 @@ def _chart() -> dict[str, object]:
     return chart
 
 
+Parts = tuple[OAuthServer, FhirServer, App]
+
+
 @pytest.fixture(scope="module")
 def parts(
     tmp_path_factory: pytest.TempPathFactory,
@@ -104,7 +107,7 @@ def _command_answer(answers: dict[str, object], tmp_path: Path) -> list[str]:
 
 @pytest.mark.parametrize("ehr_launch", [True, False], ids=["ehr", "standalone"])
 def test_a_launch_reaches_the_answer_in_chromium(
-    parts: tuple[OAuthServer, FhirServer, App],
+    parts: Parts,
     tab: Page,
     axe_source: str,
     tmp_path: Path,
@@ -151,9 +154,7 @@ def test_a_launch_reaches_the_answer_in_chromium(
     assert f"{fhir.base}/{USER}" in tab.content()
 
 
-def test_refusals_are_clear_accessible_pages(
-    parts: tuple[OAuthServer, FhirServer, App], tab: Page, axe_source: str
-) -> None:
+def test_refusals_are_clear_accessible_pages(parts: Parts, tab: Page, axe_source: str) -> None:
     oauth, fhir, app = parts
     response = tab.goto(f"{app.base}/smart/launch?iss=https://unknown.example/fhir")
     assert response is not None

@@ -30,6 +30,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from myoguide.adapters.http.fhir_client import HttpxFhirClient, guarded_transport
+from myoguide.adapters.smart.cards import SmartCards
 from myoguide.adapters.smart.config import (
     EXTRA_KEYS,
     RESOURCE_KEYS,
@@ -498,10 +499,12 @@ def _read_chart(
     return token
 
 
-def mount_smart(app: FastAPI, deps: SmartDeps) -> None:
-    """Add the SMART launch routes (after the pages: they render with the pages' layout)."""
+def mount_smart(app: FastAPI, deps: SmartDeps, max_body_bytes: int = 1_000_000) -> None:
+    """Add the SMART launch routes (after the pages: they render with the pages' layout), and
+    the marking of CDS calls from registered EHRs, whose cards then link by `smart`."""
     app.state.smart = deps
     app.include_router(router)
+    app.add_middleware(SmartCards, ehrs=deps.ehrs, max_bytes=max_body_bytes)
 
 
 __all__ = ["PendingLaunches", "SmartDeps", "mount_smart", "router"]
