@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from myoguide.adapters.cdshooks.security import FhirServer, IssuerConfig
     from myoguide.adapters.smart.config import SmartEhrs
     from myoguide.adapters.store import RecordStore, UserStore
-    from myoguide.service.ports import ChartHandoffs, SessionStore
+    from myoguide.service.ports import ChartHandoffs, ReplayCache, SessionStore
     from myoguide.settings import Settings
 
 
@@ -436,20 +436,29 @@ def build_http_app(config: ServeConfig) -> FastAPI:
     )
     smart = load_smart(config.trust_file)
     if smart is not None:
-        mount_smart_app(
-            app, smart, service, templates, handoffs, sessions, base_url, config.max_body_bytes
-        )
+        parts = SmartParts(service, templates, handoffs, sessions, StoreReplayCache(engine))
+        secret = secret_key(config.data_dir)
+        mount_smart_app(app, smart, parts, base_url, secret, config.max_body_bytes)
     return app
+
+
+@dataclass(frozen=True)
+class SmartParts:
+    """The parts of the HTTP app a SMART launch shares: reader, hand-offs, sessions, replays."""
+
+    service: Service
+    templates: Mapping[str, str]
+    handoffs: ChartHandoffs
+    sessions: SessionStore
+    replay: ReplayCache
 
 
 def mount_smart_app(
     app: FastAPI,
     ehrs: SmartEhrs,
-    service: Service,
-    templates: Mapping[str, str],
-    handoffs: ChartHandoffs,
-    sessions: SessionStore,
+    parts: SmartParts,
     base_url: str | None,
+    secret: str,
     max_body_bytes: int,
 ) -> None:
     """Add SMART App Launch for the registered EHRs: its own FHIR client, keyed by each iss."""
@@ -457,22 +466,25 @@ def mount_smart_app(
     from myoguide.adapters.http.fhir_client import HttpxFhirClient
     from myoguide.adapters.smart.config import same_url
     from myoguide.adapters.smart.launch import SmartDeps, mount_smart
+    from myoguide.adapters.smart.pending import PendingLaunches
 
     servers: dict[str | None, tuple[FhirServer, ...]] = {
         same_url(e.iss): (FhirServer(e.iss, e.allow_http, e.allow_private),) for e in ehrs
     }
     # Bound per launch to that EHR and patient; the use case supplies the reader.
-    fhir = HttpxFhirClient(servers, templates=templates)
+    fhir = HttpxFhirClient(servers, templates=parts.templates)
     mount_smart(
         app,
         SmartDeps(
             ehrs=ehrs,
-            cds=CdsHooks(service, fhir, templates),
+            cds=CdsHooks(parts.service, fhir, parts.templates),
             fhir=fhir,
-            handoffs=handoffs,
-            sessions=sessions,
+            handoffs=parts.handoffs,
+            sessions=parts.sessions,
             public_base_url=base_url,
             secure_cookies=bool(base_url and base_url.startswith("https://")),
+            # The launch cookie is signed with the pages' key; a state is used once in the store.
+            pending=PendingLaunches(secret, parts.replay),
         ),
         max_body_bytes,
     )

@@ -8,14 +8,12 @@ only in this request: no cookie, URL, page, store row or log line holds it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
+import re
 import secrets
-import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
@@ -41,6 +39,7 @@ from myoguide.adapters.smart.config import (
 )
 from myoguide.adapters.smart.evidence import evidence, resources_of
 from myoguide.adapters.smart.idtoken import IdTokenError, verify_id_token
+from myoguide.adapters.smart.pending import PENDING_SECONDS, Pending, PendingLaunches
 from myoguide.adapters.web.session import begin
 from myoguide.service import CdsHooks, ChartHandoffs
 from myoguide.service.cds import HookAnswer, PrefetchMissing
@@ -49,8 +48,7 @@ from myoguide.service.ports import FhirClient, SessionStore
 log = logging.getLogger("myoguide.smart")
 
 COOKIE: Final = "myoguide_smart"
-PENDING_SECONDS: Final = 600.0  # a launch not completed in 10 minutes starts again
-_MAX_PENDING: Final = 10_000
+_CODE: Final = re.compile(r"[a-z_]{1,64}")  # an OAuth error code, shown; anything else is not
 _MAX_DOC_BYTES: Final = 256_000
 _TIMEOUT_SECONDS: Final = 10.0
 
@@ -66,57 +64,6 @@ class Refused(Exception):
         self.advice = advice or "Open the app from the EHR again, or tell the administrator."
 
 
-@dataclass(frozen=True)
-class Pending:
-    """One launch between the redirect out and the redirect back (kept server-side)."""
-
-    ehr: SmartEhr
-    binding: str  # SHA-256 of the browser's cookie value
-    verifier: str
-    nonce: str
-    endpoints: Mapping[str, str]
-    ehr_launch: bool
-    started: float
-
-
-class PendingLaunches:
-    """Launches in flight by `state`: each taken once, and only by the browser that began it."""
-
-    def __init__(self, clock: Any = time.monotonic) -> None:
-        self._lock = threading.Lock()
-        self._items: dict[str, Pending] = {}
-        self._clock = clock
-
-    def put(self, state: str, pending: Pending) -> None:
-        """Keep a launch under its state (the oldest dropped when full)."""
-        with self._lock:
-            self._forget_old()
-            if len(self._items) >= _MAX_PENDING:
-                self._items.pop(next(iter(self._items)))
-            self._items[state] = pending
-
-    def take(self, state: str, cookie: str | None) -> Pending | None:
-        """Remove and return the launch if the state is live and the cookie is its browser's."""
-        with self._lock:
-            self._forget_old()
-            # Removed whatever the cookie: a state shown to another browser is spent.
-            pending = self._items.pop(state, None)
-        if pending is None or cookie is None:
-            return None
-        if not hmac.compare_digest(pending.binding, _digest(cookie)):
-            return None
-        return pending
-
-    def _forget_old(self) -> None:
-        now = self._clock()
-        for state in [s for s, p in self._items.items() if now - p.started > PENDING_SECONDS]:
-            del self._items[state]
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 @dataclass
 class SmartDeps:
     """What the SMART routes need, built by the composition root."""
@@ -128,7 +75,7 @@ class SmartDeps:
     sessions: SessionStore
     public_base_url: str | None
     secure_cookies: bool
-    pending: PendingLaunches = field(default_factory=PendingLaunches)
+    pending: PendingLaunches
 
 
 def _deps(request: Request) -> SmartDeps:
@@ -260,14 +207,8 @@ async def smart_launch(
         endpoints = await _discover(ehr)
     except Refused as exc:
         return _refused_page(request, exc)
-    state, nonce, verifier = (
-        secrets.token_urlsafe(32),
-        secrets.token_urlsafe(32),
-        generate_token(64),
-    )
-    binding = request.cookies.get(COOKIE)
-    if not binding or len(binding) > 100:
-        binding = secrets.token_urlsafe(32)
+    state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    verifier = generate_token(64)
     extra = {"launch": launch} if launch else {}
     async with _oauth_client(ehr, _callback_url(deps, request)) as client:
         url, _ = client.create_authorization_url(
@@ -279,16 +220,14 @@ async def smart_launch(
             nonce=nonce,
             **extra,
         )
-    deps.pending.put(
-        state,
-        Pending(ehr, _digest(binding), verifier, nonce, endpoints, bool(launch), time.monotonic()),
-    )
+    pending = Pending(ehr.iss, state, verifier, nonce, endpoints, bool(launch), time.time())
+    cookie = deps.pending.add(request.cookies.get(COOKIE), pending)
     response = RedirectResponse(url, status_code=302)
     # Lax: the browser sends it on the authorization server's top-level redirect back.
     response.set_cookie(
         COOKIE,
-        binding,
-        max_age=int(PENDING_SECONDS),
+        cookie,
+        max_age=PENDING_SECONDS,
         path="/smart/",
         httponly=True,
         samesite="lax",
@@ -307,8 +246,9 @@ async def smart_callback(
 ) -> Response:
     """Take the EHR's answer: exchange the code, verify who signed in, read the chart."""
     try:
-        pending = deps.pending.take(state, request.cookies.get(COOKIE)) if state else None
-        if pending is None:
+        pending = deps.pending.take(request.cookies.get(COOKIE), state) if state else None
+        ehr = deps.ehrs.get(pending.iss) if pending is not None else None
+        if pending is None or ehr is None:
             raise Refused(
                 400,
                 "This launch is not known",
@@ -320,19 +260,18 @@ async def smart_callback(
                 400,
                 "The EHR did not sign you in",
                 "The EHR's authorization server did not grant access"
-                + (f" (it answered '{error}')." if error else " (no code was given)."),
+                + (f" (it answered '{error}')." if error and _CODE.fullmatch(error) else "."),
             )
-        target = await _complete(request, deps, pending, code)
+        target = await _complete(request, deps, ehr, pending, code)
     except Refused as exc:
         return _refused_page(request, exc)
-    response = RedirectResponse(target, status_code=303)
-    response.delete_cookie(COOKIE, path="/smart/")
-    return response
+    return RedirectResponse(target, status_code=303)
 
 
-async def _complete(request: Request, deps: SmartDeps, pending: Pending, code: str) -> str:
+async def _complete(
+    request: Request, deps: SmartDeps, ehr: SmartEhr, pending: Pending, code: str
+) -> str:
     """Exchange the code, verify the id_token, read the chart and hand it over; the URL next."""
-    ehr = pending.ehr
     async with _oauth_client(ehr, _callback_url(deps, request)) as client:
         try:
             token: Mapping[str, Any] = await client.fetch_token(
@@ -350,8 +289,16 @@ async def _complete(request: Request, deps: SmartDeps, pending: Pending, code: s
                 "(it may have been used already or have expired).",
             ) from None
     access_token = token.get("access_token")
-    if not isinstance(access_token, str) or not access_token:
-        raise Refused(400, "The EHR did not sign you in", "The EHR's answer held no access token.")
+    token_type = token.get("token_type")
+    if (
+        not isinstance(access_token, str)
+        or not access_token
+        or not isinstance(token_type, str)
+        or token_type.lower() != "bearer"
+    ):
+        raise Refused(
+            400, "The EHR did not sign you in", "The EHR's answer held no bearer access token."
+        )
     try:
         jwks = await _get_json(pending.endpoints["jwks_uri"], ehr)
     except ValueError:
@@ -507,4 +454,4 @@ def mount_smart(app: FastAPI, deps: SmartDeps, max_body_bytes: int = 1_000_000) 
     app.add_middleware(SmartCards, ehrs=deps.ehrs, max_bytes=max_body_bytes)
 
 
-__all__ = ["PendingLaunches", "SmartDeps", "mount_smart", "router"]
+__all__ = ["SmartDeps", "mount_smart", "router"]
