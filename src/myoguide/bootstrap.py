@@ -202,6 +202,18 @@ def public_url(config: ServeConfig) -> str | None:
     return f"http://{host}:{config.port}"
 
 
+def smart_url(config: ServeConfig) -> str:
+    """Return the URL the EHR sends the browser back to: --public-url, or the loopback address."""
+    if config.public_base_url:
+        return config.public_base_url.rstrip("/")
+    if not is_loopback(config.host):
+        raise InputError(
+            "--public-url", "with 'smart' EHRs in --trust off loopback, give the URL of the app"
+        )
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    return f"http://{host}:{config.port}"
+
+
 def _fhir_servers(item: Mapping[str, Any], where: str) -> tuple[FhirServer, ...]:
     """Read an issuer's `fhir_servers`: URLs, or objects with url, allow_http, allow_private."""
     from myoguide.adapters.cdshooks.security import FhirServer
@@ -438,7 +450,7 @@ def build_http_app(config: ServeConfig) -> FastAPI:
     if smart is not None:
         parts = SmartParts(service, templates, handoffs, sessions, StoreReplayCache(engine))
         secret = secret_key(config.data_dir)
-        mount_smart_app(app, smart, parts, base_url, secret, config.max_body_bytes)
+        mount_smart_app(app, smart, parts, smart_url(config), secret, config.max_body_bytes)
     return app
 
 
@@ -457,7 +469,7 @@ def mount_smart_app(
     app: FastAPI,
     ehrs: SmartEhrs,
     parts: SmartParts,
-    base_url: str | None,
+    base_url: str,
     secret: str,
     max_body_bytes: int,
 ) -> None:
@@ -482,7 +494,7 @@ def mount_smart_app(
             handoffs=parts.handoffs,
             sessions=parts.sessions,
             public_base_url=base_url,
-            secure_cookies=bool(base_url and base_url.startswith("https://")),
+            secure_cookies=base_url.startswith("https://"),
             # The launch cookie is signed with the pages' key; a state is used once in the store.
             pending=PendingLaunches(secret, parts.replay),
         ),

@@ -73,7 +73,7 @@ class SmartDeps:
     fhir: HttpxFhirClient  # servers keyed by each EHR's iss
     handoffs: ChartHandoffs
     sessions: SessionStore
-    public_base_url: str | None
+    public_base_url: str  # the redirect URL is built from it, never from the Host header
     secure_cookies: bool
     pending: PendingLaunches
 
@@ -167,8 +167,8 @@ def _refused_page(request: Request, exc: Refused) -> Response:
 
 
 def _callback_url(deps: SmartDeps, request: Request) -> str:
-    base = deps.public_base_url or str(request.base_url)
-    return base.rstrip("/") + "/smart/callback"
+    del request  # the Host header never shapes the redirect URL
+    return deps.public_base_url.rstrip("/") + "/smart/callback"
 
 
 def _oauth_client(ehr: SmartEhr, redirect_uri: str) -> AsyncOAuth2Client:
@@ -350,6 +350,12 @@ async def _complete(
     return f"/assess?chart={chosen}"
 
 
+def _reads(permissions: str) -> bool:
+    """Tell whether a scope's permissions allow reading: v2 letters with r, or v1 read or *."""
+    v2 = permissions.split("?", 1)[0]
+    return permissions in ("read", "*") or ("r" in v2 and set(v2) <= set("cruds"))
+
+
 def _missing_scopes(granted: str | None) -> list[str]:
     """Return the resource types the granted scopes do not let the app read."""
     if granted is None:
@@ -359,7 +365,7 @@ def _missing_scopes(granted: str | None) -> list[str]:
     for resource in RESOURCE_KEYS:
         readable = any(
             w.startswith((f"patient/{resource}.", "patient/*.", f"user/{resource}.", "user/*."))
-            and ("r" in w.split(".", 1)[1] or w.split(".", 1)[1] in ("read", "*"))
+            and _reads(w.split(".", 1)[1])
             for w in words
         )
         if not readable:
