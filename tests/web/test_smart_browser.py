@@ -34,13 +34,24 @@ USER = "Practitioner/dr-browser"
 
 
 def _chart() -> dict[str, object]:
-    """The shared resistant-DM chart without control facts, its methotrexate stop unexplained."""
+    """The shared resistant-DM chart without control facts, and azathioprine stopped unexplained."""
     chart = without_control_facts(load_chart())
     for entry in chart["entry"]:  # type: ignore[union-attr]
         res = entry["resource"]
         if res.get("id") == "ms-mtx-old":
+            # Azathioprine tried and stopped, with no reason written: only the clinician knows.
             res.pop("statusReason")
             res["effectivePeriod"] = {"start": "2025-01-10", "end": "2025-09-30"}
+            res["medicationCodeableConcept"] = {
+                "coding": [
+                    {
+                        "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                        "code": "1256",
+                        "display": "azathioprine",
+                    }
+                ],
+                "text": "azathioprine",
+            }
     return chart
 
 
@@ -126,16 +137,16 @@ def test_a_launch_reaches_the_answer_in_chromium(
     assert f"{fhir.base}/{USER}" in tab.content()
     control = tab.get_by_label("Has the disease ever been brought under control on treatment?")
     flare = tab.get_by_label("Is it active again now, after control (a flare)?")
-    mtx = tab.get_by_label("How did the disease answer methotrexate?")
+    aza = tab.get_by_label("How did the disease answer azathioprine?")
     # Only the open questions: prednisone's answer is in the chart.
     assert tab.locator("select").count() == 3
     assert "Order stopped" not in tab.content()
-    evidence = tab.locator("#ev-treatment_history-1-outcome").inner_text()
+    evidence = tab.locator("#" + aza.get_attribute("aria-describedby")).inner_text()
     assert "Medication statement stopped (2025-09-30); no reason stated" in evidence
     assert "Problem list: Dermatomyositis" in tab.locator("#ev-flare").inner_text()
     control.select_option("no")
     flare.select_option("no")
-    mtx.select_option("inadequate_response")
+    aza.select_option("inadequate_response")
     with tab.expect_navigation():
         tab.get_by_role("button", name="Show options").click()
     tab.locator("#answer").wait_for()
@@ -147,7 +158,7 @@ def test_a_launch_reaches_the_answer_in_chromium(
     answers = {
         "disease_control_achieved": False,
         "flare": False,
-        "history": {"methotrexate": "inadequate_response"},
+        "history": {"azathioprine": "inadequate_response"},
     }
     assert shown, tab.content()[tab.content().find('id="answer"') :][:3000]
     assert shown == _command_answer(answers, tmp_path)

@@ -20,6 +20,11 @@ def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
     """Decide scope, course and scenario (and the flare scenario under a leading ILD rule)."""
     p = run.p
     state = f.state
+    if state.deceased:
+        # The contract: a deceased patient is out of scope, with no dose computed.
+        run.warn("out_of_scope_deceased")
+        run.step("scope.alive", "warnings.out_of_scope_deceased", "out of scope: deceased")
+        return "out_of_scope", None, None
     if state.age_years < p.adult_age:
         run.warn("out_of_scope_child", age=fmt(state.age))
         run.step(

@@ -40,10 +40,11 @@ from myoguide.adapters.smart.config import (
 from myoguide.adapters.smart.evidence import evidence, resources_of
 from myoguide.adapters.smart.idtoken import IdTokenError, verify_id_token
 from myoguide.adapters.smart.pending import PENDING_SECONDS, Pending, PendingLaunches
+from myoguide.adapters.web.ports import SessionStore
 from myoguide.adapters.web.session import begin
 from myoguide.service import CdsHooks, ChartHandoffs
 from myoguide.service.cds import HookAnswer, PrefetchMissing
-from myoguide.service.ports import FhirClient, SessionStore
+from myoguide.service.ports import FhirClient
 
 log = logging.getLogger("myoguide.smart")
 
