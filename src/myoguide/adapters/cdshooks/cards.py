@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from myoguide.adapters.cdshooks.smart_link import smart_link
 from myoguide.adapters.fhir_export import timing_repeat
 from myoguide.adapters.text import dose_words, join_agents, source_words
 from myoguide.domain.orders import DraftOrder as DraftOrder  # re-exported for the doors
@@ -85,6 +86,8 @@ def _links(base_url: str, chart_token: str | None = None) -> list[dict[str, str]
     # No patient data in the URL: at most an opaque token of a hand-off kept in the store
     # (ADR 0014); without one the page opens blank and the clinician enters the facts.
     page = base_url.rstrip("/") + "/assess"
+    if chart_token and (smart := smart_link(base_url, chart_token)) is not None:
+        return [smart]  # the EHR is registered for SMART App Launch (ADR 0021)
     if chart_token:
         return [
             {
