@@ -9,6 +9,7 @@ The resources are written here (no line copied); only their shapes follow the so
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import gzip
 import itertools
@@ -211,6 +212,33 @@ def test_a_nesting_bomb_is_a_named_skip(runner: Runner, tmp_path: Path) -> None:
     result, met = _audit(runner, _hostile(tmp_path / "e"))
     assert [r["patient_id"] for r in result.rows] == ["dm-living"]
     assert met.counts == {"too_deep": 1}
+    assert met.examples["too_deep"] == [("Condition.000.ndjson", 2)]
+
+
+def test_a_line_over_the_cap_is_a_named_skip_with_its_line(runner: Runner, tmp_path: Path) -> None:
+    folder = _hostile(tmp_path / "e")
+    long_line = orjson.dumps(_condition("c2", "Patient/dm-living", DM) | {"note": "x" * 16384})
+    with (folder / "Condition.000.ndjson").open("ab") as fh:
+        fh.write(long_line + b"\n")
+    result, met = _audit(dataclasses.replace(runner, max_line=12000), folder)  # type: ignore[type-var]
+    assert [r["patient_id"] for r in result.rows] == ["dm-living"]
+    assert met.counts == {"too_deep": 1, "too_long": 1}
+    assert met.examples["too_long"] == [("Condition.000.ndjson", 3)]
+
+
+def test_the_line_cap_is_set_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = real_shaped_export(tmp_path / "e")
+    out = tmp_path / "o"
+    args = ["audit", str(folder), "--out", str(out), "--date", DATE.isoformat()]
+    assert main([*args, "--max-line-bytes", "200"]) == 3
+    err = capsys.readouterr().err
+    # The six Condition and three Provenance lines are over 200 bytes: each is named, with its line.
+    assert "9 x a line longer than the line limit" in err
+    assert "Condition.000.ndjson:6, Provenance.000.ndjson:1" in err
+    assert main([*args, "--max-line-bytes", "0"]) == 2
+    assert "--max-line-bytes" in capsys.readouterr().err
 
 
 def test_a_gzip_bomb_and_a_long_line_are_refused_streamed(tmp_path: Path) -> None:
