@@ -115,6 +115,8 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
         "SPARK_LOCAL_DIRS": str(base / "local"),
         "SPARK_DAEMON_MEMORY": "256m",
         "SPARK_NO_DAEMONIZE": "1",
+        # No REST submission server (a fixed port, 6066): jobs come only from the driver.
+        "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false",
     }
     if "JAVA_HOME" in os.environ:
         env["JAVA_HOME"] = os.environ["JAVA_HOME"]
