@@ -308,3 +308,31 @@ def test_no_subtraction_shows_a_hidden_cell_to_be_small(cells: list[int]) -> Non
     for _low, high in _bounds(shown, total, m):
         assert high >= m, (cells, shown)  # no hidden cell can be shown to be below the threshold
     assert HIDDEN == "hidden"
+
+
+def test_spark_split_starts_become_the_files_line_numbers(tmp_path: Path, spark: Any) -> None:
+    from myoguide.adapters.batch.spark import _lines, first_lines
+
+    # Lines of many lengths (empty, CRLF-ended), read by Spark in splits of a few bytes each, so
+    # splits start inside lines, on newlines and exactly at line starts.
+    lines = [b"x" * (i * 7 % 13) + (b"\r" if i % 5 == 0 else b"") for i in range(60)]
+    path = tmp_path / "Observation.000.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    keys = ("spark.sql.files.maxPartitionBytes", "spark.sql.files.openCostInBytes")
+    old = [spark.conf.get(k) for k in keys]
+    for k, v in zip(keys, ("9", "1"), strict=True):
+        spark.conf.set(k, v)
+    try:
+        got = _lines(spark, [str(path)]).collect()
+    finally:
+        for k, v in zip(keys, old, strict=True):
+            spark.conf.set(k, v)
+    starts = {r["start"] for r in got}
+    assert len(starts) > 20
+    first = first_lines(path, starts)
+    seen: dict[int, int] = {}
+    numbered = []
+    for r in got:  # collect() keeps the partitions' order, and each split's lines in order
+        seen[r["start"]] = seen.get(r["start"], 0) + 1
+        numbered.append((first[r["start"]] + seen[r["start"]] - 1, bytes(r["value"])))
+    assert sorted(numbered) == [(i + 1, x.rstrip(b"\r")) for i, x in enumerate(lines)]

@@ -418,9 +418,15 @@ def _numbered(places: list[tuple[str, str, int, int]], files: list[ExportFile]) 
     starts: dict[str, set[int]] = {}
     for _, name, start, _ in places:
         starts.setdefault(name, set()).add(start)
-    first = {name: first_lines(paths[name], s) for name, s in starts.items()}
+    first: dict[str, dict[int, int]] = {}
+    for name, s in starts.items():
+        try:
+            first[name] = first_lines(paths[name], s)
+        except (KeyError, OSError):
+            first[name] = {}  # not readable here: the line is reported as not known (0)
     problems = Problems()
     # In file order, so the places kept as examples are the first ones, as the local runner's.
     for kind, name, start, n in sorted(places, key=lambda p: (p[1], p[2], p[3])):
-        problems.add(kind, name, first[name][start] + n - 1)
+        base = first[name].get(start)
+        problems.add(kind, name, base + n - 1 if base is not None else 0)
     return problems
