@@ -88,12 +88,14 @@ def run_audit(
     min_cell: int = 11,
     workers: int = 2,
     master: str | None = None,
+    max_line: int | None = None,
     err: TextIO | None = None,
 ) -> AuditOutput:
     """Wire the batch door with the audit use case and run it (ages at the date, default today)."""
     # Imported here for start-up speed: only `audit` needs the batch door.
     import sys
 
+    from myoguide.adapters.batch.export import MAX_LINE_BYTES
     from myoguide.adapters.batch.run import audit
 
     service = default_service()
@@ -106,6 +108,7 @@ def run_audit(
         min_cell=min_cell,
         workers=workers,
         master=master,
+        max_line=max_line if max_line is not None else MAX_LINE_BYTES,
         err=err if err is not None else sys.stderr,
     )
 

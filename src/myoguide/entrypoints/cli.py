@@ -279,6 +279,8 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
     """Audit a FHIR Bulk Data export: rows.parquet and report.html; exit 3 if input was skipped."""
     from myoguide.bootstrap import run_audit
 
+    if args.max_line_bytes is not None and args.max_line_bytes < 1:
+        raise InputError("--max-line-bytes", "must be at least 1")
     result = run_audit(
         Path(args.export),
         Path(args.out),
@@ -287,6 +289,7 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
         min_cell=args.min_cell,
         workers=args.workers,
         master=args.master,
+        max_line=args.max_line_bytes,
     )
     for line in result.problems.lines():
         sys.stderr.write(f"myoguide: skipped {line}\n")
@@ -312,6 +315,13 @@ def _add_batch_commands(sub: Any) -> None:
     au.add_argument("--workers", type=int, default=2, help="processes or Spark local cores")
     au.add_argument("--min-cell", type=int, default=11, help="show smaller counts as <N")
     au.add_argument("--date", help="evaluation date for ages (YYYY-MM-DD; default today)")
+    au.add_argument(
+        "--max-line-bytes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="skip (and report as too long) a line over N bytes (default 64 MiB)",
+    )
     au.set_defaults(func=cmd_audit)
     sy = sub.add_parser("synth", help="write a synthetic Bulk Data export")
     sy.add_argument("--patients", type=int, required=True)
