@@ -38,21 +38,9 @@ STANCE_WORDS = {
 
 # At most this many cards in one response; beyond it findings of one kind are merged (ADR 0010).
 MAX_CARDS = 8
-# Engine warnings that change what to do now get a card of their own (at most MAX_WARNING_CARDS);
-# every other warning is a line of the summary card (ADR 0010).
-ACTIONABLE_WARNINGS = (
-    "current_above_maximum",
-    "unresolved_medications",
-    "unresolved_medications_ladder",
-    "aza_mtx_in_use",
-    "prednisone_above_75",
-    "alternative_diagnoses_not_excluded",
-    "history_conflict",
-    "dose_clamped",
-)
+# At most this many warnings get a card of their own: those the knowledge's policy gives one
+# (ADR 0010, 0015); every other warning is a line of the summary card.
 MAX_WARNING_CARDS = 3
-# Scope warnings meaning "not DM/PM": such a patient gets no card at all.
-NOT_MYOSITIS = ("out_of_scope_diagnosis", "out_of_scope_ibm")
 # Lines of the data-quality card; the rest is counted.
 MAX_DATA_LINES = 12
 
@@ -279,9 +267,10 @@ def _other_option_lines(recs: Sequence[Recommendation], base_url: str) -> list[s
     return lines
 
 
-def gets_cards(result: RecommendationSet) -> bool:
+def gets_cards(result: RecommendationSet, knowledge: Knowledge) -> bool:
     """Tell whether a patient-view answer is shown at all (not for a patient without DM/PM)."""
-    return not {w.code for w in result.warnings} & set(NOT_MYOSITIS)
+    outside = knowledge.warnings_in_scope("not_myositis")
+    return not any(w.code in outside for w in result.warnings)
 
 
 def patient_view_cards(
@@ -295,16 +284,16 @@ def patient_view_cards(
 ) -> list[dict[str, Any]]:
     """Return the quiet patient-view cards (ADR 0010); a patient without DM/PM gets none."""
     # chart_token: a hand-off of the state this answer came from; the summary card links to it.
-    if not gets_cards(result):
+    if not gets_cards(result, knowledge):
         return []
     codes = {w.code for w in result.warnings}
     version = result.knowledge_version
     patient_ref = f"Patient/{patient_id}" if patient_id else None
     first = [r for r in result.recommendations if r.rank == 1]
     first_id = first[0].id if first else None
-    actionable = [w for w in result.warnings if w.code in ACTIONABLE_WARNINGS]
-    own, folded = actionable[:MAX_WARNING_CARDS], actionable[MAX_WARNING_CARDS:]
-    others = [w for w in result.warnings if w.code not in ACTIONABLE_WARNINGS] + folded
+    carded = [w for w in result.warnings if knowledge.warning_policy(w.code).card]
+    own, folded = carded[:MAX_WARNING_CARDS], carded[MAX_WARNING_CARDS:]
+    others = [w for w in result.warnings if not knowledge.warning_policy(w.code).card] + folded
     notes = [f"- {w.message}" for w in others]
     cards: list[dict[str, Any]] = []
     if first:

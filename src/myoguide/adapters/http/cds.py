@@ -192,7 +192,7 @@ class CdsDoor:
         """Keep the validated state a shown answer came from; return its link's token."""
         if self.handoffs is None or answer.state is None or answer.result is None:
             return None
-        if not gets_cards(answer.result):
+        if not gets_cards(answer.result, self.cds.service.knowledge):
             return None
         # The contract's state form, as a visit stores it, so the page fills the form from it.
         state = msgspec.to_builtins(answer.state)

@@ -29,10 +29,9 @@ from myoguide.adapters.text import (
     dose_words,
     source_words,
 )
-from myoguide.adapters.web.answer import LEVEL_WORDS, level, sources, stored_result, summarize
+from myoguide.adapters.web.answer import LEVEL_WORDS, sources, stored_result, summarize
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
-    CONFIRM_WARNINGS,
     DIAGNOSES,
     DOSE_UNITS,
     OUTCOMES,
@@ -97,7 +96,6 @@ def _env() -> Environment:
         fmt=fmt,
         fact_words=fact_words,
         field_label=field_label,
-        level=level,
         level_words=LEVEL_WORDS,
     )
     return env
@@ -147,7 +145,7 @@ class Site:
         by_id = {c.id: c for c in self.kb.citations}
         return {
             "result": result,
-            "summary": summarize(result),
+            "summary": summarize(result, self.kb),
             "references": [(n, self.kb.references[n - 1].citation) for n in refs],
             "citations": [(c, by_id[c].citation) for c in cites if c in by_id],
         }
@@ -368,7 +366,7 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
         return _form_page(request, site, form, patient, 422)
     assessment = site.service.assess(raw_state)
     result = assessment.result
-    unusual = [w for w in result.warnings if w.code in CONFIRM_WARNINGS]
+    unusual = [w for w in result.warnings if w.code in site.kb.warnings_in_scope("entry")]
     if unusual and data.get(CONFIRM_FIELD) != "on":
         # No dose is shown from a body size the engine finds unusual until it is confirmed.
         form.error(
