@@ -27,7 +27,6 @@ from myoguide.service import (
     Feedback,
     PatientRecords,
     Service,
-    prefetch_templates,
     report_feedback,
 )
 from myoguide.service.ports import MappedRecord
@@ -322,6 +321,8 @@ def build_http_app(config: ServeConfig) -> FastAPI:
     from fastapi import Request
 
     from myoguide.adapters.cdshooks.security import HttpxJwksFetcher, TokenVerifier
+    from myoguide.adapters.fhir.drafts import read_draft_order
+    from myoguide.adapters.fhir.gather import FhirGatherer, prefetch_templates
     from myoguide.adapters.http.api import token_authenticator
     from myoguide.adapters.http.app import AppDeps, HttpSettings, create_app
     from myoguide.adapters.http.fhir_client import HttpxFhirClient
@@ -375,13 +376,14 @@ def build_http_app(config: ServeConfig) -> FastAPI:
     term = load_packaged_terminology()
     templates = prefetch_templates(term.weight_codes, term.height_codes)
     fhir = HttpxFhirClient({i.issuer: i.fhir_servers for i in config.issuers}, templates=templates)
+    gatherer = FhirGatherer(fhir, templates)
     # One queue shared by the CDS door (writes) and the page (reads), so a page always finds
     # the hand-offs its own process issued.
     handoffs = WriteBehindHandoffs(StoreChartHandoffs(make_engine(url), clock=clock.now))
     app = create_app(
         AppDeps(
             service=service,
-            cds=CdsHooks(service, fhir, templates),
+            cds=CdsHooks(service, gatherer, read_draft_order),
             verifier=verifier,
             feedback=feedback,
             settings=HttpSettings(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
 from myoguide.domain.facts import FAILED_OUTCOMES
 from myoguide.domain.prepared import sources_of
-from myoguide.domain.result import Source
+from myoguide.domain.result import AgentOption, Recommendation, Source
 from myoguide.domain.state import PatientState
 from myoguide.domain.units import fmt
 from myoguide.knowledge.model import Knowledge
@@ -37,6 +37,37 @@ class OrderFinding:
     detail: str
     sources: tuple[Source, ...]
     recommendation: str | None = None  # the option this finding is about, when there is one
+
+
+@dataclass(frozen=True, slots=True)
+class Draftable:
+    """A drug the first choice starts with a dose to order, with the step that says so."""
+
+    recommendation: Recommendation
+    agent: AgentOption
+
+    @property
+    def alternative(self) -> bool:
+        """Tell whether the drug is one of its step's alternatives (none ranked above another)."""
+        return self.agent.agent in self.recommendation.choose_one
+
+
+# The actions that begin a drug the patient is not on: only these are drafted as a new order.
+_STARTING_ACTIONS = (None, "start", "restart", "switch_to")
+
+
+def draftable(first: Sequence[Recommendation]) -> tuple[Draftable, ...]:
+    """Return each drug the first choice starts with a computed dose: a new order to draft."""
+    return tuple(
+        Draftable(rec, agent)
+        for rec in first
+        if rec.stance != "not_suggested"
+        for agent in rec.agents
+        if not agent.in_use
+        and agent.action in _STARTING_ACTIONS
+        and agent.dose is not None
+        and (agent.dose.low is not None or agent.dose.high is not None)
+    )
 
 
 def judge_orders(

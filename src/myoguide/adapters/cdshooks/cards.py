@@ -6,17 +6,17 @@ Pure functions: values in, JSON-ready dicts out. The HTTP adapter wires them to 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from myoguide.adapters.fhir.codes import MEDICATION_RESOURCES
 from myoguide.adapters.fhir_export import timing_repeat
 from myoguide.adapters.text import dose_words, join_agents, source_words
-from myoguide.domain.orders import DraftOrder as DraftOrder  # re-exported for the doors
-from myoguide.domain.orders import OrderFinding, judge_orders
+from myoguide.domain.orders import Draftable, OrderFinding, draftable
 from myoguide.domain.result import AgentOption, Dose, Recommendation, RecommendationSet
-from myoguide.domain.state import PatientState
 from myoguide.knowledge.model import Knowledge
+from myoguide.service.cds import Hook
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 UCUM = "http://unitsofmeasure.org"
@@ -205,28 +205,13 @@ def _first_choice_words(recs: Sequence[Recommendation]) -> str:
     return "; ".join(parts) or "see detail"
 
 
-def _draftable(recs: Sequence[Recommendation]) -> list[tuple[Recommendation, AgentOption]]:
-    """Return each drug the first choice starts with a dose to order, with its step."""
-    return [
-        (rec, agent)
-        for rec in recs
-        if rec.stance != "not_suggested"
-        for agent in rec.agents
-        if not agent.in_use
-        and agent.action in (None, "start", "restart", "switch_to")
-        and agent.dose is not None
-        and (agent.dose.low is not None or agent.dose.high is not None)
-    ]
-
-
-def _suggestions(
-    drafts: Sequence[tuple[Recommendation, AgentOption]], patient_ref: str | None
-) -> list[dict[str, Any]]:
+def _suggestions(drafts: Sequence[Draftable], patient_ref: str | None) -> list[dict[str, Any]]:
     """Return a draft order for each drafted drug, with its dose."""
     out: list[dict[str, Any]] = []
-    for rec, agent in drafts:
-        assert agent.dose is not None  # _draftable keeps only drugs with a dose
-        alternative = agent.agent in rec.choose_one
+    for draft in drafts:
+        rec, agent = draft.recommendation, draft.agent
+        assert agent.dose is not None  # draftable keeps only drugs with a dose
+        alternative = draft.alternative
         label = f"Draft {agent.display} {dose_words(agent.dose)}"
         if alternative:
             others = [a.display for a in rec.agents if a.agent in rec.choose_one and a != agent]
@@ -249,9 +234,9 @@ def _suggestions(
     return out
 
 
-def _selection(drafts: Sequence[tuple[Recommendation, AgentOption]]) -> str:
+def _selection(drafts: Sequence[Draftable]) -> str:
     """Return 'at-most-one' when every draft is one of a step's alternatives, else 'any'."""
-    alternatives = all(agent.agent in rec.choose_one for rec, agent in drafts)
+    alternatives = all(d.alternative for d in drafts)
     return "at-most-one" if drafts and alternatives else "any"
 
 
@@ -281,9 +266,11 @@ def patient_view_cards(
     base_url: str,
     data_warnings: Sequence[tuple[str, str]] = (),
     chart_token: str | None = None,
+    drafts: Sequence[Draftable] | None = None,
 ) -> list[dict[str, Any]]:
     """Return the quiet patient-view cards (ADR 0010); a patient without DM/PM gets none."""
     # chart_token: a hand-off of the state this answer came from; the summary card links to it.
+    # drafts: the drugs the use case found draftable (the domain's rule when not given).
     if not gets_cards(result, knowledge):
         return []
     codes = {w.code for w in result.warnings}
@@ -317,7 +304,8 @@ def patient_view_cards(
             "source": _card_source(version, first_id, base_url, first_id),
             "links": _links(base_url, chart_token),
         }
-        drafts = _draftable(first)
+        if drafts is None:
+            drafts = draftable(first)
         if drafts:
             card["suggestions"] = _suggestions(drafts, patient_ref)
             card["selectionBehavior"] = _selection(drafts)
@@ -409,8 +397,7 @@ _SEVERITY = ("info", "warning", "critical")
 
 
 def order_cards(
-    drafts: Iterable[DraftOrder],
-    state: PatientState,
+    findings: Sequence[OrderFinding],
     knowledge: Knowledge,
     *,
     disclaimer: str,
@@ -418,7 +405,6 @@ def order_cards(
 ) -> list[dict[str, Any]]:
     """Render the domain's judgement of draft orders as cards, merged by kind past the cap."""
     version = knowledge.knowledge_version
-    findings = judge_orders(drafts, state, knowledge)
     merge = len(findings) > MAX_CARDS
     groups: dict[str, list[OrderFinding]] = {}
     for f in findings:
@@ -453,42 +439,25 @@ def order_cards(
 
 
 USAGE_REQUIREMENTS = (
-    "Grant read access to the patient's Patient, Condition, MedicationRequest, "
-    "MedicationStatement, MedicationAdministration, Medication, AllergyIntolerance and "
-    "Observation (body weight and height) resources, by prefetch or through fhirServer with "
-    "fhirAuthorization. For adults with dermatomyositis or polymyositis only."
+    "Grant read access to the patient's Patient, Condition, "
+    + ", ".join(MEDICATION_RESOURCES)
+    + ", Medication, AllergyIntolerance and Observation (body weight and height) resources, "
+    "by prefetch or through fhirServer with fhirAuthorization. For adults with dermatomyositis "
+    "or polymyositis only."
 )
 
 
-def discovery(prefetch: Mapping[str, str]) -> dict[str, Any]:
-    """Return the CDS Hooks discovery document of the three services."""
+def discovery(hooks: Sequence[Hook], prefetch: Mapping[str, str]) -> dict[str, Any]:
+    """Return the CDS Hooks discovery document of the hook table's services."""
     services = [
         {
-            "hook": "patient-view",
-            "id": "myoguide-patient-view",
-            "title": "myoguide: recurrent and resistant DM/PM",
-            "description": "Options for adults with recurrent or resistant dermatomyositis or "
-            "polymyositis, ranked as in the source review, with this patient's doses.",
+            "hook": h.hook,
+            "id": h.id,
+            "title": h.title,
+            "description": h.description,
             "prefetch": dict(prefetch),
             "usageRequirements": USAGE_REQUIREMENTS,
-        },
-        {
-            "hook": "order-select",
-            "id": "myoguide-order-select",
-            "title": "myoguide: check a DM/PM medication order",
-            "description": "Checks selected draft orders against the stated maxima, the order of "
-            "the resistant ladder and the review's cautions.",
-            "prefetch": dict(prefetch),
-            "usageRequirements": USAGE_REQUIREMENTS,
-        },
-        {
-            "hook": "order-sign",
-            "id": "myoguide-order-sign",
-            "title": "myoguide: check DM/PM medication orders before signing",
-            "description": "Checks draft orders against the stated maxima, the order of the "
-            "resistant ladder and the review's cautions.",
-            "prefetch": dict(prefetch),
-            "usageRequirements": USAGE_REQUIREMENTS,
-        },
+        }
+        for h in hooks
     ]
     return {"services": services}

@@ -15,6 +15,14 @@ CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 MEDREQ_STATUS_REASON = "http://terminology.hl7.org/CodeSystem/medicationrequest-status-reason"
 
+# The resource types that carry a patient's medications, each with its CDS Hooks prefetch key:
+# the reader, the prefetch, the card's usage text and the batch's Medication look-ups read this.
+MEDICATION_RESOURCES: Mapping[str, str] = {
+    "MedicationRequest": "medicationRequests",
+    "MedicationStatement": "medicationStatements",
+    "MedicationAdministration": "medicationAdministrations",
+}
+
 # Facts standard FHIR cannot carry, stated explicitly by a record through these extensions
 # (valueBoolean). An absent extension leaves the fact unknown, exactly as before.
 _EXTENSION_BASE = "https://myoguide.example/fhir/StructureDefinition/"

@@ -1,0 +1,37 @@
+"""Reading a draft MedicationRequest (an order hook's draftOrders) as the order it would be."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from myoguide.adapters.fhir.medications import MedicationReader
+from myoguide.knowledge.terminology import Terminology, load_packaged_terminology
+
+
+def _unheard(code: str, message: str, resource: str | None) -> None:
+    """Drop a data warning: a draft is judged, not a chart read (its problems are no card)."""
+
+
+def read_draft_order(
+    resource: Mapping[str, Any],
+    *,
+    rxnorm_to_agent: Mapping[str, str],
+    terminology: Terminology | None = None,
+) -> dict[str, Any] | None:
+    """Return the agent and dose ({agent, dose?}) a draft order names, or None if no one agent.
+
+    The draft is read with the chart's own medication reading (its agent by code or name, its
+    dose by the dosage rules) but not sorted by status: a draft is neither current nor past.
+    """
+    if resource.get("doNotPerform") is True:
+        return None
+    term = terminology if terminology is not None else load_packaged_terminology()
+    res = dict(resource)
+    # Medications contained in the draft are found through it; no Bundle holds any other.
+    reader = MedicationReader(rxnorm_to_agent, term, {}, _unheard)
+    resolved = reader.agent(res, 0, "medicationCodeableConcept")
+    if resolved is None:
+        return None
+    reader.add_current(resolved, res.get("dosageInstruction"), res, 0)
+    return reader.current.get(resolved.agent)
