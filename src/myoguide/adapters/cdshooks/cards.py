@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
-from myoguide.adapters.fhir.codes import MEDICATION_RESOURCES
-from myoguide.adapters.fhir_export import timing_repeat
-from myoguide.adapters.text import dose_words, join_agents, source_words
+from myoguide.adapters.fhir.codes import MEDICATION_RESOURCE_TYPES
+from myoguide.adapters.fhir.proposals import proposed_medication_request
+from myoguide.adapters.words import dose_words, join_agents, source_words
 from myoguide.domain.orders import Draftable, OrderFinding, draftable
-from myoguide.domain.result import AgentOption, Dose, Recommendation, RecommendationSet
+from myoguide.domain.result import AgentOption, Recommendation, RecommendationSet
 from myoguide.knowledge.model import Knowledge
 from myoguide.service.cds import Hook
 
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-UCUM = "http://unitsofmeasure.org"
 CARD_SYSTEM = "https://myoguide.example/fhir/CodeSystem/recommendation"
 OVERRIDE_SYSTEM = "https://myoguide.example/fhir/CodeSystem/override-reason"
 OVERRIDE_REASONS = (
@@ -131,67 +128,6 @@ def _detail(
     return "\n".join(parts)
 
 
-def _medication_request(
-    agent: AgentOption, patient_ref: str | None, rec: Recommendation
-) -> dict[str, Any]:
-    dose = agent.dose
-    assert dose is not None
-    concept: dict[str, Any] = {"text": agent.display}
-    if agent.rxnorm:
-        concept["coding"] = [{"system": RXNORM, "code": agent.rxnorm, "display": agent.display}]
-    quantity = {"unit": dose.unit, "system": UCUM, "code": dose.unit}
-    repeat = _repeat(dose)
-    # doseQuantity is one administration: a daily total given in n doses is divided by n.
-    per_admin = 1
-    if dose.period in ("day", "week") and repeat.get("period") == 1:
-        per_admin = int(repeat.get("frequency", 1))
-
-    def amount(value: Decimal) -> dict[str, Any]:
-        return {"value": _num(value / per_admin), **quantity}
-
-    dose_rate: dict[str, Any]
-    if dose.low is not None and dose.low == dose.high:
-        dose_rate = {"doseQuantity": amount(dose.low)}
-    else:
-        bounds: dict[str, Any] = {}
-        if dose.low is not None:
-            bounds["low"] = amount(dose.low)
-        if dose.high is not None:
-            bounds["high"] = amount(dose.high)
-        dose_rate = {"doseRange": bounds}
-    resource: dict[str, Any] = {
-        "resourceType": "MedicationRequest",
-        "status": "draft",
-        "intent": "proposal",
-        "medicationCodeableConcept": concept,
-        "dosageInstruction": [
-            {
-                "text": f"{dose_words(dose)} ({dose.basis})",
-                "timing": {"repeat": repeat},
-                "doseAndRate": [dose_rate],
-            }
-        ],
-        "note": [{"text": f"Suggested by myoguide ({rec.id}); confirm before ordering."}],
-    }
-    if patient_ref:
-        resource["subject"] = {"reference": patient_ref}
-    return resource
-
-
-_PERIOD_UNIT = {"day": "d", "week": "wk"}
-
-
-def _repeat(dose: Dose) -> dict[str, Any]:
-    """Return FHIR Timing.repeat for a dose: its own schedule, or once per its period."""
-    if dose.timing is None:
-        return {"frequency": 1, "period": 1, "periodUnit": _PERIOD_UNIT.get(dose.period, "d")}
-    return timing_repeat(dose.timing)
-
-
-def _num(value: Decimal) -> int | float:
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
 def _first_choice_words(recs: Sequence[Recommendation]) -> str:
     parts = []
     for rec in recs:
@@ -226,7 +162,7 @@ def _suggestions(drafts: Sequence[Draftable], patient_ref: str | None) -> list[d
                     {
                         "type": "create",
                         "description": f"Create a draft order for {agent.display}",
-                        "resource": _medication_request(agent, patient_ref, rec),
+                        "resource": proposed_medication_request(agent, patient_ref, rec.id),
                     }
                 ],
             }
@@ -440,7 +376,7 @@ def order_cards(
 
 USAGE_REQUIREMENTS = (
     "Grant read access to the patient's Patient, Condition, "
-    + ", ".join(MEDICATION_RESOURCES)
+    + ", ".join(MEDICATION_RESOURCE_TYPES)
     + ", Medication, AllergyIntolerance and Observation (body weight and height) resources, "
     "by prefetch or through fhirServer with fhirAuthorization. For adults with dermatomyositis "
     "or polymyositis only."

@@ -22,6 +22,8 @@ MEDICATION_RESOURCES: Mapping[str, str] = {
     "MedicationStatement": "medicationStatements",
     "MedicationAdministration": "medicationAdministrations",
 }
+# The same types as a tuple: membership by equality, so an unhashable resourceType is no error.
+MEDICATION_RESOURCE_TYPES: tuple[str, ...] = tuple(MEDICATION_RESOURCES)
 
 # Facts standard FHIR cannot carry, stated explicitly by a record through these extensions
 # (valueBoolean). An absent extension leaves the fact unknown, exactly as before.

@@ -15,6 +15,7 @@ from myoguide.adapters.fhir.codes import (
     EXT_ALTERNATIVES_EXCLUDED,
     HEIGHT_UNITS,
     LOINC,
+    MEDICATION_RESOURCE_TYPES,
     WEIGHT_UNITS,
 )
 from myoguide.adapters.fhir.conditions import ConditionReader
@@ -139,12 +140,7 @@ class BundleReader:
 
     def dispatch(self, res: dict[str, Any], rt: object, entry: dict[str, Any], i: int) -> None:
         """Hand a resource other than an Observation to the reader of its type."""
-        if rt in (
-            "MedicationRequest",
-            "MedicationStatement",
-            "MedicationAdministration",
-            "AllergyIntolerance",
-        ):
+        if rt in MEDICATION_RESOURCE_TYPES or rt == "AllergyIntolerance":
             self.medications.append(Located(res, i))
         elif rt == "Condition":
             self.conditions.read(res, i)
