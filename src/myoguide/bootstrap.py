@@ -42,13 +42,22 @@ if TYPE_CHECKING:
 
 
 def read_fhir(
-    bundle: Mapping[str, Any], *, evaluation_date: date, rxnorm_to_agent: Mapping[str, str]
+    bundle: Mapping[str, Any],
+    *,
+    evaluation_date: date,
+    rxnorm_to_agent: Mapping[str, str],
+    knowledge: Knowledge,
 ) -> MappedRecord:
     """The RecordReader port: map a FHIR Bundle with adapters.fhir's bundle_to_state."""
     # Imported on first use for start-up speed: only Bundle input needs the FHIR mapping.
     from myoguide.adapters.fhir import bundle_to_state
 
-    return bundle_to_state(bundle, evaluation_date=evaluation_date, rxnorm_to_agent=rxnorm_to_agent)
+    return bundle_to_state(
+        bundle,
+        evaluation_date=evaluation_date,
+        rxnorm_to_agent=rxnorm_to_agent,
+        knowledge=knowledge,
+    )
 
 
 def build_service(knowledge: Knowledge | None = None) -> Service:

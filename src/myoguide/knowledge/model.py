@@ -368,6 +368,11 @@ class Knowledge(Struct, frozen=True, forbid_unknown_fields=True, weakref=True):
         """Return the agent vocabulary as a set, for membership tests."""
         return _index(self).id_set
 
+    @property
+    def agent_periods(self) -> dict[str, str]:
+        """Return each agent's dose period ("day" or "week"), for agents that have one."""
+        return {a.id: a.dose_period for a in self.agents if a.dose_period is not None}
+
     def warning_policy(self, code: str) -> WarningPolicy:
         """Return a warning's presentation policy; a `fhir.` code is read as the code it wraps."""
         found = self.warnings.get(code.removeprefix("fhir."))

@@ -161,7 +161,9 @@ class CdsHooks:
             ref = f"MedicationRequest/{res.get('id', '?')}"
             if selected is not None and ref not in selected:
                 continue
-            med = self.read_draft(res, rxnorm_to_agent=self.service.rxnorm_to_agent)
+            med = self.read_draft(
+                res, rxnorm_to_agent=self.service.rxnorm_to_agent, knowledge=self.service.knowledge
+            )
             if med is None or med.get("agent") not in known:
                 continue
             per_day, per_week = _per_day_and_week(med.get("dose"))

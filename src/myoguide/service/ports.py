@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from myoguide.knowledge.model import Knowledge
+
 
 class Clock(Protocol):
     """The time of day, read at the edge and handed in (UTC)."""
@@ -49,6 +51,7 @@ class RecordReader(Protocol):
         *,
         evaluation_date: dt.date,
         rxnorm_to_agent: Mapping[str, str],
+        knowledge: Knowledge,
     ) -> MappedRecord:
         """Return the patient state the Bundle describes, with data warnings."""
         ...
@@ -58,7 +61,11 @@ class DraftOrderReader(Protocol):
     """Reads one draft MedicationRequest as what it is: the agent and dose it would order."""
 
     def __call__(
-        self, resource: Mapping[str, Any], *, rxnorm_to_agent: Mapping[str, str]
+        self,
+        resource: Mapping[str, Any],
+        *,
+        rxnorm_to_agent: Mapping[str, str],
+        knowledge: Knowledge,
     ) -> Mapping[str, Any] | None:
         """Return {agent, dose?} (dose as {value, unit}) or None if it names no one agent."""
         ...

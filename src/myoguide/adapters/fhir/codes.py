@@ -71,11 +71,6 @@ INTOLERANCE_WORDS: tuple[str, ...] = (
 )
 INTOLERANCE_CODES: frozenset[str] = frozenset({"salg", "sintol"})
 
-# The state validator wants methotrexate per week and prednisone and azathioprine per day; any
-# other agent keeps the period its timing is written in (weekly timing gives a weekly dose).
-WEEKLY_AGENTS = frozenset({"methotrexate"})
-DAILY_AGENTS = frozenset({"prednisone", "azathioprine"})
-
 # (multiplier, divisor) turning "per period of this unit" into per day / per week.
 PER_DAY: Mapping[str, tuple[int, int]] = {"h": (24, 1), "d": (1, 1), "wk": (1, 7)}
 PER_WEEK: Mapping[str, tuple[int, int]] = {"h": (168, 1), "d": (7, 1), "wk": (1, 1)}
@@ -115,8 +110,6 @@ MASS_UNITS: Mapping[str, tuple[Decimal, str]] = {
     "g": (Decimal(1), "g"),
     "ug": (Decimal("0.001"), "mg"),
 }
-# Prednisone's flare boundary, named in a dose-range warning (the engine decides what it means).
-PREDNISONE_BOUNDARY_MG_PER_DAY = Decimal(10)
 
 MEDREQ_ROLE: Mapping[str, str] = {
     "active": "current",

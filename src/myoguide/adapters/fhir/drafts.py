@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from myoguide.adapters.fhir.mapping import reading_terminology
 from myoguide.adapters.fhir.medications import MedicationReader
-from myoguide.knowledge.terminology import Terminology, load_packaged_terminology
+from myoguide.knowledge.model import Knowledge
+from myoguide.knowledge.terminology import Terminology
 
 
 def _unheard(code: str, message: str, resource: str | None) -> None:
@@ -17,6 +19,7 @@ def read_draft_order(
     resource: Mapping[str, Any],
     *,
     rxnorm_to_agent: Mapping[str, str],
+    knowledge: Knowledge | None = None,
     terminology: Terminology | None = None,
 ) -> dict[str, Any] | None:
     """Return the agent and dose ({agent, dose?}) a draft order names, or None if no one agent.
@@ -26,7 +29,7 @@ def read_draft_order(
     """
     if resource.get("doNotPerform") is True:
         return None
-    term = terminology if terminology is not None else load_packaged_terminology()
+    term = reading_terminology(terminology, knowledge)
     res = dict(resource)
     # Medications contained in the draft are found through it; no Bundle holds any other.
     reader = MedicationReader(rxnorm_to_agent, term, {}, _unheard)

@@ -8,7 +8,6 @@ from typing import Any, NamedTuple
 
 from myoguide.adapters.fhir.codes import (
     ALLERGY_VERIFICATION,
-    DAILY_AGENTS,
     FORM_UNITS,
     INADEQUATE_WORDS,
     INTOLERANCE_CODES,
@@ -20,9 +19,7 @@ from myoguide.adapters.fhir.codes import (
     MEDSTATEMENT_ROLE,
     PER_DAY,
     PER_WEEK,
-    PREDNISONE_BOUNDARY_MG_PER_DAY,
     RXNORM,
-    WEEKLY_AGENTS,
 )
 from myoguide.adapters.fhir.primitives import (
     DECIMAL_CONTEXT,
@@ -450,7 +447,8 @@ def read_range(
         per_mg = Decimal(1000) if unit.startswith("g/") else Decimal(1)
         lo = Decimal(repr(low["value"])) * per_mg
         hi = Decimal(repr(high["value"])) * per_mg
-        if lo < hi and lo <= PREDNISONE_BOUNDARY_MG_PER_DAY <= hi:
+        boundary = term.flare_boundary_mg_per_day  # the knowledge's flare boundary
+        if lo < hi and boundary is not None and lo <= boundary <= hi:
             message += "; the range spans the 10 mg/day prednisone boundary"
     return DoseReading(high, "", "", notes=(("dose_range", message),))
 
@@ -498,7 +496,10 @@ def per_period(
             "the dose unit is not a mass, and no product strength converts it",
         )
     agent = resolved.agent
-    weekly = agent in WEEKLY_AGENTS or (agent not in DAILY_AGENTS and schedule.period_unit == "wk")
+    # The state wants each agent's dose per its period in the knowledge (term.agent_periods);
+    # an agent without one keeps the period its timing is written in.
+    period = term.agent_periods.get(agent)
+    weekly = period == "week" or (period is None and schedule.period_unit == "wk")
     multiplier, divisor = (PER_WEEK if weekly else PER_DAY)[schedule.period_unit]
     try:
         total = DECIMAL_CONTEXT.divide(
