@@ -1,6 +1,8 @@
-"""CDS Hooks 2.0 cards from a RecommendationSet, and the judging of draft medication orders.
+"""CDS Hooks 2.0 cards: what the CDS use case answered (an answer, judged orders), rendered.
 
-Pure functions: values in, JSON-ready dicts out. The HTTP adapter wires them to requests.
+Pure functions: values in, JSON-ready dicts out. The HTTP adapter wires them to requests; which
+warnings earn a card is the knowledge's warning policy (ADR 0015), which drugs are drafted the
+domain's `draftable`, and what a draft order means the domain's `judge_orders`.
 """
 
 from __future__ import annotations
