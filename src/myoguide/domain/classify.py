@@ -18,32 +18,11 @@ IBM_NAMES = frozenset({"inclusion_body_myositis", "inclusion body myositis", "ib
 
 def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
     """Decide scope, course and scenario (and the flare scenario under a leading ILD rule)."""
+    diagnosis = _in_scope(f, run)
+    if diagnosis is None:
+        return "out_of_scope", None, None
     p = run.p
     state = f.state
-    if state.age_years < p.adult_age:
-        run.warn("out_of_scope_child", age=fmt(state.age))
-        run.step(
-            "scope.adult",
-            "thresholds.adult_age_years",
-            "out of scope: under 18",
-            age_years=state.age_years,
-        )
-        return "out_of_scope", None, None
-    run.step(
-        "scope.adult", "thresholds.adult_age_years", "adult: in scope", age_years=state.age_years
-    )
-    diagnosis = state.diagnosis.strip().lower()
-    if diagnosis not in IN_SCOPE:
-        code = "out_of_scope_ibm" if diagnosis in IBM_NAMES else "out_of_scope_diagnosis"
-        run.warn(code, diagnosis=state.diagnosis)
-        run.step(
-            "scope.diagnosis",
-            f"warnings.{code}",
-            "out of scope: diagnosis",
-            diagnosis=state.diagnosis,
-        )
-        return "out_of_scope", None, None
-    run.step("scope.diagnosis", "documents", f"in scope: {diagnosis}", diagnosis=diagnosis)
 
     sparing = p.sparing
     sparing_inadequate = any(a in f.inadequate for a in sparing) or (
@@ -115,6 +94,37 @@ def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
         **facts,
     )
     return "out_of_scope", None, None
+
+
+def _in_scope(f: Facts, run: Run) -> str | None:
+    """Return the diagnosis of an adult with DM or PM, or None after saying why not."""
+    p = run.p
+    state = f.state
+    if state.age_years < p.adult_age:
+        run.warn("out_of_scope_child", age=fmt(state.age))
+        run.step(
+            "scope.adult",
+            "thresholds.adult_age_years",
+            "out of scope: under 18",
+            age_years=state.age_years,
+        )
+        return None
+    run.step(
+        "scope.adult", "thresholds.adult_age_years", "adult: in scope", age_years=state.age_years
+    )
+    diagnosis = state.diagnosis.strip().lower()
+    if diagnosis not in IN_SCOPE:
+        code = "out_of_scope_ibm" if diagnosis in IBM_NAMES else "out_of_scope_diagnosis"
+        run.warn(code, diagnosis=state.diagnosis)
+        run.step(
+            "scope.diagnosis",
+            f"warnings.{code}",
+            "out of scope: diagnosis",
+            diagnosis=state.diagnosis,
+        )
+        return None
+    run.step("scope.diagnosis", "documents", f"in scope: {diagnosis}", diagnosis=diagnosis)
+    return diagnosis
 
 
 def _controlled(f: Facts, run: Run) -> None:
