@@ -54,7 +54,7 @@ def test_a_dose_is_read_per_the_period_the_knowledge_gives_the_agent() -> None:
     assert _current(weekly, daily_mmf) == [
         {"agent": "mycophenolate_mofetil", "dose": {"value": 7000, "unit": "mg/week"}}
     ]
-    draft = read_draft_order(daily_mmf, rxnorm_to_agent={}, knowledge=weekly)
+    draft = read_draft_order(daily_mmf, rxnorm_to_agent={}, evaluation_date=DAY, knowledge=weekly)
     assert draft == {"agent": "mycophenolate_mofetil", "dose": {"value": 7000, "unit": "mg/week"}}
 
 

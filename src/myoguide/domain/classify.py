@@ -100,6 +100,11 @@ def _in_scope(f: Facts, run: Run) -> str | None:
     """Return the diagnosis of an adult with DM or PM, or None after saying why not."""
     p = run.p
     state = f.state
+    if state.deceased:
+        # The contract: a deceased patient is out of scope, with no dose computed.
+        run.warn("out_of_scope_deceased")
+        run.step("scope.alive", "warnings.out_of_scope_deceased", "out of scope: deceased")
+        return None
     if state.age_years < p.adult_age:
         run.warn("out_of_scope_child", age=fmt(state.age))
         run.step(

@@ -116,6 +116,8 @@ class PatientState(Struct, frozen=True, forbid_unknown_fields=True):
     # Drugs the record holds that may be guideline agents but could not be identified (or read):
     # a short label each. The engine then does not pick a scenario that assumes them absent.
     unresolved_medications: tuple[Annotated[str, Meta(max_length=200)], ...] = ()
+    # Set by the FHIR door when the record states a death; the engine then answers out of scope.
+    deceased: bool | None = None
 
     @property
     def age(self) -> Decimal:

@@ -18,9 +18,8 @@ from myoguide.service.ports import (
     RecordReader,
     RecordStore,
     ReplayCache,
-    UserStore,
 )
-from myoguide.service.records import PatientRecords
+from myoguide.service.records import PatientFile, PatientRecords
 
 __all__ = [
     "HOOKS",
@@ -41,6 +40,7 @@ __all__ = [
     "Hook",
     "HookAnswer",
     "PatientAudit",
+    "PatientFile",
     "PatientRecords",
     "PrefetchMissing",
     "RecordGatherer",
@@ -48,6 +48,5 @@ __all__ = [
     "RecordStore",
     "ReplayCache",
     "Service",
-    "UserStore",
     "report_feedback",
 ]

@@ -153,6 +153,7 @@ class CdsHooks:
         selections = context.get("selections") if selected_only else None
         selected = set(selections) if isinstance(selections, list) else None
         known = self.service.knowledge.agent_id_set
+        today = self.service.today()
         out: list[DraftOrder] = []
         for entry in entries or []:
             res = entry.get("resource") if isinstance(entry, dict) else None
@@ -162,7 +163,10 @@ class CdsHooks:
             if selected is not None and ref not in selected:
                 continue
             med = self.read_draft(
-                res, rxnorm_to_agent=self.service.rxnorm_to_agent, knowledge=self.service.knowledge
+                res,
+                rxnorm_to_agent=self.service.rxnorm_to_agent,
+                evaluation_date=today,
+                knowledge=self.service.knowledge,
             )
             if med is None or med.get("agent") not in known:
                 continue

@@ -65,6 +65,7 @@ class DraftOrderReader(Protocol):
         resource: Mapping[str, Any],
         *,
         rxnorm_to_agent: Mapping[str, str],
+        evaluation_date: dt.date,
         knowledge: Knowledge,
     ) -> Mapping[str, Any] | None:
         """Return {agent, dose?} (dose as {value, unit}) or None if it names no one agent."""
@@ -313,48 +314,4 @@ class RecordStore(Protocol):
 
     def export_patient(self, patient_id: int) -> dict[str, Any]:
         """Return the patient's record as JSON-ready data."""
-        ...
-
-
-class UserStore(Protocol):
-    """Sign-in accounts."""
-
-    def verify(self, username: str, password: str) -> bool:
-        """Return True if the password is right for the user."""
-        ...
-
-    def count(self) -> int:
-        """Return the number of accounts."""
-        ...
-
-
-class SessionStore(Protocol):
-    """Server-side sign-in sessions: a cookie's secret is only good while the store keeps it."""
-
-    def start(self, username: str) -> str:
-        """Open a session and return its secret."""
-        ...
-
-    def user_of(self, token: str) -> str | None:
-        """Return the user of a live session, or None."""
-        ...
-
-    def end(self, token: str) -> None:
-        """End one session."""
-        ...
-
-
-class SigninThrottle(Protocol):
-    """Slows and temporarily locks sign-in after failures, per account and per address."""
-
-    def wait_seconds(self, username: str, address: str) -> int:
-        """Return how long sign-in stays refused (0: it may be tried)."""
-        ...
-
-    def failed(self, username: str, address: str) -> None:
-        """Count a failure."""
-        ...
-
-    def succeeded(self, username: str) -> None:
-        """Forget the account's failures."""
         ...

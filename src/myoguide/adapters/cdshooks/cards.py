@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from myoguide.adapters.fhir.codes import MEDICATION_RESOURCE_TYPES
+from myoguide.adapters.fhir.codes import MEDICATION_RESOURCES
 from myoguide.adapters.fhir.proposals import proposed_medication_request
 from myoguide.adapters.words import dose_words, join_agents, source_words
 from myoguide.domain.orders import Draftable, OrderFinding, draftable
@@ -378,7 +378,7 @@ def order_cards(
 
 USAGE_REQUIREMENTS = (
     "Grant read access to the patient's Patient, Condition, "
-    + ", ".join(MEDICATION_RESOURCE_TYPES)
+    + ", ".join(MEDICATION_RESOURCES)
     + ", Medication, AllergyIntolerance and Observation (body weight and height) resources, "
     "by prefetch or through fhirServer with fhirAuthorization. For adults with dermatomyositis "
     "or polymyositis only."

@@ -10,8 +10,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from myoguide.adapters.clock import SYSTEM_CLOCK
 from myoguide.adapters.store.chain import GENESIS, answer_row_content, decision_content, link_hash
-from myoguide.adapters.store.clock import Clock, utc_now
 from myoguide.adapters.store.db import chain_lock, make_sessions, write_session
 from myoguide.adapters.store.rows import (
     AnswerRecord,
@@ -52,6 +52,7 @@ from myoguide.adapters.store.validation import (
     top_recommendation,
     utc_instant,
 )
+from myoguide.service.ports import Clock
 
 # The row types are part of this store's interface, so they can be imported from here too.
 __all__ = [
@@ -76,14 +77,14 @@ EXPORT_FORMAT = "myoguide-patient-record/1"
 class RecordStore:
     """Durable store of patients, their visits, the answers shown and the decisions taken."""
 
-    def __init__(self, engine: Engine, *, clock: Clock = utc_now) -> None:
+    def __init__(self, engine: Engine, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._sessions = make_sessions(engine)
         self._clock = clock
 
     def add_patient(self, label: str) -> PatientRow:
         """Create a patient under a unique pseudonymous label (ValueError names `label`)."""
         text = clean_text(label, "label", MAX_LABEL)
-        row = PatientModel(label=text, created_at=utc_instant(self._clock(), "created_at"))
+        row = PatientModel(label=text, created_at=utc_instant(self._clock.now(), "created_at"))
         taken = ValueError(f"label: '{text}' is already used by another patient")
         try:
             with write_session(self._sessions) as session:
@@ -148,7 +149,7 @@ class RecordStore:
             patient_id=pid,
             visit_date=calendar_day(visit_date, "visit_date"),
             state=json_object(state, "state"),
-            created_at=utc_instant(self._clock(), "created_at"),
+            created_at=utc_instant(self._clock.now(), "created_at"),
         )
 
     def log_answer(

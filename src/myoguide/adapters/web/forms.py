@@ -107,11 +107,6 @@ def field_label(name: str) -> str:
     return name.split(".")[0].replace("_", " ").capitalize()
 
 
-def field_id(name: str) -> str:
-    """Return an HTML id for a field name: the name itself (ids may hold dots and brackets)."""
-    return name
-
-
 def _rows_in(values: Mapping[str, str], key: str) -> list[int]:
     rows = set()
     for name in values:

@@ -1,4 +1,5 @@
-"""The `myoguide` command: recommend, knowledge, schema and demo.
+"""The `myoguide` command: recommend, serve, user, knowledge, schema, export, feedback, record,
+demo, audit and synth.
 
 Its `main` is an entry point, so it may import the composition root (`myoguide.bootstrap`).
 Most imports sit inside the commands that need them: each run loads only what its command uses,
@@ -183,7 +184,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         )
         out.flush()
         uvicorn.run(
-            "myoguide.bootstrap:worker_app",
+            "myoguide.entrypoints.asgi:worker_app",
             factory=True,
             workers=args.workers,
             host=args.host,
