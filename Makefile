@@ -41,6 +41,7 @@ services:
 	@bash scripts/chromium.sh
 	@bash scripts/java.sh
 	@bash scripts/axe.sh
+	@bash scripts/smart-oauth.sh
 
 # Two worker processes on the two cores; a file's tests stay on one worker, so each worker
 # starts at most one browser, one PostgreSQL and (for the batch tests) one Spark session.

@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 
     from myoguide.adapters.batch.run import AuditOutput
     from myoguide.adapters.cdshooks.security import FhirServer, IssuerConfig, TokenVerifier
+    from myoguide.adapters.smart.config import SmartEhrs
     from myoguide.adapters.store import RecordStore, SessionStore, UserStore
+    from myoguide.service.ports import ChartHandoffs, ReplayCache
     from myoguide.settings import Settings
 
 
@@ -63,8 +65,11 @@ def read_fhir(
 
 def build_service(knowledge: Knowledge | None = None) -> Service:
     """Build a Service from the given knowledge, or the packaged guideline."""
+    from myoguide.knowledge.terminology import load_packaged_terminology
+
     kb = knowledge if knowledge is not None else load_packaged()
-    return Service(kb, Engine(kb), reader=read_fhir, clock=SystemClock())
+    engine = Engine(kb, load_packaged_terminology())
+    return Service(kb, engine, reader=read_fhir, clock=SystemClock())
 
 
 @cache
@@ -209,6 +214,18 @@ def public_url(config: ServeConfig) -> str | None:
     return f"http://{host}:{config.port}"
 
 
+def smart_url(config: ServeConfig) -> str:
+    """Return the URL the EHR sends the browser back to: --public-url, or the loopback address."""
+    if config.public_base_url:
+        return config.public_base_url.rstrip("/")
+    if not is_loopback(config.host):
+        raise InputError(
+            "--public-url", "with 'smart' EHRs in --trust off loopback, give the URL of the app"
+        )
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    return f"http://{host}:{config.port}"
+
+
 def _fhir_servers(item: Mapping[str, Any], where: str) -> tuple[FhirServer, ...]:
     """Read an issuer's `fhir_servers`: URLs, or objects with url, allow_http, allow_private."""
     from myoguide.adapters.cdshooks.security import FhirServer
@@ -237,7 +254,8 @@ def load_trust(path: Path) -> tuple[IssuerConfig, ...]:
     try:
         doc = json.loads(path.read_text())
         issuers = []
-        for i, item in enumerate(doc["issuers"]):
+        # A file may register only SMART EHRs (load_smart), and no CDS client.
+        for i, item in enumerate(doc.get("issuers", [])):
             jwks = None
             if "jwks_file" in item:
                 jwks = json.loads((path.parent / item["jwks_file"]).read_text())
@@ -256,6 +274,20 @@ def load_trust(path: Path) -> tuple[IssuerConfig, ...]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError("--trust", f"cannot read trusted issuers from {path}: {exc}") from None
     return tuple(issuers)
+
+
+def load_smart(path: Path | None) -> SmartEhrs | None:
+    """Read the EHRs registered for SMART App Launch (the trust file's `smart`), or None."""
+    if path is None:
+        return None
+    from myoguide.adapters.smart.config import parse_smart
+
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError("--trust", f"cannot read the trust file {path}: {exc}") from None
+    ehrs = parse_smart(doc) if isinstance(doc, dict) else None
+    return ehrs or None
 
 
 def database_url(config: ServeConfig) -> str:
@@ -429,6 +461,11 @@ def build_http_app(
             handoffs=handoffs,
         ),
     )
+    smart = load_smart(config.trust_file)
+    if smart is not None:
+        parts = SmartParts(service, templates, handoffs, sessions, StoreReplayCache(engine))
+        secret = secret_key(config.data_dir)
+        mount_smart_app(app, smart, parts, smart_url(config), secret, config.max_body_bytes)
     return app
 
 
@@ -453,3 +490,53 @@ def _authenticator(
         return by_token is not None and await by_token(request)
 
     return authenticate
+
+
+@dataclass(frozen=True)
+class SmartParts:
+    """The parts of the HTTP app a SMART launch shares: reader, hand-offs, sessions, replays."""
+
+    service: Service
+    templates: Mapping[str, str]
+    handoffs: ChartHandoffs
+    sessions: SessionStore
+    replay: ReplayCache
+
+
+def mount_smart_app(
+    app: FastAPI,
+    ehrs: SmartEhrs,
+    parts: SmartParts,
+    base_url: str,
+    secret: str,
+    max_body_bytes: int,
+) -> None:
+    """Add SMART App Launch for the registered EHRs: its own FHIR client, keyed by each iss."""
+    from myoguide.adapters.cdshooks.security import FhirServer
+    from myoguide.adapters.fhir.drafts import read_draft_order
+    from myoguide.adapters.fhir.gather import FhirGatherer
+    from myoguide.adapters.http.fhir_client import HttpxFhirClient
+    from myoguide.adapters.smart.config import same_url
+    from myoguide.adapters.smart.launch import SmartDeps, mount_smart
+    from myoguide.adapters.smart.pending import PendingLaunches
+
+    servers: dict[str | None, tuple[FhirServer, ...]] = {
+        same_url(e.iss): (FhirServer(e.iss, e.allow_http, e.allow_private),) for e in ehrs
+    }
+    # Bound per launch to that EHR and patient; the use case supplies the reader.
+    fhir = HttpxFhirClient(servers, templates=parts.templates)
+    mount_smart(
+        app,
+        SmartDeps(
+            ehrs=ehrs,
+            cds=CdsHooks(parts.service, FhirGatherer(fhir, parts.templates), read_draft_order),
+            fhir=fhir,
+            handoffs=parts.handoffs,
+            sessions=parts.sessions,
+            public_base_url=base_url,
+            secure_cookies=base_url.startswith("https://"),
+            # The launch cookie is signed with the pages' key; a state is used once in the store.
+            pending=PendingLaunches(secret, parts.replay),
+        ),
+        max_body_bytes,
+    )

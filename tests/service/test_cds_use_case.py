@@ -15,6 +15,7 @@ from myoguide.bootstrap import read_fhir
 from myoguide.domain.engine import Engine
 from myoguide.domain.orders import draftable
 from myoguide.knowledge.loader import load_packaged
+from myoguide.knowledge.terminology import load_packaged_terminology
 from myoguide.service import HOOK_BY_ID, HOOKS, CdsHooks, Gathered, PrefetchMissing, Service
 from myoguide.service.ports import Unread
 
@@ -53,7 +54,7 @@ class FakeGatherer:
 def _use_case(name: str, unread: tuple[Unread, ...] = ()) -> tuple[CdsHooks, FakeGatherer]:
     doc = json.loads((BUNDLES / f"{name}.json").read_text())
     clock = FixedClock(dt.date.fromisoformat(doc["evaluation_date"]))
-    service = Service(KB, Engine(KB), reader=read_fhir, clock=clock)
+    service = Service(KB, Engine(KB, load_packaged_terminology()), reader=read_fhir, clock=clock)
     gatherer = FakeGatherer(Gathered(doc["bundle"], (), unread))
     return CdsHooks(service, gatherer, read_draft_order), gatherer
 

@@ -67,6 +67,8 @@ def uvicorn_log_config(base: dict[str, Any]) -> dict[str, Any]:
         handler.setdefault("filters", []).append("redact")
     # The root logger (myoguide's own loggers propagate to it) gets a filtered handler too.
     config["root"] = {"handlers": ["default"], "level": "INFO"}
+    # httpx logs each request's URL at INFO, and a FHIR search URL names the patient.
+    config.setdefault("loggers", {})["httpx"] = {"level": "WARNING"}
     return config
 
 

@@ -6,7 +6,8 @@ import textwrap
 
 from myoguide.adapters.words import dose_words, join_agents, source_words, timing_words
 from myoguide.domain.engine import sources_of
-from myoguide.domain.result import Recommendation, RecommendationSet
+from myoguide.domain.prescribable import as_checks
+from myoguide.domain.result import Check, Recommendation, RecommendationSet
 from myoguide.domain.units import fmt
 from myoguide.knowledge.model import Knowledge
 
@@ -63,6 +64,10 @@ def alternatives(rec: Recommendation) -> str:
 def _recommendation(rec: Recommendation) -> list[str]:
     grade = f"Grade {rec.grade}" if rec.grade else "no grade given"
     lines = [f"{rec.rank}. [{STANCE_WORDS[rec.stance]} | {grade}] {rec.id}"]
+    if rec.under:
+        lines.append(f"     (beneath {rec.under})")
+    if rec.after:
+        lines += _wrap(f"Applies only after this: {rec.after}", "       ", "     ")
     lines += _wrap(rec.text, "     ")
     if rec.grade_meaning:
         lines += _wrap(f"Grade {rec.grade}: {rec.grade_meaning}", "       ", "     ")
@@ -82,6 +87,8 @@ def _recommendation(rec: Recommendation) -> list[str]:
                     "           ",
                     "         * ",
                 )
+                if reg.dose.practical is not None:
+                    lines += _wrap(reg.dose.practical.text, "             ", "           > ")
             else:
                 lines += _wrap(
                     f"{reg.description}: not computed ({reg.omitted_reason})",
@@ -90,9 +97,27 @@ def _recommendation(rec: Recommendation) -> list[str]:
                 )
         if agent.maximum:
             lines.append(f"         * stated maximum {agent.maximum}")
+        lines += check_lines(agent.checks, "         ")
     for caution in rec.cautions:
         lines += _wrap(caution, "       ", "     ! ")
     lines += _wrap(f"Source: {source_words(rec.sources)}", "       ", "     ")
+    return lines
+
+
+def check_lines(checks: tuple[Check, ...], indent: str) -> list[str]:
+    """Return the 'Before starting' and 'While taking' label checks of an agent, with sources."""
+    lines: list[str] = []
+    for when, title in (("before_first_dose", "Before starting"), ("while_taking", "While taking")):
+        chosen = [c for c in checks if c.when == when]
+        if not chosen:
+            continue
+        lines.append(f"{indent}{title} (product label, outside the source review):")
+        for c in chosen:
+            label = "; ".join(
+                f"{s.regulator} label, {s.product}, {s.section}, {s.version}, {s.url}"
+                for s in c.sources
+            )
+            lines += _wrap(f"{c.text} [{label}]", f"{indent}    ", f"{indent}  + ")
     return lines
 
 
@@ -177,6 +202,12 @@ def render_knowledge(knowledge: Knowledge) -> str:
     out += ["", "Cautions"]
     for cid, c in k.cautions.items():
         out += _wrap(f"{c.text} ({source_words(sources_of(c.sources))})", "      ", f"  {cid}: ")
+    out += ["", "Before starting each agent (product labels, outside the source review)"]
+    for agent, rx in k.prescribing.items():
+        out.append(f"  {k.agent(agent).display}")
+        out += check_lines(as_checks(rx.checks), "    ")
+        if rx.note:
+            out += _wrap(f"Not shown: {rx.note}", "      ", "    ~ ")
     out += ["", "Reported in the literature, no recommendation"]
     for item in k.literature_only:
         out += _wrap(f"{item.display}: {item.text}", "      ", "  - ")

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from myoguide.adapters.cdshooks.smart_link import smart_link
 from myoguide.adapters.fhir.codes import MEDICATION_RESOURCES
 from myoguide.adapters.fhir.proposals import proposed_medication_request
 from myoguide.adapters.words import dose_words, join_agents, source_words
@@ -72,6 +73,8 @@ def _links(base_url: str, chart_token: str | None = None) -> list[dict[str, str]
     # No patient data in the URL: at most an opaque token of a hand-off kept in the store
     # (ADR 0014); without one the page opens blank and the clinician enters the facts.
     page = base_url.rstrip("/") + "/assess"
+    if chart_token and (smart := smart_link(base_url, chart_token)) is not None:
+        return [smart]  # the EHR is registered for SMART App Launch (ADR 0021)
     if chart_token:
         return [
             {

@@ -26,6 +26,7 @@ from myoguide.adapters.fhir.codes import (
     PER_WEEK,
     RXNORM,
 )
+from myoguide.adapters.fhir.courses import note_last_given
 from myoguide.adapters.fhir.primitives import (
     DECIMAL_CONTEXT,
     DIGITS,
@@ -120,6 +121,7 @@ class MedicationReader:
 
     __slots__ = (
         "candidates",
+        "courses",
         "current",
         "history",
         "index",
@@ -148,6 +150,9 @@ class MedicationReader:
         self.candidates: dict[str, list[Candidate]] = {}
         self.tried: dict[str, list[Tried]] = {}
         self.history: list[dict[str, str]] = []
+        # Every resource that gave or ordered a course agent, read for `last_given` once the
+        # current entries and history are settled.
+        self.courses: list[tuple[str, dict[str, Any]]] = []
         self.unresolved: list[str] = []
 
     def read(self, res: dict[str, Any], i: int) -> None:
@@ -200,6 +205,7 @@ class MedicationReader:
                 label,
             )
             return
+        self.courses.append((agent, res))
         if kind in ("MedicationAdministration", "MedicationDispense"):
             self.add_given(agent, res, label, kind == "MedicationDispense")
             return
@@ -274,6 +280,8 @@ class MedicationReader:
             self.settle_current(agent, found)
         for agent, entries in self.tried.items():
             self.settle_tried(agent, entries)
+        for agent, res in self.courses:
+            note_last_given(self.current, self.history, agent, res)
 
     def settle_current(self, agent: str, found: list[Candidate]) -> None:
         """Keep the latest prescription of an agent; renewals are one use with the latest dose."""

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from myoguide.adapters.jsonio import dumps, to_jsonable
+from myoguide.adapters.web import chart_questions
 from myoguide.adapters.web.accounts import accounts
 from myoguide.adapters.web.answer import stored_result
 from myoguide.adapters.web.forms import (
@@ -82,9 +83,10 @@ async def assess_form(
     visit: int | None = None,
     start_from: Annotated[int | None, Query(alias="from")] = None,
     chart: str | None = None,
+    full: bool = False,
 ) -> Response:
     if chart is not None and patient is None:
-        return await _chart_form(request, site, chart)
+        return await _chart_form(request, site, chart, full)
     if patient is not None and visit is not None:
         # A past visit is opened read-only; only "new visit from this one" starts a form.
         return RedirectResponse(f"/patients/{patient}/visits/{visit}", status_code=303)
@@ -107,7 +109,7 @@ async def assess_form(
     return _form_page(request, site, form, row, source_date=source.visit_date if source else None)
 
 
-async def _chart_form(request: Request, site: Site, token: str) -> Response:
+async def _chart_form(request: Request, site: Site, token: str, full: bool = False) -> Response:
     """The form filled from a CDS card's hand-off, or blank saying the link has expired."""
     handoffs = site.deps.handoffs
     found = await run_in_threadpool(handoffs.take, token) if handoffs is not None else None
@@ -116,8 +118,10 @@ async def _chart_form(request: Request, site: Site, token: str) -> Response:
         # put its own error page in place of a 4xx.
         return _form_page(request, site, blank_form(), None, chart_expired=True)
     state, warnings = found
+    if not full and chart_questions.from_launch(warnings):
+        return chart_questions.page(request, site, token, state, warnings, state_lines(state))
     counts: dict[str, int] = {}
-    for _, message in warnings:
+    for _, message in chart_questions.plain(warnings):
         counts[message] = counts.get(message, 0) + 1
     lines = [m + (f" (x{n})" if n > 1 else "") for m, n in counts.items()]
     return _form_page(request, site, form_from_state(state), None, chart_warnings=lines)
