@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 
 from myoguide.domain.facts import Facts
 from myoguide.domain.flares import choose_scenario, offer
 from myoguide.domain.ladder import check_alternative_diagnoses, exclusion_first, fold_under, walk
 from myoguide.domain.options import add, course_option
-from myoguide.domain.result import AgentOption, Course
+from myoguide.domain.result import AgentOption, Course, FactValue
 from myoguide.domain.run import Run
 from myoguide.domain.units import fmt
 
@@ -48,26 +50,7 @@ def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
 
     # Control now wins over history: a patient quiet now is not escalated, whatever came before.
     if control is True and flare is not True:
-        if flare is None:
-            run.warn("flare_status_unknown")
-            run.step(
-                "course.classify",
-                "warnings.flare_status_unknown",
-                "control reached, flare status unknown: nothing chosen",
-                **facts,
-            )
-            return "controlled", None, None
-        if ild_refractory:
-            run.warn("ild_refractory_while_controlled")
-        run.step(
-            "course.classify",
-            f"recommendations.{p.kb.wiring.controlled}",
-            "controlled now: nothing to escalate",
-            **facts,
-        )
-        _controlled(f, run)
-        if skin:
-            _rash_pointer(f, run)
+        _controlled_now(f, run, facts, ild_refractory=ild_refractory, skin=skin)
         return "controlled", None, None
 
     if flare is True and control is False:
@@ -102,6 +85,32 @@ def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
         **facts,
     )
     return "out_of_scope", None, None
+
+
+def _controlled_now(
+    f: Facts, run: Run, facts: Mapping[str, FactValue], *, ild_refractory: bool, skin: bool
+) -> None:
+    """Answer disease under control: nothing chosen while the flare status is unknown."""
+    if f.state.flare is None:
+        run.warn("flare_status_unknown")
+        run.step(
+            "course.classify",
+            "warnings.flare_status_unknown",
+            "control reached, flare status unknown: nothing chosen",
+            **facts,
+        )
+        return
+    if ild_refractory:
+        run.warn("ild_refractory_while_controlled")
+    run.step(
+        "course.classify",
+        f"recommendations.{run.p.kb.wiring.controlled}",
+        "controlled now: nothing to escalate",
+        **facts,
+    )
+    _controlled(f, run)
+    if skin:
+        _rash_pointer(f, run)
 
 
 def _in_scope(f: Facts, run: Run) -> str | None:
