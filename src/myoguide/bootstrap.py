@@ -28,7 +28,6 @@ from myoguide.service import (
     Feedback,
     PatientRecords,
     Service,
-    prefetch_templates,
     report_feedback,
 )
 from myoguide.service.ports import Clock, FhirClient, MappedRecord
@@ -46,13 +45,22 @@ if TYPE_CHECKING:
 
 
 def read_fhir(
-    bundle: Mapping[str, Any], *, evaluation_date: date, rxnorm_to_agent: Mapping[str, str]
+    bundle: Mapping[str, Any],
+    *,
+    evaluation_date: date,
+    rxnorm_to_agent: Mapping[str, str],
+    knowledge: Knowledge,
 ) -> MappedRecord:
     """The RecordReader port: map a FHIR Bundle with adapters.fhir's bundle_to_state."""
     # Imported on first use for start-up speed: only Bundle input needs the FHIR mapping.
     from myoguide.adapters.fhir import bundle_to_state
 
-    return bundle_to_state(bundle, evaluation_date=evaluation_date, rxnorm_to_agent=rxnorm_to_agent)
+    return bundle_to_state(
+        bundle,
+        evaluation_date=evaluation_date,
+        rxnorm_to_agent=rxnorm_to_agent,
+        knowledge=knowledge,
+    )
 
 
 def build_service(knowledge: Knowledge | None = None) -> Service:
@@ -367,6 +375,8 @@ def build_http_app(
     """
     # Imported here for start-up speed: only `serve` needs the web stack.
     from myoguide.adapters.cdshooks.security import HttpxJwksFetcher, TokenVerifier
+    from myoguide.adapters.fhir.drafts import read_draft_order
+    from myoguide.adapters.fhir.gather import FhirGatherer, prefetch_templates
     from myoguide.adapters.http.app import AppDeps, HttpSettings, create_app
     from myoguide.adapters.http.fhir_client import HttpxFhirClient
     from myoguide.adapters.store import (
@@ -410,13 +420,14 @@ def build_http_app(
         fhir = HttpxFhirClient(
             {i.issuer: i.fhir_servers for i in config.issuers}, templates=templates
         )
+    gatherer = FhirGatherer(fhir, templates)
     # One queue shared by the CDS door (writes) and the page (reads), so a page always finds
     # the hand-offs its own process issued.
     handoffs = WriteBehindHandoffs(StoreChartHandoffs(engine, clock=clock))
     app = create_app(
         AppDeps(
             service=service,
-            cds=CdsHooks(service, fhir, templates),
+            cds=CdsHooks(service, gatherer, read_draft_order),
             verifier=verifier,
             feedback=feedback,
             settings=HttpSettings(
@@ -505,6 +516,8 @@ def mount_smart_app(
 ) -> None:
     """Add SMART App Launch for the registered EHRs: its own FHIR client, keyed by each iss."""
     from myoguide.adapters.cdshooks.security import FhirServer
+    from myoguide.adapters.fhir.drafts import read_draft_order
+    from myoguide.adapters.fhir.gather import FhirGatherer
     from myoguide.adapters.http.fhir_client import HttpxFhirClient
     from myoguide.adapters.smart.config import same_url
     from myoguide.adapters.smart.launch import SmartDeps, mount_smart
@@ -519,7 +532,7 @@ def mount_smart_app(
         app,
         SmartDeps(
             ehrs=ehrs,
-            cds=CdsHooks(parts.service, fhir, parts.templates),
+            cds=CdsHooks(parts.service, FhirGatherer(fhir, parts.templates), read_draft_order),
             fhir=fhir,
             handoffs=parts.handoffs,
             sessions=parts.sessions,

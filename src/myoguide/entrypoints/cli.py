@@ -214,7 +214,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     """Write the knowledge as a FHIR R4 Bundle (PlanDefinition and ActivityDefinitions)."""
-    from myoguide.adapters.fhir_export import plandefinition_bundle
+    from myoguide.adapters.fhir.plandefinition import plandefinition_bundle
     from myoguide.adapters.jsonio import dumps
     from myoguide.bootstrap import default_service
 

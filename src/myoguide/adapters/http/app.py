@@ -29,7 +29,6 @@ from myoguide.service import (
     FeedbackSink,
     FhirClient,
     Service,
-    prefetch_templates,
 )
 
 
@@ -196,5 +195,4 @@ __all__ = [
     "FhirClient",
     "HttpSettings",
     "create_app",
-    "prefetch_templates",
 ]

@@ -19,7 +19,6 @@ from myoguide.adapters.web.accounts import accounts
 from myoguide.adapters.web.answer import stored_result
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
-    CONFIRM_WARNINGS,
     FormData,
     blank_form,
     collect_errors,
@@ -190,7 +189,7 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
         return _form_page(request, site, form, patient, 422)
     assessment = site.service.assess(raw_state)
     result = assessment.result
-    unusual = [w for w in result.warnings if w.code in CONFIRM_WARNINGS]
+    unusual = [w for w in result.warnings if w.code in site.kb.warnings_in_scope("entry")]
     if unusual and data.get(CONFIRM_FIELD) != "on":
         # No dose is shown from a body size the engine finds unusual until it is confirmed.
         form.error(

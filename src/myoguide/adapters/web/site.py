@@ -21,7 +21,7 @@ from myoguide.adapters.text import (
     dose_words,
     source_words,
 )
-from myoguide.adapters.web.answer import LEVEL_WORDS, level, sources, summarize
+from myoguide.adapters.web.answer import LEVEL_WORDS, sources, summarize
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
     DIAGNOSES,
@@ -72,7 +72,6 @@ def _env() -> Environment:
         fmt=fmt,
         fact_words=fact_words,
         field_label=field_label,
-        level=level,
         level_words=LEVEL_WORDS,
     )
     return env
@@ -122,7 +121,7 @@ class Site:
         by_id = {c.id: c for c in self.kb.citations}
         return {
             "result": result,
-            "summary": summarize(result),
+            "summary": summarize(result, self.kb),
             "references": [(n, self.kb.references[n - 1].citation) for n in refs],
             "citations": [(c, by_id[c].citation) for c in cites if c in by_id],
         }
