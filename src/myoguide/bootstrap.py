@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from myoguide.adapters.batch.run import AuditOutput
     from myoguide.adapters.cdshooks.security import FhirServer, IssuerConfig
+    from myoguide.adapters.http.server import ServerLimits
     from myoguide.adapters.store import RecordStore, UserStore
     from myoguide.settings import Settings
 
@@ -420,9 +421,28 @@ def build_http_app(config: ServeConfig) -> FastAPI:
     return app
 
 
+def serve_options() -> dict[str, Any]:
+    """Return uvicorn's options for `serve`: logging, deadlines and the connection bound."""
+    from myoguide.adapters.http.server import uvicorn_options
+
+    return uvicorn_options(_server_limits())
+
+
+def _server_limits() -> ServerLimits:
+    """Return the HTTP server's deadlines and bound from the environment's settings."""
+    from myoguide.adapters.http.server import ServerLimits
+
+    env = settings()
+    return ServerLimits(env.head_timeout, env.body_timeout, env.max_connections)
+
+
 def worker_app() -> FastAPI:
     """Build the app in a `serve --workers N` process from the options its parent handed over."""
+    from myoguide.adapters.http.server import apply_limits
+
     text = settings().serve_config
     if not text:
         raise RuntimeError("MYOGUIDE_SERVE_CONFIG is not set: start workers with myoguide serve")
+    # Each worker process builds its own connections' protocol: give it the same deadlines.
+    apply_limits(_server_limits())
     return build_http_app(ServeConfig.from_json(text))

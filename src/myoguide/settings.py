@@ -14,5 +14,9 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr | None = Field(default=None, validation_alias="MYOGUIDE_SECRET_KEY")
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    # The HTTP server's deadlines (seconds) and bound on open connections (ADR 0018).
+    head_timeout: float = Field(default=10.0, gt=0, validation_alias="MYOGUIDE_HEAD_TIMEOUT")
+    body_timeout: float = Field(default=30.0, gt=0, validation_alias="MYOGUIDE_BODY_TIMEOUT")
+    max_connections: int = Field(default=1000, ge=1, validation_alias="MYOGUIDE_MAX_CONNECTIONS")
     # How `myoguide serve --workers N` hands its options to each worker process (JSON).
     serve_config: str | None = Field(default=None, validation_alias="MYOGUIDE_SERVE_CONFIG")

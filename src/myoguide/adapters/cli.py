@@ -141,10 +141,14 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     """Run the HTTP service until interrupted."""
     import uvicorn
-    from uvicorn.config import LOGGING_CONFIG
 
-    from myoguide.adapters.logsafe import uvicorn_log_config
-    from myoguide.bootstrap import ServeConfig, build_http_app, is_loopback, load_trust
+    from myoguide.bootstrap import (
+        ServeConfig,
+        build_http_app,
+        is_loopback,
+        load_trust,
+        serve_options,
+    )
 
     if args.workers < 1:
         raise InputError("--workers", "must be at least 1")
@@ -188,8 +192,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             workers=args.workers,
             host=args.host,
             port=args.port,
-            log_level="info",
-            access_log=False,
+            **serve_options(),
         )
         return EXIT_OK
     import gc
@@ -199,15 +202,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     gc.freeze()
     out.write(f"myoguide serving on http://{args.host}:{args.port} (docs at /docs)\n")
     out.flush()
-    # Every handler filtered: no exception message (which may quote patient data) is logged.
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="info",
-        access_log=False,
-        log_config=uvicorn_log_config(LOGGING_CONFIG),
-    )
+    # Logs filtered, request heads and bodies on a deadline, connections bounded (ADR 0018).
+    uvicorn.run(app, host=args.host, port=args.port, **serve_options())
     return EXIT_OK
 
 
