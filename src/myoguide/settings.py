@@ -14,6 +14,10 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr | None = Field(default=None, validation_alias="MYOGUIDE_SECRET_KEY")
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    # The chain's MAC keys, newest first, comma-separated (default: the data folder's
+    # chain_key file), and where the chains' heads are kept (default: the data folder).
+    chain_key: SecretStr | None = Field(default=None, validation_alias="MYOGUIDE_CHAIN_KEY")
+    chain_head_file: str | None = Field(default=None, validation_alias="MYOGUIDE_CHAIN_HEAD_FILE")
     # The HTTP server's deadlines (seconds) and bound on open connections (ADR 0018).
     head_timeout: float = Field(default=10.0, gt=0, validation_alias="MYOGUIDE_HEAD_TIMEOUT")
     body_timeout: float = Field(default=30.0, gt=0, validation_alias="MYOGUIDE_BODY_TIMEOUT")

@@ -105,7 +105,7 @@ def test_migrations_reach_head_and_match_the_models(empty_url: str) -> None:
     upgrade(empty_url)  # a second start finds nothing to do
     engine = make_engine(empty_url)
     try:
-        assert current_revision(engine) == head_revision() == "0005"
+        assert current_revision(engine) == head_revision() == "0006"
         assert set(inspect(engine).get_table_names()) >= RECORD_TABLES | {"chart_handoffs"}
         with engine.connect() as conn:
             differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -118,7 +118,7 @@ def test_migrations_reach_head_and_match_the_models(empty_url: str) -> None:
         assert current_revision(engine) == "0001"
         assert not (RECORD_TABLES | {"chart_handoffs"}) & set(inspect(engine).get_table_names())
         upgrade(empty_url)  # and back again, triggers included
-        assert current_revision(engine) == "0005"
+        assert current_revision(engine) == "0006"
         assert "chart_handoffs" in inspect(engine).get_table_names()
     finally:
         engine.dispose()
