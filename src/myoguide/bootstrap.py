@@ -12,7 +12,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -412,7 +412,12 @@ def build_http_app(config: ServeConfig) -> FastAPI:
         service.knowledge.knowledge_version,
         clock,
     )
-    sessions = SessionStore(engine, clock=clock.now)
+    sessions = SessionStore(
+        engine,
+        clock=clock.now,
+        lifetime=timedelta(hours=settings().session_max_hours),
+        idle=timedelta(minutes=settings().session_idle_minutes),
+    )
     authenticate = None
     if config.require_login:
         # Off loopback the JSON API needs a signed-in session or a trusted client's token.

@@ -18,6 +18,13 @@ class Settings(BaseSettings):
     # chain_key file), and where the chains' heads are kept (default: the data folder).
     chain_key: SecretStr | None = Field(default=None, validation_alias="MYOGUIDE_CHAIN_KEY")
     chain_head_file: str | None = Field(default=None, validation_alias="MYOGUIDE_CHAIN_HEAD_FILE")
+    # Sign-in sessions end after this many idle minutes, and this many hours after sign-in.
+    session_idle_minutes: float = Field(
+        default=15, gt=0, validation_alias="MYOGUIDE_SESSION_IDLE_MINUTES"
+    )
+    session_max_hours: float = Field(
+        default=12, gt=0, validation_alias="MYOGUIDE_SESSION_MAX_HOURS"
+    )
     # The HTTP server's deadlines (seconds) and bound on open connections (ADR 0018).
     head_timeout: float = Field(default=10.0, gt=0, validation_alias="MYOGUIDE_HEAD_TIMEOUT")
     body_timeout: float = Field(default=30.0, gt=0, validation_alias="MYOGUIDE_BODY_TIMEOUT")
