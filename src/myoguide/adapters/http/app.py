@@ -148,7 +148,8 @@ def create_app(deps: AppDeps) -> FastAPI:
     # Added innermost first: headers wrap everything, the body limit wraps the JSON gate.
     app.add_middleware(JsonGate)
     app.add_middleware(BodyLimit, max_bytes=deps.settings.max_body_bytes)
-    app.add_middleware(SecurityHeaders)
+    public = deps.settings.public_base_url or ""
+    app.add_middleware(SecurityHeaders, hsts=public.startswith("https://"))
     app.state.api = api.ApiDoor(deps.service, deps.authenticate, api.StoreHealth(deps.store_probe))
     app.state.cds = cds.CdsDoor(
         deps.cds,

@@ -26,6 +26,10 @@ _ALWAYS = (
 )
 # The JSON doors: their request bodies must be JSON.
 JSON_PREFIXES = ("/api/", "/cds-services")
+HSTS = "max-age=31536000"
+# Doors that authenticate from the headers alone: their bodies are read (and checked for
+# repeated keys, `duplicate_key`) only after the caller's token holds, by the route (ADR 0018).
+AFTER_AUTH_PREFIXES = ("/cds-services",)
 
 
 class SecurityHeaders:
@@ -35,14 +39,18 @@ class SecurityHeaders:
     carry patient data, and a shared or back-button cache must not keep them.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
+        # Only when the public URL is https: a browser then never tries plain http for a year.
+        # No includeSubDomains: a hospital's other hosts are not this service's to decide.
+        self._hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         static = str(scope.get("path", "")).startswith("/static/")
+        hsts = self._hsts
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -51,6 +59,8 @@ class SecurityHeaders:
                     headers[name.decode()] = value.decode()
                 if not static:
                     headers["Cache-Control"] = "no-store"
+                if hsts:
+                    headers["Strict-Transport-Security"] = HSTS
             await send(message)
 
         await self.app(scope, receive, with_headers)
@@ -116,6 +126,9 @@ class JsonGate:
             await send_problem(
                 send, 415, "Unsupported media type", "the body must be application/json"
             )
+            return
+        if path.startswith(AFTER_AUTH_PREFIXES):
+            await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
         more = True
