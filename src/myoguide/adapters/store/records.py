@@ -273,12 +273,13 @@ class RecordStore:
         with write_session(self._sessions) as session:
             chain_lock(session)
             top = session.execute(
-                select(AnswerModel.top_recommendation, AnswerModel.row_hash).where(
-                    AnswerModel.id == aid
-                )
+                select(
+                    AnswerModel.top_recommendation, AnswerModel.row_hash, AnswerModel.result
+                ).where(AnswerModel.id == aid)
             ).first()
             if top is None:
                 raise RecordNotFound(f"answer {aid} not found")
+            _check_offered(chosen, top[2])
             row = DecisionModel(
                 answer_id=aid,
                 decided_at=when,
@@ -374,6 +375,19 @@ def _append_answer(session: Session, row: AnswerModel, keys: ChainKeys) -> None:
     row.row_hash = keys.seal(row.prev_hash, content)
     session.add(row)
     session.flush()
+
+
+def _check_offered(chosen: str | None, result: Any) -> None:
+    """Refuse a chosen option the answer did not offer (ValueError naming the field)."""
+    if chosen is None:
+        return
+    recs = result.get("recommendations") if isinstance(result, Mapping) else None
+    offered = [r.get("id") for r in recs or [] if isinstance(r, Mapping)]
+    if chosen not in offered:
+        shown = ", ".join(str(o) for o in offered) or "none"
+        raise ValueError(
+            f"chosen_recommendation: '{chosen}' is not an option this answer offered ({shown})"
+        )
 
 
 def _require_patient(session: Session, pid: int) -> None:
