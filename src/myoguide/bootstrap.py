@@ -116,6 +116,13 @@ def run_synth(out: Path, patients: int, *, seed: int, gz: bool, err: TextIO | No
     return synth(out, patients, seed=seed, gz=gz, err=err if err is not None else sys.stderr)
 
 
+def version_text() -> str:
+    """Return what `myoguide --version` prints: the package and the knowledge versions."""
+    from myoguide import __version__
+
+    return f"myoguide {__version__} (knowledge {load_packaged().knowledge_version})"
+
+
 @cache
 def settings() -> Settings:
     """Return the environment's settings, read once."""
@@ -385,6 +392,8 @@ def build_http_app(config: ServeConfig) -> FastAPI:
         StoreProbe,
         StoreReplayCache,
         UserStore,
+        current_revision,
+        head_revision,
         make_engine,
     )
     from myoguide.adapters.store.cards import StoreCardRegistry
@@ -451,6 +460,7 @@ def build_http_app(config: ServeConfig) -> FastAPI:
             store_probe=StoreProbe(engine).writable,
             registry=StoreCardRegistry(make_engine(url), clock.now),
             handoffs=handoffs,
+            migrations_current=lambda: current_revision(engine) == head_revision(),
         )
     )
     # At shutdown, so a restart loses none of the links just issued.

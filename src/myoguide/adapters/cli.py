@@ -316,6 +316,16 @@ def _add_batch_commands(sub: Any) -> None:
     sy.set_defaults(func=cmd_synth)
 
 
+class _Version(argparse.Action):
+    """Prints the package and knowledge versions, read only when asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from myoguide.bootstrap import version_text
+
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the `myoguide` command."""
     p = argparse.ArgumentParser(
@@ -323,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Decision support for recurrent and resistant DM/PM in adults. "
         "It supports, and does not replace, clinical judgment.",
     )
+    p.add_argument("--version", action=_Version, nargs=0, help="print the versions and exit")
     sub = p.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("recommend", help="answer one patient state or FHIR R4 Bundle")
     rec.add_argument("path", metavar="PATH", help="JSON file, or - for standard input")

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from myoguide.adapters.cdshooks.security import TokenVerifier
-from myoguide.adapters.http import api, cds
+from myoguide.adapters.http import api, cds, health
 from myoguide.adapters.http.common import PROBLEM, json_response, problem
 from myoguide.adapters.http.headers import JsonGate, SecurityHeaders, send_json
 from myoguide.adapters.schemas import decimals_as_numbers
@@ -57,6 +57,8 @@ class AppDeps:
     store_probe: Callable[[], bool] | None = None
     registry: CardRegistry | None = None  # None: issued cards kept in this process only
     handoffs: ChartHandoffs | None = None  # None: the summary card links to the blank form
+    # Whether the database is at the packaged migrations' head (for /readyz); None: unknown.
+    migrations_current: Callable[[], bool] | None = None
 
 
 class BodyLimit:
@@ -164,6 +166,8 @@ def create_app(deps: AppDeps) -> FastAPI:
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.include_router(api.router)
     app.include_router(cds.router)
+    app.state.migrations_current = deps.migrations_current
+    app.include_router(health.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
