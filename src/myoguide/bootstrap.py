@@ -492,7 +492,7 @@ def serve_options() -> dict[str, Any]:
     """Return uvicorn's options for `serve`: logging, deadlines and the connection bound."""
     from myoguide.adapters.http.server import uvicorn_options
 
-    return uvicorn_options(_server_limits())
+    return uvicorn_options(_server_limits(), json_logs=settings().log_format == "json")
 
 
 def _server_limits() -> ServerLimits:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -24,6 +26,10 @@ class Settings(BaseSettings):
     )
     session_max_hours: float = Field(
         default=12, gt=0, validation_alias="MYOGUIDE_SESSION_MAX_HOURS"
+    )
+    # Log lines as JSON (for a collector) or plain (for a terminal); both carry a request id.
+    log_format: Literal["plain", "json"] = Field(
+        default="plain", validation_alias="MYOGUIDE_LOG_FORMAT"
     )
     # The HTTP server's deadlines (seconds) and bound on open connections (ADR 0018).
     head_timeout: float = Field(default=10.0, gt=0, validation_alias="MYOGUIDE_HEAD_TIMEOUT")

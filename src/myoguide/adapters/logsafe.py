@@ -11,9 +11,12 @@ lines quote every URL they fetch, are held at WARNING.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import re
 import traceback
+from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 # A CDS card's link opens a patient's chart with this token for an hour (ADR 0014).
@@ -78,13 +81,53 @@ class RedactingFilter(logging.Filter):
 
 FILTER = f"{__name__}.RedactingFilter"
 
+# The id of the request being answered (X-Request-ID), set by the HTTP door's middleware.
+REQUEST_ID: ContextVar[str | None] = ContextVar("myoguide_request_id", default=None)
 
-def uvicorn_log_config(base: dict[str, Any]) -> dict[str, Any]:
-    """Return uvicorn's logging configuration with the filter on every handler."""
+
+class RequestIdFilter(logging.Filter):
+    """Adds the current request's id (or "-") to every record as `request_id`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Set `record.request_id`; always keep the record."""
+        record.request_id = REQUEST_ID.get() or "-"
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, request id and the (filtered) message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the record as a JSON line."""
+        return json.dumps(
+            {
+                "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+                "level": record.levelname,
+                "logger": record.name,
+                "request_id": getattr(record, "request_id", None) or REQUEST_ID.get() or "-",
+                "message": record.getMessage(),
+            },
+            ensure_ascii=False,
+        )
+
+
+def uvicorn_log_config(base: dict[str, Any], *, as_json: bool = False) -> dict[str, Any]:
+    """Return uvicorn's logging configuration with the filters on every handler.
+
+    `as_json` writes JSON lines (for a log collector); otherwise plain lines for a terminal,
+    with the request id in brackets.
+    """
     config = copy.deepcopy(base)
     config.setdefault("filters", {})["redact"] = {"()": FILTER}
+    config["filters"]["request_id"] = {"()": f"{__name__}.RequestIdFilter"}
     for handler in config.get("handlers", {}).values():
-        handler.setdefault("filters", []).append("redact")
+        handler.setdefault("filters", []).extend(["request_id", "redact"])
+    formatters = config.setdefault("formatters", {})
+    if as_json:
+        for name in list(formatters):
+            formatters[name] = {"()": f"{__name__}.JsonFormatter"}
+    elif "default" in formatters:
+        formatters["default"]["fmt"] = "%(levelprefix)s [%(request_id)s] %(message)s"
     # The root logger (myoguide's own loggers propagate to it) gets a filtered handler too.
     config["root"] = {"handlers": ["default"], "level": "INFO"}
     # Set here, not in their modules: dictConfig would otherwise leave them at the root's INFO.

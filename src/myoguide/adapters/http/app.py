@@ -17,6 +17,7 @@ from myoguide.adapters.cdshooks.security import TokenVerifier
 from myoguide.adapters.http import api, cds, health
 from myoguide.adapters.http.common import PROBLEM, json_response, problem
 from myoguide.adapters.http.headers import JsonGate, SecurityHeaders, send_json
+from myoguide.adapters.http.request_id import RequestId
 from myoguide.adapters.schemas import decimals_as_numbers
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.state import PatientState
@@ -152,6 +153,8 @@ def create_app(deps: AppDeps) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=deps.settings.max_body_bytes)
     public = deps.settings.public_base_url or ""
     app.add_middleware(SecurityHeaders, hsts=public.startswith("https://"))
+    # Outermost: every response, refusals by the middlewares above included, carries the id.
+    app.add_middleware(RequestId)
     app.state.api = api.ApiDoor(deps.service, deps.authenticate, api.StoreHealth(deps.store_probe))
     app.state.cds = cds.CdsDoor(
         deps.cds,

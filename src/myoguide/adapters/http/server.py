@@ -97,7 +97,7 @@ def apply_limits(limits: ServerLimits) -> None:
     GuardedH11Protocol.body_timeout = limits.body_timeout
 
 
-def uvicorn_options(limits: ServerLimits) -> dict[str, Any]:
+def uvicorn_options(limits: ServerLimits, *, json_logs: bool = False) -> dict[str, Any]:
     """Return the keyword arguments `uvicorn.run` gets in every mode `serve` runs in."""
     apply_limits(limits)
     return {
@@ -108,5 +108,5 @@ def uvicorn_options(limits: ServerLimits) -> dict[str, Any]:
         "access_log": False,
         # Every handler filtered: no exception message (which may quote patient data) is
         # logged, and the HTTP client libraries' URL lines are held back.
-        "log_config": uvicorn_log_config(LOGGING_CONFIG),
+        "log_config": uvicorn_log_config(LOGGING_CONFIG, as_json=json_logs),
     }
