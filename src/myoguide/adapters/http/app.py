@@ -17,6 +17,7 @@ from myoguide.adapters.cdshooks.security import TokenVerifier
 from myoguide.adapters.http import api, cds, health
 from myoguide.adapters.http.common import PROBLEM, json_response, problem
 from myoguide.adapters.http.headers import JsonGate, SecurityHeaders, send_json
+from myoguide.adapters.http.openapi_cds import document_cds
 from myoguide.adapters.http.request_id import RequestId
 from myoguide.adapters.schemas import decimals_as_numbers
 from myoguide.domain.result import RecommendationSet
@@ -184,7 +185,7 @@ def create_app(deps: AppDeps) -> FastAPI:
         schema.setdefault("components", {}).setdefault("schemas", {}).update(
             decimals_as_numbers(components)
         )
-        app.openapi_schema = schema
+        app.openapi_schema = document_cds(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
