@@ -76,5 +76,10 @@ def test_the_page_signs_out_an_idle_session(tmp_path: Path, quick_idle: None) ->
             assert client.get("/patients").status_code == 200
         time.sleep(2.2)
         res = client.get("/patients")
-    assert res.status_code == 303
-    assert res.headers["location"].startswith("/login")
+        # The page says why, once; the form's place is kept for after sign-in.
+        assert res.status_code == 303
+        assert res.headers["location"] == "/login?next=/patients&ended=1"
+        said = client.get(res.headers["location"])
+        assert "Your session has ended" in said.text
+        again = client.get("/patients")
+        assert again.headers["location"] == "/login?next=/patients"

@@ -44,6 +44,7 @@ from myoguide.adapters.web.forms import (
     state_from_form,
 )
 from myoguide.adapters.web.session import (
+    SESSION_KEY,
     SignIn,
     begin,
     client_address,
@@ -158,9 +159,10 @@ class _CsrfError(Exception):
 
 
 class _LoginRequired(Exception):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, ended: bool = False) -> None:
         super().__init__(path)
         self.path = path
+        self.ended = ended  # the cookie named a session the store has ended (idle, 12 h)
 
 
 def _csrf_token(request: Request) -> str:
@@ -194,7 +196,9 @@ async def signed_in(request: Request, site: SiteDep) -> None:
         if request.method == "GET" and request.url.query:
             # Kept through sign-in: a CDS card's link (/assess?chart=...) must still open it.
             target += "?" + request.url.query
-        raise _LoginRequired(target)
+        # Said once: the ended session's secret leaves the cookie with this redirect.
+        ended = signin is not None and isinstance(request.session.pop(SESSION_KEY, None), str)
+        raise _LoginRequired(target, ended=ended)
 
 
 async def csrf_form(request: Request) -> dict[str, str]:
@@ -228,7 +232,8 @@ async def _csrf_failed(request: Request, _: Exception) -> Response:
 
 async def _login_required(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, _LoginRequired)
-    return RedirectResponse(f"/login?next={quote(exc.path)}", status_code=303)
+    ended = "&ended=1" if exc.ended else ""
+    return RedirectResponse(f"/login?next={quote(exc.path)}{ended}", status_code=303)
 
 
 def mount_web(app: FastAPI, deps: WebDeps) -> None:
@@ -541,17 +546,29 @@ async def export(patient_id: int, site: SiteDep) -> Response:
 
 
 def _login_page(
-    request: Request, site: Site, next: str, error: str | None = None, status: int = 200
+    request: Request,
+    site: Site,
+    next: str,
+    error: str | None = None,
+    status: int = 200,
+    ended: bool = False,
 ) -> Response:
     """The sign-in page, going on to a safe local `next` after sign-in."""
     return site.page(
-        request, "login.html", status, title="Sign in", nav="", next=_safe_next(next), error=error
+        request,
+        "login.html",
+        status,
+        title="Sign in",
+        nav="",
+        next=_safe_next(next),
+        error=error,
+        ended=ended,
     )
 
 
 @accounts.get("/login", response_class=HTMLResponse)
-async def login_form(request: Request, site: SiteDep, next: str = "/") -> Response:
-    return _login_page(request, site, next)
+async def login_form(request: Request, site: SiteDep, next: str = "/", ended: str = "") -> Response:
+    return _login_page(request, site, next, ended=ended == "1")
 
 
 @accounts.post("/login")
