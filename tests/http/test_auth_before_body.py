@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
+from pathlib import Path
+from typing import Any
 
 from helpers import hook_request
 from servers import Server
+
+from myoguide.bootstrap import ServeConfig, build_http_app, record_stores
 
 PV = "/cds-services/myoguide-patient-view"
 
@@ -47,3 +52,37 @@ def test_a_good_token_waits_for_the_body_and_repeated_keys_are_named(server: Ser
     res = server.post(PV, doubled)
     assert res.status_code == 400
     assert res.json()["key"] == "hook"
+
+
+def test_the_api_off_loopback_refuses_before_reading_the_body(tmp_path: Path) -> None:
+    config = ServeConfig((), False, None, tmp_path, require_login=True, host="0.0.0.0")
+    _, users = record_stores(config)
+    users.add_user("dr-a", "correct horse battery")
+    app = build_http_app(config)
+    reads: list[int] = []
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        reads.append(1)
+        return {"type": "http.request", "body": b'{"age_years": 50}', "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/recommendations",
+        "raw_path": b"/api/recommendations",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"myoguide.test"), (b"content-type", b"application/json")],
+        "client": ("10.0.0.9", 50000),
+        "server": ("myoguide.test", 80),
+    }
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 401
+    assert reads == [], "the body was read before the caller was known"

@@ -27,9 +27,6 @@ _ALWAYS = (
 # The JSON doors: their request bodies must be JSON.
 JSON_PREFIXES = ("/api/", "/cds-services")
 HSTS = "max-age=31536000"
-# Doors that authenticate from the headers alone: their bodies are read (and checked for
-# repeated keys, `duplicate_key`) only after the caller's token holds, by the route (ADR 0018).
-AFTER_AUTH_PREFIXES = ("/cds-services",)
 
 
 class SecurityHeaders:
@@ -101,11 +98,11 @@ def duplicate_key(body: bytes) -> str | None:
 
 
 class JsonGate:
-    """ASGI middleware: JSON doors take only JSON bodies (415) without repeated keys (400).
+    """ASGI middleware: JSON doors take only JSON bodies (415), judged from the headers alone.
 
-    A repeated key is ambiguous (parsers keep the first or the last), so the request is refused
-    with the key named rather than guessed at. Runs inside the body limit, so the body it
-    buffers is bounded.
+    The body is not read here: each JSON route reads it once the caller is known and refuses a
+    repeated key (`duplicate_key`; parsers keep the first or the last, so it is named rather
+    than guessed at), so an unauthenticated body costs nothing (ADR 0018).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -114,48 +111,18 @@ class JsonGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = str(scope.get("path", ""))
         if (
-            scope["type"] != "http"
-            or scope.get("method") not in ("POST", "PUT", "PATCH")
-            or not path.startswith(JSON_PREFIXES)
+            scope["type"] == "http"
+            and scope.get("method") in ("POST", "PUT", "PATCH")
+            and path.startswith(JSON_PREFIXES)
         ):
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        content_type = headers.get(b"content-type", b"").decode("latin-1")
-        if not is_json_type(content_type):
-            await send_problem(
-                send, 415, "Unsupported media type", "the body must be application/json"
-            )
-            return
-        if path.startswith(AFTER_AUTH_PREFIXES):
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, receive, send)
+            headers = dict(scope.get("headers") or [])
+            content_type = headers.get(b"content-type", b"").decode("latin-1")
+            if not is_json_type(content_type):
+                await send_problem(
+                    send, 415, "Unsupported media type", "the body must be application/json"
+                )
                 return
-            chunks.append(message.get("body", b""))
-            more = bool(message.get("more_body", False))
-        body = b"".join(chunks)
-        key = duplicate_key(body)
-        if key is not None:
-            await send_problem(
-                send, 400, "Bad request", f"key '{key}' appears twice in one object", key=key
-            )
-            return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, receive, send)
 
 
 async def send_problem(send: Send, status: int, title: str, detail: str, **extra: Any) -> None:
