@@ -49,7 +49,7 @@ def run_cli_in_process(*args: str, stdin: str | None = None) -> CliResult:
     import contextlib
     import io
 
-    from myoguide.adapters.cli import main
+    from myoguide.entrypoints.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     fake_stdin = io.TextIOWrapper(io.BytesIO((stdin or "").encode()), encoding="utf-8")

@@ -63,9 +63,9 @@ def test_references_match_the_source_list() -> None:
 
 def test_outside_material_is_marked() -> None:
     outside = {c.id for c in KB.citations if c.outside_source}
-    assert outside == {"etg-rheumatology-prednisolone"}
+    assert outside == {"etg-rheumatology-prednisolone", "who-bmi-obesity"}
     used = {c for w in KB.warnings.values() for s in w.sources for c in s.citations}
-    assert "etg-rheumatology-prednisolone" in used
+    assert outside <= used
 
 
 @pytest.mark.parametrize(
@@ -209,3 +209,9 @@ def test_engine_refuses_knowledge_without_a_warning_it_emits() -> None:
         Engine(broken)
     assert err.value.key == "warnings.both_sparing_failed"
     assert err.value.file.endswith("guideline.yaml")
+
+
+def test_course_agents_of_the_fhir_mapping_are_those_of_the_knowledge() -> None:
+    from myoguide.adapters.fhir.courses import COURSE_AGENTS
+
+    assert {a.id for a in KB.agents if a.given_as_course} == COURSE_AGENTS

@@ -197,7 +197,10 @@ def test_packaged_terminology_loads_with_its_lookups() -> None:
     assert coded.product is not None
     assert (coded.product.amount.value, coded.product.per) == (5, "tablet")
     assert t.agent_for_name("Methotrexate Sodium 2.5 MG Oral Tablet").agents == ("methotrexate",)
-    assert t.agent_for_name("prednisolone 5 mg").kind == "resembles"
+    assert t.agent_for_name("prednisolone 5 mg").kind == "near"
+    assert t.agent_for_name("tacrolimus 0.1 % Topical Ointment").kind == "topical"
+    assert t.agent_for_name("24 HR tacrolimus 1 MG Extended Release Oral Tablet").kind == "agent"
+    assert t.agent_for_name("tacrolimus 5 MG/ML Injectable Solution").kind == "agent"
     assert t.agent_for_name("lisinopril 10 mg").kind == "unrelated"
     assert t.ucum("milligrams") == "mg"
     assert {"29463-7", "3141-9", "18833-4"} == t.weight_codes

@@ -16,11 +16,11 @@ if TYPE_CHECKING:
 
 def recommend(state: object) -> RecommendationSet:
     """Validate a patient state and return its RecommendationSet (raises InputError if unusable)."""
-    # The Python API's entry point. Imported on first call so `import myoguide` stays cheap
-    # and importing any submodule does not load the whole application.
-    from myoguide.bootstrap import default_service
+    # Imported on first call so `import myoguide` stays cheap and importing any submodule does
+    # not load the whole application.
+    from myoguide.entrypoints.api import recommend as _recommend
 
-    return default_service().recommend(state)
+    return _recommend(state)
 
 
 __all__ = ["__version__", "recommend"]

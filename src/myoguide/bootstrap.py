@@ -1,8 +1,9 @@
 """The composition root: loads knowledge once and wires the engine, adapters and use cases.
 
-Only entry points import this module: the command line (`adapters/cli.py`'s `main`) and the
-Python API (`myoguide.recommend`). Imports of the HTTP stack and settings are made inside the
-functions that need them so `myoguide recommend` starts fast.
+Only the entry points in `myoguide.entrypoints` import this module: the command line, the ASGI
+app factory of `serve --workers N` and the Python API (`myoguide.recommend`). Imports of the HTTP
+stack and settings are made inside the functions that need them so `myoguide recommend` starts
+fast.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
@@ -31,16 +32,16 @@ from myoguide.service import (
     prefetch_templates,
     report_feedback,
 )
-from myoguide.service.ports import MappedRecord
+from myoguide.service.ports import Clock, FhirClient, MappedRecord
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
+    from fastapi import FastAPI, Request
     from sqlalchemy import Engine as DbEngine
 
     from myoguide.adapters.batch.run import AuditOutput
-    from myoguide.adapters.cdshooks.security import FhirServer, IssuerConfig
+    from myoguide.adapters.cdshooks.security import FhirServer, IssuerConfig, TokenVerifier
     from myoguide.adapters.http.server import ServerLimits
-    from myoguide.adapters.store import ChainAnchor, ChainKeys, RecordStore, UserStore
+    from myoguide.adapters.store import ChainAnchor, ChainKeys, RecordStore, SessionStore, UserStore
     from myoguide.settings import Settings
 
 
@@ -114,13 +115,6 @@ def run_synth(out: Path, patients: int, *, seed: int, gz: bool, err: TextIO | No
     from myoguide.adapters.batch.run import synth
 
     return synth(out, patients, seed=seed, gz=gz, err=err if err is not None else sys.stderr)
-
-
-def version_text() -> str:
-    """Return what `myoguide --version` prints: the package and the knowledge versions."""
-    from myoguide import __version__
-
-    return f"myoguide {__version__} (knowledge {load_packaged().knowledge_version})"
 
 
 @cache
@@ -331,7 +325,7 @@ def store_engine(config: ServeConfig) -> DbEngine:
     return make_engine(url)
 
 
-def record_store(engine: DbEngine, config: ServeConfig, clock: SystemClock) -> RecordStore:
+def record_store(engine: DbEngine, config: ServeConfig, clock: Clock) -> RecordStore:
     """Return the record store, sealing with the chain key and keeping the heads outside."""
     from myoguide.adapters.store import RecordStore, current_heads
 
@@ -339,7 +333,7 @@ def record_store(engine: DbEngine, config: ServeConfig, clock: SystemClock) -> R
     anchor = chain_anchor(config.data_dir, keys)
     # A record first opened with a head file starts from the heads it holds now.
     anchor.adopt(current_heads(engine))
-    return RecordStore(engine, clock=clock.now, keys=keys, anchor=anchor)
+    return RecordStore(engine, clock=clock, keys=keys, anchor=anchor)
 
 
 def record_stores(config: ServeConfig) -> tuple[RecordStore, UserStore]:
@@ -377,16 +371,25 @@ def feedback_report(config: ServeConfig) -> str:
     return report_feedback(StoreFeedbackSink.open(database_url(config)))
 
 
-def build_http_app(config: ServeConfig) -> FastAPI:
-    """Wire the HTTP app: service, token verifier, FHIR client, stores and pages."""
-    # Imported here for start-up speed: only `serve` needs the web stack.
-    from fastapi import Request
+def build_http_app(
+    config: ServeConfig,
+    *,
+    service: Service | None = None,
+    clock: Clock | None = None,
+    engine: DbEngine | None = None,
+    fhir: FhirClient | None = None,
+) -> FastAPI:
+    """Wire the HTTP app: service, token verifier, FHIR client, stores and pages.
 
+    Each keyword replaces one real part (the packaged service, the system clock, the store's
+    engine, the EHR's FHIR client), so tests wire fakes through here rather than by hand.
+    """
+    # Imported here for start-up speed: only `serve` needs the web stack.
     from myoguide.adapters.cdshooks.security import HttpxJwksFetcher, TokenVerifier
-    from myoguide.adapters.http.api import token_authenticator
     from myoguide.adapters.http.app import AppDeps, HttpSettings, create_app
     from myoguide.adapters.http.fhir_client import HttpxFhirClient
     from myoguide.adapters.store import (
+        FeedbackStore,
         SessionStore,
         SigninThrottle,
         StoreProbe,
@@ -394,57 +397,47 @@ def build_http_app(config: ServeConfig) -> FastAPI:
         UserStore,
         current_revision,
         head_revision,
-        make_engine,
     )
     from myoguide.adapters.store.cards import StoreCardRegistry
     from myoguide.adapters.store.handoffs import StoreChartHandoffs, WriteBehindHandoffs
     from myoguide.adapters.store.sink import StoreFeedbackSink
     from myoguide.adapters.web.demo import seed_demo
     from myoguide.adapters.web.pages import WebDeps, mount_web
-    from myoguide.adapters.web.session import SignIn, session_user
+    from myoguide.adapters.web.session import SignIn
     from myoguide.knowledge.terminology import load_packaged_terminology
 
-    clock = SystemClock()
-    service = default_service()
+    clock = clock if clock is not None else SystemClock()
+    service = service if service is not None else default_service()
     base_url = public_url(config)
-    engine = store_engine(config)
-    records, users = record_store(engine, config, clock), UserStore(engine)
+    # One engine (one connection pool) for every store in the process: they share a database.
+    engine = engine if engine is not None else store_engine(config)
+    records, users = record_store(engine, config, clock), UserStore(engine, clock=clock)
     verifier = None
     if not config.insecure_dev:
         # The jti cache is in the store: every worker and a restart refuse a replay.
         verifier = TokenVerifier(
             config.issuers, fetcher=HttpxJwksFetcher(), replay_cache=StoreReplayCache(engine)
         )
-    url = database_url(config)
     feedback = Feedback(
-        StoreFeedbackSink.open(url),
-        service.knowledge.knowledge_version,
-        clock,
+        StoreFeedbackSink(FeedbackStore(engine)), service.knowledge.knowledge_version, clock
     )
     sessions = SessionStore(
         engine,
-        clock=clock.now,
+        clock=clock,
         lifetime=timedelta(hours=settings().session_max_hours),
         idle=timedelta(minutes=settings().session_idle_minutes),
     )
-    authenticate = None
-    if config.require_login:
-        # Off loopback the JSON API needs a signed-in session or a trusted client's token.
-        by_token = token_authenticator(verifier, base_url) if verifier and base_url else None
-
-        async def authenticate(request: Request) -> bool:
-            if await session_user(request, sessions):
-                return True
-            return by_token is not None and await by_token(request)
-
     # The one place packaged data is read for the CDS service: its prefetch templates (the
     # LOINC codes the FHIR mapping reads) go to the use case, the FHIR client and discovery.
     term = load_packaged_terminology()
     templates = prefetch_templates(term.weight_codes, term.height_codes)
-    fhir = HttpxFhirClient({i.issuer: i.fhir_servers for i in config.issuers}, templates=templates)
+    if fhir is None:
+        fhir = HttpxFhirClient(
+            {i.issuer: i.fhir_servers for i in config.issuers}, templates=templates
+        )
     # One queue shared by the CDS door (writes) and the page (reads), so a page always finds
     # the hand-offs its own process issued.
-    handoffs = WriteBehindHandoffs(StoreChartHandoffs(make_engine(url), clock=clock.now))
+    handoffs = WriteBehindHandoffs(StoreChartHandoffs(engine, clock=clock))
     app = create_app(
         AppDeps(
             service=service,
@@ -456,9 +449,9 @@ def build_http_app(config: ServeConfig) -> FastAPI:
                 insecure_dev=config.insecure_dev,
                 public_base_url=base_url,
             ),
-            authenticate=authenticate,
-            store_probe=StoreProbe(engine).writable,
-            registry=StoreCardRegistry(make_engine(url), clock.now),
+            authenticate=_authenticator(config, sessions, verifier, base_url),
+            store_probe=StoreProbe(engine, clock=clock).writable,
+            registry=StoreCardRegistry(engine, clock),
             handoffs=handoffs,
             migrations_current=lambda: current_revision(engine) == head_revision(),
         )
@@ -469,23 +462,47 @@ def build_http_app(config: ServeConfig) -> FastAPI:
         raise InputError(
             "--host", "a non-loopback address needs sign-in: first run 'myoguide user add NAME'"
         )
+    patient_records = PatientRecords(records, clock)
     if config.demo:
-        seed_demo(service, records, clock.today())
+        seed_demo(service, patient_records)
     mount_web(
         app,
         WebDeps(
             service=service,
-            records=PatientRecords(records, clock),
+            records=patient_records,
             users=users,
             secret_key=secret_key(config.data_dir),
             require_login=config.require_login,
             clock=clock,
-            signin=SignIn(sessions, SigninThrottle(engine, clock=clock.now)),
+            signin=SignIn(sessions, SigninThrottle(engine, clock=clock)),
             secure_cookies=bool(base_url and base_url.startswith("https://")),
             handoffs=handoffs,
         ),
     )
     return app
+
+
+def _authenticator(
+    config: ServeConfig,
+    sessions: SessionStore,
+    verifier: TokenVerifier | None,
+    base_url: str | None,
+) -> Callable[[Request], Awaitable[bool]] | None:
+    """Return how an API request proves itself off loopback (None: the API is open)."""
+    if not config.require_login:
+        return None
+    from myoguide.adapters.http.api import token_authenticator
+    from myoguide.adapters.web.session import session_user
+
+    # Off loopback the JSON API needs a signed-in session or a trusted client's token.
+    by_token = token_authenticator(verifier, base_url) if verifier and base_url else None
+
+    async def authenticate(request: Request) -> bool:
+        if await session_user(request, sessions):
+            return True
+        return by_token is not None and await by_token(request)
+
+    return authenticate
 
 
 def serve_options() -> dict[str, Any]:
@@ -495,21 +512,16 @@ def serve_options() -> dict[str, Any]:
     return uvicorn_options(_server_limits(), json_logs=settings().log_format == "json")
 
 
+def apply_server_limits() -> None:
+    """Set this process's request deadlines from the settings (each `--workers` process)."""
+    from myoguide.adapters.http.server import apply_limits
+
+    apply_limits(_server_limits())
+
+
 def _server_limits() -> ServerLimits:
     """Return the HTTP server's deadlines and bound from the environment's settings."""
     from myoguide.adapters.http.server import ServerLimits
 
     env = settings()
     return ServerLimits(env.head_timeout, env.body_timeout, env.max_connections)
-
-
-def worker_app() -> FastAPI:
-    """Build the app in a `serve --workers N` process from the options its parent handed over."""
-    from myoguide.adapters.http.server import apply_limits
-
-    text = settings().serve_config
-    if not text:
-        raise RuntimeError("MYOGUIDE_SERVE_CONFIG is not set: start workers with myoguide serve")
-    # Each worker process builds its own connections' protocol: give it the same deadlines.
-    apply_limits(_server_limits())
-    return build_http_app(ServeConfig.from_json(text))

@@ -24,10 +24,10 @@ from myoguide.adapters.batch.patient import (
     myositis_patient,
     scope_codes,
 )
-from myoguide.adapters.batch.report import cell, render_report
+from myoguide.adapters.batch.report import Report, cell, render_report
 from myoguide.adapters.batch.run import audit
-from myoguide.adapters.cli import main
 from myoguide.bootstrap import build_auditor
+from myoguide.entrypoints.cli import main
 from myoguide.errors import KnowledgeError
 from myoguide.knowledge.flags import WORDING, load_packaged_flags, parse_flags
 from myoguide.knowledge.loader import PACKAGED_FILE, load_packaged
@@ -61,14 +61,16 @@ def test_both_runners_give_the_same_rows(export: Path, local_rows: Any, spark: A
     from myoguide.adapters.batch.spark import run_spark
 
     files, _ = list_files(export)
-    rows, problems = run_spark(files, build_auditor(), DATE, master="local[2]")
-    assert rows == local_rows.rows
-    assert problems.counts == local_rows.problems.counts
+    result = run_spark(files, build_auditor(), DATE, master="local[2]")
+    assert result.rows == local_rows.rows
+    assert result.problems.counts == local_rows.problems.counts
+    assert result.patients_scanned == local_rows.patients_scanned == 1500
 
 
 def test_bad_input_is_counted_with_file_and_line(local_rows: Any) -> None:
     p = local_rows.problems
-    assert p.counts == {"not_json": 1, "no_patient": 1, "unknown_type": 1, "truncated": 1}
+    assert p.counts == {"not_json": 1, "no_patient": 1, "not_read": 1, "truncated": 1}
+    assert p.total == 3  # the unknown type is a note, not a problem
     text = "\n".join(p.lines())
     assert re.search(r"not JSON: Observation\.\d{3}\.ndjson:\d+", text)
     assert re.search(r"cut short .*: Encounter\.\d{3}\.ndjson:\d+", text)
@@ -130,17 +132,29 @@ def test_synth_is_reproducible(tmp_path: Path) -> None:
 
 def test_small_cells_are_suppressed(local_rows: Any) -> None:
     assert cell(0, 11) == "0"
-    assert cell(3, 11) == "<11"
+    assert cell(3, 11) == "hidden"
     assert cell(11, 11) == "11"
     flags = load_packaged_flags(load_packaged())
     page = render_report(
-        local_rows.rows, flags, min_cell=11, problems=[], summary="s.", engine="local"
+        Report(
+            rows=local_rows.rows,
+            flags=flags,
+            knowledge=load_packaged(),
+            terminology=load_packaged_terminology(),
+            min_cell=11,
+            problems=[],
+            notes=[],
+            evaluation_date=DATE,
+            patients_scanned=1500,
+            engine="local",
+        )
     )
     counts = re.findall(r"<td class=n>([^<]*)</td>", page)
     assert counts
-    assert all(c == "&lt;11" or c == "0" or int(c.replace(",", "")) >= 11 for c in counts)
+    assert all(c == "hidden" or c == "0" or int(c.replace(",", "")) >= 11 for c in counts)
     assert "<script" not in page
-    assert "http" not in page.replace("https://", "")
+    # Nothing is fetched: code-system URIs appear as text only, never as a link or a source.
+    assert not re.search(r"(src|href)=", page)
 
 
 def test_every_flag_is_cited_and_worded_as_a_difference() -> None:
@@ -212,7 +226,7 @@ def test_both_runners_apply_the_use_case_they_are_given(export: Path, spark: Any
     auditor = dataclasses.replace(full, flags=one_flag)
     files, _ = list_files(export)
     local = run_local(files, auditor, DATE, workers=2).rows
-    on_spark, _ = run_spark(files, auditor, DATE, master="local[2]")
+    on_spark = run_spark(files, auditor, DATE, master="local[2]").rows
     assert on_spark == local
     assert {f for r in local for f in r["flags"]} == {"dose_above_maximum"}
     bundles = _bundles(export, {r["patient_id"] for r in local})
@@ -304,7 +318,7 @@ def test_both_runners_find_undotted_and_lowercase_codes(tmp_path: Path, spark: A
 
     files, _ = list_files(_spelled_export(tmp_path / "written", as_written=True))
     local = run_local(files, build_auditor(), DATE, workers=1).rows
-    on_spark, _ = run_spark(files, build_auditor(), DATE, master="local[2]")
+    on_spark = run_spark(files, build_auditor(), DATE, master="local[2]").rows
     assert [r["patient_id"] for r in local] == ["lower", "undotted"]
     assert on_spark == local
 

@@ -63,7 +63,7 @@ def _app(
     registry = feedback = None
     if url is not None:
         upgrade(url)
-        registry = StoreCardRegistry(make_engine(url), SystemClock().now)
+        registry = StoreCardRegistry(make_engine(url), SystemClock())
         sink = StoreFeedbackSink.open(url)
         feedback = Feedback(sink, service.knowledge.knowledge_version, SystemClock())
     deps = AppDeps(

@@ -21,7 +21,7 @@ def _run(argv: list[str]) -> Any:
     import contextlib
     import io
 
-    from myoguide.adapters.cli import main
+    from myoguide.entrypoints.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(err):

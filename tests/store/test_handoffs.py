@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
+from fakes import FakeClock
 from myoguide.adapters.store.handoffs import StoreChartHandoffs, WriteBehindHandoffs
 from myoguide.adapters.store.tables import ChartHandoffModel
 
@@ -28,23 +29,13 @@ STATE: dict[str, Any] = {
 WARNINGS = [("flare_unknown", "the record does not state flare status"), ("x", "Zürich — ß")]
 
 
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 def rows(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(ChartHandoffModel)).scalar_one())
 
 
 def test_a_hand_off_comes_back_as_given_under_a_hashed_token(engine: Engine) -> None:
-    store = StoreChartHandoffs(engine, clock=FakeClock())
+    store = StoreChartHandoffs(engine, clock=FakeClock(T0))
     token = store.put(STATE, WARNINGS)
     assert len(token) >= 43  # 32 random bytes, URL-safe
     assert store.take(token) == (STATE, WARNINGS)
@@ -58,7 +49,7 @@ def test_a_hand_off_comes_back_as_given_under_a_hashed_token(engine: Engine) -> 
 
 
 def test_unknown_or_malformed_tokens_find_nothing(engine: Engine) -> None:
-    store = StoreChartHandoffs(engine, clock=FakeClock())
+    store = StoreChartHandoffs(engine, clock=FakeClock(T0))
     token = store.put(STATE, [])
     assert store.take(token[:-1]) is None
     assert store.take("") is None
@@ -67,32 +58,32 @@ def test_unknown_or_malformed_tokens_find_nothing(engine: Engine) -> None:
 
 
 def test_a_hand_off_expires_after_an_hour(engine: Engine) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     store = StoreChartHandoffs(engine, clock=clock)
     token = store.put(STATE, WARNINGS)
-    clock.now = T0 + timedelta(minutes=59, seconds=59)
+    clock.at = T0 + timedelta(minutes=59, seconds=59)
     assert store.take(token) == (STATE, WARNINGS)
-    clock.now = T0 + timedelta(minutes=60)
+    clock.at = T0 + timedelta(minutes=60)
     assert store.take(token) is None
     # A second store (another worker) reads the same rows with the same rule.
     assert StoreChartHandoffs(engine, clock=clock).take(token) is None
 
 
 def test_expired_rows_are_purged_at_most_every_30_seconds(engine: Engine) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     store = StoreChartHandoffs(engine, clock=clock, lifetime=timedelta(seconds=5))
     store.put(STATE, [])  # purges (nothing yet) at T0
-    clock.now = T0 + timedelta(seconds=10)
+    clock.at = T0 + timedelta(seconds=10)
     store.put(STATE, [])  # the first has expired, but the last purge was 10 s ago
     assert rows(engine) == 2
-    clock.now = T0 + timedelta(seconds=40)
+    clock.at = T0 + timedelta(seconds=40)
     live = store.put(STATE, [])
     assert rows(engine) == 1
     assert store.take(live) == (STATE, [])
 
 
 def test_what_is_not_plain_json_is_refused_at_once(engine: Engine) -> None:
-    store = StoreChartHandoffs(engine, clock=FakeClock())
+    store = StoreChartHandoffs(engine, clock=FakeClock(T0))
     with pytest.raises(ValueError, match="NUL"):
         store.put({**STATE, "diagnosis": "a\x00b"}, [])
     with pytest.raises(ValueError, match="not plain JSON"):
@@ -107,21 +98,21 @@ class Unflushed(WriteBehindHandoffs):
 
 
 def test_write_behind_gives_the_token_at_once_and_take_writes_the_queue(engine: Engine) -> None:
-    behind = Unflushed(StoreChartHandoffs(engine, clock=FakeClock()))
+    behind = Unflushed(StoreChartHandoffs(engine, clock=FakeClock(T0)))
     token = behind.put(STATE, WARNINGS)
     assert rows(engine) == 0  # nothing written on the caller's path
     assert behind.take(token) == (STATE, WARNINGS)
     assert rows(engine) == 1
     # Another process sees it once written.
-    assert StoreChartHandoffs(engine, clock=FakeClock()).take(token) == (STATE, WARNINGS)
+    assert StoreChartHandoffs(engine, clock=FakeClock(T0)).take(token) == (STATE, WARNINGS)
 
 
 def test_write_behind_flushes_in_the_background(engine: Engine) -> None:
-    behind = WriteBehindHandoffs(StoreChartHandoffs(engine, clock=FakeClock()))
+    behind = WriteBehindHandoffs(StoreChartHandoffs(engine, clock=FakeClock(T0)))
     tokens = [behind.put(STATE, []) for _ in range(20)]
     deadline = datetime.now(UTC) + timedelta(seconds=10)
     while rows(engine) < 20 and datetime.now(UTC) < deadline:
         time.sleep(0.05)
     assert rows(engine) == 20
-    other = StoreChartHandoffs(engine, clock=FakeClock())
+    other = StoreChartHandoffs(engine, clock=FakeClock(T0))
     assert all(other.take(t) == (STATE, []) for t in tokens)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from fakes import FakeClock
 from myoguide.adapters.store import SigninThrottle, ThrottlePolicy, make_engine, upgrade
 from myoguide.bootstrap import ServeConfig, build_http_app, change_password, record_stores
 
@@ -55,10 +56,10 @@ def test_fifty_wrong_passwords_lock_the_account(client: TestClient) -> None:
 def test_the_lock_expires_and_delays_grow(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 't.db'}"
     upgrade(url)
-    now = [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)]
+    clock = FakeClock(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     throttle = SigninThrottle(
         make_engine(url),
-        clock=lambda: now[0],
+        clock=clock,
         account=ThrottlePolicy(3, 10),
         address=ThrottlePolicy(100, 200),
     )
@@ -69,7 +70,7 @@ def test_the_lock_expires_and_delays_grow(tmp_path: Path) -> None:
     assert waits[:3] == [0, 0, 0]
     assert waits[3:9] == [1, 2, 4, 8, 16, 32]
     assert waits[9] == 15 * 60  # locked
-    now[0] += dt.timedelta(minutes=16)
+    clock.at += dt.timedelta(minutes=16)
     assert throttle.wait_seconds("dr-a", "10.0.0.1") == 0
     throttle.succeeded("dr-a")
     assert throttle.wait_seconds("dr-a", "10.0.0.2") == 0

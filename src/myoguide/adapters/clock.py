@@ -6,7 +6,7 @@ import datetime as dt
 
 
 class SystemClock:
-    """The Clock port over the system clock, in UTC."""
+    """The Clock port (service.ports.Clock) over the system clock, in UTC."""
 
     def today(self) -> dt.date:
         """Return today's date in UTC."""
@@ -15,3 +15,7 @@ class SystemClock:
     def now(self) -> dt.datetime:
         """Return the current instant in UTC."""
         return dt.datetime.now(dt.UTC)
+
+
+# Stateless, so one instance serves every default.
+SYSTEM_CLOCK = SystemClock()

@@ -67,7 +67,7 @@ def timing_words(dose: Dose) -> str:
     unit = _UNIT_WORDS[t.period_unit]
     every = f"a {unit}" if t.period in (None, 1) else f"every {fmt(t.period)} {unit}s"
     freq = t.frequency or 1
-    if dose.period in ("day", "week") and freq > 1:
+    if freq > 1 and (dose.period, t.period_unit) in (("day", "d"), ("week", "wk")):
         # A daily (weekly) total split into doses: the figure is the total.
         return f", in {freq} doses"
     if t.period_unit == "d" and freq == 1 and t.period in (None, 1) and t.count:
@@ -130,6 +130,10 @@ def join_agents(rec: Recommendation, words: Sequence[str]) -> str:
 def _recommendation(rec: Recommendation) -> list[str]:
     grade = f"Grade {rec.grade}" if rec.grade else "no grade given"
     lines = [f"{rec.rank}. [{STANCE_WORDS[rec.stance]} | {grade}] {rec.id}"]
+    if rec.under:
+        lines.append(f"     (beneath {rec.under})")
+    if rec.after:
+        lines += _wrap(f"Applies only after this: {rec.after}", "       ", "     ")
     lines += _wrap(rec.text, "     ")
     if rec.grade_meaning:
         lines += _wrap(f"Grade {rec.grade}: {rec.grade_meaning}", "       ", "     ")

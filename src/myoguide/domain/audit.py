@@ -45,6 +45,7 @@ DATA_WARNINGS = frozenset(
     }
 )
 UNUSABLE = "unusable"
+DECEASED = "deceased"
 
 
 class RaisedFlag(Struct, frozen=True):
@@ -100,6 +101,27 @@ def audit_patient(
 def unusable_row(problems: tuple[str, ...], knowledge_version: str) -> AuditRow:
     """Return the row of a patient whose record gave no usable state (no answer, no flags)."""
     return AuditRow(UNUSABLE, None, None, (), tuple(sorted(set(problems))), (), knowledge_version)
+
+
+def deceased_row(knowledge_version: str) -> AuditRow:
+    """Return the row of a patient who died by the evaluation date (counted apart, no answer)."""
+    return AuditRow(DECEASED, None, None, (), (), (), knowledge_version)
+
+
+def died_by(flag: bool | None, when: str | None, evaluation_date: str) -> bool:
+    """Tell whether a record says the patient had died by the evaluation date (YYYY-MM-DD).
+
+    A death date written to the year or month counts from its first day: a death recorded in the
+    period the audit ends in is not audited as a living patient's care.
+    """
+    if when is not None:
+        parts = when[:10].split("-")
+        try:
+            year, month, day = (int(x) for x in [*parts, "1", "1"][:3])
+        except ValueError:
+            return flag is True  # an unreadable date: the flag alone decides
+        return f"{year:04d}-{month:02d}-{day:02d}" <= evaluation_date
+    return flag is True
 
 
 def _check(

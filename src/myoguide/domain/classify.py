@@ -6,8 +6,8 @@ import msgspec
 
 from myoguide.domain.facts import Facts
 from myoguide.domain.flares import choose_scenario, offer
-from myoguide.domain.ladder import check_alternative_diagnoses, walk
-from myoguide.domain.options import add
+from myoguide.domain.ladder import check_alternative_diagnoses, exclusion_first, fold_under, walk
+from myoguide.domain.options import add, course_option
 from myoguide.domain.result import AgentOption, Course
 from myoguide.domain.run import Run
 from myoguide.domain.units import fmt
@@ -20,6 +20,11 @@ def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
     """Decide scope, course and scenario (and the flare scenario under a leading ILD rule)."""
     p = run.p
     state = f.state
+    if state.deceased:
+        # The contract: a deceased patient is out of scope, with no dose computed.
+        run.warn("out_of_scope_deceased")
+        run.step("scope.alive", "warnings.out_of_scope_deceased", "out of scope: deceased")
+        return "out_of_scope", None, None
     if state.age_years < p.adult_age:
         run.warn("out_of_scope_child", age=fmt(state.age))
         run.step(
@@ -49,7 +54,9 @@ def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
     sparing_inadequate = any(a in f.inadequate for a in sparing) or (
         "inadequate_response" in f.combination_outcomes
     )
-    resistant_history = "prednisone" in f.inadequate and sparing_inadequate
+    # AZA and MTX are given with glucocorticoids: their inadequate response is resistance, with
+    # prednisone in use or in the history (any outcome); not also listed as failed (contract).
+    resistant_history = sparing_inadequate
     ild_refractory = state.ild is not None and state.ild.present and state.ild.refractory
     control, flare = state.disease_control_achieved, state.flare
     skin = bool(state.skin_predominant)
@@ -61,6 +68,7 @@ def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
         "flare": flare,
         "inadequate_response": sorted(f.inadequate),
         "resistant_history": resistant_history,
+        "glucocorticoid_recorded": f.glucocorticoid_recorded(),
         "ild_refractory": ild_refractory,
     }
 
@@ -92,11 +100,16 @@ def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
         run.warn("flare_without_control")
     recurrent = flare is True and control is not False
     if recurrent:
+        if control is None:
+            # A flare implies control before it: said, with what the answer assumed.
+            run.warn("flare_control_unknown")
         run.step("course.classify", "scenarios", "recurrent", **facts)
-        return _recurrent(f, run, ild_refractory, skin)
+        return _finish(run, _recurrent(f, run, ild_refractory, skin))
     if resistant_history or ild_refractory:
+        if resistant_history and not f.glucocorticoid_recorded():
+            run.warn("no_glucocorticoid_recorded")
         run.step("course.classify", "scenarios", "resistant", **facts)
-        return _resistant(f, run, ild_refractory, skin)
+        return _finish(run, _resistant(f, run, ild_refractory, skin))
     if control is False:
         run.warn("out_of_scope_initial_therapy")
         run.step(
@@ -115,6 +128,25 @@ def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
         **facts,
     )
     return "out_of_scope", None, None
+
+
+def _finish(
+    run: Run, answer: tuple[Course, str | None, str | None]
+) -> tuple[Course, str | None, str | None]:
+    """Fold the ladder beneath a flare's "manage as resistant", and put exclusion first."""
+    p = run.p
+    w = p.kb.wiring
+    manage = (
+        w.flare_above_10mg.manage_as_resistant,
+        w.flare_off_prednisone_on_sparing_agent.manage_as_resistant,
+        w.flare_off_immunosuppression.manage_as_resistant,
+    )
+    for parent in manage:
+        fold_under(run, parent)
+    # R1's "manage as resistant" raises prednisone for the flare either way: not held back.
+    held = frozenset((*manage[1:], w.ild_refractory))
+    exclusion_first(run, p.ladder_ids | held)
+    return answer
 
 
 def _controlled(f: Facts, run: Run) -> None:
@@ -136,6 +168,8 @@ def _controlled(f: Facts, run: Run) -> None:
         for a in f.current
         if f.in_use(a)
     )
+    # Infusion or course agents say when the last course was, never "continue".
+    agents = tuple(course_option(run, f, a) for a in agents)
     run.recs[-1] = msgspec.structs.replace(rec, agents=agents)
 
 
@@ -174,7 +208,7 @@ def _ild_leads(f: Facts, run: Run) -> bool:
         ild_present=True,
         ild_refractory=True,
     )
-    run.rank_offset = 1
+    run.rank_offset += 1
     run.excluded = agents
     return True
 
@@ -203,7 +237,8 @@ def _resistant(
     if skin:
         _rash_pointer(f, run)
         return "resistant", "resistant", None
-    check_alternative_diagnoses(f.state, run)
+    # Excluding other diagnoses, when due, takes rank 1 and everything else moves down.
+    run.rank_offset = check_alternative_diagnoses(f, run, 1) - 1
     leads = ild_refractory and _ild_leads(f, run)
     walk(f, run, 1, frozenset())
     return "resistant", "ild_refractory" if leads else "resistant", None

@@ -39,6 +39,11 @@ class Engine:
         _input_warnings(facts, run)
         course, scenario, flare_scenario = evaluate(facts, run)
         missing_measure_warnings(run)
+        _weight_basis(facts, run)
+        if run.left_out:
+            kb = self.kb
+            said = "; ".join(f"{kb.agent(a).display} ({why})" for a, why in run.left_out.items())
+            run.warn("agent_left_out", agents=said)
         _cytopenia(facts, run)
         recs = tuple(sorted(run.recs, key=lambda r: r.rank))
         scen = self.kb.scenarios.get(scenario) if scenario else None
@@ -106,12 +111,39 @@ def _input_warnings(f: Facts, run: Run) -> None:
     run.step(
         "history.read",
         "warnings.history_conflict",
-        "history folded: failed agents are never a new start",
+        "history folded: agents that responded inadequately or were not tolerated are never"
+        " a new start",
         failed=sorted(f.failed),
         intolerant=sorted(f.intolerant),
         tried_without_failure=sorted(f.tried),
         outcome_unknown=list(f.unknown),
         conflicting=sorted(f.conflicts),
+    )
+
+
+def _weight_basis(f: Facts, run: Run) -> None:
+    """Say, from the stated BMI up, that the source names no weight basis; show the arithmetic."""
+    at_least = run.p.kb.thresholds.weight_basis_bmi_at_least
+    if at_least is None or f.bmi is None or f.bmi < float(at_least):
+        return
+    doses = list(
+        dict.fromkeys(
+            f"{a.display} {g.dose.basis}"
+            for r in run.recs
+            for a in r.agents
+            for g in a.regimens
+            if g.dose is not None and "/kg" in g.dose.basis
+        )
+    )
+    if not doses:
+        return
+    run.warn("weight_basis_unstated", bmi=f"{f.bmi:.1f}", doses=" | ".join(doses))
+    run.step(
+        "doses.weight_basis",
+        "thresholds.weight_basis_bmi_at_least",
+        "BMI at or above the stated threshold: weight basis unstated, actual weight used",
+        bmi=f"{f.bmi:.1f}",
+        threshold=fmt(at_least),
     )
 
 

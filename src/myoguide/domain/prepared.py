@@ -28,6 +28,7 @@ Stance = Literal["recommended", "alternative", "reserved", "not_suggested"]
 # Every warning code and scenario id the rules emit: checked when the engine is built, so a
 # renamed key fails at start-up naming the file and key, never on the first matching patient.
 REQUIRED_WARNINGS = (
+    "out_of_scope_deceased",
     "out_of_scope_child",
     "out_of_scope_ibm",
     "out_of_scope_diagnosis",

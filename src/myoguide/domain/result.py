@@ -101,6 +101,11 @@ class Recommendation(Struct, frozen=True, gc=False):
     step: str | None = None
     # Agents offered here of which only one is to be added (empty: every agent applies).
     choose_one: tuple[str, ...] = ()
+    # The option this one folds beneath (the ladder beneath a flare's "manage as resistant").
+    under: str | None = None
+    # What must be done first before this option applies (plain words); it is not "recommended"
+    # until then.
+    after: str | None = None
 
 
 class Warning(Struct, frozen=True, gc=False):

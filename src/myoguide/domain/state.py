@@ -20,6 +20,9 @@ AgentName = Annotated[str, Meta(min_length=1, max_length=100)]
 Outcome = Literal["inadequate_response", "intolerance", "responded", "unknown"]
 Severity = Literal["mild", "moderate", "severe"]
 DoseUnit = Literal["mg/day", "mg/week", "g/day", "g/week"]
+# An ISO calendar date (YYYY-MM-DD), kept as text: the core reads no clock and needs only to show
+# it and compare two (ISO dates sort as text). Impossible days are refused in _check_dates.
+IsoDate = Annotated[str, Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
 
 
 # JSON numbers (ints are accepted as floats); exact Decimals are made from them by `dec`.
@@ -69,6 +72,8 @@ class Medication(Struct, frozen=True, forbid_unknown_fields=True):
 
     agent: AgentName
     dose: DoseIn | None = None
+    # For an infusion or course agent: when the last dose or course was given (ISO date).
+    last_given: IsoDate | None = None
 
 
 class HistoryEntry(Struct, frozen=True, forbid_unknown_fields=True):
@@ -77,6 +82,7 @@ class HistoryEntry(Struct, frozen=True, forbid_unknown_fields=True):
     outcome: Outcome
     agent: AgentName | None = None
     agents: tuple[AgentName, ...] | None = None
+    last_given: IsoDate | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -116,6 +122,8 @@ class PatientState(Struct, frozen=True, forbid_unknown_fields=True):
     # Drugs the record holds that may be guideline agents but could not be identified (or read):
     # a short label each. The engine then does not pick a scenario that assumes them absent.
     unresolved_medications: tuple[Annotated[str, Meta(max_length=200)], ...] = ()
+    # Set by the FHIR door when the record states a death; the engine then answers out of scope.
+    deceased: bool | None = None
 
     @property
     def age(self) -> Decimal:
@@ -172,6 +180,17 @@ def _resolve_name(value: object, where: str, knowledge: Knowledge) -> str:
     if name in ids:
         return name
     by_code = knowledge.agent_for_rxnorm(name)
+    other = knowledge.input_limits.unconverted_glucocorticoids.get(name)
+    if by_code is None and other is not None:
+        # Refused with advice: a milligram of another glucocorticoid is not a milligram of
+        # prednisone, and no equivalence is verified here to convert it with.
+        raise InputError(
+            where,
+            f"{other} is not converted here: the guideline's doses are prednisone doses and no"
+            f" verified {other.lower()}-to-prednisone equivalence is held. Convert the daily dose"
+            " to its prednisone equivalent with your own reference (a milligram of another"
+            " glucocorticoid is not always a milligram of prednisone) and enter that as prednisone",
+        )
     if by_code is None:
         raise InputError(
             where,
@@ -225,6 +244,26 @@ def _check_history(state: PatientState) -> None:
             )
         if h.agents is not None and len(set(h.agents)) < 2:
             raise InputError(f"{where}.agents", "a combination names at least two different agents")
+
+
+_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _check_dates(state: PatientState) -> None:
+    """Refuse a `last_given` that names a day its month does not have (30 February)."""
+    dated = [
+        (f"current_medications[{i}]", m.last_given) for i, m in enumerate(state.current_medications)
+    ]
+    dated += [
+        (f"treatment_history[{i}]", h.last_given) for i, h in enumerate(state.treatment_history)
+    ]
+    for where, when in dated:
+        if when is None:
+            continue
+        year, month, day = (int(x) for x in when.split("-"))
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        if day > _DAYS[month - 1] or (month == 2 and day == 29 and not leap):
+            raise InputError(f"{where}.last_given", f"'{when}' is not a calendar date")
 
 
 def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
@@ -346,6 +385,7 @@ def parse_state(raw: object, knowledge: Knowledge) -> PatientState:
                 if name not in known:
                     raise InputError(f"treatment_history[{i}].agent", f"unknown agent '{name}'")
         _check_history(raw)
+        _check_dates(raw)
         _check_plausible(raw, knowledge)
         return raw
     if not isinstance(raw, Mapping):
@@ -356,6 +396,7 @@ def parse_state(raw: object, knowledge: Knowledge) -> PatientState:
     except msgspec.ValidationError as exc:
         raise _explain(exc) from None
     _check_history(state)
+    _check_dates(state)
     _check_plausible(state, knowledge)
     return state
 

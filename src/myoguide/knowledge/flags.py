@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from importlib import resources
-from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
@@ -166,8 +165,3 @@ def load_packaged_flags(kb: Knowledge) -> Flags:
     return parse_flags(
         ref.read_text(encoding="utf-8"), kb, origin=f"knowledge/data/{PACKAGED_FILE}"
     )
-
-
-def load_flags_file(path: Path, kb: Knowledge) -> Flags:
-    """Read and check the flags of a guideline file on disk."""
-    return parse_flags(path.read_text(encoding="utf-8"), kb, origin=str(path))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from importlib import resources
-from pathlib import Path
 
 import msgspec
 import yaml
@@ -89,8 +88,3 @@ def load_packaged() -> Knowledge:
     return parse_knowledge(
         ref.read_text(encoding="utf-8"), origin=f"knowledge/data/{PACKAGED_FILE}"
     )
-
-
-def load_file(path: Path) -> Knowledge:
-    """Read and validate a guideline file from disk (for editors and tests)."""
-    return parse_knowledge(path.read_text(encoding="utf-8"), origin=str(path))

@@ -71,6 +71,9 @@ class AgentInfo(Struct, frozen=True, forbid_unknown_fields=True):
     classes: tuple[str, ...]
     # The period a current dose of this agent is stated per (input validation and sums).
     dose_period: Literal["day", "week"] | None = None
+    # Given as infusions or courses (rituximab, IVIG, cyclophosphamide): `last_given` applies and
+    # a step that involves it while in use is never "continue" with the full regimen.
+    given_as_course: bool = False
 
 
 class Range(Struct, frozen=True, forbid_unknown_fields=True):
@@ -99,6 +102,9 @@ class InputLimits(Struct, frozen=True, forbid_unknown_fields=True):
     bmi: Range
     bmi_usual: Range
     doses: dict[str, DoseLimit]
+    # Glucocorticoids other than prednisone that are refused with advice, not converted: no
+    # equivalence to prednisone has been verified for this knowledge (name -> display name).
+    unconverted_glucocorticoids: dict[str, str] = {}
 
 
 class Thresholds(Struct, frozen=True, forbid_unknown_fields=True):
@@ -106,6 +112,8 @@ class Thresholds(Struct, frozen=True, forbid_unknown_fields=True):
     prednisone_flare_boundary_mg_per_day: Decimal
     prednisone_weight_based_warning_mg_per_day: Decimal
     alkylating_min_failed_second_line: int
+    # From this body mass index up, weight-based doses say the source names no weight basis.
+    weight_basis_bmi_at_least: Decimal | None = None
 
 
 class Maximum(Struct, frozen=True, forbid_unknown_fields=True):
@@ -194,6 +202,8 @@ class RecommendationTemplate(Struct, frozen=True, forbid_unknown_fields=True):
     grade_words: str | None = None
     # Agents of the step that are alternatives: one of them is added, not all (AZA or MTX).
     choose_one: tuple[str, ...] = ()
+    # For a step that must come first: the words the options waiting on it show in `after`.
+    enables: str | None = None
 
 
 class LadderStep(Struct, frozen=True, forbid_unknown_fields=True):
@@ -230,6 +240,8 @@ class R4Wiring(Struct, frozen=True, forbid_unknown_fields=True):
 
     restart_prednisone: str
     sparing_agent: str
+    # Offered when both sparing agents are closed (failed or not tolerated), as R3 does.
+    manage_as_resistant: str
 
 
 class Wiring(Struct, frozen=True, forbid_unknown_fields=True):
@@ -243,6 +255,8 @@ class Wiring(Struct, frozen=True, forbid_unknown_fields=True):
     ild_refractory: str
     refractory_rash: str
     controlled: str
+    # The first step when other diagnoses are recorded as not excluded (before any escalation).
+    exclude_alternative_diagnoses: str
     # Cautions an order check shows when one of these agents is ordered (agent -> caution ids).
     order_cautions: dict[str, tuple[str, ...]] = {}
 
@@ -265,7 +279,11 @@ class Wiring(Struct, frozen=True, forbid_unknown_fields=True):
                 *r3.switch_to.values(),
                 r3.manage_as_resistant,
             ),
-            "flare_off_immunosuppression": (r4.restart_prednisone, r4.sparing_agent),
+            "flare_off_immunosuppression": (
+                r4.restart_prednisone,
+                r4.sparing_agent,
+                r4.manage_as_resistant,
+            ),
             "ild_refractory": (self.ild_refractory,),
             "controlled": (self.controlled,),
         }
@@ -276,6 +294,7 @@ class Wiring(Struct, frozen=True, forbid_unknown_fields=True):
             "ild_refractory": self.ild_refractory,
             "refractory_rash": self.refractory_rash,
             "controlled": self.controlled,
+            "exclude_alternative_diagnoses": self.exclude_alternative_diagnoses,
         }
         for name in (
             "flare_above_10mg",

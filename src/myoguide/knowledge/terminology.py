@@ -154,9 +154,11 @@ class CodedAgent(NamedTuple):
 
 
 class NameMatch(NamedTuple):
-    """What a drug name says: 'agent' (one agent, nothing else), 'resembles' or 'unrelated'."""
+    """What a drug name says: 'agent' (one agent, nothing else), 'topical' (an agent in a form
+    for the skin or eye), 'resembles' (the agent's name and other words), 'near' (only a similar
+    spelling) or 'unrelated'."""
 
-    kind: Literal["agent", "resembles", "unrelated"]
+    kind: Literal["agent", "resembles", "near", "topical", "unrelated"]
     agents: tuple[str, ...]
 
 
@@ -208,6 +210,8 @@ _FORM_WORDS = frozenset(
         "release",
         "er",
         "xr",
+        "xl",
+        "hr",
         "dr",
         "auto",
         "injector",
@@ -229,6 +233,31 @@ _FORM_WORDS = frozenset(
         "in",
     ]
 )
+# Forms applied to the skin, eye or mucosa: an agent in such a form is not systemic use.
+_TOPICAL_WORDS = frozenset(
+    [
+        "topical",
+        "ointment",
+        "cream",
+        "lotion",
+        "gel",
+        "foam",
+        "ophthalmic",
+        "eye",
+        "drops",
+        "cutaneous",
+        "transdermal",
+        "patch",
+        "shampoo",
+        "emulsion",
+        "otic",
+        "rectal",
+        "enema",
+        "suppository",
+    ]
+)
+# Name lookups are cached per table; a chart repeats the same few hundred names.
+_NAME_CACHE_SIZE = 4096
 _TOKEN = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
 _JOINED = re.compile(r"([a-z])-([0-9])")
 _STRENGTH = re.compile(r"[0-9][0-9.]*[a-z]*")
@@ -250,6 +279,14 @@ def _longest_common(a: str, b: str) -> int:
     return match.size
 
 
+def _similar(token: str, word: str) -> bool:
+    """Return whether two words share a long run of letters or are spelled alike."""
+    matcher = difflib.SequenceMatcher(None, token, word, autojunk=False)
+    if matcher.real_quick_ratio() < 0.8 and min(len(token), len(word)) < 6:
+        return False
+    return _longest_common(token, word) >= 6 or matcher.ratio() >= 0.8
+
+
 class Terminology:
     """The loaded table and its indexes, built once."""
 
@@ -259,6 +296,7 @@ class Terminology:
         "diagnoses",
         "file",
         "height_codes",
+        "name_cache",
         "names",
         "origin",
         "timing_codes",
@@ -275,6 +313,7 @@ class Terminology:
         self.diagnoses = {(d.system, d.code.upper()): d for d in file.diagnoses}
         self.by_code: dict[str, CodedAgent] = {}
         self.names: dict[tuple[str, ...], str] = {}
+        self.name_cache: dict[str, NameMatch] = {}
         for agent in file.agents:
             if agent.ingredient is not None:
                 self.by_code[agent.ingredient.code] = CodedAgent(agent.id, None)
@@ -320,6 +359,15 @@ class Terminology:
 
     def agent_for_name(self, text: str) -> NameMatch:
         """Return which agent a free-text drug name names, resembles, or that it is unrelated."""
+        found = self.name_cache.get(text)
+        if found is None:
+            if len(self.name_cache) >= _NAME_CACHE_SIZE:
+                self.name_cache.clear()
+            found = self.name_cache[text] = self._match_name(text)
+        return found
+
+    def _match_name(self, text: str) -> NameMatch:
+        """Match a drug name against the agents' names (uncached)."""
         tokens = name_tokens(text)
         found: set[str] = set()
         covered: set[int] = set()
@@ -333,6 +381,10 @@ class Terminology:
             rest = [t for i, t in enumerate(tokens) if i not in covered]
             if all(t in _FORM_WORDS for t in rest):
                 return NameMatch("agent", tuple(found))
+            if any(t in _TOPICAL_WORDS for t in rest) and all(
+                t in _FORM_WORDS or t in _TOPICAL_WORDS for t in rest
+            ):
+                return NameMatch("topical", tuple(found))
             return NameMatch("resembles", tuple(found))
         if found:
             return NameMatch("resembles", tuple(sorted(found)))
@@ -341,11 +393,10 @@ class Terminology:
             for token in tokens
             if len(token) >= 5 and token not in _FORM_WORDS
             for word, agent in self.words.items()
-            if _longest_common(token, word) >= 6
-            or difflib.SequenceMatcher(None, token, word).ratio() >= 0.8
+            if _similar(token, word)
         }
         if near:
-            return NameMatch("resembles", tuple(sorted(near)))
+            return NameMatch("near", tuple(sorted(near)))
         return NameMatch("unrelated", ())
 
     def ucum(self, spelling: str) -> str | None:

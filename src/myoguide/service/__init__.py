@@ -21,9 +21,8 @@ from myoguide.service.ports import (
     RecordReader,
     RecordStore,
     ReplayCache,
-    UserStore,
 )
-from myoguide.service.records import PatientRecords
+from myoguide.service.records import PatientFile, PatientRecords
 
 __all__ = [
     "Assessment",
@@ -41,13 +40,13 @@ __all__ = [
     "HookAnswer",
     "OrderLine",
     "PatientAudit",
+    "PatientFile",
     "PatientRecords",
     "PrefetchMissing",
     "RecordReader",
     "RecordStore",
     "ReplayCache",
     "Service",
-    "UserStore",
     "prefetch_templates",
     "report_feedback",
 ]

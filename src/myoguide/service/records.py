@@ -1,22 +1,63 @@
-"""The patient-record use cases: save a visit with its answer, record a decision."""
+"""The patient-record use cases: patients and their course read; answers and decisions written."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from myoguide.domain.result import RecommendationSet
-from myoguide.service.ports import Clock, RecordStore
+from myoguide.service.ports import Clock, Patient, PatientCourse, RecordStore, VisitEntry
+
+
+@dataclass(frozen=True)
+class PatientFile:
+    """A patient with the whole record: visits, answers and decisions, in order."""
+
+    patient: Patient
+    course: PatientCourse
+
+    def visit(self, visit_id: int) -> VisitEntry | None:
+        """Return the visit with this id and the answers shown at it, or None."""
+        return next((e for e in self.course.visits if e.visit.id == visit_id), None)
 
 
 @dataclass(frozen=True)
 class PatientRecords:
-    """Writes to a patient's record, stamped with the injected clock."""
+    """A patient's record read and written, writes stamped with the injected clock."""
 
     store: RecordStore
     clock: Clock
+
+    # ---- reads --------------------------------------------------------------------------------
+
+    def patients(self) -> Sequence[Patient]:
+        """Return every patient (the store orders them by label)."""
+        return self.store.list_patients()
+
+    def patient(self, patient_id: int) -> Patient | None:
+        """Return the patient with this id, or None."""
+        return self.store.get_patient(patient_id)
+
+    def patient_file(self, patient_id: int) -> PatientFile | None:
+        """Return the patient and the whole record, or None if there is no such patient."""
+        patient = self.store.get_patient(patient_id)
+        if patient is None:
+            return None
+        return PatientFile(patient, self.store.timeline(patient_id))
+
+    def export(self, patient_id: int) -> dict[str, Any] | None:
+        """Return the patient's record as JSON-ready data, or None if there is no such patient."""
+        if self.store.get_patient(patient_id) is None:
+            return None
+        return self.store.export_patient(patient_id)
+
+    # ---- writes -------------------------------------------------------------------------------
+
+    def add_patient(self, label: str) -> Patient:
+        """Create a patient under a unique pseudonymous label (ValueError names `label`)."""
+        return self.store.add_patient(label)
 
     def log_answer(
         self,

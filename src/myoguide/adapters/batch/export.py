@@ -17,18 +17,39 @@ from pathlib import Path
 # `<Type>-<n>.ndjson[.gz]` that servers write when they split a type over several files.
 _NAME = re.compile(r"^(?P<type>[A-Z][A-Za-z]+)(?:[.-](?P<part>\d+))?\.ndjson(?P<gz>\.gz)?$")
 CHUNK_BYTES = 8 * 1024 * 1024
-GZIP_BLOCK = 1024 * 1024
+# Read (and decompress) this much at a time: memory is bounded by it plus the longest line kept.
+READ_BLOCK = 1024 * 1024
+# A longer line is skipped as `too_long` without being held: a FHIR resource of a patient's
+# record is kilobytes; a note with an attachment may be megabytes.
+MAX_LINE_BYTES = 64 * 1024 * 1024
 EXAMPLES_KEPT = 20
+# Files a Bulk Data client writes beside the data: left alone, never counted.
+BULK_CLIENT_FILES = frozenset({"manifest.json", "log.ndjson"})
 
 PROBLEM_WORDS = {
     "not_json": "a line that is not JSON",
     "truncated": "a line cut short (the file ends inside a resource)",
     "not_a_resource": "a line that is not a FHIR resource (no resourceType)",
     "type_mismatch": "a resource whose resourceType differs from its file's type",
-    "unknown_type": "a resource type the audit does not know",
-    "no_patient": "a resource without a patient reference",
+    "no_patient": "a resource the audit reads that has no patient reference",
+    "urn_uuid": "a resource the audit reads whose patient reference is a urn:uuid (it resolves "
+    "only inside a Bundle, and an export has none)",
+    "conditional_reference": "a resource the audit reads whose patient reference is a search "
+    "(Patient?identifier=...), not an id",
+    "not_a_patient": "a resource the audit reads whose subject is not a Patient (a Group, a "
+    "Device, a Location...)",
+    "too_deep": "a line nested deeper than the JSON reader allows (1,024 levels)",
+    "too_long": "a line longer than the line limit (skipped without being read whole)",
     "gzip_truncated": "a gzip file cut short (lines after the cut are lost)",
     "unreadable": "a file that could not be read",
+    "symlink_outside": "a link to a file outside the export folder (not followed)",
+}
+# Normal content of a real export, listed apart and not counted as skipped (exit 0).
+NOTE_WORDS = {
+    "not_read": "resources of a type the audit does not read",
+    "about_no_patient": "resources of a type the audit does not read that are about no single "
+    "patient (or name one only by urn:uuid or search)",
+    "other_file": "files that are not NDJSON data (left alone)",
 }
 
 
@@ -74,35 +95,41 @@ class Problems:
 
     @property
     def total(self) -> int:
-        """Return how many lines or files were skipped."""
-        return sum(self.counts.values())
+        """Return how many lines or files were skipped as problems (notes not counted)."""
+        return sum(n for k, n in self.counts.items() if k not in NOTE_WORDS)
 
-    def lines(self) -> list[str]:
-        """Return one line per kind, then the places kept, for a person to read."""
+    def lines(self, notes: bool = False) -> list[str]:
+        """Return one line per problem kind (or per note kind) with its places, for a person."""
         out = []
-        for kind in sorted(self.counts):
-            where = ", ".join(
-                f"{f}:{n}" if n else f"{f} (line not known)"
-                for f, n in sorted(self.examples.get(kind, []))
-            )
+        for kind in sorted(k for k in self.counts if (k in NOTE_WORDS) == notes):
+            places = sorted(set(self.examples.get(kind, [])))
+            where = ", ".join(f"{f}:{n}" if n else f"{f} (line not known)" for f, n in places)
             more = " ..." if self.counts[kind] > len(self.examples.get(kind, [])) else ""
-            out.append(f"{self.counts[kind]} x {PROBLEM_WORDS.get(kind, kind)}: {where}{more}")
+            words = NOTE_WORDS[kind] if notes else PROBLEM_WORDS.get(kind, kind)
+            out.append(f"{self.counts[kind]:,} x {words}: {where}{more}")
         return out
 
 
-def list_files(folder: Path) -> tuple[list[ExportFile], list[str]]:
-    """Return the export's NDJSON files (sorted) and the names of files that are not NDJSON."""
-    files, others = [], []
+def list_files(folder: Path) -> tuple[list[ExportFile], Problems]:
+    """Return the export's NDJSON files (sorted) and the files noted or refused beside them.
+
+    A link is followed only to a file inside the export folder; one leading out is refused.
+    """
+    files, met = [], Problems()
+    inside = folder.resolve()
     for p in sorted(folder.iterdir()):
+        if p.is_symlink() and not p.resolve().is_relative_to(inside):
+            met.add("symlink_outside", p.name, 0)
+            continue
         if not p.is_file():
             continue
         m = _NAME.match(p.name)
         if m is None:
-            if p.name != "manifest.json" and not p.name.startswith("."):
-                others.append(p.name)
+            if p.name not in BULK_CLIENT_FILES and not p.name.startswith("."):
+                met.add("other_file", p.name, 0)
             continue
         files.append(ExportFile(p, m.group("type"), bool(m.group("gz")), p.stat().st_size))
-    return files, others
+    return files, met
 
 
 def chunks(files: list[ExportFile], chunk_bytes: int = CHUNK_BYTES) -> list[Chunk]:
@@ -140,59 +167,111 @@ def _starts_line(path: Path, start: int) -> bool:
         return fh.read(1) == b"\n"
 
 
-def read_lines(chunk: Chunk, problems: Problems) -> Iterator[tuple[int, bytes, bool]]:
+def split_lines(
+    blocks: Iterator[bytes], problems: Problems, name: str, max_line: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, bytes, bool]]:
+    """Yield (line number, 1-based; line without its end; complete) from blocks of bytes.
+
+    Each byte is looked at a bounded number of times (no joining a growing rest onto each block),
+    and a line longer than `max_line` is dropped as it streams past, counted as `too_long`.
+    """
+    n = 0
+    pending: list[bytes] = []  # the pieces of the line not yet ended
+    held = 0
+    dropping = False
+    for block in blocks:
+        start = 0
+        while True:
+            end = block.find(b"\n", start)
+            if end < 0:
+                piece = block[start:]
+                if not dropping and held + len(piece) > max_line:
+                    dropping, pending, held = True, [], 0
+                if not dropping and piece:
+                    pending.append(piece)
+                    held += len(piece)
+                break
+            n += 1
+            if dropping or held + end - start > max_line:
+                problems.add("too_long", name, n)
+            else:
+                yield n, b"".join([*pending, block[start:end]]), True
+            pending, held, dropping = [], 0, False
+            start = end + 1
+    if dropping:
+        problems.add("too_long", name, n + 1)
+    elif pending:
+        yield n + 1, b"".join(pending), False
+
+
+def _gzip_blocks(path: Path, problems: Problems, name: str) -> Iterator[bytes]:
+    with gzip.open(path, "rb") as fh:
+        try:
+            # read1: what was decompressed before a cut is still handed out.
+            while block := fh.read1(READ_BLOCK):
+                yield block
+        except (EOFError, zlib.error, gzip.BadGzipFile, OSError):
+            problems.add("gzip_truncated", name, 0)
+
+
+def _range_blocks(chunk: Chunk) -> Iterator[bytes]:
+    """Yield the bytes of the lines a plain chunk owns: those starting inside [start, end)."""
+    with chunk.file.path.open("rb") as fh:
+        pos = chunk.start
+        if pos > 0:
+            fh.seek(pos - 1)
+            if fh.read(1) != b"\n":
+                # The previous chunk owns the line that straddles the cut: skip to its end.
+                while block := fh.read(READ_BLOCK):
+                    cut = block.find(b"\n")
+                    if cut >= 0:
+                        pos = fh.tell() - len(block) + cut + 1
+                        fh.seek(pos)
+                        break
+                else:
+                    return
+        block = b"\n"  # nothing owned yet: nothing straddles the end
+        while pos < chunk.end:
+            block = fh.read(min(READ_BLOCK, chunk.end - pos))
+            if not block:
+                return
+            pos += len(block)
+            yield block
+        if not block.endswith(b"\n"):
+            # This chunk owns the line that straddles its end: read on to that line's end.
+            while block := fh.read(READ_BLOCK):
+                cut = block.find(b"\n")
+                if cut >= 0:
+                    yield block[: cut + 1]
+                    return
+                yield block
+
+
+def read_lines(
+    chunk: Chunk, problems: Problems, max_line: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, bytes, bool]]:
     """Yield (line number within the chunk, 1-based; line without its end; complete) per line.
 
-    Read in large blocks. A plain chunk owns the lines that start inside [start, end); `complete`
-    is False only for a last line the file ends inside of. A gzip file cut short yields what
-    could be read and records one `gzip_truncated` problem.
+    Read in bounded blocks. A plain chunk owns the lines that start inside [start, end);
+    `complete` is False only for a last line the file ends inside of. A gzip file cut short
+    yields what could be read and records one `gzip_truncated` problem at the line it cut.
     """
     f = chunk.file
     name = f.path.name
-    n = 0
     try:
         if f.gz:
-            with gzip.open(f.path, "rb") as fh:
-                rest = b""
-                try:
-                    # read1: what was decompressed before a cut is still handed out.
-                    while block := fh.read1(GZIP_BLOCK):
-                        lines = (rest + block).split(b"\n")
-                        rest = lines.pop()
-                        for line in lines:
-                            n += 1
-                            yield n, line, True
-                except (EOFError, zlib.error, gzip.BadGzipFile, OSError):
-                    problems.add("gzip_truncated", name, n + 1)
-                    return
-                if rest:
-                    yield n + 1, rest, False
+            cut = Problems()
+            last = 0
+            for last, line, complete in split_lines(
+                _gzip_blocks(f.path, cut, name), problems, name, max_line
+            ):
+                yield last, line, complete
+            if cut.counts:
+                problems.add("gzip_truncated", name, last + 1)
             return
-        with f.path.open("rb") as fh:
-            if chunk.start > 0:
-                fh.seek(chunk.start - 1)
-                if fh.read(1) != b"\n":
-                    fh.readline()  # the previous chunk owns the line that straddles the cut
-            begin = fh.tell()
-            if begin >= chunk.end:
-                return
-            data = fh.read(chunk.end - begin)
-            if not data.endswith(b"\n"):
-                data += fh.readline()  # this chunk owns the line that straddles its end
-        lines = data.split(b"\n")
-        last = lines.pop()  # empty when the data ends with a line end
-        for line in lines:
-            n += 1
-            yield n, line, True
-        if last:
-            yield n + 1, last, False
+        yield from split_lines(_range_blocks(chunk), problems, name, max_line)
     except OSError:
         problems.add("unreadable", name, 0)
-
-
-def total_bytes(files: list[ExportFile]) -> int:
-    """Return the bytes of the export on disk."""
-    return sum(f.size for f in files)
 
 
 def cpu_count() -> int:

@@ -8,8 +8,22 @@ import msgspec
 import orjson
 
 # Fields that point at the patient a resource is about (FHIR R4 Patient compartment, the common
-# ones: subject, patient, beneficiary).
+# ones: subject, patient, beneficiary); Provenance names its patient among its `target[]`.
 PATIENT_FIELDS = ("subject", "patient", "beneficiary")
+# The resource types the FHIR reader uses: a line of one of these that names no patient is a real
+# problem; any other line that names none is normal content, passed over.
+NEEDED_TYPES = frozenset(
+    {
+        "Patient",
+        "Condition",
+        "Observation",
+        "MedicationRequest",
+        "MedicationStatement",
+        "MedicationAdministration",
+        "AllergyIntolerance",
+        "Medication",
+    }
+)
 # Resource types that belong to no patient: kept aside (Medication is read through references)
 # or ignored, never counted as a problem.
 SHARED_TYPES = frozenset(
@@ -87,6 +101,20 @@ def reference_id(ref: object, kind: str = "Patient") -> str | None:
     return target_id(target, kind)
 
 
+def unresolved_cause(targets: list[str]) -> str:
+    """Return why none of a resource's patient references names a patient in the export."""
+    if any(t.startswith("urn:uuid:") for t in targets):
+        return "urn_uuid"  # resolves only inside a Bundle, by fullUrl; an export has none
+    if any(t.startswith("Patient?") for t in targets):
+        return "conditional_reference"
+    return "not_a_patient" if targets else "no_patient"
+
+
+def pass_over(kind: str, resource_type: str) -> str:
+    """Return the problem kind of a line naming no patient: a note unless the audit reads it."""
+    return kind if resource_type in NEEDED_TYPES else "about_no_patient"
+
+
 def target_id(target: str, kind: str = "Patient") -> str | None:
     """Return the id of a `kind` reference's target string, or None."""
     marker = kind + "/"
@@ -99,13 +127,23 @@ def target_id(target: str, kind: str = "Patient") -> str | None:
     return rid or None
 
 
+def patient_refs(res: dict[str, Any]) -> list[str]:
+    """Return the reference strings of a resource's patient-compartment fields, in order."""
+    refs = [res.get(name) for name in PATIENT_FIELDS]
+    if res.get("resourceType") == "Provenance" and isinstance(res.get("target"), list):
+        refs += res["target"]
+    return [
+        r["reference"] for r in refs if isinstance(r, dict) and isinstance(r.get("reference"), str)
+    ]
+
+
 def patient_of(res: dict[str, Any]) -> str | None:
     """Return the id of the patient a resource is about, or None."""
     if res.get("resourceType") == "Patient":
         rid = res.get("id")
         return rid if isinstance(rid, str) and rid else None
-    for name in PATIENT_FIELDS:
-        pid = reference_id(res.get(name))
+    for target in patient_refs(res):
+        pid = target_id(target)
         if pid is not None:
             return pid
     return None
@@ -125,22 +163,26 @@ def parse_line(line: bytes, file_type: str, complete: bool = True) -> tuple[str,
         return "blank", None
     try:
         res = orjson.loads(stripped)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc):  # orjson refuses nesting deeper than 1024 with this message
+            return "problem", "too_deep"
         # A line the file ends inside of, or one that opens an object it never closes, was cut.
         cut = not complete or (stripped.startswith(b"{") and not stripped.endswith(b"}"))
         return "problem", "truncated" if cut else "not_json"
+    except RecursionError:  # pragma: no cover - orjson bounds its depth itself (1024)
+        return "problem", "too_deep"
     if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
         return "problem", "not_a_resource"
     rt = res["resourceType"]
     if rt not in KNOWN_TYPES:
-        return "problem", "unknown_type"
+        return "problem", "not_read"
     if rt != file_type and file_type in KNOWN_TYPES:
         return "problem", "type_mismatch"
     if rt in SHARED_TYPES:
         return "shared", res
     pid = patient_of(res)
     if pid is None:
-        return "problem", "no_patient"
+        return "problem", pass_over(unresolved_cause(patient_refs(res)), rt)
     return "patient", (pid, res)
 
 
@@ -156,6 +198,7 @@ class _Keys(msgspec.Struct):
     subject: _Ref | None = None
     patient: _Ref | None = None
     beneficiary: _Ref | None = None
+    target: list[_Ref] | None = None
     medicationReference: _Ref | None = None
 
 
@@ -173,27 +216,32 @@ def key_line(line: bytes, file_type: str, complete: bool = True) -> tuple[str, A
         return _slow(line, file_type, complete)
     try:
         k = _KEYS.decode(line)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
+        # RecursionError: msgspec's own depth bound (deep nesting); orjson then names it.
         # Not JSON, or a shape the key fields do not fit: parse_line classifies it exactly.
         return _slow(line, file_type, complete)
     rt = k.resourceType
     if rt not in KNOWN_TYPES:
-        return "problem", "unknown_type", None
+        return "problem", "not_read", None
     if rt != file_type and file_type in KNOWN_TYPES:
         return "problem", "type_mismatch", None
     if rt in SHARED_TYPES:
         return "shared", rt, k.id
     pid: str | None = None
+    targets: list[str] = []
     if rt == "Patient":
         pid = k.id or None
     else:
-        for ref in (k.subject, k.patient, k.beneficiary):
-            if ref is not None and ref.reference is not None:
-                pid = target_id(ref.reference)
-                if pid is not None:
-                    break
+        refs = [k.subject, k.patient, k.beneficiary]
+        if rt == "Provenance" and k.target:
+            refs += k.target
+        targets = [r.reference for r in refs if r is not None and r.reference is not None]
+        for target in targets:
+            pid = target_id(target)
+            if pid is not None:
+                break
     if pid is None:
-        return "problem", "no_patient", None
+        return "problem", pass_over(unresolved_cause(targets), rt), None
     med = k.medicationReference
     mid = target_id(med.reference, "Medication") if med is not None and med.reference else None
     return "patient", pid, mid

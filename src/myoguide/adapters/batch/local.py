@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from myoguide.adapters.batch.export import (
+    MAX_LINE_BYTES,
     Chunk,
     ExportFile,
     Problems,
@@ -31,6 +32,7 @@ from myoguide.adapters.batch.export import (
 )
 from myoguide.adapters.batch.keys import key_line
 from myoguide.adapters.batch.patient import myositis_patient, patient_row, scope_codes
+from myoguide.adapters.batch.runner import RunResult
 from myoguide.knowledge.terminology import load_packaged_terminology
 from myoguide.service.audit import Auditor
 
@@ -45,6 +47,7 @@ class ScanStats:
 
     lines: int = 0
     bytes: int = 0
+    patients: int = 0
     problems: Problems = field(default_factory=Problems)
     medication_ids: set[str] = field(default_factory=set)
 
@@ -72,9 +75,9 @@ class _Where:
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(auditor: Auditor, date: datetime.date, spool: str) -> None:
+def _init_worker(auditor: Auditor, date: datetime.date, spool: str, max_line: int) -> None:
     _STATE.clear()
-    _STATE.update(auditor=auditor, date=date, spool=Path(spool))
+    _STATE.update(auditor=auditor, date=date, spool=Path(spool), max_line=max_line)
 
 
 # ---- step 1: who has DM or PM --------------------------------------------------------------
@@ -85,7 +88,7 @@ def _find_patients(chunk: Chunk) -> set[str]:
     codes = scope_codes(terminology)
     found: set[str] = set()
     quiet = Problems()  # step 2 reads these lines again and counts their problems once
-    for _, line, _complete in read_lines(chunk, quiet):
+    for _, line, _complete in read_lines(chunk, quiet, _STATE["max_line"]):
         pid = myositis_patient(line, chunk.file.type, terminology, codes)
         if pid is not None:
             found.add(pid)
@@ -106,11 +109,12 @@ def _spool_chunk(task: tuple[Chunk, int]) -> ScanStats:
     name, file_type = chunk.file.path.name, chunk.file.type
     buckets: dict[int, list[bytes]] = {}
     medications: list[bytes] = []
-    for n, line, complete in read_lines(chunk, stats.problems):
+    for n, line, complete in read_lines(chunk, stats.problems, _STATE["max_line"]):
         stats.lines += 1
         stats.bytes += len(line) + 1
         kind, key, extra = key_line(line, file_type, complete)
         if kind == "patient":
+            stats.patients += file_type == "Patient"
             if key not in in_scope:
                 continue
             if extra is not None:
@@ -164,14 +168,29 @@ def _tsv(path: Path) -> Iterator[tuple[str, bytes]]:
         yield key.decode(), body
 
 
-@dataclass
-class LocalResult:
-    """The rows (sorted by patient), what was skipped, and what was read."""
+@dataclass(frozen=True)
+class LocalRunner:
+    """The local runner (`--engine local`): one pool of `workers` processes on this machine."""
 
-    rows: list[dict[str, Any]]
-    problems: Problems
-    lines: int
-    bytes: int
+    workers: int = 2
+    workdir: Path | None = None
+    progress: Progress | None = None
+    max_line: int = MAX_LINE_BYTES
+    name: str = "local"
+
+    def run(
+        self, files: list[ExportFile], auditor: Auditor, evaluation_date: datetime.date
+    ) -> RunResult:
+        """Audit the files on this machine."""
+        return run_local(
+            files,
+            auditor,
+            evaluation_date,
+            workers=self.workers,
+            workdir=self.workdir,
+            progress=self.progress,
+            max_line=self.max_line,
+        )
 
 
 def run_local(
@@ -182,7 +201,8 @@ def run_local(
     workers: int = 2,
     workdir: Path | None = None,
     progress: Progress | None = None,
-) -> LocalResult:
+    max_line: int = MAX_LINE_BYTES,
+) -> RunResult:
     """Audit an export's files on this machine with one pool of `workers` processes."""
     tick = progress or (lambda _stage, _n: None)
     spool = Path(tempfile.mkdtemp(prefix="myoguide-audit-", dir=workdir))
@@ -190,7 +210,9 @@ def run_local(
     try:
         # The use case reaches the workers once, at start (inherited, or pickled elsewhere).
         with ctx.Pool(
-            workers, initializer=_init_worker, initargs=(auditor, evaluation_date, str(spool))
+            workers,
+            initializer=_init_worker,
+            initargs=(auditor, evaluation_date, str(spool), max_line),
         ) as pool:
             # Started after the fork (a thread must not hold the import lock in a child): the
             # parent waits on the workers, and writing the rows needs pyarrow.
@@ -208,6 +230,7 @@ def run_local(
             for part in pool.imap_unordered(_spool_chunk, tasks):
                 stats.lines += part.lines
                 stats.bytes += part.bytes
+                stats.patients += part.patients
                 stats.problems.merge(part.problems)
                 stats.medication_ids |= part.medication_ids
                 tick("read", part.bytes)
@@ -217,7 +240,7 @@ def run_local(
                 rows += part_rows
                 tick("audit", 1)
         rows.sort(key=lambda r: r["patient_id"])
-        return LocalResult(rows, stats.problems, stats.lines, stats.bytes)
+        return RunResult(rows, stats.problems, stats.bytes, stats.patients)
     finally:
         shutil.rmtree(spool, ignore_errors=True)
 

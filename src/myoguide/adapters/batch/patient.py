@@ -9,6 +9,7 @@ The audit itself (mapping, validation, engine, flags) is the service's use case
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import orjson
 
 from myoguide.adapters.batch.keys import medication_refs, parse_line
+from myoguide.domain.audit import AuditRow, deceased_row, died_by
 from myoguide.knowledge.terminology import Meaning, Terminology
 from myoguide.service.audit import Auditor
 
@@ -29,34 +31,37 @@ _ICD10_STYLE = re.compile(r"[A-Z][0-9]{2}")
 # s; a test checks this against the whole of Unicode): Terminology.diagnosis upper-cases a code,
 # so it reads "\u0131" followed by "10" as "I10".
 _NON_ASCII_UPPER = {"I": ("\u0131",), "S": ("\u017f",)}
-# The Parquet columns, in order; both runners produce exactly these.
-COLUMNS = (
-    "patient_id",
-    "diagnosis",
-    "diagnosis_date",
-    "course",
-    "scenario",
-    "first_option",
-    "first_option_agents",
-    "data_problems",
-    "flags",
-    "knowledge_version",
-    "resources",
-)
 
 
+@functools.cache
 def schema() -> Any:
-    """Return the Parquet (Arrow) schema of the audit rows."""
+    """Return the one definition of the audit rows: their Arrow schema, in column order.
+
+    The Parquet file, the local runner's columns and Spark's StructType are all read from it.
+    """
     import pyarrow as pa
 
     text, texts = pa.string(), pa.list_(pa.string())
-    types = {
-        "first_option_agents": texts,
-        "data_problems": texts,
-        "flags": texts,
-        "resources": pa.int32(),
-    }
-    return pa.schema([(c, types.get(c, text)) for c in COLUMNS])
+    return pa.schema(
+        [
+            ("patient_id", text),
+            ("diagnosis", text),
+            ("diagnosis_date", text),
+            ("course", text),
+            ("scenario", text),
+            ("first_option", text),
+            ("first_option_agents", texts),
+            ("data_problems", texts),
+            ("flags", texts),
+            ("knowledge_version", text),
+            ("resources", pa.int32()),
+        ]
+    )
+
+
+def columns() -> tuple[str, ...]:
+    """Return the names of the audit row's columns, in order (from the schema)."""
+    return tuple(schema().names)
 
 
 def myositis_meaning(res: Mapping[str, Any], terminology: Terminology) -> str | None:
@@ -134,6 +139,13 @@ def _condition_date(res: Mapping[str, Any]) -> str | None:
     return None
 
 
+def death_date(res: Mapping[str, Any]) -> tuple[bool | None, str | None]:
+    """Return a Patient's deceasedBoolean and deceasedDateTime (as written), when present."""
+    flag = res.get("deceasedBoolean")
+    when = res.get("deceasedDateTime")
+    return (flag if isinstance(flag, bool) else None, when if isinstance(when, str) else None)
+
+
 def patient_row(
     pid: str,
     lines: Iterable[bytes],
@@ -158,6 +170,11 @@ def patient_row(
             needed.update(medication_refs(res))
     if not meanings:
         return None
+    patients = [r for r in resources if r.get("resourceType") == "Patient"]
+    flag, when = death_date(patients[0]) if patients else (None, None)
+    if died_by(flag, when, evaluation_date.isoformat()):
+        # Counted apart, with no answer: a dead patient's doses are not audited as current care.
+        return _row(pid, meanings, dates, deceased_row(auditor.knowledge_version), len(resources))
     entries = [{"resource": res} for res in resources]
     entries += [
         {"fullUrl": f"Medication/{m}", "resource": orjson.loads(medications[m])}
@@ -168,7 +185,13 @@ def patient_row(
     # content) makes both runners hand the service the same Bundle.
     entries.sort(key=lambda e: orjson.dumps(e["resource"], option=orjson.OPT_SORT_KEYS))
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
-    row = auditor.audit(bundle, evaluation_date).row
+    return _row(pid, meanings, dates, auditor.audit(bundle, evaluation_date).row, len(entries))
+
+
+def _row(
+    pid: str, meanings: set[str], dates: list[str], row: AuditRow, resources: int
+) -> dict[str, Any]:
+    """Return the batch row: the domain's row and what the batch door adds."""
     return {
         "patient_id": pid,
         "diagnosis": "+".join(sorted(meanings)),
@@ -180,5 +203,5 @@ def patient_row(
         "data_problems": list(row.data_problems),
         "flags": list(row.flags),
         "knowledge_version": row.knowledge_version,
-        "resources": len(entries),
+        "resources": resources,
     }

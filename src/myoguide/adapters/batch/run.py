@@ -9,9 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from myoguide.adapters.batch.export import Problems, list_files
+from myoguide.adapters.batch.export import MAX_LINE_BYTES, Problems, list_files
 from myoguide.adapters.batch.patient import schema
+from myoguide.adapters.batch.runner import Runner
+from myoguide.domain.audit import DECEASED
 from myoguide.errors import InputError
+from myoguide.knowledge.terminology import load_packaged_terminology
 from myoguide.service.audit import Auditor
 
 
@@ -53,53 +56,61 @@ def audit(
     min_cell: int = 11,
     workers: int = 2,
     master: str | None = None,
+    max_line: int = MAX_LINE_BYTES,
     err: TextIO = sys.stderr,
 ) -> AuditOutput:
     """Audit a Bulk Data export folder with the given use case; write rows.parquet, report.html."""
-    from myoguide.adapters.batch.report import render_report
+    from myoguide.adapters.batch.report import Report, render_report
 
     if not export.is_dir():
         raise InputError("EXPORT", f"'{export}' is not a folder")
-    files, others = list_files(export)
+    if out.is_symlink():
+        raise InputError("--out", f"'{out}' is a symbolic link; give the folder itself")
+    files, problems = list_files(export)
     if not files:
         raise InputError("EXPORT", f"no .ndjson or .ndjson.gz files in '{export}'")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    problems = Problems()
-    for name in others:
-        problems.add("unknown_type", name, 0)
+    runner: Runner
     if engine == "spark":
-        from myoguide.adapters.batch.spark import run_spark
+        from myoguide.adapters.batch.spark import SparkRunner
 
-        rows, found = run_spark(
-            files, auditor, evaluation_date, master=master or f"local[{workers}]"
-        )
-        total = sum(f.size for f in files)
+        runner = SparkRunner(master or f"local[{workers}]")
+        result = runner.run(files, auditor, evaluation_date)
     else:
-        from myoguide.adapters.batch.local import run_local
+        from myoguide.adapters.batch.local import LocalRunner
 
         with _progress(sum(f.size for f in files), err) as tick:
-            result = run_local(files, auditor, evaluation_date, workers=workers, progress=tick)
-        rows, found, total = result.rows, result.problems, result.bytes
-    problems.merge(found)
+            runner = LocalRunner(workers, progress=tick, max_line=max_line)
+            result = runner.run(files, auditor, evaluation_date)
+    rows = result.rows
+    problems.merge(result.problems)
     seconds = time.perf_counter() - started
+    deceased = sum(1 for r in rows if r["course"] == DECEASED)
     flagged = sum(1 for r in rows if r["flags"])
+    # Counts on the terminal (for the analyst who ran it); the report suppresses small cells.
     summary = (
-        f"{len(rows):,} DM/PM patients audited from {total / 1e6:,.1f} MB in {seconds:,.1f} s; "
-        f"{flagged:,} with a flag; {problems.total:,} input lines or files skipped."
+        f"{result.patients_scanned:,} patients scanned, {len(rows):,} with DM/PM "
+        f"({deceased:,} deceased by {evaluation_date.isoformat()}, not audited), from "
+        f"{result.bytes / 1e6:,.1f} MB in {seconds:,.1f} s; {flagged:,} with a flag; "
+        f"{problems.total:,} input lines or files skipped."
     )
     write_parquet(rows, out / "rows.parquet")
-    (out / "report.html").write_text(
-        render_report(
-            rows,
-            auditor.flags,
+    page = render_report(
+        Report(
+            rows=rows,
+            flags=auditor.flags,
+            knowledge=auditor.service.knowledge,
+            terminology=load_packaged_terminology(),
             min_cell=min_cell,
             problems=problems.lines(),
-            summary=summary,
-            engine=engine,
-        ),
-        encoding="utf-8",
+            notes=problems.lines(notes=True),
+            evaluation_date=evaluation_date,
+            patients_scanned=result.patients_scanned,
+            engine=runner.name,
+        )
     )
+    (out / "report.html").write_text(page, encoding="utf-8")
     return AuditOutput(rows, problems, summary)
 
 

@@ -14,18 +14,23 @@ from __future__ import annotations
 import datetime
 import os
 import sys
+import tempfile
+import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from myoguide.adapters.batch.export import _NAME, ExportFile, Problems
 from myoguide.adapters.batch.keys import key_line
 from myoguide.adapters.batch.patient import (
-    COLUMNS,
+    columns,
     myositis_patient,
     patient_row,
     schema,
     scope_codes,
 )
+from myoguide.adapters.batch.runner import RunResult
 from myoguide.errors import InputError
 from myoguide.knowledge.terminology import load_packaged_terminology
 from myoguide.service.audit import Auditor
@@ -43,8 +48,16 @@ def _name_of(uri: str) -> str:
     return uri.rsplit("/", 1)[-1]
 
 
-def session(master: str) -> Any:
-    """Return the Spark session for `master` (an existing one is reused)."""
+def _loopback(master: str) -> bool:
+    return master.startswith("local") or "//127.0.0.1:" in master or "//localhost:" in master
+
+
+def session(master: str, executor_python: str | None = None) -> Any:
+    """Return the Spark session for `master` (an existing one is reused).
+
+    `executor_python` is the interpreter executors run (`spark.pyspark.python`); by default the
+    one the cluster's own configuration names, or this one for a local master.
+    """
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -54,9 +67,11 @@ def session(master: str) -> Any:
     # Local workers run this interpreter (with myoguide installed) unless told otherwise.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(master).appName("myoguide-audit")
-    if master.startswith("local"):
-        # In-process Spark talks to itself only: bind the driver to loopback, not to whatever
-        # interface the host name resolves to.
+    if executor_python is not None:
+        builder = builder.config("spark.pyspark.python", executor_python)
+    if _loopback(master):
+        # Spark on this machine talks to itself only: bind the driver to loopback, not to
+        # whatever interface the host name resolves to.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         builder = builder.config("spark.driver.host", "127.0.0.1").config(
             "spark.driver.bindAddress", "127.0.0.1"
@@ -71,6 +86,34 @@ def session(master: str) -> Any:
     )
 
 
+def package_zip(folder: Path) -> Path:
+    """Write the installed myoguide package (code and knowledge files) as a zip for executors."""
+    root = Path(__file__).resolve().parents[2]  # the myoguide package folder
+    out = folder / "myoguide.zip"
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                z.write(path, Path("myoguide") / path.relative_to(root))
+    return out
+
+
+def ship_package(spark: Any) -> None:
+    """Send the package and its knowledge to the executors (`addPyFile`), once per session."""
+    sc = spark.sparkContext
+    if sc.getConf().get("spark.myoguide.shipped", "") == "yes":
+        return
+    folder = Path(tempfile.mkdtemp(prefix="myoguide-ship-"))
+    sc.addPyFile(str(package_zip(folder)))
+    sc.getConf().set("spark.myoguide.shipped", "yes")
+
+
+def spark_schema() -> Any:
+    """Return the rows' Spark StructType, derived from their one Arrow schema."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(schema())
+
+
 def _lines(spark: Any, paths: list[str]) -> Any:
     """Return the lines of the files as (value: binary, uri: string)."""
     from pyspark.sql import functions as F
@@ -80,17 +123,42 @@ def _lines(spark: Any, paths: list[str]) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class SparkRunner:
+    """The Spark runner (`--engine spark`) on `master`; off this machine it ships the package."""
+
+    master: str = "local[2]"
+    executor_python: str | None = None
+    name: str = "spark"
+
+    def run(
+        self, files: list[ExportFile], auditor: Auditor, evaluation_date: datetime.date
+    ) -> RunResult:
+        """Audit the files with Spark."""
+        return run_spark(
+            files,
+            auditor,
+            evaluation_date,
+            master=self.master,
+            executor_python=self.executor_python,
+        )
+
+
 def run_spark(
     files: list[ExportFile],
     auditor: Auditor,
     evaluation_date: datetime.date,
     *,
     master: str = "local[2]",
-) -> tuple[list[dict[str, Any]], Problems]:
+    executor_python: str | None = None,
+) -> RunResult:
     """Audit an export's files with Spark; returns the rows (sorted by patient) and problems."""
     import pyarrow as pa
 
-    spark = session(master)
+    spark = session(master, executor_python)
+    if not master.startswith("local"):
+        # Executors elsewhere have their own Python: the package and its knowledge go to them.
+        ship_package(spark)
     sc = spark.sparkContext
     sc.setLogLevel("ERROR")
     cores = sc.defaultParallelism
@@ -101,6 +169,8 @@ def run_spark(
     spark.conf.set("spark.sql.files.openCostInBytes", str(min(split, 4 << 20)))
 
     # Stage 1 (light): the DM/PM patients and the Medication resources, collected to the driver.
+    from pyspark.sql.pandas.types import from_arrow_schema
+
     small = [str(f.path.resolve()) for f in files if f.type in ("Condition", "Medication")]
     in_scope: set[str] = set()
     medications: dict[str, bytes] = {}
@@ -141,7 +211,7 @@ def run_spark(
                     schema=found_arrow,
                 )
 
-        found = _lines(spark, small).mapInArrow(discover, "kind string, key string, line binary")
+        found = _lines(spark, small).mapInArrow(discover, from_arrow_schema(found_arrow))
         for row in found.collect():
             if row["kind"] == "p":
                 in_scope.add(row["key"])
@@ -156,6 +226,7 @@ def run_spark(
             ("line", pa.binary()),
             ("problem", pa.string()),
             ("file", pa.string()),
+            ("scanned", pa.int64()),
         ]
     )
 
@@ -166,10 +237,13 @@ def run_spark(
             bodies: list[bytes | None] = []
             problems: list[str | None] = []
             names: list[str | None] = []
+            scanned = 0
             for value, uri in zip(
                 batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
             ):
-                kind, key, _ = key_line(value, _type_of(uri))
+                file_type = _type_of(uri)
+                kind, key, _ = key_line(value, file_type)
+                scanned += kind == "patient" and file_type == "Patient"
                 if kind == "patient" and key in wanted:
                     pids.append(key)
                     bodies.append(value.rstrip(b"\r"))
@@ -180,20 +254,26 @@ def run_spark(
                     bodies.append(None)
                     problems.append(key)
                     names.append(_name_of(uri))
+            # One row more carries the count of Patient resources this batch read.
+            pids.append(None)
+            bodies.append(None)
+            problems.append(None)
+            names.append(None)
+            counts = [None] * (len(pids) - 1) + [scanned]
             yield pa.RecordBatch.from_arrays(
                 [
                     pa.array(pids, pa.string()),
                     pa.array(bodies, pa.binary()),
                     pa.array(problems, pa.string()),
                     pa.array(names, pa.string()),
+                    pa.array(counts, pa.int64()),
                 ],
                 schema=keyed_arrow,
             )
 
     row_schema = schema()
-    out_arrow = pa.schema(
-        [*row_schema, pa.field("problem", pa.string()), pa.field("file", pa.string())]
-    )
+    extra = [("problem", pa.string()), ("file", pa.string()), ("scanned", pa.int64())]
+    out_arrow = pa.schema([*row_schema, *(pa.field(n, t) for n, t in extra)])
 
     def audit_partition(batches: Iterator[Any]) -> Iterator[Any]:
         _, meds, aud, date = shared.value
@@ -210,11 +290,16 @@ def run_spark(
 
         for batch in batches:
             cols = batch.to_pydict()
-            for pid, line, problem, name in zip(
-                cols["pid"], cols["line"], cols["problem"], cols["file"], strict=True
+            for pid, line, problem, name, scanned in zip(
+                cols["pid"],
+                cols["line"],
+                cols["problem"],
+                cols["file"],
+                cols["scanned"],
+                strict=True,
             ):
                 if pid is None:
-                    rows.append({"problem": problem, "file": name})
+                    rows.append({"problem": problem, "file": name, "scanned": scanned})
                     continue
                 if pid != current:
                     flush()
@@ -228,28 +313,23 @@ def run_spark(
             yield pa.RecordBatch.from_pylist(rows, schema=out_arrow)
 
     keyed = _lines(spark, [str(f.path.resolve()) for f in files]).mapInArrow(
-        key_lines, "pid string, line binary, problem string, file string"
+        key_lines, from_arrow_schema(keyed_arrow)
     )
     audited = (
         keyed.repartition(cores * SPLITS_PER_CORE, "pid")
         .sortWithinPartitions("pid")
-        .mapInArrow(audit_partition, f"{_spark_schema()}, problem string, file string")
+        .mapInArrow(audit_partition, from_arrow_schema(out_arrow))
     )
     problems = Problems()
     rows: list[dict[str, Any]] = []
+    scanned = 0
+    names = columns()
     for r in audited.collect():
         if r["problem"] is not None:
             problems.add(r["problem"], r["file"], 0)
+        elif r["scanned"] is not None:
+            scanned += r["scanned"]
         else:
-            rows.append({c: r[c] for c in COLUMNS})
+            rows.append({c: r[c] for c in names})
     rows.sort(key=lambda r: r["patient_id"])
-    return rows, problems
-
-
-def _spark_schema() -> str:
-    return (
-        "patient_id string, diagnosis string, diagnosis_date string, course string, "
-        "scenario string, first_option string, first_option_agents array<string>, "
-        "data_problems array<string>, flags array<string>, knowledge_version string, "
-        "resources int"
-    )
+    return RunResult(rows, problems, sum(f.size for f in files), scanned)

@@ -60,6 +60,36 @@ INTOLERANCE_WORDS: tuple[str, ...] = (
     "allerg",
 )
 INTOLERANCE_CODES: frozenset[str] = frozenset({"salg", "sintol"})
+# Every other code of that system (altchoice, clarif, drughigh, hospadm, labint, non-avail, preg,
+# sddi, sdupther, surg, washout; checked in the R4/R5 value set listings, see docs/fhir-mapping.md)
+# says why a drug was held or stopped for a reason other than how it worked: outcome unknown.
+# Administrative reasons are not clinical outcomes: they are read first, so "prior authorization
+# failed" is never a treatment failure.
+ADMINISTRATIVE_WORDS: tuple[str, ...] = (
+    "authori",
+    "insurance",
+    "coverage",
+    "formulary",
+    "cost",
+    "afford",
+    "price",
+    "copay",
+    "supply",
+    "shortage",
+    "out of stock",
+    "unavailable",
+    "not available",
+    "pharmacy",
+    "moved",
+    "relocat",
+    "transfer",
+    "duplicate",
+    "entered in error",
+    "prescriber",
+    "renewal",
+    "renewed",
+    "expired",
+)
 
 # The state validator wants methotrexate per week and prednisone and azathioprine per day; any
 # other agent keeps the period its timing is written in (weekly timing gives a weekly dose).
@@ -74,12 +104,22 @@ WEIGHT_UNITS: Mapping[str, tuple[Decimal, str]] = {
     "kg": (Decimal(1), "kg"),
     "g": (Decimal("0.001"), "kg"),
     "[lb_av]": (Decimal(1), "lb"),
+    "[oz_av]": (Decimal("0.0625"), "lb"),
 }
 HEIGHT_UNITS: Mapping[str, tuple[Decimal, str]] = {
     "cm": (Decimal(1), "cm"),
     "m": (Decimal(100), "cm"),
     "[in_i]": (Decimal(1), "in"),
+    "[ft_i]": (Decimal(12), "in"),
 }
+# Only a final result (or its amendment or correction) is a measurement to dose by.
+OBSERVATION_USABLE = frozenset({"final", "amended", "corrected"})
+# A weight older than this many days is used, with a warning naming its date.
+WEIGHT_STALE_DAYS = 365
+# Clinical status codes (FHIR R4 condition-clinical) and what they say about control and flare.
+CLINICAL_FLARE = frozenset({"relapse", "recurrence"})
+CLINICAL_CONTROLLED = frozenset({"remission", "inactive", "resolved"})
+CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 
 # Dose-quantity units that count units of a dose form (FHIR examples use UCUM annotations such as
 # {tbl} and v3-orderableDrugForm codes such as TAB), to multiply by the product's strength.
@@ -108,12 +148,33 @@ MASS_UNITS: Mapping[str, tuple[Decimal, str]] = {
 # Prednisone's flare boundary, named in a dose-range warning (the engine decides what it means).
 PREDNISONE_BOUNDARY_MG_PER_DAY = Decimal(10)
 
+# FHIR R4 MedicationRequest.status (active | on-hold | cancelled | completed | entered-in-error |
+# stopped | draft | unknown): in use, tried, not yet ordered, or nothing at all.
 MEDREQ_ROLE: Mapping[str, str] = {
     "active": "current",
     "on-hold": "current",
     "completed": "history",
     "stopped": "history",
+    "draft": "not_ordered",
     "cancelled": "ignore",
+    "entered-in-error": "ignore",
+}
+# FHIR R4 MedicationRequest.intent: only an order (or one of its kinds) says the drug is prescribed;
+# a proposal, plan or option is not use.
+ORDER_INTENTS = frozenset(
+    {"order", "original-order", "reflex-order", "filler-order", "instance-order"}
+)
+NOT_ORDER_INTENTS = frozenset({"proposal", "plan", "option"})
+# FHIR R4 MedicationDispense.status: a dispense shows the drug was handed over (tried), not how
+# the disease answered.
+MEDDISPENSE_ROLE: Mapping[str, str] = {
+    "completed": "history",
+    "in-progress": "history",
+    "on-hold": "history",
+    "stopped": "history",
+    "preparation": "ignore",
+    "cancelled": "ignore",
+    "declined": "ignore",
     "entered-in-error": "ignore",
 }
 # An administration shows the drug was given, not how the disease answered or that it continues.
@@ -127,6 +188,7 @@ MEDADMIN_ROLE: Mapping[str, str] = {
 }
 MEDSTATEMENT_ROLE: Mapping[str, str] = {
     "active": "current",
+    "on-hold": "current",
     "completed": "history",
     "stopped": "history",
     "entered-in-error": "ignore",

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from myoguide.adapters.fhir.codes import (
+    CLINICAL_CONTROLLED,
+    CLINICAL_FLARE,
+    CONDITION_CATEGORY,
     CONDITION_CLINICAL,
     CONDITION_VERIFICATION,
     EXT_ALTERNATIVES_EXCLUDED,
@@ -23,6 +26,7 @@ from myoguide.adapters.fhir.primitives import (
     Warn,
     coding_codes,
     resource_label,
+    shown,
     sort_key,
     stated_extensions,
     status_code,
@@ -83,7 +87,10 @@ class ConditionReader:
                 else:
                     self.ild_stated.add(refractory)
         if diagnosis is not None:
-            key = sort_key(res.get("recordedDate"), i)
+            # When it was recorded, else when it began; a problem-list entry wins a tie over an
+            # encounter diagnosis of the same day (the list is the one kept up to date).
+            when = res.get("recordedDate") or res.get("onsetDateTime")
+            key = sort_key(when, i)
             self.diagnoses.append(DiagnosisCandidate(key, diagnosis, res))
 
     def finish_diagnosis(self, state: dict[str, Any]) -> None:
@@ -91,8 +98,8 @@ class ConditionReader:
         if not self.diagnoses and self.unresolved:
             self.warn(
                 "diagnosis_unresolved",
-                "the myositis Condition is coded as unspecified dermatopolymyositis, which does "
-                "not say dermatomyositis or polymyositis; diagnosis left out (not guessed)",
+                "the myositis diagnosis is coded as unspecified dermatopolymyositis, which does "
+                "not say dermatomyositis or polymyositis; the diagnosis was not guessed",
                 self.unresolved[0],
             )
             self.warn_control_unknown(None)
@@ -100,19 +107,19 @@ class ConditionReader:
         if not self.diagnoses:
             self.warn(
                 "diagnosis_missing",
-                "no dermatomyositis, polymyositis or other myositis Condition (SNOMED CT, "
-                "ICD-10-CM or ICD-10) was found; diagnosis left out",
+                "no dermatomyositis, polymyositis or other myositis diagnosis was found in the "
+                "record",
                 None,
             )
             self.warn_control_unknown(None)
             return
-        key, diagnosis, res = max(self.diagnoses, key=lambda d: d.key)
+        key, diagnosis, res = max(self.diagnoses, key=rank)
         label = resource_label(res, key.position)
         if len({d.diagnosis for d in self.diagnoses}) > 1:
             self.warn(
                 "multiple_diagnoses",
                 "more than one myositis diagnosis; the most recently recorded "
-                f"({diagnosis}) was used",
+                f"({shown(diagnosis)}) was used",
                 label,
             )
         state["diagnosis"] = diagnosis
@@ -135,16 +142,26 @@ class ConditionReader:
         control = stated.get(EXT_CONTROL_ACHIEVED)
         if EXT_CONTROL_ACHIEVED in stated and control is None:
             self.warn_extension_invalid(EXT_CONTROL_ACHIEVED, "disease_control_achieved", label)
-        clinical = status_code(res.get("clinicalStatus"), CONDITION_CLINICAL)
-        if clinical in ("relapse", "recurrence", "remission", "resolved"):
+        clinical = self.course_status(diagnosis, key)
+        if clinical in CLINICAL_FLARE or clinical in CLINICAL_CONTROLLED:
             # The clinical status settles both facts; the extension may only confirm them.
             state["disease_control_achieved"] = True
-            state["flare"] = clinical == "relapse" or clinical == "recurrence"
+            state["flare"] = clinical in CLINICAL_FLARE
+            self.warn(
+                "course_from_condition",
+                f"the {shown(diagnosis)} diagnosis is marked {clinical}: read as "
+                + (
+                    "active again after control (a flare)"
+                    if clinical in CLINICAL_FLARE
+                    else "under control, not flaring"
+                ),
+                label,
+            )
             if control is False:
                 self.warn(
                     "control_conflict",
-                    f"{EXT_CONTROL_ACHIEVED} says control was never reached but the clinical "
-                    f"status is {clinical}; the clinical status was used",
+                    "the record says control was never reached but the diagnosis is marked "
+                    f"{clinical}; the marking was used",
                     label,
                 )
         elif control is True:
@@ -167,18 +184,29 @@ class ConditionReader:
             else:
                 self.warn(
                     "severity_unknown",
-                    "the Condition's severity is not SNOMED CT mild, moderate or severe; left out",
+                    "the severity is not recorded as mild, moderate or severe; not used",
                     label,
                 )
+
+    def course_status(self, diagnosis: str, chosen: SortKey) -> str | None:
+        """Return the clinical status of the latest entry of the diagnosis that states a course."""
+        best: tuple[tuple[bool, float, bool, int], str] | None = None
+        for candidate in self.diagnoses:
+            key, found, res = candidate
+            clinical = status_code(res.get("clinicalStatus"), CONDITION_CLINICAL)
+            if found != diagnosis or clinical is None:
+                continue
+            if clinical == "active" and key != chosen:
+                continue  # plain active says nothing about control or flare
+            if best is None or rank(candidate) > best[0]:
+                best = (rank(candidate), clinical)
+        return best[1] if best is not None else None
 
     def warn_control_unknown(self, label: str | None) -> None:
         """Warn that neither disease control nor flare could be derived."""
         self.warn(
             "control_unknown",
-            "the record does not state disease control: whether the disease was ever under "
-            "control cannot be told without a relapse, recurrence, remission or resolved "
-            f"clinical status or the extension {EXT_CONTROL_ACHIEVED}; "
-            "disease_control_achieved left out",
+            "the record does not say whether the disease was ever brought under control",
             label,
         )
         self.warn_flare_unknown(label)
@@ -187,10 +215,8 @@ class ConditionReader:
         """Warn that whether the disease is flaring could not be derived."""
         self.warn(
             "flare_unknown",
-            "the record does not state flare status: whether the disease is flaring cannot be "
-            "told without a relapse, recurrence, "
-            "remission or resolved clinical status, or an active one with control stated as "
-            "reached; flare left out",
+            "the record does not say whether the disease is flaring now (the diagnosis is not "
+            "marked relapse, recurrence, remission or inactive)",
             label,
         )
 
@@ -203,13 +229,13 @@ class ConditionReader:
         if self.ild_stated:
             self.warn(
                 "ild_refractory_conflict",
-                f"interstitial lung disease Conditions disagree in {EXT_ILD_REFRACTORY}",
+                "the interstitial lung disease entries disagree on whether it is refractory",
                 None,
             )
         self.warn(
             "ild_refractory_unknown",
-            "whether the interstitial lung disease is refractory is not stated (extension "
-            f"{EXT_ILD_REFRACTORY}); ild.refractory set to false",
+            "the record does not say whether the interstitial lung disease is refractory to "
+            "treatment; it was taken as not refractory",
             None,
         )
 
@@ -217,7 +243,8 @@ class ConditionReader:
         """Warn that a stating extension carries no single boolean."""
         self.warn(
             "extension_invalid",
-            f"the extension {url} does not carry one valueBoolean; {field} left as unknown",
+            f"a yes/no statement about {field.replace('_', ' ').replace('.', ' ')} is not "
+            "readable; left as unknown",
             label,
         )
 
@@ -242,3 +269,17 @@ def state_diagnosis(meaning: str, system: str, code: str) -> str:
     if meaning == "juvenile":
         return JUVENILE_DIAGNOSIS
     return IBM_DIAGNOSIS if (system, code) in IBM_CODES else OTHER_MYOSITIS_DIAGNOSIS
+
+
+def rank(candidate: DiagnosisCandidate) -> tuple[bool, float, bool, int]:
+    """Order myositis entries: dated before undated, by date, problem list first on a tie."""
+    key = candidate.key
+    return (key.dated, key.seconds, problem_list(candidate.resource), key.position)
+
+
+def problem_list(res: dict[str, Any]) -> bool:
+    """Return whether a Condition is a problem-list item."""
+    categories = res.get("category")
+    if not isinstance(categories, list):
+        return False
+    return any("problem-list-item" in coding_codes(c, CONDITION_CATEGORY) for c in categories)

@@ -49,7 +49,7 @@ def bundle_to_state(
             (
                 FhirWarning(
                     "not_a_bundle",
-                    "the input is not a FHIR Bundle (resourceType 'Bundle'); nothing was mapped",
+                    "the input is not a FHIR record bundle; nothing was read",
                     None,
                 ),
             ),
@@ -69,8 +69,12 @@ def bundle_to_state(
     if isinstance(entries, list):
         reader.read(entries)
     elif entries is None:
-        warn("bundle_empty", "the Bundle has no entries", "Bundle")
+        warn("bundle_empty", "the record is empty", "Bundle")
     else:
-        warn("bundle_entries_invalid", "Bundle.entry is not a list; nothing was read", "Bundle")
+        warn(
+            "bundle_entries_invalid",
+            "the record's contents are not readable; nothing was read",
+            "Bundle",
+        )
     state = reader.finish()
     return MappingResult(state, tuple(warnings))

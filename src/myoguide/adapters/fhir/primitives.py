@@ -62,6 +62,26 @@ def birth_span(birth: object) -> DateSpan | None:
         return None
 
 
+def shown(name: str) -> str:
+    """Return an agent or diagnosis id in a clinician's words (no internal underscores)."""
+    return "IVIG" if name == "ivig" else name.replace("_", " ")
+
+
+_KINDS = {
+    "MedicationRequest": "an order",
+    "MedicationStatement": "a medication statement",
+    "MedicationAdministration": "an administration record",
+    "MedicationDispense": "a dispensing record",
+    "AllergyIntolerance": "an allergy record",
+}
+
+
+def record_kind(res: dict[str, Any]) -> str:
+    """Return what kind of medication record a resource is, in plain words."""
+    rt = res.get("resourceType")
+    return _KINDS.get(rt, "a record") if isinstance(rt, str) else "a record"
+
+
 def entry_at(i: int) -> str:
     """Return the location of a Bundle entry."""
     return f"Bundle.entry[{i}]"
@@ -139,6 +159,23 @@ def effective_time(res: dict[str, Any]) -> object:
         if value is not None:
             return value
     return res.get("issued")
+
+
+def to_date(value: object) -> datetime.date | None:
+    """Return the calendar day of a FHIR date or dateTime (a partial date gives None)."""
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        return datetime.date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def period_dates(period: object) -> tuple[datetime.date | None, datetime.date | None]:
+    """Return the first and last day of a FHIR Period (None where not stated)."""
+    if not isinstance(period, dict):
+        return None, None
+    return to_date(period.get("start")), to_date(period.get("end"))
 
 
 def sort_key(value: object, i: int) -> SortKey:

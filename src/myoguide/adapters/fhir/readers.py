@@ -12,9 +12,10 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from myoguide.adapters.fhir.codes import (
-    EXT_ALTERNATIVES_EXCLUDED,
     HEIGHT_UNITS,
     LOINC,
+    OBSERVATION_USABLE,
+    WEIGHT_STALE_DAYS,
     WEIGHT_UNITS,
 )
 from myoguide.adapters.fhir.conditions import ConditionReader
@@ -28,6 +29,7 @@ from myoguide.adapters.fhir.primitives import (
     entry_at,
     resource_label,
     sort_key,
+    to_date,
     to_decimal,
     to_number,
     ucum_code,
@@ -95,7 +97,7 @@ class BundleReader:
         self.conditions = ConditionReader(term, warn)
         self.medications: list[Located] = []
         self.medication_index: dict[str, dict[str, Any]] = {}
-        self.observations: dict[str, LatestObservation] = {}
+        self.observations: dict[str, list[LatestObservation]] = {}
 
     def read(self, entries: list[Any]) -> None:
         """Walk the entries once, keeping what the finishing rules need."""
@@ -121,12 +123,14 @@ class BundleReader:
     def read_checked(self, entry: object, i: int) -> None:
         """Read one entry of an unusual shape, warning about what cannot be used."""
         if not isinstance(entry, dict):
-            self.warn("entry_invalid", "a Bundle entry is not an object; skipped", entry_at(i))
+            self.warn(
+                "entry_invalid", "one item of the record is not readable; skipped", entry_at(i)
+            )
             return
         res = entry.get("resource")
         if not isinstance(res, dict):
             self.warn(
-                "entry_without_resource", "a Bundle entry has no resource; skipped", entry_at(i)
+                "entry_without_resource", "one item of the record is empty; skipped", entry_at(i)
             )
             return
         rt = res.get("resourceType")
@@ -143,6 +147,7 @@ class BundleReader:
             "MedicationRequest",
             "MedicationStatement",
             "MedicationAdministration",
+            "MedicationDispense",
             "AllergyIntolerance",
         ):
             self.medications.append(Located(res, i))
@@ -156,12 +161,14 @@ class BundleReader:
             else:
                 self.warn(
                     "multiple_patients",
-                    "the Bundle holds more than one Patient; the first was used",
+                    "the record holds more than one patient; the first was used",
                     "Patient",
                 )
         elif not isinstance(rt, str):
             self.warn(
-                "resource_type_missing", "a resource has no resourceType; skipped", entry_at(i)
+                "resource_type_missing",
+                "one item of the record does not say what it is; skipped",
+                entry_at(i),
             )
 
     def index_medication(self, res: dict[str, Any], full_url: object) -> None:
@@ -173,33 +180,36 @@ class BundleReader:
             self.medication_index[full_url] = res
 
     def observation(self, res: dict[str, Any], i: int, kind: str) -> None:
-        """Keep the latest Observation of a kind (weight or height)."""
+        """Keep a weight or height Observation that is a final (or amended, corrected) result."""
         status = res.get("status")
-        if status == "entered-in-error" or status == "cancelled":
-            return
+        if not isinstance(status, str) or status not in OBSERVATION_USABLE:
+            return  # preliminary, registered, cancelled, entered in error: not a measurement
         quantity = res.get("valueQuantity")
         if not isinstance(quantity, dict):
             self.warn(
                 "observation_no_value",
-                f"the {kind} Observation has no valueQuantity",
+                f"a {kind} result states no measured value; not used",
                 resource_label(res, i),
             )
             return
         key = sort_key(effective_time(res), i)
-        best = self.observations.get(kind)
-        if best is None or key >= best.key:
-            self.observations[kind] = LatestObservation(key, quantity, res)
+        self.observations.setdefault(kind, []).append(LatestObservation(key, quantity, res))
 
     def finish(self) -> dict[str, Any]:
         """Apply the rules that need the whole Bundle and return the patient state."""
         state: dict[str, Any] = {}
         self.finish_patient(state)
         self.conditions.finish_diagnosis(state)
-        self.finish_observation(state, "weight", WEIGHT_UNITS, "kg, g or [lb_av]")
-        self.finish_observation(state, "height", HEIGHT_UNITS, "cm, m or [in_i]")
-        medications = MedicationReader(self.rx, self.term, self.medication_index, self.warn)
+        self.finish_observation(state, "weight", WEIGHT_UNITS, "kilograms, grams, pounds or ounces")
+        self.finish_observation(
+            state, "height", HEIGHT_UNITS, "centimetres, metres, inches or feet"
+        )
+        medications = MedicationReader(
+            self.rx, self.term, self.medication_index, self.warn, self.today
+        )
         for located in self.medications:
             medications.read(located.resource, located.position)
+        medications.finish()
         state["current_medications"] = list(medications.current.values())
         if medications.history:
             state["treatment_history"] = medications.history
@@ -207,40 +217,38 @@ class BundleReader:
             state["unresolved_medications"] = list(dict.fromkeys(medications.unresolved))
         if self.conditions.ild:
             self.conditions.finish_ild(state)
-        if "alternative_diagnoses_excluded" not in state:
-            self.warn(
-                "alternative_diagnoses_unknown",
-                "whether other diagnoses were excluded is not stated (extension "
-                f"{EXT_ALTERNATIVES_EXCLUDED}); alternative_diagnoses_excluded left out",
-                None,
-            )
         return state
 
     def finish_patient(self, state: dict[str, Any]) -> None:
         """Set age_years from the Patient's birthDate."""
         if self.patient is None:
-            self.warn("patient_missing", "the Bundle has no Patient; age_years left out", None)
+            self.warn("patient_missing", "the record holds no patient details; age not known", None)
             return
+        death = self.death(state)
         birth = self.patient.get("birthDate")
         if birth is None:
             self.warn(
-                "birth_date_missing", "the Patient has no birthDate; age_years left out", "Patient"
+                "birth_date_missing",
+                "the patient's date of birth is not recorded; age not known",
+                "Patient",
             )
             return
         span = birth_span(birth)
         if span is None:
             self.warn(
                 "birth_date_invalid",
-                "the Patient's birthDate is not a date; age_years left out",
+                "the patient's date of birth is not a valid date; age not known",
                 "Patient",
             )
             return
         earliest, latest = span
         today = self.today
+        if death is not None and death < today:
+            today = death  # the age reached, not the age the patient would have now
         if earliest > today:
             self.warn(
                 "birth_date_future",
-                "the Patient's birthDate is after the evaluation date; age_years left out",
+                "the patient's date of birth is after the evaluation date; age not known",
                 "Patient",
             )
             return
@@ -249,12 +257,29 @@ class BundleReader:
             latest = min(latest, today)
             self.warn(
                 "birth_date_partial",
-                "the Patient's birthDate gives no full date; the youngest possible age was used",
+                "the patient's date of birth is incomplete; the youngest possible age was used",
                 "Patient",
             )
         state["age_years"] = (
             today.year - latest.year - ((today.month, today.day) < (latest.month, latest.day))
         )
+
+    def death(self, state: dict[str, Any]) -> datetime.date | None:
+        """Set deceased from the Patient and return the day of death when it is stated."""
+        # As the batch door reads it: a date to the year or month counts from its first day; an
+        # unreadable date leaves the flag to decide.
+        assert self.patient is not None
+        flag = self.patient.get("deceasedBoolean")
+        when = self.patient.get("deceasedDateTime")
+        span = birth_span(when) if isinstance(when, str) else None
+        if span is not None:
+            if span.earliest <= self.today:
+                state["deceased"] = True
+                return span.earliest if span.earliest == span.latest else None
+            return None
+        if flag is True:
+            state["deceased"] = True
+        return None
 
     def finish_observation(
         self,
@@ -263,44 +288,57 @@ class BundleReader:
         units: Mapping[str, tuple[Decimal, str]],
         expected: str,
     ) -> None:
-        """Set weight or height from the latest Observation of that kind."""
-        chosen = self.observations.get(kind)
-        if chosen is None:
+        """Set weight or height from the latest usable Observation of that kind."""
+        found = sorted(self.observations.get(kind, ()), key=lambda o: o.key, reverse=True)
+        skipped: tuple[str, str] | None = None
+        for key, quantity, res in found:
+            label = resource_label(res, key.position)
+            measure = self.measure(quantity, units)
+            if isinstance(measure, str):
+                skipped = skipped or (measure, label)
+                continue
+            if skipped is not None:
+                self.warn(
+                    skipped[0],
+                    f"the newest {kind} result has no usable value or unit ({expected}); the "
+                    "latest usable one was used",
+                    skipped[1],
+                )
+            if not key.dated:
+                self.warn("observation_undated", f"the {kind} used has no date", label)
+            elif kind == "weight":
+                taken = to_date(effective_time(res))
+                if taken is not None and (self.today - taken).days > WEIGHT_STALE_DAYS:
+                    self.warn(
+                        "weight_old",
+                        f"the latest weight was measured on {taken.isoformat()}, more than 12 "
+                        "months before the evaluation date; it was used for weight-based doses",
+                        label,
+                    )
+            state[kind] = measure
             return
-        key, quantity, res = chosen
-        label = resource_label(res, key.position)
-        if not key.dated:
+        if skipped is not None:
             self.warn(
-                "observation_undated",
-                f"the {kind} Observation used has no effective or issued time",
-                label,
+                skipped[0],
+                f"no {kind} result has a usable value and unit ({expected}); {kind} not known",
+                skipped[1],
             )
+
+    def measure(
+        self, quantity: dict[str, Any], units: Mapping[str, tuple[Decimal, str]]
+    ) -> dict[str, Any] | str:
+        """Return a quantity in the state's units, or the warning code saying why it is unusable."""
         value = to_decimal(quantity.get("value"))
         if value is None or value <= 0:
-            self.warn(
-                "observation_value_invalid",
-                f"the latest {kind} is not a positive number; {kind} left out",
-                label,
-            )
-            return
+            return "observation_value_invalid"
         unit = ucum_code(quantity)
         factor = units.get(unit) if unit is not None else None
         if factor is None and unit is not None:
             spelled = self.term.ucum(unit)
             factor = units.get(spelled) if spelled is not None else None
         if factor is None:
-            self.warn(
-                "observation_unit_unknown",
-                f"the latest {kind} has a unit other than {expected}; {kind} left out",
-                label,
-            )
-            return
+            return "observation_unit_unknown"
         number = to_number(DECIMAL_CONTEXT.multiply(value, factor[0]))
         if number is None:
-            self.warn(
-                "observation_value_invalid",
-                f"the latest {kind} is not a usable number; {kind} left out",
-                label,
-            )
-            return
-        state[kind] = {"value": number, "unit": factor[1]}
+            return "observation_value_invalid"
+        return {"value": number, "unit": factor[1]}

@@ -1,1 +1,1 @@
-"""The HTTP door: JSON API, CDS Hooks services and (later) the clinician's page."""
+"""The HTTP door: the FastAPI app, JSON API and CDS Hooks services (web mounts the pages on it)."""

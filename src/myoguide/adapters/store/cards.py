@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
 from sqlalchemy import Engine, delete, select
 
 from myoguide.adapters.store.db import make_sessions, write_session
 from myoguide.adapters.store.tables import IssuedCardModel
+from myoguide.service.ports import Clock
 
 # Feedback comes within minutes or days; older rows only grow the table.
 KEEP_FOR = timedelta(days=90)
@@ -19,7 +20,7 @@ MAX_LOOKUP = 500
 class StoreCardRegistry:
     """Issued cards (uuid -> "topic: summary") kept in the store, pruned past KEEP_FOR."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
+    def __init__(self, engine: Engine, clock: Clock) -> None:
         self._sessions = make_sessions(engine)
         self._clock = clock
 
@@ -27,7 +28,7 @@ class StoreCardRegistry:
         """Record issued cards in one transaction, dropping those older than KEEP_FOR."""
         if not cards:
             return
-        now = self._clock()
+        now = self._clock.now()
         rows = [
             IssuedCardModel(uuid=u, service_id=service_id[:200], summary=s, issued_at=now)
             for u, s in cards.items()

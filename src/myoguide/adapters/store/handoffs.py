@@ -16,10 +16,11 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, insert
 
-from myoguide.adapters.store.clock import Clock, utc_now
+from myoguide.adapters.clock import SYSTEM_CLOCK
 from myoguide.adapters.store.db import make_sessions, write_session
 from myoguide.adapters.store.tables import ChartHandoffModel
 from myoguide.adapters.store.validation import json_object
+from myoguide.service.ports import Clock
 
 log = logging.getLogger("myoguide.store")
 
@@ -61,7 +62,9 @@ class StoreChartHandoffs:
     # Expired rows are deleted at most this often: the purge is a second statement.
     PURGE_SECONDS = 30.0
 
-    def __init__(self, engine: Engine, *, clock: Clock = utc_now, lifetime: timedelta = LIFETIME):
+    def __init__(
+        self, engine: Engine, *, clock: Clock = SYSTEM_CLOCK, lifetime: timedelta = LIFETIME
+    ):
         self._sessions = make_sessions(engine)
         self._clock = clock
         self._lifetime = lifetime
@@ -77,7 +80,7 @@ class StoreChartHandoffs:
         """Store hand-offs in one transaction, stamped now; purge expired rows when due."""
         if not items:
             return
-        now = self._clock()
+        now = self._clock.now()
         purge = self._purged is None or (now - self._purged).total_seconds() >= self.PURGE_SECONDS
         with write_session(self._sessions) as session:
             if purge:
@@ -107,7 +110,7 @@ class StoreChartHandoffs:
             return None
         with self._sessions() as session:
             row = session.get(ChartHandoffModel, _digest(token))
-        if row is None or row.expires_at <= self._clock():
+        if row is None or row.expires_at <= self._clock.now():
             return None
         return dict(row.state), [(w["code"], w["message"]) for w in row.warnings]
 

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from myoguide.adapters.clock import SYSTEM_CLOCK
 from myoguide.adapters.store.anchor import ChainAnchor, Head
 from myoguide.adapters.store.chain import (
     GENESIS,
@@ -18,7 +19,6 @@ from myoguide.adapters.store.chain import (
     answer_row_content,
     decision_content,
 )
-from myoguide.adapters.store.clock import Clock, utc_now
 from myoguide.adapters.store.db import chain_lock, make_sessions, write_session
 from myoguide.adapters.store.rows import (
     AnswerRecord,
@@ -59,6 +59,7 @@ from myoguide.adapters.store.validation import (
     top_recommendation,
     utc_instant,
 )
+from myoguide.service.ports import Clock
 
 # The row types are part of this store's interface, so they can be imported from here too.
 __all__ = [
@@ -87,7 +88,7 @@ class RecordStore:
         self,
         engine: Engine,
         *,
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         keys: ChainKeys = UNKEYED,
         anchor: ChainAnchor | None = None,
     ) -> None:
@@ -104,7 +105,7 @@ class RecordStore:
     def add_patient(self, label: str) -> PatientRow:
         """Create a patient under a unique pseudonymous label (ValueError names `label`)."""
         text = clean_text(label, "label", MAX_LABEL)
-        row = PatientModel(label=text, created_at=utc_instant(self._clock(), "created_at"))
+        row = PatientModel(label=text, created_at=utc_instant(self._clock.now(), "created_at"))
         taken = ValueError(f"label: '{text}' is already used by another patient")
         try:
             with write_session(self._sessions) as session:
@@ -169,7 +170,7 @@ class RecordStore:
             patient_id=pid,
             visit_date=calendar_day(visit_date, "visit_date"),
             state=json_object(state, "state"),
-            created_at=utc_instant(self._clock(), "created_at"),
+            created_at=utc_instant(self._clock.now(), "created_at"),
         )
 
     def log_answer(

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from myoguide.adapters.store.clock import Clock, utc_now
+from myoguide.adapters.clock import SYSTEM_CLOCK
 from myoguide.adapters.store.db import make_sessions, note_write, write_session
 from myoguide.adapters.store.tables import (
     MAX_USERNAME,
@@ -24,6 +24,7 @@ from myoguide.adapters.store.tables import (
     WebSessionModel,
 )
 from myoguide.errors import StoreUnavailable
+from myoguide.service.ports import Clock
 
 MAX_JTI = 500
 
@@ -91,7 +92,7 @@ class SessionStore:
         self,
         engine: Engine,
         *,
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         lifetime: timedelta = timedelta(hours=12),
         idle: timedelta = timedelta(minutes=15),
     ) -> None:
@@ -104,7 +105,7 @@ class SessionStore:
     def start(self, username: str) -> str:
         """Open a session for a signed-in user and return its secret (for the cookie)."""
         token = secrets.token_urlsafe(32)
-        now = self._clock()
+        now = self._clock.now()
         with write_session(self._sessions) as session:
             # Expired sessions are dropped as new ones start, so the table stays small.
             session.execute(delete(WebSessionModel).where(WebSessionModel.expires_at <= now))
@@ -124,7 +125,7 @@ class SessionStore:
             return None
         with self._sessions() as session:
             row = session.get(WebSessionModel, _digest(token))
-        now = self._clock()
+        now = self._clock.now()
         if row is None or row.expires_at <= now:
             return None
         later = min(row.created_at + self._lifetime, now + self._idle)
@@ -142,11 +143,6 @@ class SessionStore:
         """End one session (sign-out)."""
         with write_session(self._sessions) as session:
             session.execute(delete(WebSessionModel).where(WebSessionModel.id == _digest(token)))
-
-    def end_all(self, username: str) -> None:
-        """End every session of a user (password change)."""
-        with write_session(self._sessions) as session:
-            session.execute(delete(WebSessionModel).where(WebSessionModel.username == username))
 
 
 @dataclass(frozen=True)
@@ -181,7 +177,7 @@ class SigninThrottle:
         self,
         engine: Engine,
         *,
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         account: ThrottlePolicy = ACCOUNT_POLICY,
         address: ThrottlePolicy = ADDRESS_POLICY,
     ) -> None:
@@ -195,7 +191,7 @@ class SigninThrottle:
 
     def wait_seconds(self, username: str, address: str) -> int:
         """Return how many seconds sign-in stays refused for this account or address (0: go)."""
-        now = self._clock()
+        now = self._clock.now()
         with self._sessions() as session:
             rows = session.scalars(
                 select(SigninThrottleModel).where(
@@ -207,7 +203,7 @@ class SigninThrottle:
 
     def failed(self, username: str, address: str) -> None:
         """Count a failed sign-in against the account and the address."""
-        now = self._clock()
+        now = self._clock.now()
         with write_session(self._sessions) as session:
             for key in self._keys(username, address):
                 policy = self._policies[key.split(":", 1)[0]]
@@ -236,7 +232,7 @@ class SigninThrottle:
 class StoreProbe:
     """Tells whether the store can write now, by writing one row."""
 
-    def __init__(self, engine: Engine, *, clock: Clock = utc_now) -> None:
+    def __init__(self, engine: Engine, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._engine = engine
         self._sessions = make_sessions(engine)
         self._clock = clock
@@ -245,7 +241,7 @@ class StoreProbe:
         """Write the probe row; False if that fails or the last real write failed."""
         try:
             with write_session(self._sessions, probe=True) as session:
-                session.merge(StoreHealthModel(id=1, checked_at=self._clock()))
+                session.merge(StoreHealthModel(id=1, checked_at=self._clock.now()))
         except StoreUnavailable:
             return False
         # A one-row write can fit in space SQLite already holds while a real save does not.

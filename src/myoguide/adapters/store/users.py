@@ -10,10 +10,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from myoguide.adapters.store.clock import Clock, utc_now
+from myoguide.adapters.clock import SYSTEM_CLOCK
 from myoguide.adapters.store.db import make_sessions, write_session
 from myoguide.adapters.store.tables import MAX_USERNAME, UserModel, WebSessionModel
 from myoguide.adapters.store.validation import clean_text, utc_instant
+from myoguide.service.ports import Clock
 
 MIN_PASSWORD = 12
 
@@ -22,7 +23,7 @@ class UserStore:
     """Durable store of user accounts, with argon2id password hashes."""
 
     def __init__(
-        self, engine: Engine, *, hasher: PasswordHasher | None = None, clock: Clock = utc_now
+        self, engine: Engine, *, hasher: PasswordHasher | None = None, clock: Clock = SYSTEM_CLOCK
     ) -> None:
         self._sessions = make_sessions(engine)
         self._hasher = hasher or PasswordHasher()
@@ -40,7 +41,7 @@ class UserStore:
         row = UserModel(
             username=name,
             password_hash=self._hasher.hash(password),
-            created_at=utc_instant(self._clock(), "created_at"),
+            created_at=utc_instant(self._clock.now(), "created_at"),
         )
         taken = ValueError(f"username: '{name}' is already taken")
         try:

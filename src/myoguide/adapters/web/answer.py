@@ -20,6 +20,7 @@ Level = Literal["stop", "check", "note"]
 # "note": context that does not change what to do. Presentation only: the engine's wording stays.
 _STOP = frozenset(
     {
+        "out_of_scope_deceased",
         "out_of_scope_child",
         "out_of_scope_diagnosis",
         "out_of_scope_ibm",

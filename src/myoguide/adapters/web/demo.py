@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
 
 from myoguide.adapters.jsonio import to_jsonable
-from myoguide.service import RecordStore, Service
+from myoguide.service import PatientRecords, Service
 
 P = "prednisone"
 
@@ -160,30 +161,38 @@ def demo_courses(today: dt.date) -> dict[str, list[tuple[dt.date, dict[str, Any]
     }
 
 
-def seed_demo(service: Service, records: RecordStore, today: dt.date) -> int:
+@dataclass(frozen=True)
+class _At:
+    """A clock stopped at one instant: each synthetic visit is stamped at its own date."""
+
+    instant: dt.datetime
+
+    def now(self) -> dt.datetime:
+        return self.instant
+
+    def today(self) -> dt.date:
+        return self.instant.date()
+
+
+def seed_demo(service: Service, records: PatientRecords) -> int:
     """Add the demo patients that are not there yet, each visit with its answer; return count."""
-    existing = {p.label for p in records.list_patients()}
+    existing = {p.label for p in records.patients()}
     added = 0
-    for label, visits in demo_courses(today).items():
+    for label, visits in demo_courses(records.clock.today()).items():
         if label in existing:
             continue
         patient = records.add_patient(label)
         for when, raw in visits:
             assessment = service.assess(raw)
             state = msgspec.to_builtins(assessment.state)
-            visit = records.add_visit(patient.id, when, state)
             result = assessment.result
             shown = dt.datetime.combine(when, dt.time(10, 0), tzinfo=dt.UTC)
-            answer = records.log_answer(
-                patient.id, visit.id, state, to_jsonable(result), result.knowledge_version, shown
+            # The same use cases as the page, with the clock at the synthetic visit's time.
+            answer = replace(records, clock=_At(shown)).log_answer(
+                patient.id, state, result, to_jsonable(result), when
             )
             if result.recommendations:
-                records.record_decision(
-                    answer,
-                    "accepted",
-                    result.recommendations[0].id,
-                    None,
-                    shown + dt.timedelta(minutes=5),
-                )
+                decided = replace(records, clock=_At(shown + dt.timedelta(minutes=5)))
+                decided.record_decision(answer, "accepted", result.recommendations[0].id, None)
         added += 1
     return added

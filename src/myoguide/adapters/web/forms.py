@@ -59,7 +59,8 @@ FIELD_LABELS = {
 }
 _ROW_LABELS = {
     "current_medications": ("Current medication", {"agent": "drug", "dose.value": "dose",
-                                                   "dose.unit": "unit", "dose": "dose"}),
+                                                   "dose.unit": "unit", "dose": "dose",
+                                                   "last_given": "last infusion or course"}),
     "treatment_history": ("Earlier treatment", {"agent": "drug", "agents": "drug",
                                                 "outcome": "outcome"}),
 }  # fmt: skip
@@ -107,11 +108,6 @@ def field_label(name: str) -> str:
         part = parts.get(rest) or parts.get(rest.split("[")[0]) or "entry"
         return f"{title} {row + 1}: {part}"
     return name.split(".")[0].replace("_", " ").capitalize()
-
-
-def field_id(name: str) -> str:
-    """Return an HTML id for a field name: the name itself (ids may hold dots and brackets)."""
-    return name
 
 
 def _rows_in(values: Mapping[str, str], key: str) -> list[int]:
@@ -201,6 +197,8 @@ def state_from_form(raw: Mapping[str, str]) -> tuple[dict[str, Any], FormData]:
         amount = _number(form, f"{base}.dose.value")
         if amount is not None:
             med["dose"] = {"value": amount, "unit": form.get(f"{base}.dose.unit") or "mg/day"}
+        if form.get(f"{base}.last_given").strip():
+            med["last_given"] = form.get(f"{base}.last_given").strip()
         form.med_rows.append(row)
         meds.append(med)
     state["current_medications"] = meds
@@ -355,6 +353,7 @@ def form_from_state(state: Mapping[str, Any]) -> FormData:
         if isinstance(dose, Mapping):
             put(f"current_medications[{i}].dose.value", dose.get("value"))
             put(f"current_medications[{i}].dose.unit", dose.get("unit"))
+        put(f"current_medications[{i}].last_given", med.get("last_given"))
     history = [h for h in list(state.get("treatment_history") or [])[:MAX_ROWS] if h.get("agent")]
     for i, item in enumerate(history):
         put(f"treatment_history[{i}].agent", item.get("agent"))

@@ -3,237 +3,48 @@
 from __future__ import annotations
 
 import datetime as dt
-import hmac
-import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
 from importlib import resources
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import msgspec
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from myoguide.adapters.jsonio import dumps, to_jsonable
-from myoguide.adapters.text import (
-    ACTION_WORDS,
-    COURSE_WORDS,
-    STANCE_WORDS,
-    alternatives,
-    cited,
-    dose_words,
-    source_words,
-)
-from myoguide.adapters.web.answer import LEVEL_WORDS, level, sources, stored_result, summarize
+from myoguide.adapters.web.accounts import accounts
+from myoguide.adapters.web.answer import stored_result
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
     CONFIRM_WARNINGS,
-    DIAGNOSES,
-    DOSE_UNITS,
-    OUTCOMES,
     FormData,
     blank_form,
     collect_errors,
-    field_label,
     form_from_state,
     state_from_form,
 )
-from myoguide.adapters.web.session import (
-    SESSION_KEY,
-    SignIn,
-    begin,
-    client_address,
-    end,
-    session_user,
-    wait_words,
+from myoguide.adapters.web.site import (
+    CsrfError,
+    Form,
+    LoginRequired,
+    Site,
+    SiteDep,
+    WebDeps,
+    csrf_failed,
+    login_required,
+    pages,
 )
 from myoguide.adapters.web.timeline import STYLE as TIMELINE_STYLE
-from myoguide.adapters.web.timeline import VisitPoint, timeline_svg
-from myoguide.domain.result import RecommendationSet
-from myoguide.domain.state import dec
-from myoguide.domain.units import fmt
+from myoguide.adapters.web.timeline import timeline_svg
+from myoguide.adapters.web.words import course_rows, decision_words, state_lines
 from myoguide.errors import InputError
-from myoguide.service import ChartHandoffs, Clock, PatientRecords, Service, UserStore
-from myoguide.service.ports import PatientCourse
+from myoguide.service import Clock
 
-MEASURE_WORDS = {"weight_kg": "Weight (kg)", "height_cm": "Height (cm)", "bsa_m2": "BSA (m2)"}
 DECISIONS = ("accepted", "chose_other", "declined")
 
-
-@dataclass
-class WebDeps:
-    """What the pages need: the use cases, the user store, the clock and the settings."""
-
-    service: Service
-    records: PatientRecords
-    users: UserStore
-    secret_key: str
-    require_login: bool
-    clock: Clock
-    signin: SignIn | None = None  # server-side sessions and throttle; None: cookie only
-    secure_cookies: bool = False  # served over https (--public-url https://...)
-    handoffs: ChartHandoffs | None = None  # states a CDS card's link hands over; None: none
-
-
-def _env() -> Environment:
-    env = Environment(
-        loader=PackageLoader("myoguide.adapters.web", "templates"),
-        autoescape=select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.globals.update(
-        dose_words=dose_words,
-        action_words=ACTION_WORDS,
-        source_words=source_words,
-        alternatives=alternatives,
-        stance_words=STANCE_WORDS,
-        course_words=COURSE_WORDS,
-        measure_words=MEASURE_WORDS,
-        fmt=fmt,
-        fact_words=fact_words,
-        field_label=field_label,
-        level=level,
-        level_words=LEVEL_WORDS,
-    )
-    return env
-
-
-class Site:
-    """The pages' shared parts, built once: dependencies, templates and form choices."""
-
-    def __init__(self, deps: WebDeps) -> None:
-        self.deps = deps
-        self.service = deps.service
-        self.records = deps.records
-        self.kb = kb = deps.service.knowledge
-        self.env = _env()
-        agents = [(a.id, a.display) for a in kb.agents]
-        self.agent_labels = dict(agents)
-        self.sources = sources()
-        self.choices: dict[str, Any] = {
-            "diagnoses": [(d, d.replace("_", " ")) for d in DIAGNOSES] + [("other", "other")],
-            "tristate": [("unknown", "unknown"), ("yes", "yes"), ("no", "no")],
-            "severities": [(s, s) for s in ("mild", "moderate", "severe")],
-            "agents": agents,
-            # The script preselects the unit of the drug's dose period (from the knowledge).
-            "agent_periods": {a.id: a.dose_period or "" for a in kb.agents},
-            "units": [(u, u) for u in DOSE_UNITS],
-            "outcomes": [(o, o.replace("_", " ")) for o in OUTCOMES],
-            "confirm_field": CONFIRM_FIELD,
-        }
-
-    def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        """Render a template with the layout's common values."""
-        html = self.env.get_template(name).render(
-            csrf=_csrf_token(request),
-            user=request.session.get("user"),
-            version=self.kb.knowledge_version,
-            source_title=self.kb.title,
-            review_date=self.sources.topic_last_updated,
-            review_through=self.sources.literature_current_through,
-            ref_links=self.sources.links,
-            **context,
-        )
-        return HTMLResponse(html, status_code=status)
-
-    def answer_context(self, result: RecommendationSet) -> dict[str, Any]:
-        """Return the answer and the references and citations it rests on, for the template."""
-        refs, cites = cited(result)
-        by_id = {c.id: c for c in self.kb.citations}
-        return {
-            "result": result,
-            "summary": summarize(result),
-            "references": [(n, self.kb.references[n - 1].citation) for n in refs],
-            "citations": [(c, by_id[c].citation) for c in cites if c in by_id],
-        }
-
-
-class _CsrfError(Exception):
-    pass
-
-
-class _LoginRequired(Exception):
-    def __init__(self, path: str, *, ended: bool = False) -> None:
-        super().__init__(path)
-        self.path = path
-        self.ended = ended  # the cookie named a session the store has ended (idle, 12 h)
-
-
-def _csrf_token(request: Request) -> str:
-    token = request.session.get("csrf")
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
-        request.session["csrf"] = token
-    return token
-
-
-def _site(request: Request) -> Site:
-    site: Site = request.app.state.web
-    return site
-
-
-SiteDep = Annotated[Site, Depends(_site)]
-
-
-async def signed_in(request: Request, site: SiteDep) -> None:
-    """Let the request through if sign-in is not required or the user is signed in."""
-    if not site.deps.require_login:
-        return
-    signin = site.deps.signin
-    user = (
-        await session_user(request, signin.sessions)
-        if signin is not None
-        else request.session.get("user")
-    )
-    if not user:
-        target = request.url.path
-        if request.method == "GET" and request.url.query:
-            # Kept through sign-in: a CDS card's link (/assess?chart=...) must still open it.
-            target += "?" + request.url.query
-        # Said once: the ended session's secret leaves the cookie with this redirect.
-        ended = signin is not None and isinstance(request.session.pop(SESSION_KEY, None), str)
-        raise _LoginRequired(target, ended=ended)
-
-
-async def csrf_form(request: Request) -> dict[str, str]:
-    """Return the posted form's text fields once its CSRF token matches the session's."""
-    form = await request.form()
-    data = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-    expected = request.session.get("csrf")
-    given = data.get("csrf", "")
-    if not isinstance(expected, str) or not hmac.compare_digest(expected, given):
-        raise _CsrfError
-    return data
-
-
-Form = Annotated[dict[str, str], Depends(csrf_form)]
-
-# Every page but sign-in and sign-out needs a signed-in user (when sign-in is required).
-pages = APIRouter(include_in_schema=False, dependencies=[Depends(signed_in)])
-accounts = APIRouter(include_in_schema=False)
-
-
-async def _csrf_failed(request: Request, _: Exception) -> Response:
-    return _site(request).page(
-        request,
-        "home.html",
-        403,
-        title="Form expired",
-        nav="",
-        notice="The form had expired or did not come from this site; try again.",
-    )
-
-
-async def _login_required(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, _LoginRequired)
-    ended = "&ended=1" if exc.ended else ""
-    return RedirectResponse(f"/login?next={quote(exc.path)}{ended}", status_code=303)
+__all__ = ["WebDeps", "mount_web"]
 
 
 def mount_web(app: FastAPI, deps: WebDeps) -> None:
@@ -248,8 +59,8 @@ def mount_web(app: FastAPI, deps: WebDeps) -> None:
         max_age=12 * 3600,
     )
     app.state.web = Site(deps)
-    app.add_exception_handler(_CsrfError, _csrf_failed)
-    app.add_exception_handler(_LoginRequired, _login_required)
+    app.add_exception_handler(CsrfError, csrf_failed)
+    app.add_exception_handler(LoginRequired, login_required)
     app.include_router(pages)
     app.include_router(accounts)
 
@@ -282,15 +93,17 @@ async def assess_form(
     row = None
     source = None
     if patient is not None:
-        row = await run_in_threadpool(site.records.store.get_patient, patient)
+        if start_from is None:
+            row = await run_in_threadpool(site.records.patient, patient)
+        else:
+            file = await run_in_threadpool(site.records.patient_file, patient)
+            entry = file.visit(start_from) if file is not None else None
+            if file is None or entry is None:
+                return site.page(request, "home.html", 404, title="Not found", nav="")
+            row, source = file.patient, entry.visit
+            form = form_from_state(source.state)
         if row is None:
             return site.page(request, "home.html", 404, title="Not found", nav="")
-        if start_from is not None:
-            record = await run_in_threadpool(site.records.store.timeline, patient)
-            source = next((e.visit for e in record.visits if e.visit.id == start_from), None)
-            if source is None:
-                return site.page(request, "home.html", 404, title="Not found", nav="")
-            form = form_from_state(source.state)
         form.values["visit_date"] = site.deps.clock.today().isoformat()
     return _form_page(request, site, form, row, source_date=source.visit_date if source else None)
 
@@ -347,7 +160,7 @@ def _form_page(
 async def assess(request: Request, site: SiteDep, data: Form) -> Response:
     patient = None
     if data.get("patient_id", "").isdigit():
-        patient = await run_in_threadpool(site.records.store.get_patient, int(data["patient_id"]))
+        patient = await run_in_threadpool(site.records.patient, int(data["patient_id"]))
     raw_state, form = state_from_form(data)
     action = data.get("action", "show")
     if action in ("add_med", "add_history"):
@@ -414,18 +227,16 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
 
 @pages.get("/patients/{patient_id}/visits/{visit_id}", response_class=HTMLResponse)
 async def visit_page(request: Request, patient_id: int, visit_id: int, site: SiteDep) -> Response:
-    patient = await run_in_threadpool(site.records.store.get_patient, patient_id)
-    if patient is None:
+    file = await run_in_threadpool(site.records.patient_file, patient_id)
+    entry = file.visit(visit_id) if file is not None else None
+    if file is None or entry is None:
         return site.page(request, "home.html", 404, title="Not found", nav="")
-    record = await run_in_threadpool(site.records.store.timeline, patient_id)
-    entry = next((e for e in record.visits if e.visit.id == visit_id), None)
-    if entry is None:
-        return site.page(request, "home.html", 404, title="Not found", nav="")
+    patient = file.patient
     visit = entry.visit
     shown = entry.answers[-1] if entry.answers else None
     result = stored_result(shown.answer.result) if shown else None
     context = site.answer_context(result) if result else {"result": None}
-    decisions = [_decision_words(d, shown.answer.result) for d in shown.decisions] if shown else []
+    decisions = [decision_words(d, shown.answer.result) for d in shown.decisions] if shown else []
     return site.page(
         request,
         "visit.html",
@@ -476,7 +287,7 @@ async def decision(request: Request, answer_id: int, site: SiteDep, data: Form) 
 
 @pages.get("/patients", response_class=HTMLResponse)
 async def patients(request: Request, site: SiteDep) -> Response:
-    rows = await run_in_threadpool(site.records.store.list_patients)
+    rows = await run_in_threadpool(site.records.patients)
     return site.page(
         request,
         "patients.html",
@@ -492,9 +303,9 @@ async def patients(request: Request, site: SiteDep) -> Response:
 async def add_patient(request: Request, site: SiteDep, data: Form) -> Response:
     label = data.get("label", "").strip()
     try:
-        row = await run_in_threadpool(site.records.store.add_patient, label)
+        row = await run_in_threadpool(site.records.add_patient, label)
     except ValueError as exc:
-        rows = await run_in_threadpool(site.records.store.list_patients)
+        rows = await run_in_threadpool(site.records.patients)
         return site.page(
             request,
             "patients.html",
@@ -510,11 +321,11 @@ async def add_patient(request: Request, site: SiteDep, data: Form) -> Response:
 
 @pages.get("/patients/{patient_id}", response_class=HTMLResponse)
 async def patient_page(request: Request, patient_id: int, site: SiteDep) -> Response:
-    patient = await run_in_threadpool(site.records.store.get_patient, patient_id)
-    if patient is None:
+    file = await run_in_threadpool(site.records.patient_file, patient_id)
+    if file is None:
         return site.page(request, "home.html", 404, title="Not found", nav="")
-    record = await run_in_threadpool(site.records.store.timeline, patient_id)
-    points, rows = _course(record, site.agent_labels)
+    patient, record = file.patient, file.course
+    points, rows = course_rows(record, site.agent_labels)
     return site.page(
         request,
         "patient.html",
@@ -535,80 +346,14 @@ async def timeline_css() -> Response:
 
 @pages.get("/patients/{patient_id}/export.json")
 async def export(patient_id: int, site: SiteDep) -> Response:
-    if await run_in_threadpool(site.records.store.get_patient, patient_id) is None:
+    data = await run_in_threadpool(site.records.export, patient_id)
+    if data is None:
         return Response(status_code=404)
-    data = await run_in_threadpool(site.records.store.export_patient, patient_id)
     return Response(
         dumps(data, pretty=True),
         media_type="application/json",
         headers={"Content-Disposition": f'attachment; filename="patient-{patient_id}.json"'},
     )
-
-
-def _login_page(
-    request: Request,
-    site: Site,
-    next: str,
-    error: str | None = None,
-    status: int = 200,
-    ended: bool = False,
-) -> Response:
-    """The sign-in page, going on to a safe local `next` after sign-in."""
-    return site.page(
-        request,
-        "login.html",
-        status,
-        title="Sign in",
-        nav="",
-        next=_safe_next(next),
-        error=error,
-        ended=ended,
-    )
-
-
-@accounts.get("/login", response_class=HTMLResponse)
-async def login_form(request: Request, site: SiteDep, next: str = "/", ended: str = "") -> Response:
-    return _login_page(request, site, next, ended=ended == "1")
-
-
-@accounts.post("/login")
-async def login(request: Request, site: SiteDep, data: Form) -> Response:
-    username, signin = data.get("username", ""), site.deps.signin
-    address = client_address(request)
-    if signin is not None:
-        # Refused before the password is checked: a locked account cannot be probed.
-        wait = await run_in_threadpool(signin.throttle.wait_seconds, username, address)
-        if wait > 0:
-            error = f"Too many failed sign-ins: try again in {wait_words(wait)}."
-            return _login_page(request, site, data.get("next", "/"), error, 429)
-    ok = await run_in_threadpool(site.deps.users.verify, username, data.get("password", ""))
-    if signin is not None:
-        record = signin.throttle.succeeded if ok else signin.throttle.failed
-        await run_in_threadpool(record, *((username,) if ok else (username, address)))
-    if not ok:
-        error = "User name or password is not right."
-        return _login_page(request, site, data.get("next", "/"), error, 401)
-    if signin is not None:
-        await begin(request, signin.sessions, username)
-    else:
-        request.session.clear()
-        request.session["user"] = username
-    return RedirectResponse(_safe_next(data.get("next", "/")), status_code=303)
-
-
-@accounts.post("/logout")
-async def logout(request: Request, site: SiteDep, data: Form) -> Response:
-    # The form is read only for its CSRF check: signing out is a state change.
-    del data
-    if site.deps.signin is not None:
-        await end(request, site.deps.signin.sessions)
-    request.session.clear()
-    return RedirectResponse("/login", status_code=303)
-
-
-def _safe_next(target: str) -> str:
-    # Only local paths: never redirect off-site after sign-in.
-    return target if target.startswith("/") and not target.startswith("//") else "/"
 
 
 def _visit_date(text: str | None, clock: Clock) -> dt.date:
@@ -618,135 +363,3 @@ def _visit_date(text: str | None, clock: Clock) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise InputError("visit_date", f"'{text}' is not a date") from None
-
-
-def _agents_taken(state: Mapping[str, Any], labels: Mapping[str, str]) -> str:
-    names = [
-        labels.get(str(m.get("agent")), str(m.get("agent")))
-        for m in state.get("current_medications") or []
-        if m.get("agent") != "prednisone"
-    ]
-    return ", ".join(names) or "none"
-
-
-def _course(
-    record: PatientCourse, labels: Mapping[str, str]
-) -> tuple[list[VisitPoint], list[dict[str, Any]]]:
-    """Return the timeline points and table rows of a patient's record."""
-    points: list[VisitPoint] = []
-    rows: list[dict[str, Any]] = []
-    for entry in record.visits:
-        visit = entry.visit
-        last = entry.answers[-1] if entry.answers else None
-        answer = last.answer if last else None
-        top = answer.top_recommendation if answer else None
-        latest = last.decisions[-1] if last and last.decisions else None
-        decision = latest.decision if latest else None
-        label = _option_label(answer.result, top) if answer and top else None
-        # The chart shows what was chosen: another option when the clinician chose one.
-        chosen = label
-        if latest is not None and answer is not None:
-            if latest.decision == "chose_other" and latest.chosen_recommendation:
-                chosen = _option_label(answer.result, latest.chosen_recommendation)
-            elif latest.decision == "declined":
-                chosen = "none of the options"
-        points.append(VisitPoint(visit.visit_date, visit.state, chosen, decision))
-        rows.append(
-            {
-                "visit_id": visit.id,
-                "date": visit.visit_date.isoformat(),
-                "prednisone": _prednisone(visit.state),
-                "flare": visit.state.get("flare") is True,
-                "agents": _agents_taken(visit.state, labels),
-                "course": COURSE_WORDS.get(answer.course, answer.course) if answer else "—",
-                "top": label,
-                "chosen": chosen if latest is not None else None,
-                "decision": _decision_words(latest, answer.result if answer else {}),
-            }
-        )
-    return points, rows
-
-
-def _decision_words(latest: Any, result: Mapping[str, Any]) -> str | None:
-    if latest is None:
-        return None
-    words = {"accepted": "accepted", "chose_other": "chose", "declined": "declined all"}
-    text = words.get(latest.decision, latest.decision)
-    if latest.chosen_recommendation and latest.decision == "chose_other":
-        text += " " + _option_label(result, latest.chosen_recommendation)
-    if latest.reason:
-        text += f" ({latest.reason})"
-    return str(text)
-
-
-def _option_label(result: Mapping[str, Any], rec_id: str) -> str:
-    for rec in result.get("recommendations", []):
-        if rec.get("id") == rec_id:
-            names = [a.get("display", a.get("agent")) for a in rec.get("agents", [])]
-            return ", ".join(n for n in names if n) or rec_id.replace("_", " ")
-    return rec_id.replace("_", " ")
-
-
-def _prednisone(state: Mapping[str, Any]) -> str:
-    for med in state.get("current_medications") or []:
-        if med.get("agent") == "prednisone":
-            dose = med.get("dose")
-            if isinstance(dose, Mapping) and isinstance(dose.get("value"), int | float):
-                return f"{fmt(dec(dose['value']))} {dose.get('unit')}"
-            return "dose not given"
-    return "off"
-
-
-def fact_words(value: object) -> str:
-    """Return a trace fact as a person reads it: yes/no, plain numbers, comma-joined lists."""
-    if value is True:
-        return "yes"
-    if value is False:
-        return "no"
-    if value is None:
-        return "unknown"
-    if isinstance(value, float):
-        return fmt(dec(value))
-    if isinstance(value, list):
-        return ", ".join(fact_words(v) for v in value) or "none"
-    return str(value)
-
-
-def state_lines(state: Mapping[str, Any]) -> list[str]:
-    """Return what was entered, in short lines, for the answer and its printed summary."""
-    lines = []
-    dx = str(state.get("diagnosis", "")).replace("_", " ")
-    lines.append(f"{fact_words(state.get('age_years'))} years, {dx}")
-    for key in ("weight", "height"):
-        item = state.get(key)
-        if isinstance(item, Mapping):
-            lines.append(f"{key} {fact_words(item.get('value'))} {item.get('unit')}")
-    lines.append(
-        f"control ever reached: {fact_words(state.get('disease_control_achieved'))}; "
-        f"flare now: {fact_words(state.get('flare'))}"
-        + (f"; severity {state['severity']}" if state.get("severity") else "")
-    )
-    meds = [
-        f"{m.get('agent', '').replace('_', ' ')}"
-        + (
-            f" {fact_words(m['dose'].get('value'))} {m['dose'].get('unit')}"
-            if isinstance(m.get("dose"), Mapping)
-            else ""
-        )
-        for m in state.get("current_medications") or []
-    ]
-    lines.append("current: " + (", ".join(meds) or "none"))
-    history = [
-        f"{h.get('agent', '').replace('_', ' ')} ({str(h.get('outcome', '')).replace('_', ' ')})"
-        for h in state.get("treatment_history") or []
-    ]
-    lines.append("history: " + (", ".join(history) or "none"))
-    ild = state.get("ild")
-    if isinstance(ild, Mapping) and ild.get("present"):
-        lines.append("ILD" + (", refractory" if ild.get("refractory") else ""))
-    if state.get("skin_predominant"):
-        lines.append("rash is the refractory problem")
-    lines.append(
-        f"alternative diagnoses excluded: {fact_words(state.get('alternative_diagnoses_excluded'))}"
-    )
-    return lines

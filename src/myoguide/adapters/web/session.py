@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from myoguide.service.ports import SessionStore, SigninThrottle
+from myoguide.adapters.web.ports import SessionStore, SigninThrottle
 
 SESSION_KEY = "sid"
 

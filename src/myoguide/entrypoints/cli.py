@@ -1,4 +1,5 @@
-"""The `myoguide` command: recommend, knowledge, schema and demo.
+"""The `myoguide` command: recommend, serve, user, knowledge, schema, export, feedback, record,
+demo, audit and synth.
 
 Its `main` is an entry point, so it may import the composition root (`myoguide.bootstrap`).
 Most imports sit inside the commands that need them: each run loads only what its command uses,
@@ -187,7 +188,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         )
         out.flush()
         uvicorn.run(
-            "myoguide.bootstrap:worker_app",
+            "myoguide.entrypoints.asgi:worker_app",
             factory=True,
             workers=args.workers,
             host=args.host,
@@ -320,9 +321,10 @@ class _Version(argparse.Action):
     """Prints the package and knowledge versions, read only when asked for."""
 
     def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
-        from myoguide.bootstrap import version_text
+        from myoguide import __version__
+        from myoguide.knowledge.loader import load_packaged
 
-        print(version_text())
+        print(f"myoguide {__version__} (knowledge {load_packaged().knowledge_version})")
         parser.exit()
 
 

@@ -1,0 +1,209 @@
+"""The pages' shared parts: their dependencies, templates, CSRF check and sign-in gate."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from myoguide.adapters.text import (
+    ACTION_WORDS,
+    COURSE_WORDS,
+    STANCE_WORDS,
+    alternatives,
+    cited,
+    dose_words,
+    source_words,
+)
+from myoguide.adapters.web.answer import LEVEL_WORDS, level, sources, summarize
+from myoguide.adapters.web.forms import (
+    CONFIRM_FIELD,
+    DIAGNOSES,
+    DOSE_UNITS,
+    OUTCOMES,
+    field_label,
+)
+from myoguide.adapters.web.ports import UserStore
+from myoguide.adapters.web.session import SESSION_KEY, SignIn, session_user
+from myoguide.adapters.web.words import fact_words
+from myoguide.domain.result import RecommendationSet
+from myoguide.domain.units import fmt
+from myoguide.service import ChartHandoffs, Clock, PatientRecords, Service
+
+MEASURE_WORDS = {"weight_kg": "Weight (kg)", "height_cm": "Height (cm)", "bsa_m2": "BSA (m2)"}
+
+
+@dataclass
+class WebDeps:
+    """What the pages need: the use cases, the user store, the clock and the settings."""
+
+    service: Service
+    records: PatientRecords
+    users: UserStore
+    secret_key: str
+    require_login: bool
+    clock: Clock
+    signin: SignIn | None = None  # server-side sessions and throttle; None: cookie only
+    secure_cookies: bool = False  # served over https (--public-url https://...)
+    handoffs: ChartHandoffs | None = None  # states a CDS card's link hands over; None: none
+
+
+def _env() -> Environment:
+    env = Environment(
+        loader=PackageLoader("myoguide.adapters.web", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(
+        dose_words=dose_words,
+        action_words=ACTION_WORDS,
+        source_words=source_words,
+        alternatives=alternatives,
+        stance_words=STANCE_WORDS,
+        course_words=COURSE_WORDS,
+        measure_words=MEASURE_WORDS,
+        fmt=fmt,
+        fact_words=fact_words,
+        field_label=field_label,
+        level=level,
+        level_words=LEVEL_WORDS,
+    )
+    return env
+
+
+class Site:
+    """The pages' shared parts, built once: dependencies, templates and form choices."""
+
+    def __init__(self, deps: WebDeps) -> None:
+        self.deps = deps
+        self.service = deps.service
+        self.records = deps.records
+        self.kb = kb = deps.service.knowledge
+        self.env = _env()
+        agents = [(a.id, a.display) for a in kb.agents]
+        self.agent_labels = dict(agents)
+        self.sources = sources()
+        self.choices: dict[str, Any] = {
+            "diagnoses": [(d, d.replace("_", " ")) for d in DIAGNOSES] + [("other", "other")],
+            "tristate": [("unknown", "unknown"), ("yes", "yes"), ("no", "no")],
+            "severities": [(s, s) for s in ("mild", "moderate", "severe")],
+            "agents": agents,
+            # The script preselects the unit of the drug's dose period (from the knowledge).
+            "agent_periods": {a.id: a.dose_period or "" for a in kb.agents},
+            "units": [(u, u) for u in DOSE_UNITS],
+            "outcomes": [(o, o.replace("_", " ")) for o in OUTCOMES],
+            "confirm_field": CONFIRM_FIELD,
+        }
+
+    def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        """Render a template with the layout's common values."""
+        html = self.env.get_template(name).render(
+            csrf=_csrf_token(request),
+            user=request.session.get("user"),
+            version=self.kb.knowledge_version,
+            source_title=self.kb.title,
+            review_date=self.sources.topic_last_updated,
+            review_through=self.sources.literature_current_through,
+            ref_links=self.sources.links,
+            **context,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def answer_context(self, result: RecommendationSet) -> dict[str, Any]:
+        """Return the answer and the references and citations it rests on, for the template."""
+        refs, cites = cited(result)
+        by_id = {c.id: c for c in self.kb.citations}
+        return {
+            "result": result,
+            "summary": summarize(result),
+            "references": [(n, self.kb.references[n - 1].citation) for n in refs],
+            "citations": [(c, by_id[c].citation) for c in cites if c in by_id],
+        }
+
+
+class CsrfError(Exception):
+    pass
+
+
+class LoginRequired(Exception):
+    def __init__(self, path: str, *, ended: bool = False) -> None:
+        super().__init__(path)
+        self.path = path
+        self.ended = ended  # the cookie named a session the store has ended (idle, 12 h)
+
+
+def _csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return token
+
+
+def _site(request: Request) -> Site:
+    site: Site = request.app.state.web
+    return site
+
+
+SiteDep = Annotated[Site, Depends(_site)]
+
+
+async def signed_in(request: Request, site: SiteDep) -> None:
+    """Let the request through if sign-in is not required or the user is signed in."""
+    if not site.deps.require_login:
+        return
+    signin = site.deps.signin
+    user = (
+        await session_user(request, signin.sessions)
+        if signin is not None
+        else request.session.get("user")
+    )
+    if not user:
+        target = request.url.path
+        if request.method == "GET" and request.url.query:
+            # Kept through sign-in: a CDS card's link (/assess?chart=...) must still open it.
+            target += "?" + request.url.query
+        # Said once: the ended session's secret leaves the cookie with this redirect.
+        ended = signin is not None and isinstance(request.session.pop(SESSION_KEY, None), str)
+        raise LoginRequired(target, ended=ended)
+
+
+async def csrf_form(request: Request) -> dict[str, str]:
+    """Return the posted form's text fields once its CSRF token matches the session's."""
+    form = await request.form()
+    data = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    expected = request.session.get("csrf")
+    given = data.get("csrf", "")
+    if not isinstance(expected, str) or not hmac.compare_digest(expected, given):
+        raise CsrfError
+    return data
+
+
+Form = Annotated[dict[str, str], Depends(csrf_form)]
+
+# Every page but sign-in and sign-out needs a signed-in user (when sign-in is required).
+pages = APIRouter(include_in_schema=False, dependencies=[Depends(signed_in)])
+
+
+async def csrf_failed(request: Request, _: Exception) -> Response:
+    return _site(request).page(
+        request,
+        "home.html",
+        403,
+        title="Form expired",
+        nav="",
+        notice="The form had expired or did not come from this site; try again.",
+    )
+
+
+async def login_required(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)
+    ended = "&ended=1" if exc.ended else ""
+    return RedirectResponse(f"/login?next={quote(exc.path)}{ended}", status_code=303)

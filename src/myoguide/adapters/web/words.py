@@ -1,0 +1,144 @@
+"""How a stored record reads on the page: course rows, decisions, the facts entered."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from myoguide.adapters.text import COURSE_WORDS
+from myoguide.adapters.web.timeline import VisitPoint
+from myoguide.domain.state import dec
+from myoguide.domain.units import fmt
+from myoguide.service.ports import PatientCourse
+
+
+def _agents_taken(state: Mapping[str, Any], labels: Mapping[str, str]) -> str:
+    names = [
+        labels.get(str(m.get("agent")), str(m.get("agent")))
+        for m in state.get("current_medications") or []
+        if m.get("agent") != "prednisone"
+    ]
+    return ", ".join(names) or "none"
+
+
+def course_rows(
+    record: PatientCourse, labels: Mapping[str, str]
+) -> tuple[list[VisitPoint], list[dict[str, Any]]]:
+    """Return the timeline points and table rows of a patient's record."""
+    points: list[VisitPoint] = []
+    rows: list[dict[str, Any]] = []
+    for entry in record.visits:
+        visit = entry.visit
+        last = entry.answers[-1] if entry.answers else None
+        answer = last.answer if last else None
+        top = answer.top_recommendation if answer else None
+        latest = last.decisions[-1] if last and last.decisions else None
+        decision = latest.decision if latest else None
+        label = _option_label(answer.result, top) if answer and top else None
+        # The chart shows what was chosen: another option when the clinician chose one.
+        chosen = label
+        if latest is not None and answer is not None:
+            if latest.decision == "chose_other" and latest.chosen_recommendation:
+                chosen = _option_label(answer.result, latest.chosen_recommendation)
+            elif latest.decision == "declined":
+                chosen = "none of the options"
+        points.append(VisitPoint(visit.visit_date, visit.state, chosen, decision))
+        rows.append(
+            {
+                "visit_id": visit.id,
+                "date": visit.visit_date.isoformat(),
+                "prednisone": _prednisone(visit.state),
+                "flare": visit.state.get("flare") is True,
+                "agents": _agents_taken(visit.state, labels),
+                "course": COURSE_WORDS.get(answer.course, answer.course) if answer else "—",
+                "top": label,
+                "chosen": chosen if latest is not None else None,
+                "decision": decision_words(latest, answer.result if answer else {}),
+            }
+        )
+    return points, rows
+
+
+def decision_words(latest: Any, result: Mapping[str, Any]) -> str | None:
+    if latest is None:
+        return None
+    words = {"accepted": "accepted", "chose_other": "chose", "declined": "declined all"}
+    text = words.get(latest.decision, latest.decision)
+    if latest.chosen_recommendation and latest.decision == "chose_other":
+        text += " " + _option_label(result, latest.chosen_recommendation)
+    if latest.reason:
+        text += f" ({latest.reason})"
+    return str(text)
+
+
+def _option_label(result: Mapping[str, Any], rec_id: str) -> str:
+    for rec in result.get("recommendations", []):
+        if rec.get("id") == rec_id:
+            names = [a.get("display", a.get("agent")) for a in rec.get("agents", [])]
+            return ", ".join(n for n in names if n) or rec_id.replace("_", " ")
+    return rec_id.replace("_", " ")
+
+
+def _prednisone(state: Mapping[str, Any]) -> str:
+    for med in state.get("current_medications") or []:
+        if med.get("agent") == "prednisone":
+            dose = med.get("dose")
+            if isinstance(dose, Mapping) and isinstance(dose.get("value"), int | float):
+                return f"{fmt(dec(dose['value']))} {dose.get('unit')}"
+            return "dose not given"
+    return "off"
+
+
+def fact_words(value: object) -> str:
+    """Return a trace fact as a person reads it: yes/no, plain numbers, comma-joined lists."""
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    if value is None:
+        return "unknown"
+    if isinstance(value, float):
+        return fmt(dec(value))
+    if isinstance(value, list):
+        return ", ".join(fact_words(v) for v in value) or "none"
+    return str(value)
+
+
+def state_lines(state: Mapping[str, Any]) -> list[str]:
+    """Return what was entered, in short lines, for the answer and its printed summary."""
+    lines = []
+    dx = str(state.get("diagnosis", "")).replace("_", " ")
+    lines.append(f"{fact_words(state.get('age_years'))} years, {dx}")
+    for key in ("weight", "height"):
+        item = state.get(key)
+        if isinstance(item, Mapping):
+            lines.append(f"{key} {fact_words(item.get('value'))} {item.get('unit')}")
+    lines.append(
+        f"control ever reached: {fact_words(state.get('disease_control_achieved'))}; "
+        f"flare now: {fact_words(state.get('flare'))}"
+        + (f"; severity {state['severity']}" if state.get("severity") else "")
+    )
+    meds = [
+        f"{m.get('agent', '').replace('_', ' ')}"
+        + (
+            f" {fact_words(m['dose'].get('value'))} {m['dose'].get('unit')}"
+            if isinstance(m.get("dose"), Mapping)
+            else ""
+        )
+        for m in state.get("current_medications") or []
+    ]
+    lines.append("current: " + (", ".join(meds) or "none"))
+    history = [
+        f"{h.get('agent', '').replace('_', ' ')} ({str(h.get('outcome', '')).replace('_', ' ')})"
+        for h in state.get("treatment_history") or []
+    ]
+    lines.append("history: " + (", ".join(history) or "none"))
+    ild = state.get("ild")
+    if isinstance(ild, Mapping) and ild.get("present"):
+        lines.append("ILD" + (", refractory" if ild.get("refractory") else ""))
+    if state.get("skin_predominant"):
+        lines.append("rash is the refractory problem")
+    lines.append(
+        f"alternative diagnoses excluded: {fact_words(state.get('alternative_diagnoses_excluded'))}"
+    )
+    return lines

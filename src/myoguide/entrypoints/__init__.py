@@ -1,0 +1,1 @@
+"""The entry points: the only modules that import the composition root (`myoguide.bootstrap`)."""
