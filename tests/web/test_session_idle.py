@@ -10,44 +10,45 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from fakes import FakeClock
 from myoguide.adapters.store import SessionStore, make_engine, upgrade
 from myoguide.bootstrap import ServeConfig, build_http_app, record_stores, settings
 
 PASSWORD = "correct horse battery"
 
 
-def _store(tmp_path: Path, now: list[dt.datetime]) -> SessionStore:
+def _store(tmp_path: Path, clock: FakeClock) -> SessionStore:
     url = f"sqlite:///{tmp_path / 's.db'}"
     upgrade(url)
     return SessionStore(
         make_engine(url),
-        clock=lambda: now[0],
+        clock=clock,
         lifetime=dt.timedelta(hours=12),
         idle=dt.timedelta(minutes=15),
     )
 
 
 def test_a_session_left_alone_ends_after_the_idle_time(tmp_path: Path) -> None:
-    now = [dt.datetime(2026, 1, 1, 8, tzinfo=dt.UTC)]
+    now = FakeClock(dt.datetime(2026, 1, 1, 8, tzinfo=dt.UTC))
     store = _store(tmp_path, now)
     token = store.start("dr-a")
-    now[0] += dt.timedelta(minutes=14)
+    now.at += dt.timedelta(minutes=14)
     assert store.user_of(token) == "dr-a"
     # Used at 14 minutes: the next 15 count from then.
-    now[0] += dt.timedelta(minutes=14)
+    now.at += dt.timedelta(minutes=14)
     assert store.user_of(token) == "dr-a"
-    now[0] += dt.timedelta(minutes=16)
+    now.at += dt.timedelta(minutes=16)
     assert store.user_of(token) is None
 
 
 def test_a_session_in_use_still_ends_at_the_absolute_time(tmp_path: Path) -> None:
-    now = [dt.datetime(2026, 1, 1, 8, tzinfo=dt.UTC)]
+    now = FakeClock(dt.datetime(2026, 1, 1, 8, tzinfo=dt.UTC))
     store = _store(tmp_path, now)
     token = store.start("dr-a")
     for _ in range(71):  # every 10 minutes for 11 h 50 min
-        now[0] += dt.timedelta(minutes=10)
+        now.at += dt.timedelta(minutes=10)
         assert store.user_of(token) == "dr-a"
-    now[0] += dt.timedelta(minutes=10, seconds=1)  # 12 h after sign-in
+    now.at += dt.timedelta(minutes=10, seconds=1)  # 12 h after sign-in
     assert store.user_of(token) is None
 
 
