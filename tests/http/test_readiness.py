@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from alembic import command
@@ -23,7 +24,9 @@ def test_readiness_follows_the_migrations(tmp_path: Path) -> None:
         assert ready.status_code == 200, ready.text
         assert ready.json()["migrations"] == "current"
         assert ready.json()["knowledge"] == kv
-        # The database taken back one revision: still alive, no longer ready.
+        # The database taken back one revision: still alive, no longer ready. (Once the
+        # readiness probe's write has ended: SQLite has one writer at a time.)
+        time.sleep(1)
         engine = make_engine(f"sqlite:///{tmp_path / 'myoguide.db'}")
         with engine.begin() as conn:
             alembic = alembic_config()
