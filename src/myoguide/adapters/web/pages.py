@@ -269,7 +269,7 @@ async def decision(request: Request, answer_id: int, site: SiteDep, data: Form) 
             data.get("chosen") or None,
             (data.get("reason") or "").strip()[:500] or None,
         )
-    except (LookupError, ValueError):
+    except LookupError:
         return site.page(
             request,
             "home.html",
@@ -277,6 +277,11 @@ async def decision(request: Request, answer_id: int, site: SiteDep, data: Form) 
             title="Not found",
             nav="",
             notice="That answer could not be found.",
+        )
+    except ValueError as exc:
+        # A chosen option the answer did not offer, named (ADR 0018).
+        return site.page(
+            request, "home.html", 422, title="Invalid decision", nav="", notice=str(exc)
         )
     patient_id = data.get("patient_id", "")
     target = f"/patients/{patient_id}" if patient_id.isdigit() else "/patients"
