@@ -378,7 +378,8 @@ def _enough(entries: list[dict[str, Any]]) -> bool:
         number = None if isinstance(number, bool) else number
         if res.get("status") in MEASURED and isinstance(number, int | float) and number > 0:
             measured = True
-    return measured and all(a >= b for a, b in itertools.pairwise(times))
+    # Two dated entries at least: one alone shows no order (a server may page one at a time).
+    return measured and len(times) > 1 and all(a >= b for a, b in itertools.pairwise(times))
 
 
 def _wanted_medications(entries: list[dict[str, Any]], fetcher: _Fetcher) -> list[str]:
