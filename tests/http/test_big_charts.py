@@ -16,11 +16,13 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+import orjson
 import pytest
 from helpers import check_cards, hook_request, load_bundle, prefetch_from
 from servers import Server, start_server, stop_server
 
 from myoguide.adapters.fhir.gather import prefetch_templates
+from myoguide.adapters.http.headers import duplicate_key, duplicate_key_of
 from myoguide.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fhir"))
@@ -238,3 +240,21 @@ def test_prefetch_asks_only_for_what_is_read() -> None:
     for word in ("draft", "cancelled", "entered-in-error"):
         assert word not in orders
     assert "status=final,amended,corrected&_sort=-date&_count=5" in templates["weight"]
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (b'{"a": {"b": 1, "c": 2}, "d": [{"e": 1}]}', None),
+        (b'{"a": {"b": 1, "b": 2}}', "b"),
+        (b'{"a" :\n 1, "x": [{"y": 1, "y": 1}]}', "y"),
+        (b'{"a\\"": 1, "a\\"": 2}', 'a"'),
+        (b'{"a\\u0022": 1, "q": "say \\"x\\": y"}', None),
+        (b'{"q": "a \\":", "q": 1}', "q"),
+        (b'{"s": "\\"b\\":", "t": 1}', None),
+    ],
+)
+def test_repeated_keys_are_found_by_the_fast_count_as_by_the_exact_check(
+    text: bytes, key: str | None
+) -> None:
+    assert duplicate_key_of(text, orjson.loads(text)) == key == duplicate_key(text)
