@@ -252,6 +252,8 @@ def test_prefetch_asks_only_for_what_is_read() -> None:
         (b'{"a\\u0022": 1, "q": "say \\"x\\": y"}', None),
         (b'{"q": "a \\":", "q": 1}', "q"),
         (b'{"s": "\\"b\\":", "t": 1}', None),
+        (b'{"t": "09:00", "a": 1, "a": "\\u003a"}', "a"),
+        (b'{"t": "\\u003a", "u": 1}', None),
     ],
 )
 def test_repeated_keys_are_found_by_the_fast_count_as_by_the_exact_check(
