@@ -21,7 +21,7 @@ import pytest
 from helpers import check_cards, hook_request, load_bundle, prefetch_from
 from servers import Server, start_server, stop_server
 
-from myoguide.adapters.fhir.gather import prefetch_templates
+from myoguide.adapters.fhir.gather import FhirGatherer, ReadCaps, prefetch_templates
 from myoguide.adapters.http.headers import duplicate_key, duplicate_key_of
 from myoguide.settings import Settings
 
@@ -260,3 +260,44 @@ def test_repeated_keys_are_found_by_the_fast_count_as_by_the_exact_check(
     text: bytes, key: str | None
 ) -> None:
     assert duplicate_key_of(text, orjson.loads(text)) == key == duplicate_key(text)
+
+
+class _PagedClient:
+    """The FhirClient port over the paged searches above, in process (for the byte cap)."""
+
+    def __init__(self, orders: list[dict[str, Any]], per_page: int) -> None:
+        self.orders, self.per_page, self.asked = orders, per_page, 0
+
+    def read(self, base_url: str, query: str, access_token: str | None) -> dict[str, Any]:
+        self.asked += 1
+        page = int(query.split("page=")[1]) if "page=" in query else 0
+        n = self.per_page
+        more = (page + 1) * n < len(self.orders)
+        nxt = f"{base_url}/MedicationRequest?page={page + 1}" if more else None
+        return _searchset(self.orders[page * n : (page + 1) * n], nxt)
+
+
+def test_the_byte_cap_stops_fetching_and_says_so() -> None:
+    patient_id, prefetch = prefetch_from(synthea_shapes.big_chart(1000))
+    orders = [e["resource"] for e in prefetch.pop("medicationRequests")["entry"]]
+    client = _PagedClient(orders, 100)
+    templates = prefetch_templates({"29463-7"}, {"8302-2"})
+    call = hook_request("patient-view", patient_id, prefetch)
+    call["fhirServer"] = "https://ehr.example/fhir"
+    page_bytes = len(orjson.dumps(client.read("x", "", None)))
+    client.asked = 0
+    caps = ReadCaps(bytes=3 * page_bytes)
+    gathered = FhirGatherer(client, templates, caps).gather(call)
+    assert client.asked == 3  # the third page reaches the cap; no fourth is fetched
+    assert [u.words for u in gathered.unread] == ["medication orders"]
+    assert any(
+        code == "chart_too_large"
+        and "larger than this service reads" in text
+        and "medication orders could not be read in full" in text
+        for code, text in gathered.notes
+    )
+    # Within the caps the whole chart is read, ten pages and more.
+    client.asked = 0
+    gathered = FhirGatherer(client, templates).gather(call)
+    assert client.asked == 10
+    assert not gathered.unread

@@ -204,6 +204,11 @@ def _fetcher(fhir: FhirClient, call: Mapping[str, Any]) -> _Fetcher:
     )
 
 
+def _plain(value: object) -> object:
+    """Return what orjson cannot encode as a dict (a Mapping) or text (anything else)."""
+    return dict(value) if isinstance(value, Mapping) else str(value)
+
+
 @dataclass
 class _Budget:
     """What one call has gathered so far, against its caps."""
@@ -221,7 +226,7 @@ class _Budget:
     def fetched(self, page: Mapping[str, Any]) -> None:
         """Count a page fetched from the server (its size as compact JSON)."""
         self.pages += 1
-        self.bytes += len(orjson.dumps(page))
+        self.bytes += len(orjson.dumps(page, default=_plain))
 
     def note(self, words: str) -> tuple[str, str]:
         """Return the data-quality note for a key the caps left unread, in plain words."""
