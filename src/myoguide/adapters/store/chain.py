@@ -78,6 +78,13 @@ def answer_row_content(row: Any) -> dict[str, Any]:
     )
 
 
+# Decision rows name their format. Format 1 (rows written before revision 0008) covers the six
+# fields below; format 2 also covers the clinician and the format itself, so a format-2 row
+# cannot pass as format 1, nor a format-1 row gain a clinician, without breaking its hash.
+DECISION_FORMAT = 2
+DECISION_FORMATS = (1, 2)
+
+
 def decision_content(
     *,
     answer_id: int,
@@ -86,9 +93,11 @@ def decision_content(
     decision: str,
     chosen_recommendation: str | None,
     reason: str | None,
+    clinician: str | None,
+    row_format: int,
 ) -> dict[str, Any]:
     """Return what a decision's hash covers, including the hash of the answer it is about."""
-    return {
+    content: dict[str, Any] = {
         "answer_id": answer_id,
         "answer_hash": answer_hash,
         "decided_at": instant(decided_at),
@@ -96,6 +105,27 @@ def decision_content(
         "chosen_recommendation": chosen_recommendation,
         "reason": reason,
     }
+    if row_format == 1:
+        if clinician is not None:
+            raise ValueError("a format-1 decision row carries no clinician")
+        return content
+    if row_format == 2:
+        return {**content, "format": 2, "clinician": clinician}
+    raise ValueError(f"unknown decision row format {row_format!r}")
+
+
+def decision_row_content(row: Any, answer_hash: str | None) -> dict[str, Any]:
+    """Return what the hash of a stored decision row covers (writer and verifier use this one)."""
+    return decision_content(
+        answer_id=row.answer_id,
+        answer_hash=answer_hash,
+        decided_at=row.decided_at,
+        decision=row.decision,
+        chosen_recommendation=row.chosen_recommendation,
+        reason=row.reason,
+        clinician=row.clinician,
+        row_format=row.row_format,
+    )
 
 
 def same_json(a: Any, b: Any) -> bool:

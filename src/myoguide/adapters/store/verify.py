@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from myoguide.adapters.store.chain import (
     GENESIS,
     answer_row_content,
-    decision_content,
+    decision_row_content,
     link_hash,
     same_json,
 )
@@ -63,15 +63,13 @@ def verify_chain(engine: Engine) -> ChainReport:
         )
         for d in session.scalars(decisions):
             n_decisions += 1
-            content = decision_content(
-                answer_id=d.answer_id,
-                answer_hash=answer_hashes.get(d.answer_id),
-                decided_at=d.decided_at,
-                decision=d.decision,
-                chosen_recommendation=d.chosen_recommendation,
-                reason=d.reason,
-            )
-            problem = _link_problem(d.prev_hash, d.row_hash, prev, link_hash(prev, content))
+            try:
+                content = decision_row_content(d, answer_hashes.get(d.answer_id))
+            except ValueError as exc:
+                # A format this code does not know, or a format-1 row given a clinician.
+                problem = f"{exc} (altered after it was written)"
+            else:
+                problem = _link_problem(d.prev_hash, d.row_hash, prev, link_hash(prev, content))
             if problem is not None:
                 return ChainReport(
                     n_answers, n_decisions, answers_head, prev, f"decisions id {d.id}: {problem}"
