@@ -82,7 +82,8 @@ def test_a_card_for_a_registered_ehr_opens_the_app_by_smart_launch(
     assert selected(html, "current_medications[1].agent") == "methotrexate"
     assert selected(html, "disease_control_achieved") == "no"
     assert re.search(r"Visit for EHR patient [0-9a-f]{12}<", html)
-    assert 'name="patient_id"' in html and "pat-1" not in html
+    assert 'name="patient_id"' in html
+    assert "pat-1" not in html
 
 
 def test_a_card_for_another_fhir_server_keeps_the_absolute_link(
