@@ -3,6 +3,8 @@ decisions naming the clinician in the hash chain (row format 2), on SQLite and P
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -190,3 +192,22 @@ def test_decisions_written_before_0008_still_verify_beside_new_ones(empty_url: s
         assert "decisions id 2" in broken
     finally:
         engine.dispose()
+
+
+def test_concurrent_launches_of_one_patient_make_one_record(migrated_url: str) -> None:
+    link = PatientLinks("k").link(EHR, RAW_ID)
+    engines = [make_engine(migrated_url) for _ in range(4)]
+    start = threading.Barrier(len(engines))
+
+    def launch(engine: Engine) -> int:
+        start.wait()
+        return _records(engine).ehr_patient(EHR, link).id
+
+    try:
+        with ThreadPoolExecutor(len(engines)) as pool:
+            ids = set(pool.map(launch, engines))
+        assert len(ids) == 1
+        assert len(_records(engines[0]).patients()) == 1
+    finally:
+        for engine in engines:
+            engine.dispose()
