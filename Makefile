@@ -36,10 +36,13 @@ typecheck: setup
 
 # What the tests drive for real, installed one after another before the test processes start
 # (two pytest workers must not race each other for apt's lock on a clean machine).
-services:
+# The Spark cluster test's executors get a Python of their own (var/spark-executor), built from
+# uv.lock's pins with the driver's Python: hence setup first.
+services: setup
 	@bash scripts/postgres-test.sh install
 	@bash scripts/chromium.sh
 	@bash scripts/java.sh
+	@bash scripts/spark-executor-env.sh >/dev/null
 	@bash scripts/axe.sh
 	@bash scripts/smart-oauth.sh
 

@@ -11,7 +11,7 @@ import pytest
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 
-from myoguide.adapters.fhir_export import (
+from myoguide.adapters.fhir.activities import (
     BASE,
     CS_DIRECTION,
     CS_QUALITY,
@@ -23,11 +23,10 @@ from myoguide.adapters.fhir_export import (
     EXT_QUALITY,
     EXT_STRENGTH,
     PLAN_ID,
-    RXNORM,
-    UCUM,
     fhir_id,
-    plandefinition_bundle,
 )
+from myoguide.adapters.fhir.codes import RXNORM, UCUM
+from myoguide.adapters.fhir.plandefinition import plandefinition_bundle
 from myoguide.knowledge.loader import load_packaged
 from myoguide.knowledge.model import Knowledge
 

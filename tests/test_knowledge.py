@@ -162,6 +162,21 @@ def _mutated(old: str, new: str) -> str:
             "  - id: azathioprine_max\n    agent: azathioprine\n",
             "maxima[0]",
         ),
+        (
+            "    policy: {level: note, card: false, scope: clinical}",
+            "    policy: {level: note, card: true, scope: clinical}",
+            "warnings.prednisone_at_boundary.policy",
+        ),
+        (
+            "    policy: {level: stop, card: false, scope: not_myositis}",
+            "    policy: {level: check, card: false, scope: not_myositis}",
+            "warnings.out_of_scope_diagnosis.policy",
+        ),
+        (
+            "    policy: {level: check, card: true, scope: clinical}",
+            "    policy: {level: urgent, card: true, scope: clinical}",
+            "warnings.dose_clamped.policy.level",
+        ),
     ],
 )
 def test_bad_knowledge_fails_closed_naming_file_and_key(old: str, new: str, key: str) -> None:

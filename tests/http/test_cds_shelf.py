@@ -28,12 +28,13 @@ from helpers import (
 )
 
 from myoguide.adapters.clock import SystemClock
+from myoguide.adapters.fhir.drafts import read_draft_order
+from myoguide.adapters.fhir.gather import MAX_PAGES, FhirGatherer, prefetch_templates
 from myoguide.adapters.http.app import AppDeps, HttpSettings, create_app
 from myoguide.adapters.store import make_engine, upgrade
 from myoguide.adapters.store.cards import StoreCardRegistry
 from myoguide.adapters.store.sink import StoreFeedbackSink
-from myoguide.service import CdsHooks, Feedback, Service, prefetch_templates
-from myoguide.service.cds import MAX_PAGES
+from myoguide.service import CdsHooks, Feedback, Service
 
 PV = "/cds-services/myoguide-patient-view"
 SIGN = "/cds-services/myoguide-order-sign"
@@ -68,7 +69,11 @@ def _app(
         feedback = Feedback(sink, service.knowledge.knowledge_version, SystemClock())
     deps = AppDeps(
         service,
-        CdsHooks(service, fhir, prefetch_templates(*terminology_codes())),
+        CdsHooks(
+            service,
+            FhirGatherer(fhir, prefetch_templates(*terminology_codes())),
+            read_draft_order,
+        ),
         None,
         feedback,
         settings=HttpSettings(max_body_bytes=max_body),

@@ -49,11 +49,11 @@ def test_discovery_lists_three_services_with_prefetch(server: Any) -> None:
 def test_discovery_asks_for_the_templates_built_from_the_packaged_terminology(
     server: Any,
 ) -> None:
-    # The composition root loads the terminology and hands the templates on; the service layer
+    # The composition root loads the terminology and hands the templates on; the gatherer
     # builds them from the codes it is given and reads no packaged data itself.
-    import myoguide.service.cds as service_cds
+    import myoguide.adapters.fhir.gather as service_cds
+    from myoguide.adapters.fhir.gather import prefetch_templates
     from myoguide.knowledge.terminology import load_packaged_terminology
-    from myoguide.service import prefetch_templates
 
     term = load_packaged_terminology()
     expected = prefetch_templates(term.weight_codes, term.height_codes)

@@ -1,5 +1,5 @@
 """A SMART launch's patient on the local record: keyed by (EHR, HMAC of its patient id), and
-decisions naming the clinician in the hash chain (row format 2), on SQLite and PostgreSQL."""
+decisions naming the clinician in the chain (content version 2), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from fakes import FakeClock
 from myoguide.adapters.smart.link import PatientLinks
 from myoguide.adapters.store import RecordStore, make_engine, upgrade, verify_chain
+from myoguide.adapters.store.chain import UNKEYED, ChainKeys
 from myoguide.adapters.store.db import alembic_config
 from myoguide.service import PatientRecords
 
@@ -152,41 +153,50 @@ def test_decisions_written_before_0008_still_verify_beside_new_ones(empty_url: s
     )
     add("decisions", answer_id=aid, decided_at=naive, decision="declined", reason="old row")
     engine.dispose()
-    upgrade(empty_url)
+    # Revision 0006 re-seals the old rows under a chain key; the stores below use the same one.
+    upgrade(empty_url, chain_key=UNKEYED.keys[0])
     engine = make_engine(empty_url)
     try:
         assert {c["name"] for c in inspect(engine).get_columns("decisions")} >= {
             "clinician",
-            "row_format",
+            "content_version",
         }
         RecordStore(engine).record_decision(aid, "accepted", None, None, SHOWN, clinician=DOCTOR)
         report = verify_chain(engine)
         assert report.broken is None, report.text()
         assert report.decisions == 2
         with engine.connect() as conn:
-            rows = conn.execute(text("SELECT row_format, clinician FROM decisions ORDER BY id"))
+            rows = conn.execute(
+                text("SELECT content_version, clinician FROM decisions ORDER BY id")
+            )
             assert [tuple(r) for r in rows] == [(1, None), (2, DOCTOR)]
 
         # A new row's clinician is covered by its hash; an old row cannot gain one.
         _lift_guard(engine)
         with engine.begin() as conn:
-            conn.execute(text("UPDATE decisions SET clinician = 'dr-forged' WHERE row_format = 2"))
+            conn.execute(
+                text("UPDATE decisions SET clinician = 'dr-forged' WHERE content_version = 2")
+            )
         broken = verify_chain(engine).broken
         assert broken is not None
         assert "decisions id 2" in broken
         with engine.begin() as conn:
             conn.execute(
-                text("UPDATE decisions SET clinician = :c WHERE row_format = 2"), {"c": DOCTOR}
+                text("UPDATE decisions SET clinician = :c WHERE content_version = 2"), {"c": DOCTOR}
             )
-            conn.execute(text("UPDATE decisions SET clinician = 'dr-forged' WHERE row_format = 1"))
+            conn.execute(
+                text("UPDATE decisions SET clinician = 'dr-forged' WHERE content_version = 1")
+            )
         broken = verify_chain(engine).broken
         assert broken is not None
         assert "decisions id 1" in broken
-        assert "format-1" in broken
-        # Nor can a new row pass as an old one by dropping its clinician and format.
+        assert "version-1" in broken
+        # Nor can a new row pass as an old one by dropping its clinician and version.
         with engine.begin() as conn:
             conn.execute(text("UPDATE decisions SET clinician = NULL WHERE id = 1"))
-            conn.execute(text("UPDATE decisions SET clinician = NULL, row_format = 1 WHERE id = 2"))
+            conn.execute(
+                text("UPDATE decisions SET clinician = NULL, content_version = 1 WHERE id = 2")
+            )
         broken = verify_chain(engine).broken
         assert broken is not None
         assert "decisions id 2" in broken
@@ -211,3 +221,35 @@ def test_concurrent_launches_of_one_patient_make_one_record(migrated_url: str) -
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_going_back_before_0008_reseals_decisions_without_the_clinician(empty_url: str) -> None:
+    key = b"0123456789abcdef0123456789abcdef"
+    keys = ChainKeys((key,))
+    upgrade(empty_url, chain_key=key)
+    engine = make_engine(empty_url)
+    store = RecordStore(engine, keys=keys)
+    patient = store.add_patient("P-back")
+    _, answer_id = store.log_visit_answer(patient.id, SHOWN.date(), STATE, RESULT, "kv", SHOWN)
+    store.record_decision(answer_id, "declined", None, "first", SHOWN)
+    store.record_decision(answer_id, "accepted", None, None, SHOWN, clinician=DOCTOR)
+    config = alembic_config()
+    # Without the key the clinicians' rows cannot be checked and re-sealed: refused.
+    with engine.begin() as conn:
+        config.attributes.update(connection=conn)
+        with pytest.raises(RuntimeError, match="no chain key"):
+            command.downgrade(config, "0006")
+        conn.rollback()
+    with engine.begin() as conn:
+        config.attributes.update(connection=conn, chain_key=key)
+        command.downgrade(config, "0006")
+    assert "clinician" not in {c["name"] for c in inspect(engine).get_columns("decisions")}
+    upgrade(empty_url, chain_key=key)
+    # Back at head the rows are version 1, no clinician, and the chain holds under the key.
+    report = verify_chain(engine, keys)
+    assert report.broken is None, report.text()
+    assert report.decisions == 2
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT content_version, clinician FROM decisions"))
+        assert {tuple(r) for r in rows} == {(1, None)}
+    engine.dispose()

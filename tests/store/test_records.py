@@ -435,9 +435,15 @@ def test_export_round_trips_through_json(records: RecordStore) -> None:
     patient = records.add_patient("P-010")
     visit = records.add_visit(patient.id, date(2024, 2, 29), state(12.5))
     answer = records.log_answer(
-        patient.id, visit.id, state(12.5), result("recurrent", "add_ivig"), KV, SHOWN
+        patient.id,
+        visit.id,
+        state(12.5),
+        result("recurrent", "add_ivig", "add_rituximab"),
+        KV,
+        SHOWN,
     )
     records.log_answer(patient.id, None, state(), result("controlled"), KV, SHOWN)
+    # The other option chosen is one the answer offered (issue 22 refuses any other).
     records.record_decision(
         answer, "chose_other", "add_rituximab", "cost", SHOWN, clinician="dr.lee"
     )
@@ -455,7 +461,7 @@ def test_export_round_trips_through_json(records: RecordStore) -> None:
     assert visit_json["state"] == state(12.5)
     assert [a["id"] for a in exported["answers"]] == [answer, answer + 1]
     assert exported["answers"][0]["shown_at"] == "2024-05-01T10:00:00+00:00"
-    assert exported["answers"][0]["result"] == result("recurrent", "add_ivig")
+    assert exported["answers"][0]["result"] == result("recurrent", "add_ivig", "add_rituximab")
     assert exported["answers"][1]["visit_id"] is None
     (decision_json,) = exported["decisions"]
     assert decision_json["answer_id"] == answer

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 
 from myoguide.domain.facts import Facts
 from myoguide.domain.flares import choose_scenario, offer
 from myoguide.domain.ladder import check_alternative_diagnoses, exclusion_first, fold_under, walk
 from myoguide.domain.options import add, course_option
-from myoguide.domain.result import AgentOption, Course
+from myoguide.domain.result import AgentOption, Course, FactValue
 from myoguide.domain.run import Run
 from myoguide.domain.units import fmt
 
@@ -18,37 +20,11 @@ IBM_NAMES = frozenset({"inclusion_body_myositis", "inclusion body myositis", "ib
 
 def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
     """Decide scope, course and scenario (and the flare scenario under a leading ILD rule)."""
+    diagnosis = _in_scope(f, run)
+    if diagnosis is None:
+        return "out_of_scope", None, None
     p = run.p
     state = f.state
-    if state.deceased:
-        # The contract: a deceased patient is out of scope, with no dose computed.
-        run.warn("out_of_scope_deceased")
-        run.step("scope.alive", "warnings.out_of_scope_deceased", "out of scope: deceased")
-        return "out_of_scope", None, None
-    if state.age_years < p.adult_age:
-        run.warn("out_of_scope_child", age=fmt(state.age))
-        run.step(
-            "scope.adult",
-            "thresholds.adult_age_years",
-            "out of scope: under 18",
-            age_years=state.age_years,
-        )
-        return "out_of_scope", None, None
-    run.step(
-        "scope.adult", "thresholds.adult_age_years", "adult: in scope", age_years=state.age_years
-    )
-    diagnosis = state.diagnosis.strip().lower()
-    if diagnosis not in IN_SCOPE:
-        code = "out_of_scope_ibm" if diagnosis in IBM_NAMES else "out_of_scope_diagnosis"
-        run.warn(code, diagnosis=state.diagnosis)
-        run.step(
-            "scope.diagnosis",
-            f"warnings.{code}",
-            "out of scope: diagnosis",
-            diagnosis=state.diagnosis,
-        )
-        return "out_of_scope", None, None
-    run.step("scope.diagnosis", "documents", f"in scope: {diagnosis}", diagnosis=diagnosis)
 
     sparing = p.sparing
     sparing_inadequate = any(a in f.inadequate for a in sparing) or (
@@ -74,26 +50,7 @@ def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
 
     # Control now wins over history: a patient quiet now is not escalated, whatever came before.
     if control is True and flare is not True:
-        if flare is None:
-            run.warn("flare_status_unknown")
-            run.step(
-                "course.classify",
-                "warnings.flare_status_unknown",
-                "control reached, flare status unknown: nothing chosen",
-                **facts,
-            )
-            return "controlled", None, None
-        if ild_refractory:
-            run.warn("ild_refractory_while_controlled")
-        run.step(
-            "course.classify",
-            f"recommendations.{p.kb.wiring.controlled}",
-            "controlled now: nothing to escalate",
-            **facts,
-        )
-        _controlled(f, run)
-        if skin:
-            _rash_pointer(f, run)
+        _controlled_now(f, run, facts, ild_refractory=ild_refractory, skin=skin)
         return "controlled", None, None
 
     if flare is True and control is False:
@@ -128,6 +85,68 @@ def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
         **facts,
     )
     return "out_of_scope", None, None
+
+
+def _controlled_now(
+    f: Facts, run: Run, facts: Mapping[str, FactValue], *, ild_refractory: bool, skin: bool
+) -> None:
+    """Answer disease under control: nothing chosen while the flare status is unknown."""
+    if f.state.flare is None:
+        run.warn("flare_status_unknown")
+        run.step(
+            "course.classify",
+            "warnings.flare_status_unknown",
+            "control reached, flare status unknown: nothing chosen",
+            **facts,
+        )
+        return
+    if ild_refractory:
+        run.warn("ild_refractory_while_controlled")
+    run.step(
+        "course.classify",
+        f"recommendations.{run.p.kb.wiring.controlled}",
+        "controlled now: nothing to escalate",
+        **facts,
+    )
+    _controlled(f, run)
+    if skin:
+        _rash_pointer(f, run)
+
+
+def _in_scope(f: Facts, run: Run) -> str | None:
+    """Return the diagnosis of an adult with DM or PM, or None after saying why not."""
+    p = run.p
+    state = f.state
+    if state.deceased:
+        # The contract: a deceased patient is out of scope, with no dose computed.
+        run.warn("out_of_scope_deceased")
+        run.step("scope.alive", "warnings.out_of_scope_deceased", "out of scope: deceased")
+        return None
+    if state.age_years < p.adult_age:
+        run.warn("out_of_scope_child", age=fmt(state.age))
+        run.step(
+            "scope.adult",
+            "thresholds.adult_age_years",
+            "out of scope: under 18",
+            age_years=state.age_years,
+        )
+        return None
+    run.step(
+        "scope.adult", "thresholds.adult_age_years", "adult: in scope", age_years=state.age_years
+    )
+    diagnosis = state.diagnosis.strip().lower()
+    if diagnosis not in IN_SCOPE:
+        code = "out_of_scope_ibm" if diagnosis in IBM_NAMES else "out_of_scope_diagnosis"
+        run.warn(code, diagnosis=state.diagnosis)
+        run.step(
+            "scope.diagnosis",
+            f"warnings.{code}",
+            "out of scope: diagnosis",
+            diagnosis=state.diagnosis,
+        )
+        return None
+    run.step("scope.diagnosis", "documents", f"in scope: {diagnosis}", diagnosis=diagnosis)
+    return diagnosis
 
 
 def _finish(

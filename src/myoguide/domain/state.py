@@ -269,7 +269,6 @@ def _check_dates(state: PatientState) -> None:
 def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
     """Refuse values no human body or prescription can have, or a unit that misfits the drug."""
     lim = knowledge.input_limits
-    lim_dose = float(lim.dose_mg_per_day_max)
     if (
         not math.isfinite(state.age_years)
         or not lim.age_years.min <= state.age <= lim.age_years.max
@@ -309,6 +308,19 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
             f"weight and height give a body mass index of {bmi_value:.0f}, which no adult has "
             f"({lim.bmi.min} to {lim.bmi.max}); check weight, height and their units",
         )
+    _check_doses(state, knowledge)
+    seen: set[str] = set()
+    for i, med in enumerate(state.current_medications):
+        if med.agent in seen:
+            raise InputError(
+                f"current_medications[{i}].agent", f"'{med.agent}' is listed twice; give one total"
+            )
+        seen.add(med.agent)
+
+
+def _check_doses(state: PatientState, knowledge: Knowledge) -> None:
+    """Refuse a current dose whose unit misfits its period, or that no prescription carries."""
+    lim = knowledge.input_limits
     for i, med in enumerate(state.current_medications):
         if med.dose is None:
             continue
@@ -327,7 +339,7 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
         # A sanity ceiling, not clinical arithmetic: a float comparison is enough here.
         mg = med.dose.value * (1000 if unit[0] == "g" else 1)
         per_day = mg / (7 if unit.endswith("k") else 1)
-        if per_day > lim_dose:
+        if per_day > float(lim.dose_mg_per_day_max):
             raise InputError(
                 f"current_medications[{i}].dose.value",
                 f"{med.dose.value} {unit} is not a plausible dose",
@@ -340,13 +352,6 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
                 f"{med.dose.value} {unit} of {med.agent} is not a dose any prescription carries "
                 f"(above {limit.refuse_above} mg/{per}); check the entry and its unit",
             )
-    seen: set[str] = set()
-    for i, med in enumerate(state.current_medications):
-        if med.agent in seen:
-            raise InputError(
-                f"current_medications[{i}].agent", f"'{med.agent}' is listed twice; give one total"
-            )
-        seen.add(med.agent)
 
 
 def bmi_of(kg: Decimal | None, cm: Decimal | None) -> float | None:

@@ -14,6 +14,9 @@ Grade = Literal["1A", "1B", "1C", "2A", "2B", "2C"]
 Period = Literal["day", "week", "dose", "course"]
 MassUnit = Literal["mg", "g"]
 DocumentId = Literal["topic", "review"]
+# What a warning asks of the clinician, and what it is about (ADR 0015; guideline.yaml warnings).
+WarningLevel = Literal["stop", "check", "note"]
+WarningScope = Literal["clinical", "record", "entry", "not_myositis"]
 DoseKind = Literal[
     "fixed", "per_kg", "per_m2", "fixed_to_per_kg", "at_least", "up_to_max", "up_to", "unstated"
 ]
@@ -317,8 +320,21 @@ class LiteratureItem(Struct, frozen=True, forbid_unknown_fields=True):
     sources: Sources
 
 
+class WarningPolicy(Struct, frozen=True, forbid_unknown_fields=True):
+    """How every door presents a warning: its level, whether it earns a card, its scope."""
+
+    level: WarningLevel
+    card: bool
+    scope: WarningScope
+
+
+# A warning the knowledge does not list (a FHIR reader's data problem): a thing to check.
+UNLISTED_WARNING = WarningPolicy(level="check", card=False, scope="record")
+
+
 class WarningTemplate(Struct, frozen=True, forbid_unknown_fields=True):
     text: str
+    policy: WarningPolicy
     sources: tuple[SourceRef, ...] = ()
 
 
@@ -415,6 +431,20 @@ class Knowledge(Struct, frozen=True, forbid_unknown_fields=True, weakref=True):
     def agent_id_set(self) -> frozenset[str]:
         """Return the agent vocabulary as a set, for membership tests."""
         return _index(self).id_set
+
+    @property
+    def agent_periods(self) -> dict[str, str]:
+        """Return each agent's dose period ("day" or "week"), for agents that have one."""
+        return {a.id: a.dose_period for a in self.agents if a.dose_period is not None}
+
+    def warning_policy(self, code: str) -> WarningPolicy:
+        """Return a warning's presentation policy; a `fhir.` code is read as the code it wraps."""
+        found = self.warnings.get(code.removeprefix("fhir."))
+        return found.policy if found is not None else UNLISTED_WARNING
+
+    def warnings_in_scope(self, scope: WarningScope) -> frozenset[str]:
+        """Return the codes of the knowledge's warnings of one scope."""
+        return frozenset(c for c, w in self.warnings.items() if w.policy.scope == scope)
 
     def agents_in_class(self, cls: str) -> frozenset[str]:
         """Return the ids of the agents in a class such as 'tnf_inhibitor'."""
@@ -570,6 +600,11 @@ def problems(k: Knowledge) -> list[str]:
         check_sources(f"literature_only.{item.id}", item.sources)
     for wid, warning in k.warnings.items():
         check_sources(f"warnings.{wid}", warning.sources)
+        policy = warning.policy
+        if policy.card and policy.level == "note":
+            errors.append(f"warnings.{wid}.policy: a note cannot earn a card of its own")
+        if policy.scope == "not_myositis" and policy.level != "stop":
+            errors.append(f"warnings.{wid}.policy: a not_myositis warning must be level stop")
     for agent, rx in k.prescribing.items():
         if agent not in agent_ids:
             errors.append(f"prescribing.{agent}: unknown agent")

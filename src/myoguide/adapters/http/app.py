@@ -14,9 +14,11 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from myoguide.adapters.cdshooks.security import TokenVerifier
-from myoguide.adapters.http import api, cds
+from myoguide.adapters.http import api, cds, health
 from myoguide.adapters.http.common import PROBLEM, json_response, problem
 from myoguide.adapters.http.headers import JsonGate, SecurityHeaders, send_json
+from myoguide.adapters.http.openapi_cds import document_cds
+from myoguide.adapters.http.request_id import RequestId
 from myoguide.adapters.schemas import decimals_as_numbers
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.state import PatientState
@@ -29,7 +31,6 @@ from myoguide.service import (
     FeedbackSink,
     FhirClient,
     Service,
-    prefetch_templates,
 )
 
 
@@ -57,6 +58,8 @@ class AppDeps:
     store_probe: Callable[[], bool] | None = None
     registry: CardRegistry | None = None  # None: issued cards kept in this process only
     handoffs: ChartHandoffs | None = None  # None: the summary card links to the blank form
+    # Whether the database is at the packaged migrations' head (for /readyz); None: unknown.
+    migrations_current: Callable[[], bool] | None = None
 
 
 class BodyLimit:
@@ -148,7 +151,10 @@ def create_app(deps: AppDeps) -> FastAPI:
     # Added innermost first: headers wrap everything, the body limit wraps the JSON gate.
     app.add_middleware(JsonGate)
     app.add_middleware(BodyLimit, max_bytes=deps.settings.max_body_bytes)
-    app.add_middleware(SecurityHeaders)
+    public = deps.settings.public_base_url or ""
+    app.add_middleware(SecurityHeaders, hsts=public.startswith("https://"))
+    # Outermost: every response, refusals by the middlewares above included, carries the id.
+    app.add_middleware(RequestId)
     app.state.api = api.ApiDoor(deps.service, deps.authenticate, api.StoreHealth(deps.store_probe))
     app.state.cds = cds.CdsDoor(
         deps.cds,
@@ -163,6 +169,8 @@ def create_app(deps: AppDeps) -> FastAPI:
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.include_router(api.router)
     app.include_router(cds.router)
+    app.state.migrations_current = deps.migrations_current
+    app.include_router(health.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -176,7 +184,7 @@ def create_app(deps: AppDeps) -> FastAPI:
         schema.setdefault("components", {}).setdefault("schemas", {}).update(
             decimals_as_numbers(components)
         )
-        app.openapi_schema = schema
+        app.openapi_schema = document_cds(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -196,5 +204,4 @@ __all__ = [
     "FhirClient",
     "HttpSettings",
     "create_app",
-    "prefetch_templates",
 ]

@@ -13,7 +13,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
@@ -27,6 +27,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from myoguide.adapters.fhir.gather import FhirGatherer
 from myoguide.adapters.http.fhir_client import HttpxFhirClient, guarded_transport
 from myoguide.adapters.smart.cards import SmartCards
 from myoguide.adapters.smart.config import (
@@ -43,8 +44,7 @@ from myoguide.adapters.smart.link import PatientLinks
 from myoguide.adapters.smart.pending import PENDING_SECONDS, Pending, PendingLaunches
 from myoguide.adapters.web.ports import SessionStore
 from myoguide.adapters.web.session import begin
-from myoguide.service import CdsHooks, ChartHandoffs, PatientRecords
-from myoguide.service.cds import HookAnswer, PrefetchMissing
+from myoguide.service import CdsHooks, ChartHandoffs, HookAnswer, PatientRecords, PrefetchMissing
 from myoguide.service.ports import FhirClient
 
 log = logging.getLogger("myoguide.smart")
@@ -438,9 +438,9 @@ def _read_chart(
     }
     fhir = _Recording(deps.fhir.bound(same_url(ehr.iss), patient))
     service = deps.cds.service
-    bound = CdsHooks(service, fhir, deps.cds.templates)
+    bound = replace(deps.cds, gatherer=FhirGatherer(fhir, deps.cds.templates))
     try:
-        answer: HookAnswer = bound.answer(body, "patient-view")
+        answer: HookAnswer = bound.answer(body, "myoguide-patient-view")
     except PrefetchMissing:
         raise Refused(
             502,

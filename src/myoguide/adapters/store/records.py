@@ -12,12 +12,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from myoguide.adapters.clock import SYSTEM_CLOCK
+from myoguide.adapters.store.anchor import ChainAnchor, Head
 from myoguide.adapters.store.chain import (
-    DECISION_FORMAT,
+    DECISION_CONTENT_VERSION,
     GENESIS,
+    UNKEYED,
+    ChainKeys,
     answer_row_content,
     decision_row_content,
-    link_hash,
 )
 from myoguide.adapters.store.db import chain_lock, make_sessions, write_session
 from myoguide.adapters.store.rows import (
@@ -88,9 +90,23 @@ _LINK = re.compile(r"[0-9a-f]{64}")
 class RecordStore:
     """Durable store of patients, their visits, the answers shown and the decisions taken."""
 
-    def __init__(self, engine: Engine, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        keys: ChainKeys = UNKEYED,
+        anchor: ChainAnchor | None = None,
+    ) -> None:
         self._sessions = make_sessions(engine)
         self._clock = clock
+        self._keys = keys
+        self._anchor = anchor
+
+    def _advance(self, chain: str, row: AnswerModel | DecisionModel) -> None:
+        """Keep the chain's new head outside the database, once its row is committed."""
+        if self._anchor is not None and row.row_hash is not None:
+            self._anchor.advance(chain, Head(row.id, row.row_hash))
 
     def add_patient(self, label: str) -> PatientRow:
         """Create a patient under a unique pseudonymous label (ValueError names `label`)."""
@@ -224,9 +240,9 @@ class RecordStore:
                     raise RecordNotFound(f"visit {vid} not found")
                 if owner != pid:
                     raise ValueError(f"visit_id: visit {vid} belongs to another patient")
-            _append_answer(session, row)
-            # Returned from inside the block: the commit on leaving it precedes the return.
-            return row.id
+            _append_answer(session, row, self._keys)
+        self._advance("answers", row)
+        return row.id
 
     def log_visit_answer(
         self,
@@ -245,8 +261,9 @@ class RecordStore:
             session.add(visit)
             session.flush()
             row = self._answer_row(pid, visit.id, state, result, knowledge_version, shown_at)
-            _append_answer(session, row)
-            return visit.id, row.id
+            _append_answer(session, row, self._keys)
+        self._advance("answers", row)
+        return visit.id, row.id
 
     @staticmethod
     def _answer_row(
@@ -305,12 +322,13 @@ class RecordStore:
         with write_session(self._sessions) as session:
             chain_lock(session)
             top = session.execute(
-                select(AnswerModel.top_recommendation, AnswerModel.row_hash).where(
-                    AnswerModel.id == aid
-                )
+                select(
+                    AnswerModel.top_recommendation, AnswerModel.row_hash, AnswerModel.result
+                ).where(AnswerModel.id == aid)
             ).first()
             if top is None:
                 raise RecordNotFound(f"answer {aid} not found")
+            _check_offered(chosen, top[2])
             row = DecisionModel(
                 answer_id=aid,
                 decided_at=when,
@@ -321,13 +339,14 @@ class RecordStore:
                 else chosen,
                 reason=reason if reason is None or reason.strip() else None,
                 clinician=who,
-                row_format=DECISION_FORMAT,
+                content_version=DECISION_CONTENT_VERSION,
             )
             row.prev_hash = _last_hash(session, DecisionModel)
-            row.row_hash = link_hash(row.prev_hash, decision_row_content(row, top[1]))
+            row.row_hash = self._keys.seal(row.prev_hash, decision_row_content(row, top[1]))
             session.add(row)
             session.flush()
-            return row.id
+        self._advance("decisions", row)
+        return row.id
 
     def timeline(self, patient_id: int) -> PatientRecord:
         """Return a patient's visits, answers and decisions in three queries."""
@@ -391,14 +410,27 @@ def _last_hash(session: Session, model: type[AnswerModel] | type[DecisionModel])
     return last or GENESIS
 
 
-def _append_answer(session: Session, row: AnswerModel) -> None:
+def _append_answer(session: Session, row: AnswerModel, keys: ChainKeys) -> None:
     """Chain an answer row to the last one and insert it, under the chain's lock."""
     chain_lock(session)
     content = answer_row_content(row)
     row.prev_hash = _last_hash(session, AnswerModel)
-    row.row_hash = link_hash(row.prev_hash, content)
+    row.row_hash = keys.seal(row.prev_hash, content)
     session.add(row)
     session.flush()
+
+
+def _check_offered(chosen: str | None, result: Any) -> None:
+    """Refuse a chosen option the answer did not offer (ValueError naming the field)."""
+    if chosen is None:
+        return
+    recs = result.get("recommendations") if isinstance(result, Mapping) else None
+    offered = [r.get("id") for r in recs or [] if isinstance(r, Mapping)]
+    if chosen not in offered:
+        shown = ", ".join(str(o) for o in offered) or "none"
+        raise ValueError(
+            f"chosen_recommendation: '{chosen}' is not an option this answer offered ({shown})"
+        )
 
 
 def _require_patient(session: Session, pid: int) -> None:

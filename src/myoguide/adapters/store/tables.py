@@ -185,8 +185,8 @@ class DecisionModel(Base):
     # Who decided: the account's username or the SMART launch's fhirUser; None when nobody
     # was signed in (loopback without sign-in) or the row predates revision 0008.
     clinician: Mapped[str | None] = mapped_column(String(MAX_CLINICIAN))
-    # What the row's hash covers (chain.py): 1 before revision 0008, 2 with the clinician.
-    row_format: Mapped[int] = mapped_column(Integer(), server_default=text("1"))
+    # What the row's link covers (chain.py): 1 before revision 0008, 2 with the clinician.
+    content_version: Mapped[int] = mapped_column(Integer(), server_default=text("1"))
 
 
 class UserModel(Base):

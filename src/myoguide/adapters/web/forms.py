@@ -22,8 +22,6 @@ DIAGNOSES = ("dermatomyositis", "polymyositis", "inclusion_body_myositis")
 DOSE_UNITS = ("mg/day", "mg/week", "g/day", "g/week")
 OUTCOMES = ("unknown", "inadequate_response", "intolerance", "responded")
 TRISTATE = {"yes": True, "no": False, "unknown": None}
-# Engine warnings that question the entered body size: the answer waits for a confirmation.
-CONFIRM_WARNINGS = ("weight_unusual", "bmi_unusual")
 CONFIRM_FIELD = "confirm_body"
 
 _ROW = re.compile(

@@ -19,7 +19,6 @@ from myoguide.adapters.web.accounts import accounts
 from myoguide.adapters.web.answer import stored_result
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
-    CONFIRM_WARNINGS,
     FormData,
     blank_form,
     collect_errors,
@@ -199,7 +198,7 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
         return _form_page(request, site, form, patient, 422)
     assessment = site.service.assess(raw_state)
     result = assessment.result
-    unusual = [w for w in result.warnings if w.code in CONFIRM_WARNINGS]
+    unusual = [w for w in result.warnings if w.code in site.kb.warnings_in_scope("entry")]
     if unusual and data.get(CONFIRM_FIELD) != "on":
         # No dose is shown from a body size the engine finds unusual until it is confirmed.
         form.error(
@@ -281,7 +280,7 @@ async def decision(request: Request, answer_id: int, site: SiteDep, data: Form) 
             # Who decided: the account, or a SMART launch's fhirUser.
             await signed_in_user(request, site),
         )
-    except (LookupError, ValueError):
+    except LookupError:
         return site.page(
             request,
             "home.html",
@@ -289,6 +288,11 @@ async def decision(request: Request, answer_id: int, site: SiteDep, data: Form) 
             title="Not found",
             nav="",
             notice="That answer could not be found.",
+        )
+    except ValueError as exc:
+        # A chosen option the answer did not offer, named (ADR 0018).
+        return site.page(
+            request, "home.html", 422, title="Invalid decision", nav="", notice=str(exc)
         )
     patient_id = data.get("patient_id", "")
     target = f"/patients/{patient_id}" if patient_id.isdigit() else "/patients"

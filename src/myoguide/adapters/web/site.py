@@ -21,7 +21,7 @@ from myoguide.adapters.text import (
     dose_words,
     source_words,
 )
-from myoguide.adapters.web.answer import LEVEL_WORDS, level, sources, summarize
+from myoguide.adapters.web.answer import LEVEL_WORDS, sources, summarize
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
     DIAGNOSES,
@@ -30,7 +30,7 @@ from myoguide.adapters.web.forms import (
     field_label,
 )
 from myoguide.adapters.web.ports import UserStore
-from myoguide.adapters.web.session import SignIn, session_user
+from myoguide.adapters.web.session import SESSION_KEY, SignIn, session_user
 from myoguide.adapters.web.words import fact_words
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.units import fmt
@@ -72,7 +72,6 @@ def _env() -> Environment:
         fmt=fmt,
         fact_words=fact_words,
         field_label=field_label,
-        level=level,
         level_words=LEVEL_WORDS,
     )
     return env
@@ -122,7 +121,7 @@ class Site:
         by_id = {c.id: c for c in self.kb.citations}
         return {
             "result": result,
-            "summary": summarize(result),
+            "summary": summarize(result, self.kb),
             "references": [(n, self.kb.references[n - 1].citation) for n in refs],
             "citations": [(c, by_id[c].citation) for c in cites if c in by_id],
         }
@@ -133,9 +132,10 @@ class CsrfError(Exception):
 
 
 class LoginRequired(Exception):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, ended: bool = False) -> None:
         super().__init__(path)
         self.path = path
+        self.ended = ended  # the cookie named a session the store has ended (idle, 12 h)
 
 
 def _csrf_token(request: Request) -> str:
@@ -169,7 +169,9 @@ async def signed_in(request: Request, site: SiteDep) -> None:
         if request.method == "GET" and request.url.query:
             # Kept through sign-in: a CDS card's link (/assess?chart=...) must still open it.
             target += "?" + request.url.query
-        raise LoginRequired(target)
+        # Said once: the ended session's secret leaves the cookie with this redirect.
+        ended = signin is not None and isinstance(request.session.pop(SESSION_KEY, None), str)
+        raise LoginRequired(target, ended=ended)
 
 
 async def signed_in_user(request: Request, site: Site) -> str | None:
@@ -211,4 +213,5 @@ async def csrf_failed(request: Request, _: Exception) -> Response:
 
 async def login_required(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, LoginRequired)
-    return RedirectResponse(f"/login?next={quote(exc.path)}", status_code=303)
+    ended = "&ended=1" if exc.ended else ""
+    return RedirectResponse(f"/login?next={quote(exc.path)}{ended}", status_code=303)
