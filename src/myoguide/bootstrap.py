@@ -529,7 +529,9 @@ def build_http_app(
     )
     smart = load_smart(config.trust_file)
     if smart is not None:
-        parts = SmartParts(service, templates, handoffs, sessions, StoreReplayCache(engine))
+        parts = SmartParts(
+            service, templates, handoffs, sessions, StoreReplayCache(engine), patient_records
+        )
         secret = secret_key(config.data_dir)
         mount_smart_app(app, smart, parts, smart_url(config), secret, config.max_body_bytes)
     return app
@@ -567,6 +569,7 @@ class SmartParts:
     handoffs: ChartHandoffs
     sessions: SessionStore
     replay: ReplayCache
+    records: PatientRecords
 
 
 def mount_smart_app(
@@ -583,6 +586,7 @@ def mount_smart_app(
     from myoguide.adapters.http.fhir_client import HttpxFhirClient
     from myoguide.adapters.smart.config import same_url
     from myoguide.adapters.smart.launch import SmartDeps, mount_smart
+    from myoguide.adapters.smart.link import PatientLinks
     from myoguide.adapters.smart.pending import PendingLaunches
 
     servers: dict[str | None, tuple[FhirServer, ...]] = {
@@ -602,6 +606,9 @@ def mount_smart_app(
             secure_cookies=base_url.startswith("https://"),
             # The launch cookie is signed with the pages' key; a state is used once in the store.
             pending=PendingLaunches(secret, parts.replay),
+            records=parts.records,
+            # The local record of an EHR patient is keyed by an HMAC under the same key.
+            links=PatientLinks(secret),
         ),
         max_body_bytes,
     )
