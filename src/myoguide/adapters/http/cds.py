@@ -181,6 +181,7 @@ class CdsDoor:
                 data_warnings=answer.data_warnings,
                 chart_token=self.hand_off(answer),
                 drafts=answer.drafts,
+                state=answer.state,
             )
         return order_cards(answer.findings, kb, disclaimer=kb.disclaimer, base_url=base_url)
 
