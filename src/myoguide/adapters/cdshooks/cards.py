@@ -17,7 +17,7 @@ from myoguide.adapters.fhir.proposals import proposed_medication_request
 from myoguide.adapters.words import dose_words, join_agents, source_words
 from myoguide.domain.orders import Draftable, OrderFinding, draftable
 from myoguide.domain.result import AgentOption, Recommendation, RecommendationSet
-from myoguide.domain.state import PatientState
+from myoguide.domain.state import PatientState, dec
 from myoguide.domain.units import fmt
 from myoguide.knowledge.model import Knowledge
 from myoguide.service.cds import Hook
@@ -364,10 +364,10 @@ def _missing_facts(
 def _chart_says(state: PatientState, knowledge: Knowledge) -> list[str]:
     """Return, in words, what the chart does say that the answer reads."""
     name = {a: knowledge.agent(a).display for a in knowledge.agent_id_set}
-    out = [f"Diagnosis: {state.diagnosis.replace('_', ' ')}; age {fmt(state.age_years)} years"]
+    out = [f"Diagnosis: {state.diagnosis.replace('_', ' ')}; age {fmt(dec(state.age_years))} years"]
     in_use = [
         name.get(m.agent, m.agent)
-        + (f" {fmt(m.dose.value)} {m.dose.unit}" if m.dose else " (dose not recorded)")
+        + (f" {fmt(dec(m.dose.value))} {m.dose.unit}" if m.dose else " (dose not recorded)")
         for m in state.current_medications
     ]
     out.append("In use: " + ("; ".join(in_use) if in_use else "no guideline drug recorded"))
