@@ -501,11 +501,12 @@ def order_cards(
         first = group[0]
         summary, detail = first.summary, first.detail
         if len(group) > 1:
-            refs = [f.key.split(":", 1)[1] for f in group]
-            more = f" and {len(refs) - 10} more" if len(refs) > 10 else ""
+            # Named by what each order is, never by its record id (ADR 0010, issue 17).
+            said = list(dict.fromkeys(f.summary for f in group))
+            more = f"; and {len(said) - 10} more" if len(said) > 10 else ""
             summary = f"{len(group)} orders: {first.summary}"
             detail = f"{first.detail} The same applies to {len(group)} draft orders: "
-            detail += ", ".join(refs[:10]) + more + "."
+            detail += "; ".join(said[:10]) + more + "."
         cards.append(
             {
                 "uuid": new_uuid(),

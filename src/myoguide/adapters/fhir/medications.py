@@ -507,7 +507,10 @@ class MedicationReader:
         """Note a finished course with the outcome its stopping reason gives."""
         stopped = stop_outcome(res)
         self.tried.setdefault(agent, []).append(
-            Tried(stopped.outcome, stopped.problem, stopped.note, label, "")
+            # The note names the record (kind and date), so a card can point the clinician to it.
+            Tried(
+                stopped.outcome, stopped.problem, f"{stopped.note} ({record_words(res)})", label, ""
+            )
         )
 
     def add_given(self, agent: str, res: dict[str, Any], label: str, dispensed: bool) -> None:
