@@ -19,6 +19,7 @@ from myoguide.domain.orders import Draftable, OrderFinding, draftable
 from myoguide.domain.result import AgentOption, Recommendation, RecommendationSet
 from myoguide.domain.state import PatientState, dec
 from myoguide.domain.units import fmt
+from myoguide.errors import InputError
 from myoguide.knowledge.model import Knowledge
 from myoguide.service.cds import Hook
 
@@ -456,6 +457,19 @@ def data_quality_card(
     }
 
 
+# What a field the chart could not give means to a clinician (an unusable record's card).
+_FIELD_WORDS = {
+    "diagnosis": "the chart does not say whether the myositis is dermatomyositis or polymyositis",
+    "age_years": "the patient's age could not be read from the chart",
+}
+
+
+def unusable_words(exc: InputError) -> str:
+    """Return why a record is unusable in a clinician's words, never a field name."""
+    field = exc.field.split(".", 1)[0].split("[", 1)[0]
+    return _FIELD_WORDS.get(field, "a value read from the chart could not be used")
+
+
 def unusable_cards(
     problem: str,
     data_warnings: Sequence[tuple[str, str]],
@@ -468,8 +482,8 @@ def unusable_cards(
     card = {
         "uuid": new_uuid(),
         "summary": "myoguide: the record lacks what is needed for a recommendation",
-        "detail": f"The chart data could not be used ({problem}). "
-        f"No recommendation is made.\n\n_{disclaimer}_",
+        "detail": f"The chart data could not be used: {problem}. No recommendation is made; "
+        f"the assessment can be filled in by hand.\n\n_{disclaimer}_",
         "indicator": "warning",
         "source": _card_source(version, "unusable", base_url, None),
         "links": _links(base_url),

@@ -25,6 +25,7 @@ from myoguide.adapters.cdshooks.cards import (
     order_cards,
     patient_view_cards,
     unusable_cards,
+    unusable_words,
 )
 from myoguide.adapters.cdshooks.security import (
     TokenError,
@@ -165,7 +166,7 @@ class CdsDoor:
         if answer.unusable is not None:
             exc = answer.unusable
             return unusable_cards(
-                f"{exc.field}: {exc.message}",
+                unusable_words(exc),
                 answer.data_warnings,
                 version=kb.knowledge_version,
                 disclaimer=kb.disclaimer,
