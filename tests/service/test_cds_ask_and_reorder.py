@@ -175,6 +175,7 @@ def test_reordering_a_drug_recorded_as_not_tolerated_names_the_record() -> None:
     )
     # The record: the drug, what was recorded and where (its kind; its date when it has one).
     assert "methotrexate: stopped for intolerance" in finding.detail
+    assert "recorded in a medication statement" in finding.detail
     assert "a medication statement" in finding.detail
     # Azathioprine stopped with no reason is not a failure: no such warning for it.
     aza = {

@@ -198,13 +198,13 @@ class CdsHooks:
             ref = f"MedicationRequest/{res.get('id', '?')}"
             if selected is not None and ref not in selected:
                 continue
-            med = self.read_draft(
-                res,
-                rxnorm_to_agent=self.service.rxnorm_to_agent,
-                evaluation_date=today,
-                knowledge=self.service.knowledge,
-                around=around,
-            )
+            kb, rx = self.service.knowledge, self.service.rxnorm_to_agent
+            med = self.read_draft(res, rxnorm_to_agent=rx, evaluation_date=today, knowledge=kb)
+            if med is None and around and _points_outside(res):
+                # Only a draft pointing outside itself pays for searching the call's values.
+                med = self.read_draft(
+                    res, rxnorm_to_agent=rx, evaluation_date=today, knowledge=kb, around=around
+                )
             if med is None:
                 elsewhere = elsewhere or _points_outside(res)
                 continue

@@ -509,7 +509,11 @@ class MedicationReader:
         self.tried.setdefault(agent, []).append(
             # The note names the record (kind and date), so a card can point the clinician to it.
             Tried(
-                stopped.outcome, stopped.problem, f"{stopped.note} ({record_words(res)})", label, ""
+                stopped.outcome,
+                stopped.problem,
+                f"{stopped.note}, recorded in {record_words(res)}",
+                label,
+                "",
             )
         )
 
