@@ -920,7 +920,7 @@ def test_unknown_and_ambiguous_codes_are_skipped() -> None:
         "listed as unresolved"
     ]
     assert result.state["unresolved_medications"] == [
-        "RxNorm 99999999 not identified (MedicationRequest/m)"
+        "RxNorm 99999999 not identified (an order, undated)"
     ]
     text_only = request("prednisone", dosage(5))
     text_only["medicationCodeableConcept"] = {"text": "prednisone 5 mg"}
@@ -1477,7 +1477,7 @@ def test_a_coded_look_alike_is_another_drug_but_an_uncoded_one_is_asked_about() 
     uncoded = request("prednisone", dosage(5))
     uncoded["medicationCodeableConcept"] = {"text": "prednisoLONE 5 MG Oral Tablet"}
     assert meds(uncoded).state["unresolved_medications"] == [
-        "medication resembling prednisone (MedicationRequest/m)"
+        "medication resembling prednisone (an order, undated)"
     ]
 
 

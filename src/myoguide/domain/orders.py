@@ -71,9 +71,17 @@ def draftable(first: Sequence[Recommendation]) -> tuple[Draftable, ...]:
 
 
 def judge_orders(
-    drafts: Iterable[DraftOrder], state: PatientState, kb: Knowledge
+    drafts: Iterable[DraftOrder],
+    state: PatientState,
+    kb: Knowledge,
+    *,
+    records: Sequence[str] = (),
 ) -> list[OrderFinding]:
-    """Judge draft orders against the stated maxima, the ladder's order and the cautions."""
+    """Judge draft orders against the stated maxima, the ladder's order and the cautions.
+
+    records: how the chart's outcomes were read, each "<drug>: <what was recorded, where>";
+    an order for a drug recorded as failed or not tolerated names its own.
+    """
     drafts = list(drafts)
     ladder = _LadderView.of(kb, state)
     maxima = {m.agent: m for m in kb.maxima}
@@ -83,6 +91,7 @@ def judge_orders(
         if dose is not None:
             out.append(dose)
         out += ladder.findings(d, kb)
+        out += _reorder_findings(d, state, kb, records)
         out += _caution_findings(d, kb)
     combination = _combination_finding(drafts, state, kb)
     if combination is not None:
@@ -101,7 +110,7 @@ def _dose_finding(d: DraftOrder, m: Maximum | None, kb: Knowledge) -> OrderFindi
             f"dose-not-checked:{d.reference}",
             "warning",
             f"{name}: dose not checked (it could not be read from the order)",
-            f"The draft order ({d.reference}) names {name}, but its dose could not be "
+            f"The draft order names {name}, but its dose could not be "
             f"read as an amount per day or per week, so it was not checked{limit_words}. "
             "Check the dose by hand.",
             sources_of(m.sources) if m else (),
@@ -119,7 +128,7 @@ def _dose_finding(d: DraftOrder, m: Maximum | None, kb: Knowledge) -> OrderFindi
         "critical",
         f"{name} {fmt(amount)} mg/{m.period} is above the stated maximum "
         f"{fmt(m.amount)} {m.unit}/{m.period}",
-        f"The draft order ({d.reference}) gives {fmt(amount)} mg/{m.period}. "
+        f"The draft order gives {fmt(amount)} mg/{m.period}. "
         f"The source states a maximum of {fmt(m.amount)} {m.unit}/{m.period} "
         f"for {name}.",
         sources_of(m.sources),
@@ -196,6 +205,52 @@ class _LadderView:
                     )
                 )
         return out
+
+
+_RECORDED = {"inadequate_response": "an inadequate response", "intolerance": "not tolerated"}
+
+
+def _reorder_findings(
+    d: DraftOrder, state: PatientState, kb: Knowledge, records: Sequence[str]
+) -> list[OrderFinding]:
+    """Return the warning on ordering again a drug the record says failed or was not tolerated."""
+    failed = [
+        h
+        for h in state.treatment_history
+        if h.outcome in FAILED_OUTCOMES and (h.agent == d.agent or d.agent in (h.agents or ()))
+    ]
+    if not failed:
+        return []
+    name = kb.agent(d.agent).display
+    names = {name.lower(), d.agent.replace("_", " ")}
+    said = [r for r in records if r.split(":", 1)[0].strip().lower() in names]
+    what = " and as ".join(dict.fromkeys(_RECORDED[h.outcome] for h in failed))
+    lines = []
+    for h in failed:
+        others = [kb.agent(a).display for a in h.agents or () if a != d.agent]
+        with_ = f" (given with {', '.join(others)})" if others else ""
+        when = f", last given {h.last_given}" if h.last_given else ""
+        lines.append(f"{_RECORDED[h.outcome]}{with_}{when}")
+    detail = f"The chart records {name} as {'; '.join(lines)}."
+    detail += (
+        " Where the chart says so: " + "; ".join(said) + "."
+        if said
+        else " The record gives no date for it here; check the medication history."
+    )
+    detail += (
+        " The source's options do not offer again a drug that failed or was not tolerated; "
+        "ordering it again is the clinician's decision."
+    )
+    template = kb.warnings.get("history_conflict")
+    return [
+        OrderFinding(
+            f"reorder-failed:{d.reference}",
+            "warning",
+            f"{name} is recorded as {what}: check before ordering it again",
+            detail,
+            sources_of(template.sources) if template else (),
+        )
+    ]
 
 
 def _caution_findings(d: DraftOrder, kb: Knowledge) -> list[OrderFinding]:

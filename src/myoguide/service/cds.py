@@ -7,7 +7,7 @@ the answer (HookAnswer) says what the call came to, and the door only renders it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -25,6 +25,10 @@ from myoguide.service.ports import (
     PrefetchMissing,
     RecordGatherer,
 )
+
+# The reader's warnings that say how a drug tried was read as failed or not tolerated: an order
+# re-ordering that drug names them (docs/fhir-mapping.md).
+_OUTCOME_READINGS = frozenset({"history_outcome_read", "fhir.history_outcome_read"})
 
 # The synthetic patient answered before serving (see CdsHooks.self_check).
 _SELF_CHECK_BUNDLE: dict[str, Any] = {
@@ -67,6 +71,8 @@ class HookAnswer:
     data_warnings: tuple[tuple[str, str], ...] = ()
     # Whether the chart names DM or PM at all (a coded diagnosis, or one that cannot be told).
     myositis: bool = True
+    # How the chart's outcomes of drugs tried were read, in words ("<drug>: <what, when>").
+    records: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,14 +117,26 @@ class CdsHooks:
         return self._orders(call, selected_only=False)
 
     def _orders(self, call: Mapping[str, Any], *, selected_only: bool) -> HookAnswer:
-        orders = self.draft_orders(call["context"], selected_only=selected_only)
+        context = call["context"]
+        prefetch = call.get("prefetch")
+        around = [context.get("draftOrders"), *(dict(prefetch).values() if prefetch else ())]
+        orders, elsewhere = self._drafts(context, selected_only=selected_only, around=around)
+        gathered: Gathered | None = None
+        if elsewhere:
+            # A draft names its drug by a Medication found neither in it, in draftOrders nor in
+            # the prefetch: the chart as gathered (fetched) may hold it, so read it once.
+            gathered = self.gatherer.gather(call)
+            more, _ = self._drafts(
+                context, selected_only=selected_only, around=[*around, gathered.bundle]
+            )
+            orders = more
         if not orders:
             # Nothing the guideline speaks of is ordered: no need to read the chart at all.
             return HookAnswer(myositis=False)
-        read = self._read(call)
+        read = self._read(call, gathered)
         if read.state is None:
             return read
-        findings = judge_orders(orders, read.state, self.service.knowledge)
+        findings = judge_orders(orders, read.state, self.service.knowledge, records=read.records)
         return HookAnswer(
             state=read.state,
             findings=tuple(findings),
@@ -126,9 +144,9 @@ class CdsHooks:
             myositis=read.myositis,
         )
 
-    def _read(self, call: Mapping[str, Any]) -> HookAnswer:
+    def _read(self, call: Mapping[str, Any], gathered: Gathered | None = None) -> HookAnswer:
         """Gather and validate the chart: a state, or why it is unusable (state None)."""
-        gathered = self.gatherer.gather(call)
+        gathered = gathered or self.gatherer.gather(call)
         _refuse_without_essentials(gathered)
         mapped = self.service.map_record(gathered.bundle, self.service.today())
         warnings = tuple((w.code, w.message) for w in mapped.warnings) + gathered.notes
@@ -140,14 +158,31 @@ class CdsHooks:
             # scenario that assumes it absent (ADR 0009, unresolved medications).
             unresolved = list(raw.get("unresolved_medications") or [])
             raw["unresolved_medications"] = [*unresolved, *(f"{w} not read" for w in lost)]
+        records = tuple(m for c, m in warnings if c in _OUTCOME_READINGS)
         try:
             state = self.service.parse(raw)
         except InputError as exc:
             return HookAnswer(unusable=exc, data_warnings=warnings, myositis=myositis)
-        return HookAnswer(state=state, data_warnings=warnings, myositis=myositis)
+        return HookAnswer(state=state, data_warnings=warnings, myositis=myositis, records=records)
 
-    def draft_orders(self, context: Mapping[str, Any], *, selected_only: bool) -> list[DraftOrder]:
+    def draft_orders(
+        self, context: Mapping[str, Any], *, selected_only: bool, around: Sequence[object] = ()
+    ) -> list[DraftOrder]:
         """Reduce the draft MedicationRequests of an order hook to guideline agents and doses."""
+        return self._drafts(context, selected_only=selected_only, around=around)[0]
+
+    def _drafts(
+        self,
+        context: Mapping[str, Any],
+        *,
+        selected_only: bool,
+        around: Sequence[object] = (),
+    ) -> tuple[list[DraftOrder], bool]:
+        """Return an order hook's guideline drafts, and whether one points to an unseen Medication.
+
+        An unseen Medication is one found neither contained nor in `around`: the gathered chart
+        may still name it.
+        """
         drafts = context.get("draftOrders")
         entries = drafts.get("entry") if isinstance(drafts, dict) else None
         selections = context.get("selections") if selected_only else None
@@ -155,6 +190,7 @@ class CdsHooks:
         known = self.service.knowledge.agent_id_set
         today = self.service.today()
         out: list[DraftOrder] = []
+        elsewhere = False
         for entry in entries or []:
             res = entry.get("resource") if isinstance(entry, dict) else None
             if not isinstance(res, dict) or res.get("resourceType") != "MedicationRequest":
@@ -162,17 +198,21 @@ class CdsHooks:
             ref = f"MedicationRequest/{res.get('id', '?')}"
             if selected is not None and ref not in selected:
                 continue
-            med = self.read_draft(
-                res,
-                rxnorm_to_agent=self.service.rxnorm_to_agent,
-                evaluation_date=today,
-                knowledge=self.service.knowledge,
-            )
-            if med is None or med.get("agent") not in known:
+            kb, rx = self.service.knowledge, self.service.rxnorm_to_agent
+            med = self.read_draft(res, rxnorm_to_agent=rx, evaluation_date=today, knowledge=kb)
+            if med is None and around and _points_outside(res):
+                # Only a draft pointing outside itself pays for searching the call's values.
+                med = self.read_draft(
+                    res, rxnorm_to_agent=rx, evaluation_date=today, knowledge=kb, around=around
+                )
+            if med is None:
+                elsewhere = elsewhere or _points_outside(res)
+                continue
+            if med.get("agent") not in known:
                 continue
             per_day, per_week = _per_day_and_week(med.get("dose"))
             out.append(DraftOrder(ref, str(med["agent"]), per_day, per_week))
-        return out
+        return out, elsewhere
 
     def self_check(self) -> HookAnswer:
         """Answer one synthetic patient through mapping and engine; raise if there is no answer.
@@ -198,6 +238,13 @@ def _refuse_without_essentials(gathered: Gathered) -> None:
             f"{', '.join(missing)} could not be read from the EHR, "
             "so whether this guideline applies cannot be told"
         )
+
+
+def _points_outside(res: Mapping[str, Any]) -> bool:
+    """Tell whether a draft names its drug only by a reference to a Medication not inside it."""
+    ref = res.get("medicationReference")
+    target = ref.get("reference") if isinstance(ref, Mapping) else None
+    return isinstance(target, str) and not target.startswith("#")
 
 
 def _per_day_and_week(dose: object) -> tuple[Decimal | None, Decimal | None]:

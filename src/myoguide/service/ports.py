@@ -67,8 +67,13 @@ class DraftOrderReader(Protocol):
         rxnorm_to_agent: Mapping[str, str],
         evaluation_date: dt.date,
         knowledge: Knowledge,
+        around: Sequence[object] = (),
     ) -> Mapping[str, Any] | None:
-        """Return {agent, dose?} (dose as {value, unit}) or None if it names no one agent."""
+        """Return {agent, dose?} (dose as {value, unit}) or None if it names no one agent.
+
+        around: the other FHIR values of the call (draftOrders, prefetch, the gathered chart)
+        where a Medication the draft points to may be.
+        """
         ...
 
 

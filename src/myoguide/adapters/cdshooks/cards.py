@@ -17,6 +17,9 @@ from myoguide.adapters.fhir.proposals import proposed_medication_request
 from myoguide.adapters.words import dose_words, join_agents, source_words
 from myoguide.domain.orders import Draftable, OrderFinding, draftable
 from myoguide.domain.result import AgentOption, Recommendation, RecommendationSet
+from myoguide.domain.state import PatientState, dec
+from myoguide.domain.units import fmt
+from myoguide.errors import InputError
 from myoguide.knowledge.model import Knowledge
 from myoguide.service.cds import Hook
 
@@ -208,9 +211,11 @@ def patient_view_cards(
     data_warnings: Sequence[tuple[str, str]] = (),
     chart_token: str | None = None,
     drafts: Sequence[Draftable] | None = None,
+    state: PatientState | None = None,
 ) -> list[dict[str, Any]]:
     """Return the quiet patient-view cards (ADR 0010); a patient without DM/PM gets none."""
     # chart_token: a hand-off of the state this answer came from; the summary card links to it.
+    # state: what the chart said, named on the card that asks for what it did not say.
     # drafts: the drugs the use case found draftable (the domain's rule when not given).
     if not gets_cards(result, knowledge):
         return []
@@ -252,18 +257,33 @@ def patient_view_cards(
             card["selectionBehavior"] = _selection(drafts)
         card["overrideReasons"] = _override_reasons()
         cards.append(card)
-    else:
-        course = "outside this guideline" if result.course == "out_of_scope" else result.course
+    elif any(_says_out_of_scope(w.code, knowledge) for w in result.warnings) or state is None:
+        why = next(
+            (_OUT_OF_SCOPE_WHY[w.code] for w in result.warnings if w.code in _OUT_OF_SCOPE_WHY),
+            "no option of this guideline applies",
+        )
         lines = [w.message for w in others] or ["No option applies."]
         cards.append(
             {
                 "uuid": new_uuid(),
-                "summary": _short(f"myoguide: no recommendation ({course})"),
+                "summary": _short(f"myoguide: no recommendation: {why}"),
                 "detail": "\n\n".join([*lines, f"_{result.disclaimer}_"]),
                 "indicator": "info",
                 "source": _card_source(version, "no-recommendation", base_url, None),
                 "links": _links(base_url, chart_token),
             }
+        )
+    else:
+        # Inside the guideline, but the record does not tell what the answer needs: ask.
+        cards.append(
+            facts_needed_card(
+                result,
+                state,
+                knowledge,
+                notes=[w.message for w in others],
+                base_url=base_url,
+                chart_token=chart_token,
+            )
         )
     for w in own:
         cards.append(
@@ -285,6 +305,131 @@ def patient_view_cards(
     if dq is not None:
         cards.append(dq)
     return cards[:MAX_CARDS]
+
+
+# Why an answer is out of scope, in the words of a card's one-line summary (the warning, in
+# full, is the detail). Diagnoses other than DM/PM get no card at all (ADR 0010); they are
+# worded too, so a card never falls back to an internal course name.
+_OUT_OF_SCOPE_WHY = {
+    "out_of_scope_deceased": "the record says the patient has died",
+    "out_of_scope_child": "a child; juvenile DM/PM is outside this guideline",
+    "out_of_scope_ibm": "inclusion body myositis is outside this guideline",
+    "out_of_scope_diagnosis": "the diagnosis is not dermatomyositis or polymyositis",
+    "out_of_scope_initial_therapy": "initial therapy (control never reached, no failed "
+    "azathioprine or methotrexate) is outside this guideline",
+    "all_options_failed": "every step of the resistant ladder has failed",
+}
+_OUTCOME_WORDS = {
+    "inadequate_response": "inadequate response",
+    "intolerance": "not tolerated",
+    "responded": "responded",
+    "unknown": "response not recorded",
+}
+
+
+def _says_out_of_scope(code: str, knowledge: Knowledge) -> bool:
+    """Tell whether a warning puts the patient outside the guideline (not a gap in the record)."""
+    policy = knowledge.warning_policy(code)
+    return policy.level == "stop" and policy.scope != "record"
+
+
+def _missing_facts(
+    result: RecommendationSet, state: PatientState, knowledge: Knowledge
+) -> list[str]:
+    """Return, in words, the facts the record did not give that the answer needs."""
+    codes = {w.code for w in result.warnings}
+    name = {a: knowledge.agent(a).display for a in knowledge.agent_id_set}
+    out = []
+    if state.disease_control_achieved is None:
+        out.append("Was the disease ever brought under control?")
+    if state.flare is None:
+        out.append("Is it flaring now (active again after control)?")
+    unknown = [h.agent for h in state.treatment_history if h.outcome == "unknown" and h.agent]
+    if unknown:
+        drugs = ", ".join(dict.fromkeys(name.get(a, a) for a in unknown))
+        out.append(f"How did the disease respond to {drugs} (tried, response not recorded)?")
+    if "status_unknown" in codes:
+        sparing = " or ".join(name[a] for a in knowledge.wiring.sparing_agents)
+        out.append(f"Was {sparing}, given with a glucocorticoid, tried without enough response?")
+    if "prednisone_dose_unknown" in codes:
+        out.append("What is the current daily prednisone dose?")
+    if state.unresolved_medications:
+        out.append(
+            "What are the medication records that could not be identified or read ("
+            + "; ".join(state.unresolved_medications)
+            + ")?"
+        )
+    return out
+
+
+def _chart_says(state: PatientState, knowledge: Knowledge) -> list[str]:
+    """Return, in words, what the chart does say that the answer reads."""
+    name = {a: knowledge.agent(a).display for a in knowledge.agent_id_set}
+    out = [f"Diagnosis: {state.diagnosis.replace('_', ' ')}; age {fmt(dec(state.age_years))} years"]
+    in_use = [
+        name.get(m.agent, m.agent)
+        + (f" {fmt(dec(m.dose.value))} {m.dose.unit}" if m.dose else " (dose not recorded)")
+        for m in state.current_medications
+    ]
+    out.append("In use: " + ("; ".join(in_use) if in_use else "no guideline drug recorded"))
+    tried = [
+        " with ".join(name.get(a, a) for a in (h.agents or (h.agent,)) if a)
+        + f" ({_OUTCOME_WORDS[h.outcome]})"
+        for h in state.treatment_history
+    ]
+    out.append("Tried before: " + ("; ".join(tried) if tried else "no guideline drug recorded"))
+    return out
+
+
+def facts_needed_card(
+    result: RecommendationSet,
+    state: PatientState,
+    knowledge: Knowledge,
+    *,
+    notes: Sequence[str],
+    base_url: str,
+    chart_token: str | None,
+) -> dict[str, Any]:
+    """Return the card for a DM/PM patient whose chart does not tell what the answer needs."""
+    missing = _missing_facts(result, state, knowledge)
+    short = [
+        words
+        for words, gone in (
+            ("controlled", state.disease_control_achieved is None),
+            ("flaring", state.flare is None),
+        )
+        if gone
+    ]
+    summary = "myoguide: facts needed before options can be given; answer them in myoguide"
+    if short:
+        asked = " or ".join(short)
+        summary = (
+            f"myoguide: facts needed: the chart does not say whether the disease is {asked}; "
+            "answer in myoguide"
+        )
+    parts = [
+        "**Facts needed.** This adult's dermatomyositis or polymyositis is within this "
+        "guideline, but the chart does not say what the choice depends on:",
+        "",
+        *(f"- {m}" for m in missing or ["See below."]),
+        "",
+        "**What the chart says**",
+        "",
+        *(f"- {line}" for line in _chart_says(state, knowledge)),
+        "",
+        "Open the assessment (filled from this chart) to answer these and see the options.",
+    ]
+    if notes:
+        parts += ["", "**Why no option is shown yet**", *(f"- {n}" for n in notes)]
+    parts += ["", f"_{result.disclaimer}_"]
+    return {
+        "uuid": new_uuid(),
+        "summary": _short(summary),
+        "detail": "\n".join(parts),
+        "indicator": "info",
+        "source": _card_source(result.knowledge_version, "facts-needed", base_url, None),
+        "links": _links(base_url, chart_token),
+    }
 
 
 def data_quality_card(
@@ -312,6 +457,19 @@ def data_quality_card(
     }
 
 
+# What a field the chart could not give means to a clinician (an unusable record's card).
+_FIELD_WORDS = {
+    "diagnosis": "the chart does not say whether the myositis is dermatomyositis or polymyositis",
+    "age_years": "the patient's age could not be read from the chart",
+}
+
+
+def unusable_words(exc: InputError) -> str:
+    """Return why a record is unusable in a clinician's words, never a field name."""
+    field = exc.field.split(".", 1)[0].split("[", 1)[0]
+    return _FIELD_WORDS.get(field, "a value read from the chart could not be used")
+
+
 def unusable_cards(
     problem: str,
     data_warnings: Sequence[tuple[str, str]],
@@ -324,8 +482,8 @@ def unusable_cards(
     card = {
         "uuid": new_uuid(),
         "summary": "myoguide: the record lacks what is needed for a recommendation",
-        "detail": f"The chart data could not be used ({problem}). "
-        f"No recommendation is made.\n\n_{disclaimer}_",
+        "detail": f"The chart data could not be used: {problem}. No recommendation is made; "
+        f"the assessment can be filled in by hand.\n\n_{disclaimer}_",
         "indicator": "warning",
         "source": _card_source(version, "unusable", base_url, None),
         "links": _links(base_url),
@@ -357,11 +515,12 @@ def order_cards(
         first = group[0]
         summary, detail = first.summary, first.detail
         if len(group) > 1:
-            refs = [f.key.split(":", 1)[1] for f in group]
-            more = f" and {len(refs) - 10} more" if len(refs) > 10 else ""
+            # Named by what each order is, never by its record id (ADR 0010, issue 17).
+            said = list(dict.fromkeys(f.summary for f in group))
+            more = f"; and {len(said) - 10} more" if len(said) > 10 else ""
             summary = f"{len(group)} orders: {first.summary}"
             detail = f"{first.detail} The same applies to {len(group)} draft orders: "
-            detail += ", ".join(refs[:10]) + more + "."
+            detail += "; ".join(said[:10]) + more + "."
         cards.append(
             {
                 "uuid": new_uuid(),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from myoguide.adapters.fhir.mapping import reading_terminology
@@ -23,19 +23,22 @@ def read_draft_order(
     evaluation_date: datetime.date,
     knowledge: Knowledge | None = None,
     terminology: Terminology | None = None,
+    around: Sequence[object] = (),
 ) -> dict[str, Any] | None:
     """Return the agent and dose ({agent, dose?}) a draft order names, or None if no one agent.
 
     The draft is read with the chart's own medication reading (its agent by code or name, its
     dose by the dosage rules at the evaluation date) but not sorted by status, intent or dates:
-    a draft is what is about to be ordered, neither current nor past.
+    a draft is what is about to be ordered, neither current nor past. A Medication it points
+    to is found contained in it, else in `around` (draftOrders, prefetch, the gathered chart).
     """
     if resource.get("doNotPerform") is True:
         return None
     term = reading_terminology(terminology, knowledge)
     res = dict(resource)
-    # Medications contained in the draft are found through it; no Bundle holds any other.
-    reader = MedicationReader(rxnorm_to_agent, term, {}, _unheard, evaluation_date)
+    reader = MedicationReader(
+        rxnorm_to_agent, term, medication_index(around), _unheard, evaluation_date
+    )
     resolved = reader.agent(res, 0, "medicationCodeableConcept")
     if resolved is None:
         return None
@@ -43,3 +46,24 @@ def read_draft_order(
     if reading.dose is None:
         return {"agent": resolved.agent}
     return {"agent": resolved.agent, "dose": reading.dose}
+
+
+def medication_index(values: Sequence[object]) -> dict[str, dict[str, Any]]:
+    """Index the Medications among FHIR values (resources or Bundles) by Type/id and fullUrl."""
+    index: dict[str, dict[str, Any]] = {}
+    for value in values:
+        if not isinstance(value, dict):
+            continue
+        entries = value.get("entry") if value.get("resourceType") == "Bundle" else None
+        pairs = [(value, None)] if entries is None else []
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
+                pairs.append((entry["resource"], entry.get("fullUrl")))
+        for res, full_url in pairs:
+            if res.get("resourceType") != "Medication":
+                continue
+            if isinstance(res.get("id"), str):
+                index.setdefault(f"Medication/{res['id']}", res)
+            if isinstance(full_url, str):
+                index.setdefault(full_url, res)
+    return index

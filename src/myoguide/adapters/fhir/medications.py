@@ -35,6 +35,7 @@ from myoguide.adapters.fhir.primitives import (
     coding_codes,
     effective_time,
     period_dates,
+    record_words,
     resource_label,
     shown,
     sort_key,
@@ -355,7 +356,7 @@ class MedicationReader:
                     "a medication record does not name its drug; listed as unresolved",
                     label,
                 )
-                self.unresolved.append(f"medication not named ({label})")
+                self.unresolved.append(f"medication not named ({record_words(res)})")
                 return None
             medication = self.resolve(target, res)
             if medication is None:
@@ -366,7 +367,7 @@ class MedicationReader:
                     "unresolved",
                     label,
                 )
-                self.unresolved.append(f"medication reference not found ({label})")
+                self.unresolved.append(f"medication reference not found ({record_words(res)})")
                 return None
             concept = medication.get("code")
         concepts = [concept]
@@ -397,9 +398,9 @@ class MedicationReader:
                 f"the medication codes name more than one agent ({named}); skipped",
                 label,
             )
-            self.unresolved.append(f"medication naming {named} ({label})")
+            self.unresolved.append(f"medication naming {named} ({record_words(res)})")
             return None
-        return self.by_name(concepts, codes, medication, label)
+        return self.by_name(concepts, codes, medication, label, record_words(res))
 
     def by_codes(self, codes: list[str]) -> tuple[set[str], list[Product]]:
         """Return the agents RxNorm codes name, and the products among them."""
@@ -422,6 +423,7 @@ class MedicationReader:
         codes: list[str],
         medication: dict[str, Any] | None,
         label: str,
+        where: str,
     ) -> NamedAgent | None:
         """Identify a drug by its names through the terminology, when its codes give no agent."""
         names = [n for c in concepts for n in concept_names(c)]
@@ -460,7 +462,7 @@ class MedicationReader:
                 "as that agent, listed as unresolved",
                 label,
             )
-            self.unresolved.append(f"medication resembling {like} ({label})")
+            self.unresolved.append(f"medication resembling {like} ({where})")
             return None
         if names:
             return None  # a named drug that is no guideline agent: nothing to say
@@ -472,14 +474,14 @@ class MedicationReader:
                 "be identified; listed as unresolved",
                 label,
             )
-            self.unresolved.append(f"RxNorm {digits or 'code'} not identified ({label})")
+            self.unresolved.append(f"RxNorm {digits or 'code'} not identified ({where})")
             return None
         self.warn(
             "medication_not_coded",
             "a medication record has no drug code and no name; listed as unresolved",
             label,
         )
-        self.unresolved.append(f"medication without code or name ({label})")
+        self.unresolved.append(f"medication without code or name ({where})")
         return None
 
     def resolve(self, target: str, res: dict[str, Any]) -> dict[str, Any] | None:
@@ -505,7 +507,14 @@ class MedicationReader:
         """Note a finished course with the outcome its stopping reason gives."""
         stopped = stop_outcome(res)
         self.tried.setdefault(agent, []).append(
-            Tried(stopped.outcome, stopped.problem, stopped.note, label, "")
+            # The note names the record (kind and date), so a card can point the clinician to it.
+            Tried(
+                stopped.outcome,
+                stopped.problem,
+                f"{stopped.note}, recorded in {record_words(res)}",
+                label,
+                "",
+            )
         )
 
     def add_given(self, agent: str, res: dict[str, Any], label: str, dispensed: bool) -> None:

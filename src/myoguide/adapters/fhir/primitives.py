@@ -82,6 +82,26 @@ def record_kind(res: dict[str, Any]) -> str:
     return _KINDS.get(rt, "a record") if isinstance(rt, str) else "a record"
 
 
+# Where a medication record says when it was written or given, most telling first.
+_RECORD_DATES = (
+    "authoredOn",
+    "effectiveDateTime",
+    "whenHandedOver",
+    "recordedDate",
+    "dateAsserted",
+)
+
+
+def record_words(res: dict[str, Any]) -> str:
+    """Return a record as a clinician finds it in the chart: its kind and date, never its id."""
+    when: object = next((res.get(k) for k in _RECORD_DATES if res.get(k) is not None), None)
+    period = res.get("effectivePeriod")
+    if when is None and isinstance(period, dict):
+        when = period.get("start") or period.get("end")
+    day = to_date(when)
+    return f"{record_kind(res)} of {day.isoformat()}" if day else f"{record_kind(res)}, undated"
+
+
 def entry_at(i: int) -> str:
     """Return the location of a Bundle entry."""
     return f"Bundle.entry[{i}]"

@@ -25,6 +25,7 @@ from myoguide.adapters.cdshooks.cards import (
     order_cards,
     patient_view_cards,
     unusable_cards,
+    unusable_words,
 )
 from myoguide.adapters.cdshooks.security import (
     TokenError,
@@ -165,7 +166,7 @@ class CdsDoor:
         if answer.unusable is not None:
             exc = answer.unusable
             return unusable_cards(
-                f"{exc.field}: {exc.message}",
+                unusable_words(exc),
                 answer.data_warnings,
                 version=kb.knowledge_version,
                 disclaimer=kb.disclaimer,
@@ -181,6 +182,7 @@ class CdsDoor:
                 data_warnings=answer.data_warnings,
                 chart_token=self.hand_off(answer),
                 drafts=answer.drafts,
+                state=answer.state,
             )
         return order_cards(answer.findings, kb, disclaimer=kb.disclaimer, base_url=base_url)
 
