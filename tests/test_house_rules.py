@@ -8,7 +8,8 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "myoguide"
 MAX_FILE_LINES = 600
 MAX_RULE_LINES = 80
-# Where a long function hides a clinical rule or a use case, it is split; elsewhere size is a smell only.
+# Where a long function hides a clinical rule or a use case, it is split; elsewhere size is
+# a smell only.
 SHORT_FUNCTION_PACKAGES = ("domain", "service")
 
 
