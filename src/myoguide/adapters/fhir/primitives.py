@@ -67,21 +67,6 @@ def shown(name: str) -> str:
     return "IVIG" if name == "ivig" else name.replace("_", " ")
 
 
-_KINDS = {
-    "MedicationRequest": "an order",
-    "MedicationStatement": "a medication statement",
-    "MedicationAdministration": "an administration record",
-    "MedicationDispense": "a dispensing record",
-    "AllergyIntolerance": "an allergy record",
-}
-
-
-def record_kind(res: dict[str, Any]) -> str:
-    """Return what kind of medication record a resource is, in plain words."""
-    rt = res.get("resourceType")
-    return _KINDS.get(rt, "a record") if isinstance(rt, str) else "a record"
-
-
 def entry_at(i: int) -> str:
     """Return the location of a Bundle entry."""
     return f"Bundle.entry[{i}]"
