@@ -211,7 +211,7 @@ class MedicationReader(AgentFinder):
         for agent, entries in self.tried.items():
             self.settle_tried(agent, entries)
         for agent, res in self.courses:
-            note_last_given(self.current, self.history, agent, res)
+            note_last_given(self.current, self.history, agent, res, self.term.course_agents)
 
     def settle_current(self, agent: str, found: list[Candidate]) -> None:
         """Keep the latest prescription of an agent; renewals are one use with the latest dose."""
