@@ -60,6 +60,7 @@ test: lint typecheck unit
 bench: setup services
 	$(RUN) python bench/run.py
 	$(RUN) python bench/web_pages.py
+	$(RUN) python bench/bigchart.py
 	$(RUN) python bench/audit.py
 
 clean:

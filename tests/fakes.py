@@ -55,6 +55,7 @@ class FakeDecision:
     chosen_recommendation: str | None
     reason: str | None
     decided_at: dt.datetime
+    clinician: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class MemoryRecords:
     visits: dict[int, list[FakeVisit]] = field(default_factory=dict)
     answers: list[FakeAnswer] = field(default_factory=list)
     decisions: list[FakeDecision] = field(default_factory=list)
+    links: dict[tuple[str, str], FakePatient] = field(default_factory=dict)
 
     def add_patient(self, label: str) -> FakePatient:
         if any(p.label == label for p in self.patients):
@@ -90,6 +92,13 @@ class MemoryRecords:
         self.patients.append(patient)
         self.visits[patient.id] = []
         return patient
+
+    def linked_patient(self, ehr_iss: str, ehr_link: str, label: str) -> FakePatient:
+        key = (ehr_iss, ehr_link)
+        found = self.links.get(key)
+        if found is None:
+            found = self.links[key] = self.add_patient(label)
+        return found
 
     def list_patients(self) -> list[FakePatient]:
         return sorted(self.patients, key=lambda p: p.label)
@@ -151,11 +160,12 @@ class MemoryRecords:
         chosen_recommendation: str | None,
         reason: str | None,
         decided_at: dt.datetime,
+        clinician: str | None = None,
     ) -> int:
         if not any(a.id == answer_id for a in self.answers):
             raise LookupError(f"answer {answer_id} not found")
         self.decisions.append(
-            FakeDecision(answer_id, decision, chosen_recommendation, reason, decided_at)
+            FakeDecision(answer_id, decision, chosen_recommendation, reason, decided_at, clinician)
         )
         return len(self.decisions)
 

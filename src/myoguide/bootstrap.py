@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from myoguide.adapters.batch.run import AuditOutput
     from myoguide.adapters.cdshooks.security import IssuerConfig, TokenVerifier
+    from myoguide.adapters.fhir.gather import FhirGatherer
     from myoguide.adapters.http.server import ServerLimits
     from myoguide.adapters.smart.config import SmartEhrs
     from myoguide.adapters.store import ChainAnchor, ChainKeys, RecordStore, SessionStore, UserStore
@@ -382,7 +383,7 @@ def build_http_app(
     # Imported here for start-up speed: only `serve` needs the web stack.
     from myoguide.adapters.cdshooks.security import HttpxJwksFetcher, TokenVerifier
     from myoguide.adapters.fhir.drafts import read_draft_order
-    from myoguide.adapters.fhir.gather import FhirGatherer, prefetch_templates
+    from myoguide.adapters.fhir.gather import prefetch_templates
     from myoguide.adapters.http.app import AppDeps, HttpSettings, create_app
     from myoguide.adapters.http.fhir_client import HttpxFhirClient
     from myoguide.adapters.store import (
@@ -432,7 +433,7 @@ def build_http_app(
         fhir = HttpxFhirClient(
             {i.issuer: i.fhir_servers for i in config.issuers}, templates=templates
         )
-    gatherer = FhirGatherer(fhir, templates)
+    gatherer = _gatherer(fhir, templates)
     # One queue shared by the CDS door (writes) and the page (reads), so a page always finds
     # the hand-offs its own process issued.
     handoffs = WriteBehindHandoffs(StoreChartHandoffs(engine, clock=clock))
@@ -444,6 +445,7 @@ def build_http_app(
             feedback=feedback,
             settings=HttpSettings(
                 max_body_bytes=config.max_body_bytes,
+                cds_max_body_bytes=settings().cds_max_body_bytes,
                 insecure_dev=config.insecure_dev,
                 public_base_url=base_url,
             ),
@@ -479,7 +481,9 @@ def build_http_app(
     )
     smart = load_smart(config.trust_file)
     if smart is not None:
-        parts = SmartParts(service, templates, handoffs, sessions, StoreReplayCache(engine))
+        parts = SmartParts(
+            service, templates, handoffs, sessions, StoreReplayCache(engine), patient_records
+        )
         secret = secret_key(config.data_dir)
         mount_smart_app(app, smart, parts, smart_url(config), secret, config.max_body_bytes)
     return app
@@ -517,6 +521,7 @@ class SmartParts:
     handoffs: ChartHandoffs
     sessions: SessionStore
     replay: ReplayCache
+    records: PatientRecords
 
 
 def mount_smart_app(
@@ -530,10 +535,10 @@ def mount_smart_app(
     """Add SMART App Launch for the registered EHRs: its own FHIR client, keyed by each iss."""
     from myoguide.adapters.cdshooks.security import FhirServer
     from myoguide.adapters.fhir.drafts import read_draft_order
-    from myoguide.adapters.fhir.gather import FhirGatherer
     from myoguide.adapters.http.fhir_client import HttpxFhirClient
     from myoguide.adapters.smart.config import same_url
     from myoguide.adapters.smart.launch import SmartDeps, mount_smart
+    from myoguide.adapters.smart.link import PatientLinks
     from myoguide.adapters.smart.pending import PendingLaunches
 
     servers: dict[str | None, tuple[FhirServer, ...]] = {
@@ -545,7 +550,7 @@ def mount_smart_app(
         app,
         SmartDeps(
             ehrs=ehrs,
-            cds=CdsHooks(parts.service, FhirGatherer(fhir, parts.templates), read_draft_order),
+            cds=CdsHooks(parts.service, _gatherer(fhir, parts.templates), read_draft_order),
             fhir=fhir,
             handoffs=parts.handoffs,
             sessions=parts.sessions,
@@ -553,9 +558,20 @@ def mount_smart_app(
             secure_cookies=base_url.startswith("https://"),
             # The launch cookie is signed with the pages' key; a state is used once in the store.
             pending=PendingLaunches(secret, parts.replay),
+            records=parts.records,
+            # The local record of an EHR patient is keyed by an HMAC under the same key.
+            links=PatientLinks(secret),
         ),
         max_body_bytes,
     )
+
+
+def _gatherer(fhir: FhirClient, templates: Mapping[str, str]) -> FhirGatherer:
+    """Return the FHIR gatherer with the totals a call's reads may add up to (settings)."""
+    from myoguide.adapters.fhir.gather import FhirGatherer, ReadCaps
+
+    caps = ReadCaps(entries=settings().fhir_max_entries, bytes=settings().fhir_max_bytes)
+    return FhirGatherer(fhir, templates, caps)
 
 
 def serve_options() -> dict[str, Any]:

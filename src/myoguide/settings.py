@@ -35,5 +35,16 @@ class Settings(BaseSettings):
     head_timeout: float = Field(default=10.0, gt=0, validation_alias="MYOGUIDE_HEAD_TIMEOUT")
     body_timeout: float = Field(default=30.0, gt=0, validation_alias="MYOGUIDE_BODY_TIMEOUT")
     max_connections: int = Field(default=1000, ge=1, validation_alias="MYOGUIDE_MAX_CONNECTIONS")
+    # CDS Hooks calls carry whole charts as prefetch: their own body limit (bytes), and the
+    # totals a call's FHIR reads may add up to across pages (ADR 0019, real chart sizes).
+    cds_max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1, validation_alias="MYOGUIDE_CDS_MAX_BODY_BYTES"
+    )
+    fhir_max_entries: int = Field(
+        default=20_000, ge=1, validation_alias="MYOGUIDE_FHIR_MAX_ENTRIES"
+    )
+    fhir_max_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1, validation_alias="MYOGUIDE_FHIR_MAX_BYTES"
+    )
     # How `myoguide serve --workers N` hands its options to each worker process (JSON).
     serve_config: str | None = Field(default=None, validation_alias="MYOGUIDE_SERVE_CONFIG")

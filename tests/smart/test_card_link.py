@@ -74,11 +74,16 @@ def test_a_card_for_a_registered_ehr_opens_the_app_by_smart_launch(
         back = httpx.get(out.headers["location"], timeout=30, follow_redirects=False)
         done = client.get(back.headers["location"])
         assert done.status_code == 303
-        assert done.headers["location"] == f"/assess?chart={token}"
+        # The card's hand-off, kept again under a new token naming the patient's local record.
+        assert done.headers["location"].startswith("/assess?chart=")
+        assert done.headers["location"] != f"/assess?chart={token}"
         html = client.get(done.headers["location"]).text
-    # The card's chart, as its link opens it: the filled form.
+    # The card's chart, as its link opens it: the filled form, for the linked local patient.
     assert selected(html, "current_medications[1].agent") == "methotrexate"
     assert selected(html, "disease_control_achieved") == "no"
+    assert re.search(r"Visit for EHR patient [0-9a-f]{12}<", html)
+    assert 'name="patient_id"' in html
+    assert "pat-1" not in html
 
 
 def test_a_card_for_another_fhir_server_keeps_the_absolute_link(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,13 @@ def fhir(oauth: OAuthServer) -> Iterator[FhirServer]:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory, fhir: FhirServer) -> Iterator[App]:
-    folder = tmp_path_factory.mktemp("app")
-    running = start_app(folder / "data", trust_file(folder, ehr_entry(fhir)))
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("app") / "data"
+
+
+@pytest.fixture(scope="module")
+def app(data_dir: Path, fhir: FhirServer) -> Iterator[App]:
+    running = start_app(data_dir, trust_file(data_dir.parent, ehr_entry(fhir)))
     yield running
     log = running.stop()
     # No access token the FHIR server accepted was ever written by the app.
@@ -290,3 +295,62 @@ def test_an_authorization_server_refusal_is_a_clear_page(app: App, fhir: FhirSer
             state = query_of(
                 client.get("/smart/launch", params={"iss": fhir.base}).headers["location"]
             )["state"]
+
+
+def _form_fields(html: str) -> dict[str, str]:
+    """Return the questions page's hidden fields and each question's selected answer."""
+    fields = {
+        unescape(n): unescape(v)
+        for n, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html)
+    }
+    for name in re.findall(r'<select name="([^"]+)"', html):
+        fields[unescape(name)] = selected(html, unescape(name)) or ""
+    return fields
+
+
+def test_a_decision_after_a_launch_is_kept_on_the_linked_record_with_the_fhir_user(
+    app: App, fhir: FhirServer, data_dir: Path
+) -> None:
+    with browser(app) as client:
+        done = launch(client, fhir, "ehr-save")
+        assert done.status_code == 303, done.text
+        page = client.get(done.headers["location"]).text
+        fields = _form_fields(page)
+        # The page names the linked local record by its pseudonym, never the EHR's id.
+        label = re.search(r"as (EHR patient [0-9a-f]{12}) \(", page)
+        assert label, page
+        assert "pat-1" not in page
+        fields.update(disease_control_achieved="yes", flare="yes", action="save")
+        answered = client.post("/assess", data=fields)
+        assert answered.status_code == 200, answered.text
+        assert "saved with this answer" in answered.text
+        answer_id = re.search(r'action="/answers/(\d+)/decision"', answered.text)
+        assert answer_id
+        decided = client.post(
+            f"/answers/{answer_id.group(1)}/decision",
+            data={
+                "csrf": fields["csrf"],
+                "patient_id": fields["patient_id"],
+                "decision": "accepted",
+            },
+        )
+        assert decided.status_code == 303
+        assert decided.headers["location"] == f"/patients/{fields['patient_id']}"
+        export = client.get(f"/patients/{fields['patient_id']}/export.json")
+        assert export.status_code == 200
+        record = export.json()
+        # A second launch on the same EHR patient opens the same local record.
+        again = client.get(launch(client, fhir, "ehr-again").headers["location"]).text
+        assert _form_fields(again)["patient_id"] == fields["patient_id"]
+    assert record["patient"]["label"] == label.group(1)
+    assert record["patient"]["ehr_iss"] == fhir.base
+    (visit,) = record["visits"]
+    assert visit["state"]["flare"] is True
+    (decision,) = record["decisions"]
+    assert decision["decision"] == "accepted"
+    assert decision["clinician"] == f"{fhir.base}/{USER}"
+    assert "pat-1" not in export.text
+    # Nor is the EHR's patient id anywhere in the database's files (the fhirUser is).
+    stored = b"".join(p.read_bytes() for p in data_dir.glob("myoguide.db*"))
+    assert USER.encode() in stored
+    assert b"pat-1" not in stored

@@ -71,7 +71,10 @@ def test_a_rewritten_resealed_record_with_a_forged_append_is_detected(
             r.id: r.row_hash for r in conn.execute(text("SELECT id, row_hash FROM answers"))
         }
         rows = conn.execute(
-            text("SELECT id, answer_id, decided_at, decision, reason FROM decisions ORDER BY id")
+            text(
+                "SELECT id, answer_id, decided_at, decision, reason, content_version "
+                "FROM decisions ORDER BY id"
+            )
         ).all()
         prev = "0" * 64
         for r in [*rows, None]:
@@ -83,6 +86,9 @@ def test_a_rewritten_resealed_record_with_a_forged_append_is_detected(
                 decision=decision,
                 chosen_recommendation="r1" if decision == "accepted" else None,
                 reason=None if r is None else r.reason,
+                clinician=None,
+                # The appended row takes the column's default, content version 1.
+                content_version=1 if r is None else r.content_version,
             )
             forged = link_hash(prev, content)
             if r is None:

@@ -105,7 +105,7 @@ def test_migrations_reach_head_and_match_the_models(empty_url: str) -> None:
     upgrade(empty_url)  # a second start finds nothing to do
     engine = make_engine(empty_url)
     try:
-        assert current_revision(engine) == head_revision() == "0006"
+        assert current_revision(engine) == head_revision() == "0008"
         assert set(inspect(engine).get_table_names()) >= RECORD_TABLES | {"chart_handoffs"}
         with engine.connect() as conn:
             differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -118,7 +118,7 @@ def test_migrations_reach_head_and_match_the_models(empty_url: str) -> None:
         assert current_revision(engine) == "0001"
         assert not (RECORD_TABLES | {"chart_handoffs"}) & set(inspect(engine).get_table_names())
         upgrade(empty_url)  # and back again, triggers included
-        assert current_revision(engine) == "0006"
+        assert current_revision(engine) == "0008"
         assert "chart_handoffs" in inspect(engine).get_table_names()
     finally:
         engine.dispose()
@@ -444,7 +444,9 @@ def test_export_round_trips_through_json(records: RecordStore) -> None:
     )
     records.log_answer(patient.id, None, state(), result("controlled"), KV, SHOWN)
     # The other option chosen is one the answer offered (issue 22 refuses any other).
-    records.record_decision(answer, "chose_other", "add_rituximab", "cost", SHOWN)
+    records.record_decision(
+        answer, "chose_other", "add_rituximab", "cost", SHOWN, clinician="dr.lee"
+    )
 
     exported = records.export_patient(patient.id)
     assert json.loads(json.dumps(exported, allow_nan=False)) == exported
@@ -452,6 +454,7 @@ def test_export_round_trips_through_json(records: RecordStore) -> None:
         "id": patient.id,
         "label": "P-010",
         "created_at": patient.created_at.isoformat(),
+        "ehr_iss": None,
     }
     (visit_json,) = exported["visits"]
     assert visit_json["visit_date"] == "2024-02-29"
@@ -464,6 +467,7 @@ def test_export_round_trips_through_json(records: RecordStore) -> None:
     assert decision_json["answer_id"] == answer
     assert decision_json["decision"] == "chose_other"
     assert decision_json["chosen_recommendation"] == "add_rituximab"
+    assert decision_json["clinician"] == "dr.lee"
     assert datetime.fromisoformat(decision_json["decided_at"]) == SHOWN
     with pytest.raises(RecordNotFound):
         records.export_patient(9999)

@@ -147,8 +147,10 @@ def test_a_launch_reaches_the_answer_in_chromium(
     control.select_option("no")
     flare.select_option("no")
     aza.select_option("inadequate_response")
+    # The EHR launch saves the visit on the patient's local record; standalone only shows.
+    button = "Show options and save visit" if ehr_launch else "Show options"
     with tab.expect_navigation():
-        tab.get_by_role("button", name="Show options").click()
+        tab.get_by_role("button", name=button, exact=True).click()
     tab.locator("#answer").wait_for()
     axe_clean(tab, axe_source, "the answer after a launch")
     shown = [
@@ -163,6 +165,24 @@ def test_a_launch_reaches_the_answer_in_chromium(
     assert shown, tab.content()[tab.content().find('id="answer"') :][:3000]
     assert shown == _command_answer(answers, tmp_path)
     assert f"{fhir.base}/{USER}" in tab.content()
+    if ehr_launch:
+        _decide_and_export(tab, axe_source, f"{fhir.base}/{USER}")
+
+
+def _decide_and_export(tab: Page, axe_source: str, clinician: str) -> None:
+    """Record the decision after a launch; the record's export names the fhirUser."""
+    tab.get_by_text("saved with this answer").wait_for()
+    with tab.expect_navigation():
+        tab.get_by_role("button", name="Record decision").click()
+    match = re.search(r"/patients/(\d+)$", tab.url)
+    assert match, tab.url
+    axe_clean(tab, axe_source, "the linked patient's record")
+    assert re.search(r"EHR patient [0-9a-f]{12}", tab.content())
+    export = tab.request.get(tab.url + "/export.json")
+    assert export.status == 200
+    record = export.json()
+    assert record["decisions"][-1]["clinician"] == clinician
+    assert "pat-1" not in export.text()
 
 
 def test_refusals_are_clear_accessible_pages(parts: Parts, tab: Page, axe_source: str) -> None:

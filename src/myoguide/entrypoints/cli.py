@@ -372,7 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the base URL clients call (for the JWT audience) behind a proxy",
     )
-    serve.add_argument("--max-body", type=int, default=1_000_000, help="request body limit, bytes")
+    serve.add_argument(
+        "--max-body",
+        type=int,
+        default=1_000_000,
+        help="request body limit, bytes (CDS Hooks calls: MYOGUIDE_CDS_MAX_BODY_BYTES, 16 MB)",
+    )
     serve.add_argument("--demo", action="store_true", help="add clearly synthetic demo patients")
     serve.add_argument(
         "--workers", type=int, default=1, help="worker processes (they share the database)"

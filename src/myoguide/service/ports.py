@@ -261,6 +261,10 @@ class RecordStore(Protocol):
         """Create a patient under a unique label (ValueError names `label`)."""
         ...
 
+    def linked_patient(self, ehr_iss: str, ehr_link: str, label: str) -> Patient:
+        """Return the patient linked to an EHR by a keyed hash of its patient id, made if new."""
+        ...
+
     def list_patients(self) -> Sequence[Patient]:
         """Return a summary of every patient."""
         ...
@@ -304,8 +308,9 @@ class RecordStore(Protocol):
         chosen_recommendation: str | None,
         reason: str | None,
         decided_at: dt.datetime,
+        clinician: str | None = None,
     ) -> int:
-        """Record what was decided about an answer (LookupError if no such answer)."""
+        """Record what was decided about an answer, and by whom (LookupError if no answer)."""
         ...
 
     def timeline(self, patient_id: int) -> PatientCourse:

@@ -59,6 +59,20 @@ class PatientRecords:
         """Create a patient under a unique pseudonymous label (ValueError names `label`)."""
         return self.store.add_patient(label)
 
+    def ehr_patient(self, ehr_iss: str, ehr_link: str) -> Patient:
+        """Return the local patient of an EHR's patient (by keyed hash), made on first launch."""
+        # A pseudonymous label from the keyed hash: never a name, never the EHR's own id.
+        # A longer prefix only if a patient added by hand already bears the shorter label.
+        for size in (12, 20, 32):
+            try:
+                return self.store.linked_patient(
+                    ehr_iss, ehr_link, f"EHR patient {ehr_link[:size]}"
+                )
+            except ValueError as exc:
+                if not str(exc).startswith("label:"):
+                    raise
+        return self.store.linked_patient(ehr_iss, ehr_link, f"EHR patient {ehr_link}")
+
     def log_answer(
         self,
         patient_id: int,
@@ -84,7 +98,14 @@ class PatientRecords:
         )
 
     def record_decision(
-        self, answer_id: int, decision: str, chosen: str | None, reason: str | None
+        self,
+        answer_id: int,
+        decision: str,
+        chosen: str | None,
+        reason: str | None,
+        clinician: str | None = None,
     ) -> None:
-        """Record what the clinician decided about an answer (LookupError if it is unknown)."""
-        self.store.record_decision(answer_id, decision, chosen, reason, self.clock.now())
+        """Record what the clinician (username or fhirUser) decided (LookupError if unknown)."""
+        self.store.record_decision(
+            answer_id, decision, chosen, reason, self.clock.now(), clinician=clinician
+        )

@@ -39,6 +39,8 @@ class HttpSettings:
     """Settings the composition root passes to the app."""
 
     max_body_bytes: int = 1_000_000
+    # CDS Hooks calls carry whole charts as prefetch: a real chart's is megabytes.
+    cds_max_body_bytes: int = 16 * 1024 * 1024
     insecure_dev: bool = False
     public_base_url: str | None = None  # what `aud` must equal, when behind a proxy
 
@@ -63,21 +65,34 @@ class AppDeps:
 
 
 class BodyLimit:
-    """ASGI middleware answering 413 when a request body exceeds the limit."""
+    """ASGI middleware answering 413 when a request body exceeds its route's limit.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    The body is counted as it arrives, so no more than the limit is ever held; routes under a
+    prefix of `by_prefix` get that prefix's limit instead of `max_bytes`.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, by_prefix: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.by_prefix = dict(by_prefix or {})
+
+    def limit_for(self, path: str) -> int:
+        """Return the body limit of a request path."""
+        for prefix, limit in self.by_prefix.items():
+            if path.startswith(prefix):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(str(scope.get("path", "")))
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await send_json(
-                send, 413, problem(413, "Payload too large", f"limit is {self.max_bytes} bytes")
-            )
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await send_json(send, 413, _too_large(limit))
             return
         seen = 0
 
@@ -86,16 +101,24 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise _TooLarge
             return message
 
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await send_json(
-                send, 413, problem(413, "Payload too large", f"limit is {self.max_bytes} bytes")
-            )
+            await send_json(send, 413, _too_large(limit))
+
+
+def _too_large(limit: int) -> dict[str, Any]:
+    """Return the 413 problem body, naming the limit."""
+    return problem(
+        413,
+        "Payload too large",
+        f"the request body is larger than this server accepts here (limit {limit:,} bytes)",
+        limit=limit,
+    )
 
 
 class _TooLarge(Exception):
@@ -150,7 +173,11 @@ def create_app(deps: AppDeps) -> FastAPI:
     )
     # Added innermost first: headers wrap everything, the body limit wraps the JSON gate.
     app.add_middleware(JsonGate)
-    app.add_middleware(BodyLimit, max_bytes=deps.settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=deps.settings.max_body_bytes,
+        by_prefix={"/cds-services/": deps.settings.cds_max_body_bytes},
+    )
     public = deps.settings.public_base_url or ""
     app.add_middleware(SecurityHeaders, hsts=public.startswith("https://"))
     # Outermost: every response, refusals by the middlewares above included, carries the id.

@@ -36,7 +36,7 @@ from myoguide.adapters.cdshooks.security import (
 from myoguide.adapters.fhir.gather import FhirGatherer
 from myoguide.adapters.http.common import PROBLEM, json_response, problem
 from myoguide.adapters.http.fhir_client import HttpxFhirClient
-from myoguide.adapters.http.headers import duplicate_key
+from myoguide.adapters.http.headers import duplicate_key_of
 from myoguide.adapters.jsonio import dumps, loads
 from myoguide.service import (
     HOOK_BY_ID,
@@ -253,14 +253,14 @@ async def _authorised_body(
         return client
     # Read only now, once the token holds: an unauthenticated body costs nothing (ADR 0018).
     raw = await request.body()
-    key = duplicate_key(raw)
-    if key is not None:
-        detail = f"key '{key}' appears twice in one object"
-        return json_response(problem(400, "Bad request", detail, key=key), 400, PROBLEM)
     try:
         data: object = loads(raw)
     except ValueError:
         return json_response(problem(400, "Bad request", "body is not valid JSON"), 400, PROBLEM)
+    key = duplicate_key_of(raw, data)
+    if key is not None:
+        detail = f"key '{key}' appears twice in one object"
+        return json_response(problem(400, "Bad request", detail, key=key), 400, PROBLEM)
     return data, client
 
 

@@ -17,6 +17,8 @@ DISEASE: Final = "evidence.disease"
 AGENT: Final = "evidence.agent."  # + the agent id
 ALLERGY: Final = "evidence.allergy"  # a record naming no guideline drug
 ASKED: Final = "evidence.launch"  # marks a hand-off made by a SMART launch
+# The local patient record (its id, as text) the launch's EHR patient is linked to.
+PATIENT: Final = "evidence.patient"
 
 _MEDS: Final = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 _ENDED: Final = frozenset({"stopped", "completed", "cancelled", "on-hold", "not-taken"})

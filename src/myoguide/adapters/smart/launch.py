@@ -38,12 +38,13 @@ from myoguide.adapters.smart.config import (
     same_url,
     scopes,
 )
-from myoguide.adapters.smart.evidence import evidence, resources_of
+from myoguide.adapters.smart.evidence import PATIENT, evidence, resources_of
 from myoguide.adapters.smart.idtoken import IdTokenError, verify_id_token
+from myoguide.adapters.smart.link import PatientLinks
 from myoguide.adapters.smart.pending import PENDING_SECONDS, Pending, PendingLaunches
 from myoguide.adapters.web.ports import SessionStore
 from myoguide.adapters.web.session import begin
-from myoguide.service import CdsHooks, ChartHandoffs, HookAnswer, PrefetchMissing
+from myoguide.service import CdsHooks, ChartHandoffs, HookAnswer, PatientRecords, PrefetchMissing
 from myoguide.service.ports import FhirClient
 
 log = logging.getLogger("myoguide.smart")
@@ -77,6 +78,8 @@ class SmartDeps:
     public_base_url: str  # the redirect URL is built from it, never from the Host header
     secure_cookies: bool
     pending: PendingLaunches
+    records: PatientRecords  # visits and decisions after a launch go on a local record
+    links: PatientLinks  # which local record: a keyed hash of the EHR's patient id
 
 
 def _deps(request: Request) -> SmartDeps:
@@ -328,15 +331,19 @@ async def _complete(
     if not user.startswith(("https://", "http://")):
         # A relative fhirUser (e.g. Practitioner/123) is named with its EHR's FHIR base.
         user = same_url(ehr.iss) + "/" + user.lstrip("/")
+    link = deps.links.link(ehr.iss, patient)
     app_context = token.get("appContext")
     chosen = None
-    # A CDS card's link: the EHR hands back the hand-off the card was made from.
-    if (
-        isinstance(app_context, str)
-        and 0 < len(app_context) <= 200
-        and await run_in_threadpool(deps.handoffs.take, app_context) is not None
-    ):
-        chosen = app_context
+    # A CDS card's link: the EHR hands back the hand-off the card was made from, given the
+    # patient (in the same token response) it is for. Kept again, now naming the local record.
+    card = (
+        await run_in_threadpool(deps.handoffs.take, app_context)
+        if isinstance(app_context, str) and 0 < len(app_context) <= 200
+        else None
+    )
+    if card is not None:
+        record = await run_in_threadpool(_local_patient, deps, ehr, link)
+        chosen = await run_in_threadpool(deps.handoffs.put, card[0], [*card[1], record])
     if chosen is None:
         granted = token.get("scope")
         chosen = await run_in_threadpool(
@@ -346,6 +353,7 @@ async def _complete(
             patient,
             access_token,
             granted if isinstance(granted, str) else None,
+            link,
         )
     await begin(request, deps.sessions, user)
     return f"/assess?chart={chosen}"
@@ -388,8 +396,25 @@ class _Recording:
         return answer
 
 
+def _local_patient(deps: SmartDeps, ehr: SmartEhr, link: str) -> tuple[str, str]:
+    """Find or make the local record of the launch's patient; return its hand-off entry."""
+    try:
+        local = deps.records.ehr_patient(same_url(ehr.iss), link)
+    except ValueError as exc:
+        log.info("no local record for a launch's patient: %s", exc)
+        raise Refused(
+            422, "The patient's record could not be kept", "No local record could be made."
+        ) from None
+    return (PATIENT, str(local.id))
+
+
 def _read_chart(
-    deps: SmartDeps, ehr: SmartEhr, patient: str, access_token: str, granted: str | None
+    deps: SmartDeps,
+    ehr: SmartEhr,
+    patient: str,
+    access_token: str,
+    granted: str | None,
+    link: str,
 ) -> str:
     """Read the chart as a CDS call's prefetch is read, and keep it as a hand-off."""
     missing = _missing_scopes(granted)
@@ -443,7 +468,8 @@ def _read_chart(
         return service.map_record(one, today).state
 
     found = evidence(resources_of(fhir.answers), map_one)
-    warnings = [*notes, *answer.data_warnings, *found]
+    # Only once the chart reads: a refused launch leaves no empty record behind.
+    warnings = [*notes, *answer.data_warnings, *found, _local_patient(deps, ehr, link)]
     try:
         token = deps.handoffs.put(state, warnings)
     except ValueError:

@@ -122,6 +122,13 @@ def answer_row_content(row: Any) -> dict[str, Any]:
     )
 
 
+# What a decision's link covers is versioned per row (apart from the chain's format above).
+# Version 1 (rows written before revision 0008) covers the six fields below; version 2 also
+# covers the clinician and the version itself, so a version-2 row cannot pass as version 1,
+# nor a version-1 row gain a clinician, without breaking its link.
+DECISION_CONTENT_VERSION = 2
+
+
 def decision_content(
     *,
     answer_id: int,
@@ -130,9 +137,11 @@ def decision_content(
     decision: str,
     chosen_recommendation: str | None,
     reason: str | None,
+    clinician: str | None,
+    content_version: int,
 ) -> dict[str, Any]:
     """Return what a decision's hash covers, including the hash of the answer it is about."""
-    return {
+    content: dict[str, Any] = {
         "answer_id": answer_id,
         "answer_hash": answer_hash,
         "decided_at": instant(decided_at),
@@ -140,6 +149,27 @@ def decision_content(
         "chosen_recommendation": chosen_recommendation,
         "reason": reason,
     }
+    if content_version == 1:
+        if clinician is not None:
+            raise ValueError("a version-1 decision carries no clinician")
+        return content
+    if content_version == 2:
+        return {**content, "content_version": 2, "clinician": clinician}
+    raise ValueError(f"unknown decision content version {content_version!r}")
+
+
+def decision_row_content(row: Any, answer_hash: str | None) -> dict[str, Any]:
+    """Return what the hash of a stored decision row covers (writer and verifier use this one)."""
+    return decision_content(
+        answer_id=row.answer_id,
+        answer_hash=answer_hash,
+        decided_at=row.decided_at,
+        decision=row.decision,
+        chosen_recommendation=row.chosen_recommendation,
+        reason=row.reason,
+        clinician=row.clinician,
+        content_version=row.content_version,
+    )
 
 
 def same_json(a: Any, b: Any) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
@@ -13,11 +14,12 @@ from sqlalchemy.orm import Session
 from myoguide.adapters.clock import SYSTEM_CLOCK
 from myoguide.adapters.store.anchor import ChainAnchor, Head
 from myoguide.adapters.store.chain import (
+    DECISION_CONTENT_VERSION,
     GENESIS,
     UNKEYED,
     ChainKeys,
     answer_row_content,
-    decision_content,
+    decision_row_content,
 )
 from myoguide.adapters.store.db import chain_lock, make_sessions, write_session
 from myoguide.adapters.store.rows import (
@@ -42,6 +44,8 @@ from myoguide.adapters.store.rows import (
 from myoguide.adapters.store.tables import (
     COURSES,
     DECISIONS,
+    MAX_CLINICIAN,
+    MAX_ISS,
     MAX_LABEL,
     MAX_RECOMMENDATION_ID,
     MAX_SCENARIO,
@@ -79,6 +83,8 @@ __all__ = [
 
 MAX_KNOWLEDGE_VERSION = 64
 EXPORT_FORMAT = "myoguide-patient-record/1"
+# An EHR link is an HMAC-SHA256 in hex: anything else (an EHR's raw patient id) is refused.
+_LINK = re.compile(r"[0-9a-f]{64}")
 
 
 class RecordStore:
@@ -117,6 +123,46 @@ class RecordStore:
             # Another writer took the label between the check and the insert.
             raise taken from None
         return read_patient(row)
+
+    def linked_patient(self, ehr_iss: str, ehr_link: str, label: str) -> PatientRow:
+        """Return the patient linked to (EHR, keyed hash of its patient id), made if new."""
+        iss = clean_text(ehr_iss, "ehr_iss", MAX_ISS)
+        if not isinstance(ehr_link, str) or not _LINK.fullmatch(ehr_link):
+            raise ValueError("ehr_link: must be a keyed hash (64 lowercase hex digits)")
+        text = clean_text(label, "label", MAX_LABEL)
+        # Twice: a concurrent launch of the same patient may insert between look-up and insert.
+        for _ in range(2):
+            found = self._linked(iss, ehr_link)
+            if found is not None:
+                return found
+            row = PatientModel(
+                label=text,
+                created_at=utc_instant(self._clock.now(), "created_at"),
+                ehr_iss=iss,
+                ehr_link=ehr_link,
+            )
+            try:
+                with write_session(self._sessions) as session:
+                    if session.scalar(select(PatientModel.id).where(PatientModel.label == text)):
+                        break
+                    session.add(row)
+                    session.flush()
+                return read_patient(row)
+            except IntegrityError:
+                continue
+        found = self._linked(iss, ehr_link)
+        if found is not None:
+            return found
+        raise ValueError(f"label: '{text}' is already used by another patient")
+
+    def _linked(self, iss: str, link: str) -> PatientRow | None:
+        """Return the patient linked to this EHR and keyed hash, or None."""
+        query = select(PatientModel).where(
+            PatientModel.ehr_iss == iss, PatientModel.ehr_link == link
+        )
+        with self._sessions() as session:
+            row = session.scalars(query).first()
+            return None if row is None else read_patient(row)
 
     def list_patients(self) -> list[PatientSummary]:
         """Return every patient with visit count, last visit date and last course, by label."""
@@ -254,8 +300,9 @@ class RecordStore:
         chosen_recommendation: str | None,
         reason: str | None,
         decided_at: datetime,
+        clinician: str | None = None,
     ) -> int:
-        """Append the clinician's decision on an answer; return its id."""
+        """Append the clinician's decision on an answer (and who decided); return its id."""
         aid = checked_id(answer_id, "answer_id", "answer")
         if decision not in DECISIONS:
             raise ValueError(f"decision: must be one of {', '.join(DECISIONS)}")
@@ -270,6 +317,7 @@ class RecordStore:
             raise ValueError("reason: must be a string")
         if reason is not None and "\x00" in reason:
             raise ValueError("reason: must not contain NUL (U+0000) characters")
+        who = clean_optional_text(clinician, "clinician", MAX_CLINICIAN)
         when = utc_instant(decided_at, "decided_at")
         with write_session(self._sessions) as session:
             chain_lock(session)
@@ -290,17 +338,11 @@ class RecordStore:
                 if decision == "accepted" and chosen is None
                 else chosen,
                 reason=reason if reason is None or reason.strip() else None,
-            )
-            content = decision_content(
-                answer_id=aid,
-                answer_hash=top[1],
-                decided_at=when,
-                decision=row.decision,
-                chosen_recommendation=row.chosen_recommendation,
-                reason=row.reason,
+                clinician=who,
+                content_version=DECISION_CONTENT_VERSION,
             )
             row.prev_hash = _last_hash(session, DecisionModel)
-            row.row_hash = self._keys.seal(row.prev_hash, content)
+            row.row_hash = self._keys.seal(row.prev_hash, decision_row_content(row, top[1]))
             session.add(row)
             session.flush()
         self._advance("decisions", row)

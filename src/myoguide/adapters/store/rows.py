@@ -21,6 +21,7 @@ class PatientRow:
     id: int
     label: str
     created_at: datetime
+    ehr_iss: str | None = None  # the EHR a SMART launch linked it to, if any
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class DecisionRow:
     decision: str
     chosen_recommendation: str | None
     reason: str | None
+    clinician: str | None = None  # username or fhirUser; None if nobody was signed in
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ class PatientRecord:
 
 def read_patient(row: PatientModel) -> PatientRow:
     """Return a patient row read from its table row."""
-    return PatientRow(id=row.id, label=row.label, created_at=row.created_at)
+    return PatientRow(id=row.id, label=row.label, created_at=row.created_at, ehr_iss=row.ehr_iss)
 
 
 def read_visit(row: VisitModel) -> VisitRow:
@@ -145,12 +147,18 @@ def read_decision(row: DecisionModel) -> DecisionRow:
         decision=row.decision,
         chosen_recommendation=row.chosen_recommendation,
         reason=row.reason,
+        clinician=row.clinician,
     )
 
 
 def patient_json(row: PatientRow) -> dict[str, Any]:
     """Return a patient as JSON-ready data."""
-    return {"id": row.id, "label": row.label, "created_at": row.created_at.isoformat()}
+    return {
+        "id": row.id,
+        "label": row.label,
+        "created_at": row.created_at.isoformat(),
+        "ehr_iss": row.ehr_iss,
+    }
 
 
 def visit_json(row: VisitRow) -> dict[str, Any]:
@@ -189,4 +197,5 @@ def decision_json(row: DecisionRow) -> dict[str, Any]:
         "decision": row.decision,
         "chosen_recommendation": row.chosen_recommendation,
         "reason": row.reason,
+        "clinician": row.clinician,
     }

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from myoguide.adapters.clock import SYSTEM_CLOCK
 from myoguide.adapters.store.db import make_sessions, note_write, write_session
 from myoguide.adapters.store.tables import (
-    MAX_USERNAME,
+    MAX_CLINICIAN,
     SigninThrottleModel,
     StoreHealthModel,
     TokenJtiModel,
@@ -112,7 +112,7 @@ class SessionStore:
             session.add(
                 WebSessionModel(
                     id=_digest(token),
-                    username=username[:MAX_USERNAME],
+                    username=username[:MAX_CLINICIAN],
                     created_at=now,
                     expires_at=now + self._idle,
                 )

@@ -19,6 +19,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -39,6 +40,8 @@ COURSES = ("recurrent", "resistant", "controlled", "out_of_scope")
 DECISIONS = ("accepted", "chose_other", "declined")
 # Column widths, checked again in records.py so SQLite and PostgreSQL refuse the same input.
 MAX_LABEL, MAX_USERNAME, MAX_SCENARIO, MAX_RECOMMENDATION_ID = 80, 80, 64, 200
+# A clinician is an account's username or a SMART launch's fhirUser (a URL, at most 500).
+MAX_CLINICIAN = MAX_ISS = 500
 
 # JSONB on PostgreSQL so reports can query inside it; plain JSON text elsewhere.
 JsonType = JSON().with_variant(JSONB(), "postgresql")
@@ -109,11 +112,19 @@ class PatientModel(Base):
     """A patient known only by a pseudonymous label; no direct identifiers are stored."""
 
     __tablename__ = "patients"
-    __table_args__ = (CheckConstraint("length(label) BETWEEN 1 AND 80", name="label_length"),)
+    __table_args__ = (
+        CheckConstraint("length(label) BETWEEN 1 AND 80", name="label_length"),
+        # One local patient per EHR patient; NULLs (patients added by hand) never collide.
+        Index("uq_patients_ehr_iss_ehr_link", "ehr_iss", "ehr_link", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     label: Mapped[str] = mapped_column(String(MAX_LABEL), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A patient opened by a SMART launch: the EHR's FHIR base, and the HMAC-SHA256 (hex) of
+    # its patient id under the server's key; the EHR's own id is never stored.
+    ehr_iss: Mapped[str | None] = mapped_column(String(MAX_ISS))
+    ehr_link: Mapped[str | None] = mapped_column(String(64))
 
 
 class VisitModel(Base):
@@ -171,6 +182,11 @@ class DecisionModel(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     row_hash: Mapped[str | None] = mapped_column(String(64))
+    # Who decided: the account's username or the SMART launch's fhirUser; None when nobody
+    # was signed in (loopback without sign-in) or the row predates revision 0008.
+    clinician: Mapped[str | None] = mapped_column(String(MAX_CLINICIAN))
+    # What the row's link covers (chain.py): 1 before revision 0008, 2 with the clinician.
+    content_version: Mapped[int] = mapped_column(Integer(), server_default=text("1"))
 
 
 class UserModel(Base):
@@ -206,7 +222,8 @@ class WebSessionModel(Base):
     __table_args__ = (Index("ix_web_sessions_username", "username"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    username: Mapped[str] = mapped_column(String(MAX_USERNAME))
+    # An account's username, or a SMART launch's fhirUser (longer than any username).
+    username: Mapped[str] = mapped_column(String(MAX_CLINICIAN))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

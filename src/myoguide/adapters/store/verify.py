@@ -19,7 +19,7 @@ from myoguide.adapters.store.chain import (
     UNKEYED,
     ChainKeys,
     answer_row_content,
-    decision_content,
+    decision_row_content,
     same_json,
 )
 from myoguide.adapters.store.db import make_sessions
@@ -138,15 +138,13 @@ def _walk(engine: Engine, keys: ChainKeys) -> ChainReport:
         )
         for d in session.scalars(decisions):
             n_decisions += 1
-            content = decision_content(
-                answer_id=d.answer_id,
-                answer_hash=answer_hashes.get(d.answer_id),
-                decided_at=d.decided_at,
-                decision=d.decision,
-                chosen_recommendation=d.chosen_recommendation,
-                reason=d.reason,
-            )
-            problem = _link_problem(d.prev_hash, d.row_hash, prev, keys, content)
+            try:
+                content = decision_row_content(d, answer_hashes.get(d.answer_id))
+            except ValueError as exc:
+                # A content version this code does not know, or a version-1 row given a clinician.
+                problem = f"{exc} (altered after it was written)"
+            else:
+                problem = _link_problem(d.prev_hash, d.row_hash, prev, keys, content)
             if problem is not None:
                 return ChainReport(
                     n_answers, n_decisions, answers_head, prev, f"decisions id {d.id}: {problem}"

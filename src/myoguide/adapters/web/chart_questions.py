@@ -22,6 +22,7 @@ _LAUNCH: Final = "evidence.launch"
 _DISEASE: Final = "evidence.disease"
 _AGENT: Final = "evidence.agent."
 _ALLERGY: Final = "evidence.allergy"
+_PATIENT: Final = "evidence.patient"
 _TRISTATE: Final = [("unknown", "not known yet"), ("yes", "yes"), ("no", "no")]
 
 
@@ -43,6 +44,12 @@ class Question:
 def from_launch(warnings: Sequence[tuple[str, str]]) -> bool:
     """Tell whether a hand-off was made by a SMART launch (it then opens the questions)."""
     return any(code == _LAUNCH for code, _ in warnings)
+
+
+def local_patient(warnings: Sequence[tuple[str, str]]) -> int | None:
+    """Return the id of the local record a launch linked its EHR patient to, if any."""
+    ids = [int(m) for c, m in warnings if c == _PATIENT and m.isdigit()]
+    return ids[0] if ids else None
 
 
 def plain(warnings: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -97,8 +104,9 @@ def page(
     state: Mapping[str, Any],
     warnings: Sequence[tuple[str, str]],
     facts: list[str],
+    patient: Any = None,
 ) -> Response:
-    """Render the questions page for a hand-off from a SMART launch."""
+    """Render the questions page for a hand-off from a SMART launch (and its local record)."""
     form = form_from_state(state)
     asked = questions(state, warnings, site.agent_labels)
     names = {q.name for q in asked}
@@ -118,5 +126,7 @@ def page(
         chart_warnings=[m + (f" (x{n})" if n > 1 else "") for m, n in counts.items()],
         allergies=[w for c, w in warnings if c == _ALLERGY],
         full_url=f"/assess?chart={token}&full=1",
+        patient=patient,
+        visit_date=site.deps.clock.today().isoformat(),
     )
     return response

@@ -35,6 +35,7 @@ from myoguide.adapters.web.site import (
     csrf_failed,
     login_required,
     pages,
+    signed_in_user,
 )
 from myoguide.adapters.web.timeline import STYLE as TIMELINE_STYLE
 from myoguide.adapters.web.timeline import timeline_svg
@@ -118,13 +119,21 @@ async def _chart_form(request: Request, site: Site, token: str, full: bool = Fal
         # put its own error page in place of a 4xx.
         return _form_page(request, site, blank_form(), None, chart_expired=True)
     state, warnings = found
+    # A launch's hand-off names the local record its visit and decision are saved on.
+    local = chart_questions.local_patient(warnings)
+    patient = await run_in_threadpool(site.records.patient, local) if local else None
     if not full and chart_questions.from_launch(warnings):
-        return chart_questions.page(request, site, token, state, warnings, state_lines(state))
+        return chart_questions.page(
+            request, site, token, state, warnings, state_lines(state), patient
+        )
     counts: dict[str, int] = {}
     for _, message in chart_questions.plain(warnings):
         counts[message] = counts.get(message, 0) + 1
     lines = [m + (f" (x{n})" if n > 1 else "") for m, n in counts.items()]
-    return _form_page(request, site, form_from_state(state), None, chart_warnings=lines)
+    form = form_from_state(state)
+    if patient is not None:
+        form.values["visit_date"] = site.deps.clock.today().isoformat()
+    return _form_page(request, site, form, patient, chart_warnings=lines)
 
 
 def _form_page(
@@ -268,6 +277,8 @@ async def decision(request: Request, answer_id: int, site: SiteDep, data: Form) 
             choice,
             data.get("chosen") or None,
             (data.get("reason") or "").strip()[:500] or None,
+            # Who decided: the account, or a SMART launch's fhirUser.
+            await signed_in_user(request, site),
         )
     except LookupError:
         return site.page(

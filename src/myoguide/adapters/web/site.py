@@ -174,6 +174,15 @@ async def signed_in(request: Request, site: SiteDep) -> None:
         raise LoginRequired(target, ended=ended)
 
 
+async def signed_in_user(request: Request, site: Site) -> str | None:
+    """Return who is signed in (a live server-side session's user), or None."""
+    signin = site.deps.signin
+    if signin is not None:
+        return await session_user(request, signin.sessions)
+    user = request.session.get("user")
+    return user if isinstance(user, str) else None
+
+
 async def csrf_form(request: Request) -> dict[str, str]:
     """Return the posted form's text fields once its CSRF token matches the session's."""
     form = await request.form()
