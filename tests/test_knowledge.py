@@ -228,6 +228,7 @@ def test_engine_refuses_knowledge_without_a_warning_it_emits() -> None:
 
 
 def test_course_agents_of_the_fhir_mapping_are_those_of_the_knowledge() -> None:
-    from myoguide.adapters.fhir.courses import COURSE_AGENTS
-
-    assert {a.id for a in KB.agents if a.given_as_course} == COURSE_AGENTS
+    # The chart reader reads `last_given` for the knowledge's course agents, no copy of its own;
+    # contract.md names these three.
+    term = load_packaged_terminology().with_guideline(KB)
+    assert term.course_agents == {"rituximab", "ivig", "cyclophosphamide"}

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine as DbEngine
 
     from myoguide.adapters.batch.run import AuditOutput
-    from myoguide.adapters.cdshooks.security import FhirServer, IssuerConfig, TokenVerifier
+    from myoguide.adapters.cdshooks.security import IssuerConfig, TokenVerifier
     from myoguide.adapters.fhir.gather import FhirGatherer
     from myoguide.adapters.http.server import ServerLimits
     from myoguide.adapters.smart.config import SmartEhrs
@@ -181,6 +181,8 @@ class ServeConfig:
     @classmethod
     def from_json(cls, text: str) -> ServeConfig:
         """Return the options `to_json` wrote (demo patients are seeded by the parent only)."""
+        from myoguide.adapters.cdshooks.trust import load_trust
+
         doc = json.loads(text)
         trust = Path(doc["trust_file"]) if doc["trust_file"] else None
         return cls(
@@ -230,56 +232,6 @@ def smart_url(config: ServeConfig) -> str:
         )
     host = f"[{config.host}]" if ":" in config.host else config.host
     return f"http://{host}:{config.port}"
-
-
-def _fhir_servers(item: Mapping[str, Any], where: str) -> tuple[FhirServer, ...]:
-    """Read an issuer's `fhir_servers`: URLs, or objects with url, allow_http, allow_private."""
-    from myoguide.adapters.cdshooks.security import FhirServer
-
-    out = []
-    for j, entry in enumerate(item.get("fhir_servers", ())):
-        if isinstance(entry, str):
-            entry = {"url": entry}
-        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
-            raise InputError(f"--trust: {where}.fhir_servers[{j}]", "needs a url")
-        out.append(
-            FhirServer(
-                entry["url"],
-                allow_http=entry.get("allow_http") is True,
-                allow_private=entry.get("allow_private") is True,
-            )
-        )
-    return tuple(out)
-
-
-def load_trust(path: Path) -> tuple[IssuerConfig, ...]:
-    """Read the trusted CDS clients: issuers with a JWKS file and/or allowed `jku` URLs."""
-    # Imported here for start-up speed: only `serve` needs the JWT stack.
-    from myoguide.adapters.cdshooks.security import IssuerConfig
-
-    try:
-        doc = json.loads(path.read_text())
-        issuers = []
-        # A file may register only SMART EHRs (load_smart), and no CDS client.
-        for i, item in enumerate(doc.get("issuers", [])):
-            jwks = None
-            if "jwks_file" in item:
-                jwks = json.loads((path.parent / item["jwks_file"]).read_text())
-            elif "jwks" in item:
-                jwks = item["jwks"]
-            issuers.append(
-                IssuerConfig(
-                    str(item["iss"]),
-                    jwks,
-                    tuple(item.get("jku", ())),
-                    _fhir_servers(item, f"issuers[{i}]"),
-                )
-            )
-            if jwks is None and not item.get("jku"):
-                raise InputError(f"--trust: issuers[{i}]", "needs jwks_file, jwks or jku")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError("--trust", f"cannot read trusted issuers from {path}: {exc}") from None
-    return tuple(issuers)
 
 
 def load_smart(path: Path | None) -> SmartEhrs | None:

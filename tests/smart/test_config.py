@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from myoguide.adapters.cdshooks.trust import load_trust
 from myoguide.adapters.smart.config import parse_smart, scopes
 from myoguide.adapters.smart.launch import _missing_scopes
-from myoguide.bootstrap import ServeConfig, load_smart, load_trust, smart_url
+from myoguide.bootstrap import ServeConfig, load_smart, smart_url
 from myoguide.errors import InputError
 
 

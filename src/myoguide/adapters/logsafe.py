@@ -37,12 +37,6 @@ def redact_urls(text: str) -> str:
     return text
 
 
-def quiet_clients() -> None:
-    """Hold the HTTP client libraries' loggers at WARNING in this process."""
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def _safe_trace(exc: BaseException) -> str:
     """Return a traceback with every frame's location but no exception message."""
     lines = []

@@ -143,13 +143,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     """Run the HTTP service until interrupted."""
     import uvicorn
 
-    from myoguide.bootstrap import (
-        ServeConfig,
-        build_http_app,
-        is_loopback,
-        load_trust,
-        serve_options,
-    )
+    from myoguide.adapters.cdshooks.trust import load_trust
+    from myoguide.bootstrap import ServeConfig, build_http_app, is_loopback, serve_options
 
     if args.workers < 1:
         raise InputError("--workers", "must be at least 1")

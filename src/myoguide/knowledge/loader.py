@@ -9,6 +9,7 @@ import msgspec
 import yaml
 
 from myoguide.errors import KnowledgeError
+from myoguide.knowledge.checks import problems
 from myoguide.knowledge.model import (
     AgentPrescribing,
     Caution,
@@ -18,7 +19,6 @@ from myoguide.knowledge.model import (
     Scenario,
     WarningTemplate,
     convert,
-    problems,
 )
 
 PACKAGED_FILE = "guideline.yaml"

@@ -296,6 +296,7 @@ class Terminology:
         "agent_periods",
         "body_codes",
         "by_code",
+        "course_agents",
         "diagnoses",
         "file",
         "flare_boundary_mg_per_day",
@@ -350,18 +351,21 @@ class Terminology:
         self.timing_codes = {t.code: t for t in file.timing.codes}
         # The guideline's facts a chart reading needs (with_guideline): none until given.
         self.agent_periods: Mapping[str, str] = {}
+        self.course_agents: frozenset[str] = frozenset()
         self.flare_boundary_mg_per_day: Decimal | None = None
 
     def with_guideline(self, knowledge: Knowledge) -> Terminology:
-        """Return this terminology with the guideline's dose periods and flare boundary.
+        """Return this terminology with the guideline's dose periods, course agents and boundary.
 
-        A dose read from a chart is stated per each agent's dose period, and a prednisone
-        range is checked against the flare boundary: both come from the knowledge alone.
+        A dose read from a chart is stated per each agent's dose period, `last_given` is read for
+        the agents given as courses, and a prednisone range is checked against the flare
+        boundary: all three come from the knowledge alone.
         """
         copy = object.__new__(Terminology)
         for slot in Terminology.__slots__:
             setattr(copy, slot, getattr(self, slot))
         copy.agent_periods = knowledge.agent_periods
+        copy.course_agents = frozenset(a.id for a in knowledge.agents if a.given_as_course)
         copy.flare_boundary_mg_per_day = knowledge.thresholds.prednisone_flare_boundary_mg_per_day
         return copy
 

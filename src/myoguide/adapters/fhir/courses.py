@@ -5,10 +5,6 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-# The agents contract.md names as given in infusions or courses: only these carry `last_given`
-# (the knowledge marks the same three `given_as_course`; tests/test_knowledge.py keeps them equal).
-COURSE_AGENTS = frozenset({"rituximab", "ivig", "cyclophosphamide"})
-
 
 def resource_date(res: dict[str, Any]) -> str | None:
     """Return the ISO date a medication resource says the drug was given (or ordered), if any.
@@ -35,9 +31,13 @@ def note_last_given(
     history: list[dict[str, str]],
     agent: str,
     res: dict[str, Any],
+    course_agents: frozenset[str],
 ) -> None:
-    """Keep the latest date an agent was given on its current entry, or on its history entries."""
-    when = resource_date(res) if agent in COURSE_AGENTS else None
+    """Keep the latest date a course agent was given on its current entry, or its history's.
+
+    Only the agents the knowledge marks `given_as_course` carry `last_given` (contract.md).
+    """
+    when = resource_date(res) if agent in course_agents else None
     if when is None:
         return
     entries = (

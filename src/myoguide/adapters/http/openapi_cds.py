@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from myoguide.service.cds import HOOKS
+
 SCHEME = "cdsHooksJwt"
 
 _OBJ: dict[str, Any] = {"type": "object"}
@@ -16,7 +18,8 @@ _HOOK_REQUEST: dict[str, Any] = {
     "type": "object",
     "required": ["hook", "hookInstance", "context"],
     "properties": {
-        "hook": {"type": "string", "enum": ["patient-view", "order-select", "order-sign"]},
+        # The hooks of the hook table, so a new table entry is documented too.
+        "hook": {"type": "string", "enum": list(dict.fromkeys(h.hook for h in HOOKS))},
         "hookInstance": {"type": "string"},
         "fhirServer": {"type": "string", "format": "uri"},
         "fhirAuthorization": {
