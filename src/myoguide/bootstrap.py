@@ -8,9 +8,7 @@ fast.
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -23,14 +21,7 @@ from myoguide.domain.engine import Engine
 from myoguide.errors import InputError
 from myoguide.knowledge.loader import load_packaged
 from myoguide.knowledge.model import Knowledge
-from myoguide.service import (
-    Auditor,
-    CdsHooks,
-    Feedback,
-    PatientRecords,
-    Service,
-    report_feedback,
-)
+from myoguide.service.assess import Service
 from myoguide.service.ports import Clock, FhirClient, MappedRecord
 
 if TYPE_CHECKING:
@@ -42,6 +33,7 @@ if TYPE_CHECKING:
     from myoguide.adapters.http.server import ServerLimits
     from myoguide.adapters.smart.config import SmartEhrs
     from myoguide.adapters.store import ChainAnchor, ChainKeys, RecordStore, SessionStore, UserStore
+    from myoguide.service import Auditor
     from myoguide.service.ports import ChartHandoffs, ReplayCache
     from myoguide.settings import Settings
 
@@ -65,12 +57,32 @@ def read_fhir(
     )
 
 
+def knowledge_cache_dir() -> Path | None:
+    """Return the folder of the validated-knowledge cache, or None for no cache.
+
+    $MYOGUIDE_CACHE_DIR when set ("" or "off" turns the cache off), else myoguide under
+    $XDG_CACHE_HOME or ~/.cache. Read from the environment directly: the settings module costs
+    more start-up time than the cache saves.
+    """
+    given = os.environ.get("MYOGUIDE_CACHE_DIR")
+    if given is not None:
+        return Path(given) if given.strip() and given.strip().lower() != "off" else None
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg) / "myoguide"
+    try:
+        return Path.home() / ".cache" / "myoguide"
+    except RuntimeError:  # no home folder to be found: run without a cache
+        return None
+
+
 def build_service(knowledge: Knowledge | None = None) -> Service:
     """Build a Service from the given knowledge, or the packaged guideline."""
     from myoguide.knowledge.terminology import load_packaged_terminology
 
-    kb = knowledge if knowledge is not None else load_packaged()
-    engine = Engine(kb, load_packaged_terminology())
+    cache_dir = knowledge_cache_dir()
+    kb = knowledge if knowledge is not None else load_packaged(cache_dir)
+    engine = Engine(kb, load_packaged_terminology(cache_dir))
     return Service(kb, engine, reader=read_fhir, clock=SystemClock())
 
 
@@ -84,6 +96,7 @@ def build_auditor(service: Service | None = None) -> Auditor:
     """Build the population audit's per-patient use case: the service and the knowledge's flags."""
     # Imported here for start-up speed: only `audit` needs the flags.
     from myoguide.knowledge.flags import load_packaged_flags
+    from myoguide.service import Auditor
 
     svc = service if service is not None else default_service()
     return Auditor(svc, load_packaged_flags(svc.knowledge))
@@ -163,6 +176,8 @@ class ServeConfig:
 
     def to_json(self) -> str:
         """Return the options a worker process needs, as JSON (issuers by their file)."""
+        import json  # here, as every import `recommend` does not use
+
         return json.dumps(
             {
                 "trust_file": str(self.trust_file) if self.trust_file else None,
@@ -180,6 +195,8 @@ class ServeConfig:
     @classmethod
     def from_json(cls, text: str) -> ServeConfig:
         """Return the options `to_json` wrote (demo patients are seeded by the parent only)."""
+        import json
+
         doc = json.loads(text)
         trust = Path(doc["trust_file"]) if doc["trust_file"] else None
         return cls(
@@ -254,6 +271,8 @@ def _fhir_servers(item: Mapping[str, Any], where: str) -> tuple[FhirServer, ...]
 def load_trust(path: Path) -> tuple[IssuerConfig, ...]:
     """Read the trusted CDS clients: issuers with a JWKS file and/or allowed `jku` URLs."""
     # Imported here for start-up speed: only `serve` needs the JWT stack.
+    import json
+
     from myoguide.adapters.cdshooks.security import IssuerConfig
 
     try:
@@ -285,6 +304,8 @@ def load_smart(path: Path | None) -> SmartEhrs | None:
     """Read the EHRs registered for SMART App Launch (the trust file's `smart`), or None."""
     if path is None:
         return None
+    import json
+
     from myoguide.adapters.smart.config import parse_smart
 
     try:
@@ -306,6 +327,8 @@ def database_url(config: ServeConfig) -> str:
 
 def secret_key(data_dir: Path) -> str:
     """Return the session signing key: $MYOGUIDE_SECRET_KEY, or one kept in the data directory."""
+    import secrets  # here: it pulls in hmac and hashlib's OpenSSL, which `recommend` never needs
+
     env = settings().secret_key
     if env is not None:
         return env.get_secret_value()
@@ -330,6 +353,8 @@ def chain_keys(data_dir: Path) -> ChainKeys:
     Both list keys newest first (comma-separated, or one a line): the first seals new rows,
     the others still verify rows sealed before a rotation.
     """
+    import secrets
+
     from myoguide.adapters.store import ChainKeys
 
     env = settings().chain_key
@@ -410,6 +435,7 @@ def feedback_report(config: ServeConfig) -> str:
     """Return the stored CDS Hooks feedback report, as text."""
     # Imported here for start-up speed, as above.
     from myoguide.adapters.store.sink import StoreFeedbackSink
+    from myoguide.service import report_feedback
 
     return report_feedback(StoreFeedbackSink.open(database_url(config)))
 
@@ -450,6 +476,7 @@ def build_http_app(
     from myoguide.adapters.web.pages import WebDeps, mount_web
     from myoguide.adapters.web.session import SignIn
     from myoguide.knowledge.terminology import load_packaged_terminology
+    from myoguide.service import CdsHooks, Feedback, PatientRecords
 
     clock = clock if clock is not None else SystemClock()
     service = service if service is not None else default_service()
@@ -474,7 +501,7 @@ def build_http_app(
     )
     # The one place packaged data is read for the CDS service: its prefetch templates (the
     # LOINC codes the FHIR mapping reads) go to the use case, the FHIR client and discovery.
-    term = load_packaged_terminology()
+    term = load_packaged_terminology(knowledge_cache_dir())
     templates = prefetch_templates(term.weight_codes, term.height_codes)
     if fhir is None:
         fhir = HttpxFhirClient(
@@ -583,6 +610,7 @@ def mount_smart_app(
     from myoguide.adapters.smart.config import same_url
     from myoguide.adapters.smart.launch import SmartDeps, mount_smart
     from myoguide.adapters.smart.pending import PendingLaunches
+    from myoguide.service import CdsHooks
 
     servers: dict[str | None, tuple[FhirServer, ...]] = {
         same_url(e.iss): (FhirServer(e.iss, e.allow_http, e.allow_private),) for e in ehrs
