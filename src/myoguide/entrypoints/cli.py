@@ -317,8 +317,8 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser of the `myoguide` command."""
+def _command_parser() -> tuple[argparse.ArgumentParser, Any]:
+    """Build the top-level parser with the `recommend` command; return it and its subparsers."""
     p = argparse.ArgumentParser(
         prog="myoguide",
         description="Decision support for recurrent and resistant DM/PM in adults. "
@@ -331,6 +331,18 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--format", choices=["json", "text"], default=None)
     rec.add_argument("--date", help="evaluation date for a FHIR Bundle (YYYY-MM-DD; default today)")
     rec.set_defaults(func=cmd_recommend)
+    return p, sub
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser of the `myoguide` command.
+
+    For arguments that start with `recommend`, only that command is built: its parser, usage
+    and messages are the same, and the eleven others cost its start-up time (argparse).
+    """
+    p, sub = _command_parser()
+    if argv is not None and list(argv[:1]) == ["recommend"]:
+        return p
     serve = sub.add_parser("serve", help="run the HTTP service (API, CDS Hooks, docs)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -406,7 +418,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         import gc
 
         gc.disable()
-    args = build_parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    args = build_parser(given).parse_args(given)
     stream = out if out is not None else sys.stdout
     try:
         code: int = args.func(args, stream)

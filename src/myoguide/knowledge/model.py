@@ -1,6 +1,5 @@
 """The schema of the encoded guideline: typed, validated at load, immutable afterwards."""
 
-from __future__ import annotations
 
 import weakref
 from decimal import Decimal

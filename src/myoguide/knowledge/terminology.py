@@ -1,6 +1,5 @@
 """The terminology table (terminology.yaml): typed, validated at load, with lookups."""
 
-from __future__ import annotations
 
 import re
 from collections.abc import Mapping
@@ -354,7 +353,7 @@ class Terminology:
         self.agent_periods: Mapping[str, str] = {}
         self.flare_boundary_mg_per_day: Decimal | None = None
 
-    def with_guideline(self, knowledge: Knowledge) -> Terminology:
+    def with_guideline(self, knowledge: Knowledge) -> "Terminology":
         """Return this terminology with the guideline's dose periods and flare boundary.
 
         A dose read from a chart is stated per each agent's dose period, and a prednisone
