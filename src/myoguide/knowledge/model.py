@@ -1,6 +1,5 @@
 """The schema of the encoded guideline: typed, validated at load, immutable afterwards."""
 
-
 import weakref
 from decimal import Decimal
 from typing import Annotated, Literal

@@ -1,6 +1,5 @@
 """The terminology table (terminology.yaml): typed, validated at load, with lookups."""
 
-
 import re
 from collections.abc import Mapping
 from decimal import Decimal
