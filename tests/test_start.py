@@ -95,6 +95,21 @@ def test_a_corrupt_cache_is_ignored_and_rewritten(tmp_path: Path, damage: object
     assert _load(GUIDELINE, tmp_path)[1] == 0  # rewritten whole
 
 
+def test_a_cache_others_can_write_is_not_trusted(tmp_path: Path) -> None:
+    good, _ = _load(GUIDELINE, tmp_path)
+    path = tmp_path / "guideline.msgpack"
+    path.chmod(0o664)  # intact, but a group member could have rewritten it with a valid key
+    again, calls = _load(GUIDELINE, tmp_path)
+    assert calls == 1
+    assert again == good
+    assert _load(GUIDELINE, tmp_path)[1] == 0  # replaced by a private file
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    assert _load(GUIDELINE, shared)[1] == 1
+    assert not (shared / "guideline.msgpack").exists()
+
+
 def test_an_unwritable_cache_falls_back_to_parsing(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")

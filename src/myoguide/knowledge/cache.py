@@ -5,7 +5,8 @@ structure as msgpack (no pickle: nothing in it can run code), after a header of 
 payload's own digest. The key covers the source bytes, the package, msgspec and Python versions
 and the source of the modules that define and check the structures, so a change to any of them
 misses the cache. Any problem (no folder, unwritable, corrupt, another key) falls back to
-parsing; a cache file is used only when both digests match.
+parsing; a cache file is used only when both digests match and it and its folder are the
+user's own and writable by no one else.
 """
 
 from __future__ import annotations
@@ -55,10 +56,20 @@ def cache_key(kind: str, source: bytes) -> bytes:
     return h.digest()
 
 
+def _private(st: os.stat_result) -> bool:
+    """Tell whether a file or folder is this user's and writable by no one else."""
+    # The digests catch damage, not a rewrite: anyone who can write here can compute a key.
+    uid = os.geteuid() if hasattr(os, "geteuid") else st.st_uid
+    return st.st_uid == uid and not st.st_mode & 0o022
+
+
 def _read(path: Path, key: bytes, type_: type[T]) -> T | None:
     """Return the cached structure if the file holds this key and an intact payload, else None."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            if not (_private(os.fstat(f.fileno())) and _private(path.parent.stat())):
+                return None
+            data = f.read()
     except OSError:
         return None
     head = len(MAGIC)
@@ -79,6 +90,8 @@ def _write(path: Path, key: bytes, value: object) -> None:
 
     payload = msgspec.msgpack.encode(value)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not _private(path.parent.stat()):
+        return  # a folder others can write to is never read from, so not written to either
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
