@@ -188,6 +188,19 @@ def test_recommend_imports_only_what_it_uses(tmp_path: Path) -> None:
     assert "myoguide.knowledge.cache" in modules
 
 
+def test_a_bundle_reads_the_cached_terminology_and_no_web_stack(tmp_path: Path) -> None:
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(BUNDLE_CASE["bundle"]))
+    _child(STATE_FILE, tmp_path / "cache")  # builds the cache
+    child = _child(path, tmp_path / "cache")
+    assert child["code"] == 0
+    modules = child["modules"]
+    assert isinstance(modules, list)
+    assert "myoguide.adapters.fhir.mapping" in modules
+    for name in [n for n in NOT_FOR_RECOMMEND if n != "myoguide.adapters.fhir"] + ["yaml"]:
+        assert not [m for m in modules if m == name or m.startswith(name + ".")], name
+
+
 def test_the_one_shot_process_runs_without_garbage_collection(tmp_path: Path) -> None:
     assert _child(STATE_FILE, tmp_path)["gc"] is False
     # A caller's process (main given its arguments, as tests do) keeps its collector.

@@ -48,11 +48,14 @@ def read_fhir(
     """The RecordReader port: map a FHIR Bundle with adapters.fhir's bundle_to_state."""
     # Imported on first use for start-up speed: only Bundle input needs the FHIR mapping.
     from myoguide.adapters.fhir import bundle_to_state
+    from myoguide.knowledge.terminology import load_packaged_terminology
 
     return bundle_to_state(
         bundle,
         evaluation_date=evaluation_date,
         rxnorm_to_agent=rxnorm_to_agent,
+        # The packaged terminology the engine holds (from the cache), not parsed again.
+        terminology=load_packaged_terminology(knowledge_cache_dir()),
         knowledge=knowledge,
     )
 
