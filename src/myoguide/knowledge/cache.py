@@ -48,6 +48,18 @@ def _fingerprint() -> bytes:
     return h.digest()
 
 
+def read_packaged(name: str) -> bytes:
+    """Return the bytes of a data file shipped in myoguide/knowledge/data."""
+    try:
+        # Beside this module: importlib.resources would import zipfile, tempfile and more.
+        return (Path(__file__).parent / "data" / name).read_bytes()
+    except OSError:
+        # Imported from a zip (the package Spark ships to its workers): the resource reader.
+        from importlib import resources
+
+        return (resources.files("myoguide.knowledge") / "data" / name).read_bytes()
+
+
 def cache_key(kind: str, source: bytes) -> bytes:
     """Return the key of a structure of one kind validated from these source bytes."""
     h = blake2b(_fingerprint(), digest_size=_DIGEST)

@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 
 from myoguide.errors import KnowledgeError
-from myoguide.knowledge.cache import cached
+from myoguide.knowledge.cache import cached, read_packaged
 from myoguide.knowledge.model import (
     AgentPrescribing,
     Caution,
@@ -93,8 +93,7 @@ def load_packaged(cache_dir: Path | None = None) -> Knowledge:
     With a cache folder, the validated guideline is kept there keyed by the file's bytes
     (knowledge/cache.py), and read back instead of parsed while those bytes are unchanged.
     """
-    # Read beside this module, not through importlib.resources (it imports zipfile and more).
-    data = (Path(__file__).parent / "data" / PACKAGED_FILE).read_bytes()
+    data = read_packaged(PACKAGED_FILE)
     origin = f"knowledge/data/{PACKAGED_FILE}"
     return cached(
         "guideline",

@@ -11,7 +11,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from myoguide.errors import KnowledgeError
-from myoguide.knowledge.cache import cached
+from myoguide.knowledge.cache import cached, read_packaged
 from myoguide.knowledge.model import Knowledge
 
 PACKAGED_FILE = "terminology.yaml"
@@ -507,8 +507,7 @@ def load_packaged_terminology(cache_dir: Path | None = None) -> Terminology:
     With a cache folder, the validated file is kept there keyed by its bytes
     (knowledge/cache.py), and read back instead of parsed while those bytes are unchanged.
     """
-    # Read beside this module, not through importlib.resources (it imports zipfile and more).
-    data = (Path(__file__).parent / "data" / PACKAGED_FILE).read_bytes()
+    data = read_packaged(PACKAGED_FILE)
     origin = f"knowledge/data/{PACKAGED_FILE}"
     file = cached(
         "terminology",
