@@ -8,9 +8,7 @@ fast.
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -23,14 +21,7 @@ from myoguide.domain.engine import Engine
 from myoguide.errors import InputError
 from myoguide.knowledge.loader import load_packaged
 from myoguide.knowledge.model import Knowledge
-from myoguide.service import (
-    Auditor,
-    CdsHooks,
-    Feedback,
-    PatientRecords,
-    Service,
-    report_feedback,
-)
+from myoguide.service.assess import Service
 from myoguide.service.ports import Clock, FhirClient, MappedRecord
 
 if TYPE_CHECKING:
@@ -43,6 +34,7 @@ if TYPE_CHECKING:
     from myoguide.adapters.http.server import ServerLimits
     from myoguide.adapters.smart.config import SmartEhrs
     from myoguide.adapters.store import ChainAnchor, ChainKeys, RecordStore, SessionStore, UserStore
+    from myoguide.service import Auditor, PatientRecords
     from myoguide.service.ports import ChartHandoffs, ReplayCache
     from myoguide.settings import Settings
 
@@ -57,21 +49,44 @@ def read_fhir(
     """The RecordReader port: map a FHIR Bundle with adapters.fhir's bundle_to_state."""
     # Imported on first use for start-up speed: only Bundle input needs the FHIR mapping.
     from myoguide.adapters.fhir import bundle_to_state
+    from myoguide.knowledge.terminology import load_packaged_terminology
 
     return bundle_to_state(
         bundle,
         evaluation_date=evaluation_date,
         rxnorm_to_agent=rxnorm_to_agent,
+        # The packaged terminology the engine holds (from the cache), not parsed again.
+        terminology=load_packaged_terminology(knowledge_cache_dir()),
         knowledge=knowledge,
     )
+
+
+def knowledge_cache_dir() -> Path | None:
+    """Return the folder of the validated-knowledge cache, or None for no cache.
+
+    $MYOGUIDE_CACHE_DIR when set ("" or "off" turns the cache off), else myoguide under
+    $XDG_CACHE_HOME or ~/.cache. Read from the environment directly: the settings module costs
+    more start-up time than the cache saves.
+    """
+    given = os.environ.get("MYOGUIDE_CACHE_DIR")
+    if given is not None:
+        return Path(given) if given.strip() and given.strip().lower() != "off" else None
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg) / "myoguide"
+    try:
+        return Path.home() / ".cache" / "myoguide"
+    except RuntimeError:  # no home folder to be found: run without a cache
+        return None
 
 
 def build_service(knowledge: Knowledge | None = None) -> Service:
     """Build a Service from the given knowledge, or the packaged guideline."""
     from myoguide.knowledge.terminology import load_packaged_terminology
 
-    kb = knowledge if knowledge is not None else load_packaged()
-    engine = Engine(kb, load_packaged_terminology())
+    cache_dir = knowledge_cache_dir()
+    kb = knowledge if knowledge is not None else load_packaged(cache_dir)
+    engine = Engine(kb, load_packaged_terminology(cache_dir))
     return Service(kb, engine, reader=read_fhir, clock=SystemClock())
 
 
@@ -85,6 +100,7 @@ def build_auditor(service: Service | None = None) -> Auditor:
     """Build the population audit's per-patient use case: the service and the knowledge's flags."""
     # Imported here for start-up speed: only `audit` needs the flags.
     from myoguide.knowledge.flags import load_packaged_flags
+    from myoguide.service import Auditor
 
     svc = service if service is not None else default_service()
     return Auditor(svc, load_packaged_flags(svc.knowledge))
@@ -164,6 +180,8 @@ class ServeConfig:
 
     def to_json(self) -> str:
         """Return the options a worker process needs, as JSON (issuers by their file)."""
+        import json  # here, as every import `recommend` does not use
+
         return json.dumps(
             {
                 "trust_file": str(self.trust_file) if self.trust_file else None,
@@ -181,6 +199,8 @@ class ServeConfig:
     @classmethod
     def from_json(cls, text: str) -> ServeConfig:
         """Return the options `to_json` wrote (demo patients are seeded by the parent only)."""
+        import json
+
         from myoguide.adapters.cdshooks.trust import load_trust
 
         doc = json.loads(text)
@@ -238,6 +258,8 @@ def load_smart(path: Path | None) -> SmartEhrs | None:
     """Read the EHRs registered for SMART App Launch (the trust file's `smart`), or None."""
     if path is None:
         return None
+    import json
+
     from myoguide.adapters.smart.config import parse_smart
 
     try:
@@ -259,6 +281,8 @@ def database_url(config: ServeConfig) -> str:
 
 def secret_key(data_dir: Path) -> str:
     """Return the session signing key: $MYOGUIDE_SECRET_KEY, or one kept in the data directory."""
+    import secrets  # here: it pulls in hmac and hashlib's OpenSSL, which `recommend` never needs
+
     env = settings().secret_key
     if env is not None:
         return env.get_secret_value()
@@ -283,6 +307,8 @@ def chain_keys(data_dir: Path) -> ChainKeys:
     Both list keys newest first (comma-separated, or one a line): the first seals new rows,
     the others still verify rows sealed before a rotation.
     """
+    import secrets
+
     from myoguide.adapters.store import ChainKeys
 
     env = settings().chain_key
@@ -363,6 +389,7 @@ def feedback_report(config: ServeConfig) -> str:
     """Return the stored CDS Hooks feedback report, as text."""
     # Imported here for start-up speed, as above.
     from myoguide.adapters.store.sink import StoreFeedbackSink
+    from myoguide.service import report_feedback
 
     return report_feedback(StoreFeedbackSink.open(database_url(config)))
 
@@ -403,6 +430,7 @@ def build_http_app(
     from myoguide.adapters.web.pages import WebDeps, mount_web
     from myoguide.adapters.web.session import SignIn
     from myoguide.knowledge.terminology import load_packaged_terminology
+    from myoguide.service import CdsHooks, Feedback, PatientRecords
 
     clock = clock if clock is not None else SystemClock()
     service = service if service is not None else default_service()
@@ -427,7 +455,7 @@ def build_http_app(
     )
     # The one place packaged data is read for the CDS service: its prefetch templates (the
     # LOINC codes the FHIR mapping reads) go to the use case, the FHIR client and discovery.
-    term = load_packaged_terminology()
+    term = load_packaged_terminology(knowledge_cache_dir())
     templates = prefetch_templates(term.weight_codes, term.height_codes)
     if fhir is None:
         fhir = HttpxFhirClient(
@@ -540,6 +568,7 @@ def mount_smart_app(
     from myoguide.adapters.smart.launch import SmartDeps, mount_smart
     from myoguide.adapters.smart.link import PatientLinks
     from myoguide.adapters.smart.pending import PendingLaunches
+    from myoguide.service import CdsHooks
 
     servers: dict[str | None, tuple[FhirServer, ...]] = {
         same_url(e.iss): (FhirServer(e.iss, e.allow_http, e.allow_private),) for e in ehrs

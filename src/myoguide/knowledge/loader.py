@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from importlib import resources
+from pathlib import Path
 
 import msgspec
-import yaml
 
 from myoguide.errors import KnowledgeError
+from myoguide.knowledge.cache import cached, read_packaged
 from myoguide.knowledge.checks import problems
 from myoguide.knowledge.model import (
     AgentPrescribing,
@@ -62,6 +62,9 @@ def _locate(raw: dict[str, object], exc: msgspec.ValidationError) -> tuple[str, 
 
 def parse_knowledge(text: str, *, origin: str) -> Knowledge:
     """Parse and validate guideline YAML text; `origin` names the file in errors."""
+    # Imported here: a start from the cache (load_packaged) never needs the YAML parser.
+    import yaml
+
     try:
         raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
@@ -84,9 +87,18 @@ def parse_knowledge(text: str, *, origin: str) -> Knowledge:
     return msgspec.structs.replace(knowledge, origin=origin)
 
 
-def load_packaged() -> Knowledge:
-    """Read and validate the guideline shipped inside the package."""
-    ref = resources.files("myoguide.knowledge") / "data" / PACKAGED_FILE
-    return parse_knowledge(
-        ref.read_text(encoding="utf-8"), origin=f"knowledge/data/{PACKAGED_FILE}"
+def load_packaged(cache_dir: Path | None = None) -> Knowledge:
+    """Read and validate the guideline shipped inside the package.
+
+    With a cache folder, the validated guideline is kept there keyed by the file's bytes
+    (knowledge/cache.py), and read back instead of parsed while those bytes are unchanged.
+    """
+    data = read_packaged(PACKAGED_FILE)
+    origin = f"knowledge/data/{PACKAGED_FILE}"
+    return cached(
+        "guideline",
+        data,
+        Knowledge,
+        lambda: parse_knowledge(data.decode("utf-8"), origin=origin),
+        cache_dir,
     )

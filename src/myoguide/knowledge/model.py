@@ -1,7 +1,5 @@
 """The schema of the encoded guideline: typed, validated at load, immutable afterwards."""
 
-from __future__ import annotations
-
 import weakref
 from decimal import Decimal
 from typing import Annotated, Literal

@@ -1,21 +1,17 @@
 """The terminology table (terminology.yaml): typed, validated at load, with lookups."""
 
-from __future__ import annotations
-
-import difflib
 import re
 from collections.abc import Mapping
 from decimal import Decimal
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal, NamedTuple
 
 import msgspec
-import yaml
 from msgspec import Meta, Struct
 
 from myoguide.errors import KnowledgeError
+from myoguide.knowledge.cache import cached, read_packaged
 from myoguide.knowledge.model import Knowledge
 
 PACKAGED_FILE = "terminology.yaml"
@@ -277,12 +273,16 @@ def name_tokens(text: str) -> tuple[str, ...]:
 
 def _longest_common(a: str, b: str) -> int:
     """Return the length of the longest common substring of two words."""
+    import difflib  # here: only a name that needs a near match loads it
+
     match = difflib.SequenceMatcher(None, a, b, autojunk=False).find_longest_match()
     return match.size
 
 
 def _similar(token: str, word: str) -> bool:
     """Return whether two words share a long run of letters or are spelled alike."""
+    import difflib
+
     matcher = difflib.SequenceMatcher(None, token, word, autojunk=False)
     if matcher.real_quick_ratio() < 0.8 and min(len(token), len(word)) < 6:
         return False
@@ -354,7 +354,7 @@ class Terminology:
         self.course_agents: frozenset[str] = frozenset()
         self.flare_boundary_mg_per_day: Decimal | None = None
 
-    def with_guideline(self, knowledge: Knowledge) -> Terminology:
+    def with_guideline(self, knowledge: Knowledge) -> "Terminology":
         """Return this terminology with the guideline's dose periods, course agents and boundary.
 
         A dose read from a chart is stated per each agent's dose period, `last_given` is read for
@@ -479,6 +479,14 @@ def _locate(raw: object, exc: msgspec.ValidationError) -> tuple[str, str]:
 
 def parse_terminology(text: str, *, origin: str) -> Terminology:
     """Parse and validate terminology YAML text; `origin` names the file in errors."""
+    return Terminology(_parse_file(text, origin=origin), origin)
+
+
+def _parse_file(text: str, *, origin: str) -> TerminologyFile:
+    """Parse and validate terminology YAML text to the file's structure."""
+    # Imported here: a start from the cache never needs the YAML parser.
+    import yaml
+
     try:
         raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
@@ -493,16 +501,26 @@ def parse_terminology(text: str, *, origin: str) -> Terminology:
         key, _, message = found[0].partition(": ")
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         raise KnowledgeError(origin, key, message + more)
-    return Terminology(file, origin)
+    return file
 
 
 @cache
-def load_packaged_terminology() -> Terminology:
-    """Read and validate the terminology shipped inside the package (once per process)."""
-    ref = resources.files("myoguide.knowledge") / "data" / PACKAGED_FILE
-    return parse_terminology(
-        ref.read_text(encoding="utf-8"), origin=f"knowledge/data/{PACKAGED_FILE}"
+def load_packaged_terminology(cache_dir: Path | None = None) -> Terminology:
+    """Read and validate the terminology shipped inside the package (once per process).
+
+    With a cache folder, the validated file is kept there keyed by its bytes
+    (knowledge/cache.py), and read back instead of parsed while those bytes are unchanged.
+    """
+    data = read_packaged(PACKAGED_FILE)
+    origin = f"knowledge/data/{PACKAGED_FILE}"
+    file = cached(
+        "terminology",
+        data,
+        TerminologyFile,
+        lambda: _parse_file(data.decode("utf-8"), origin=origin),
+        cache_dir,
     )
+    return Terminology(file, origin)
 
 
 def load_terminology_file(path: Path) -> Terminology:

@@ -1,0 +1,253 @@
+"""The command's start (issue 24): the knowledge cache, what `recommend` imports, the Python API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import myoguide
+from clirun import ROOT
+from myoguide.adapters.jsonio import dumps
+from myoguide.bootstrap import default_service
+from myoguide.errors import InputError, KnowledgeError
+from myoguide.knowledge.cache import MAGIC, cached
+from myoguide.knowledge.loader import PACKAGED_FILE, load_packaged, parse_knowledge
+from myoguide.knowledge.model import Knowledge
+from myoguide.knowledge.terminology import load_packaged_terminology
+
+GUIDELINE = (ROOT / "src" / "myoguide" / "knowledge" / "data" / PACKAGED_FILE).read_bytes()
+BUNDLE_CASE = json.loads((ROOT / "tests" / "fhir" / "bundles" / "resistant-dm.json").read_text())
+STATE_FILE = ROOT / "examples" / "resistant-dm.json"
+
+
+class Parses:
+    """The real parse of guideline bytes, counting how often it runs."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.calls = data, 0
+
+    def __call__(self) -> Knowledge:
+        self.calls += 1
+        return parse_knowledge(self.data.decode(), origin="guideline.yaml")
+
+
+def _load(data: bytes, folder: Path | None) -> tuple[Knowledge, int]:
+    parse = Parses(data)
+    return cached("guideline", data, Knowledge, parse, folder), parse.calls
+
+
+def test_a_cached_knowledge_is_the_parsed_one_and_skips_the_parse(tmp_path: Path) -> None:
+    first, calls = _load(GUIDELINE, tmp_path)
+    assert calls == 1
+    assert (tmp_path / "guideline.msgpack").exists()
+    again, calls = _load(GUIDELINE, tmp_path)
+    assert calls == 0
+    assert again == first == parse_knowledge(GUIDELINE.decode(), origin="guideline.yaml")
+
+
+def test_the_cache_is_rebuilt_when_the_knowledge_bytes_change(tmp_path: Path) -> None:
+    old, _ = _load(GUIDELINE, tmp_path)
+    changed = GUIDELINE.replace(f"title: {old.title}".encode(), b"title: Another title", 1)
+    assert changed != GUIDELINE
+    new, calls = _load(changed, tmp_path)
+    assert calls == 1
+    assert new.title == "Another title"
+    # The file now holds the new bytes' answer; the old bytes miss it and rebuild in turn.
+    assert _load(changed, tmp_path)[1] == 0
+    back, calls = _load(GUIDELINE, tmp_path)
+    assert calls == 1
+    assert back == old
+
+
+def test_invalid_knowledge_is_never_cached(tmp_path: Path) -> None:
+    broken = GUIDELINE.replace(b"knowledge_version:", b"knowledge_versio:", 1)
+    with pytest.raises(KnowledgeError):
+        _load(broken, tmp_path)
+    assert not (tmp_path / "guideline.msgpack").exists()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda b: b[:-1] + bytes([b[-1] ^ 1]), id="payload-bit-flipped"),
+        pytest.param(lambda b: b[: len(b) // 2], id="truncated"),
+        pytest.param(lambda b: b"not a cache at all", id="garbage"),
+        pytest.param(lambda b: b"", id="empty"),
+        # Another key in the header: a stale or foreign file, whatever its payload says.
+        pytest.param(lambda b: MAGIC + bytes(32) + b[len(MAGIC) + 32 :], id="other-key"),
+    ],
+)
+def test_a_corrupt_cache_is_ignored_and_rewritten(tmp_path: Path, damage: object) -> None:
+    good, _ = _load(GUIDELINE, tmp_path)
+    path = tmp_path / "guideline.msgpack"
+    path.write_bytes(damage(path.read_bytes()))  # type: ignore[operator]
+    again, calls = _load(GUIDELINE, tmp_path)
+    assert calls == 1
+    assert again == good
+    assert _load(GUIDELINE, tmp_path)[1] == 0  # rewritten whole
+
+
+def test_a_cache_others_can_write_is_not_trusted(tmp_path: Path) -> None:
+    good, _ = _load(GUIDELINE, tmp_path)
+    path = tmp_path / "guideline.msgpack"
+    path.chmod(0o664)  # intact, but a group member could have rewritten it with a valid key
+    again, calls = _load(GUIDELINE, tmp_path)
+    assert calls == 1
+    assert again == good
+    assert _load(GUIDELINE, tmp_path)[1] == 0  # replaced by a private file
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    assert _load(GUIDELINE, shared)[1] == 1
+    assert not (shared / "guideline.msgpack").exists()
+
+
+def test_an_unwritable_cache_falls_back_to_parsing(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    value, calls = _load(GUIDELINE, blocker / "cache")  # cannot make a folder under a file
+    assert calls == 1
+    assert value.knowledge_version
+    assert _load(GUIDELINE, None)[1] == 1  # no folder: always parsed
+
+
+def test_packaged_knowledge_and_terminology_from_the_cache_match_the_files(tmp_path: Path) -> None:
+    assert load_packaged(tmp_path) == load_packaged(tmp_path) == load_packaged()
+    cached_term = load_packaged_terminology(tmp_path)
+    parsed = load_packaged_terminology()
+    assert cached_term.file == parsed.file
+    assert cached_term.by_code == parsed.by_code
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "guideline.msgpack",
+        "terminology.msgpack",
+    ]
+
+
+# ---- what one `myoguide recommend` process loads -------------------------------------------
+
+_CHILD = """
+import gc, io, json, sys
+from myoguide.entrypoints.cli import main
+sys.argv = ["myoguide", "recommend", sys.argv[1], "--format", "json"]
+out = io.StringIO()
+code = main(out=out)
+print(json.dumps({"code": code, "gc": gc.isenabled(), "modules": sorted(sys.modules)}))
+"""
+
+# The web stack, the store, the JWT and JSON Schema libraries, the other use cases.
+NOT_FOR_RECOMMEND = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "sqlalchemy",
+    "httpx",
+    "jsonschema",
+    "pydantic",
+    "secrets",
+    "hmac",
+    "myoguide.service.cds",
+    "myoguide.service.audit",
+    "myoguide.service.records",
+    "myoguide.adapters.fhir",
+    "myoguide.settings",
+)
+
+
+def _child(path: Path, cache: Path) -> dict[str, object]:
+    env = {**os.environ, "MYOGUIDE_CACHE_DIR": str(cache)}
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    result: dict[str, object] = json.loads(proc.stdout)
+    return result
+
+
+def test_recommend_imports_only_what_it_uses(tmp_path: Path) -> None:
+    first = _child(STATE_FILE, tmp_path)  # builds the cache
+    assert first["code"] == 0
+    child = _child(STATE_FILE, tmp_path)
+    modules = child["modules"]
+    assert isinstance(modules, list)
+    for name in NOT_FOR_RECOMMEND:
+        assert not [m for m in modules if m == name or m.startswith(name + ".")], name
+    # From a warm cache the YAML parser is not even loaded.
+    assert "yaml" not in modules
+    assert "myoguide.knowledge.cache" in modules
+
+
+def test_a_bundle_reads_the_cached_terminology_and_no_web_stack(tmp_path: Path) -> None:
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(BUNDLE_CASE["bundle"]))
+    _child(STATE_FILE, tmp_path / "cache")  # builds the cache
+    child = _child(path, tmp_path / "cache")
+    assert child["code"] == 0
+    modules = child["modules"]
+    assert isinstance(modules, list)
+    assert "myoguide.adapters.fhir.mapping" in modules
+    for name in [n for n in NOT_FOR_RECOMMEND if n != "myoguide.adapters.fhir"] + ["yaml"]:
+        assert not [m for m in modules if m == name or m.startswith(name + ".")], name
+
+
+def test_the_one_shot_process_runs_without_garbage_collection(tmp_path: Path) -> None:
+    assert _child(STATE_FILE, tmp_path)["gc"] is False
+    # A caller's process (main given its arguments, as tests do) keeps its collector.
+    from myoguide.entrypoints.cli import main
+
+    main(["recommend", str(STATE_FILE), "--format", "json"], out=io.StringIO())
+
+    assert gc.isenabled()
+
+
+# ---- the Python API takes what the command takes ---------------------------------------------
+
+
+def _cli_json(path: Path, *extra: str) -> object:
+    exe = Path(sys.executable).with_name("myoguide")
+    proc = subprocess.run(
+        [str(exe), "recommend", str(path), "--format", "json", *extra],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(proc.stdout)
+
+
+def test_the_api_answers_a_bundle_as_a_dict_or_as_bytes_like_the_command(tmp_path: Path) -> None:
+    bundle = BUNDLE_CASE["bundle"]
+    date = dt.date.fromisoformat(BUNDLE_CASE["evaluation_date"])
+    as_dict = myoguide.recommend(bundle, evaluation_date=date)
+    raw = json.dumps(bundle).encode()
+    assert myoguide.recommend(raw, evaluation_date=date) == as_dict
+    assert myoguide.recommend(bytearray(raw), evaluation_date=date) == as_dict
+    assert myoguide.recommend(memoryview(raw), evaluation_date=date) == as_dict
+    assert as_dict == default_service().assess_bundle(bundle, date)
+    path = tmp_path / "bundle.json"
+    path.write_bytes(raw)
+    command = _cli_json(path, "--date", date.isoformat())
+    assert json.loads(dumps(as_dict)) == command
+
+
+def test_the_api_answers_a_state_as_a_dict_or_as_bytes() -> None:
+    state = json.loads(STATE_FILE.read_text())["input"]
+    as_dict = myoguide.recommend(state)
+    assert myoguide.recommend(json.dumps(state).encode()) == as_dict
+    assert json.loads(dumps(as_dict)) == _cli_json(STATE_FILE)
+
+
+def test_the_api_refuses_bytes_that_are_not_json() -> None:
+    with pytest.raises(InputError) as err:
+        myoguide.recommend(b"{not json")
+    assert err.value.field == "(input)"
