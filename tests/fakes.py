@@ -46,6 +46,7 @@ class FakeAnswer:
     result: Mapping[str, Any]
     knowledge_version: str
     shown_at: dt.datetime
+    input: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class FakeDecision:
     chosen_recommendation: str | None
     reason: str | None
     decided_at: dt.datetime
+    reason_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class MemoryRecords:
     visits: dict[int, list[FakeVisit]] = field(default_factory=dict)
     answers: list[FakeAnswer] = field(default_factory=list)
     decisions: list[FakeDecision] = field(default_factory=list)
+    saved: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
 
     def add_patient(self, label: str) -> FakePatient:
         if any(p.label == label for p in self.patients):
@@ -119,6 +122,28 @@ class MemoryRecords:
         answer = self.log_answer(patient_id, visit.id, state, result, knowledge_version, shown_at)
         return visit.id, answer
 
+    def save_visit_answer(
+        self,
+        patient_id: int,
+        visit_date: dt.date,
+        state: Mapping[str, Any],
+        result: Mapping[str, Any],
+        knowledge_version: str,
+        shown_at: dt.datetime,
+        save_key: str | None,
+    ) -> tuple[int, int, bool]:
+        if save_key is not None and (patient_id, save_key) in self.saved:
+            return (*self.saved[(patient_id, save_key)], False)
+        ids = self.log_visit_answer(
+            patient_id, visit_date, state, result, knowledge_version, shown_at
+        )
+        if save_key is not None:
+            self.saved[(patient_id, save_key)] = ids
+        return (*ids, True)
+
+    def get_answer(self, answer_id: int) -> FakeAnswer | None:
+        return next((a for a in self.answers if a.id == answer_id), None)
+
     def log_answer(
         self,
         patient_id: int,
@@ -140,6 +165,7 @@ class MemoryRecords:
             result,
             knowledge_version,
             shown_at,
+            dict(input_state),
         )
         self.answers.append(answer)
         return answer.id
@@ -151,11 +177,14 @@ class MemoryRecords:
         chosen_recommendation: str | None,
         reason: str | None,
         decided_at: dt.datetime,
+        reason_code: str | None = None,
     ) -> int:
         if not any(a.id == answer_id for a in self.answers):
             raise LookupError(f"answer {answer_id} not found")
         self.decisions.append(
-            FakeDecision(answer_id, decision, chosen_recommendation, reason, decided_at)
+            FakeDecision(
+                answer_id, decision, chosen_recommendation, reason, decided_at, reason_code
+            )
         )
         return len(self.decisions)
 

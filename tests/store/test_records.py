@@ -105,7 +105,7 @@ def test_migrations_reach_head_and_match_the_models(empty_url: str) -> None:
     upgrade(empty_url)  # a second start finds nothing to do
     engine = make_engine(empty_url)
     try:
-        assert current_revision(engine) == head_revision() == "0005"
+        assert current_revision(engine) == head_revision() == "0007"
         assert set(inspect(engine).get_table_names()) >= RECORD_TABLES | {"chart_handoffs"}
         with engine.connect() as conn:
             differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -118,7 +118,7 @@ def test_migrations_reach_head_and_match_the_models(empty_url: str) -> None:
         assert current_revision(engine) == "0001"
         assert not (RECORD_TABLES | {"chart_handoffs"}) & set(inspect(engine).get_table_names())
         upgrade(empty_url)  # and back again, triggers included
-        assert current_revision(engine) == "0005"
+        assert current_revision(engine) == "0007"
         assert "chart_handoffs" in inspect(engine).get_table_names()
     finally:
         engine.dispose()
@@ -434,11 +434,10 @@ def test_timeline_takes_three_queries(records: RecordStore, engine: Engine) -> N
 def test_export_round_trips_through_json(records: RecordStore) -> None:
     patient = records.add_patient("P-010")
     visit = records.add_visit(patient.id, date(2024, 2, 29), state(12.5))
-    answer = records.log_answer(
-        patient.id, visit.id, state(12.5), result("recurrent", "add_ivig"), KV, SHOWN
-    )
+    offered = result("recurrent", "add_ivig", "add_rituximab")
+    answer = records.log_answer(patient.id, visit.id, state(12.5), offered, KV, SHOWN)
     records.log_answer(patient.id, None, state(), result("controlled"), KV, SHOWN)
-    records.record_decision(answer, "chose_other", "add_rituximab", "cost", SHOWN)
+    records.record_decision(answer, "chose_other", "add_rituximab", "cost", SHOWN, "cost_or_access")
 
     exported = records.export_patient(patient.id)
     assert json.loads(json.dumps(exported, allow_nan=False)) == exported
@@ -452,12 +451,13 @@ def test_export_round_trips_through_json(records: RecordStore) -> None:
     assert visit_json["state"] == state(12.5)
     assert [a["id"] for a in exported["answers"]] == [answer, answer + 1]
     assert exported["answers"][0]["shown_at"] == "2024-05-01T10:00:00+00:00"
-    assert exported["answers"][0]["result"] == result("recurrent", "add_ivig")
+    assert exported["answers"][0]["result"] == offered
     assert exported["answers"][1]["visit_id"] is None
     (decision_json,) = exported["decisions"]
     assert decision_json["answer_id"] == answer
     assert decision_json["decision"] == "chose_other"
     assert decision_json["chosen_recommendation"] == "add_rituximab"
+    assert decision_json["reason_code"] == "cost_or_access"
     assert datetime.fromisoformat(decision_json["decided_at"]) == SHOWN
     with pytest.raises(RecordNotFound):
         records.export_patient(9999)

@@ -86,9 +86,10 @@ def decision_content(
     decision: str,
     chosen_recommendation: str | None,
     reason: str | None,
+    reason_code: str | None = None,
 ) -> dict[str, Any]:
     """Return what a decision's hash covers, including the hash of the answer it is about."""
-    return {
+    content = {
         "answer_id": answer_id,
         "answer_hash": answer_hash,
         "decided_at": instant(decided_at),
@@ -96,6 +97,10 @@ def decision_content(
         "chosen_recommendation": chosen_recommendation,
         "reason": reason,
     }
+    # Covered only when given, so rows written before reason codes keep their hashes.
+    if reason_code is not None:
+        content["reason_code"] = reason_code
+    return content
 
 
 def same_json(a: Any, b: Any) -> bool:

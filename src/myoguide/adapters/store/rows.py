@@ -71,6 +71,7 @@ class DecisionRow:
     decision: str
     chosen_recommendation: str | None
     reason: str | None
+    reason_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ def read_decision(row: DecisionModel) -> DecisionRow:
         decision=row.decision,
         chosen_recommendation=row.chosen_recommendation,
         reason=row.reason,
+        reason_code=row.reason_code,
     )
 
 
@@ -189,4 +191,5 @@ def decision_json(row: DecisionRow) -> dict[str, Any]:
         "decision": row.decision,
         "chosen_recommendation": row.chosen_recommendation,
         "reason": row.reason,
+        "reason_code": row.reason_code,
     }

@@ -70,6 +70,7 @@ def verify_chain(engine: Engine) -> ChainReport:
                 decision=d.decision,
                 chosen_recommendation=d.chosen_recommendation,
                 reason=d.reason,
+                reason_code=d.reason_code,
             )
             problem = _link_problem(d.prev_hash, d.row_hash, prev, link_hash(prev, content))
             if problem is not None:

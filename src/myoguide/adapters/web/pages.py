@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import secrets
 from importlib import resources
 from typing import Annotated, Any
 
@@ -38,11 +40,26 @@ from myoguide.adapters.web.site import (
 )
 from myoguide.adapters.web.timeline import STYLE as TIMELINE_STYLE
 from myoguide.adapters.web.timeline import timeline_svg
-from myoguide.adapters.web.words import course_rows, decision_words, state_lines
+from myoguide.adapters.web.words import (
+    REASON_CHOICES,
+    course_rows,
+    decision_words,
+    state_lines,
+)
 from myoguide.errors import InputError
 from myoguide.service import Clock
 
 DECISIONS = ("accepted", "chose_other", "declined")
+SAVE_KEY = "save_key"
+# The form's save key as made below; anything else posted is ignored, not stored.
+_SAVE_KEY_FORM = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+def _new_save_key(form: FormData) -> FormData:
+    """Give a freshly opened form its own save key: one save per intent."""
+    form.values[SAVE_KEY] = secrets.token_urlsafe(18)
+    return form
+
 
 __all__ = ["WebDeps", "mount_web"]
 
@@ -105,6 +122,7 @@ async def assess_form(
         if row is None:
             return site.page(request, "home.html", 404, title="Not found", nav="")
         form.values["visit_date"] = site.deps.clock.today().isoformat()
+        _new_save_key(form)
     return _form_page(request, site, form, row, source_date=source.visit_date if source else None)
 
 
@@ -198,15 +216,32 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
     # Stored as validated: agents by name, units as given, absent fields explicit.
     state = msgspec.to_builtins(assessment.state)
     answer_id = None
+    extra: dict[str, Any] = {}
     if patient is not None:
-        answer_id = await run_in_threadpool(
-            site.records.log_answer,
+        key = data.get(SAVE_KEY, "")
+        logged = await run_in_threadpool(
+            site.records.save,
             patient.id,
             state,
             result,
             to_jsonable(result),
             visit_date if action == "save" else None,
+            key if _SAVE_KEY_FORM.match(key) else None,
         )
+        answer_id = logged.answer_id
+        if not logged.new_visit:
+            # The same form saved again (a double press, or Back and resubmit): show the visit
+            # and answer saved the first time, and say so.
+            saved = await run_in_threadpool(site.records.answer, logged.answer_id)
+            shown = stored_result(saved.result) if saved is not None else None
+            if saved is not None and shown is not None:
+                repeated_changed = dict(saved.input) != state
+                state = dict(saved.input)
+                result = shown
+                form = form_from_state(state)
+                form.values[SAVE_KEY] = key
+                form.values["visit_date"] = visit_date.isoformat()
+                extra = {"repeated": True, "repeated_changed": repeated_changed}
     return site.page(
         request,
         "assess.html",
@@ -220,6 +255,7 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
         visit_date=visit_date.isoformat(),
         focus=None,
         confirm=CONFIRM_FIELD if unusual else None,
+        **extra,
         **site.choices,
         **site.answer_context(result),
     )
@@ -255,18 +291,9 @@ async def visit_page(request: Request, patient_id: int, visit_id: int, site: Sit
 
 @pages.post("/answers/{answer_id}/decision")
 async def decision(request: Request, answer_id: int, site: SiteDep, data: Form) -> Response:
-    choice = data.get("decision", "")
-    if choice not in DECISIONS:
-        return site.page(request, "home.html", 422, title="Invalid decision", nav="")
-    try:
-        await run_in_threadpool(
-            site.records.record_decision,
-            answer_id,
-            choice,
-            data.get("chosen") or None,
-            (data.get("reason") or "").strip()[:500] or None,
-        )
-    except (LookupError, ValueError):
+    answer = await run_in_threadpool(site.records.answer, answer_id)
+    patient = await run_in_threadpool(site.records.patient, answer.patient_id) if answer else None
+    if answer is None or patient is None:
         return site.page(
             request,
             "home.html",
@@ -275,9 +302,95 @@ async def decision(request: Request, answer_id: int, site: SiteDep, data: Form) 
             nav="",
             notice="That answer could not be found.",
         )
-    patient_id = data.get("patient_id", "")
-    target = f"/patients/{patient_id}" if patient_id.isdigit() else "/patients"
-    return RedirectResponse(target, status_code=303)
+    typed = {k: (data.get(k) or "").strip() for k in ("decision", "chosen", "reason_code")}
+    typed["reason"] = (data.get("reason") or "").strip()[:500]
+    result = stored_result(answer.result)
+    if result is None:
+        return site.page(
+            request,
+            "home.html",
+            422,
+            title="Answer unreadable",
+            nav="",
+            notice="That answer can no longer be read, so no decision can be recorded on it.",
+        )
+    errors = _decision_errors(typed, result)
+    if not errors:
+        try:
+            await run_in_threadpool(
+                site.records.record_decision,
+                answer_id,
+                typed["decision"],
+                None if typed["decision"] == "declined" else typed["chosen"] or None,
+                typed["reason"] or None,
+                typed["reason_code"] or None,
+            )
+        except ValueError as exc:
+            # The store has the last word on what was offered; its message names the field.
+            field, _, message = str(exc).partition(": ")
+            errors["reason_code" if field == "reason_code" else "chosen"] = message or str(exc)
+    if errors:
+        return await _decision_again(request, site, answer, patient, result, typed, errors)
+    return RedirectResponse(f"/patients/{patient.id}", status_code=303)
+
+
+def _decision_errors(typed: dict[str, str], result: Any) -> dict[str, str]:
+    """Return what is wrong with a posted decision, by field, in the clinician's words."""
+    errors: dict[str, str] = {}
+    offered = {r.id: r for r in result.recommendations}
+    first = [r.id for r in result.recommendations if r.rank == 1]
+    choice, chosen = typed["decision"], typed["chosen"]
+    if choice not in DECISIONS:
+        errors["decision"] = "choose what you decided"
+    elif chosen and chosen not in offered:
+        errors["chosen"] = "choose one of the options this answer offered"
+    elif choice == "chose_other" and not chosen:
+        errors["chosen"] = "choose the option you chose from the list"
+    elif choice == "accepted" and not chosen and len(first) > 1:
+        errors["chosen"] = "the first choices are tied: choose the one you accepted"
+    elif choice == "accepted" and chosen and chosen not in first:
+        errors["chosen"] = (
+            "this is not a first choice: mark “Chose another option”, or choose a first choice"
+        )
+    if typed["reason_code"] and typed["reason_code"] not in dict(REASON_CHOICES):
+        errors["reason_code"] = "choose a reason from the list"
+    return errors
+
+
+async def _decision_again(
+    request: Request,
+    site: Site,
+    answer: Any,
+    patient: Any,
+    result: Any,
+    typed: dict[str, str],
+    errors: dict[str, str],
+) -> Response:
+    """The answer again with the decision form as it was typed, and what needs changing."""
+    file = await run_in_threadpool(site.records.patient_file, patient.id)
+    entry = file.visit(answer.visit_id) if file and answer.visit_id is not None else None
+    when = entry.visit.visit_date.isoformat() if entry else ""
+    form = form_from_state(answer.input)
+    return site.page(
+        request,
+        "assess.html",
+        422,
+        title="Assessment",
+        nav="assess",
+        form=form,
+        patient=patient,
+        answer_id=answer.id,
+        saved=entry is not None,
+        entered=state_lines(answer.input),
+        visit_date=when,
+        focus=None,
+        confirm=None,
+        autofocus_answer=False,
+        decision_form=typed,
+        decision_errors=errors,
+        **site.choices,
+        **site.answer_context(result),
+    )
 
 
 @pages.get("/patients", response_class=HTMLResponse)

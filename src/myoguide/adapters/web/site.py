@@ -31,7 +31,7 @@ from myoguide.adapters.web.forms import (
 )
 from myoguide.adapters.web.ports import UserStore
 from myoguide.adapters.web.session import SignIn, session_user
-from myoguide.adapters.web.words import fact_words
+from myoguide.adapters.web.words import DECISION_LABELS, REASON_CHOICES, fact_words
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.units import fmt
 from myoguide.service import ChartHandoffs, Clock, PatientRecords, Service
@@ -74,6 +74,8 @@ def _env() -> Environment:
         field_label=field_label,
         level=level,
         level_words=LEVEL_WORDS,
+        reason_choices=REASON_CHOICES,
+        decision_labels=DECISION_LABELS,
     )
     return env
 

@@ -11,6 +11,17 @@ from myoguide.domain.state import dec
 from myoguide.domain.units import fmt
 from myoguide.service.ports import PatientCourse
 
+# Why another option or none was chosen, in the style of CDS Hooks override reasons.
+REASON_CHOICES = (
+    ("patient_preference", "Patient preference"),
+    ("contraindication", "Contraindication"),
+    ("cost_or_access", "Cost or access"),
+    ("already_tried", "Already tried"),
+    ("clinical_judgment", "Clinical judgment"),
+    ("other", "Other"),
+)
+DECISION_LABELS = {"decision": "Decision", "chosen": "Option chosen", "reason_code": "Reason"}
+
 
 def _agents_taken(state: Mapping[str, Any], labels: Mapping[str, str]) -> str:
     names = [
@@ -66,8 +77,15 @@ def decision_words(latest: Any, result: Mapping[str, Any]) -> str | None:
     text = words.get(latest.decision, latest.decision)
     if latest.chosen_recommendation and latest.decision == "chose_other":
         text += " " + _option_label(result, latest.chosen_recommendation)
+    why = [
+        dict(REASON_CHOICES).get(str(code), str(code)).lower()
+        for code in (getattr(latest, "reason_code", None),)
+        if code
+    ]
     if latest.reason:
-        text += f" ({latest.reason})"
+        why.append(latest.reason)
+    if why:
+        text += f" ({': '.join(why)})"
     return str(text)
 
 
