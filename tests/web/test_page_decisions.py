@@ -148,3 +148,51 @@ def test_chose_another_without_naming_it_keeps_what_was_typed(client: TestClient
     assert decision["reason"] == "wants fewer infusions"
     visit = client.get(f"/patients/{pid}").text
     assert "patient preference: wants fewer infusions" in visit
+
+
+# ---- words for clinicians --------------------------------------------------------------------
+
+
+def test_headline_never_says_under_control_when_flare_is_unknown(client: TestClient) -> None:
+    page = client.get("/assess").text
+    res = client.post(
+        "/assess",
+        data={
+            "csrf": field(page, "csrf"),
+            "age_years": "58",
+            "diagnosis": "dermatomyositis",
+            "alternative_diagnoses_excluded": "yes",
+            "disease_control_achieved": "yes",
+            "flare": "unknown",
+        },
+    )
+    assert res.status_code == 200
+    head = re.search(r'<h3 class="course">([^<]*)', res.text)
+    assert head
+    assert "under control" not in head.group(1)
+    assert "whether the disease is flaring now is not known" in head.group(1)
+
+
+def test_guideline_headings_are_plain_words_with_no_ids(client: TestClient) -> None:
+    from myoguide.knowledge.loader import load_packaged
+
+    html = client.get("/guideline").text
+    visible = re.sub(r"<[^>]+>", " ", html)
+    for rec_id in load_packaged().recommendations:
+        assert rec_id not in visible, rec_id
+    assert "Switch from azathioprine to methotrexate" in visible
+    assert not re.search(r"\b[a-z]+_[a-z_]+\b", visible), "a field name or id on the page"
+
+
+def test_banner_messages_lose_raw_urls_and_field_names() -> None:
+    from myoguide.adapters.web.forms import FIELD_LABELS
+    from myoguide.adapters.web.words import plain_message
+
+    text = plain_message(
+        "a yes/no statement at https://example.org/fhir/StructureDefinition/x-y about "
+        "alternative_diagnoses_excluded is not readable",
+        FIELD_LABELS,
+    )
+    assert "http" not in text
+    assert "_" not in text
+    assert "alternative diagnoses excluded" in text

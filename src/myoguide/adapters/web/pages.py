@@ -21,6 +21,7 @@ from myoguide.adapters.web.answer import stored_result
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
     CONFIRM_WARNINGS,
+    FIELD_LABELS,
     FormData,
     blank_form,
     collect_errors,
@@ -44,6 +45,7 @@ from myoguide.adapters.web.words import (
     REASON_CHOICES,
     course_rows,
     decision_words,
+    plain_message,
     state_lines,
 )
 from myoguide.errors import InputError
@@ -89,7 +91,14 @@ async def home(request: Request, site: SiteDep) -> Response:
 
 @pages.get("/guideline", response_class=HTMLResponse)
 async def guideline(request: Request, site: SiteDep) -> Response:
-    return site.page(request, "guideline.html", title="Guideline", nav="guideline", kb=site.kb)
+    return site.page(
+        request,
+        "guideline.html",
+        title="Guideline",
+        nav="guideline",
+        kb=site.kb,
+        agent_labels=site.agent_labels,
+    )
 
 
 @pages.get("/assess", response_class=HTMLResponse)
@@ -138,7 +147,10 @@ async def _chart_form(request: Request, site: Site, token: str) -> Response:
     counts: dict[str, int] = {}
     for _, message in warnings:
         counts[message] = counts.get(message, 0) + 1
-    lines = [m + (f" (x{n})" if n > 1 else "") for m, n in counts.items()]
+    # The mapping's words, with any raw URL or field name put in a clinician's words.
+    lines = [
+        plain_message(m, FIELD_LABELS) + (f" (x{n})" if n > 1 else "") for m, n in counts.items()
+    ]
     return _form_page(request, site, form_from_state(state), None, chart_warnings=lines)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from myoguide.adapters.text import COURSE_WORDS
@@ -21,6 +22,38 @@ REASON_CHOICES = (
     ("other", "Other"),
 )
 DECISION_LABELS = {"decision": "Decision", "chosen": "Option chosen", "reason_code": "Reason"}
+
+
+# Engine warnings that leave the course's own words too sure: control reached, flare not known.
+_FLARE_UNKNOWN = frozenset({"flare_status_unknown", "status_unknown"})
+HEADING_MAX = 90
+
+
+def headline(course: str, warning_codes: Iterable[str]) -> str:
+    """Return the answer's headline: what is known of the course, never more."""
+    if course == "controlled" and _FLARE_UNKNOWN & set(warning_codes):
+        return "Control was reached; whether the disease is flaring now is not known"
+    return COURSE_WORDS.get(course, course)
+
+
+def rec_heading(text: str) -> str:
+    """Return a recommendation's heading in plain words: the first clause of its own text."""
+    first = re.split(r"; |\. | \(", text.strip(), maxsplit=1)[0].rstrip(".")
+    if len(first) <= HEADING_MAX:
+        return first
+    return first[:HEADING_MAX].rsplit(" ", 1)[0].rstrip(",") + "…"
+
+
+_URL = re.compile(r"\b(?:https?|urn):[^\s)\]]+")
+_IDENTIFIER = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")
+
+
+def plain_message(message: str, labels: Mapping[str, str]) -> str:
+    """Return a message with no raw URL or field name left in it, for a banner on a page."""
+    text = _URL.sub("a coded entry", message)
+    return _IDENTIFIER.sub(
+        lambda m: labels.get(m.group(0), m.group(0).replace("_", " ")).lower(), text
+    )
 
 
 def _agents_taken(state: Mapping[str, Any], labels: Mapping[str, str]) -> str:
@@ -61,13 +94,17 @@ def course_rows(
                 "prednisone": _prednisone(visit.state),
                 "flare": visit.state.get("flare") is True,
                 "agents": _agents_taken(visit.state, labels),
-                "course": COURSE_WORDS.get(answer.course, answer.course) if answer else "—",
+                "course": headline(answer.course, _warning_codes(answer.result)) if answer else "—",
                 "top": label,
                 "chosen": chosen if latest is not None else None,
                 "decision": decision_words(latest, answer.result if answer else {}),
             }
         )
     return points, rows
+
+
+def _warning_codes(result: Mapping[str, Any]) -> list[str]:
+    return [str(w.get("code")) for w in result.get("warnings") or [] if isinstance(w, Mapping)]
 
 
 def decision_words(latest: Any, result: Mapping[str, Any]) -> str | None:
@@ -77,11 +114,8 @@ def decision_words(latest: Any, result: Mapping[str, Any]) -> str | None:
     text = words.get(latest.decision, latest.decision)
     if latest.chosen_recommendation and latest.decision == "chose_other":
         text += " " + _option_label(result, latest.chosen_recommendation)
-    why = [
-        dict(REASON_CHOICES).get(str(code), str(code)).lower()
-        for code in (getattr(latest, "reason_code", None),)
-        if code
-    ]
+    code = latest.reason_code
+    why = [dict(REASON_CHOICES).get(code, code).lower()] if code else []
     if latest.reason:
         why.append(latest.reason)
     if why:
