@@ -1,0 +1,194 @@
+"""Issue 21 in a real Chromium at 1366, 1024 and 390 px, with axe-core on every new state.
+
+One save per intent (two rapid submits are one visit), decisions that stick (nothing
+preselected on a tie, a refused decision keeps what was typed, coded reasons), visits carried
+forward from the latest one, and entry in a clinician's units. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import APIResponse, Browser, BrowserContext, Error, Page, Route, expect
+
+WIDTHS = [(1366, 768), (1024, 768), (390, 844)]
+IDS = ["laptop", "tablet", "phone"]
+
+
+@pytest.fixture(params=WIDTHS, ids=IDS)
+def tab(request: pytest.FixtureRequest, browser: Browser, server: Any) -> Iterator[Page]:
+    width, height = request.param
+    context: BrowserContext = browser.new_context(
+        base_url=server.base, viewport={"width": width, "height": height}, locale="en-US"
+    )
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
+
+
+def by_name(name: str) -> str:
+    return f'[name="{name}"]'
+
+
+def shot(page: Page, artifacts: Path, name: str) -> None:
+    width = page.viewport_size["width"] if page.viewport_size else 0
+    page.screenshot(path=str(artifacts / f"day-{name}-{width}.png"), full_page=True)
+
+
+def axe_clean(page: Page, axe_source: str, what: str) -> None:
+    """Inject axe-core and fail on any violation (WCAG 2.x A/AA and best practice)."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(axe_source)
+    found = page.evaluate(
+        """async () => {
+          const r = await axe.run(document, {
+            rules: {'label-content-name-mismatch': {enabled: true}},
+          });
+          return r.violations.map(v => ({id: v.id, impact: v.impact,
+            nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ' :: ' + n.failureSummary)}));
+        }"""
+    )
+    assert found == [], f"axe violations on {what}: {found}"
+
+
+def no_sideways_scroll(page: Page, what: str) -> None:
+    scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert scroll <= inner, f"{what} scrolls sideways: {scroll} > {inner}"
+
+
+def fill(page: Page, values: dict[str, str]) -> None:
+    for name, value in values.items():
+        control = page.locator(by_name(name))
+        if control.evaluate("e => e.tagName") == "SELECT":
+            control.select_option(value)
+        else:
+            control.fill(value)
+
+
+FLARE_ON_MTX = {
+    "age_years": "58",
+    "diagnosis": "dermatomyositis",
+    "weight.value": "72",
+    "disease_control_achieved": "yes",
+    "flare": "yes",
+    "current_medications[0].agent": "prednisone",
+    "current_medications[0].dose.value": "7.5",
+}
+MTX = {
+    "current_medications[1].agent": "methotrexate",
+    "current_medications[1].dose.value": "15",
+    "current_medications[1].dose.unit": "mg/week",
+}
+
+
+def new_patient(page: Page) -> tuple[str, str]:
+    label = f"D-{uuid.uuid4().hex[:8]}"
+    page.goto("/patients")
+    page.locator("#label").fill(label)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Add patient").click()
+    return label, page.url
+
+
+def exported(page: Page, patient_url: str) -> dict[str, Any]:
+    data: dict[str, Any] = page.request.get(patient_url + "/export.json").json()
+    return data
+
+
+def flare_visit_form(page: Page) -> None:
+    page.get_by_role("link", name="New visit").click()
+    fill(page, FLARE_ON_MTX)
+    page.get_by_role("button", name="Add another medication").click()
+    fill(page, MTX)
+
+
+def test_two_rapid_submits_save_one_visit(tab: Page, artifacts: Path, axe_source: str) -> None:
+    page = tab
+    _, patient_url = new_patient(page)
+    flare_visit_form(page)
+    held: list[tuple[Route, APIResponse]] = []
+
+    def hold(route: Route) -> None:
+        # The server gets and answers each press at once; the browser sees the answers only
+        # after both presses, as on a slow line.
+        if route.request.method == "POST":
+            held.append((route, route.fetch()))
+        else:
+            route.continue_()
+
+    page.route("**/assess", hold)
+    # The second press 300 ms after the first, from the page's own script (Playwright's own
+    # click would wait for the first press's page).
+    page.evaluate(
+        """() => { const b = document.querySelector('button[value=save]');
+          b.click(); setTimeout(() => b.click(), 300); }"""
+    )
+    for _ in range(250):
+        if len(held) == 2:
+            break
+        page.wait_for_timeout(20)
+    with page.expect_navigation():
+        for route, response in held:
+            with contextlib.suppress(Error):  # the first press's page was replaced
+                route.fulfill(response=response)
+    page.unroute("**/assess")
+    assert len(held) == 2, "the browser sent both presses"
+    data = exported(page, patient_url)
+    assert len(data["visits"]) == 1
+    assert len(data["answers"]) == 1
+    expect(page.locator(".decision")).to_be_visible()
+    shot(page, artifacts, "saved-once")
+    axe_clean(page, axe_source, "the answer after two presses")
+    no_sideways_scroll(page, "the answer after two presses")
+    # Pressing again on the answer page is the same form: still one visit, and it says so.
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show options and save visit", exact=True).click()
+    expect(page.locator("#already-saved")).to_contain_text("it was not saved twice")
+    assert len(exported(page, patient_url)["visits"]) == 1
+    axe_clean(page, axe_source, "the answer saying it was already saved")
+
+
+def test_a_decision_sticks_tied_choices_named_and_typed_reasons_kept(
+    tab: Page, artifacts: Path, axe_source: str
+) -> None:
+    page = tab
+    _, patient_url = new_patient(page)
+    flare_visit_form(page)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show options and save visit", exact=True).click()
+    decision = page.locator("section.decision")
+    # Two first choices tie: nothing is preselected, and accepting means naming one.
+    expect(decision.locator('input[type="radio"]:checked')).to_have_count(0)
+    expect(decision).to_contain_text("Accepted one of the tied first choices")
+    options = page.locator("#chosen option")
+    expect(options).to_have_count(3)  # "none named" and the two options offered
+    page.get_by_label("Chose another option").check()
+    page.get_by_label("Reason, if not the first option").select_option("patient_preference")
+    page.get_by_label("Reason in your words (optional)").fill("wants fewer tablets")
+    with page.expect_navigation() as nav:
+        page.get_by_role("button", name="Record decision").click()
+    assert nav.value is not None
+    assert nav.value.status == 422
+    expect(page.locator("#decision-errors")).to_contain_text("choose the option you chose")
+    expect(page.get_by_label("Chose another option")).to_be_checked()
+    expect(page.get_by_label("Reason in your words (optional)")).to_have_value(
+        "wants fewer tablets"
+    )
+    expect(page.get_by_label("Reason, if not the first option")).to_have_value("patient_preference")
+    shot(page, artifacts, "decision-refused")
+    axe_clean(page, axe_source, "a refused decision")
+    no_sideways_scroll(page, "a refused decision")
+    page.locator("#chosen").select_option("r2_raise_methotrexate")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Record decision").click()
+    assert page.url == patient_url
+    (recorded,) = exported(page, patient_url)["decisions"]
+    assert recorded["chosen_recommendation"] == "r2_raise_methotrexate"
+    assert recorded["reason_code"] == "patient_preference"
+    expect(page.locator("table.list")).to_contain_text("patient preference: wants fewer tablets")
+    axe_clean(page, axe_source, "the course after a decision")
