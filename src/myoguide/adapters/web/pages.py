@@ -18,6 +18,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from myoguide.adapters.jsonio import dumps, to_jsonable
 from myoguide.adapters.web.accounts import accounts
 from myoguide.adapters.web.answer import stored_result
+from myoguide.adapters.web.carry import carry_forward, changes_since
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
     CONFIRM_WARNINGS,
@@ -109,6 +110,7 @@ async def assess_form(
     visit: int | None = None,
     start_from: Annotated[int | None, Query(alias="from")] = None,
     chart: str | None = None,
+    blank: bool = False,
 ) -> Response:
     if chart is not None and patient is None:
         return await _chart_form(request, site, chart)
@@ -117,22 +119,25 @@ async def assess_form(
         return RedirectResponse(f"/patients/{patient}/visits/{visit}", status_code=303)
     form = blank_form()
     row = None
-    source = None
+    notes: list[str] = []
     if patient is not None:
-        if start_from is None:
-            row = await run_in_threadpool(site.records.patient, patient)
-        else:
-            file = await run_in_threadpool(site.records.patient_file, patient)
-            entry = file.visit(start_from) if file is not None else None
-            if file is None or entry is None:
-                return site.page(request, "home.html", 404, title="Not found", nav="")
-            row, source = file.patient, entry.visit
-            form = form_from_state(source.state)
-        if row is None:
+        file = await run_in_threadpool(site.records.patient_file, patient)
+        if file is None:
             return site.page(request, "home.html", 404, title="Not found", nav="")
+        row = file.patient
+        visits = list(file.course.visits)
+        entry = None
+        if start_from is not None:
+            entry = file.visit(start_from)
+            if entry is None:
+                return site.page(request, "home.html", 404, title="Not found", nav="")
+        elif visits and not blank:
+            entry = visits[-1]  # a new visit starts from the latest one
+        if entry is not None:
+            form, notes = carry_forward(entry, visits, site.agent_labels, site.choices)
         form.values["visit_date"] = site.deps.clock.today().isoformat()
         _new_save_key(form)
-    return _form_page(request, site, form, row, source_date=source.visit_date if source else None)
+    return _form_page(request, site, form, row, carry_notes=notes)
 
 
 async def _chart_form(request: Request, site: Site, token: str) -> Response:
@@ -161,7 +166,7 @@ def _form_page(
     patient: Any,
     status: int = 200,
     *,
-    source_date: dt.date | None = None,
+    carry_notes: list[str] | None = None,
     focus: str | None = None,
     confirm: str | None = None,
     chart_warnings: list[str] | None = None,
@@ -176,7 +181,7 @@ def _form_page(
         form=form,
         patient=patient,
         result=None,
-        source_date=source_date.isoformat() if source_date else None,
+        carry_notes=carry_notes or [],
         focus=focus,
         confirm=confirm,
         from_chart=chart_warnings is not None,
@@ -254,6 +259,12 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
                 form.values[SAVE_KEY] = key
                 form.values["visit_date"] = visit_date.isoformat()
                 extra = {"repeated": True, "repeated_changed": repeated_changed}
+        file = await run_in_threadpool(site.records.patient_file, patient.id)
+        if file is not None:
+            since, changed = changes_since(
+                file.course.visits, state, visit_date, site.agent_labels, logged.visit_id
+            )
+            extra |= {"since": since, "changed": changed}
     return site.page(
         request,
         "assess.html",
@@ -285,6 +296,9 @@ async def visit_page(request: Request, patient_id: int, visit_id: int, site: Sit
     result = stored_result(shown.answer.result) if shown else None
     context = site.answer_context(result) if result else {"result": None}
     decisions = [decision_words(d, shown.answer.result) for d in shown.decisions] if shown else []
+    visits = list(file.course.visits)
+    earlier = visits[: visits.index(entry)]  # in date order: the visits before this one
+    since, changed = changes_since(earlier, visit.state, visit.visit_date, site.agent_labels)
     return site.page(
         request,
         "visit.html",
@@ -297,6 +311,8 @@ async def visit_page(request: Request, patient_id: int, visit_id: int, site: Sit
         decisions=decisions,
         chosen_words="; ".join(d for d in decisions if d),
         answered_under=result.knowledge_version if result else None,
+        since=since,
+        changed=changed,
         **context,
     )
 

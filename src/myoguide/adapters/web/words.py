@@ -56,6 +56,43 @@ def plain_message(message: str, labels: Mapping[str, str]) -> str:
     )
 
 
+def _doses(state: Mapping[str, Any]) -> dict[str, str | None]:
+    """Return each current drug with its dose as written (None when no dose was given)."""
+    out: dict[str, str | None] = {}
+    for med in state.get("current_medications") or []:
+        dose = med.get("dose")
+        written = None
+        if isinstance(dose, Mapping) and isinstance(dose.get("value"), int | float):
+            written = f"{fmt(dec(dose['value']))} {dose.get('unit')}"
+        out[str(med.get("agent"))] = written
+    return out
+
+
+def changes(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any], labels: Mapping[str, str]
+) -> list[str]:
+    """Return what changed between two visits: drugs started, stopped, doses, flare, control."""
+    if before is None:
+        return []
+    old, new = _doses(before), _doses(after)
+    out: list[str] = []
+
+    def name(agent: str) -> str:
+        return labels.get(agent, agent.replace("_", " "))
+
+    for agent, dose in new.items():
+        if agent not in old:
+            out.append(f"started {name(agent)}" + (f" {dose}" if dose else ""))
+        elif dose != old[agent] and (dose or old[agent]):
+            out.append(f"{name(agent)} {old[agent] or 'dose not given'} → {dose or 'not given'}")
+    out += [f"stopped {name(agent)}" for agent in old if agent not in new]
+    for key, what in (("flare", "flare"), ("disease_control_achieved", "control ever reached")):
+        if before.get(key) != after.get(key):
+            was, now = fact_words(before.get(key)), fact_words(after.get(key))
+            out.append(f"{what}: {was} → {now}")
+    return out
+
+
 def _agents_taken(state: Mapping[str, Any], labels: Mapping[str, str]) -> str:
     names = [
         labels.get(str(m.get("agent")), str(m.get("agent")))
@@ -71,6 +108,7 @@ def course_rows(
     """Return the timeline points and table rows of a patient's record."""
     points: list[VisitPoint] = []
     rows: list[dict[str, Any]] = []
+    before: Mapping[str, Any] | None = None
     for entry in record.visits:
         visit = entry.visit
         last = entry.answers[-1] if entry.answers else None
@@ -92,7 +130,8 @@ def course_rows(
                 "visit_id": visit.id,
                 "date": visit.visit_date.isoformat(),
                 "prednisone": _prednisone(visit.state),
-                "flare": visit.state.get("flare") is True,
+                "flare": fact_words(visit.state.get("flare")),
+                "changes": changes(before, visit.state, labels),
                 "agents": _agents_taken(visit.state, labels),
                 "course": headline(answer.course, _warning_codes(answer.result)) if answer else "—",
                 "top": label,
@@ -100,6 +139,7 @@ def course_rows(
                 "decision": decision_words(latest, answer.result if answer else {}),
             }
         )
+        before = visit.state
     return points, rows
 
 
