@@ -196,3 +196,75 @@ def test_banner_messages_lose_raw_urls_and_field_names() -> None:
     assert "http" not in text
     assert "_" not in text
     assert "alternative diagnoses excluded" in text
+
+
+# ---- visits carried forward --------------------------------------------------------------------
+
+RESISTANT = {
+    "age_years": "61",
+    "diagnosis": "dermatomyositis",
+    "weight.value": "66",
+    "height.value": "168",
+    "disease_control_achieved": "no",
+    "flare": "no",
+    "alternative_diagnoses_excluded": "yes",
+    "current_medications[0].agent": "prednisone",
+    "current_medications[0].dose.value": "40",
+    "current_medications[0].dose.unit": "mg/day",
+    "treatment_history[0].agent": "prednisone",
+    "treatment_history[0].outcome": "inadequate_response",
+    "treatment_history[1].agent": "azathioprine",
+    "treatment_history[1].outcome": "inadequate_response",
+}
+
+
+def test_a_new_visit_carries_the_latest_and_the_drug_decided_on(client: TestClient) -> None:
+    pid, form = new_patient(client, "P-carry")
+    csrf = field(form, "csrf")
+
+    def save(fields: dict[str, str], day: str, key: str) -> str:
+        data = {**fields, "csrf": csrf, "patient_id": str(pid), "visit_date": day}
+        res = client.post("/assess", data={**data, "save_key": key, "action": "save"})
+        assert res.status_code == 200
+        return res.text
+
+    first = save(RESISTANT, "2026-10-01", "a" * 20)
+    answer = re.findall(r"/answers/(\d+)/decision", first)[0]
+    res = client.post(
+        f"/answers/{answer}/decision",
+        data={"csrf": csrf, "decision": "accepted", "chosen": "resistant_rituximab"},
+    )
+    assert res.status_code == 303
+    # The next visit starts from this one: rituximab is offered, with no dose, to confirm.
+    page = client.get(f"/assess?patient={pid}").text
+    assert "Started from the visit of 2026-10-01" in page
+    assert "Decided at the visit of 2026-10-01: start Rituximab" in page
+    assert 'name="current_medications[1].agent"' in page
+    picked = re.search(
+        r'name="current_medications\[1\]\.agent".*?<option value="rituximab" selected>',
+        page,
+        re.S,
+    )
+    assert picked, "rituximab is in the new visit's medications"
+    assert "Flare now is not carried over" in page
+    later = save(
+        {
+            **RESISTANT,
+            "current_medications[0].dose.value": "30",
+            "current_medications[1].agent": "rituximab",
+        },
+        "2026-11-01",
+        "b" * 20,
+    )
+    assert "Since the visit of 2026-10-01:" in later
+    assert "started Rituximab" in later
+    assert "Prednisone 40 mg/day → 30 mg/day" in later
+    # Starting from the older visit says so, and that a later visit exists.
+    visits = client.get(f"/patients/{pid}/export.json").json()["visits"]
+    old = client.get(f"/assess?patient={pid}&from={visits[0]['id']}").text
+    assert "1 later visit exists, the latest on 2026-11-01" in old
+    course = client.get(f"/patients/{pid}").text
+    assert "started Rituximab; Prednisone 40 mg/day → 30 mg/day" in course
+    assert "blank=1" in course
+    blank = client.get(f"/assess?patient={pid}&blank=1").text
+    assert "Started from" not in blank

@@ -33,8 +33,8 @@ def carry_forward(
     if later:
         latest = max(later).isoformat()
         notes.append(
-            f"This copies an earlier visit: {len(later)} later visit"
-            f"{'s' if len(later) > 1 else ''} exist, the latest on {latest}. "
+            f"This copies an earlier visit: {len(later)} later "
+            f"{'visits exist' if len(later) > 1 else 'visit exists'}, the latest on {latest}. "
             "Drugs started or stopped since are not in this form."
         )
     was = visit.state.get("flare")

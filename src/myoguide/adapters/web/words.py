@@ -83,9 +83,10 @@ def changes(
     for agent, dose in new.items():
         if agent not in old:
             out.append(f"started {name(agent)}" + (f" {dose}" if dose else ""))
-        elif dose != old[agent] and (dose or old[agent]):
-            out.append(f"{name(agent)} {old[agent] or 'dose not given'} → {dose or 'not given'}")
     out += [f"stopped {name(agent)}" for agent in old if agent not in new]
+    for agent, dose in new.items():
+        if agent in old and dose != old[agent]:
+            out.append(f"{name(agent)} {old[agent] or 'dose not given'} → {dose or 'not given'}")
     for key, what in (("flare", "flare"), ("disease_control_achieved", "control ever reached")):
         if before.get(key) != after.get(key):
             was, now = fact_words(before.get(key)), fact_words(after.get(key))
