@@ -192,3 +192,72 @@ def test_a_decision_sticks_tied_choices_named_and_typed_reasons_kept(
     assert recorded["reason_code"] == "patient_preference"
     expect(page.locator("table.list")).to_contain_text("patient preference: wants fewer tablets")
     axe_clean(page, axe_source, "the course after a decision")
+
+
+class Keys:
+    """Counts every key pressed on the page."""
+
+    def __init__(self, page: Page) -> None:
+        self.page, self.total = page, 0
+
+    def type(self, text: str) -> None:
+        for char in text:
+            self.page.keyboard.press(char)
+            self.total += 1
+
+    def press(self, key: str) -> None:
+        self.page.keyboard.press(key)
+        self.total += 1
+
+
+def test_selects_choose_by_prefix_and_heights_in_feet_and_inches(
+    tab: Page, artifacts: Path, axe_source: str
+) -> None:
+    page = tab
+    page.goto("/assess")
+    severity = page.locator(by_name("severity"))
+    severity.focus()
+    page.keyboard.press("m")
+    # "m" fits mild and moderate: nothing is chosen silently, and the hint says why.
+    expect(severity).to_have_value("")
+    expect(page.locator("#severity-typeahead")).to_contain_text("mild or moderate")
+    axe_clean(page, axe_source, "a select waiting for the next letter")
+    page.keyboard.press("o")
+    expect(severity).to_have_value("moderate")
+    expect(page.locator("#severity-typeahead")).to_have_text("")
+
+    # A two-drug flare, keys counted: age, diagnosis, weight, control, flare, two drugs.
+    page.goto("/assess")
+    keys = Keys(page)
+    keys.type("58")
+    keys.press("Tab")
+    keys.type("d")
+    keys.press("Tab")
+    keys.type("72")
+    keys.press("Tab")
+    keys.type("y")
+    keys.press("Tab")
+    keys.type("y")
+    keys.press("Tab")
+    keys.type("p")
+    keys.press("Tab")
+    keys.type("7.5")
+    keys.press("Tab")  # the unit, set from the drug
+    keys.press("Tab")  # "Add another medication"
+    keys.press("Enter")
+    keys.type("me")  # "m" alone fits methotrexate and mycophenolate
+    keys.press("Tab")
+    keys.type("15")
+    expect(page.locator(by_name("current_medications[1].agent"))).to_have_value("methotrexate")
+    expect(page.locator(by_name("current_medications[1].dose.unit"))).to_have_value("mg/week")
+    page.locator(by_name("height.value")).fill("5'9\"")
+    with page.expect_navigation():
+        keys.press("Enter")
+    print(f"two-drug flare: {keys.total} keystrokes")
+    # 26 today: the issue's goal of 20 is not met yet (see the ADR: no focus jumps on choosing).
+    assert keys.total <= 26, keys.total
+    expect(page.locator(".entered")).to_contain_text("height 69 in")
+    expect(page.locator(".entered")).to_contain_text("methotrexate 15 mg/week")
+    shot(page, artifacts, "two-drug-flare")
+    axe_clean(page, axe_source, "the two-drug flare answer")
+    no_sideways_scroll(page, "the two-drug flare answer")
