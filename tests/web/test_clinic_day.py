@@ -8,6 +8,7 @@ forward from the latest one, and entry in a clinician's units. Screenshots go to
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -261,3 +262,111 @@ def test_selects_choose_by_prefix_and_heights_in_feet_and_inches(
     shot(page, artifacts, "two-drug-flare")
     axe_clean(page, axe_source, "the two-drug flare answer")
     no_sideways_scroll(page, "the two-drug flare answer")
+
+
+RESISTANT = {
+    "age_years": "61",
+    "diagnosis": "dermatomyositis",
+    "weight.value": "66",
+    "height.value": "5 ft 6 in",
+    "disease_control_achieved": "no",
+    "flare": "no",
+    "alternative_diagnoses_excluded": "yes",
+    "current_medications[0].agent": "prednisone",
+    "current_medications[0].dose.value": "40",
+    "treatment_history[0].agent": "prednisone",
+    "treatment_history[0].outcome": "inadequate_response",
+}
+
+
+def labels_apart(page: Page) -> None:
+    """Fail if two text labels of the course chart overlap or run out of it."""
+    boxes = page.evaluate(
+        """() => { const svg = document.querySelector('.timeline svg');
+          const vb = svg.viewBox.baseVal;
+          return [...svg.querySelectorAll('text')].filter(t => t.textContent.trim()).map(t => {
+            const b = t.getBBox();
+            return [t.textContent, b.x, b.y, b.width, b.height, vb.width]; }); }"""
+    )
+    for text, x, _, w, _, vb_w in boxes:
+        assert x >= -0.5, f"label cut: {text}"
+        assert x + w <= vb_w + 0.5, f"label cut: {text}"
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            overlap_x = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+            overlap_y = min(a[2] + a[4], b[2] + b[4]) - max(a[2], b[2])
+            assert overlap_x <= 1 or overlap_y <= 1, f"labels overlap: {a[0]!r} and {b[0]!r}"
+
+
+def test_a_course_carried_forward_says_what_changed_and_its_labels_stay_apart(
+    tab: Page, artifacts: Path, axe_source: str
+) -> None:
+    page = tab
+    _, patient_url = new_patient(page)
+    page.get_by_role("link", name="New visit").click()
+    fill(page, RESISTANT)
+    page.get_by_role("button", name="Add another earlier treatment").click()
+    fill(
+        page,
+        {
+            "treatment_history[1].agent": "azathioprine",
+            "treatment_history[1].outcome": "inadequate_response",
+        },
+    )
+    page.locator(by_name("visit_date")).fill("2026-06-01")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show options and save visit", exact=True).click()
+    page.locator("#chosen").select_option("resistant_rituximab")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Record decision").click()
+    # The next visit starts from the latest, with the drug decided on offered to confirm.
+    page.get_by_role("link", name=re.compile("^New visit from the last one")).click()
+    carried = page.locator("#carried")
+    expect(carried).to_contain_text("Started from the visit of 2026-06-01")
+    expect(carried).to_contain_text("start Rituximab")
+    expect(carried).to_contain_text("Flare now is not carried over")
+    expect(page.locator(by_name("current_medications[1].agent"))).to_have_value("rituximab")
+    expect(page.locator(by_name("flare"))).to_have_value("unknown")
+    shot(page, artifacts, "carried-forward")
+    axe_clean(page, axe_source, "a visit carried forward")
+    no_sideways_scroll(page, "a visit carried forward")
+    fill(page, {"flare": "no", "current_medications[0].dose.value": "30"})
+    page.locator(by_name("visit_date")).fill("2026-07-01")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show options and save visit", exact=True).click()
+    changed = page.locator("p.changed")
+    expect(changed).to_contain_text("Since the visit of 2026-06-01")
+    expect(changed).to_contain_text("started Rituximab")
+    expect(changed).to_contain_text("Prednisone 40 mg/day → 30 mg/day")
+    axe_clean(page, axe_source, "an answer saying what changed")
+
+    # Ten more visits, saved by the same form posts, to crowd the chart.
+    csrf = page.locator('input[name="csrf"]').first.get_attribute("value") or ""
+    pid = patient_url.rsplit("/", 1)[1]
+    for n in range(10):
+        dose = str(30 - 2 * n)
+        form = {
+            **RESISTANT,
+            "csrf": csrf,
+            "patient_id": pid,
+            "action": "save",
+            "save_key": f"crowd-{pid}-{n:02d}-xxxxxxxx",
+            "visit_date": f"2026-{8 + n // 4:02d}-{1 + 7 * (n % 4):02d}",
+            "current_medications[0].dose.value": dose,
+            "current_medications[0].dose.unit": "mg/day",
+            "current_medications[1].agent": "rituximab" if n < 6 else "ivig",
+        }
+        assert page.request.post("/assess", form=form).status == 200
+    page.goto(patient_url)
+    rows = page.locator("table.list tbody tr")
+    expect(rows).to_have_count(12)
+    expect(rows.nth(8).locator('td[data-label="Changed since the visit before"]')).to_contain_text(
+        "started Intravenous immune globulin (IVIG)"
+    )
+    expect(rows.nth(8).locator('td[data-label="Changed since the visit before"]')).to_contain_text(
+        "stopped Rituximab"
+    )
+    labels_apart(page)
+    shot(page, artifacts, "crowded-course")
+    axe_clean(page, axe_source, "a course of twelve visits")
+    no_sideways_scroll(page, "a course of twelve visits")
