@@ -268,3 +268,42 @@ def test_a_new_visit_carries_the_latest_and_the_drug_decided_on(client: TestClie
     assert "blank=1" in course
     blank = client.get(f"/assess?patient={pid}&blank=1").text
     assert "Started from" not in blank
+
+
+# ---- entry in a clinician's units -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "value", "unit"),
+    [
+        ("5 ft 9 in", 69.0, "in"),
+        ("5'9\"", 69.0, "in"),
+        ("5' 9''", 69.0, "in"),
+        ("5ft9", 69.0, "in"),
+        ("5 feet 9.5 inches", 69.5, "in"),
+        ("6 ft", 72.0, "in"),
+        ("175", 175.0, "cm"),
+        ("69 in", 69.0, "in"),
+    ],
+)
+def test_heights_as_clinicians_write_them(written: str, value: float, unit: str) -> None:
+    from myoguide.adapters.web.forms import state_from_form
+
+    state, form = state_from_form(
+        {"age_years": "50", "diagnosis": "dermatomyositis", "height.value": written}
+    )
+    assert form.errors == {}
+    assert state["height"] == {"value": value, "unit": unit}
+
+
+def test_stones_and_a_slip_of_twelve_inches() -> None:
+    from myoguide.adapters.web.forms import state_from_form
+
+    state, form = state_from_form(
+        {"age_years": "50", "diagnosis": "dermatomyositis", "weight.value": "11 st 4 lb"}
+    )
+    assert state["weight"] == {"value": 158.0, "unit": "lb"}
+    _, form = state_from_form(
+        {"age_years": "50", "diagnosis": "dermatomyositis", "height.value": "5 ft 13 in"}
+    )
+    assert form.errors["height.value"] == "'5 ft 13 in': the inches must be fewer than 12"
