@@ -36,11 +36,15 @@ typecheck: setup
 
 # What the tests drive for real, installed one after another before the test processes start
 # (two pytest workers must not race each other for apt's lock on a clean machine).
-services:
+# The Spark cluster test's executors get a Python of their own (var/spark-executor), built from
+# uv.lock's pins with the driver's Python: hence setup first.
+services: setup
 	@bash scripts/postgres-test.sh install
 	@bash scripts/chromium.sh
 	@bash scripts/java.sh
+	@bash scripts/spark-executor-env.sh >/dev/null
 	@bash scripts/axe.sh
+	@bash scripts/smart-oauth.sh
 
 # Two worker processes on the two cores; a file's tests stay on one worker, so each worker
 # starts at most one browser, one PostgreSQL and (for the batch tests) one Spark session.
@@ -56,6 +60,7 @@ test: lint typecheck unit
 bench: setup services
 	$(RUN) python bench/run.py
 	$(RUN) python bench/web_pages.py
+	$(RUN) python bench/bigchart.py
 	$(RUN) python bench/audit.py
 
 clean:

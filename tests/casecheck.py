@@ -127,6 +127,9 @@ def check(result: dict[str, Any], expect: dict[str, Any]) -> list[str]:
     for rid, texts in expect.get("cautions_contain", {}).items():
         cautions = " ".join(by_id.get(rid, {"cautions": []})["cautions"])
         bad.extend(f"caution of {rid} lacks {t!r}" for t in texts if t not in cautions)
+    for rid, texts in expect.get("cautions_lack", {}).items():
+        cautions = " ".join(by_id.get(rid, {"cautions": []})["cautions"])
+        bad.extend(f"caution of {rid} still says {t!r}" for t in texts if t in cautions)
     for text in expect.get("basis_contains", []):
         bases = [
             g["dose"]["basis"]
@@ -144,6 +147,26 @@ def check(result: dict[str, Any], expect: dict[str, Any]) -> list[str]:
         meaning = by_id.get(rid, {}).get("grade_meaning") or ""
         if words not in meaning:
             bad.append(f"grade meaning of {rid} lacks {words!r}: {meaning!r}")
+    for rid, parent in expect.get("under", {}).items():
+        if rid not in by_id or by_id[rid].get("under") != parent:
+            bad.append(f"{rid} is not folded under {parent}")
+    for rid in expect.get("after_set", []):
+        if rid not in by_id or not by_id[rid].get("after"):
+            bad.append(f"{rid} does not say what must come first")
+    if expect.get("none_recommended_after"):
+        early = [r["id"] for r in recs if r.get("after") and r["stance"] == "recommended"]
+        if early:
+            bad.append(f"recommended before what must come first: {early}")
+    for agent in expect.get("no_continue_dose", []):
+        # A course agent in use is never "continue" with a dose put forward as an order.
+        if any(
+            a["agent"] == agent and (a.get("action") == "continue" or a.get("dose"))
+            for _, a in [(r, a) for r in recs for a in r["agents"]]
+        ):
+            bad.append(f"{agent} is put forward as 'continue' or with a dose")
+    for text in expect.get("warnings_contain", []):
+        if not any(text in w["message"] for w in result["warnings"]):
+            bad.append(f"no warning says {text!r}")
     options = [(r, a) for r in recs for a in r["agents"]]
     for agent, action in expect.get("actions", {}).items():
         got = sorted({a.get("action") or "" for _, a in options if a["agent"] == agent})

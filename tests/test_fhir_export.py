@@ -11,7 +11,7 @@ import pytest
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 
-from myoguide.adapters.fhir_export import (
+from myoguide.adapters.fhir.activities import (
     BASE,
     CS_DIRECTION,
     CS_QUALITY,
@@ -23,11 +23,10 @@ from myoguide.adapters.fhir_export import (
     EXT_QUALITY,
     EXT_STRENGTH,
     PLAN_ID,
-    RXNORM,
-    UCUM,
     fhir_id,
-    plandefinition_bundle,
 )
+from myoguide.adapters.fhir.codes import RXNORM, UCUM
+from myoguide.adapters.fhir.plandefinition import plandefinition_bundle
 from myoguide.knowledge.loader import load_packaged
 from myoguide.knowledge.model import Knowledge
 
@@ -140,7 +139,8 @@ def test_output_is_deterministic() -> None:
 
 
 def test_top_level_actions_are_the_scenarios_then_the_rash_pointer() -> None:
-    expected = [fhir_id(s) for s in KB.scenarios] + ["refractory-rash"]
+    # The exclusion of other diagnoses sits outside every scenario, under its source's section.
+    expected = [fhir_id(s) for s in KB.scenarios] + ["refractory-rash", "introduction"]
     assert [a["id"] for a in PLAN["action"]] == expected
     for sid, scenario in KB.scenarios.items():
         group = _top(fhir_id(sid))
@@ -214,7 +214,11 @@ def test_flare_scenarios_hold_their_recommendations_in_source_order() -> None:
             "r3_switch_to_azathioprine",
             "r3_manage_as_resistant",
         ],
-        "flare-off-immunosuppression": ["r4_restart_prednisone", "r4_sparing_agent"],
+        "flare-off-immunosuppression": [
+            "r4_restart_prednisone",
+            "r4_sparing_agent",
+            "r4_manage_as_resistant",
+        ],
         "ild-refractory": ["ild_tacrolimus"],
         "refractory-rash": ["refractory_rash_pointer"],
     }

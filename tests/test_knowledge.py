@@ -11,6 +11,7 @@ from casecheck import ROOT
 from myoguide.errors import KnowledgeError
 from myoguide.knowledge.loader import load_packaged, parse_knowledge
 from myoguide.knowledge.model import Knowledge
+from myoguide.knowledge.terminology import load_packaged_terminology
 
 SEEDS = ROOT.parent / "shared" / "seeds"
 YAML = ROOT / "src" / "myoguide" / "knowledge" / "data" / "guideline.yaml"
@@ -63,9 +64,9 @@ def test_references_match_the_source_list() -> None:
 
 def test_outside_material_is_marked() -> None:
     outside = {c.id for c in KB.citations if c.outside_source}
-    assert outside == {"etg-rheumatology-prednisolone"}
+    assert outside == {"etg-rheumatology-prednisolone", "who-bmi-obesity"}
     used = {c for w in KB.warnings.values() for s in w.sources for c in s.citations}
-    assert "etg-rheumatology-prednisolone" in used
+    assert outside <= used
 
 
 @pytest.mark.parametrize(
@@ -161,6 +162,21 @@ def _mutated(old: str, new: str) -> str:
             "  - id: azathioprine_max\n    agent: azathioprine\n",
             "maxima[0]",
         ),
+        (
+            "    policy: {level: note, card: false, scope: clinical}",
+            "    policy: {level: note, card: true, scope: clinical}",
+            "warnings.prednisone_at_boundary.policy",
+        ),
+        (
+            "    policy: {level: stop, card: false, scope: not_myositis}",
+            "    policy: {level: check, card: false, scope: not_myositis}",
+            "warnings.out_of_scope_diagnosis.policy",
+        ),
+        (
+            "    policy: {level: check, card: true, scope: clinical}",
+            "    policy: {level: urgent, card: true, scope: clinical}",
+            "warnings.dose_clamped.policy.level",
+        ),
     ],
 )
 def test_bad_knowledge_fails_closed_naming_file_and_key(old: str, new: str, key: str) -> None:
@@ -206,6 +222,12 @@ def test_engine_refuses_knowledge_without_a_warning_it_emits() -> None:
     warnings = {k: v for k, v in kb.warnings.items() if k != "both_sparing_failed"}
     broken = msgspec.structs.replace(kb, warnings=warnings)
     with pytest.raises(KnowledgeError) as err:
-        Engine(broken)
+        Engine(broken, load_packaged_terminology())
     assert err.value.key == "warnings.both_sparing_failed"
     assert err.value.file.endswith("guideline.yaml")
+
+
+def test_course_agents_of_the_fhir_mapping_are_those_of_the_knowledge() -> None:
+    from myoguide.adapters.fhir.courses import COURSE_AGENTS
+
+    assert {a.id for a in KB.agents if a.given_as_course} == COURSE_AGENTS

@@ -10,7 +10,9 @@ import datetime as dt
 import logging
 from pathlib import Path
 
-from myoguide.adapters.logsafe import RedactingFilter
+import httpx
+
+from myoguide.adapters.logsafe import RedactingFilter, redact_urls
 from myoguide.adapters.web.demo import demo_courses
 
 
@@ -19,6 +21,8 @@ def _needles() -> list[str]:
     courses = demo_courses(dt.date(2026, 1, 1))
     needles = list(courses) + [label.split(" ")[0] for label in courses]
     needles += ["current_medications", "treatment_history", "'age_years': ", '"age_years":']
+    # A fetched FHIR URL names its patient (tests/http/test_logs_no_ids.py makes such fetches).
+    needles += ["pid-logcheck-7f3a91", "/fhir/Patient/", "?patient=p"]
     return needles
 
 
@@ -68,6 +72,23 @@ def test_the_filter_hides_chart_tokens_in_access_and_error_lines() -> None:
     text = logging.Formatter().format(error)
     assert "chart%3D[redacted]" in text
     assert token not in line + text
+
+
+def test_the_filter_hides_patient_ids_in_fhir_urls() -> None:
+    record = logging.LogRecord(
+        "httpx",
+        logging.WARNING,
+        __file__,
+        1,
+        'HTTP Request: %s %s "%s"',
+        ("GET", httpx.URL("https://ehr.test/fhir/Condition?patient=abc-42&x=1"), "HTTP/1.1"),
+        None,
+    )
+    RedactingFilter().filter(record)
+    line = record.getMessage()
+    assert "patient=[redacted]&x=1" in line
+    assert "abc-42" not in line
+    assert redact_urls("GET /fhir/Patient/abc-42 200") == "GET /fhir/Patient/[redacted] 200"
 
 
 def test_no_patient_data_in_the_logs_of_the_suite() -> None:

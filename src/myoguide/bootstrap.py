@@ -9,10 +9,11 @@ fast.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -28,7 +29,6 @@ from myoguide.service import (
     Feedback,
     PatientRecords,
     Service,
-    prefetch_templates,
     report_feedback,
 )
 from myoguide.service.ports import Clock, FhirClient, MappedRecord
@@ -39,24 +39,40 @@ if TYPE_CHECKING:
 
     from myoguide.adapters.batch.run import AuditOutput
     from myoguide.adapters.cdshooks.security import FhirServer, IssuerConfig, TokenVerifier
-    from myoguide.adapters.store import RecordStore, SessionStore, UserStore
+    from myoguide.adapters.fhir.gather import FhirGatherer
+    from myoguide.adapters.http.server import ServerLimits
+    from myoguide.adapters.smart.config import SmartEhrs
+    from myoguide.adapters.store import ChainAnchor, ChainKeys, RecordStore, SessionStore, UserStore
+    from myoguide.service.ports import ChartHandoffs, ReplayCache
     from myoguide.settings import Settings
 
 
 def read_fhir(
-    bundle: Mapping[str, Any], *, evaluation_date: date, rxnorm_to_agent: Mapping[str, str]
+    bundle: Mapping[str, Any],
+    *,
+    evaluation_date: date,
+    rxnorm_to_agent: Mapping[str, str],
+    knowledge: Knowledge,
 ) -> MappedRecord:
     """The RecordReader port: map a FHIR Bundle with adapters.fhir's bundle_to_state."""
     # Imported on first use for start-up speed: only Bundle input needs the FHIR mapping.
     from myoguide.adapters.fhir import bundle_to_state
 
-    return bundle_to_state(bundle, evaluation_date=evaluation_date, rxnorm_to_agent=rxnorm_to_agent)
+    return bundle_to_state(
+        bundle,
+        evaluation_date=evaluation_date,
+        rxnorm_to_agent=rxnorm_to_agent,
+        knowledge=knowledge,
+    )
 
 
 def build_service(knowledge: Knowledge | None = None) -> Service:
     """Build a Service from the given knowledge, or the packaged guideline."""
+    from myoguide.knowledge.terminology import load_packaged_terminology
+
     kb = knowledge if knowledge is not None else load_packaged()
-    return Service(kb, Engine(kb), reader=read_fhir, clock=SystemClock())
+    engine = Engine(kb, load_packaged_terminology())
+    return Service(kb, engine, reader=read_fhir, clock=SystemClock())
 
 
 @cache
@@ -83,12 +99,14 @@ def run_audit(
     min_cell: int = 11,
     workers: int = 2,
     master: str | None = None,
+    max_line: int | None = None,
     err: TextIO | None = None,
 ) -> AuditOutput:
     """Wire the batch door with the audit use case and run it (ages at the date, default today)."""
     # Imported here for start-up speed: only `audit` needs the batch door.
     import sys
 
+    from myoguide.adapters.batch.export import MAX_LINE_BYTES
     from myoguide.adapters.batch.run import audit
 
     service = default_service()
@@ -101,6 +119,7 @@ def run_audit(
         min_cell=min_cell,
         workers=workers,
         master=master,
+        max_line=max_line if max_line is not None else MAX_LINE_BYTES,
         err=err if err is not None else sys.stderr,
     )
 
@@ -201,6 +220,18 @@ def public_url(config: ServeConfig) -> str | None:
     return f"http://{host}:{config.port}"
 
 
+def smart_url(config: ServeConfig) -> str:
+    """Return the URL the EHR sends the browser back to: --public-url, or the loopback address."""
+    if config.public_base_url:
+        return config.public_base_url.rstrip("/")
+    if not is_loopback(config.host):
+        raise InputError(
+            "--public-url", "with 'smart' EHRs in --trust off loopback, give the URL of the app"
+        )
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    return f"http://{host}:{config.port}"
+
+
 def _fhir_servers(item: Mapping[str, Any], where: str) -> tuple[FhirServer, ...]:
     """Read an issuer's `fhir_servers`: URLs, or objects with url, allow_http, allow_private."""
     from myoguide.adapters.cdshooks.security import FhirServer
@@ -229,7 +260,8 @@ def load_trust(path: Path) -> tuple[IssuerConfig, ...]:
     try:
         doc = json.loads(path.read_text())
         issuers = []
-        for i, item in enumerate(doc["issuers"]):
+        # A file may register only SMART EHRs (load_smart), and no CDS client.
+        for i, item in enumerate(doc.get("issuers", [])):
             jwks = None
             if "jwks_file" in item:
                 jwks = json.loads((path.parent / item["jwks_file"]).read_text())
@@ -250,12 +282,26 @@ def load_trust(path: Path) -> tuple[IssuerConfig, ...]:
     return tuple(issuers)
 
 
+def load_smart(path: Path | None) -> SmartEhrs | None:
+    """Read the EHRs registered for SMART App Launch (the trust file's `smart`), or None."""
+    if path is None:
+        return None
+    from myoguide.adapters.smart.config import parse_smart
+
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError("--trust", f"cannot read the trust file {path}: {exc}") from None
+    ehrs = parse_smart(doc) if isinstance(doc, dict) else None
+    return ehrs or None
+
+
 def database_url(config: ServeConfig) -> str:
     """Return the store URL: --database-url, $DATABASE_URL, or SQLite in the data directory."""
     configured = config.database_url or settings().database_url
     if configured:
         return configured
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    data_folder(config.data_dir)
     return f"sqlite:///{(config.data_dir / 'myoguide.db').resolve()}"
 
 
@@ -264,7 +310,7 @@ def secret_key(data_dir: Path) -> str:
     env = settings().secret_key
     if env is not None:
         return env.get_secret_value()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_folder(data_dir)
     path = data_dir / "secret_key"
     if not path.exists():
         # Kept on disk so sessions survive a restart; readable by the owner only.
@@ -273,31 +319,83 @@ def secret_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def data_folder(path: Path) -> Path:
+    """Create the data folder readable by the service's user only (0700), if it is not there."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def chain_keys(data_dir: Path) -> ChainKeys:
+    """Return the record chain's MAC keys: $MYOGUIDE_CHAIN_KEY, or the data folder's key file.
+
+    Both list keys newest first (comma-separated, or one a line): the first seals new rows,
+    the others still verify rows sealed before a rotation.
+    """
+    from myoguide.adapters.store import ChainKeys
+
+    env = settings().chain_key
+    if env is not None:
+        text = env.get_secret_value().replace(",", "\n")
+    else:
+        path = data_folder(data_dir) / "chain_key"
+        if not path.exists():
+            # Made on first start, readable by the owner only; kept outside the database.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32) + "\n")
+        text = path.read_text()
+    keys = tuple(line.strip().encode() for line in text.splitlines() if line.strip())
+    try:
+        return ChainKeys(keys)
+    except ValueError as exc:
+        raise InputError("MYOGUIDE_CHAIN_KEY", str(exc)) from None
+
+
+def chain_anchor(data_dir: Path, keys: ChainKeys) -> ChainAnchor:
+    """Return where the chains' heads are kept: $MYOGUIDE_CHAIN_HEAD_FILE or the data folder."""
+    from myoguide.adapters.store import ChainAnchor
+
+    given = settings().chain_head_file
+    return ChainAnchor(Path(given) if given else data_dir / "chain_head.json", keys)
+
+
 def store_engine(config: ServeConfig) -> DbEngine:
     """Migrate the store and return an engine on it."""
     # Imported here for start-up speed: SQLAlchemy is only for the commands that store.
     from myoguide.adapters.store import make_engine, upgrade
 
     url = database_url(config)
-    upgrade(url)
+    upgrade(url, chain_key=chain_keys(config.data_dir).keys[0])
     return make_engine(url)
+
+
+def record_store(engine: DbEngine, config: ServeConfig, clock: Clock) -> RecordStore:
+    """Return the record store, sealing with the chain key and keeping the heads outside."""
+    from myoguide.adapters.store import RecordStore, current_heads
+
+    keys = chain_keys(config.data_dir)
+    anchor = chain_anchor(config.data_dir, keys)
+    # A record first opened with a head file starts from the heads it holds now.
+    anchor.adopt(current_heads(engine))
+    return RecordStore(engine, clock=clock, keys=keys, anchor=anchor)
 
 
 def record_stores(config: ServeConfig) -> tuple[RecordStore, UserStore]:
     """Open (and migrate) the record and user stores."""
-    from myoguide.adapters.store import RecordStore, UserStore
+    from myoguide.adapters.store import UserStore
 
     engine = store_engine(config)
-    return RecordStore(engine, clock=SystemClock()), UserStore(engine)
+    return record_store(engine, config, SystemClock()), UserStore(engine)
 
 
 def verify_record(config: ServeConfig) -> tuple[bool, str]:
-    """Walk the answers' and decisions' hash chains; return whether intact and the report."""
+    """Walk the answers' and decisions' MAC chains and the kept heads; return intact, report."""
     from myoguide.adapters.store import verify_chain
 
     engine = store_engine(config)
+    keys = chain_keys(config.data_dir)
     try:
-        report = verify_chain(engine)
+        report = verify_chain(engine, keys, chain_anchor(config.data_dir, keys))
     finally:
         engine.dispose()
     return report.broken is None, report.text()
@@ -332,16 +430,19 @@ def build_http_app(
     """
     # Imported here for start-up speed: only `serve` needs the web stack.
     from myoguide.adapters.cdshooks.security import HttpxJwksFetcher, TokenVerifier
+    from myoguide.adapters.fhir.drafts import read_draft_order
+    from myoguide.adapters.fhir.gather import prefetch_templates
     from myoguide.adapters.http.app import AppDeps, HttpSettings, create_app
     from myoguide.adapters.http.fhir_client import HttpxFhirClient
     from myoguide.adapters.store import (
         FeedbackStore,
-        RecordStore,
         SessionStore,
         SigninThrottle,
         StoreProbe,
         StoreReplayCache,
         UserStore,
+        current_revision,
+        head_revision,
     )
     from myoguide.adapters.store.cards import StoreCardRegistry
     from myoguide.adapters.store.handoffs import StoreChartHandoffs, WriteBehindHandoffs
@@ -356,7 +457,7 @@ def build_http_app(
     base_url = public_url(config)
     # One engine (one connection pool) for every store in the process: they share a database.
     engine = engine if engine is not None else store_engine(config)
-    records, users = RecordStore(engine, clock=clock), UserStore(engine, clock=clock)
+    records, users = record_store(engine, config, clock), UserStore(engine, clock=clock)
     verifier = None
     if not config.insecure_dev:
         # The jti cache is in the store: every worker and a restart refuse a replay.
@@ -366,7 +467,12 @@ def build_http_app(
     feedback = Feedback(
         StoreFeedbackSink(FeedbackStore(engine)), service.knowledge.knowledge_version, clock
     )
-    sessions = SessionStore(engine, clock=clock)
+    sessions = SessionStore(
+        engine,
+        clock=clock,
+        lifetime=timedelta(hours=settings().session_max_hours),
+        idle=timedelta(minutes=settings().session_idle_minutes),
+    )
     # The one place packaged data is read for the CDS service: its prefetch templates (the
     # LOINC codes the FHIR mapping reads) go to the use case, the FHIR client and discovery.
     term = load_packaged_terminology()
@@ -375,17 +481,19 @@ def build_http_app(
         fhir = HttpxFhirClient(
             {i.issuer: i.fhir_servers for i in config.issuers}, templates=templates
         )
+    gatherer = _gatherer(fhir, templates)
     # One queue shared by the CDS door (writes) and the page (reads), so a page always finds
     # the hand-offs its own process issued.
     handoffs = WriteBehindHandoffs(StoreChartHandoffs(engine, clock=clock))
     app = create_app(
         AppDeps(
             service=service,
-            cds=CdsHooks(service, fhir, templates),
+            cds=CdsHooks(service, gatherer, read_draft_order),
             verifier=verifier,
             feedback=feedback,
             settings=HttpSettings(
                 max_body_bytes=config.max_body_bytes,
+                cds_max_body_bytes=settings().cds_max_body_bytes,
                 insecure_dev=config.insecure_dev,
                 public_base_url=base_url,
             ),
@@ -393,6 +501,7 @@ def build_http_app(
             store_probe=StoreProbe(engine, clock=clock).writable,
             registry=StoreCardRegistry(engine, clock),
             handoffs=handoffs,
+            migrations_current=lambda: current_revision(engine) == head_revision(),
         )
     )
     # At shutdown, so a restart loses none of the links just issued.
@@ -418,6 +527,11 @@ def build_http_app(
             handoffs=handoffs,
         ),
     )
+    smart = load_smart(config.trust_file)
+    if smart is not None:
+        parts = SmartParts(service, templates, handoffs, sessions, StoreReplayCache(engine))
+        secret = secret_key(config.data_dir)
+        mount_smart_app(app, smart, parts, smart_url(config), secret, config.max_body_bytes)
     return app
 
 
@@ -442,3 +556,82 @@ def _authenticator(
         return by_token is not None and await by_token(request)
 
     return authenticate
+
+
+@dataclass(frozen=True)
+class SmartParts:
+    """The parts of the HTTP app a SMART launch shares: reader, hand-offs, sessions, replays."""
+
+    service: Service
+    templates: Mapping[str, str]
+    handoffs: ChartHandoffs
+    sessions: SessionStore
+    replay: ReplayCache
+
+
+def mount_smart_app(
+    app: FastAPI,
+    ehrs: SmartEhrs,
+    parts: SmartParts,
+    base_url: str,
+    secret: str,
+    max_body_bytes: int,
+) -> None:
+    """Add SMART App Launch for the registered EHRs: its own FHIR client, keyed by each iss."""
+    from myoguide.adapters.cdshooks.security import FhirServer
+    from myoguide.adapters.fhir.drafts import read_draft_order
+    from myoguide.adapters.http.fhir_client import HttpxFhirClient
+    from myoguide.adapters.smart.config import same_url
+    from myoguide.adapters.smart.launch import SmartDeps, mount_smart
+    from myoguide.adapters.smart.pending import PendingLaunches
+
+    servers: dict[str | None, tuple[FhirServer, ...]] = {
+        same_url(e.iss): (FhirServer(e.iss, e.allow_http, e.allow_private),) for e in ehrs
+    }
+    # Bound per launch to that EHR and patient; the use case supplies the reader.
+    fhir = HttpxFhirClient(servers, templates=parts.templates)
+    mount_smart(
+        app,
+        SmartDeps(
+            ehrs=ehrs,
+            cds=CdsHooks(parts.service, _gatherer(fhir, parts.templates), read_draft_order),
+            fhir=fhir,
+            handoffs=parts.handoffs,
+            sessions=parts.sessions,
+            public_base_url=base_url,
+            secure_cookies=base_url.startswith("https://"),
+            # The launch cookie is signed with the pages' key; a state is used once in the store.
+            pending=PendingLaunches(secret, parts.replay),
+        ),
+        max_body_bytes,
+    )
+
+
+def _gatherer(fhir: FhirClient, templates: Mapping[str, str]) -> FhirGatherer:
+    """Return the FHIR gatherer with the totals a call's reads may add up to (settings)."""
+    from myoguide.adapters.fhir.gather import FhirGatherer, ReadCaps
+
+    caps = ReadCaps(entries=settings().fhir_max_entries, bytes=settings().fhir_max_bytes)
+    return FhirGatherer(fhir, templates, caps)
+
+
+def serve_options() -> dict[str, Any]:
+    """Return uvicorn's options for `serve`: logging, deadlines and the connection bound."""
+    from myoguide.adapters.http.server import uvicorn_options
+
+    return uvicorn_options(_server_limits(), json_logs=settings().log_format == "json")
+
+
+def apply_server_limits() -> None:
+    """Set this process's request deadlines from the settings (each `--workers` process)."""
+    from myoguide.adapters.http.server import apply_limits
+
+    apply_limits(_server_limits())
+
+
+def _server_limits() -> ServerLimits:
+    """Return the HTTP server's deadlines and bound from the environment's settings."""
+    from myoguide.adapters.http.server import ServerLimits
+
+    env = settings()
+    return ServerLimits(env.head_timeout, env.body_timeout, env.max_connections)

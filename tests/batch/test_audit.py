@@ -64,6 +64,9 @@ def test_both_runners_give_the_same_rows(export: Path, local_rows: Any, spark: A
     result = run_spark(files, build_auditor(), DATE, master="local[2]")
     assert result.rows == local_rows.rows
     assert result.problems.counts == local_rows.problems.counts
+    # The same places too: Spark numbers each line within its split, the driver from the start.
+    assert result.problems.lines() == local_rows.problems.lines()
+    assert all(n > 0 for places in result.problems.examples.values() for _, n in places)
     assert result.patients_scanned == local_rows.patients_scanned == 1500
 
 

@@ -9,6 +9,7 @@ The resources are written here (no line copied); only their shapes follow the so
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import gzip
 import itertools
@@ -211,6 +212,33 @@ def test_a_nesting_bomb_is_a_named_skip(runner: Runner, tmp_path: Path) -> None:
     result, met = _audit(runner, _hostile(tmp_path / "e"))
     assert [r["patient_id"] for r in result.rows] == ["dm-living"]
     assert met.counts == {"too_deep": 1}
+    assert met.examples["too_deep"] == [("Condition.000.ndjson", 2)]
+
+
+def test_a_line_over_the_cap_is_a_named_skip_with_its_line(runner: Runner, tmp_path: Path) -> None:
+    folder = _hostile(tmp_path / "e")
+    long_line = orjson.dumps(_condition("c2", "Patient/dm-living", DM) | {"note": "x" * 16384})
+    with (folder / "Condition.000.ndjson").open("ab") as fh:
+        fh.write(long_line + b"\n")
+    result, met = _audit(dataclasses.replace(runner, max_line=12000), folder)  # type: ignore[type-var]
+    assert [r["patient_id"] for r in result.rows] == ["dm-living"]
+    assert met.counts == {"too_deep": 1, "too_long": 1}
+    assert met.examples["too_long"] == [("Condition.000.ndjson", 3)]
+
+
+def test_the_line_cap_is_set_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = real_shaped_export(tmp_path / "e")
+    out = tmp_path / "o"
+    args = ["audit", str(folder), "--out", str(out), "--date", DATE.isoformat()]
+    assert main([*args, "--max-line-bytes", "200"]) == 3
+    err = capsys.readouterr().err
+    # The six Condition and three Provenance lines are over 200 bytes: each is named, with its line.
+    assert "9 x a line longer than the line limit" in err
+    assert "Condition.000.ndjson:6, Provenance.000.ndjson:1" in err
+    assert main([*args, "--max-line-bytes", "0"]) == 2
+    assert "--max-line-bytes" in capsys.readouterr().err
 
 
 def test_a_gzip_bomb_and_a_long_line_are_refused_streamed(tmp_path: Path) -> None:
@@ -280,3 +308,31 @@ def test_no_subtraction_shows_a_hidden_cell_to_be_small(cells: list[int]) -> Non
     for _low, high in _bounds(shown, total, m):
         assert high >= m, (cells, shown)  # no hidden cell can be shown to be below the threshold
     assert HIDDEN == "hidden"
+
+
+def test_spark_split_starts_become_the_files_line_numbers(tmp_path: Path, spark: Any) -> None:
+    from myoguide.adapters.batch.spark import _lines, first_lines
+
+    # Lines of many lengths (empty, CRLF-ended), read by Spark in splits of a few bytes each, so
+    # splits start inside lines, on newlines and exactly at line starts.
+    lines = [b"x" * (i * 7 % 13) + (b"\r" if i % 5 == 0 else b"") for i in range(60)]
+    path = tmp_path / "Observation.000.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    keys = ("spark.sql.files.maxPartitionBytes", "spark.sql.files.openCostInBytes")
+    old = [spark.conf.get(k) for k in keys]
+    for k, v in zip(keys, ("9", "1"), strict=True):
+        spark.conf.set(k, v)
+    try:
+        got = _lines(spark, [str(path)]).collect()
+    finally:
+        for k, v in zip(keys, old, strict=True):
+            spark.conf.set(k, v)
+    starts = {r["start"] for r in got}
+    assert len(starts) > 20
+    first = first_lines(path, starts)
+    seen: dict[int, int] = {}
+    numbered = []
+    for r in got:  # collect() keeps the partitions' order, and each split's lines in order
+        seen[r["start"]] = seen.get(r["start"], 0) + 1
+        numbered.append((first[r["start"]] + seen[r["start"]] - 1, bytes(r["value"])))
+    assert sorted(numbered) == [(i + 1, x.rstrip(b"\r")) for i, x in enumerate(lines)]

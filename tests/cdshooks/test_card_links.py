@@ -65,6 +65,6 @@ def test_a_patient_without_dm_or_pm_gets_no_card_and_so_no_link() -> None:
     other = msgspec.structs.replace(
         result, warnings=(Warning("out_of_scope_ibm", "inclusion body myositis"),)
     )
-    assert gets_cards(result)
-    assert not gets_cards(other)
+    assert gets_cards(result, SERVICE.knowledge)
+    assert not gets_cards(other, SERVICE.knowledge)
     assert _cards(other, "tok") == []

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from myoguide.adapters.cdshooks.cards import patient_view_cards
-from myoguide.adapters.fhir_export import plandefinition_bundle
+from myoguide.adapters.fhir.plandefinition import plandefinition_bundle
 from myoguide.bootstrap import default_service
 from myoguide.domain.result import Dose, RecommendationSet
 

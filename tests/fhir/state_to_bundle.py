@@ -195,6 +195,8 @@ def _current(i: int, med: dict[str, Any]) -> dict[str, Any]:
     }
     if "dose" in med:
         statement["dosage"] = _dosage(med["dose"])
+    if "last_given" in med:
+        statement["effectiveDateTime"] = med["last_given"]
     return statement
 
 
@@ -208,6 +210,8 @@ def _past(i: int, item: dict[str, Any]) -> dict[str, Any]:
         "medicationCodeableConcept": _medication(agent_id(item["agent"])),
         "subject": {"reference": "Patient/pat-1"},
     }
+    if "last_given" in item:
+        statement["effectivePeriod"] = {"end": item["last_given"]}
     if outcome == "inadequate_response":
         statement["statusReason"] = [{"text": "Inadequate response"}]
     elif outcome == "intolerance":

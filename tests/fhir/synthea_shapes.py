@@ -423,7 +423,8 @@ def charts() -> dict[str, dict[str, Any]]:
         ),
         {
             "treatment_history": [
-                {"agent": "rituximab", "outcome": "unknown"},
+                # The order's authoredOn dates the course (issue 18's last_given).
+                {"agent": "rituximab", "outcome": "unknown", "last_given": "2026-03-01"},
                 {"agent": "methotrexate", "outcome": "unknown"},
                 {"agent": "azathioprine", "outcome": "intolerance"},
             ],

@@ -45,6 +45,17 @@ NOT_CARRIED: dict[str, dict[str, str]] = {
     # "responded" has no FHIR reason the mapping reads: a completed course reads back as unknown.
     "vignette-controlled-after-rituximab": {"treatment_history": "responded reads as unknown"},
     "vignette-history-conflict-unknown": {"treatment_history": "responded reads as unknown"},
+    "vignette-history-conflict-responded-inadequate": {
+        "treatment_history": "responded reads as unknown"
+    },
+    "vignette-resistant-prednisone-history-responded": {
+        "treatment_history": "responded reads as unknown"
+    },
+    # A flare has no FHIR form without control: relapse and recurrence say control was reached.
+    "vignette-flare-control-unknown": {
+        "disease_control_achieved": "a flare's clinical status implies control",
+        "flare": "read only with control",
+    },
     # unresolved_medications is what the mapping reports of a record, not a fact FHIR states.
     "vignette-flare-unresolved-medication": {"unresolved_medications": "reported by the mapping"},
     "vignette-rash-flare-adds": {"skin_predominant": "not carried by FHIR"},
@@ -66,6 +77,8 @@ EXCLUDED: dict[str, str] = {
     # Without the unresolved drug the flare scenario is chosen; without the skin flag, no pointer.
     "vignette-flare-unresolved-medication": "unresolved_medications cannot be carried",
     "vignette-rash-flare-adds": "skin_predominant cannot be carried",
+    # Without the flare (unknown control reads as no status) no course is chosen.
+    "vignette-flare-control-unknown": "a flare with control unknown cannot be carried",
     # With no recognised diagnosis the state is refused ("diagnosis: required field is missing").
     "vignette-out-of-scope-other-diagnosis": "diagnosis other than DM/PM/IBM is not recognised",
 }

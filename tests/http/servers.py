@@ -94,6 +94,7 @@ def start_server(
     key: rsa.RSAPrivateKey | None = None,
     port: int | None = None,
     public_url: bool = True,
+    env: dict[str, str] | None = None,
 ) -> Server:
     """Start `myoguide serve` on a free loopback port and wait until it answers."""
     key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -120,7 +121,13 @@ def start_server(
         "200000",
         *extra,
     ]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:

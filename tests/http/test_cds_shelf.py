@@ -28,12 +28,13 @@ from helpers import (
 )
 
 from myoguide.adapters.clock import SystemClock
+from myoguide.adapters.fhir.drafts import read_draft_order
+from myoguide.adapters.fhir.gather import FhirGatherer, prefetch_templates
 from myoguide.adapters.http.app import AppDeps, HttpSettings, create_app
 from myoguide.adapters.store import make_engine, upgrade
 from myoguide.adapters.store.cards import StoreCardRegistry
 from myoguide.adapters.store.sink import StoreFeedbackSink
-from myoguide.service import CdsHooks, Feedback, Service, prefetch_templates
-from myoguide.service.cds import MAX_PAGES
+from myoguide.service import CdsHooks, Feedback, Service
 
 PV = "/cds-services/myoguide-patient-view"
 SIGN = "/cds-services/myoguide-order-sign"
@@ -68,7 +69,11 @@ def _app(
         feedback = Feedback(sink, service.knowledge.knowledge_version, SystemClock())
     deps = AppDeps(
         service,
-        CdsHooks(service, fhir, prefetch_templates(*terminology_codes())),
+        CdsHooks(
+            service,
+            FhirGatherer(fhir, prefetch_templates(*terminology_codes())),
+            read_draft_order,
+        ),
         None,
         feedback,
         settings=HttpSettings(max_body_bytes=max_body),
@@ -221,13 +226,13 @@ def test_pages_are_followed_and_bounded(service: Service) -> None:
     cards = _pv(_app(service, fhir), prefetch, fhirServer=SERVER)
     assert fhir.asked == ["p2"]
     assert _topics(cards)[0] == "resistant_rituximab"
-    # A result that never ends: read to the bound, then said in the data-quality card.
+    # A result that never ends: the page it repeats is read once, then said in the card.
     looping = dict(empty, link=[{"relation": "next", "url": SERVER + "/again"}])
     fhir = FakeFhir({"again": looping})
     prefetch["medicationRequests"] = looping
     cards = _pv(_app(service, fhir), prefetch, fhirServer=SERVER)
-    assert len(fhir.asked) == MAX_PAGES - 1
-    assert f"more than {MAX_PAGES} pages" in cards[-1]["detail"]
+    assert fhir.asked == ["again"]
+    assert "listed the same page of medication orders twice" in cards[-1]["detail"]
     # A next link to another host is not followed (the token would travel there).
     prefetch["medicationRequests"] = dict(
         empty, link=[{"relation": "next", "url": "https://elsewhere.example/p2"}]

@@ -49,11 +49,11 @@ def test_discovery_lists_three_services_with_prefetch(server: Any) -> None:
 def test_discovery_asks_for_the_templates_built_from_the_packaged_terminology(
     server: Any,
 ) -> None:
-    # The composition root loads the terminology and hands the templates on; the service layer
+    # The composition root loads the terminology and hands the templates on; the gatherer
     # builds them from the codes it is given and reads no packaged data itself.
-    import myoguide.service.cds as service_cds
+    import myoguide.adapters.fhir.gather as service_cds
+    from myoguide.adapters.fhir.gather import prefetch_templates
     from myoguide.knowledge.terminology import load_packaged_terminology
-    from myoguide.service import prefetch_templates
 
     term = load_packaged_terminology()
     expected = prefetch_templates(term.weight_codes, term.height_codes)
@@ -256,7 +256,10 @@ def test_unknown_service(server: Any) -> None:
     assert res.status_code == 404
 
 
-def test_oversized_body(server: Any) -> None:
+def test_cds_calls_have_their_own_larger_body_limit(server: Any) -> None:
+    # Past the other routes' limit (--max-body 200000), well within the CDS one (16 MB).
     body = _pv_body()
     body["context"]["padding"] = "x" * 300_000
-    assert server.post(PV, body).status_code == 413
+    assert server.post(PV, body).status_code == 200
+    big = json.dumps({"age_years": 50, "diagnosis": "x" * 300_000}).encode()
+    assert server.post("/api/recommendations", big, token=None).status_code == 413

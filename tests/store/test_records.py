@@ -437,6 +437,7 @@ def test_export_round_trips_through_json(records: RecordStore) -> None:
     offered = result("recurrent", "add_ivig", "add_rituximab")
     answer = records.log_answer(patient.id, visit.id, state(12.5), offered, KV, SHOWN)
     records.log_answer(patient.id, None, state(), result("controlled"), KV, SHOWN)
+    # The other option chosen is one the answer offered (issue 22 refuses any other).
     records.record_decision(answer, "chose_other", "add_rituximab", "cost", SHOWN, "cost_or_access")
 
     exported = records.export_patient(patient.id)

@@ -96,7 +96,7 @@ def test_only_an_offered_option_is_stored_and_a_tie_must_be_named(engine: Engine
     _, answer, _ = records.save_visit_answer(
         patient.id, date(2026, 12, 6), STATE, TIED, KV, SHOWN, None
     )
-    with pytest.raises(ValueError, match="chosen_recommendation: 'add_rituximab' was not among"):
+    with pytest.raises(ValueError, match="'add_rituximab' is not an option this answer offered"):
         records.record_decision(answer, "chose_other", "add_rituximab", None, SHOWN)
     with pytest.raises(ValueError, match="chosen_recommendation: the first choices are tied"):
         records.record_decision(answer, "accepted", None, None, SHOWN)

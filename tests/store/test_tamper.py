@@ -72,7 +72,9 @@ def test_a_row_altered_outside_the_app_is_named(migrated_url: str, tmp_path: Pat
     report = verify_chain(engine)
     assert report.broken is not None
     assert f"answers id {answer_id}" in report.broken
-    res = run_cli("record", "verify", "--database-url", migrated_url)
+    res = run_cli(
+        "record", "verify", "--database-url", migrated_url, "--data-dir", str(tmp_path / "d")
+    )
     assert res.code == 4
     assert f"answers id {answer_id}" in res.stdout
 

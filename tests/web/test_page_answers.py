@@ -46,18 +46,41 @@ def test_an_agent_in_use_reads_continue_already_in_use_never_start(client: TestC
             **BASE,
             "disease_control_achieved": "no",
             "flare": "no",
-            "current_medications[0].agent": "rituximab",
+            "current_medications[0].agent": "mycophenolate_mofetil",
             "treatment_history[0].agent": "prednisone",
             "treatment_history[0].outcome": "inadequate_response",
             "treatment_history[1].agent": "methotrexate",
             "treatment_history[1].outcome": "inadequate_response",
         },
     )
+    option = html[html.index('id="opt-resistant_mycophenolate"') :]
+    option = option[: option.index("</li>")]
+    assert "already in use" in option
+    assert "action-continue" in option
+    assert "action-start" not in option
+
+
+def test_a_course_in_use_says_its_last_date_never_continue(client: TestClient) -> None:
+    html = _answer(
+        client,
+        {
+            **BASE,
+            "disease_control_achieved": "no",
+            "flare": "no",
+            "current_medications[0].agent": "rituximab",
+            "current_medications[0].last_given": "2026-03-02",
+            "treatment_history[0].agent": "methotrexate",
+            "treatment_history[0].outcome": "inadequate_response",
+        },
+    )
     rituximab = html[html.index('id="opt-resistant_rituximab"') :]
-    rituximab = rituximab[: rituximab.index("</li>")]
-    assert "already in use" in rituximab
-    assert "action-continue" in rituximab
+    rituximab = rituximab[: rituximab.index('id="opt-', 10)]
+    assert "2026-03-02" in rituximab
+    assert "does not say when to judge a course or repeat it" in rituximab
+    assert "action-continue" not in rituximab
     assert "action-start" not in rituximab
+    # The date comes back in the form, so the next answer keeps it.
+    assert 'value="2026-03-02"' in html
 
 
 def test_control_now_is_not_escalated_on_the_page(client: TestClient) -> None:

@@ -118,6 +118,13 @@ def test_secure_cookie_over_https(tmp_path: Path) -> None:
         data = {"csrf": _csrf(c), "username": "dr-a", "password": PASSWORD, "next": "/"}
         res = c.post("/login", data=data)
         assert "secure" in res.headers["set-cookie"].lower()
+        # Issue 22: behind an https public URL, every response asks for https only.
+        for path in ("/login", "/healthz", "/static/style.css"):
+            assert c.get(path).headers["strict-transport-security"] == "max-age=31536000"
+
+
+def test_no_hsts_without_an_https_public_url(client: TestClient) -> None:
+    assert "strict-transport-security" not in client.get("/login").headers
 
 
 def test_the_api_needs_sign_in_off_loopback(client: TestClient) -> None:

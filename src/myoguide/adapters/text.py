@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterable, Sequence
-from decimal import Decimal
 
+from myoguide.adapters.words import dose_words, join_agents, source_words, timing_words
 from myoguide.domain.engine import sources_of
-from myoguide.domain.result import Dose, Recommendation, RecommendationSet, Source
+from myoguide.domain.prescribable import as_checks
+from myoguide.domain.result import Check, Recommendation, RecommendationSet
 from myoguide.domain.units import fmt
 from myoguide.knowledge.model import Knowledge
+
+# Re-exported: the page reads them from here as well (adapters/words.py is their home).
+__all__ = [
+    "ACTION_WORDS",
+    "COURSE_WORDS",
+    "STANCE_WORDS",
+    "alternatives",
+    "cited",
+    "dose_words",
+    "join_agents",
+    "render_knowledge",
+    "render_result",
+    "source_words",
+    "timing_words",
+]
 
 WIDTH = 96
 STANCE_WORDS = {
@@ -41,95 +56,18 @@ ACTION_WORDS = {
 }
 
 
-def dose_words(dose: Dose) -> str:
-    """Return a dose as a person reads it, e.g. '20 to 72 mg/day'."""
-    if dose.low is None:
-        span = f"up to {fmt(dose.high or Decimal(0))}"
-    elif dose.high is None:
-        span = f"at least {fmt(dose.low)}"
-    elif dose.low == dose.high:
-        span = fmt(dose.low)
-    else:
-        span = f"{fmt(dose.low)} to {fmt(dose.high)}"
-    per = {"day": "/day", "week": "/week", "dose": " per dose", "course": " per course"}
-    return f"{span} {dose.unit}{per[dose.period]}{timing_words(dose)}"
-
-
-_UNIT_WORDS = {"d": "day", "wk": "week", "mo": "month"}
-_TIMES = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
-
-
-def timing_words(dose: Dose) -> str:
-    """Return a dose's schedule in words, e.g. ', twice a day' or ', every 4 weeks, 6 times'."""
-    t = dose.timing
-    if t is None or t.period_unit is None:
-        return ""
-    unit = _UNIT_WORDS[t.period_unit]
-    every = f"a {unit}" if t.period in (None, 1) else f"every {fmt(t.period)} {unit}s"
-    freq = t.frequency or 1
-    if dose.period in ("day", "week") and freq > 1:
-        # A daily (weekly) total split into doses: the figure is the total.
-        return f", in {freq} doses"
-    if t.period_unit == "d" and freq == 1 and t.period in (None, 1) and t.count:
-        return f", on {t.count} days" + (f" to {t.count_max}" if t.count_max else "")
-    words = f"{_TIMES.get(freq, f'{freq} times')} {every}" if freq > 1 else every
-    if freq == 1 and t.period in (None, 1):
-        words = f"once {every}"
-    if t.count:
-        words += f", {t.count} doses"
-        if t.count_max:
-            words += f" to {t.count_max}"
-    return f", {words}"
-
-
-def source_words(sources: Iterable[Source]) -> str:
-    """Return sources as a short citation line, e.g. 'review: Rituximab [refs 2-9]'."""
-    parts = []
-    for s in sources:
-        refs = _ref_ranges(s.references)
-        extra = f" [{refs}]" if refs else ""
-        if s.citations:
-            extra += f" [{', '.join(s.citations)}]"
-        parts.append(f"{s.document}: {s.section}{extra}")
-    return "; ".join(parts)
-
-
-def _ref_ranges(numbers: Iterable[int]) -> str:
-    nums = sorted(set(numbers))
-    if not nums:
-        return ""
-    runs: list[str] = []
-    start = prev = nums[0]
-    for n in [*nums[1:], None]:
-        if n is not None and n == prev + 1:
-            prev = n
-            continue
-        runs.append(str(start) if start == prev else f"{start}-{prev}")
-        if n is not None:
-            start = prev = n
-    return ("ref " if len(nums) == 1 else "refs ") + ", ".join(runs)
-
-
 def alternatives(rec: Recommendation) -> str:
     """Return the displays of a step's alternatives joined by 'or' (empty if it has none)."""
     return " or ".join(a.display for a in rec.agents if a.agent in rec.choose_one)
 
 
-def join_agents(rec: Recommendation, words: Sequence[str]) -> str:
-    """Join words said of each agent of a step, with 'or' between two alternatives."""
-    out = ""
-    for i, (agent, said) in enumerate(zip(rec.agents, words, strict=True)):
-        if i:
-            before = rec.agents[i - 1].agent
-            both = agent.agent in rec.choose_one and before in rec.choose_one
-            out += " or " if both else "; "
-        out += said
-    return out
-
-
 def _recommendation(rec: Recommendation) -> list[str]:
     grade = f"Grade {rec.grade}" if rec.grade else "no grade given"
     lines = [f"{rec.rank}. [{STANCE_WORDS[rec.stance]} | {grade}] {rec.id}"]
+    if rec.under:
+        lines.append(f"     (beneath {rec.under})")
+    if rec.after:
+        lines += _wrap(f"Applies only after this: {rec.after}", "       ", "     ")
     lines += _wrap(rec.text, "     ")
     if rec.grade_meaning:
         lines += _wrap(f"Grade {rec.grade}: {rec.grade_meaning}", "       ", "     ")
@@ -149,6 +87,8 @@ def _recommendation(rec: Recommendation) -> list[str]:
                     "           ",
                     "         * ",
                 )
+                if reg.dose.practical is not None:
+                    lines += _wrap(reg.dose.practical.text, "             ", "           > ")
             else:
                 lines += _wrap(
                     f"{reg.description}: not computed ({reg.omitted_reason})",
@@ -157,9 +97,27 @@ def _recommendation(rec: Recommendation) -> list[str]:
                 )
         if agent.maximum:
             lines.append(f"         * stated maximum {agent.maximum}")
+        lines += check_lines(agent.checks, "         ")
     for caution in rec.cautions:
         lines += _wrap(caution, "       ", "     ! ")
     lines += _wrap(f"Source: {source_words(rec.sources)}", "       ", "     ")
+    return lines
+
+
+def check_lines(checks: tuple[Check, ...], indent: str) -> list[str]:
+    """Return the 'Before starting' and 'While taking' label checks of an agent, with sources."""
+    lines: list[str] = []
+    for when, title in (("before_first_dose", "Before starting"), ("while_taking", "While taking")):
+        chosen = [c for c in checks if c.when == when]
+        if not chosen:
+            continue
+        lines.append(f"{indent}{title} (product label, outside the source review):")
+        for c in chosen:
+            label = "; ".join(
+                f"{s.regulator} label, {s.product}, {s.section}, {s.version}, {s.url}"
+                for s in c.sources
+            )
+            lines += _wrap(f"{c.text} [{label}]", f"{indent}    ", f"{indent}  + ")
     return lines
 
 
@@ -244,6 +202,12 @@ def render_knowledge(knowledge: Knowledge) -> str:
     out += ["", "Cautions"]
     for cid, c in k.cautions.items():
         out += _wrap(f"{c.text} ({source_words(sources_of(c.sources))})", "      ", f"  {cid}: ")
+    out += ["", "Before starting each agent (product labels, outside the source review)"]
+    for agent, rx in k.prescribing.items():
+        out.append(f"  {k.agent(agent).display}")
+        out += check_lines(as_checks(rx.checks), "    ")
+        if rx.note:
+            out += _wrap(f"Not shown: {rx.note}", "      ", "    ~ ")
     out += ["", "Reported in the literature, no recommendation"]
     for item in k.literature_only:
         out += _wrap(f"{item.display}: {item.text}", "      ", "  - ")

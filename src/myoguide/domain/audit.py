@@ -24,26 +24,6 @@ from myoguide.knowledge.flags import (
 )
 from myoguide.knowledge.model import Knowledge, Maximum, SourceRef
 
-# Engine warnings that say the record lacks something (as opposed to clinical cautions).
-DATA_WARNINGS = frozenset(
-    {
-        "no_weight",
-        "no_height",
-        "prednisone_dose_unknown",
-        "sparing_dose_unknown",
-        "alternative_diagnoses_unknown",
-        "flare_without_control",
-        "ild_without_sparing_trial",
-        "scenario_not_covered",
-        "status_unknown",
-        "flare_status_unknown",
-        "unresolved_medications",
-        "unresolved_medications_ladder",
-        "history_conflict",
-        "outcome_unknown",
-        "combination_intolerance",
-    }
-)
 UNUSABLE = "unusable"
 DECEASED = "deceased"
 
@@ -85,7 +65,9 @@ def audit_patient(
         if agents is not None
     )
     first = result.recommendations[0] if result.recommendations else None
-    data = {*problems, *(w.code for w in result.warnings if w.code in DATA_WARNINGS)}
+    # The knowledge's record-scope warnings say the record lacks something (ADR 0015).
+    record = knowledge.warnings_in_scope("record")
+    data = {*problems, *(w.code for w in result.warnings if w.code in record)}
     row = AuditRow(
         course=result.course,
         scenario=result.scenario,

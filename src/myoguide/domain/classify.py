@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 
 from myoguide.domain.facts import Facts
 from myoguide.domain.flares import choose_scenario, offer
-from myoguide.domain.ladder import check_alternative_diagnoses, walk
-from myoguide.domain.options import add
-from myoguide.domain.result import AgentOption, Course
+from myoguide.domain.ladder import check_alternative_diagnoses, exclusion_first, fold_under, walk
+from myoguide.domain.options import add, course_option
+from myoguide.domain.result import AgentOption, Course, FactValue
 from myoguide.domain.run import Run
 from myoguide.domain.units import fmt
 
@@ -18,43 +20,19 @@ IBM_NAMES = frozenset({"inclusion_body_myositis", "inclusion body myositis", "ib
 
 def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
     """Decide scope, course and scenario (and the flare scenario under a leading ILD rule)."""
+    diagnosis = _in_scope(f, run)
+    if diagnosis is None:
+        return "out_of_scope", None, None
     p = run.p
     state = f.state
-    if state.deceased:
-        # The contract: a deceased patient is out of scope, with no dose computed.
-        run.warn("out_of_scope_deceased")
-        run.step("scope.alive", "warnings.out_of_scope_deceased", "out of scope: deceased")
-        return "out_of_scope", None, None
-    if state.age_years < p.adult_age:
-        run.warn("out_of_scope_child", age=fmt(state.age))
-        run.step(
-            "scope.adult",
-            "thresholds.adult_age_years",
-            "out of scope: under 18",
-            age_years=state.age_years,
-        )
-        return "out_of_scope", None, None
-    run.step(
-        "scope.adult", "thresholds.adult_age_years", "adult: in scope", age_years=state.age_years
-    )
-    diagnosis = state.diagnosis.strip().lower()
-    if diagnosis not in IN_SCOPE:
-        code = "out_of_scope_ibm" if diagnosis in IBM_NAMES else "out_of_scope_diagnosis"
-        run.warn(code, diagnosis=state.diagnosis)
-        run.step(
-            "scope.diagnosis",
-            f"warnings.{code}",
-            "out of scope: diagnosis",
-            diagnosis=state.diagnosis,
-        )
-        return "out_of_scope", None, None
-    run.step("scope.diagnosis", "documents", f"in scope: {diagnosis}", diagnosis=diagnosis)
 
     sparing = p.sparing
     sparing_inadequate = any(a in f.inadequate for a in sparing) or (
         "inadequate_response" in f.combination_outcomes
     )
-    resistant_history = "prednisone" in f.inadequate and sparing_inadequate
+    # AZA and MTX are given with glucocorticoids: their inadequate response is resistance, with
+    # prednisone in use or in the history (any outcome); not also listed as failed (contract).
+    resistant_history = sparing_inadequate
     ild_refractory = state.ild is not None and state.ild.present and state.ild.refractory
     control, flare = state.disease_control_achieved, state.flare
     skin = bool(state.skin_predominant)
@@ -66,42 +44,29 @@ def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
         "flare": flare,
         "inadequate_response": sorted(f.inadequate),
         "resistant_history": resistant_history,
+        "glucocorticoid_recorded": f.glucocorticoid_recorded(),
         "ild_refractory": ild_refractory,
     }
 
     # Control now wins over history: a patient quiet now is not escalated, whatever came before.
     if control is True and flare is not True:
-        if flare is None:
-            run.warn("flare_status_unknown")
-            run.step(
-                "course.classify",
-                "warnings.flare_status_unknown",
-                "control reached, flare status unknown: nothing chosen",
-                **facts,
-            )
-            return "controlled", None, None
-        if ild_refractory:
-            run.warn("ild_refractory_while_controlled")
-        run.step(
-            "course.classify",
-            f"recommendations.{p.kb.wiring.controlled}",
-            "controlled now: nothing to escalate",
-            **facts,
-        )
-        _controlled(f, run)
-        if skin:
-            _rash_pointer(f, run)
+        _controlled_now(f, run, facts, ild_refractory=ild_refractory, skin=skin)
         return "controlled", None, None
 
     if flare is True and control is False:
         run.warn("flare_without_control")
     recurrent = flare is True and control is not False
     if recurrent:
+        if control is None:
+            # A flare implies control before it: said, with what the answer assumed.
+            run.warn("flare_control_unknown")
         run.step("course.classify", "scenarios", "recurrent", **facts)
-        return _recurrent(f, run, ild_refractory, skin)
+        return _finish(run, _recurrent(f, run, ild_refractory, skin))
     if resistant_history or ild_refractory:
+        if resistant_history and not f.glucocorticoid_recorded():
+            run.warn("no_glucocorticoid_recorded")
         run.step("course.classify", "scenarios", "resistant", **facts)
-        return _resistant(f, run, ild_refractory, skin)
+        return _finish(run, _resistant(f, run, ild_refractory, skin))
     if control is False:
         run.warn("out_of_scope_initial_therapy")
         run.step(
@@ -120,6 +85,87 @@ def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
         **facts,
     )
     return "out_of_scope", None, None
+
+
+def _controlled_now(
+    f: Facts, run: Run, facts: Mapping[str, FactValue], *, ild_refractory: bool, skin: bool
+) -> None:
+    """Answer disease under control: nothing chosen while the flare status is unknown."""
+    if f.state.flare is None:
+        run.warn("flare_status_unknown")
+        run.step(
+            "course.classify",
+            "warnings.flare_status_unknown",
+            "control reached, flare status unknown: nothing chosen",
+            **facts,
+        )
+        return
+    if ild_refractory:
+        run.warn("ild_refractory_while_controlled")
+    run.step(
+        "course.classify",
+        f"recommendations.{run.p.kb.wiring.controlled}",
+        "controlled now: nothing to escalate",
+        **facts,
+    )
+    _controlled(f, run)
+    if skin:
+        _rash_pointer(f, run)
+
+
+def _in_scope(f: Facts, run: Run) -> str | None:
+    """Return the diagnosis of an adult with DM or PM, or None after saying why not."""
+    p = run.p
+    state = f.state
+    if state.deceased:
+        # The contract: a deceased patient is out of scope, with no dose computed.
+        run.warn("out_of_scope_deceased")
+        run.step("scope.alive", "warnings.out_of_scope_deceased", "out of scope: deceased")
+        return None
+    if state.age_years < p.adult_age:
+        run.warn("out_of_scope_child", age=fmt(state.age))
+        run.step(
+            "scope.adult",
+            "thresholds.adult_age_years",
+            "out of scope: under 18",
+            age_years=state.age_years,
+        )
+        return None
+    run.step(
+        "scope.adult", "thresholds.adult_age_years", "adult: in scope", age_years=state.age_years
+    )
+    diagnosis = state.diagnosis.strip().lower()
+    if diagnosis not in IN_SCOPE:
+        code = "out_of_scope_ibm" if diagnosis in IBM_NAMES else "out_of_scope_diagnosis"
+        run.warn(code, diagnosis=state.diagnosis)
+        run.step(
+            "scope.diagnosis",
+            f"warnings.{code}",
+            "out of scope: diagnosis",
+            diagnosis=state.diagnosis,
+        )
+        return None
+    run.step("scope.diagnosis", "documents", f"in scope: {diagnosis}", diagnosis=diagnosis)
+    return diagnosis
+
+
+def _finish(
+    run: Run, answer: tuple[Course, str | None, str | None]
+) -> tuple[Course, str | None, str | None]:
+    """Fold the ladder beneath a flare's "manage as resistant", and put exclusion first."""
+    p = run.p
+    w = p.kb.wiring
+    manage = (
+        w.flare_above_10mg.manage_as_resistant,
+        w.flare_off_prednisone_on_sparing_agent.manage_as_resistant,
+        w.flare_off_immunosuppression.manage_as_resistant,
+    )
+    for parent in manage:
+        fold_under(run, parent)
+    # R1's "manage as resistant" raises prednisone for the flare either way: not held back.
+    held = frozenset((*manage[1:], w.ild_refractory))
+    exclusion_first(run, p.ladder_ids | held)
+    return answer
 
 
 def _controlled(f: Facts, run: Run) -> None:
@@ -141,6 +187,8 @@ def _controlled(f: Facts, run: Run) -> None:
         for a in f.current
         if f.in_use(a)
     )
+    # Infusion or course agents say when the last course was, never "continue".
+    agents = tuple(course_option(run, f, a) for a in agents)
     run.recs[-1] = msgspec.structs.replace(rec, agents=agents)
 
 
@@ -179,7 +227,7 @@ def _ild_leads(f: Facts, run: Run) -> bool:
         ild_present=True,
         ild_refractory=True,
     )
-    run.rank_offset = 1
+    run.rank_offset += 1
     run.excluded = agents
     return True
 
@@ -208,7 +256,8 @@ def _resistant(
     if skin:
         _rash_pointer(f, run)
         return "resistant", "resistant", None
-    check_alternative_diagnoses(f.state, run)
+    # Excluding other diagnoses, when due, takes rank 1 and everything else moves down.
+    run.rank_offset = check_alternative_diagnoses(f, run, 1) - 1
     leads = ild_refractory and _ild_leads(f, run)
     walk(f, run, 1, frozenset())
     return "resistant", "ild_refractory" if leads else "resistant", None

@@ -13,11 +13,13 @@ from myoguide.domain.classify import evaluate
 from myoguide.domain.doses import missing_measure_warnings
 from myoguide.domain.facts import Facts, derive
 from myoguide.domain.prepared import prepare, sources_of
+from myoguide.domain.prescribable import build_tables, with_prescribing
 from myoguide.domain.result import CautionDetail, Recommendation, RecommendationSet
 from myoguide.domain.run import Run
 from myoguide.domain.state import PatientState
 from myoguide.domain.units import fmt
 from myoguide.knowledge.model import Knowledge
+from myoguide.knowledge.terminology import Terminology
 
 __all__ = ["Engine", "sources_of"]
 
@@ -27,10 +29,12 @@ _CYTOPENIA = "combination_cytopenia"
 class Engine:
     """Evaluates patient states against one loaded Knowledge."""
 
-    def __init__(self, knowledge: Knowledge) -> None:
+    def __init__(self, knowledge: Knowledge, terminology: Terminology) -> None:
         self.kb = knowledge
         # Checks every id the rules rely on (fails closed) and builds the static tables once.
         self._p = prepare(knowledge)
+        # Product strengths come from the terminology the caller loaded (the engine reads no file).
+        self._rx = build_tables(knowledge, terminology)
 
     def recommend(self, state: PatientState) -> RecommendationSet:
         """Return the RecommendationSet for a validated patient state."""
@@ -39,6 +43,11 @@ class Engine:
         _input_warnings(facts, run)
         course, scenario, flare_scenario = evaluate(facts, run)
         missing_measure_warnings(run)
+        _weight_basis(facts, run)
+        if run.left_out:
+            kb = self.kb
+            said = "; ".join(f"{kb.agent(a).display} ({why})" for a, why in run.left_out.items())
+            run.warn("agent_left_out", agents=said)
         _cytopenia(facts, run)
         recs = tuple(sorted(run.recs, key=lambda r: r.rank))
         scen = self.kb.scenarios.get(scenario) if scenario else None
@@ -50,7 +59,7 @@ class Engine:
             measures["height_cm"] = facts.height_text
         if facts.bsa_text:
             measures["bsa_m2"] = facts.bsa_text
-        return RecommendationSet(
+        answer = RecommendationSet(
             knowledge_version=self.kb.knowledge_version,
             course=course,
             scenario=scenario,
@@ -66,6 +75,7 @@ class Engine:
                 self.kb.scenarios[flare_scenario].title if flare_scenario else None
             ),
         )
+        return with_prescribing(self._rx, answer)
 
 
 def _input_warnings(f: Facts, run: Run) -> None:
@@ -106,12 +116,39 @@ def _input_warnings(f: Facts, run: Run) -> None:
     run.step(
         "history.read",
         "warnings.history_conflict",
-        "history folded: failed agents are never a new start",
+        "history folded: agents that responded inadequately or were not tolerated are never"
+        " a new start",
         failed=sorted(f.failed),
         intolerant=sorted(f.intolerant),
         tried_without_failure=sorted(f.tried),
         outcome_unknown=list(f.unknown),
         conflicting=sorted(f.conflicts),
+    )
+
+
+def _weight_basis(f: Facts, run: Run) -> None:
+    """Say, from the stated BMI up, that the source names no weight basis; show the arithmetic."""
+    at_least = run.p.kb.thresholds.weight_basis_bmi_at_least
+    if at_least is None or f.bmi is None or f.bmi < float(at_least):
+        return
+    doses = list(
+        dict.fromkeys(
+            f"{a.display} {g.dose.basis}"
+            for r in run.recs
+            for a in r.agents
+            for g in a.regimens
+            if g.dose is not None and "/kg" in g.dose.basis
+        )
+    )
+    if not doses:
+        return
+    run.warn("weight_basis_unstated", bmi=f"{f.bmi:.1f}", doses=" | ".join(doses))
+    run.step(
+        "doses.weight_basis",
+        "thresholds.weight_basis_bmi_at_least",
+        "BMI at or above the stated threshold: weight basis unstated, actual weight used",
+        bmi=f"{f.bmi:.1f}",
+        threshold=fmt(at_least),
     )
 
 

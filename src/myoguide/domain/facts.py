@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from myoguide.domain.state import PatientState, bmi_of, dec
 from myoguide.domain.units import fmt, mosteller_bsa, round2, to_mg_per_day, to_mg_per_week
@@ -42,6 +42,8 @@ class Facts:
     unknown: list[str] = field(default_factory=list)
     combination_intolerance: list[str] = field(default_factory=list)
     bmi: float | None = None
+    # agent -> the latest date its last dose or course was given, from the state (infusions)
+    last_given: dict[str, str] = field(default_factory=dict)
 
     def in_use(self, agent: str) -> bool:
         """Return whether the agent is taken now (prednisone at 0 mg/day is not)."""
@@ -49,6 +51,21 @@ class Facts:
             return False
         dose = self.current[agent]
         return not (agent == "prednisone" and dose is not None and dose <= 0)
+
+    def why_closed(self, agent: str) -> str:
+        """Return, in a clinician's words, why a failed agent is not offered again."""
+        parts = []
+        if agent in self.inadequate:
+            parts.append("responded inadequately before")
+        if agent in self.intolerant:
+            parts.append("not tolerated")
+        return " and ".join(parts)
+
+    def glucocorticoid_recorded(self) -> bool:
+        """Return whether prednisone appears anywhere: in use, or in the history (any outcome)."""
+        return "prednisone" in self.current or any(
+            "prednisone" in h.names for h in self.state.treatment_history
+        )
 
 
 def current_amount(kb: Knowledge, agent: str, value: Decimal, unit: str) -> Decimal:
@@ -79,9 +96,11 @@ def derive(state: PatientState, kb: Knowledge) -> Facts:
     height = round2(cm) if cm is not None else None
     height_text = fmt(height) if height is not None else ""
     if height is not None and cm is not None and weight is not None:
+        # Doses multiply the exact surface area; it is rounded only where it is shown.
         bsa = mosteller_bsa(cm, weight)
-        bsa_text = fmt(bsa)
-        bsa_words = f"{bsa_text} m2 (Mosteller sqrt({height_text} cm x {kg_text} kg / 3600))"
+        bsa_text = fmt(round2(bsa))
+        shown = fmt(bsa.quantize(Decimal("0.0001"), ROUND_HALF_UP))
+        bsa_words = f"{shown} m2 (Mosteller sqrt({height_text} cm x {kg_text} kg / 3600))"
     facts = Facts(
         state=state,
         weight_kg=weight,
@@ -102,6 +121,12 @@ def derive(state: PatientState, kb: Knowledge) -> Facts:
         bmi=bmi_of(weight, cm),
     )
     _read_history(facts, kb)
+    dated = [(m.agent, m.last_given) for m in state.current_medications] + [
+        (h.agent, h.last_given) for h in state.treatment_history if h.agent is not None
+    ]
+    for agent, when in dated:
+        if when is not None and (agent not in facts.last_given or when > facts.last_given[agent]):
+            facts.last_given[agent] = when
     return facts
 
 
@@ -124,7 +149,9 @@ def _read_history(f: Facts, kb: Knowledge) -> None:
         outcomes.setdefault(h.agent, set()).add(h.outcome)
     failed, inadequate, intolerant, tried = set(), set(), set(), set()
     for agent, seen in outcomes.items():
-        if len(seen) > 1:
+        # Only a response beside an inadequate response contradicts itself; not tolerated or
+        # unknown beside either is a second fact, not a conflict.
+        if {"responded", "inadequate_response"} <= seen:
             f.conflicts[agent] = sorted(seen)
         if seen & FAILED_OUTCOMES:
             failed.add(agent)  # any failure wins over a conflicting success: never re-offered

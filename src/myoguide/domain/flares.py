@@ -7,7 +7,7 @@ from decimal import Decimal
 import msgspec
 
 from myoguide.domain.facts import Facts
-from myoguide.domain.ladder import check_alternative_diagnoses, walk
+from myoguide.domain.ladder import check_alternative_diagnoses, left_out, walk
 from myoguide.domain.options import add
 from myoguide.domain.result import FactValue
 from myoguide.domain.run import Run
@@ -101,7 +101,16 @@ def offer(scenario: str, f: Facts, run: Run) -> None:
 
 
 def _available_sparing(run: Run, f: Facts) -> list[str]:
+    """Return the sparing agents still open, saying why each closed one is left out."""
+    left_out(f, run, set(run.p.sparing) & f.failed)
     return [a for a in run.p.sparing if a not in f.failed]
+
+
+def _manage_as_resistant(f: Facts, run: Run, rec_id: str, rank: int, step: str) -> None:
+    """Offer managing as resistant disease at a rank, after excluding other diagnoses if due."""
+    rank = check_alternative_diagnoses(f, run, rank)
+    add(run, rec_id, rank, f, step=step)
+    walk(f, run, rank + 1, frozenset())
 
 
 def _r1(f: Facts, run: Run, sparing_now: list[str]) -> None:
@@ -116,7 +125,7 @@ def _r1(f: Facts, run: Run, sparing_now: list[str]) -> None:
         outcome = "sparing agent already in use: manage as resistant"
     else:
         run.warn("both_sparing_failed")
-        outcome = "both sparing agents failed: manage as resistant"
+        outcome = "both sparing agents failed or not tolerated: manage as resistant"
     run.step(
         "flare.r1",
         "scenarios.flare_above_10mg",
@@ -124,9 +133,11 @@ def _r1(f: Facts, run: Run, sparing_now: list[str]) -> None:
         sparing_agents_in_use=sparing_now,
         sparing_agents_failed=sorted(set(run.p.sparing) & f.failed),
     )
+    # Managing as resistant is the alternative to adding an agent (same rank) and raises
+    # prednisone either way, so it stays; excluding other diagnoses, when due, comes before the
+    # ladder beneath it, not before the prednisone raise.
     add(run, w.manage_as_resistant, 1, f, step="R1")
-    check_alternative_diagnoses(f.state, run)
-    walk(f, run, 2, frozenset())
+    walk(f, run, check_alternative_diagnoses(f, run, 2), frozenset())
 
 
 def _r2(f: Facts, run: Run, sparing_now: list[str]) -> None:
@@ -148,6 +159,8 @@ def _r2(f: Facts, run: Run, sparing_now: list[str]) -> None:
         else:
             if current > maximum.amount:
                 run.warn_max("current_above_maximum", maximum, current=fmt(current))
+            else:
+                run.warn_max("sparing_at_maximum", maximum)
             outcome = f"already at or above maximum {fmt(maximum.amount)}: no raise"
         run.step(
             f"flare.r2.{agent}",
@@ -175,12 +188,12 @@ def _r3(f: Facts, run: Run, sparing_now: list[str]) -> None:
     w = run.p.kb.wiring.flare_off_prednisone_on_sparing_agent
     add(run, w.restart_prednisone, 1, f, step="R3")
     both_failed = all(a in f.failed for a in sparing)
+    left_out(f, run, set(sparing) & f.failed - set(sparing_now))
+    first = 2 if f.state.alternative_diagnoses_excluded is False else 1
     if both_failed:
         run.warn("both_sparing_failed")
-        add(run, w.manage_as_resistant, 1, f, step="R3")
-        check_alternative_diagnoses(f.state, run)
-        walk(f, run, 2, frozenset())
-        outcome = "both sparing agents failed: manage as resistant"
+        _manage_as_resistant(f, run, w.manage_as_resistant, first, "R3")
+        outcome = "both sparing agents failed or not tolerated: manage as resistant"
     elif len(sparing_now) == 1:
         current = sparing_now[0]
         target = next(a for a in sparing if a != current)
@@ -192,9 +205,7 @@ def _r3(f: Facts, run: Run, sparing_now: list[str]) -> None:
                 failed=kb.agent(target).display,
                 current=kb.agent(current).display,
             )
-            add(run, w.manage_as_resistant, 1, f, step="R3")
-            check_alternative_diagnoses(f.state, run)
-            walk(f, run, 2, frozenset())
+            _manage_as_resistant(f, run, w.manage_as_resistant, first, "R3")
             outcome = f"switch closed: {target} already failed; manage as resistant offered"
         else:
             add(run, w.switch_to[target], 1, f, step="R3")
@@ -219,8 +230,13 @@ def _r4(f: Facts, run: Run) -> None:
         add(run, w.sparing_agent, 1, f, step="R4", only_agents=frozenset(avail))
         outcome = "restart prednisone and resume or start " + " or ".join(avail)
     else:
+        # Both closed: no sparing drug to resume or start, so manage as resistant, as R3 does.
         run.warn("both_sparing_failed")
-        outcome = "restart prednisone; both sparing agents failed"
+        first = 2 if f.state.alternative_diagnoses_excluded is False else 1
+        _manage_as_resistant(f, run, w.manage_as_resistant, first, "R4")
+        outcome = (
+            "restart prednisone; both sparing agents failed or not tolerated: manage as resistant"
+        )
     run.step(
         "flare.r4",
         "scenarios.flare_off_immunosuppression",

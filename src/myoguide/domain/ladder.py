@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from myoguide.domain.facts import Facts
 from myoguide.domain.options import add, with_stance
 from myoguide.domain.run import Run
-from myoguide.domain.state import PatientState
 
 
-def check_alternative_diagnoses(state: PatientState, run: Run) -> None:
-    """Flag resistant disease whose alternative diagnoses are not recorded as excluded."""
-    excluded = state.alternative_diagnoses_excluded
+def check_alternative_diagnoses(f: Facts, run: Run, rank: int) -> int:
+    """Flag or put first the exclusion of other diagnoses; return the rank escalation starts at.
+
+    Unknown is a warning. Recorded as not excluded, excluding them is the first step (at `rank`)
+    and every escalation offered is marked as applying only after it (see `exclusion_first`).
+    """
+    excluded = f.state.alternative_diagnoses_excluded
     if excluded is None:
         run.warn("alternative_diagnoses_unknown")
     elif excluded is False:
@@ -21,6 +26,57 @@ def check_alternative_diagnoses(state: PatientState, run: Run) -> None:
         "confirmed" if excluded else "flagged",
         alternative_diagnoses_excluded=excluded,
     )
+    if excluded is not False:
+        return rank
+    rec_id = run.p.kb.wiring.exclude_alternative_diagnoses
+    if any(r.id == rec_id for r in run.recs):
+        return rank
+    add(run, rec_id, rank, f, step="exclude first")
+    run.step(
+        "resistant.exclude_first",
+        f"recommendations.{rec_id}",
+        "other diagnoses recorded as not excluded: excluding them is the first step",
+        rank=rank,
+    )
+    return rank + 1
+
+
+def exclusion_first(run: Run, escalations: frozenset[str]) -> None:
+    """Mark every escalation offered as applying once other diagnoses are excluded."""
+    rec_id = run.p.kb.wiring.exclude_alternative_diagnoses
+    if not any(r.id == rec_id for r in run.recs):
+        return
+    after = run.p.kb.recommendations[rec_id].enables
+    moved = []
+    for i, rec in enumerate(run.recs):
+        if rec.id not in escalations:
+            continue
+        stance = "alternative" if rec.stance == "recommended" else rec.stance
+        run.recs[i] = msgspec.structs.replace(rec, after=after, stance=stance)
+        moved.append(rec.id)
+    run.step(
+        "resistant.after_exclusion",
+        f"recommendations.{rec_id}",
+        "escalations apply once other diagnoses are excluded: none is recommended now",
+        recommendations=moved,
+    )
+
+
+def fold_under(run: Run, parent: str) -> None:
+    """Fold the ladder's steps beneath the flare option that opens it."""
+    if not any(r.id == parent for r in run.recs):
+        return
+    for i, rec in enumerate(run.recs):
+        if rec.id in run.p.ladder_ids:
+            run.recs[i] = msgspec.structs.replace(rec, under=parent)
+
+
+def left_out(f: Facts, run: Run, agents: frozenset[str] | set[str]) -> None:
+    """Note, for each agent a step leaves out because it failed, why (said in one warning)."""
+    for agent in sorted(agents):
+        why = f.why_closed(agent)
+        if why and agent not in run.left_out:
+            run.left_out[agent] = why
 
 
 def combination_closed(f: Facts, run: Run) -> str | None:
@@ -63,6 +119,8 @@ def walk(f: Facts, run: Run, first_rank: int, excluded: frozenset[str]) -> None:
                 if why is not None:
                     if closed:
                         run.warn("combination_failed", why=closed)
+                    else:
+                        left_out(f, run, e.agents & f.intolerant)
                     run.step(
                         f"ladder.step{plan.number}.{e.rec_id}",
                         plan.key,
@@ -71,12 +129,14 @@ def walk(f: Facts, run: Run, first_rank: int, excluded: frozenset[str]) -> None:
                     )
                     continue
             elif failed:
+                left_out(f, run, agents & failed)
                 agents = agents - failed
             if e.agents and not agents:
                 run.step(
                     f"ladder.step{plan.number}.{e.rec_id}",
                     plan.key,
-                    "skipped: every agent already failed or offered above",
+                    "skipped: every agent responded inadequately before, was not tolerated,"
+                    " or is offered above",
                     failed=sorted(e.agents & failed),
                 )
                 continue

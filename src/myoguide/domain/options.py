@@ -64,7 +64,77 @@ def add(
             p.built[key] = hit
     elif not st.all_static:
         hit = _with_doses(run, f, st, rec_id, hit, only_agents)
+    if f.ild and any(d.id == _CNI_ILD for d in hit.caution_details):
+        hit = _cni_ild_unless_failed(run, f, hit)
+    if any(a.agent in f.last_given or run.p.kb.agent(a.agent).given_as_course for a in hit.agents):
+        hit = msgspec.structs.replace(
+            hit, agents=tuple(course_option(run, f, a) for a in hit.agents)
+        )
     run.recs.append(hit)
+
+
+_CNI_ILD = "cni_ild"
+
+
+def _cni_ild_unless_failed(run: Run, f: Facts, rec: Recommendation) -> Recommendation:
+    """Drop "calcineurin inhibitors may work particularly well for ILD" once one has failed."""
+    failed = sorted(run.p.kb.agents_in_class("calcineurin_inhibitor") & f.failed)
+    if not failed:
+        return rec
+    keep = tuple(d for d in rec.caution_details if d.id != _CNI_ILD)
+    dropped = {d.text for d in rec.caution_details if d.id == _CNI_ILD}
+    run.step(
+        f"caution.{_CNI_ILD}.{rec.id}",
+        f"cautions.{_CNI_ILD}",
+        "a calcineurin inhibitor already failed: its reported ILD benefit is not restated",
+        failed=failed,
+    )
+    return msgspec.structs.replace(
+        rec,
+        caution_details=keep,
+        cautions=tuple(c for c in rec.cautions if c not in dropped),
+    )
+
+
+def course_option(run: Run, f: Facts, opt: AgentOption) -> AgentOption:
+    """Return an infusion or course agent's option as what it is: never a "continue" order.
+
+    In use, the step states when the last course was given (or that the record does not say)
+    and that the source is silent on when to judge or repeat it; no dose is put forward as an
+    order, the regimens stay as a description of a course.
+    """
+    kb = run.p.kb
+    when = f.last_given.get(opt.agent)
+    display = kb.agent(opt.agent).display
+    if not (kb.agent(opt.agent).given_as_course and f.in_use(opt.agent)):
+        if when is None:
+            return opt
+        return msgspec.structs.replace(
+            opt, notes=(*opt.notes, f"Last given on {when} (per the record).")
+        )
+    if when is None:
+        run.warn_keyed(
+            "course_last_given_unknown",
+            f"course_last_given_unknown:{opt.agent}",
+            None,
+            {"agent": display},
+        )
+        said = "the record does not say when the last dose or course was given"
+    else:
+        words = {"agent": display, "date": when}
+        run.warn_keyed("course_last_given", f"course_last_given:{opt.agent}", None, words)
+        said = f"the last dose or course was given on {when}"
+    note = (
+        f"In use: {said}. The source does not say when to judge a course or repeat it; the"
+        " regimens describe a course, not an order for another one now."
+    )
+    run.step(
+        f"course.{opt.agent}",
+        "warnings.course_last_given",
+        "in use as a course: no repeat proposed, no 'continue' with the full regimen",
+        last_given=when if when else None,
+    )
+    return msgspec.structs.replace(opt, action=None, dose=None, notes=(note,))
 
 
 def _with_doses(

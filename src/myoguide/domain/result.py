@@ -34,6 +34,36 @@ class Timing(Struct, frozen=True, gc=False, omit_defaults=True):
     count_max: int | None = None
 
 
+class UnitCount(Struct, frozen=True, gc=False):
+    """How many of one verified product make up one administration."""
+
+    count: int
+    strength: Amount
+    unit: Literal["mg", "g"]
+    rxnorm: str
+
+
+class GivenAmount(Struct, frozen=True, gc=False):
+    """One amount that can be given with whole units: per administration and in all."""
+
+    amount: Amount
+    per_administration: Amount
+    units: tuple[UnitCount, ...]
+
+
+class Practical(Struct, frozen=True, gc=False, omit_defaults=True):
+    """The dose as whole units of verified products (ADR 0022); `text` is the line shown.
+
+    `kind` "nearest": one or two amounts nearest a single figure; "range": the inward-rounded
+    ends of a range (low end first); "none": no whole-unit amount fits (`text` says why).
+    """
+
+    kind: Literal["nearest", "range", "none"]
+    text: str
+    amounts: tuple[GivenAmount, ...] = ()
+    products: str | None = None
+
+
 class Dose(Struct, frozen=True, gc=False):
     """A dose for this patient; `basis` shows the arithmetic.
 
@@ -48,6 +78,8 @@ class Dose(Struct, frozen=True, gc=False):
     basis: str
     qualifier: Literal["at_least", "up_to"] | None = None
     timing: Timing | None = None
+    # Whole units of verified products nearest this dose (None: not worked out).
+    practical: Practical | None = None
 
 
 class Regimen(Struct, frozen=True, gc=False):
@@ -63,6 +95,28 @@ class Regimen(Struct, frozen=True, gc=False):
 Action = Literal["start", "raise", "restart", "continue", "switch_to"]
 
 
+class LabelRef(Struct, frozen=True, gc=False, omit_defaults=True):
+    """A regulator's label a check was read in."""
+
+    regulator: str
+    product: str
+    section: str
+    version: str
+    url: str
+    set_id: str | None = None
+
+
+class Check(Struct, frozen=True, gc=False):
+    """A check before the first dose or while taking an agent, from a product label."""
+
+    id: str
+    when: Literal["before_first_dose", "while_taking"]
+    text: str
+    short: str
+    outside_source: bool
+    sources: tuple[LabelRef, ...]
+
+
 class AgentOption(Struct, frozen=True, gc=False):
     """A drug a step starts, raises, restarts, continues or switches to."""
 
@@ -75,6 +129,8 @@ class AgentOption(Struct, frozen=True, gc=False):
     action: Action | None = None
     in_use: bool = False
     notes: tuple[str, ...] = ()
+    # Label checks for this agent, all outside the source review (ADR 0022).
+    checks: tuple[Check, ...] = ()
 
 
 class CautionDetail(Struct, frozen=True, gc=False):
@@ -101,6 +157,11 @@ class Recommendation(Struct, frozen=True, gc=False):
     step: str | None = None
     # Agents offered here of which only one is to be added (empty: every agent applies).
     choose_one: tuple[str, ...] = ()
+    # The option this one folds beneath (the ladder beneath a flare's "manage as resistant").
+    under: str | None = None
+    # What must be done first before this option applies (plain words); it is not "recommended"
+    # until then.
+    after: str | None = None
 
 
 class Warning(Struct, frozen=True, gc=False):

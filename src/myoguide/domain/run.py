@@ -24,6 +24,8 @@ class Run:
     rank_offset: int = 0
     # Agents the flare path already offers, kept out of a ladder that follows (tacrolimus for ILD).
     excluded: frozenset[str] = frozenset()
+    # Agents a step left out for failing, with why in a clinician's words (one warning at the end).
+    left_out: dict[str, str] = field(default_factory=dict)
 
     def step(self, rule: str, knowledge: str, outcome: str, **facts: FactValue) -> None:
         """Record one rule applied: what it looked at and what it decided."""

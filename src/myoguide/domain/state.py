@@ -20,6 +20,9 @@ AgentName = Annotated[str, Meta(min_length=1, max_length=100)]
 Outcome = Literal["inadequate_response", "intolerance", "responded", "unknown"]
 Severity = Literal["mild", "moderate", "severe"]
 DoseUnit = Literal["mg/day", "mg/week", "g/day", "g/week"]
+# An ISO calendar date (YYYY-MM-DD), kept as text: the core reads no clock and needs only to show
+# it and compare two (ISO dates sort as text). Impossible days are refused in _check_dates.
+IsoDate = Annotated[str, Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
 
 
 # JSON numbers (ints are accepted as floats); exact Decimals are made from them by `dec`.
@@ -69,6 +72,8 @@ class Medication(Struct, frozen=True, forbid_unknown_fields=True):
 
     agent: AgentName
     dose: DoseIn | None = None
+    # For an infusion or course agent: when the last dose or course was given (ISO date).
+    last_given: IsoDate | None = None
 
 
 class HistoryEntry(Struct, frozen=True, forbid_unknown_fields=True):
@@ -77,6 +82,7 @@ class HistoryEntry(Struct, frozen=True, forbid_unknown_fields=True):
     outcome: Outcome
     agent: AgentName | None = None
     agents: tuple[AgentName, ...] | None = None
+    last_given: IsoDate | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -174,6 +180,17 @@ def _resolve_name(value: object, where: str, knowledge: Knowledge) -> str:
     if name in ids:
         return name
     by_code = knowledge.agent_for_rxnorm(name)
+    other = knowledge.input_limits.unconverted_glucocorticoids.get(name)
+    if by_code is None and other is not None:
+        # Refused with advice: a milligram of another glucocorticoid is not a milligram of
+        # prednisone, and no equivalence is verified here to convert it with.
+        raise InputError(
+            where,
+            f"{other} is not converted here: the guideline's doses are prednisone doses and no"
+            f" verified {other.lower()}-to-prednisone equivalence is held. Convert the daily dose"
+            " to its prednisone equivalent with your own reference (a milligram of another"
+            " glucocorticoid is not always a milligram of prednisone) and enter that as prednisone",
+        )
     if by_code is None:
         raise InputError(
             where,
@@ -229,10 +246,29 @@ def _check_history(state: PatientState) -> None:
             raise InputError(f"{where}.agents", "a combination names at least two different agents")
 
 
+_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _check_dates(state: PatientState) -> None:
+    """Refuse a `last_given` that names a day its month does not have (30 February)."""
+    dated = [
+        (f"current_medications[{i}]", m.last_given) for i, m in enumerate(state.current_medications)
+    ]
+    dated += [
+        (f"treatment_history[{i}]", h.last_given) for i, h in enumerate(state.treatment_history)
+    ]
+    for where, when in dated:
+        if when is None:
+            continue
+        year, month, day = (int(x) for x in when.split("-"))
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        if day > _DAYS[month - 1] or (month == 2 and day == 29 and not leap):
+            raise InputError(f"{where}.last_given", f"'{when}' is not a calendar date")
+
+
 def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
     """Refuse values no human body or prescription can have, or a unit that misfits the drug."""
     lim = knowledge.input_limits
-    lim_dose = float(lim.dose_mg_per_day_max)
     if (
         not math.isfinite(state.age_years)
         or not lim.age_years.min <= state.age <= lim.age_years.max
@@ -272,6 +308,19 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
             f"weight and height give a body mass index of {bmi_value:.0f}, which no adult has "
             f"({lim.bmi.min} to {lim.bmi.max}); check weight, height and their units",
         )
+    _check_doses(state, knowledge)
+    seen: set[str] = set()
+    for i, med in enumerate(state.current_medications):
+        if med.agent in seen:
+            raise InputError(
+                f"current_medications[{i}].agent", f"'{med.agent}' is listed twice; give one total"
+            )
+        seen.add(med.agent)
+
+
+def _check_doses(state: PatientState, knowledge: Knowledge) -> None:
+    """Refuse a current dose whose unit misfits its period, or that no prescription carries."""
+    lim = knowledge.input_limits
     for i, med in enumerate(state.current_medications):
         if med.dose is None:
             continue
@@ -290,7 +339,7 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
         # A sanity ceiling, not clinical arithmetic: a float comparison is enough here.
         mg = med.dose.value * (1000 if unit[0] == "g" else 1)
         per_day = mg / (7 if unit.endswith("k") else 1)
-        if per_day > lim_dose:
+        if per_day > float(lim.dose_mg_per_day_max):
             raise InputError(
                 f"current_medications[{i}].dose.value",
                 f"{med.dose.value} {unit} is not a plausible dose",
@@ -303,13 +352,6 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
                 f"{med.dose.value} {unit} of {med.agent} is not a dose any prescription carries "
                 f"(above {limit.refuse_above} mg/{per}); check the entry and its unit",
             )
-    seen: set[str] = set()
-    for i, med in enumerate(state.current_medications):
-        if med.agent in seen:
-            raise InputError(
-                f"current_medications[{i}].agent", f"'{med.agent}' is listed twice; give one total"
-            )
-        seen.add(med.agent)
 
 
 def bmi_of(kg: Decimal | None, cm: Decimal | None) -> float | None:
@@ -348,6 +390,7 @@ def parse_state(raw: object, knowledge: Knowledge) -> PatientState:
                 if name not in known:
                     raise InputError(f"treatment_history[{i}].agent", f"unknown agent '{name}'")
         _check_history(raw)
+        _check_dates(raw)
         _check_plausible(raw, knowledge)
         return raw
     if not isinstance(raw, Mapping):
@@ -358,6 +401,7 @@ def parse_state(raw: object, knowledge: Knowledge) -> PatientState:
     except msgspec.ValidationError as exc:
         raise _explain(exc) from None
     _check_history(state)
+    _check_dates(state)
     _check_plausible(state, knowledge)
     return state
 

@@ -32,8 +32,8 @@ def round2(value: Decimal) -> Decimal:
 
 
 def mosteller_bsa(height_cm: Decimal, weight_kg: Decimal) -> Decimal:
-    """Return body surface area in m2 by Mosteller, sqrt(height cm x weight kg / 3600), to 0.01."""
-    return round2(_CTX.sqrt(_CTX.divide(_CTX.multiply(height_cm, weight_kg), Decimal(3600))))
+    """Return body surface area in m2 by Mosteller, sqrt(height cm x weight kg / 3600), exact."""
+    return _CTX.sqrt(_CTX.divide(_CTX.multiply(height_cm, weight_kg), Decimal(3600)))
 
 
 def mul(a: Decimal, b: Decimal) -> Decimal:

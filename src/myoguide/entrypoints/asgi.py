@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from myoguide.bootstrap import ServeConfig, build_http_app, settings
+from myoguide.bootstrap import ServeConfig, apply_server_limits, build_http_app, settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -15,4 +15,6 @@ def worker_app() -> FastAPI:
     text = settings().serve_config
     if not text:
         raise RuntimeError("MYOGUIDE_SERVE_CONFIG is not set: start workers with myoguide serve")
+    # Each worker builds its connections' protocol itself: give it the same deadlines (ADR 0018).
+    apply_server_limits()
     return build_http_app(ServeConfig.from_json(text))

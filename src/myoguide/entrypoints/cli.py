@@ -142,10 +142,14 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     """Run the HTTP service until interrupted."""
     import uvicorn
-    from uvicorn.config import LOGGING_CONFIG
 
-    from myoguide.adapters.logsafe import uvicorn_log_config
-    from myoguide.bootstrap import ServeConfig, build_http_app, is_loopback, load_trust
+    from myoguide.bootstrap import (
+        ServeConfig,
+        build_http_app,
+        is_loopback,
+        load_trust,
+        serve_options,
+    )
 
     if args.workers < 1:
         raise InputError("--workers", "must be at least 1")
@@ -189,8 +193,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             workers=args.workers,
             host=args.host,
             port=args.port,
-            log_level="info",
-            access_log=False,
+            **serve_options(),
         )
         return EXIT_OK
     import gc
@@ -200,21 +203,14 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     gc.freeze()
     out.write(f"myoguide serving on http://{args.host}:{args.port} (docs at /docs)\n")
     out.flush()
-    # Every handler filtered: no exception message (which may quote patient data) is logged.
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="info",
-        access_log=False,
-        log_config=uvicorn_log_config(LOGGING_CONFIG),
-    )
+    # Logs filtered, request heads and bodies on a deadline, connections bounded (ADR 0018).
+    uvicorn.run(app, host=args.host, port=args.port, **serve_options())
     return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     """Write the knowledge as a FHIR R4 Bundle (PlanDefinition and ActivityDefinitions)."""
-    from myoguide.adapters.fhir_export import plandefinition_bundle
+    from myoguide.adapters.fhir.plandefinition import plandefinition_bundle
     from myoguide.adapters.jsonio import dumps
     from myoguide.bootstrap import default_service
 
@@ -279,6 +275,8 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
     """Audit a FHIR Bulk Data export: rows.parquet and report.html; exit 3 if input was skipped."""
     from myoguide.bootstrap import run_audit
 
+    if args.max_line_bytes is not None and args.max_line_bytes < 1:
+        raise InputError("--max-line-bytes", "must be at least 1")
     result = run_audit(
         Path(args.export),
         Path(args.out),
@@ -287,6 +285,7 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
         min_cell=args.min_cell,
         workers=args.workers,
         master=args.master,
+        max_line=args.max_line_bytes,
     )
     for line in result.problems.lines():
         sys.stderr.write(f"myoguide: skipped {line}\n")
@@ -312,6 +311,13 @@ def _add_batch_commands(sub: Any) -> None:
     au.add_argument("--workers", type=int, default=2, help="processes or Spark local cores")
     au.add_argument("--min-cell", type=int, default=11, help="show smaller counts as <N")
     au.add_argument("--date", help="evaluation date for ages (YYYY-MM-DD; default today)")
+    au.add_argument(
+        "--max-line-bytes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="skip (and report as too long) a line over N bytes (default 64 MiB)",
+    )
     au.set_defaults(func=cmd_audit)
     sy = sub.add_parser("synth", help="write a synthetic Bulk Data export")
     sy.add_argument("--patients", type=int, required=True)
@@ -321,6 +327,17 @@ def _add_batch_commands(sub: Any) -> None:
     sy.set_defaults(func=cmd_synth)
 
 
+class _Version(argparse.Action):
+    """Prints the package and knowledge versions, read only when asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from myoguide import __version__
+        from myoguide.knowledge.loader import load_packaged
+
+        print(f"myoguide {__version__} (knowledge {load_packaged().knowledge_version})")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the `myoguide` command."""
     p = argparse.ArgumentParser(
@@ -328,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Decision support for recurrent and resistant DM/PM in adults. "
         "It supports, and does not replace, clinical judgment.",
     )
+    p.add_argument("--version", action=_Version, nargs=0, help="print the versions and exit")
     sub = p.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("recommend", help="answer one patient state or FHIR R4 Bundle")
     rec.add_argument("path", metavar="PATH", help="JSON file, or - for standard input")
@@ -359,7 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the base URL clients call (for the JWT audience) behind a proxy",
     )
-    serve.add_argument("--max-body", type=int, default=1_000_000, help="request body limit, bytes")
+    serve.add_argument(
+        "--max-body",
+        type=int,
+        default=1_000_000,
+        help="request body limit, bytes (CDS Hooks calls: MYOGUIDE_CDS_MAX_BODY_BYTES, 16 MB)",
+    )
     serve.add_argument("--demo", action="store_true", help="add clearly synthetic demo patients")
     serve.add_argument(
         "--workers", type=int, default=1, help="worker processes (they share the database)"

@@ -10,6 +10,7 @@ import yaml
 
 from myoguide.errors import KnowledgeError
 from myoguide.knowledge.model import (
+    AgentPrescribing,
     Caution,
     DoseRule,
     Knowledge,
@@ -33,6 +34,7 @@ _KEYED = {
     "scenarios": Scenario,
     "recommendations": RecommendationTemplate,
     "warnings": WarningTemplate,
+    "prescribing": AgentPrescribing,
 }
 
 

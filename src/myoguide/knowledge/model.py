@@ -14,6 +14,9 @@ Grade = Literal["1A", "1B", "1C", "2A", "2B", "2C"]
 Period = Literal["day", "week", "dose", "course"]
 MassUnit = Literal["mg", "g"]
 DocumentId = Literal["topic", "review"]
+# What a warning asks of the clinician, and what it is about (ADR 0015; guideline.yaml warnings).
+WarningLevel = Literal["stop", "check", "note"]
+WarningScope = Literal["clinical", "record", "entry", "not_myositis"]
 DoseKind = Literal[
     "fixed", "per_kg", "per_m2", "fixed_to_per_kg", "at_least", "up_to_max", "up_to", "unstated"
 ]
@@ -71,6 +74,9 @@ class AgentInfo(Struct, frozen=True, forbid_unknown_fields=True):
     classes: tuple[str, ...]
     # The period a current dose of this agent is stated per (input validation and sums).
     dose_period: Literal["day", "week"] | None = None
+    # Given as infusions or courses (rituximab, IVIG, cyclophosphamide): `last_given` applies and
+    # a step that involves it while in use is never "continue" with the full regimen.
+    given_as_course: bool = False
 
 
 class Range(Struct, frozen=True, forbid_unknown_fields=True):
@@ -99,6 +105,9 @@ class InputLimits(Struct, frozen=True, forbid_unknown_fields=True):
     bmi: Range
     bmi_usual: Range
     doses: dict[str, DoseLimit]
+    # Glucocorticoids other than prednisone that are refused with advice, not converted: no
+    # equivalence to prednisone has been verified for this knowledge (name -> display name).
+    unconverted_glucocorticoids: dict[str, str] = {}
 
 
 class Thresholds(Struct, frozen=True, forbid_unknown_fields=True):
@@ -106,6 +115,8 @@ class Thresholds(Struct, frozen=True, forbid_unknown_fields=True):
     prednisone_flare_boundary_mg_per_day: Decimal
     prednisone_weight_based_warning_mg_per_day: Decimal
     alkylating_min_failed_second_line: int
+    # From this body mass index up, weight-based doses say the source names no weight basis.
+    weight_basis_bmi_at_least: Decimal | None = None
 
 
 class Maximum(Struct, frozen=True, forbid_unknown_fields=True):
@@ -194,6 +205,8 @@ class RecommendationTemplate(Struct, frozen=True, forbid_unknown_fields=True):
     grade_words: str | None = None
     # Agents of the step that are alternatives: one of them is added, not all (AZA or MTX).
     choose_one: tuple[str, ...] = ()
+    # For a step that must come first: the words the options waiting on it show in `after`.
+    enables: str | None = None
 
 
 class LadderStep(Struct, frozen=True, forbid_unknown_fields=True):
@@ -230,6 +243,8 @@ class R4Wiring(Struct, frozen=True, forbid_unknown_fields=True):
 
     restart_prednisone: str
     sparing_agent: str
+    # Offered when both sparing agents are closed (failed or not tolerated), as R3 does.
+    manage_as_resistant: str
 
 
 class Wiring(Struct, frozen=True, forbid_unknown_fields=True):
@@ -243,6 +258,8 @@ class Wiring(Struct, frozen=True, forbid_unknown_fields=True):
     ild_refractory: str
     refractory_rash: str
     controlled: str
+    # The first step when other diagnoses are recorded as not excluded (before any escalation).
+    exclude_alternative_diagnoses: str
     # Cautions an order check shows when one of these agents is ordered (agent -> caution ids).
     order_cautions: dict[str, tuple[str, ...]] = {}
 
@@ -265,7 +282,11 @@ class Wiring(Struct, frozen=True, forbid_unknown_fields=True):
                 *r3.switch_to.values(),
                 r3.manage_as_resistant,
             ),
-            "flare_off_immunosuppression": (r4.restart_prednisone, r4.sparing_agent),
+            "flare_off_immunosuppression": (
+                r4.restart_prednisone,
+                r4.sparing_agent,
+                r4.manage_as_resistant,
+            ),
             "ild_refractory": (self.ild_refractory,),
             "controlled": (self.controlled,),
         }
@@ -276,6 +297,7 @@ class Wiring(Struct, frozen=True, forbid_unknown_fields=True):
             "ild_refractory": self.ild_refractory,
             "refractory_rash": self.refractory_rash,
             "controlled": self.controlled,
+            "exclude_alternative_diagnoses": self.exclude_alternative_diagnoses,
         }
         for name in (
             "flare_above_10mg",
@@ -298,9 +320,65 @@ class LiteratureItem(Struct, frozen=True, forbid_unknown_fields=True):
     sources: Sources
 
 
+class WarningPolicy(Struct, frozen=True, forbid_unknown_fields=True):
+    """How every door presents a warning: its level, whether it earns a card, its scope."""
+
+    level: WarningLevel
+    card: bool
+    scope: WarningScope
+
+
+# A warning the knowledge does not list (a FHIR reader's data problem): a thing to check.
+UNLISTED_WARNING = WarningPolicy(level="check", card=False, scope="record")
+
+
 class WarningTemplate(Struct, frozen=True, forbid_unknown_fields=True):
     text: str
+    policy: WarningPolicy
     sources: tuple[SourceRef, ...] = ()
+
+
+class LabelSource(Struct, frozen=True, forbid_unknown_fields=True):
+    """A regulator's product label a check was read in: product, section, version and address."""
+
+    regulator: Literal["FDA"]
+    product: NonEmpty
+    section: NonEmpty
+    # The label's version or date as seen (an openFDA record's last_updated where no SPL version).
+    version: NonEmpty
+    url: Annotated[str, Meta(pattern=r"^https://")]
+    set_id: str | None = None
+
+
+class AgentCheck(Struct, frozen=True, forbid_unknown_fields=True):
+    """One check before the first dose or while taking an agent, from outside the source review."""
+
+    id: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]*$")]
+    when: Literal["before_first_dose", "while_taking"]
+    text: Text
+    # The few words a summary line shows (see domain/prescribable.short_line).
+    short: Annotated[str, Meta(min_length=3, max_length=40)]
+    # Always true: none of these come from the source review; the model refuses false.
+    outside_source: Literal[True]
+    sources: Annotated[tuple[LabelSource, ...], Meta(min_length=1)]
+
+
+class GivenAs(Struct, frozen=True, forbid_unknown_fields=True):
+    """Which verified products (RxNorm codes of terminology.yaml) a dose of an agent is made of."""
+
+    # Words for the unit group, as a prescriber reads them ("prednisone tablets").
+    label: NonEmpty
+    unit_word: NonEmpty
+    products: Annotated[tuple[Annotated[str, Meta(pattern=r"^[0-9]+$")], ...], Meta(min_length=1)]
+
+
+class AgentPrescribing(Struct, frozen=True, forbid_unknown_fields=True):
+    """What turns an agent's computed dose into one that can be given, and its checks."""
+
+    checks: tuple[AgentCheck, ...] = ()
+    given_as: GivenAs | None = None
+    # Why an agent has no checks or no products here (a reader must not read silence as safe).
+    note: str = ""
 
 
 class Knowledge(Struct, frozen=True, forbid_unknown_fields=True, weakref=True):
@@ -327,6 +405,8 @@ class Knowledge(Struct, frozen=True, forbid_unknown_fields=True, weakref=True):
     severity_notes: dict[str, SeverityNotes]
     literature_only: tuple[LiteratureItem, ...]
     warnings: dict[str, WarningTemplate]
+    # Per agent: label checks (outside the source) and the products a dose is given as.
+    prescribing: dict[str, AgentPrescribing] = {}
     # Where this knowledge was read from, set by the loader so errors can name the file.
     origin: str = ""
 
@@ -351,6 +431,20 @@ class Knowledge(Struct, frozen=True, forbid_unknown_fields=True, weakref=True):
     def agent_id_set(self) -> frozenset[str]:
         """Return the agent vocabulary as a set, for membership tests."""
         return _index(self).id_set
+
+    @property
+    def agent_periods(self) -> dict[str, str]:
+        """Return each agent's dose period ("day" or "week"), for agents that have one."""
+        return {a.id: a.dose_period for a in self.agents if a.dose_period is not None}
+
+    def warning_policy(self, code: str) -> WarningPolicy:
+        """Return a warning's presentation policy; a `fhir.` code is read as the code it wraps."""
+        found = self.warnings.get(code.removeprefix("fhir."))
+        return found.policy if found is not None else UNLISTED_WARNING
+
+    def warnings_in_scope(self, scope: WarningScope) -> frozenset[str]:
+        """Return the codes of the knowledge's warnings of one scope."""
+        return frozenset(c for c, w in self.warnings.items() if w.policy.scope == scope)
 
     def agents_in_class(self, cls: str) -> frozenset[str]:
         """Return the ids of the agents in a class such as 'tnf_inhibitor'."""
@@ -506,6 +600,21 @@ def problems(k: Knowledge) -> list[str]:
         check_sources(f"literature_only.{item.id}", item.sources)
     for wid, warning in k.warnings.items():
         check_sources(f"warnings.{wid}", warning.sources)
+        policy = warning.policy
+        if policy.card and policy.level == "note":
+            errors.append(f"warnings.{wid}.policy: a note cannot earn a card of its own")
+        if policy.scope == "not_myositis" and policy.level != "stop":
+            errors.append(f"warnings.{wid}.policy: a not_myositis warning must be level stop")
+    for agent, rx in k.prescribing.items():
+        if agent not in agent_ids:
+            errors.append(f"prescribing.{agent}: unknown agent")
+        check_ids = [c.id for c in rx.checks]
+        errors.extend(
+            f"prescribing.{agent}.checks: '{c}' is listed twice"
+            for c in sorted({i for i in check_ids if check_ids.count(i) > 1})
+        )
+        if not rx.checks and not rx.note:
+            errors.append(f"prescribing.{agent}: no checks and no note saying why")
     return errors
 
 

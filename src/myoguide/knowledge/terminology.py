@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import cache
 from importlib import resources
@@ -15,6 +16,7 @@ import yaml
 from msgspec import Meta, Struct
 
 from myoguide.errors import KnowledgeError
+from myoguide.knowledge.model import Knowledge
 
 PACKAGED_FILE = "terminology.yaml"
 Meaning = Literal["dermatomyositis", "polymyositis", "juvenile", "other_myositis", "unresolved"]
@@ -291,10 +293,12 @@ class Terminology:
     """The loaded table and its indexes, built once."""
 
     __slots__ = (
+        "agent_periods",
         "body_codes",
         "by_code",
         "diagnoses",
         "file",
+        "flare_boundary_mg_per_day",
         "height_codes",
         "name_cache",
         "names",
@@ -344,6 +348,22 @@ class Terminology:
             self.weight_codes, "weight"
         )
         self.timing_codes = {t.code: t for t in file.timing.codes}
+        # The guideline's facts a chart reading needs (with_guideline): none until given.
+        self.agent_periods: Mapping[str, str] = {}
+        self.flare_boundary_mg_per_day: Decimal | None = None
+
+    def with_guideline(self, knowledge: Knowledge) -> Terminology:
+        """Return this terminology with the guideline's dose periods and flare boundary.
+
+        A dose read from a chart is stated per each agent's dose period, and a prednisone
+        range is checked against the flare boundary: both come from the knowledge alone.
+        """
+        copy = object.__new__(Terminology)
+        for slot in Terminology.__slots__:
+            setattr(copy, slot, getattr(self, slot))
+        copy.agent_periods = knowledge.agent_periods
+        copy.flare_boundary_mg_per_day = knowledge.thresholds.prednisone_flare_boundary_mg_per_day
+        return copy
 
     def diagnosis(self, system: str, code: str) -> Diagnosis | None:
         """Return what a diagnosis code means, trying ICD-10 codes written without their dot."""

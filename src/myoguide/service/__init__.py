@@ -2,22 +2,19 @@
 
 from myoguide.service.assess import Assessment, Chart, Service
 from myoguide.service.audit import Auditor, PatientAudit
-from myoguide.service.cds import (
-    CdsHooks,
-    Gathered,
-    HookAnswer,
-    OrderLine,
-    PrefetchMissing,
-    prefetch_templates,
-)
+from myoguide.service.cds import HOOK_BY_ID, HOOKS, CdsHooks, Hook, HookAnswer
 from myoguide.service.feedback import Feedback, report_feedback
 from myoguide.service.ports import (
     CardRegistry,
     ChartHandoffs,
     Clock,
+    DraftOrderReader,
     FeedbackReporter,
     FeedbackSink,
     FhirClient,
+    Gathered,
+    PrefetchMissing,
+    RecordGatherer,
     RecordReader,
     RecordStore,
     ReplayCache,
@@ -25,6 +22,8 @@ from myoguide.service.ports import (
 from myoguide.service.records import PatientFile, PatientRecords
 
 __all__ = [
+    "HOOKS",
+    "HOOK_BY_ID",
     "Assessment",
     "Auditor",
     "CardRegistry",
@@ -32,21 +31,22 @@ __all__ = [
     "Chart",
     "ChartHandoffs",
     "Clock",
+    "DraftOrderReader",
     "Feedback",
     "FeedbackReporter",
     "FeedbackSink",
     "FhirClient",
     "Gathered",
+    "Hook",
     "HookAnswer",
-    "OrderLine",
     "PatientAudit",
     "PatientFile",
     "PatientRecords",
     "PrefetchMissing",
+    "RecordGatherer",
     "RecordReader",
     "RecordStore",
     "ReplayCache",
     "Service",
-    "prefetch_templates",
     "report_feedback",
 ]

@@ -77,7 +77,10 @@ class Service:
         if self.reader is None:
             raise RuntimeError("this service was built without a FHIR record reader")
         return self.reader(
-            bundle, evaluation_date=evaluation_date, rxnorm_to_agent=self.rxnorm_to_agent
+            bundle,
+            evaluation_date=evaluation_date,
+            rxnorm_to_agent=self.rxnorm_to_agent,
+            knowledge=self.knowledge,
         )
 
     def read_chart(self, bundle: Mapping[str, Any], evaluation_date: dt.date) -> Chart:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from myoguide.knowledge.model import Knowledge
 
 
 class Clock(Protocol):
@@ -48,8 +51,64 @@ class RecordReader(Protocol):
         *,
         evaluation_date: dt.date,
         rxnorm_to_agent: Mapping[str, str],
+        knowledge: Knowledge,
     ) -> MappedRecord:
         """Return the patient state the Bundle describes, with data warnings."""
+        ...
+
+
+class DraftOrderReader(Protocol):
+    """Reads one draft MedicationRequest as what it is: the agent and dose it would order."""
+
+    def __call__(
+        self,
+        resource: Mapping[str, Any],
+        *,
+        rxnorm_to_agent: Mapping[str, str],
+        evaluation_date: dt.date,
+        knowledge: Knowledge,
+    ) -> Mapping[str, Any] | None:
+        """Return {agent, dose?} (dose as {value, unit}) or None if it names no one agent."""
+        ...
+
+
+# What part of a record a piece of gathered data is: the service decides what its loss means.
+RecordPart = Literal["patient", "conditions", "medications", "measurements"]
+# Parts without which scope cannot be judged: their loss is a 412, not a card.
+ESSENTIAL_PARTS: frozenset[RecordPart] = frozenset({"patient", "conditions"})
+
+
+class PrefetchMissing(Exception):
+    """Prefetch data was absent and could not be fetched from the FHIR server."""
+
+
+@dataclass(frozen=True)
+class Unread:
+    """A part of the record whose data is missing or incomplete, and its words for a person."""
+
+    part: RecordPart
+    words: str
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """The record a call's prefetch (and fetches) gave, and what could not be had."""
+
+    bundle: dict[str, Any]
+    notes: tuple[tuple[str, str], ...] = ()  # (code, message) about the data, for a person
+    unread: tuple[Unread, ...] = ()  # in the order the prefetch keys are gathered
+
+
+class RecordGatherer(Protocol):
+    """Gathers the record a CDS Hooks call is about: its prefetch, fetched where absent."""
+
+    @property
+    def templates(self) -> Mapping[str, str]:
+        """Return the prefetch templates it reads (what discovery asks the EHR for)."""
+        ...
+
+    def gather(self, call: Mapping[str, Any]) -> Gathered:
+        """Return the gathered record; raise PrefetchMissing if a key can be had nowhere."""
         ...
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from myoguide.adapters.batch.keys import medication_refs, parse_line
+from myoguide.adapters.fhir.codes import MEDICATION_RESOURCE_TYPES
 from myoguide.domain.audit import AuditRow, deceased_row, died_by
 from myoguide.knowledge.terminology import Meaning, Terminology
 from myoguide.service.audit import Auditor
@@ -166,7 +167,7 @@ def patient_row(
             when = _condition_date(res)
             if when:
                 dates.append(when)
-        if res.get("resourceType") in ("MedicationRequest", "MedicationStatement"):
+        if res.get("resourceType") in MEDICATION_RESOURCE_TYPES:
             needed.update(medication_refs(res))
     if not meanings:
         return None

@@ -75,7 +75,7 @@ def audit(
     if engine == "spark":
         from myoguide.adapters.batch.spark import SparkRunner
 
-        runner = SparkRunner(master or f"local[{workers}]")
+        runner = SparkRunner(master or f"local[{workers}]", max_line=max_line)
         result = runner.run(files, auditor, evaluation_date)
     else:
         from myoguide.adapters.batch.local import LocalRunner

@@ -5,8 +5,11 @@ ids and the Medication resources, which are broadcast with the use case. Then on
 line (`spark.read.text`), keys it by patient in `mapInArrow` (problems keyed by nothing),
 repartitions by patient, sorts within partitions and audits patient by patient with
 `patient_row`, as the local runner does; problem lines ride along to the same single collect.
-Needs the optional `spark` extra (pyspark) and Java 17. Problems are counted by file; Spark does
-not tell a line's number, so they are reported with line 0 ("line not known").
+Needs the optional `spark` extra (pyspark) and Java 17. Problems are reported with their file and
+line: each line is numbered within the split Spark read it from, and the driver turns the split's
+start into a line number (counting the newlines before it, only in files that had a problem).
+A line over `max_line` bytes is reported `too_long`, as by the local runner; Spark's text reader
+has read it whole by then (it cannot stream a line past), so the cap bounds what is parsed.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from myoguide.adapters.batch.export import _NAME, ExportFile, Problems
+from myoguide.adapters.batch.export import _NAME, MAX_LINE_BYTES, ExportFile, Problems
 from myoguide.adapters.batch.keys import key_line
 from myoguide.adapters.batch.patient import (
     columns,
@@ -97,14 +100,19 @@ def package_zip(folder: Path) -> Path:
     return out
 
 
+# The Spark applications the package was sent to (SparkContext.getConf() is a copy: a flag set
+# there is lost, and a second addPyFile of another myoguide.zip is refused by Spark).
+_SHIPPED: set[str] = set()
+
+
 def ship_package(spark: Any) -> None:
-    """Send the package and its knowledge to the executors (`addPyFile`), once per session."""
+    """Send the package and its knowledge to the executors (`addPyFile`), once per application."""
     sc = spark.sparkContext
-    if sc.getConf().get("spark.myoguide.shipped", "") == "yes":
+    if sc.applicationId in _SHIPPED:
         return
     folder = Path(tempfile.mkdtemp(prefix="myoguide-ship-"))
     sc.addPyFile(str(package_zip(folder)))
-    sc.getConf().set("spark.myoguide.shipped", "yes")
+    _SHIPPED.add(sc.applicationId)
 
 
 def spark_schema() -> Any:
@@ -115,12 +123,38 @@ def spark_schema() -> Any:
 
 
 def _lines(spark: Any, paths: list[str]) -> Any:
-    """Return the lines of the files as (value: binary, uri: string)."""
+    """Return the lines of the files as (value: binary, uri: string, start: the split's start)."""
     from pyspark.sql import functions as F
 
     return spark.read.text(paths).select(
-        F.col("value").cast("binary").alias("value"), F.input_file_name().alias("uri")
+        F.col("value").cast("binary").alias("value"),
+        F.col("_metadata.file_path").alias("uri"),
+        F.col("_metadata.file_block_start").alias("start"),
     )
+
+
+def first_lines(path: Path, starts: set[int]) -> dict[int, int]:
+    """Return the number (1-based) of the first line Spark reads from a split at each start.
+
+    Spark's text reader (Hadoop's LineRecordReader) reads from a split that starts at s > 0 the
+    lines after the first newline at or after s; the line starting at s itself belongs to the
+    split before. So its first line is the count of newlines before s, plus 2. One pass per file.
+    """
+    out = {0: 1} if 0 in starts else {}
+    wanted = sorted(s for s in starts if s > 0)
+    if not wanted:
+        return out
+    newlines, pos = 0, 0
+    with path.open("rb") as fh:
+        for s in wanted:
+            while pos < s:
+                block = fh.read(min(s - pos, 1 << 20))
+                if not block:
+                    break
+                newlines += block.count(b"\n")
+                pos += len(block)
+            out[s] = newlines + 2
+    return out
 
 
 @dataclass(frozen=True)
@@ -129,6 +163,7 @@ class SparkRunner:
 
     master: str = "local[2]"
     executor_python: str | None = None
+    max_line: int = MAX_LINE_BYTES
     name: str = "spark"
 
     def run(
@@ -141,6 +176,7 @@ class SparkRunner:
             evaluation_date,
             master=self.master,
             executor_python=self.executor_python,
+            max_line=self.max_line,
         )
 
 
@@ -151,6 +187,7 @@ def run_spark(
     *,
     master: str = "local[2]",
     executor_python: str | None = None,
+    max_line: int = MAX_LINE_BYTES,
 ) -> RunResult:
     """Audit an export's files with Spark; returns the rows (sorted by patient) and problems."""
     import pyarrow as pa
@@ -189,6 +226,8 @@ def run_spark(
                 for value, uri in zip(
                     batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
                 ):
+                    if len(value) > max_line:
+                        continue  # reported once, by stage 2
                     file_type = _type_of(uri)
                     if file_type == "Condition":
                         pid = myositis_patient(value, file_type, terminology, codes)
@@ -226,39 +265,59 @@ def run_spark(
             ("line", pa.binary()),
             ("problem", pa.string()),
             ("file", pa.string()),
+            ("start", pa.int64()),
+            ("n", pa.int64()),
             ("scanned", pa.int64()),
         ]
     )
 
     def key_lines(batches: Iterator[Any]) -> Iterator[Any]:
         wanted = shared.value[0]
+        # Lines read so far from each split (file, start): a split is read whole, in order,
+        # by one task, so a problem's place is its split and its number within it.
+        seen: dict[tuple[str, int], int] = {}
         for batch in batches:
             pids: list[str | None] = []
             bodies: list[bytes | None] = []
             problems: list[str | None] = []
             names: list[str | None] = []
+            starts: list[int | None] = []
+            numbers: list[int | None] = []
             scanned = 0
-            for value, uri in zip(
-                batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
+            for value, uri, start in zip(
+                batch.column(0).to_pylist(),
+                batch.column(1).to_pylist(),
+                batch.column(2).to_pylist(),
+                strict=True,
             ):
+                n = seen[uri, start] = seen.get((uri, start), 0) + 1
                 file_type = _type_of(uri)
-                kind, key, _ = key_line(value, file_type)
+                if len(value) > max_line:
+                    kind, key = "problem", "too_long"
+                else:
+                    kind, key, _ = key_line(value, file_type)
                 scanned += kind == "patient" and file_type == "Patient"
                 if kind == "patient" and key in wanted:
                     pids.append(key)
                     bodies.append(value.rstrip(b"\r"))
                     problems.append(None)
                     names.append(None)
+                    starts.append(None)
+                    numbers.append(None)
                 elif kind == "problem":
                     pids.append(None)
                     bodies.append(None)
                     problems.append(key)
                     names.append(_name_of(uri))
+                    starts.append(start)
+                    numbers.append(n)
             # One row more carries the count of Patient resources this batch read.
             pids.append(None)
             bodies.append(None)
             problems.append(None)
             names.append(None)
+            starts.append(None)
+            numbers.append(None)
             counts = [None] * (len(pids) - 1) + [scanned]
             yield pa.RecordBatch.from_arrays(
                 [
@@ -266,13 +325,21 @@ def run_spark(
                     pa.array(bodies, pa.binary()),
                     pa.array(problems, pa.string()),
                     pa.array(names, pa.string()),
+                    pa.array(starts, pa.int64()),
+                    pa.array(numbers, pa.int64()),
                     pa.array(counts, pa.int64()),
                 ],
                 schema=keyed_arrow,
             )
 
     row_schema = schema()
-    extra = [("problem", pa.string()), ("file", pa.string()), ("scanned", pa.int64())]
+    extra = [
+        ("problem", pa.string()),
+        ("file", pa.string()),
+        ("start", pa.int64()),
+        ("n", pa.int64()),
+        ("scanned", pa.int64()),
+    ]
     out_arrow = pa.schema([*row_schema, *(pa.field(n, t) for n, t in extra)])
 
     def audit_partition(batches: Iterator[Any]) -> Iterator[Any]:
@@ -290,16 +357,26 @@ def run_spark(
 
         for batch in batches:
             cols = batch.to_pydict()
-            for pid, line, problem, name, scanned in zip(
+            for pid, line, problem, name, start, n, scanned in zip(
                 cols["pid"],
                 cols["line"],
                 cols["problem"],
                 cols["file"],
+                cols["start"],
+                cols["n"],
                 cols["scanned"],
                 strict=True,
             ):
                 if pid is None:
-                    rows.append({"problem": problem, "file": name, "scanned": scanned})
+                    rows.append(
+                        {
+                            "problem": problem,
+                            "file": name,
+                            "start": start,
+                            "n": n,
+                            "scanned": scanned,
+                        }
+                    )
                     continue
                 if pid != current:
                     flush()
@@ -320,16 +397,36 @@ def run_spark(
         .sortWithinPartitions("pid")
         .mapInArrow(audit_partition, from_arrow_schema(out_arrow))
     )
-    problems = Problems()
     rows: list[dict[str, Any]] = []
+    places: list[tuple[str, str, int, int]] = []
     scanned = 0
     names = columns()
     for r in audited.collect():
         if r["problem"] is not None:
-            problems.add(r["problem"], r["file"], 0)
+            places.append((r["problem"], r["file"], r["start"], r["n"]))
         elif r["scanned"] is not None:
             scanned += r["scanned"]
         else:
             rows.append({c: r[c] for c in names})
     rows.sort(key=lambda r: r["patient_id"])
-    return RunResult(rows, problems, sum(f.size for f in files), scanned)
+    return RunResult(rows, _numbered(places, files), sum(f.size for f in files), scanned)
+
+
+def _numbered(places: list[tuple[str, str, int, int]], files: list[ExportFile]) -> Problems:
+    """Return the problems with their file's line numbers, from (kind, file, split start, n)."""
+    paths = {f.path.name: f.path for f in files}
+    starts: dict[str, set[int]] = {}
+    for _, name, start, _ in places:
+        starts.setdefault(name, set()).add(start)
+    first: dict[str, dict[int, int]] = {}
+    for name, s in starts.items():
+        try:
+            first[name] = first_lines(paths[name], s)
+        except (KeyError, OSError):
+            first[name] = {}  # not readable here: the line is reported as not known (0)
+    problems = Problems()
+    # In file order, so the places kept as examples are the first ones, as the local runner's.
+    for kind, name, start, n in sorted(places, key=lambda p: (p[1], p[2], p[3])):
+        base = first[name].get(start)
+        problems.add(kind, name, base + n - 1 if base is not None else 0)
+    return problems

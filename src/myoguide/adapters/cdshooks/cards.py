@@ -1,25 +1,25 @@
-"""CDS Hooks 2.0 cards from a RecommendationSet, and the judging of draft medication orders.
+"""CDS Hooks 2.0 cards: what the CDS use case answered (an answer, judged orders), rendered.
 
-Pure functions: values in, JSON-ready dicts out. The HTTP adapter wires them to requests.
+Pure functions: values in, JSON-ready dicts out. The HTTP adapter wires them to requests; which
+warnings earn a card is the knowledge's warning policy (ADR 0015), which drugs are drafted the
+domain's `draftable`, and what a draft order means the domain's `judge_orders`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from myoguide.adapters.fhir_export import timing_repeat
-from myoguide.adapters.text import dose_words, join_agents, source_words
-from myoguide.domain.orders import DraftOrder as DraftOrder  # re-exported for the doors
-from myoguide.domain.orders import OrderFinding, judge_orders
-from myoguide.domain.result import AgentOption, Dose, Recommendation, RecommendationSet
-from myoguide.domain.state import PatientState
+from myoguide.adapters.cdshooks.smart_link import smart_link
+from myoguide.adapters.fhir.codes import MEDICATION_RESOURCES
+from myoguide.adapters.fhir.proposals import proposed_medication_request
+from myoguide.adapters.words import dose_words, join_agents, source_words
+from myoguide.domain.orders import Draftable, OrderFinding, draftable
+from myoguide.domain.result import AgentOption, Recommendation, RecommendationSet
 from myoguide.knowledge.model import Knowledge
+from myoguide.service.cds import Hook
 
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-UCUM = "http://unitsofmeasure.org"
 CARD_SYSTEM = "https://myoguide.example/fhir/CodeSystem/recommendation"
 OVERRIDE_SYSTEM = "https://myoguide.example/fhir/CodeSystem/override-reason"
 OVERRIDE_REASONS = (
@@ -38,21 +38,9 @@ STANCE_WORDS = {
 
 # At most this many cards in one response; beyond it findings of one kind are merged (ADR 0010).
 MAX_CARDS = 8
-# Engine warnings that change what to do now get a card of their own (at most MAX_WARNING_CARDS);
-# every other warning is a line of the summary card (ADR 0010).
-ACTIONABLE_WARNINGS = (
-    "current_above_maximum",
-    "unresolved_medications",
-    "unresolved_medications_ladder",
-    "aza_mtx_in_use",
-    "prednisone_above_75",
-    "alternative_diagnoses_not_excluded",
-    "history_conflict",
-    "dose_clamped",
-)
+# At most this many warnings get a card of their own: those the knowledge's policy gives one
+# (ADR 0010, 0015); every other warning is a line of the summary card.
 MAX_WARNING_CARDS = 3
-# Scope warnings meaning "not DM/PM": such a patient gets no card at all.
-NOT_MYOSITIS = ("out_of_scope_diagnosis", "out_of_scope_ibm")
 # Lines of the data-quality card; the rest is counted.
 MAX_DATA_LINES = 12
 
@@ -85,6 +73,8 @@ def _links(base_url: str, chart_token: str | None = None) -> list[dict[str, str]
     # No patient data in the URL: at most an opaque token of a hand-off kept in the store
     # (ADR 0014); without one the page opens blank and the clinician enters the facts.
     page = base_url.rstrip("/") + "/assess"
+    if chart_token and (smart := smart_link(base_url, chart_token)) is not None:
+        return [smart]  # the EHR is registered for SMART App Launch (ADR 0021)
     if chart_token:
         return [
             {
@@ -143,67 +133,6 @@ def _detail(
     return "\n".join(parts)
 
 
-def _medication_request(
-    agent: AgentOption, patient_ref: str | None, rec: Recommendation
-) -> dict[str, Any]:
-    dose = agent.dose
-    assert dose is not None
-    concept: dict[str, Any] = {"text": agent.display}
-    if agent.rxnorm:
-        concept["coding"] = [{"system": RXNORM, "code": agent.rxnorm, "display": agent.display}]
-    quantity = {"unit": dose.unit, "system": UCUM, "code": dose.unit}
-    repeat = _repeat(dose)
-    # doseQuantity is one administration: a daily total given in n doses is divided by n.
-    per_admin = 1
-    if dose.period in ("day", "week") and repeat.get("period") == 1:
-        per_admin = int(repeat.get("frequency", 1))
-
-    def amount(value: Decimal) -> dict[str, Any]:
-        return {"value": _num(value / per_admin), **quantity}
-
-    dose_rate: dict[str, Any]
-    if dose.low is not None and dose.low == dose.high:
-        dose_rate = {"doseQuantity": amount(dose.low)}
-    else:
-        bounds: dict[str, Any] = {}
-        if dose.low is not None:
-            bounds["low"] = amount(dose.low)
-        if dose.high is not None:
-            bounds["high"] = amount(dose.high)
-        dose_rate = {"doseRange": bounds}
-    resource: dict[str, Any] = {
-        "resourceType": "MedicationRequest",
-        "status": "draft",
-        "intent": "proposal",
-        "medicationCodeableConcept": concept,
-        "dosageInstruction": [
-            {
-                "text": f"{dose_words(dose)} ({dose.basis})",
-                "timing": {"repeat": repeat},
-                "doseAndRate": [dose_rate],
-            }
-        ],
-        "note": [{"text": f"Suggested by myoguide ({rec.id}); confirm before ordering."}],
-    }
-    if patient_ref:
-        resource["subject"] = {"reference": patient_ref}
-    return resource
-
-
-_PERIOD_UNIT = {"day": "d", "week": "wk"}
-
-
-def _repeat(dose: Dose) -> dict[str, Any]:
-    """Return FHIR Timing.repeat for a dose: its own schedule, or once per its period."""
-    if dose.timing is None:
-        return {"frequency": 1, "period": 1, "periodUnit": _PERIOD_UNIT.get(dose.period, "d")}
-    return timing_repeat(dose.timing)
-
-
-def _num(value: Decimal) -> int | float:
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
 def _first_choice_words(recs: Sequence[Recommendation]) -> str:
     parts = []
     for rec in recs:
@@ -217,28 +146,13 @@ def _first_choice_words(recs: Sequence[Recommendation]) -> str:
     return "; ".join(parts) or "see detail"
 
 
-def _draftable(recs: Sequence[Recommendation]) -> list[tuple[Recommendation, AgentOption]]:
-    """Return each drug the first choice starts with a dose to order, with its step."""
-    return [
-        (rec, agent)
-        for rec in recs
-        if rec.stance != "not_suggested"
-        for agent in rec.agents
-        if not agent.in_use
-        and agent.action in (None, "start", "restart", "switch_to")
-        and agent.dose is not None
-        and (agent.dose.low is not None or agent.dose.high is not None)
-    ]
-
-
-def _suggestions(
-    drafts: Sequence[tuple[Recommendation, AgentOption]], patient_ref: str | None
-) -> list[dict[str, Any]]:
+def _suggestions(drafts: Sequence[Draftable], patient_ref: str | None) -> list[dict[str, Any]]:
     """Return a draft order for each drafted drug, with its dose."""
     out: list[dict[str, Any]] = []
-    for rec, agent in drafts:
-        assert agent.dose is not None  # _draftable keeps only drugs with a dose
-        alternative = agent.agent in rec.choose_one
+    for draft in drafts:
+        rec, agent = draft.recommendation, draft.agent
+        assert agent.dose is not None  # draftable keeps only drugs with a dose
+        alternative = draft.alternative
         label = f"Draft {agent.display} {dose_words(agent.dose)}"
         if alternative:
             others = [a.display for a in rec.agents if a.agent in rec.choose_one and a != agent]
@@ -253,7 +167,7 @@ def _suggestions(
                     {
                         "type": "create",
                         "description": f"Create a draft order for {agent.display}",
-                        "resource": _medication_request(agent, patient_ref, rec),
+                        "resource": proposed_medication_request(agent, patient_ref, rec.id),
                     }
                 ],
             }
@@ -261,9 +175,9 @@ def _suggestions(
     return out
 
 
-def _selection(drafts: Sequence[tuple[Recommendation, AgentOption]]) -> str:
+def _selection(drafts: Sequence[Draftable]) -> str:
     """Return 'at-most-one' when every draft is one of a step's alternatives, else 'any'."""
-    alternatives = all(agent.agent in rec.choose_one for rec, agent in drafts)
+    alternatives = all(d.alternative for d in drafts)
     return "at-most-one" if drafts and alternatives else "any"
 
 
@@ -279,9 +193,10 @@ def _other_option_lines(recs: Sequence[Recommendation], base_url: str) -> list[s
     return lines
 
 
-def gets_cards(result: RecommendationSet) -> bool:
+def gets_cards(result: RecommendationSet, knowledge: Knowledge) -> bool:
     """Tell whether a patient-view answer is shown at all (not for a patient without DM/PM)."""
-    return not {w.code for w in result.warnings} & set(NOT_MYOSITIS)
+    outside = knowledge.warnings_in_scope("not_myositis")
+    return not any(w.code in outside for w in result.warnings)
 
 
 def patient_view_cards(
@@ -292,19 +207,21 @@ def patient_view_cards(
     base_url: str,
     data_warnings: Sequence[tuple[str, str]] = (),
     chart_token: str | None = None,
+    drafts: Sequence[Draftable] | None = None,
 ) -> list[dict[str, Any]]:
     """Return the quiet patient-view cards (ADR 0010); a patient without DM/PM gets none."""
     # chart_token: a hand-off of the state this answer came from; the summary card links to it.
-    if not gets_cards(result):
+    # drafts: the drugs the use case found draftable (the domain's rule when not given).
+    if not gets_cards(result, knowledge):
         return []
     codes = {w.code for w in result.warnings}
     version = result.knowledge_version
     patient_ref = f"Patient/{patient_id}" if patient_id else None
     first = [r for r in result.recommendations if r.rank == 1]
     first_id = first[0].id if first else None
-    actionable = [w for w in result.warnings if w.code in ACTIONABLE_WARNINGS]
-    own, folded = actionable[:MAX_WARNING_CARDS], actionable[MAX_WARNING_CARDS:]
-    others = [w for w in result.warnings if w.code not in ACTIONABLE_WARNINGS] + folded
+    carded = [w for w in result.warnings if knowledge.warning_policy(w.code).card]
+    own, folded = carded[:MAX_WARNING_CARDS], carded[MAX_WARNING_CARDS:]
+    others = [w for w in result.warnings if not knowledge.warning_policy(w.code).card] + folded
     notes = [f"- {w.message}" for w in others]
     cards: list[dict[str, Any]] = []
     if first:
@@ -328,7 +245,8 @@ def patient_view_cards(
             "source": _card_source(version, first_id, base_url, first_id),
             "links": _links(base_url, chart_token),
         }
-        drafts = _draftable(first)
+        if drafts is None:
+            drafts = draftable(first)
         if drafts:
             card["suggestions"] = _suggestions(drafts, patient_ref)
             card["selectionBehavior"] = _selection(drafts)
@@ -420,8 +338,7 @@ _SEVERITY = ("info", "warning", "critical")
 
 
 def order_cards(
-    drafts: Iterable[DraftOrder],
-    state: PatientState,
+    findings: Sequence[OrderFinding],
     knowledge: Knowledge,
     *,
     disclaimer: str,
@@ -429,7 +346,6 @@ def order_cards(
 ) -> list[dict[str, Any]]:
     """Render the domain's judgement of draft orders as cards, merged by kind past the cap."""
     version = knowledge.knowledge_version
-    findings = judge_orders(drafts, state, knowledge)
     merge = len(findings) > MAX_CARDS
     groups: dict[str, list[OrderFinding]] = {}
     for f in findings:
@@ -464,42 +380,25 @@ def order_cards(
 
 
 USAGE_REQUIREMENTS = (
-    "Grant read access to the patient's Patient, Condition, MedicationRequest, "
-    "MedicationStatement, MedicationAdministration, Medication, AllergyIntolerance and "
-    "Observation (body weight and height) resources, by prefetch or through fhirServer with "
-    "fhirAuthorization. For adults with dermatomyositis or polymyositis only."
+    "Grant read access to the patient's Patient, Condition, "
+    + ", ".join(MEDICATION_RESOURCES)
+    + ", Medication, AllergyIntolerance and Observation (body weight and height) resources, "
+    "by prefetch or through fhirServer with fhirAuthorization. For adults with dermatomyositis "
+    "or polymyositis only."
 )
 
 
-def discovery(prefetch: Mapping[str, str]) -> dict[str, Any]:
-    """Return the CDS Hooks discovery document of the three services."""
+def discovery(hooks: Sequence[Hook], prefetch: Mapping[str, str]) -> dict[str, Any]:
+    """Return the CDS Hooks discovery document of the hook table's services."""
     services = [
         {
-            "hook": "patient-view",
-            "id": "myoguide-patient-view",
-            "title": "myoguide: recurrent and resistant DM/PM",
-            "description": "Options for adults with recurrent or resistant dermatomyositis or "
-            "polymyositis, ranked as in the source review, with this patient's doses.",
+            "hook": h.hook,
+            "id": h.id,
+            "title": h.title,
+            "description": h.description,
             "prefetch": dict(prefetch),
             "usageRequirements": USAGE_REQUIREMENTS,
-        },
-        {
-            "hook": "order-select",
-            "id": "myoguide-order-select",
-            "title": "myoguide: check a DM/PM medication order",
-            "description": "Checks selected draft orders against the stated maxima, the order of "
-            "the resistant ladder and the review's cautions.",
-            "prefetch": dict(prefetch),
-            "usageRequirements": USAGE_REQUIREMENTS,
-        },
-        {
-            "hook": "order-sign",
-            "id": "myoguide-order-sign",
-            "title": "myoguide: check DM/PM medication orders before signing",
-            "description": "Checks draft orders against the stated maxima, the order of the "
-            "resistant ladder and the review's cautions.",
-            "prefetch": dict(prefetch),
-            "usageRequirements": USAGE_REQUIREMENTS,
-        },
+        }
+        for h in hooks
     ]
     return {"services": services}

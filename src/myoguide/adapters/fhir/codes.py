@@ -15,6 +15,18 @@ CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 MEDREQ_STATUS_REASON = "http://terminology.hl7.org/CodeSystem/medicationrequest-status-reason"
 
+# The resource types that carry a patient's medications, each with its CDS Hooks prefetch key:
+# the reader, the prefetch, the card's usage text and the batch's Medication look-ups read this.
+MEDICATION_RESOURCES: Mapping[str, str] = {
+    "MedicationRequest": "medicationRequests",
+    "MedicationStatement": "medicationStatements",
+    "MedicationAdministration": "medicationAdministrations",
+}
+# Every type that carries medications: the prefetched ones, and MedicationDispense, read when a
+# record holds it but not yet prefetched (that would be a new discovery key). A tuple: membership
+# by equality, so an unhashable resourceType is no error.
+MEDICATION_RESOURCE_TYPES: tuple[str, ...] = (*MEDICATION_RESOURCES, "MedicationDispense")
+
 # Facts standard FHIR cannot carry, stated explicitly by a record through these extensions
 # (valueBoolean). An absent extension leaves the fact unknown, exactly as before.
 _EXTENSION_BASE = "https://myoguide.example/fhir/StructureDefinition/"
@@ -91,11 +103,6 @@ ADMINISTRATIVE_WORDS: tuple[str, ...] = (
     "expired",
 )
 
-# The state validator wants methotrexate per week and prednisone and azathioprine per day; any
-# other agent keeps the period its timing is written in (weekly timing gives a weekly dose).
-WEEKLY_AGENTS = frozenset({"methotrexate"})
-DAILY_AGENTS = frozenset({"prednisone", "azathioprine"})
-
 # (multiplier, divisor) turning "per period of this unit" into per day / per week.
 PER_DAY: Mapping[str, tuple[int, int]] = {"h": (24, 1), "d": (1, 1), "wk": (1, 7)}
 PER_WEEK: Mapping[str, tuple[int, int]] = {"h": (168, 1), "d": (7, 1), "wk": (1, 1)}
@@ -145,8 +152,6 @@ MASS_UNITS: Mapping[str, tuple[Decimal, str]] = {
     "g": (Decimal(1), "g"),
     "ug": (Decimal("0.001"), "mg"),
 }
-# Prednisone's flare boundary, named in a dose-range warning (the engine decides what it means).
-PREDNISONE_BOUNDARY_MG_PER_DAY = Decimal(10)
 
 # FHIR R4 MedicationRequest.status (active | on-hold | cancelled | completed | entered-in-error |
 # stopped | draft | unknown): in use, tried, not yet ordered, or nothing at all.

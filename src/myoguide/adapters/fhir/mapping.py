@@ -10,10 +10,27 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from myoguide.adapters.fhir.readers import BundleReader
+from myoguide.knowledge.loader import load_packaged
+from myoguide.knowledge.model import Knowledge
 from myoguide.knowledge.terminology import Terminology, load_packaged_terminology
+
+
+@cache
+def packaged_knowledge() -> Knowledge:
+    """Return the packaged guideline, read once, for callers that pass no knowledge."""
+    return load_packaged()
+
+
+def reading_terminology(
+    terminology: Terminology | None, knowledge: Knowledge | None
+) -> Terminology:
+    """Return the terminology a chart is read with, holding the guideline's reading facts."""
+    term = terminology if terminology is not None else load_packaged_terminology()
+    return term.with_guideline(knowledge if knowledge is not None else packaged_knowledge())
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +56,12 @@ def bundle_to_state(
     evaluation_date: datetime.date,
     rxnorm_to_agent: Mapping[str, str] | None = None,
     terminology: Terminology | None = None,
+    knowledge: Knowledge | None = None,
 ) -> MappingResult:
     """Map a parsed FHIR R4 Bundle to a contract patient state, with warnings for data problems."""
     # rxnorm_to_agent (the caller's ingredient codes) is consulted before the terminology, which
-    # is the packaged terminology.yaml unless a caller passes its own.
+    # is the packaged terminology.yaml unless a caller passes its own. Each agent's dose period
+    # and the flare boundary come from `knowledge` (the packaged guideline when none is given).
     if not isinstance(bundle, Mapping) or bundle.get("resourceType") != "Bundle":
         return MappingResult(
             {"current_medications": []},
@@ -63,7 +82,7 @@ def bundle_to_state(
         """Record one warning."""
         warnings.append(FhirWarning(code, message, resource))
 
-    term = terminology if terminology is not None else load_packaged_terminology()
+    term = reading_terminology(terminology, knowledge)
     reader = BundleReader(evaluation_date, rxnorm_to_agent or {}, term, warn)
     entries = bundle.get("entry")
     if isinstance(entries, list):

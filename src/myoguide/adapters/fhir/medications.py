@@ -11,7 +11,6 @@ from typing import Any, NamedTuple
 from myoguide.adapters.fhir.codes import (
     ADMINISTRATIVE_WORDS,
     ALLERGY_VERIFICATION,
-    DAILY_AGENTS,
     FORM_UNITS,
     INADEQUATE_WORDS,
     INTOLERANCE_CODES,
@@ -25,10 +24,9 @@ from myoguide.adapters.fhir.codes import (
     NOT_ORDER_INTENTS,
     PER_DAY,
     PER_WEEK,
-    PREDNISONE_BOUNDARY_MG_PER_DAY,
     RXNORM,
-    WEEKLY_AGENTS,
 )
+from myoguide.adapters.fhir.courses import note_last_given
 from myoguide.adapters.fhir.primitives import (
     DECIMAL_CONTEXT,
     DIGITS,
@@ -123,6 +121,7 @@ class MedicationReader:
 
     __slots__ = (
         "candidates",
+        "courses",
         "current",
         "history",
         "index",
@@ -151,6 +150,9 @@ class MedicationReader:
         self.candidates: dict[str, list[Candidate]] = {}
         self.tried: dict[str, list[Tried]] = {}
         self.history: list[dict[str, str]] = []
+        # Every resource that gave or ordered a course agent, read for `last_given` once the
+        # current entries and history are settled.
+        self.courses: list[tuple[str, dict[str, Any]]] = []
         self.unresolved: list[str] = []
 
     def read(self, res: dict[str, Any], i: int) -> None:
@@ -203,6 +205,7 @@ class MedicationReader:
                 label,
             )
             return
+        self.courses.append((agent, res))
         if kind in ("MedicationAdministration", "MedicationDispense"):
             self.add_given(agent, res, label, kind == "MedicationDispense")
             return
@@ -277,6 +280,8 @@ class MedicationReader:
             self.settle_current(agent, found)
         for agent, entries in self.tried.items():
             self.settle_tried(agent, entries)
+        for agent, res in self.courses:
+            note_last_given(self.current, self.history, agent, res)
 
     def settle_current(self, agent: str, found: list[Candidate]) -> None:
         """Keep the latest prescription of an agent; renewals are one use with the latest dose."""
@@ -626,10 +631,15 @@ def read_dose(
     if values[0] == values[-1]:
         return DoseReading(high, "", "", notes=notes)
     per_mg = Decimal(1000) if unit.startswith("g/") else Decimal(1)
-    if resolved.agent == "prednisone" and (
-        values[0] * per_mg < PREDNISONE_BOUNDARY_MG_PER_DAY < values[-1] * per_mg
-        or values[0] * per_mg == PREDNISONE_BOUNDARY_MG_PER_DAY
-        or values[-1] * per_mg == PREDNISONE_BOUNDARY_MG_PER_DAY
+    boundary = term.flare_boundary_mg_per_day  # the knowledge's flare boundary
+    if (
+        resolved.agent == "prednisone"
+        and boundary is not None
+        and (
+            values[0] * per_mg < boundary < values[-1] * per_mg
+            or values[0] * per_mg == boundary
+            or values[-1] * per_mg == boundary
+        )
     ):
         return DoseReading(
             None,
@@ -764,7 +774,8 @@ def read_range(
         per_mg = Decimal(1000) if unit.startswith("g/") else Decimal(1)
         lo = Decimal(repr(low["value"])) * per_mg
         hi = Decimal(repr(high["value"])) * per_mg
-        if lo < hi and lo <= PREDNISONE_BOUNDARY_MG_PER_DAY <= hi:
+        boundary = term.flare_boundary_mg_per_day  # the knowledge's flare boundary
+        if lo < hi and boundary is not None and lo <= boundary <= hi:
             message += "; the range spans the 10 mg/day prednisone boundary"
     return DoseReading(high, "", "", notes=(("dose_range", message),))
 
@@ -834,7 +845,10 @@ def per_period(
             "the dose unit is not a mass, and no product strength converts it",
         )
     agent = resolved.agent
-    weekly = agent in WEEKLY_AGENTS or (agent not in DAILY_AGENTS and schedule.period_unit == "wk")
+    # The state wants each agent's dose per its period in the knowledge (term.agent_periods);
+    # an agent without one keeps the period its timing is written in.
+    period = term.agent_periods.get(agent)
+    weekly = period == "week" or (period is None and schedule.period_unit == "wk")
     multiplier, divisor = (PER_WEEK if weekly else PER_DAY)[schedule.period_unit]
     try:
         total = DECIMAL_CONTEXT.divide(

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from myoguide.adapters.fhir.codes import (
     HEIGHT_UNITS,
     LOINC,
+    MEDICATION_RESOURCE_TYPES,
     OBSERVATION_USABLE,
     WEIGHT_STALE_DAYS,
     WEIGHT_UNITS,
@@ -143,13 +144,7 @@ class BundleReader:
 
     def dispatch(self, res: dict[str, Any], rt: object, entry: dict[str, Any], i: int) -> None:
         """Hand a resource other than an Observation to the reader of its type."""
-        if rt in (
-            "MedicationRequest",
-            "MedicationStatement",
-            "MedicationAdministration",
-            "MedicationDispense",
-            "AllergyIntolerance",
-        ):
+        if rt in MEDICATION_RESOURCE_TYPES or rt == "AllergyIntolerance":
             self.medications.append(Located(res, i))
         elif rt == "Condition":
             self.conditions.read(res, i)

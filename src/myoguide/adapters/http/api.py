@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from myoguide.adapters.cdshooks.security import TokenError, TokenVerifier, bearer_token
 from myoguide.adapters.http.bounds import bounded_warnings
 from myoguide.adapters.http.common import JSON, PROBLEM, json_response, problem
+from myoguide.adapters.http.headers import duplicate_key
 from myoguide.adapters.jsonio import loads
 from myoguide.errors import InputError
 from myoguide.service import Service
@@ -89,12 +90,18 @@ Door = Annotated[ApiDoor, Depends(_door)]
 router = APIRouter()
 
 
-async def _read_json(request: Request) -> object:
+async def _read_json(request: Request) -> object | Response:
+    """Return the parsed body, or the 400 naming a repeated key (read after sign-in is checked)."""
     raw = await request.body()
+    key = duplicate_key(raw)
+    if key is not None:
+        detail = f"key '{key}' appears twice in one object"
+        return json_response(problem(400, "Bad request", detail, key=key), 400, PROBLEM)
     try:
-        return loads(raw)
+        parsed: object = loads(raw)
     except ValueError as exc:
         raise InputError("(body)", f"not valid JSON: {exc}") from None
+    return parsed
 
 
 @router.post(
@@ -124,7 +131,10 @@ async def recommendations(request: Request, door: Door) -> Response:
             401,
             PROBLEM,
         )
-    result = door.service.recommend(await _read_json(request))
+    body = await _read_json(request)
+    if isinstance(body, Response):
+        return body
+    result = door.service.recommend(body)
     return json_response(bounded_warnings(result))
 
 

@@ -14,9 +14,11 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from myoguide.adapters.cdshooks.security import TokenVerifier
-from myoguide.adapters.http import api, cds
+from myoguide.adapters.http import api, cds, health
 from myoguide.adapters.http.common import PROBLEM, json_response, problem
 from myoguide.adapters.http.headers import JsonGate, SecurityHeaders, send_json
+from myoguide.adapters.http.openapi_cds import document_cds
+from myoguide.adapters.http.request_id import RequestId
 from myoguide.adapters.schemas import decimals_as_numbers
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.state import PatientState
@@ -29,7 +31,6 @@ from myoguide.service import (
     FeedbackSink,
     FhirClient,
     Service,
-    prefetch_templates,
 )
 
 
@@ -38,6 +39,8 @@ class HttpSettings:
     """Settings the composition root passes to the app."""
 
     max_body_bytes: int = 1_000_000
+    # CDS Hooks calls carry whole charts as prefetch: a real chart's is megabytes.
+    cds_max_body_bytes: int = 16 * 1024 * 1024
     insecure_dev: bool = False
     public_base_url: str | None = None  # what `aud` must equal, when behind a proxy
 
@@ -57,24 +60,39 @@ class AppDeps:
     store_probe: Callable[[], bool] | None = None
     registry: CardRegistry | None = None  # None: issued cards kept in this process only
     handoffs: ChartHandoffs | None = None  # None: the summary card links to the blank form
+    # Whether the database is at the packaged migrations' head (for /readyz); None: unknown.
+    migrations_current: Callable[[], bool] | None = None
 
 
 class BodyLimit:
-    """ASGI middleware answering 413 when a request body exceeds the limit."""
+    """ASGI middleware answering 413 when a request body exceeds its route's limit.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    The body is counted as it arrives, so no more than the limit is ever held; routes under a
+    prefix of `by_prefix` get that prefix's limit instead of `max_bytes`.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, by_prefix: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.by_prefix = dict(by_prefix or {})
+
+    def limit_for(self, path: str) -> int:
+        """Return the body limit of a request path."""
+        for prefix, limit in self.by_prefix.items():
+            if path.startswith(prefix):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(str(scope.get("path", "")))
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await send_json(
-                send, 413, problem(413, "Payload too large", f"limit is {self.max_bytes} bytes")
-            )
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await send_json(send, 413, _too_large(limit))
             return
         seen = 0
 
@@ -83,16 +101,24 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise _TooLarge
             return message
 
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await send_json(
-                send, 413, problem(413, "Payload too large", f"limit is {self.max_bytes} bytes")
-            )
+            await send_json(send, 413, _too_large(limit))
+
+
+def _too_large(limit: int) -> dict[str, Any]:
+    """Return the 413 problem body, naming the limit."""
+    return problem(
+        413,
+        "Payload too large",
+        f"the request body is larger than this server accepts here (limit {limit:,} bytes)",
+        limit=limit,
+    )
 
 
 class _TooLarge(Exception):
@@ -147,8 +173,15 @@ def create_app(deps: AppDeps) -> FastAPI:
     )
     # Added innermost first: headers wrap everything, the body limit wraps the JSON gate.
     app.add_middleware(JsonGate)
-    app.add_middleware(BodyLimit, max_bytes=deps.settings.max_body_bytes)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=deps.settings.max_body_bytes,
+        by_prefix={"/cds-services/": deps.settings.cds_max_body_bytes},
+    )
+    public = deps.settings.public_base_url or ""
+    app.add_middleware(SecurityHeaders, hsts=public.startswith("https://"))
+    # Outermost: every response, refusals by the middlewares above included, carries the id.
+    app.add_middleware(RequestId)
     app.state.api = api.ApiDoor(deps.service, deps.authenticate, api.StoreHealth(deps.store_probe))
     app.state.cds = cds.CdsDoor(
         deps.cds,
@@ -163,6 +196,8 @@ def create_app(deps: AppDeps) -> FastAPI:
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.include_router(api.router)
     app.include_router(cds.router)
+    app.state.migrations_current = deps.migrations_current
+    app.include_router(health.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -176,7 +211,7 @@ def create_app(deps: AppDeps) -> FastAPI:
         schema.setdefault("components", {}).setdefault("schemas", {}).update(
             decimals_as_numbers(components)
         )
-        app.openapi_schema = schema
+        app.openapi_schema = document_cds(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -196,5 +231,4 @@ __all__ = [
     "FhirClient",
     "HttpSettings",
     "create_app",
-    "prefetch_templates",
 ]

@@ -1,7 +1,8 @@
-"""The CDS Hooks router: discovery, the three services and feedback, behind JWT checks.
+"""The CDS Hooks router: discovery, the hook table's services and feedback, behind JWT checks.
 
 Cards are built here, at the door, from what the CdsHooks use case answered: the card shape is
-CDS Hooks presentation (adapters/cdshooks/cards.py), not a use case.
+CDS Hooks presentation (adapters/cdshooks/cards.py), not a use case. Which services exist, and
+which hook each answers, is the service's hook table (service/cds.py HOOKS).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from myoguide.adapters.cdshooks.cards import (
-    DraftOrder,
     discovery,
     gets_cards,
     order_cards,
@@ -33,10 +33,14 @@ from myoguide.adapters.cdshooks.security import (
     bearer_token,
     operation_outcome,
 )
+from myoguide.adapters.fhir.gather import FhirGatherer
 from myoguide.adapters.http.common import PROBLEM, json_response, problem
 from myoguide.adapters.http.fhir_client import HttpxFhirClient
+from myoguide.adapters.http.headers import duplicate_key_of
 from myoguide.adapters.jsonio import dumps, loads
 from myoguide.service import (
+    HOOK_BY_ID,
+    HOOKS,
     CardRegistry,
     CdsHooks,
     ChartHandoffs,
@@ -46,12 +50,6 @@ from myoguide.service import (
 )
 
 log = logging.getLogger("myoguide.http")
-
-SERVICES = {
-    "myoguide-patient-view": "patient-view",
-    "myoguide-order-select": "order-select",
-    "myoguide-order-sign": "order-sign",
-}
 
 
 class MemoryCardRegistry:
@@ -182,17 +180,15 @@ class CdsDoor:
                 base_url=base_url,
                 data_warnings=answer.data_warnings,
                 chart_token=self.hand_off(answer),
+                drafts=answer.drafts,
             )
-        drafts = [
-            DraftOrder(o.reference, o.agent, o.mg_per_day, o.mg_per_week) for o in answer.orders
-        ]
-        return order_cards(drafts, answer.state, kb, disclaimer=kb.disclaimer, base_url=base_url)
+        return order_cards(answer.findings, kb, disclaimer=kb.disclaimer, base_url=base_url)
 
     def hand_off(self, answer: HookAnswer) -> str | None:
         """Keep the validated state a shown answer came from; return its link's token."""
         if self.handoffs is None or answer.state is None or answer.result is None:
             return None
-        if not gets_cards(answer.result):
+        if not gets_cards(answer.result, self.cds.service.knowledge):
             return None
         # The contract's state form, as a visit stores it, so the page fills the form from it.
         state = msgspec.to_builtins(answer.state)
@@ -205,12 +201,15 @@ class CdsDoor:
 
     def self_check(self) -> None:
         """Answer a synthetic patient and build its cards before serving; raise on failure."""
-        assessment = self.cds.self_check()
+        answer = self.cds.self_check()
+        assert answer.result is not None
         kb = self.cds.service.knowledge
         base = self.public_base_url or "http://self-check"
-        cards = patient_view_cards(assessment.result, kb, patient_id="self-check", base_url=base)
+        cards = patient_view_cards(
+            answer.result, kb, patient_id="self-check", base_url=base, drafts=answer.drafts
+        )
         dumps({"cards": cards})
-        order_cards([], assessment.state, kb, disclaimer=kb.disclaimer, base_url=base)
+        order_cards(answer.findings, kb, disclaimer=kb.disclaimer, base_url=base)
 
 
 def _door(request: Request) -> CdsDoor:
@@ -245,17 +244,23 @@ async def _authorised_body(
     service_id: str, door: CdsDoor, request: Request
 ) -> Response | tuple[object, VerifiedClient | None]:
     """Return the parsed body and caller of an authorised call to a known service, or refusal."""
-    if service_id not in SERVICES:
+    if service_id not in HOOK_BY_ID:
         return json_response(
             problem(404, "Unknown service", f"no CDS service '{service_id}'"), 404, PROBLEM
         )
     client = await _verified(door, request)
     if isinstance(client, Response):
         return client
+    # Read only now, once the token holds: an unauthenticated body costs nothing (ADR 0018).
+    raw = await request.body()
     try:
-        data: object = loads(await request.body())
+        data: object = loads(raw)
     except ValueError:
         return json_response(problem(400, "Bad request", "body is not valid JSON"), 400, PROBLEM)
+    key = duplicate_key_of(raw, data)
+    if key is not None:
+        detail = f"key '{key}' appears twice in one object"
+        return json_response(problem(400, "Bad request", detail, key=key), 400, PROBLEM)
     return data, client
 
 
@@ -265,7 +270,7 @@ router = APIRouter()
 @router.get("/cds-services", summary="CDS Hooks discovery")
 async def cds_discovery(door: Door) -> Response:
     # The templates the use case gathers with: what is asked for is what is read.
-    return json_response(discovery(door.cds.templates))
+    return json_response(discovery(HOOKS, door.cds.templates))
 
 
 @router.post("/cds-services/{service_id}", summary="Call a CDS Hooks service")
@@ -274,18 +279,18 @@ async def cds_call(service_id: str, request: Request, door: Door) -> Response:
     if isinstance(authorised, Response):
         return authorised
     body, client = authorised
-    hook = SERVICES[service_id]
-    bad = _check_hook_request(body, hook)
+    bad = _check_hook_request(body, HOOK_BY_ID[service_id].hook)
     if bad or not isinstance(body, dict):
         return json_response(problem(400, "Bad request", bad or "bad body"), 400, PROBLEM)
     use_case = door.cds
-    if isinstance(use_case.fhir, HttpxFhirClient):
+    gatherer = use_case.gatherer
+    if isinstance(gatherer, FhirGatherer) and isinstance(gatherer.fhir, HttpxFhirClient):
         # Outbound reads only to this caller's servers, for this patient, on one time budget.
-        bound = use_case.fhir.bound(client.issuer if client else None, body["context"]["patientId"])
-        use_case = replace(use_case, fhir=bound)
+        bound = gatherer.fhir.bound(client.issuer if client else None, body["context"]["patientId"])
+        use_case = replace(use_case, gatherer=replace(gatherer, fhir=bound))
     try:
         # In a worker thread: a slow FHIR server must not hold the event loop.
-        answer = await run_in_threadpool(use_case.answer, body, hook)
+        answer = await run_in_threadpool(use_case.answer, body, service_id)
     except PrefetchMissing as exc:
         return json_response(problem(412, "Precondition failed", str(exc)), 412, PROBLEM)
     cards = door.cards(answer, door.base_url(request), body["context"]["patientId"])

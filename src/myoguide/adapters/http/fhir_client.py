@@ -114,6 +114,16 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
 
+def guarded_transport(allow_private: bool) -> httpx.AsyncHTTPTransport:
+    """Return an httpx transport that connects only where a trust entry allows.
+
+    For other adapters' outbound calls to an EHR (SMART discovery, token and JWK Set requests):
+    the same address check as FHIR reads; `allow_private` holds for the calling task.
+    """
+    _ALLOW_PRIVATE.set(allow_private)
+    return _GuardedTransport()
+
+
 @dataclass(frozen=True)
 class _Origin:
     scheme: str

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,6 +27,7 @@ _ALWAYS = (
 )
 # The JSON doors: their request bodies must be JSON.
 JSON_PREFIXES = ("/api/", "/cds-services")
+HSTS = "max-age=31536000"
 
 
 class SecurityHeaders:
@@ -35,14 +37,18 @@ class SecurityHeaders:
     carry patient data, and a shared or back-button cache must not keep them.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
+        # Only when the public URL is https: a browser then never tries plain http for a year.
+        # No includeSubDomains: a hospital's other hosts are not this service's to decide.
+        self._hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         static = str(scope.get("path", "")).startswith("/static/")
+        hsts = self._hsts
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -51,6 +57,8 @@ class SecurityHeaders:
                     headers[name.decode()] = value.decode()
                 if not static:
                     headers["Cache-Control"] = "no-store"
+                if hsts:
+                    headers["Strict-Transport-Security"] = HSTS
             await send(message)
 
         await self.app(scope, receive, with_headers)
@@ -90,12 +98,26 @@ def duplicate_key(body: bytes) -> str | None:
     return None
 
 
-class JsonGate:
-    """ASGI middleware: JSON doors take only JSON bodies (415) without repeated keys (400).
+def duplicate_key_of(body: bytes, parsed: object) -> str | None:
+    """Return the first key repeated within one JSON object of the body, or None.
 
-    A repeated key is ambiguous (parsers keep the first or the last), so the request is refused
-    with the key named rather than guessed at. Runs inside the body limit, so the body it
-    buffers is bounded.
+    `parsed` is the body already parsed. For a chart of megabytes the exact check costs more
+    than the answer, so colons are counted first: every key brings one, and a parser keeps one
+    value per key, so re-encoding the parsed value loses colons exactly when a key repeats
+    (a dropped pair takes its own colon with it). Only a \\u escape can make a colon the text
+    does not show, so such a body, and any body whose counts differ, gets the exact check.
+    """
+    if b"\\u" not in body and body.count(b":") == orjson.dumps(parsed).count(b":"):
+        return None
+    return duplicate_key(body)
+
+
+class JsonGate:
+    """ASGI middleware: JSON doors take only JSON bodies (415), judged from the headers alone.
+
+    The body is not read here: each JSON route reads it once the caller is known and refuses a
+    repeated key (`duplicate_key`; parsers keep the first or the last, so it is named rather
+    than guessed at), so an unauthenticated body costs nothing (ADR 0018).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -104,45 +126,18 @@ class JsonGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = str(scope.get("path", ""))
         if (
-            scope["type"] != "http"
-            or scope.get("method") not in ("POST", "PUT", "PATCH")
-            or not path.startswith(JSON_PREFIXES)
+            scope["type"] == "http"
+            and scope.get("method") in ("POST", "PUT", "PATCH")
+            and path.startswith(JSON_PREFIXES)
         ):
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        content_type = headers.get(b"content-type", b"").decode("latin-1")
-        if not is_json_type(content_type):
-            await send_problem(
-                send, 415, "Unsupported media type", "the body must be application/json"
-            )
-            return
-        chunks: list[bytes] = []
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, receive, send)
+            headers = dict(scope.get("headers") or [])
+            content_type = headers.get(b"content-type", b"").decode("latin-1")
+            if not is_json_type(content_type):
+                await send_problem(
+                    send, 415, "Unsupported media type", "the body must be application/json"
+                )
                 return
-            chunks.append(message.get("body", b""))
-            more = bool(message.get("more_body", False))
-        body = b"".join(chunks)
-        key = duplicate_key(body)
-        if key is not None:
-            await send_problem(
-                send, 400, "Bad request", f"key '{key}' appears twice in one object", key=key
-            )
-            return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, receive, send)
 
 
 async def send_problem(send: Send, status: int, title: str, detail: str, **extra: Any) -> None:

@@ -1,5 +1,7 @@
 """The durable store: SQLite by default or PostgreSQL, schema managed by Alembic revisions."""
 
+from myoguide.adapters.store.anchor import AnchorError, ChainAnchor
+from myoguide.adapters.store.chain import UNKEYED, ChainKeys
 from myoguide.adapters.store.db import (
     current_revision,
     default_url,
@@ -40,11 +42,15 @@ from myoguide.adapters.store.security import (
     ThrottlePolicy,
 )
 from myoguide.adapters.store.users import UserStore
-from myoguide.adapters.store.verify import ChainReport, verify_chain
+from myoguide.adapters.store.verify import ChainReport, current_heads, verify_chain
 
 __all__ = [
+    "UNKEYED",
+    "AnchorError",
     "AnswerRecord",
     "AnswerRow",
+    "ChainAnchor",
+    "ChainKeys",
     "ChainReport",
     "DecisionRow",
     "FeedbackItem",
@@ -66,6 +72,7 @@ __all__ = [
     "UserStore",
     "VisitRecord",
     "VisitRow",
+    "current_heads",
     "current_revision",
     "default_url",
     "head_revision",

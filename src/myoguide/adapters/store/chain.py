@@ -1,10 +1,18 @@
-"""The hash chain over answers and decisions: each row's hash covers its content and the last."""
+"""The keyed chain over answers and decisions: each row's MAC covers its content and the last.
+
+Format 2 (revision 0006, ADR 0018): HMAC-SHA256 under a key kept outside the database, so
+someone who can write the database but not read the key cannot re-seal a rewritten record.
+Format 1 (revisions 0004-0005) was plain SHA-256; `link_hash` keeps it for the migration's
+check and for comparison in tests.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,12 +37,48 @@ def instant(value: datetime) -> str:
     return aware.astimezone(UTC).isoformat()
 
 
-def link_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
-    """Return the SHA-256 of the previous hash and the row's content in canonical JSON."""
+def _message(prev_hash: str, content: Mapping[str, Any]) -> bytes:
+    """Return the bytes a link covers: the previous link and the row's canonical JSON."""
     text = json.dumps(
         _plain(content), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
-    return hashlib.sha256(f"{prev_hash}\n{text}".encode()).hexdigest()
+    return f"{prev_hash}\n{text}".encode()
+
+
+def link_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
+    """Return format 1's link: the plain SHA-256 of the previous hash and the row's content."""
+    return hashlib.sha256(_message(prev_hash, content)).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainKeys:
+    """The chain's MAC keys: the first seals new rows; every one is tried when verifying.
+
+    Rotation puts a new key first and keeps the old ones, so rows sealed before still verify.
+    """
+
+    keys: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        if not self.keys or any(len(k) < 16 for k in self.keys):
+            raise ValueError("chain key: at least one key of 16 bytes or more is needed")
+
+    def seal(self, prev_hash: str, content: Mapping[str, Any]) -> str:
+        """Return the HMAC-SHA256 of the previous link and the content under the newest key."""
+        return hmac.new(self.keys[0], _message(prev_hash, content), hashlib.sha256).hexdigest()
+
+    def holds(self, prev_hash: str, content: Mapping[str, Any], stored: str) -> bool:
+        """Tell whether a stored MAC was made by one of the keys over this link and content."""
+        message = _message(prev_hash, content)
+        return any(
+            hmac.compare_digest(hmac.new(k, message, hashlib.sha256).hexdigest(), stored)
+            for k in self.keys
+        )
+
+
+# For tests and library use without configuration only: a published key seals nothing.
+# `myoguide serve` and `record verify` always pass the deployment's own key (bootstrap).
+UNKEYED = ChainKeys((b"myoguide: no chain key configured",))
 
 
 def answer_content(

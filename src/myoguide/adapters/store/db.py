@@ -155,8 +155,11 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(url: str) -> None:
-    """Migrate the database at `url` to the newest revision; safe to call at every start."""
+def upgrade(url: str, chain_key: bytes | None = None) -> None:
+    """Migrate the database at `url` to the newest revision; safe to call at every start.
+
+    `chain_key` is the key revision 0006 seals an existing record's chains with (ADR 0018).
+    """
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
@@ -169,6 +172,7 @@ def upgrade(url: str) -> None:
                     )
                 config = alembic_config()
                 config.attributes["connection"] = conn
+                config.attributes["chain_key"] = chain_key
                 command.upgrade(config, "head")
     finally:
         engine.dispose()

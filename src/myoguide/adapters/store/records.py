@@ -11,7 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from myoguide.adapters.clock import SYSTEM_CLOCK
-from myoguide.adapters.store.chain import GENESIS, answer_row_content, decision_content, link_hash
+from myoguide.adapters.store.anchor import ChainAnchor, Head
+from myoguide.adapters.store.chain import (
+    GENESIS,
+    UNKEYED,
+    ChainKeys,
+    answer_row_content,
+    decision_content,
+)
 from myoguide.adapters.store.db import chain_lock, make_sessions, write_session
 from myoguide.adapters.store.rows import (
     AnswerRecord,
@@ -79,9 +86,23 @@ EXPORT_FORMAT = "myoguide-patient-record/1"
 class RecordStore:
     """Durable store of patients, their visits, the answers shown and the decisions taken."""
 
-    def __init__(self, engine: Engine, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        keys: ChainKeys = UNKEYED,
+        anchor: ChainAnchor | None = None,
+    ) -> None:
         self._sessions = make_sessions(engine)
         self._clock = clock
+        self._keys = keys
+        self._anchor = anchor
+
+    def _advance(self, chain: str, row: AnswerModel | DecisionModel) -> None:
+        """Keep the chain's new head outside the database, once its row is committed."""
+        if self._anchor is not None and row.row_hash is not None:
+            self._anchor.advance(chain, Head(row.id, row.row_hash))
 
     def add_patient(self, label: str) -> PatientRow:
         """Create a patient under a unique pseudonymous label (ValueError names `label`)."""
@@ -178,9 +199,9 @@ class RecordStore:
                     raise RecordNotFound(f"visit {vid} not found")
                 if owner != pid:
                     raise ValueError(f"visit_id: visit {vid} belongs to another patient")
-            _append_answer(session, row)
-            # Returned from inside the block: the commit on leaving it precedes the return.
-            return row.id
+            _append_answer(session, row, self._keys)
+        self._advance("answers", row)
+        return row.id
 
     def log_visit_answer(
         self,
@@ -225,7 +246,7 @@ class RecordStore:
                 session.add(visit)
                 session.flush()
                 row = self._answer_row(pid, visit.id, state, result, knowledge_version, shown_at)
-                _append_answer(session, row)
+                _append_answer(session, row, self._keys)
                 ids = (visit.id, row.id)
         except IntegrityError:
             # Another request saved the same form between the look-up and the insert.
@@ -233,6 +254,7 @@ class RecordStore:
             if found is None:
                 raise
             return (*found, False)
+        self._advance("answers", row)
         return (*ids, True)
 
     def saved_visit(self, patient_id: int, save_key: str) -> tuple[int, int] | None:
@@ -325,7 +347,8 @@ class RecordStore:
             ).first()
             if top is None:
                 raise RecordNotFound(f"answer {aid} not found")
-            chosen = _offered_choice(decision, chosen, top[0], top[2])
+            _check_offered(chosen, top[2])
+            chosen = _accepted_choice(decision, chosen, top[0], top[2])
             row = DecisionModel(
                 answer_id=aid,
                 decided_at=when,
@@ -344,10 +367,11 @@ class RecordStore:
                 reason_code=row.reason_code,
             )
             row.prev_hash = _last_hash(session, DecisionModel)
-            row.row_hash = link_hash(row.prev_hash, content)
+            row.row_hash = self._keys.seal(row.prev_hash, content)
             session.add(row)
             session.flush()
-            return row.id
+        self._advance("decisions", row)
+        return row.id
 
     def timeline(self, patient_id: int) -> PatientRecord:
         """Return a patient's visits, answers and decisions in three queries."""
@@ -405,16 +429,13 @@ class RecordStore:
         }
 
 
-def _offered_choice(
+def _accepted_choice(
     decision: str, chosen: str | None, top: str | None, result: Mapping[str, Any]
 ) -> str | None:
-    """Return the option a decision names, refusing one the answer did not offer."""
-    recs = [r for r in result.get("recommendations") or [] if isinstance(r, Mapping)]
-    offered = [str(r.get("id")) for r in recs]
-    if chosen is not None and chosen not in offered:
-        raise ValueError(f"chosen_recommendation: '{chosen}' was not among the options offered")
+    """Return the option a decision names; accepting on a tie must name one (ValueError)."""
     if decision != "accepted" or chosen is not None:
         return chosen
+    recs = [r for r in result.get("recommendations") or [] if isinstance(r, Mapping)]
     ranks = [r.get("rank") for r in recs]
     if ranks and ranks[0] is not None and ranks.count(ranks[0]) > 1:
         raise ValueError("chosen_recommendation: the first choices are tied; name the one accepted")
@@ -428,14 +449,27 @@ def _last_hash(session: Session, model: type[AnswerModel] | type[DecisionModel])
     return last or GENESIS
 
 
-def _append_answer(session: Session, row: AnswerModel) -> None:
+def _append_answer(session: Session, row: AnswerModel, keys: ChainKeys) -> None:
     """Chain an answer row to the last one and insert it, under the chain's lock."""
     chain_lock(session)
     content = answer_row_content(row)
     row.prev_hash = _last_hash(session, AnswerModel)
-    row.row_hash = link_hash(row.prev_hash, content)
+    row.row_hash = keys.seal(row.prev_hash, content)
     session.add(row)
     session.flush()
+
+
+def _check_offered(chosen: str | None, result: Any) -> None:
+    """Refuse a chosen option the answer did not offer (ValueError naming the field)."""
+    if chosen is None:
+        return
+    recs = result.get("recommendations") if isinstance(result, Mapping) else None
+    offered = [r.get("id") for r in recs or [] if isinstance(r, Mapping)]
+    if chosen not in offered:
+        shown = ", ".join(str(o) for o in offered) or "none"
+        raise ValueError(
+            f"chosen_recommendation: '{chosen}' is not an option this answer offered ({shown})"
+        )
 
 
 def _require_patient(session: Session, pid: int) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Engine, bindparam, delete, select
+from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -77,8 +77,16 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# A live session's idle deadline is pushed forward at most this often (one write a minute).
+_TOUCH_EVERY = timedelta(seconds=60)
+
+
 class SessionStore:
-    """Server-side sessions: the cookie holds a random secret; the store says whose it is."""
+    """Server-side sessions: the cookie holds a random secret; the store says whose it is.
+
+    A session ends `idle` after its last use (shared ward PCs) and `lifetime` after sign-in,
+    whichever comes first. `expires_at` holds the nearer of the two.
+    """
 
     def __init__(
         self,
@@ -86,10 +94,13 @@ class SessionStore:
         *,
         clock: Clock = SYSTEM_CLOCK,
         lifetime: timedelta = timedelta(hours=12),
+        idle: timedelta = timedelta(minutes=15),
     ) -> None:
         self._sessions = make_sessions(engine)
         self._clock = clock
         self._lifetime = lifetime
+        self._idle = min(idle, lifetime)
+        self._touch_every = min(_TOUCH_EVERY, self._idle / 10)
 
     def start(self, username: str) -> str:
         """Open a session for a signed-in user and return its secret (for the cookie)."""
@@ -103,7 +114,7 @@ class SessionStore:
                     id=_digest(token),
                     username=username[:MAX_USERNAME],
                     created_at=now,
-                    expires_at=now + self._lifetime,
+                    expires_at=now + self._idle,
                 )
             )
         return token
@@ -114,8 +125,18 @@ class SessionStore:
             return None
         with self._sessions() as session:
             row = session.get(WebSessionModel, _digest(token))
-        if row is None or row.expires_at <= self._clock.now():
+        now = self._clock.now()
+        if row is None or row.expires_at <= now:
             return None
+        later = min(row.created_at + self._lifetime, now + self._idle)
+        if later - row.expires_at >= self._touch_every:
+            # Used again: the idle deadline moves, never past the absolute one.
+            with write_session(self._sessions) as session:
+                session.execute(
+                    update(WebSessionModel)
+                    .where(WebSessionModel.id == row.id)
+                    .values(expires_at=later)
+                )
         return row.username
 
     def end(self, token: str) -> None:

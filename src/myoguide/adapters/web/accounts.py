@@ -14,17 +14,29 @@ accounts = APIRouter(include_in_schema=False)
 
 
 def _login_page(
-    request: Request, site: Site, next: str, error: str | None = None, status: int = 200
+    request: Request,
+    site: Site,
+    next: str,
+    error: str | None = None,
+    status: int = 200,
+    ended: bool = False,
 ) -> Response:
     """The sign-in page, going on to a safe local `next` after sign-in."""
     return site.page(
-        request, "login.html", status, title="Sign in", nav="", next=_safe_next(next), error=error
+        request,
+        "login.html",
+        status,
+        title="Sign in",
+        nav="",
+        next=_safe_next(next),
+        error=error,
+        ended=ended,
     )
 
 
 @accounts.get("/login", response_class=HTMLResponse)
-async def login_form(request: Request, site: SiteDep, next: str = "/") -> Response:
-    return _login_page(request, site, next)
+async def login_form(request: Request, site: SiteDep, next: str = "/", ended: str = "") -> Response:
+    return _login_page(request, site, next, ended=ended == "1")
 
 
 @accounts.post("/login")

@@ -6,56 +6,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 import yaml
 
 from myoguide.domain.result import Recommendation, RecommendationSet, Warning
+from myoguide.knowledge.model import Knowledge, WarningLevel
 
-Level = Literal["stop", "check", "note"]
-
-# What a warning asks of the clinician. "stop": no option can be acted on as shown (or one must
-# not be, until something is done); "check": an entry or a figure to verify before acting;
-# "note": context that does not change what to do. Presentation only: the engine's wording stays.
-_STOP = frozenset(
-    {
-        "out_of_scope_deceased",
-        "out_of_scope_child",
-        "out_of_scope_diagnosis",
-        "out_of_scope_ibm",
-        "out_of_scope_initial_therapy",
-        "alternative_diagnoses_not_excluded",
-        "prednisone_dose_unknown",
-        "scenario_not_covered",
-        "all_options_failed",
-        "flare_status_unknown",
-        "status_unknown",
-    }
-)
-_NOTE = frozenset(
-    {
-        "outcome_unknown",
-        "ild_data_limited",
-        "prednisone_at_boundary",
-        "both_sparing_failed",
-        "combination_failed",
-        "combination_intolerance",
-        "r3_other_sparing_failed",
-        "aza_mtx_in_use",
-    }
-)
-LEVEL_WORDS: dict[Level, str] = {"stop": "Stop", "check": "Check", "note": "Note"}
+LEVEL_WORDS: dict[WarningLevel, str] = {"stop": "Stop", "check": "Check", "note": "Note"}
 
 
-def level(code: str) -> Level:
-    """Return how strongly a warning bears on what to do; an unknown code counts as "check"."""
-    base = code.removeprefix("fhir.")
-    if base in _STOP:
-        return "stop"
-    if base in _NOTE:
-        return "note"
-    return "check"
+def level(code: str, knowledge: Knowledge) -> WarningLevel:
+    """Return how strongly a warning bears on what to do: the knowledge's policy (ADR 0015)."""
+    return knowledge.warning_policy(code).level
 
 
 @dataclass(frozen=True)
@@ -63,17 +27,19 @@ class Summary:
     """What leads the answer: the first choice (or tied choices) and the warnings that bind."""
 
     first: tuple[Recommendation, ...]
-    binding: tuple[tuple[Level, Warning], ...]
-    notes: tuple[tuple[Level, Warning], ...]
+    binding: tuple[tuple[WarningLevel, Warning], ...]
+    notes: tuple[tuple[WarningLevel, Warning], ...]
 
 
-def summarize(result: RecommendationSet) -> Summary:
+def summarize(result: RecommendationSet, knowledge: Knowledge) -> Summary:
     """Return the answer's lead: rank-1 options and the warnings sorted stop, check, note."""
     recs = result.recommendations
     top = min((r.rank for r in recs), default=None)
     first = tuple(r for r in recs if r.rank == top)
     order = {"stop": 0, "check": 1, "note": 2}
-    levelled = sorted(((level(w.code), w) for w in result.warnings), key=lambda p: order[p[0]])
+    levelled = sorted(
+        ((level(w.code, knowledge), w) for w in result.warnings), key=lambda p: order[p[0]]
+    )
     return Summary(
         first,
         tuple(p for p in levelled if p[0] != "note"),

@@ -22,8 +22,6 @@ DIAGNOSES = ("dermatomyositis", "polymyositis", "inclusion_body_myositis")
 DOSE_UNITS = ("mg/day", "mg/week", "g/day", "g/week")
 OUTCOMES = ("unknown", "inadequate_response", "intolerance", "responded")
 TRISTATE = {"yes": True, "no": False, "unknown": None}
-# Engine warnings that question the entered body size: the answer waits for a confirmation.
-CONFIRM_WARNINGS = ("weight_unusual", "bmi_unusual")
 CONFIRM_FIELD = "confirm_body"
 
 _ROW = re.compile(
@@ -73,7 +71,8 @@ FIELD_LABELS = {
 }
 _ROW_LABELS = {
     "current_medications": ("Current medication", {"agent": "drug", "dose.value": "dose",
-                                                   "dose.unit": "unit", "dose": "dose"}),
+                                                   "dose.unit": "unit", "dose": "dose",
+                                                   "last_given": "last infusion or course"}),
     "treatment_history": ("Earlier treatment", {"agent": "drug", "agents": "drug",
                                                 "outcome": "outcome"}),
 }  # fmt: skip
@@ -222,6 +221,8 @@ def state_from_form(raw: Mapping[str, str]) -> tuple[dict[str, Any], FormData]:
         amount = _number(form, f"{base}.dose.value")
         if amount is not None:
             med["dose"] = {"value": amount, "unit": form.get(f"{base}.dose.unit") or "mg/day"}
+        if form.get(f"{base}.last_given").strip():
+            med["last_given"] = form.get(f"{base}.last_given").strip()
         form.med_rows.append(row)
         meds.append(med)
     state["current_medications"] = meds
@@ -376,6 +377,7 @@ def form_from_state(state: Mapping[str, Any]) -> FormData:
         if isinstance(dose, Mapping):
             put(f"current_medications[{i}].dose.value", dose.get("value"))
             put(f"current_medications[{i}].dose.unit", dose.get("unit"))
+        put(f"current_medications[{i}].last_given", med.get("last_given"))
     history = [h for h in list(state.get("treatment_history") or [])[:MAX_ROWS] if h.get("agent")]
     for i, item in enumerate(history):
         put(f"treatment_history[{i}].agent", item.get("agent"))

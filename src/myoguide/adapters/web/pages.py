@@ -16,12 +16,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from myoguide.adapters.jsonio import dumps, to_jsonable
+from myoguide.adapters.web import chart_questions
 from myoguide.adapters.web.accounts import accounts
 from myoguide.adapters.web.answer import stored_result
 from myoguide.adapters.web.carry import carry_forward, changes_since
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
-    CONFIRM_WARNINGS,
     FIELD_LABELS,
     FormData,
     blank_form,
@@ -110,10 +110,11 @@ async def assess_form(
     visit: int | None = None,
     start_from: Annotated[int | None, Query(alias="from")] = None,
     chart: str | None = None,
+    full: bool = False,
     blank: bool = False,
 ) -> Response:
     if chart is not None and patient is None:
-        return await _chart_form(request, site, chart)
+        return await _chart_form(request, site, chart, full)
     if patient is not None and visit is not None:
         # A past visit is opened read-only; only "new visit from this one" starts a form.
         return RedirectResponse(f"/patients/{patient}/visits/{visit}", status_code=303)
@@ -140,7 +141,7 @@ async def assess_form(
     return _form_page(request, site, form, row, carry_notes=notes)
 
 
-async def _chart_form(request: Request, site: Site, token: str) -> Response:
+async def _chart_form(request: Request, site: Site, token: str, full: bool = False) -> Response:
     """The form filled from a CDS card's hand-off, or blank saying the link has expired."""
     handoffs = site.deps.handoffs
     found = await run_in_threadpool(handoffs.take, token) if handoffs is not None else None
@@ -149,8 +150,10 @@ async def _chart_form(request: Request, site: Site, token: str) -> Response:
         # put its own error page in place of a 4xx.
         return _form_page(request, site, blank_form(), None, chart_expired=True)
     state, warnings = found
+    if not full and chart_questions.from_launch(warnings):
+        return chart_questions.page(request, site, token, state, warnings, state_lines(state))
     counts: dict[str, int] = {}
-    for _, message in warnings:
+    for _, message in chart_questions.plain(warnings):
         counts[message] = counts.get(message, 0) + 1
     # The mapping's words, with any raw URL or field name put in a clinician's words.
     lines = [
@@ -221,7 +224,7 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
         return _form_page(request, site, form, patient, 422)
     assessment = site.service.assess(raw_state)
     result = assessment.result
-    unusual = [w for w in result.warnings if w.code in CONFIRM_WARNINGS]
+    unusual = [w for w in result.warnings if w.code in site.kb.warnings_in_scope("entry")]
     if unusual and data.get(CONFIRM_FIELD) != "on":
         # No dose is shown from a body size the engine finds unusual until it is confirmed.
         form.error(

@@ -21,7 +21,7 @@ from myoguide.adapters.text import (
     dose_words,
     source_words,
 )
-from myoguide.adapters.web.answer import LEVEL_WORDS, level, sources, summarize
+from myoguide.adapters.web.answer import LEVEL_WORDS, sources, summarize
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
     DIAGNOSES,
@@ -30,7 +30,7 @@ from myoguide.adapters.web.forms import (
     field_label,
 )
 from myoguide.adapters.web.ports import UserStore
-from myoguide.adapters.web.session import SignIn, session_user
+from myoguide.adapters.web.session import SESSION_KEY, SignIn, session_user
 from myoguide.adapters.web.words import (
     DECISION_LABELS,
     REASON_CHOICES,
@@ -78,7 +78,6 @@ def _env() -> Environment:
         fmt=fmt,
         fact_words=fact_words,
         field_label=field_label,
-        level=level,
         level_words=LEVEL_WORDS,
         reason_choices=REASON_CHOICES,
         headline=lambda result: headline(result.course, (w.code for w in result.warnings)),
@@ -132,7 +131,7 @@ class Site:
         by_id = {c.id: c for c in self.kb.citations}
         return {
             "result": result,
-            "summary": summarize(result),
+            "summary": summarize(result, self.kb),
             "references": [(n, self.kb.references[n - 1].citation) for n in refs],
             "citations": [(c, by_id[c].citation) for c in cites if c in by_id],
         }
@@ -143,9 +142,10 @@ class CsrfError(Exception):
 
 
 class LoginRequired(Exception):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, ended: bool = False) -> None:
         super().__init__(path)
         self.path = path
+        self.ended = ended  # the cookie named a session the store has ended (idle, 12 h)
 
 
 def _csrf_token(request: Request) -> str:
@@ -179,7 +179,9 @@ async def signed_in(request: Request, site: SiteDep) -> None:
         if request.method == "GET" and request.url.query:
             # Kept through sign-in: a CDS card's link (/assess?chart=...) must still open it.
             target += "?" + request.url.query
-        raise LoginRequired(target)
+        # Said once: the ended session's secret leaves the cookie with this redirect.
+        ended = signin is not None and isinstance(request.session.pop(SESSION_KEY, None), str)
+        raise LoginRequired(target, ended=ended)
 
 
 async def csrf_form(request: Request) -> dict[str, str]:
@@ -212,4 +214,5 @@ async def csrf_failed(request: Request, _: Exception) -> Response:
 
 async def login_required(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, LoginRequired)
-    return RedirectResponse(f"/login?next={quote(exc.path)}", status_code=303)
+    ended = "&ended=1" if exc.ended else ""
+    return RedirectResponse(f"/login?next={quote(exc.path)}{ended}", status_code=303)

@@ -5,7 +5,7 @@ submit finds the visit already saved instead of making a second one. A decision 
 coded reason beside its free text, in the style of CDS Hooks override reasons.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-06 00:00:00
 """
 
@@ -17,8 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-# Numbered 0007 to leave 0006 to work landing beside it; the lead re-points this on merge.
-down_revision: str | Sequence[str] | None = "0005"
+down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

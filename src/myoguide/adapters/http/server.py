@@ -1,0 +1,112 @@
+"""How uvicorn runs the app: filtered logs, a bound on connections, and deadlines on requests.
+
+uvicorn's `timeout_keep_alive` only covers the quiet time between requests, and h11 has no
+header timeout, so a client that trickles a request head holds its socket forever. The
+protocol below closes a connection whose request head is not complete within `head_timeout`
+seconds of the connection (or of the previous response), or whose body is not complete within
+`body_timeout` seconds of its head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import h11
+from uvicorn.config import LOGGING_CONFIG
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from myoguide.adapters.logsafe import uvicorn_log_config
+
+log = logging.getLogger("myoguide.server")
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Deadlines and bounds of the HTTP server (seconds; connections)."""
+
+    head_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 1000
+    keep_alive: int = 5
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline on the request head and on the request body."""
+
+    # Class attributes: uvicorn builds the protocol itself, in every worker process, from a
+    # class it is given by reference; `apply_limits` sets them in each process.
+    head_timeout: float = ServerLimits.head_timeout
+    body_timeout: float = ServerLimits.body_timeout
+
+    _deadline: asyncio.TimerHandle | None = None
+    _phase: str = ""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Accept the connection and start the clock on its first request head."""
+        super().connection_made(transport)
+        self._track()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Forget the deadline with the connection."""
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """Read the bytes, then move the deadline if a head or a body is now complete."""
+        super().data_received(data)
+        self._track()
+
+    def on_response_complete(self) -> None:
+        """After a response, the next request head has its own deadline."""
+        super().on_response_complete()
+        self._track()
+
+    def _track(self) -> None:
+        """Arm the deadline for the part of a request the client still owes, or none."""
+        state = self.conn.their_state
+        phase = "head" if state is h11.IDLE else "body" if state is h11.SEND_BODY else "done"
+        if phase == self._phase:
+            return
+        self._phase = phase
+        self._disarm()
+        if phase != "done" and not self.transport.is_closing():
+            seconds = self.head_timeout if phase == "head" else self.body_timeout
+            self._deadline = self.loop.call_later(seconds, self._too_slow, phase)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self, phase: str) -> None:
+        """Drop a client that did not finish its request head (or body) in time."""
+        self._deadline = None
+        if self.transport.is_closing() or self._phase != phase:
+            return
+        # No address or path: the line says what happened, not who or what was asked.
+        log.warning("request %s not received in time; connection closed", phase)
+        self.transport.close()
+
+
+def apply_limits(limits: ServerLimits) -> None:
+    """Set the request deadlines for every connection this process accepts."""
+    GuardedH11Protocol.head_timeout = limits.head_timeout
+    GuardedH11Protocol.body_timeout = limits.body_timeout
+
+
+def uvicorn_options(limits: ServerLimits, *, json_logs: bool = False) -> dict[str, Any]:
+    """Return the keyword arguments `uvicorn.run` gets in every mode `serve` runs in."""
+    apply_limits(limits)
+    return {
+        "http": GuardedH11Protocol,
+        "limit_concurrency": limits.max_connections,
+        "timeout_keep_alive": limits.keep_alive,
+        "log_level": "info",
+        "access_log": False,
+        # Every handler filtered: no exception message (which may quote patient data) is
+        # logged, and the HTTP client libraries' URL lines are held back.
+        "log_config": uvicorn_log_config(LOGGING_CONFIG, as_json=json_logs),
+    }

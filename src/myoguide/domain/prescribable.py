@@ -1,0 +1,328 @@
+"""Doses as they are given, and the label checks before starting each agent (ADR 0022).
+
+A computed dose stays exactly as the arithmetic gave it; beside it goes the nearest amount that
+whole units of verified products (terminology.yaml codes named in guideline.yaml `prescribing`)
+can make: never above a stated maximum or a range's bound, ranges rounded inward, within half
+the smallest unit of a single figure, and nothing where no verified product exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from math import gcd
+
+import msgspec
+
+from myoguide.domain.result import (
+    AgentOption,
+    Check,
+    Dose,
+    GivenAmount,
+    LabelRef,
+    Practical,
+    Recommendation,
+    RecommendationSet,
+    Regimen,
+    UnitCount,
+)
+from myoguide.domain.units import fmt
+from myoguide.errors import KnowledgeError
+from myoguide.knowledge.model import AgentCheck, Knowledge
+from myoguide.knowledge.terminology import Terminology, amount_decimal
+
+_MG = {"mg": Decimal(1), "g": Decimal(1000)}
+_SCALE = 100  # strengths are whole hundredths of a milligram (0.5 mg, 2.5 mg, ...)
+_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+_TIMES = {2: "twice", 3: "three times", 4: "four times"}
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One verified product: its strength in mg per unit and its RxNorm code."""
+
+    strength_mg: Decimal
+    rxnorm: str
+
+
+@dataclass(frozen=True, slots=True)
+class Formulary:
+    """The verified products one agent's doses are made of, strongest first."""
+
+    label: str
+    unit_word: str
+    units: tuple[Unit, ...]
+
+    @property
+    def smallest(self) -> Decimal:
+        """Return the smallest strength, in mg."""
+        return self.units[-1].strength_mg
+
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    """Per agent: its formulary and its checks; per dose rule: its split and ceiling."""
+
+    forms: dict[str, Formulary]
+    checks: dict[str, tuple[Check, ...]]
+    split: dict[str, int]
+    kb: Knowledge
+    # Agent options already given their practical amounts and checks (bounded; same in, same out).
+    done: dict[tuple[str, AgentOption], AgentOption] = field(default_factory=dict)
+
+
+def build_tables(kb: Knowledge, terminology: Terminology) -> Tables:
+    """Read strengths from the terminology by the codes the knowledge names; fail closed."""
+    origin = kb.origin or "guideline.yaml"
+    forms: dict[str, Formulary] = {}
+    checks: dict[str, tuple[Check, ...]] = {}
+    for agent, rx in kb.prescribing.items():
+        order = sorted(rx.checks, key=lambda c: c.when != "before_first_dose")
+        checks[agent] = as_checks(tuple(order))
+        if rx.given_as is None:
+            continue
+        units = []
+        for code in rx.given_as.products:
+            coded = terminology.agent_for_code(code)
+            if coded is None or coded.agent != agent or coded.product is None:
+                raise KnowledgeError(
+                    origin,
+                    f"prescribing.{agent}.given_as.products",
+                    f"{code} is not a verified product of '{agent}' in terminology.yaml",
+                )
+            mg = amount_decimal(coded.product.amount) * _MG[coded.product.amount.unit]
+            if (mg * _SCALE) != (mg * _SCALE).to_integral_value():
+                raise KnowledgeError(
+                    origin, f"prescribing.{agent}.given_as", f"{code}: strength too fine"
+                )
+            units.append(Unit(mg, code))
+        ordered = tuple(sorted({u.strength_mg: u for u in units}.values(), key=_by_strength))
+        forms[agent] = Formulary(rx.given_as.label, rx.given_as.unit_word, ordered)
+    split = {rid: r.split for rid, r in kb.dose_rules.items() if r.split}
+    return Tables(forms, checks, split, kb)
+
+
+def as_checks(checks: tuple[AgentCheck, ...]) -> tuple[Check, ...]:
+    """Return knowledge checks as answer checks, each with its label sources."""
+    return tuple(
+        Check(
+            c.id,
+            c.when,
+            c.text,
+            c.short,
+            c.outside_source,
+            tuple(
+                LabelRef(s.regulator, s.product, s.section, s.version, s.url, s.set_id)
+                for s in c.sources
+            ),
+        )
+        for c in checks
+    )
+
+
+def _by_strength(u: Unit) -> Decimal:
+    return -u.strength_mg
+
+
+def combine(form: Formulary, amount_mg: Decimal) -> tuple[UnitCount, ...] | None:
+    """Return the fewest whole units making exactly `amount_mg`, or None if none can."""
+    ints = [int(u.strength_mg * _SCALE) for u in form.units]
+    step = 0
+    for v in ints:
+        step = gcd(step, v)
+    scaled = amount_mg * _SCALE
+    if scaled <= 0 or scaled != scaled.to_integral_value() or int(scaled) % step:
+        return None
+    target = int(scaled) // step
+    coins = [v // step for v in ints]
+    best: list[int | None] = [0] + [None] * target
+    pick = [-1] * (target + 1)
+    for total in range(1, target + 1):
+        for i, c in enumerate(coins):  # strongest first, so ties keep the larger units
+            prev = best[total - c] if c <= total else None
+            if prev is not None and (best[total] is None or prev + 1 < (best[total] or 0)):
+                best[total], pick[total] = prev + 1, i
+    if best[target] is None:
+        return None
+    counts = [0] * len(coins)
+    total = target
+    while total:
+        counts[pick[total]] += 1
+        total -= coins[pick[total]]
+    return tuple(
+        UnitCount(n, u.strength_mg, "mg", u.rxnorm)
+        for n, u in zip(counts, form.units, strict=True)
+        if n
+    )
+
+
+def practical(
+    dose: Dose, form: Formulary | None, split: int | None = None, ceiling: Decimal | None = None
+) -> Practical:
+    """Return the whole-unit amounts nearest a dose (`ceiling`: a stated maximum, dose's unit)."""
+    if form is None:
+        return Practical(
+            "none", "No verified product in the terminology: the figure is not rounded."
+        )
+    n = Decimal(split or 1)
+    f = _MG[dose.unit]
+    s = form.smallest
+    cap = ceiling * f / n if ceiling is not None else None
+    single = dose.qualifier is None and dose.low is not None and dose.low == dose.high
+    if single and dose.low is not None:
+        t = dose.low * f / n
+        below = (t / s).to_integral_value(ROUND_FLOOR) * s
+        above = below if below == t else below + s
+        gaps = {below: t - below, above: above - t}
+        least = min(gaps.values())
+        picks = [a for a in sorted(gaps) if gaps[a] == least and a > 0]
+        picks = [a for a in picks if cap is None or a <= cap]
+        if not picks:
+            why = f"no whole {form.unit_word} amount within half a {fmt(s)} mg {form.unit_word}"
+            return Practical("none", f"{why} stays under the stated maximum.", (), form.label)
+        amounts = tuple(_given(form, a, n, f) for a in picks)
+        return Practical("nearest", _text(form, amounts, n, " or "), amounts, form.label)
+    lo = dose.low * f / n if dose.low is not None else None
+    hi = dose.high * f / n if dose.high is not None else None
+    if cap is not None:
+        hi = cap if hi is None else min(hi, cap)
+    lo_r = (lo / s).to_integral_value(ROUND_CEILING) * s if lo is not None else None
+    hi_r = (hi / s).to_integral_value(ROUND_FLOOR) * s if hi is not None else None
+    if lo_r is not None and lo_r <= 0:
+        lo_r = s
+    if (hi_r is not None and hi_r <= 0) or (lo_r is not None and hi_r is not None and lo_r > hi_r):
+        why = f"No whole-{form.unit_word} amount of {form.label} falls inside this range."
+        return Practical("none", why, (), form.label)
+    ends = tuple(a for a in (lo_r, hi_r) if a is not None)
+    if len(ends) == 2 and ends[0] == ends[1]:
+        ends = ends[:1]
+    amounts = tuple(_given(form, a, n, f) for a in ends)
+    if len(amounts) == 2:
+        joined = _text(form, amounts, n, " to ")
+    elif hi_r is not None and lo_r is None:
+        joined = "up to " + _text(form, amounts, n, "")
+    elif lo_r is not None and hi_r is None:
+        joined = "from " + _text(form, amounts, n, "")
+    else:
+        joined = _text(form, amounts, n, "")
+    return Practical("range", joined, amounts, form.label)
+
+
+def _given(form: Formulary, each_mg: Decimal, n: Decimal, f: Decimal) -> GivenAmount:
+    units = combine(form, each_mg)
+    # Multiples of the smallest strength can always be made; None would be a broken formulary.
+    assert units is not None, each_mg
+    return GivenAmount(_clean(each_mg * n / f), _clean(each_mg / f), units)
+
+
+def _clean(v: Decimal) -> Decimal:
+    return v.quantize(Decimal(1)) if v == v.to_integral_value() else v.normalize()
+
+
+def _count(n: int) -> str:
+    return _WORDS[n] if n < len(_WORDS) else str(n)
+
+
+def _units_words(form: Formulary, units: tuple[UnitCount, ...]) -> str:
+    parts = [
+        f"{_count(u.count)} {fmt(u.strength)} mg {form.unit_word}{'s' if u.count > 1 else ''}"
+        for u in units
+    ]
+    return " + ".join(parts)
+
+
+def _text(form: Formulary, amounts: tuple[GivenAmount, ...], n: Decimal, sep: str) -> str:
+    pieces = []
+    for a in amounts:
+        if n == 1:
+            pieces.append(f"{fmt(a.amount)} {{u}} ({_units_words(form, a.units)})")
+        else:
+            times = _TIMES.get(int(n), f"{n} times")
+            pieces.append(
+                f"{fmt(a.per_administration)} {{u}} {times} a day, each as "
+                f"{_units_words(form, a.units)} ({fmt(a.amount)} {{u}} a day)"
+            )
+    return sep.join(pieces)
+
+
+def _render(dose: Dose, p: Practical) -> Practical:
+    """Put the dose's unit into the text and name the products."""
+    if p.kind == "none":
+        return p
+    return msgspec.structs.replace(p, text=f"As {p.products}: " + p.text.replace("{u}", dose.unit))
+
+
+def _ceiling(t: Tables, rule_id: str, step_max: str | None, dose: Dose) -> Decimal | None:
+    """Return the stated maximum for a regimen's dose in the dose's unit, if one applies."""
+    rule = t.kb.dose_rules.get(rule_id)
+    max_id = (rule.maximum if rule else None) or step_max
+    if max_id is None:
+        return None
+    m = t.kb.maximum(max_id)
+    if m.period != dose.period:
+        return None
+    return m.amount * _MG[m.unit] / _MG[dose.unit]
+
+
+def with_practical(t: Tables, agent: str, reg: Regimen, step_max: str | None) -> Regimen:
+    """Return a regimen whose dose carries its practical (whole-unit) amounts."""
+    if reg.dose is None:
+        return reg
+    p = practical(
+        reg.dose, t.forms.get(agent), t.split.get(reg.id), _ceiling(t, reg.id, step_max, reg.dose)
+    )
+    dose = msgspec.structs.replace(reg.dose, practical=_render(reg.dose, p))
+    return msgspec.structs.replace(reg, dose=dose)
+
+
+_CACHE_LIMIT = 4096
+
+
+def _option(t: Tables, rec_id: str, opt: AgentOption) -> AgentOption:
+    key = (rec_id, opt)
+    hit = t.done.get(key)
+    if hit is None:
+        if len(t.done) >= _CACHE_LIMIT:
+            t.done.clear()
+        hit = t.done[key] = _build_option(t, rec_id, opt)
+    return hit
+
+
+def _build_option(t: Tables, rec_id: str, opt: AgentOption) -> AgentOption:
+    tpl = t.kb.recommendations.get(rec_id)
+    step_max = next((a.max for a in tpl.agents if a.agent == opt.agent), None) if tpl else None
+    regs = tuple(with_practical(t, opt.agent, r, step_max) for r in opt.regimens)
+    dose = opt.dose
+    if dose is not None:
+        same = next(
+            (n.dose for o, n in zip(opt.regimens, regs, strict=True) if o.dose is dose), None
+        )
+        dose = same or msgspec.structs.replace(
+            dose, practical=_render(dose, practical(dose, t.forms.get(opt.agent)))
+        )
+    return msgspec.structs.replace(
+        opt, dose=dose, regimens=regs, checks=t.checks.get(opt.agent, ())
+    )
+
+
+def with_prescribing(t: Tables, result: RecommendationSet) -> RecommendationSet:
+    """Return the answer with practical amounts on every dose and checks on every agent."""
+    recs: list[Recommendation] = [
+        msgspec.structs.replace(r, agents=tuple(_option(t, r.id, o) for o in r.agents))
+        for r in result.recommendations
+    ]
+    return msgspec.structs.replace(result, recommendations=tuple(recs))
+
+
+def short_line(option: AgentOption) -> str:
+    """Return one short line of an option's label checks for a summary, or '' when it has none."""
+    if not option.checks:
+        return ""
+    before = [c.short for c in option.checks if c.when == "before_first_dose"]
+    during = [c.short for c in option.checks if c.when == "while_taking"]
+    parts = []
+    if before:
+        parts.append(f"before starting {option.display}: " + "; ".join(before))
+    if during:
+        parts.append("while taking: " + "; ".join(during))
+    return "Label checks (outside the review) - " + " | ".join(parts)
