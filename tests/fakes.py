@@ -46,6 +46,7 @@ class FakeAnswer:
     result: Mapping[str, Any]
     knowledge_version: str
     shown_at: dt.datetime
+    input: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class FakeDecision:
     reason: str | None
     decided_at: dt.datetime
     clinician: str | None = None
+    reason_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class MemoryRecords:
     answers: list[FakeAnswer] = field(default_factory=list)
     decisions: list[FakeDecision] = field(default_factory=list)
     links: dict[tuple[str, str], FakePatient] = field(default_factory=dict)
+    saved: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
 
     def add_patient(self, label: str) -> FakePatient:
         if any(p.label == label for p in self.patients):
@@ -128,6 +131,28 @@ class MemoryRecords:
         answer = self.log_answer(patient_id, visit.id, state, result, knowledge_version, shown_at)
         return visit.id, answer
 
+    def save_visit_answer(
+        self,
+        patient_id: int,
+        visit_date: dt.date,
+        state: Mapping[str, Any],
+        result: Mapping[str, Any],
+        knowledge_version: str,
+        shown_at: dt.datetime,
+        save_key: str | None,
+    ) -> tuple[int, int, bool]:
+        if save_key is not None and (patient_id, save_key) in self.saved:
+            return (*self.saved[(patient_id, save_key)], False)
+        ids = self.log_visit_answer(
+            patient_id, visit_date, state, result, knowledge_version, shown_at
+        )
+        if save_key is not None:
+            self.saved[(patient_id, save_key)] = ids
+        return (*ids, True)
+
+    def get_answer(self, answer_id: int) -> FakeAnswer | None:
+        return next((a for a in self.answers if a.id == answer_id), None)
+
     def log_answer(
         self,
         patient_id: int,
@@ -149,6 +174,7 @@ class MemoryRecords:
             result,
             knowledge_version,
             shown_at,
+            dict(input_state),
         )
         self.answers.append(answer)
         return answer.id
@@ -161,11 +187,20 @@ class MemoryRecords:
         reason: str | None,
         decided_at: dt.datetime,
         clinician: str | None = None,
+        reason_code: str | None = None,
     ) -> int:
         if not any(a.id == answer_id for a in self.answers):
             raise LookupError(f"answer {answer_id} not found")
         self.decisions.append(
-            FakeDecision(answer_id, decision, chosen_recommendation, reason, decided_at, clinician)
+            FakeDecision(
+                answer_id,
+                decision,
+                chosen_recommendation,
+                reason,
+                decided_at,
+                clinician,
+                reason_code,
+            )
         )
         return len(self.decisions)
 

@@ -434,18 +434,18 @@ def test_timeline_takes_three_queries(records: RecordStore, engine: Engine) -> N
 def test_export_round_trips_through_json(records: RecordStore) -> None:
     patient = records.add_patient("P-010")
     visit = records.add_visit(patient.id, date(2024, 2, 29), state(12.5))
-    answer = records.log_answer(
-        patient.id,
-        visit.id,
-        state(12.5),
-        result("recurrent", "add_ivig", "add_rituximab"),
-        KV,
-        SHOWN,
-    )
+    offered = result("recurrent", "add_ivig", "add_rituximab")
+    answer = records.log_answer(patient.id, visit.id, state(12.5), offered, KV, SHOWN)
     records.log_answer(patient.id, None, state(), result("controlled"), KV, SHOWN)
     # The other option chosen is one the answer offered (issue 22 refuses any other).
     records.record_decision(
-        answer, "chose_other", "add_rituximab", "cost", SHOWN, clinician="dr.lee"
+        answer,
+        "chose_other",
+        "add_rituximab",
+        "cost",
+        SHOWN,
+        clinician="dr.lee",
+        reason_code="cost_or_access",
     )
 
     exported = records.export_patient(patient.id)
@@ -461,13 +461,14 @@ def test_export_round_trips_through_json(records: RecordStore) -> None:
     assert visit_json["state"] == state(12.5)
     assert [a["id"] for a in exported["answers"]] == [answer, answer + 1]
     assert exported["answers"][0]["shown_at"] == "2024-05-01T10:00:00+00:00"
-    assert exported["answers"][0]["result"] == result("recurrent", "add_ivig", "add_rituximab")
+    assert exported["answers"][0]["result"] == offered
     assert exported["answers"][1]["visit_id"] is None
     (decision_json,) = exported["decisions"]
     assert decision_json["answer_id"] == answer
     assert decision_json["decision"] == "chose_other"
     assert decision_json["chosen_recommendation"] == "add_rituximab"
     assert decision_json["clinician"] == "dr.lee"
+    assert decision_json["reason_code"] == "cost_or_access"
     assert datetime.fromisoformat(decision_json["decided_at"]) == SHOWN
     with pytest.raises(RecordNotFound):
         records.export_patient(9999)

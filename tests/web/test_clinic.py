@@ -204,7 +204,7 @@ def test_past_visit_opens_read_only_with_its_date_answer_and_decision(
 
     # "New visit from this one" is the explicit way to start from it: today's date, its data.
     page.get_by_role("link", name="New visit from this one").click()
-    expect(page.locator(".meta").first).to_contain_text(f"visit of {past.isoformat()}")
+    expect(page.locator("#carried")).to_contain_text(f"visit of {past.isoformat()}")
     today = page.locator(by_name("visit_date")).input_value()
     assert today != past.isoformat()
     expect(page.locator(by_name("current_medications[0].dose.value"))).to_have_value("7.5")

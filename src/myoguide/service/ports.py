@@ -210,6 +210,18 @@ class Answer(Protocol):
     """An answer shown, as logged."""
 
     @property
+    def id(self) -> int: ...
+
+    @property
+    def patient_id(self) -> int: ...
+
+    @property
+    def visit_id(self) -> int | None: ...
+
+    @property
+    def input(self) -> Mapping[str, Any]: ...
+
+    @property
     def course(self) -> str: ...
 
     @property
@@ -230,6 +242,9 @@ class Decision(Protocol):
 
     @property
     def reason(self) -> str | None: ...
+
+    @property
+    def reason_code(self) -> str | None: ...
 
 
 class AnswerEntry(Protocol):
@@ -294,6 +309,23 @@ class RecordStore(Protocol):
         """Store a visit and the answer shown at it in one transaction; return both ids."""
         ...
 
+    def save_visit_answer(
+        self,
+        patient_id: int,
+        visit_date: dt.date,
+        state: Mapping[str, Any],
+        result: Mapping[str, Any],
+        knowledge_version: str,
+        shown_at: dt.datetime,
+        save_key: str | None,
+    ) -> tuple[int, int, bool]:
+        """Store a visit and its answer once per save key; return both ids and whether new."""
+        ...
+
+    def get_answer(self, answer_id: int) -> Answer | None:
+        """Return the answer with this id, or None."""
+        ...
+
     def log_answer(
         self,
         patient_id: int,
@@ -314,6 +346,7 @@ class RecordStore(Protocol):
         reason: str | None,
         decided_at: dt.datetime,
         clinician: str | None = None,
+        reason_code: str | None = None,
     ) -> int:
         """Record what was decided about an answer, and by whom (LookupError if no answer)."""
         ...

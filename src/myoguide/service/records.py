@@ -8,7 +8,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from myoguide.domain.result import RecommendationSet
-from myoguide.service.ports import Clock, Patient, PatientCourse, RecordStore, VisitEntry
+from myoguide.service.ports import (
+    Answer,
+    Clock,
+    Patient,
+    PatientCourse,
+    RecordStore,
+    VisitEntry,
+)
+
+
+@dataclass(frozen=True)
+class Logged:
+    """An answer logged for a patient: its id, the visit saved with it, and if that was new."""
+
+    answer_id: int
+    visit_id: int | None = None
+    # False when the form's save key had already saved this visit: nothing new was written.
+    new_visit: bool = True
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,10 @@ class PatientRecords:
             return None
         return PatientFile(patient, self.store.timeline(patient_id))
 
+    def answer(self, answer_id: int) -> Answer | None:
+        """Return a logged answer, or None."""
+        return self.store.get_answer(answer_id)
+
     def export(self, patient_id: int) -> dict[str, Any] | None:
         """Return the patient's record as JSON-ready data, or None if there is no such patient."""
         if self.store.get_patient(patient_id) is None:
@@ -82,19 +103,38 @@ class PatientRecords:
         visit_date: dt.date | None,
     ) -> int:
         """Log an answer shown for a patient, first saving the visit if a date is given."""
+        return self.save(patient_id, state, result, result_json, visit_date).answer_id
+
+    def save(
+        self,
+        patient_id: int,
+        state: Mapping[str, Any],
+        result: RecommendationSet,
+        result_json: Mapping[str, Any],
+        visit_date: dt.date | None,
+        save_key: str | None = None,
+    ) -> Logged:
+        """Log an answer for a patient, saving the visit once per save key if a date is given.
+
+        A repeated submit of the same form returns the visit and answer saved the first time.
+        """
         if visit_date is not None:
             # One transaction: a crash can never leave a visit without the answer shown at it.
-            return self.store.log_visit_answer(
+            visit_id, answer_id, new = self.store.save_visit_answer(
                 patient_id,
                 visit_date,
                 state,
                 result_json,
                 result.knowledge_version,
                 self.clock.now(),
-            )[1]
+                save_key,
+            )
+            return Logged(answer_id, visit_id, new)
         # Every answer shown for a patient is logged, saved visit or not.
-        return self.store.log_answer(
-            patient_id, None, state, result_json, result.knowledge_version, self.clock.now()
+        return Logged(
+            self.store.log_answer(
+                patient_id, None, state, result_json, result.knowledge_version, self.clock.now()
+            )
         )
 
     def record_decision(
@@ -104,8 +144,18 @@ class PatientRecords:
         chosen: str | None,
         reason: str | None,
         clinician: str | None = None,
+        reason_code: str | None = None,
     ) -> None:
-        """Record what the clinician (username or fhirUser) decided (LookupError if unknown)."""
+        """Record what the clinician (username or fhirUser) decided (LookupError if unknown).
+
+        ValueError names the field when the choice was not offered or the code is unknown.
+        """
         self.store.record_decision(
-            answer_id, decision, chosen, reason, self.clock.now(), clinician=clinician
+            answer_id,
+            decision,
+            chosen,
+            reason,
+            self.clock.now(),
+            clinician=clinician,
+            reason_code=reason_code,
         )

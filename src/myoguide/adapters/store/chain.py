@@ -139,6 +139,7 @@ def decision_content(
     reason: str | None,
     clinician: str | None,
     content_version: int,
+    reason_code: str | None = None,
 ) -> dict[str, Any]:
     """Return what a decision's hash covers, including the hash of the answer it is about."""
     content: dict[str, Any] = {
@@ -149,6 +150,9 @@ def decision_content(
         "chosen_recommendation": chosen_recommendation,
         "reason": reason,
     }
+    # Covered only when given, so rows written before reason codes keep their hashes.
+    if reason_code is not None:
+        content["reason_code"] = reason_code
     if content_version == 1:
         if clinician is not None:
             raise ValueError("a version-1 decision carries no clinician")
@@ -169,6 +173,7 @@ def decision_row_content(row: Any, answer_hash: str | None) -> dict[str, Any]:
         reason=row.reason,
         clinician=row.clinician,
         content_version=row.content_version,
+        reason_code=row.reason_code,
     )
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 
 from myoguide.adapters.store.checks import has_nul
 from myoguide.adapters.store.db import make_sessions, write_session
-from myoguide.adapters.store.tables import OUTCOMES, FeedbackRecord
+from myoguide.adapters.store.tables import DECISIONS, OUTCOMES, DecisionModel, FeedbackRecord
 
 Outcome = Literal["accepted", "overridden"]
 UNKNOWN_SUMMARY = "(summary not recorded)"
@@ -85,11 +85,38 @@ class FeedbackReport:
     """Feedback outcome counts per service and card summary, ordered by both."""
 
     rows: tuple[FeedbackRow, ...]
+    # Decisions recorded on the clinician's pages, beside the cards' feedback.
+    page_decisions: tuple[PageDecisionCount, ...] = ()
 
     @property
     def total(self) -> int:
         """Return the number of feedback items in the report."""
         return sum(row.total for row in self.rows)
+
+
+@dataclass(frozen=True)
+class PageDecisionCount:
+    """How many decisions on the pages were of one kind and gave one coded reason."""
+
+    decision: str
+    reason_code: str | None
+    count: int
+
+
+# The pages' decisions and reason codes as the report reads them.
+DECISION_WORDS = {
+    "accepted": "accepted an option",
+    "chose_other": "chose another option",
+    "declined": "none of the options",
+}
+REASON_WORDS = {
+    "patient_preference": "patient preference",
+    "contraindication": "contraindication",
+    "cost_or_access": "cost or access",
+    "already_tried": "already tried",
+    "clinical_judgment": "clinical judgment",
+    "other": "other",
+}
 
 
 # ---- parsing -------------------------------------------------------------------------------
@@ -312,7 +339,21 @@ class FeedbackStore:
                     ),
                 )
             )
-        return FeedbackReport(tuple(rows))
+        return FeedbackReport(tuple(rows), self._page_decisions())
+
+    def _page_decisions(self) -> tuple[PageDecisionCount, ...]:
+        """Count the decisions recorded on the pages by kind and coded reason."""
+        d = DecisionModel
+        query = select(d.decision, d.reason_code, func.count()).group_by(d.decision, d.reason_code)
+        with self._sessions() as session:
+            found = session.execute(query).all()
+        order = {name: i for i, name in enumerate(DECISIONS)}
+        return tuple(
+            PageDecisionCount(decision, code, n)
+            for decision, code, n in sorted(
+                found, key=lambda r: (order.get(r[0], 99), r[1] is None, r[1] or "")
+            )
+        )
 
 
 def _reason_label(reason: ReasonCount) -> str:
@@ -323,8 +364,9 @@ def _reason_label(reason: ReasonCount) -> str:
 
 def render_report(report: FeedbackReport) -> str:
     """Render a feedback report as a plain-text table, override reasons under each card."""
+    decisions = _render_page_decisions(report.page_decisions)
     if not report.rows:
-        return "No CDS Hooks feedback recorded.\n"
+        return "No CDS Hooks feedback recorded.\n" + decisions
     header = ("service", "card", "accepted", "overridden", "acceptance")
     table = [
         (
@@ -349,4 +391,19 @@ def render_report(report: FeedbackReport) -> str:
         for reason in row.override_reasons:
             out.append(f"    overridden: {_reason_label(reason)}: {reason.count}")
     out.append(f"{report.total} feedback item(s)")
+    return "\n".join(out) + "\n" + decisions
+
+
+def _render_page_decisions(counts: Sequence[PageDecisionCount]) -> str:
+    """Render the pages' decisions by kind, with their coded reasons under each."""
+    if not counts:
+        return ""
+    out = ["", "Decisions recorded on the pages"]
+    for decision in dict.fromkeys(c.decision for c in counts):
+        mine = [c for c in counts if c.decision == decision]
+        out.append(f"{DECISION_WORDS.get(decision, decision)}: {sum(c.count for c in mine)}")
+        for c in mine:
+            if c.reason_code is not None:
+                words = REASON_WORDS.get(c.reason_code, c.reason_code)
+                out.append(f"    reason: {words}: {c.count}")
     return "\n".join(out) + "\n"

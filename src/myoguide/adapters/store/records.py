@@ -48,7 +48,9 @@ from myoguide.adapters.store.tables import (
     MAX_ISS,
     MAX_LABEL,
     MAX_RECOMMENDATION_ID,
+    MAX_SAVE_KEY,
     MAX_SCENARIO,
+    REASON_CODES,
     AnswerModel,
     DecisionModel,
     PatientModel,
@@ -210,13 +212,16 @@ class RecordStore:
             session.flush()
         return read_visit(row)
 
-    def _visit_row(self, pid: int, visit_date: date, state: Mapping[str, Any]) -> VisitModel:
+    def _visit_row(
+        self, pid: int, visit_date: date, state: Mapping[str, Any], save_key: str | None = None
+    ) -> VisitModel:
         """Return a validated visit row, not yet added to a session."""
         return VisitModel(
             patient_id=pid,
             visit_date=calendar_day(visit_date, "visit_date"),
             state=json_object(state, "state"),
             created_at=utc_instant(self._clock.now(), "created_at"),
+            save_key=clean_optional_text(save_key, "save_key", MAX_SAVE_KEY),
         )
 
     def log_answer(
@@ -254,16 +259,71 @@ class RecordStore:
         shown_at: datetime,
     ) -> tuple[int, int]:
         """Save a visit and the answer shown at it in one transaction; return both ids."""
+        visit_id, answer_id, _ = self.save_visit_answer(
+            patient_id, visit_date, state, result, knowledge_version, shown_at, None
+        )
+        return visit_id, answer_id
+
+    def save_visit_answer(
+        self,
+        patient_id: int,
+        visit_date: date,
+        state: Mapping[str, Any],
+        result: Mapping[str, Any],
+        knowledge_version: str,
+        shown_at: datetime,
+        save_key: str | None,
+    ) -> tuple[int, int, bool]:
+        """Save a visit and its answer once per save key; return both ids and whether new.
+
+        A key already used for this patient returns the visit saved under it (and the first
+        answer shown at it) and writes nothing: a repeated submit of one form is one visit.
+        """
         pid = checked_id(patient_id, "patient_id", "patient")
-        visit = self._visit_row(pid, visit_date, state)
-        with write_session(self._sessions) as session:
-            _require_patient(session, pid)
-            session.add(visit)
-            session.flush()
-            row = self._answer_row(pid, visit.id, state, result, knowledge_version, shown_at)
-            _append_answer(session, row, self._keys)
+        visit = self._visit_row(pid, visit_date, state, save_key)
+        key = visit.save_key
+        if key is not None:
+            found = self.saved_visit(pid, key)
+            if found is not None:
+                return (*found, False)
+        try:
+            with write_session(self._sessions) as session:
+                _require_patient(session, pid)
+                session.add(visit)
+                session.flush()
+                row = self._answer_row(pid, visit.id, state, result, knowledge_version, shown_at)
+                _append_answer(session, row, self._keys)
+                ids = (visit.id, row.id)
+        except IntegrityError:
+            # Another request saved the same form between the look-up and the insert.
+            found = self.saved_visit(pid, key) if key is not None else None
+            if found is None:
+                raise
+            return (*found, False)
         self._advance("answers", row)
-        return visit.id, row.id
+        return (*ids, True)
+
+    def saved_visit(self, patient_id: int, save_key: str) -> tuple[int, int] | None:
+        """Return the visit saved under a save key and its first answer's id, or None."""
+        pid = checked_id(patient_id, "patient_id", "patient")
+        with self._sessions() as session:
+            found = session.execute(
+                select(VisitModel.id, func.min(AnswerModel.id))
+                .join(AnswerModel, AnswerModel.visit_id == VisitModel.id)
+                .where(VisitModel.patient_id == pid, VisitModel.save_key == save_key)
+                .group_by(VisitModel.id)
+            ).first()
+        return None if found is None else (int(found[0]), int(found[1]))
+
+    def get_answer(self, answer_id: int) -> AnswerRow | None:
+        """Return the answer with this id, or None."""
+        try:
+            aid = checked_id(answer_id, "answer_id", "answer")
+        except RecordNotFound:
+            return None
+        with self._sessions() as session:
+            row = session.get(AnswerModel, aid)
+            return None if row is None else read_answer(row)
 
     @staticmethod
     def _answer_row(
@@ -301,8 +361,13 @@ class RecordStore:
         reason: str | None,
         decided_at: datetime,
         clinician: str | None = None,
+        reason_code: str | None = None,
     ) -> int:
-        """Append the clinician's decision on an answer (and who decided); return its id."""
+        """Append the clinician's decision on an answer (and who decided); return its id.
+
+        Only an option the answer offered can be chosen, and accepting without naming one is
+        refused when the first choices are tied (ValueError names `chosen_recommendation`).
+        """
         aid = checked_id(answer_id, "answer_id", "answer")
         if decision not in DECISIONS:
             raise ValueError(f"decision: must be one of {', '.join(DECISIONS)}")
@@ -313,6 +378,8 @@ class RecordStore:
             raise ValueError("chosen_recommendation: is required when decision is chose_other")
         if decision == "declined" and chosen is not None:
             raise ValueError("chosen_recommendation: must be empty when decision is declined")
+        if reason_code is not None and reason_code not in REASON_CODES:
+            raise ValueError(f"reason_code: must be one of {', '.join(REASON_CODES)}")
         if reason is not None and not isinstance(reason, str):
             raise ValueError("reason: must be a string")
         if reason is not None and "\x00" in reason:
@@ -329,17 +396,16 @@ class RecordStore:
             if top is None:
                 raise RecordNotFound(f"answer {aid} not found")
             _check_offered(chosen, top[2])
+            chosen = _accepted_choice(decision, chosen, top[0], top[2])
             row = DecisionModel(
                 answer_id=aid,
                 decided_at=when,
                 decision=decision,
-                # Accepting without naming a choice accepts the answer's first recommendation.
-                chosen_recommendation=top[0]
-                if decision == "accepted" and chosen is None
-                else chosen,
+                chosen_recommendation=chosen,
                 reason=reason if reason is None or reason.strip() else None,
                 clinician=who,
                 content_version=DECISION_CONTENT_VERSION,
+                reason_code=reason_code,
             )
             row.prev_hash = _last_hash(session, DecisionModel)
             row.row_hash = self._keys.seal(row.prev_hash, decision_row_content(row, top[1]))
@@ -402,6 +468,20 @@ class RecordStore:
             "answers": [answer_json(a.answer) for a in answers],
             "decisions": [decision_json(d) for d in decisions],
         }
+
+
+def _accepted_choice(
+    decision: str, chosen: str | None, top: str | None, result: Mapping[str, Any]
+) -> str | None:
+    """Return the option a decision names; accepting on a tie must name one (ValueError)."""
+    if decision != "accepted" or chosen is not None:
+        return chosen
+    recs = [r for r in result.get("recommendations") or [] if isinstance(r, Mapping)]
+    ranks = [r.get("rank") for r in recs]
+    if ranks and ranks[0] is not None and ranks.count(ranks[0]) > 1:
+        raise ValueError("chosen_recommendation: the first choices are tied; name the one accepted")
+    # Accepting without naming a choice accepts the answer's first recommendation.
+    return top
 
 
 def _last_hash(session: Session, model: type[AnswerModel] | type[DecisionModel]) -> str:

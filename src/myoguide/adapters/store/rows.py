@@ -73,6 +73,7 @@ class DecisionRow:
     chosen_recommendation: str | None
     reason: str | None
     clinician: str | None = None  # username or fhirUser; None if nobody was signed in
+    reason_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ def read_decision(row: DecisionModel) -> DecisionRow:
         chosen_recommendation=row.chosen_recommendation,
         reason=row.reason,
         clinician=row.clinician,
+        reason_code=row.reason_code,
     )
 
 
@@ -198,4 +200,5 @@ def decision_json(row: DecisionRow) -> dict[str, Any]:
         "chosen_recommendation": row.chosen_recommendation,
         "reason": row.reason,
         "clinician": row.clinician,
+        "reason_code": row.reason_code,
     }

@@ -38,6 +38,16 @@ NAMING_CONVENTION = {
 OUTCOMES = ("accepted", "overridden")
 COURSES = ("recurrent", "resistant", "controlled", "out_of_scope")
 DECISIONS = ("accepted", "chose_other", "declined")
+# Why a clinician chose another option or none, coded in the style of CDS Hooks override reasons.
+REASON_CODES = (
+    "patient_preference",
+    "contraindication",
+    "cost_or_access",
+    "already_tried",
+    "clinical_judgment",
+    "other",
+)
+MAX_SAVE_KEY = 64
 # Column widths, checked again in records.py so SQLite and PostgreSQL refuse the same input.
 MAX_LABEL, MAX_USERNAME, MAX_SCENARIO, MAX_RECOMMENDATION_ID = 80, 80, 64, 200
 # A clinician is an account's username or a SMART launch's fhirUser (a URL, at most 500).
@@ -131,13 +141,18 @@ class VisitModel(Base):
     """One visit of a patient, with the patient state (contract JSON) as it was that day."""
 
     __tablename__ = "visits"
-    __table_args__ = (Index("ix_visits_patient_id_visit_date", "patient_id", "visit_date"),)
+    __table_args__ = (
+        Index("ix_visits_patient_id_visit_date", "patient_id", "visit_date"),
+        # One save per intent: the form's key, unique per patient (revision 0007).
+        Index("uq_visits_patient_id_save_key", "patient_id", "save_key", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     patient_id: Mapped[int] = mapped_column(IdType, ForeignKey("patients.id"))
     visit_date: Mapped[date] = mapped_column(Date())
     state: Mapped[dict[str, Any]] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    save_key: Mapped[str | None] = mapped_column(String(MAX_SAVE_KEY))
 
 
 class AnswerModel(Base):
@@ -172,6 +187,11 @@ class DecisionModel(Base):
     __tablename__ = "decisions"
     __table_args__ = (
         CheckConstraint("decision IN ('accepted', 'chose_other', 'declined')", name="decision"),
+        # SQLite databases migrated by revision 0007 hold this as a trigger instead.
+        CheckConstraint(
+            "reason_code IN (" + ", ".join(f"'{c}'" for c in REASON_CODES) + ")",
+            name="reason_code",
+        ),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
@@ -180,6 +200,7 @@ class DecisionModel(Base):
     decision: Mapped[str] = mapped_column(String(16))
     chosen_recommendation: Mapped[str | None] = mapped_column(String(MAX_RECOMMENDATION_ID))
     reason: Mapped[str | None] = mapped_column(Text)
+    reason_code: Mapped[str | None] = mapped_column(String(32))
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     row_hash: Mapped[str | None] = mapped_column(String(64))
     # Who decided: the account's username or the SMART launch's fhirUser; None when nobody

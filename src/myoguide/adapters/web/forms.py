@@ -36,6 +36,20 @@ _UNITS = {
     "height": {"": None, "cm": "cm", "in": "in", "inch": "in", "inches": "in"},
 }
 _DEFAULT_UNIT = {"weight": "kg", "height": "cm"}
+_NUM = r"(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)"
+# Feet and inches as clinicians write them: 5 ft 9 in, 5'9", 5' 9'', 5ft9, 5 feet 9 inches.
+_FEET_INCHES = re.compile(
+    rf"^\s*(?P<big>{_NUM})\s*(?:ft|feet|foot|'|’|′)\s*"
+    rf"(?:(?P<small>{_NUM})\s*(?:in|inch|inches|\"|''|”|″|’’)?)?\s*$",
+    re.IGNORECASE,
+)
+# Stones and pounds, as a UK patient gives a weight: 11 st 4 lb, 11st 4, 11 stone.
+_STONES_POUNDS = re.compile(
+    rf"^\s*(?P<big>{_NUM})\s*(?:st|stone|stones)\s*(?:(?P<small>{_NUM})\s*(?:lb|lbs)?)?\s*$",
+    re.IGNORECASE,
+)
+# Two-part measures: the pattern, the smaller units in one larger, and the unit stored.
+_COMPOUND = {"height": (_FEET_INCHES, 12, "in"), "weight": (_STONES_POUNDS, 14, "lb")}
 
 FIELD_LABELS = {
     "age_years": "Age",
@@ -138,11 +152,23 @@ def _measure(form: FormData, key: str) -> dict[str, Any] | None:
     text = form.get(name)
     if not text.strip():
         return None
+    pattern, per, stored = _COMPOUND[key]
+    both = pattern.match(text)
+    if both is not None:
+        # Converted to the smaller unit, which the contract takes; nothing is rounded.
+        big = float(both.group("big").replace(",", "."))
+        small = float((both.group("small") or "0").replace(",", "."))
+        if small >= per:
+            part = {"in": "inches", "lb": "pounds"}[stored]
+            form.error(name, f"'{text}': the {part} must be fewer than {per}")
+            return None
+        return {"value": big * per + small, "unit": stored}
     match = _MEASURE.match(text)
     units = _UNITS[key]
     if match is None or match.group("unit").lower() not in units:
         allowed = " or ".join(u for u in dict.fromkeys(units.values()) if u)
-        form.error(name, f"'{text}' is not a number with an optional unit ({allowed})")
+        also = {"height": ", or feet and inches (5 ft 9 in)", "weight": ", or st and lb"}[key]
+        form.error(name, f"'{text}' is not a number with an optional unit ({allowed}{also})")
         return None
     unit = units[match.group("unit").lower()] or form.get(f"{key}.unit") or _DEFAULT_UNIT[key]
     return {"value": float(match.group("num").replace(",", ".")), "unit": unit}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import secrets
 from importlib import resources
 from typing import Annotated, Any
 
@@ -17,8 +19,10 @@ from myoguide.adapters.jsonio import dumps, to_jsonable
 from myoguide.adapters.web import chart_questions
 from myoguide.adapters.web.accounts import accounts
 from myoguide.adapters.web.answer import stored_result
+from myoguide.adapters.web.carry import carry_forward, changes_since
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
+    FIELD_LABELS,
     FormData,
     blank_form,
     collect_errors,
@@ -39,11 +43,27 @@ from myoguide.adapters.web.site import (
 )
 from myoguide.adapters.web.timeline import STYLE as TIMELINE_STYLE
 from myoguide.adapters.web.timeline import timeline_svg
-from myoguide.adapters.web.words import course_rows, decision_words, state_lines
+from myoguide.adapters.web.words import (
+    REASON_CHOICES,
+    course_rows,
+    decision_words,
+    plain_message,
+    state_lines,
+)
 from myoguide.errors import InputError
 from myoguide.service import Clock
 
 DECISIONS = ("accepted", "chose_other", "declined")
+SAVE_KEY = "save_key"
+# The form's save key as made below; anything else posted is ignored, not stored.
+_SAVE_KEY_FORM = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+def _new_save_key(form: FormData) -> FormData:
+    """Give a freshly opened form its own save key: one save per intent."""
+    form.values[SAVE_KEY] = secrets.token_urlsafe(18)
+    return form
+
 
 __all__ = ["WebDeps", "mount_web"]
 
@@ -73,7 +93,14 @@ async def home(request: Request, site: SiteDep) -> Response:
 
 @pages.get("/guideline", response_class=HTMLResponse)
 async def guideline(request: Request, site: SiteDep) -> Response:
-    return site.page(request, "guideline.html", title="Guideline", nav="guideline", kb=site.kb)
+    return site.page(
+        request,
+        "guideline.html",
+        title="Guideline",
+        nav="guideline",
+        kb=site.kb,
+        agent_labels=site.agent_labels,
+    )
 
 
 @pages.get("/assess", response_class=HTMLResponse)
@@ -85,6 +112,7 @@ async def assess_form(
     start_from: Annotated[int | None, Query(alias="from")] = None,
     chart: str | None = None,
     full: bool = False,
+    blank: bool = False,
 ) -> Response:
     if chart is not None and patient is None:
         return await _chart_form(request, site, chart, full)
@@ -93,21 +121,25 @@ async def assess_form(
         return RedirectResponse(f"/patients/{patient}/visits/{visit}", status_code=303)
     form = blank_form()
     row = None
-    source = None
+    notes: list[str] = []
     if patient is not None:
-        if start_from is None:
-            row = await run_in_threadpool(site.records.patient, patient)
-        else:
-            file = await run_in_threadpool(site.records.patient_file, patient)
-            entry = file.visit(start_from) if file is not None else None
-            if file is None or entry is None:
-                return site.page(request, "home.html", 404, title="Not found", nav="")
-            row, source = file.patient, entry.visit
-            form = form_from_state(source.state)
-        if row is None:
+        file = await run_in_threadpool(site.records.patient_file, patient)
+        if file is None:
             return site.page(request, "home.html", 404, title="Not found", nav="")
+        row = file.patient
+        visits = list(file.course.visits)
+        entry = None
+        if start_from is not None:
+            entry = file.visit(start_from)
+            if entry is None:
+                return site.page(request, "home.html", 404, title="Not found", nav="")
+        elif visits and not blank:
+            entry = visits[-1]  # a new visit starts from the latest one
+        if entry is not None:
+            form, notes = carry_forward(entry, visits, site.agent_labels, site.choices)
         form.values["visit_date"] = site.deps.clock.today().isoformat()
-    return _form_page(request, site, form, row, source_date=source.visit_date if source else None)
+        _new_save_key(form)
+    return _form_page(request, site, form, row, carry_notes=notes)
 
 
 async def _chart_form(request: Request, site: Site, token: str, full: bool = False) -> Response:
@@ -129,7 +161,10 @@ async def _chart_form(request: Request, site: Site, token: str, full: bool = Fal
     counts: dict[str, int] = {}
     for _, message in chart_questions.plain(warnings):
         counts[message] = counts.get(message, 0) + 1
-    lines = [m + (f" (x{n})" if n > 1 else "") for m, n in counts.items()]
+    # The mapping's words, with any raw URL or field name put in a clinician's words.
+    lines = [
+        plain_message(m, FIELD_LABELS) + (f" (x{n})" if n > 1 else "") for m, n in counts.items()
+    ]
     form = form_from_state(state)
     if patient is not None:
         form.values["visit_date"] = site.deps.clock.today().isoformat()
@@ -143,7 +178,7 @@ def _form_page(
     patient: Any,
     status: int = 200,
     *,
-    source_date: dt.date | None = None,
+    carry_notes: list[str] | None = None,
     focus: str | None = None,
     confirm: str | None = None,
     chart_warnings: list[str] | None = None,
@@ -158,7 +193,7 @@ def _form_page(
         form=form,
         patient=patient,
         result=None,
-        source_date=source_date.isoformat() if source_date else None,
+        carry_notes=carry_notes or [],
         focus=focus,
         confirm=confirm,
         from_chart=chart_warnings is not None,
@@ -210,15 +245,38 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
     # Stored as validated: agents by name, units as given, absent fields explicit.
     state = msgspec.to_builtins(assessment.state)
     answer_id = None
+    extra: dict[str, Any] = {}
     if patient is not None:
-        answer_id = await run_in_threadpool(
-            site.records.log_answer,
+        key = data.get(SAVE_KEY, "")
+        logged = await run_in_threadpool(
+            site.records.save,
             patient.id,
             state,
             result,
             to_jsonable(result),
             visit_date if action == "save" else None,
+            key if _SAVE_KEY_FORM.match(key) else None,
         )
+        answer_id = logged.answer_id
+        if not logged.new_visit:
+            # The same form saved again (a double press, or Back and resubmit): show the visit
+            # and answer saved the first time, and say so.
+            saved = await run_in_threadpool(site.records.answer, logged.answer_id)
+            shown = stored_result(saved.result) if saved is not None else None
+            if saved is not None and shown is not None:
+                repeated_changed = dict(saved.input) != state
+                state = dict(saved.input)
+                result = shown
+                form = form_from_state(state)
+                form.values[SAVE_KEY] = key
+                form.values["visit_date"] = visit_date.isoformat()
+                extra = {"repeated": True, "repeated_changed": repeated_changed}
+        file = await run_in_threadpool(site.records.patient_file, patient.id)
+        if file is not None:
+            since, changed = changes_since(
+                file.course.visits, state, visit_date, site.agent_labels, logged.visit_id
+            )
+            extra |= {"since": since, "changed": changed}
     return site.page(
         request,
         "assess.html",
@@ -232,6 +290,7 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
         visit_date=visit_date.isoformat(),
         focus=None,
         confirm=CONFIRM_FIELD if unusual else None,
+        **extra,
         **site.choices,
         **site.answer_context(result),
     )
@@ -249,6 +308,9 @@ async def visit_page(request: Request, patient_id: int, visit_id: int, site: Sit
     result = stored_result(shown.answer.result) if shown else None
     context = site.answer_context(result) if result else {"result": None}
     decisions = [decision_words(d, shown.answer.result) for d in shown.decisions] if shown else []
+    visits = list(file.course.visits)
+    earlier = visits[: visits.index(entry)]  # in date order: the visits before this one
+    since, changed = changes_since(earlier, visit.state, visit.visit_date, site.agent_labels)
     return site.page(
         request,
         "visit.html",
@@ -261,26 +323,17 @@ async def visit_page(request: Request, patient_id: int, visit_id: int, site: Sit
         decisions=decisions,
         chosen_words="; ".join(d for d in decisions if d),
         answered_under=result.knowledge_version if result else None,
+        since=since,
+        changed=changed,
         **context,
     )
 
 
 @pages.post("/answers/{answer_id}/decision")
 async def decision(request: Request, answer_id: int, site: SiteDep, data: Form) -> Response:
-    choice = data.get("decision", "")
-    if choice not in DECISIONS:
-        return site.page(request, "home.html", 422, title="Invalid decision", nav="")
-    try:
-        await run_in_threadpool(
-            site.records.record_decision,
-            answer_id,
-            choice,
-            data.get("chosen") or None,
-            (data.get("reason") or "").strip()[:500] or None,
-            # Who decided: the account, or a SMART launch's fhirUser.
-            await signed_in_user(request, site),
-        )
-    except LookupError:
+    answer = await run_in_threadpool(site.records.answer, answer_id)
+    patient = await run_in_threadpool(site.records.patient, answer.patient_id) if answer else None
+    if answer is None or patient is None:
         return site.page(
             request,
             "home.html",
@@ -289,14 +342,97 @@ async def decision(request: Request, answer_id: int, site: SiteDep, data: Form) 
             nav="",
             notice="That answer could not be found.",
         )
-    except ValueError as exc:
-        # A chosen option the answer did not offer, named (ADR 0018).
+    typed = {k: (data.get(k) or "").strip() for k in ("decision", "chosen", "reason_code")}
+    typed["reason"] = (data.get("reason") or "").strip()[:500]
+    result = stored_result(answer.result)
+    if result is None:
         return site.page(
-            request, "home.html", 422, title="Invalid decision", nav="", notice=str(exc)
+            request,
+            "home.html",
+            422,
+            title="Answer unreadable",
+            nav="",
+            notice="That answer can no longer be read, so no decision can be recorded on it.",
         )
-    patient_id = data.get("patient_id", "")
-    target = f"/patients/{patient_id}" if patient_id.isdigit() else "/patients"
-    return RedirectResponse(target, status_code=303)
+    errors = _decision_errors(typed, result)
+    if not errors:
+        try:
+            await run_in_threadpool(
+                site.records.record_decision,
+                answer_id,
+                typed["decision"],
+                None if typed["decision"] == "declined" else typed["chosen"] or None,
+                typed["reason"] or None,
+                # Who decided: the account, or a SMART launch's fhirUser.
+                clinician=await signed_in_user(request, site),
+                reason_code=typed["reason_code"] or None,
+            )
+        except ValueError as exc:
+            # The store has the last word on what was offered; its message names the field.
+            field, _, message = str(exc).partition(": ")
+            errors["reason_code" if field == "reason_code" else "chosen"] = message or str(exc)
+    if errors:
+        return await _decision_again(request, site, answer, patient, result, typed, errors)
+    return RedirectResponse(f"/patients/{patient.id}", status_code=303)
+
+
+def _decision_errors(typed: dict[str, str], result: Any) -> dict[str, str]:
+    """Return what is wrong with a posted decision, by field, in the clinician's words."""
+    errors: dict[str, str] = {}
+    offered = {r.id: r for r in result.recommendations}
+    first = [r.id for r in result.recommendations if r.rank == 1]
+    choice, chosen = typed["decision"], typed["chosen"]
+    if choice not in DECISIONS:
+        errors["decision"] = "choose what you decided"
+    elif chosen and chosen not in offered:
+        errors["chosen"] = "choose one of the options this answer offered"
+    elif choice == "chose_other" and not chosen:
+        errors["chosen"] = "choose the option you chose from the list"
+    elif choice == "accepted" and not chosen and len(first) > 1:
+        errors["chosen"] = "the first choices are tied: choose the one you accepted"
+    elif choice == "accepted" and chosen and chosen not in first:
+        errors["chosen"] = (
+            "this is not a first choice: mark “Chose another option”, or choose a first choice"
+        )
+    if typed["reason_code"] and typed["reason_code"] not in dict(REASON_CHOICES):
+        errors["reason_code"] = "choose a reason from the list"
+    return errors
+
+
+async def _decision_again(
+    request: Request,
+    site: Site,
+    answer: Any,
+    patient: Any,
+    result: Any,
+    typed: dict[str, str],
+    errors: dict[str, str],
+) -> Response:
+    """The answer again with the decision form as it was typed, and what needs changing."""
+    file = await run_in_threadpool(site.records.patient_file, patient.id)
+    entry = file.visit(answer.visit_id) if file and answer.visit_id is not None else None
+    when = entry.visit.visit_date.isoformat() if entry else ""
+    form = form_from_state(answer.input)
+    return site.page(
+        request,
+        "assess.html",
+        422,
+        title="Assessment",
+        nav="assess",
+        form=form,
+        patient=patient,
+        answer_id=answer.id,
+        saved=entry is not None,
+        entered=state_lines(answer.input),
+        visit_date=when,
+        focus=None,
+        confirm=None,
+        autofocus_answer=False,
+        decision_form=typed,
+        decision_errors=errors,
+        **site.choices,
+        **site.answer_context(result),
+    )
 
 
 @pages.get("/patients", response_class=HTMLResponse)

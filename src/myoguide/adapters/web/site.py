@@ -31,7 +31,13 @@ from myoguide.adapters.web.forms import (
 )
 from myoguide.adapters.web.ports import UserStore
 from myoguide.adapters.web.session import SESSION_KEY, SignIn, session_user
-from myoguide.adapters.web.words import fact_words
+from myoguide.adapters.web.words import (
+    DECISION_LABELS,
+    REASON_CHOICES,
+    fact_words,
+    headline,
+    rec_heading,
+)
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.units import fmt
 from myoguide.service import ChartHandoffs, Clock, PatientRecords, Service
@@ -73,6 +79,10 @@ def _env() -> Environment:
         fact_words=fact_words,
         field_label=field_label,
         level_words=LEVEL_WORDS,
+        reason_choices=REASON_CHOICES,
+        headline=lambda result: headline(result.course, (w.code for w in result.warnings)),
+        rec_heading=rec_heading,
+        decision_labels=DECISION_LABELS,
     )
     return env
 

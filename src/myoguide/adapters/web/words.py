@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from myoguide.adapters.text import COURSE_WORDS
@@ -10,6 +11,87 @@ from myoguide.adapters.web.timeline import VisitPoint
 from myoguide.domain.state import dec
 from myoguide.domain.units import fmt
 from myoguide.service.ports import PatientCourse
+
+# Why another option or none was chosen, in the style of CDS Hooks override reasons.
+REASON_CHOICES = (
+    ("patient_preference", "Patient preference"),
+    ("contraindication", "Contraindication"),
+    ("cost_or_access", "Cost or access"),
+    ("already_tried", "Already tried"),
+    ("clinical_judgment", "Clinical judgment"),
+    ("other", "Other"),
+)
+DECISION_LABELS = {"decision": "Decision", "chosen": "Option chosen", "reason_code": "Reason"}
+
+
+# Engine warnings that leave the course's own words too sure: control reached, flare not known.
+_FLARE_UNKNOWN = frozenset({"flare_status_unknown", "status_unknown"})
+HEADING_MAX = 90
+
+
+def headline(course: str, warning_codes: Iterable[str]) -> str:
+    """Return the answer's headline: what is known of the course, never more."""
+    if course == "controlled" and _FLARE_UNKNOWN & set(warning_codes):
+        return "Control was reached; whether the disease is flaring now is not known"
+    return COURSE_WORDS.get(course, course)
+
+
+def rec_heading(text: str) -> str:
+    """Return a recommendation's heading in plain words: the first clause of its own text."""
+    first = re.split(r"; |\. | \(", text.strip(), maxsplit=1)[0].rstrip(".")
+    if len(first) <= HEADING_MAX:
+        return first
+    return first[:HEADING_MAX].rsplit(" ", 1)[0].rstrip(",") + "…"
+
+
+_URL = re.compile(r"\b(?:https?|urn):[^\s)\]]+")
+_IDENTIFIER = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")
+
+
+def plain_message(message: str, labels: Mapping[str, str]) -> str:
+    """Return a message with no raw URL or field name left in it, for a banner on a page."""
+    text = _URL.sub("a coded entry", message)
+    return _IDENTIFIER.sub(
+        lambda m: labels.get(m.group(0), m.group(0).replace("_", " ")).lower(), text
+    )
+
+
+def _doses(state: Mapping[str, Any]) -> dict[str, str | None]:
+    """Return each current drug with its dose as written (None when no dose was given)."""
+    out: dict[str, str | None] = {}
+    for med in state.get("current_medications") or []:
+        dose = med.get("dose")
+        written = None
+        if isinstance(dose, Mapping) and isinstance(dose.get("value"), int | float):
+            written = f"{fmt(dec(dose['value']))} {dose.get('unit')}"
+        out[str(med.get("agent"))] = written
+    return out
+
+
+def changes(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any], labels: Mapping[str, str]
+) -> list[str]:
+    """Return what changed between two visits: drugs started, stopped, doses, flare, control."""
+    if before is None:
+        return []
+    old, new = _doses(before), _doses(after)
+    out: list[str] = []
+
+    def name(agent: str) -> str:
+        return labels.get(agent, agent.replace("_", " "))
+
+    for agent, dose in new.items():
+        if agent not in old:
+            out.append(f"started {name(agent)}" + (f" {dose}" if dose else ""))
+    out += [f"stopped {name(agent)}" for agent in old if agent not in new]
+    for agent, dose in new.items():
+        if agent in old and dose != old[agent]:
+            out.append(f"{name(agent)} {old[agent] or 'dose not given'} → {dose or 'not given'}")
+    for key, what in (("flare", "flare"), ("disease_control_achieved", "control ever reached")):
+        if before.get(key) != after.get(key):
+            was, now = fact_words(before.get(key)), fact_words(after.get(key))
+            out.append(f"{what}: {was} → {now}")
+    return out
 
 
 def _agents_taken(state: Mapping[str, Any], labels: Mapping[str, str]) -> str:
@@ -27,6 +109,7 @@ def course_rows(
     """Return the timeline points and table rows of a patient's record."""
     points: list[VisitPoint] = []
     rows: list[dict[str, Any]] = []
+    before: Mapping[str, Any] | None = None
     for entry in record.visits:
         visit = entry.visit
         last = entry.answers[-1] if entry.answers else None
@@ -48,15 +131,21 @@ def course_rows(
                 "visit_id": visit.id,
                 "date": visit.visit_date.isoformat(),
                 "prednisone": _prednisone(visit.state),
-                "flare": visit.state.get("flare") is True,
+                "flare": fact_words(visit.state.get("flare")),
+                "changes": changes(before, visit.state, labels),
                 "agents": _agents_taken(visit.state, labels),
-                "course": COURSE_WORDS.get(answer.course, answer.course) if answer else "—",
+                "course": headline(answer.course, _warning_codes(answer.result)) if answer else "—",
                 "top": label,
                 "chosen": chosen if latest is not None else None,
                 "decision": decision_words(latest, answer.result if answer else {}),
             }
         )
+        before = visit.state
     return points, rows
+
+
+def _warning_codes(result: Mapping[str, Any]) -> list[str]:
+    return [str(w.get("code")) for w in result.get("warnings") or [] if isinstance(w, Mapping)]
 
 
 def decision_words(latest: Any, result: Mapping[str, Any]) -> str | None:
@@ -66,8 +155,12 @@ def decision_words(latest: Any, result: Mapping[str, Any]) -> str | None:
     text = words.get(latest.decision, latest.decision)
     if latest.chosen_recommendation and latest.decision == "chose_other":
         text += " " + _option_label(result, latest.chosen_recommendation)
+    code = latest.reason_code
+    why = [dict(REASON_CHOICES).get(code, code).lower()] if code else []
     if latest.reason:
-        text += f" ({latest.reason})"
+        why.append(latest.reason)
+    if why:
+        text += f" ({': '.join(why)})"
     return str(text)
 
 

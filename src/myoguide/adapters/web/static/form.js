@@ -50,6 +50,50 @@
     sync();
   }
 
+  // Type-ahead in a select, as a clinician expects: the letters typed so far choose the one
+  // option they begin; while they fit several ("m": mild, moderate) nothing is chosen and a
+  // hint says which, instead of silently picking the first.
+  var typed = { select: null, text: "", at: 0 };
+
+  function hintFor(select) {
+    var id = select.id + "-typeahead";
+    var hint = document.getElementById(id);
+    if (!hint) {
+      hint = document.createElement("span");
+      hint.id = id;
+      hint.className = "hint typeahead";
+      hint.setAttribute("role", "status");
+      select.insertAdjacentElement("afterend", hint);
+    }
+    return hint;
+  }
+
+  function typeAhead(select, event) {
+    var now = Date.now();
+    if (typed.select !== select || now - typed.at > 1500) { typed.text = ""; }
+    typed.select = select;
+    typed.at = now;
+    var text = typed.text + event.key.toLowerCase();
+    var options = Array.prototype.slice.call(select.options);
+    var fits = options.filter(function (o) { return o.text.trim().toLowerCase().indexOf(text) === 0; });
+    if (!fits.length) { return; }  // nothing begins so: the key is ignored, what was typed stays
+    event.preventDefault();
+    typed.text = text;
+    var hint = hintFor(select);
+    var exact = fits.filter(function (o) { return o.text.trim().toLowerCase() === text; });
+    var pick = fits.length === 1 ? fits[0] : exact.length === 1 ? exact[0] : null;
+    if (pick) {
+      hint.textContent = "";
+      if (select.value !== pick.value) {
+        select.value = pick.value;
+        select.dispatchEvent(new Event("change", { bubbles: true }));
+      }
+      return;
+    }
+    hint.textContent = "“" + text + "”: " + fits.map(function (o) { return o.text.trim(); }).join(" or ") +
+      "; type the next letter";
+  }
+
   function assessForm(form) {
     var periods = JSON.parse(form.getAttribute("data-periods") || "{}");
     form.querySelectorAll("[data-add]").forEach(function (button) {
@@ -64,6 +108,11 @@
       if (event.key === "Enter" && event.target.tagName === "SELECT") {
         event.preventDefault();
         form.requestSubmit(form.querySelector(".default-submit"));
+        return;
+      }
+      if (event.target.tagName === "SELECT" && event.key.length === 1 && event.key !== " " &&
+          !event.ctrlKey && !event.metaKey && !event.altKey) {
+        typeAhead(event.target, event);
       }
     });
     otherDiagnosis(form);

@@ -18,8 +18,7 @@ import sqlalchemy as sa
 from alembic import context, op
 
 revision: str = "0008"
-# 0007 is being written alongside this one; whoever merges re-chains this to the head.
-down_revision: str | Sequence[str] | None = "0006"
+down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -66,6 +65,9 @@ def _content(row: Any, answer_hash: str | None, version: int) -> dict[str, Any]:
         "chosen_recommendation": row.chosen_recommendation,
         "reason": row.reason,
     }
+    # Revision 0007's coded reason is covered only when given (as chain.py seals it).
+    if row.reason_code is not None:
+        content["reason_code"] = row.reason_code
     if version == 2:
         content.update(content_version=2, clinician=row.clinician)
     return content
@@ -91,7 +93,8 @@ def _reseal_as_version_1() -> None:
     rows = conn.execute(
         sa.text(
             "SELECT id, prev_hash, row_hash, answer_id, decided_at, decision, "
-            "chosen_recommendation, reason, clinician, content_version FROM decisions ORDER BY id"
+            "chosen_recommendation, reason, reason_code, clinician, content_version "
+            "FROM decisions ORDER BY id"
         ).columns(decided_at=sa.DateTime(timezone=True))
     ).all()
     if all(r.content_version == 1 for r in rows):
