@@ -186,6 +186,7 @@ class MemoryRecords:
         chosen_recommendation: str | None,
         reason: str | None,
         decided_at: dt.datetime,
+        *,
         clinician: str | None = None,
         reason_code: str | None = None,
     ) -> int:

@@ -69,7 +69,7 @@ def test_the_raw_ehr_id_is_nowhere_in_the_database(engine: Engine) -> None:
     _visit_id, answer_id = records.store.log_visit_answer(
         patient.id, SHOWN.date(), STATE, RESULT, "kv", SHOWN
     )
-    records.record_decision(answer_id, "accepted", None, None, DOCTOR)
+    records.record_decision(answer_id, "accepted", None, None, clinician=DOCTOR)
     dump = _dump(engine)
     assert DOCTOR in dump
     assert patient.label in dump

@@ -101,12 +101,17 @@ def test_only_an_offered_option_is_stored_and_a_tie_must_be_named(engine: Engine
     with pytest.raises(ValueError, match="chosen_recommendation: the first choices are tied"):
         records.record_decision(answer, "accepted", None, None, SHOWN)
     with pytest.raises(ValueError, match="reason_code: must be one of"):
-        records.record_decision(answer, "chose_other", "add_ivig", None, SHOWN, "bored")
+        records.record_decision(answer, "chose_other", "add_ivig", None, SHOWN, reason_code="bored")
     records.record_decision(answer, "accepted", "r2_raise_methotrexate", None, SHOWN)
     records.record_decision(
-        answer, "chose_other", "add_ivig", "wants to avoid steroids", SHOWN, "patient_preference"
+        answer,
+        "chose_other",
+        "add_ivig",
+        "wants to avoid steroids",
+        SHOWN,
+        reason_code="patient_preference",
     )
-    records.record_decision(answer, "declined", None, None, SHOWN, "cost_or_access")
+    records.record_decision(answer, "declined", None, None, SHOWN, reason_code="cost_or_access")
     decided = records.timeline(patient.id).visits[0].answers[0].decisions
     assert [(d.chosen_recommendation, d.reason_code) for d in decided] == [
         ("r2_raise_methotrexate", None),
@@ -132,9 +137,13 @@ def test_the_feedback_report_counts_decisions_by_coded_reason(engine: Engine) ->
         patient.id, date(2026, 12, 6), STATE, OFFERED, KV, SHOWN, None
     )
     records.record_decision(answer, "accepted", None, None, SHOWN)
-    records.record_decision(answer, "chose_other", "add_ivig", None, SHOWN, "contraindication")
-    records.record_decision(answer, "chose_other", "add_ivig", "x", SHOWN, "contraindication")
-    records.record_decision(answer, "declined", None, "later", SHOWN, "already_tried")
+    records.record_decision(
+        answer, "chose_other", "add_ivig", None, SHOWN, reason_code="contraindication"
+    )
+    records.record_decision(
+        answer, "chose_other", "add_ivig", "x", SHOWN, reason_code="contraindication"
+    )
+    records.record_decision(answer, "declined", None, "later", SHOWN, reason_code="already_tried")
     text_report = render_report(FeedbackStore(engine).report())
     assert "Decisions recorded on the pages" in text_report
     assert "accepted an option: 1" in text_report

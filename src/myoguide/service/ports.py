@@ -345,6 +345,7 @@ class RecordStore(Protocol):
         chosen_recommendation: str | None,
         reason: str | None,
         decided_at: dt.datetime,
+        *,
         clinician: str | None = None,
         reason_code: str | None = None,
     ) -> int:

@@ -143,6 +143,7 @@ class PatientRecords:
         decision: str,
         chosen: str | None,
         reason: str | None,
+        *,
         clinician: str | None = None,
         reason_code: str | None = None,
     ) -> None:

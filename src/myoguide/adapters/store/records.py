@@ -360,6 +360,7 @@ class RecordStore:
         chosen_recommendation: str | None,
         reason: str | None,
         decided_at: datetime,
+        *,
         clinician: str | None = None,
         reason_code: str | None = None,
     ) -> int:
