@@ -34,8 +34,7 @@ if TYPE_CHECKING:
     from myoguide.adapters.http.server import ServerLimits
     from myoguide.adapters.smart.config import SmartEhrs
     from myoguide.adapters.store import ChainAnchor, ChainKeys, RecordStore, SessionStore, UserStore
-    from myoguide.service import Auditor, PatientRecords
-    from myoguide.service.ports import ChartHandoffs, ReplayCache
+    from myoguide.service import Auditor
     from myoguide.settings import Settings
 
 
@@ -509,8 +508,16 @@ def build_http_app(
     )
     smart = load_smart(config.trust_file)
     if smart is not None:
+        from myoguide.adapters.smart.mount import SmartParts, mount_smart_app
+
         parts = SmartParts(
-            service, templates, handoffs, sessions, StoreReplayCache(engine), patient_records
+            service,
+            templates,
+            handoffs,
+            sessions,
+            StoreReplayCache(engine),
+            patient_records,
+            gatherer_for=lambda client: _gatherer(client, templates),
         )
         secret = secret_key(config.data_dir)
         mount_smart_app(app, smart, parts, smart_url(config), secret, config.max_body_bytes)
@@ -538,61 +545,6 @@ def _authenticator(
         return by_token is not None and await by_token(request)
 
     return authenticate
-
-
-@dataclass(frozen=True)
-class SmartParts:
-    """The parts of the HTTP app a SMART launch shares: reader, hand-offs, sessions, replays."""
-
-    service: Service
-    templates: Mapping[str, str]
-    handoffs: ChartHandoffs
-    sessions: SessionStore
-    replay: ReplayCache
-    records: PatientRecords
-
-
-def mount_smart_app(
-    app: FastAPI,
-    ehrs: SmartEhrs,
-    parts: SmartParts,
-    base_url: str,
-    secret: str,
-    max_body_bytes: int,
-) -> None:
-    """Add SMART App Launch for the registered EHRs: its own FHIR client, keyed by each iss."""
-    from myoguide.adapters.cdshooks.security import FhirServer
-    from myoguide.adapters.fhir.drafts import read_draft_order
-    from myoguide.adapters.http.fhir_client import HttpxFhirClient
-    from myoguide.adapters.smart.config import same_url
-    from myoguide.adapters.smart.launch import SmartDeps, mount_smart
-    from myoguide.adapters.smart.link import PatientLinks
-    from myoguide.adapters.smart.pending import PendingLaunches
-    from myoguide.service import CdsHooks
-
-    servers: dict[str | None, tuple[FhirServer, ...]] = {
-        same_url(e.iss): (FhirServer(e.iss, e.allow_http, e.allow_private),) for e in ehrs
-    }
-    # Bound per launch to that EHR and patient; the use case supplies the reader.
-    fhir = HttpxFhirClient(servers, templates=parts.templates)
-    mount_smart(
-        app,
-        SmartDeps(
-            ehrs=ehrs,
-            cds=CdsHooks(parts.service, _gatherer(fhir, parts.templates), read_draft_order),
-            fhir=fhir,
-            handoffs=parts.handoffs,
-            sessions=parts.sessions,
-            public_base_url=base_url,
-            secure_cookies=base_url.startswith("https://"),
-            # The launch cookie is signed with the pages' key; a state is used once in the store.
-            pending=PendingLaunches(secret, parts.replay),
-            records=parts.records,
-            # The local record of an EHR patient is keyed by an HMAC under the same key.
-            links=PatientLinks(secret),
-        ),
-        max_body_bytes,
-    )
 
 
 def _gatherer(fhir: FhirClient, templates: Mapping[str, str]) -> FhirGatherer:

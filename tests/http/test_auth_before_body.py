@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,8 @@ def test_the_api_off_loopback_refuses_before_reading_the_body(tmp_path: Path) ->
         "client": ("10.0.0.9", 50000),
         "server": ("myoguide.test", 80),
     }
-    asyncio.run(app(scope, receive, send))
+    # A thread of its own: a browser test on the same worker may hold this thread's event loop.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, app(scope, receive, send)).result()
     assert sent[0]["status"] == 401
     assert reads == [], "the body was read before the caller was known"

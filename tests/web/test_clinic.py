@@ -560,7 +560,11 @@ def test_course_timeline_and_list_at_every_width(
     expect(mtx.locator("rect")).to_have_count(1)
     expect(svg.locator("g.flare")).to_have_count(2)
     expect(svg.locator("g.recommendations text", has_text="Option chosen")).to_have_count(1)
-    # No two labels overlap or run out of the chart.
+    # No two labels overlap or run out of the chart. Measured once the chart's stylesheet
+    # applies (under load the boxes were once taken in the browser's default font).
+    page.wait_for_function(
+        "getComputedStyle(document.querySelector('.timeline svg text.m')).textAnchor === 'middle'"
+    )
     boxes = page.evaluate(
         """() => { const svg = document.querySelector('.timeline svg');
           const vb = svg.viewBox.baseVal;
