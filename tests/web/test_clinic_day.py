@@ -286,6 +286,8 @@ RESISTANT = {
 
 def labels_apart(page: Page) -> None:
     """Fail if two text labels of the course chart overlap or run out of it."""
+    # Measured once the chart's stylesheet applies, not in the browser's default font.
+    expect(page.locator(".timeline svg text.m").first).to_have_css("text-anchor", "middle")
     boxes = page.evaluate(
         """() => { const svg = document.querySelector('.timeline svg');
           const vb = svg.viewBox.baseVal;
