@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pagechecks import axe_clean, no_sideways_scroll
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from myoguide.knowledge.loader import load_packaged
@@ -55,28 +56,6 @@ def tab(ctx: BrowserContext) -> Page:
 def shot(page: Page, artifacts: Path, name: str) -> None:
     width = page.viewport_size["width"] if page.viewport_size else 0
     page.screenshot(path=str(artifacts / f"clinic-{name}-{width}.png"), full_page=True)
-
-
-def axe_clean(page: Page, axe_source: str, what: str) -> None:
-    """Inject axe-core and fail on any violation (WCAG 2.x A/AA and best practice, 2.5.3 too)."""
-    # Evaluated through the DevTools protocol, so a strict CSP on the page does not block it.
-    if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.evaluate(axe_source)
-    result = page.evaluate(
-        """async () => {
-          const r = await axe.run(document, {
-            rules: {'label-content-name-mismatch': {enabled: true}},
-          });
-          return r.violations.map(v => ({id: v.id, impact: v.impact,
-            nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ' :: ' + n.failureSummary)}));
-        }"""
-    )
-    assert result == [], f"axe violations on {what}: {result}"
-
-
-def no_sideways_scroll(page: Page, what: str) -> None:
-    scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-    assert scroll <= inner, f"{what} scrolls sideways: {scroll} > {inner}"
 
 
 def submit(page: Page, name: str = "Show options") -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pagechecks import axe_clean, no_sideways_scroll
 from playwright.sync_api import APIResponse, Browser, BrowserContext, Error, Page, Route, expect
 
 WIDTHS = [(1366, 768), (1024, 768), (390, 844)]
@@ -39,27 +40,6 @@ def by_name(name: str) -> str:
 def shot(page: Page, artifacts: Path, name: str) -> None:
     width = page.viewport_size["width"] if page.viewport_size else 0
     page.screenshot(path=str(artifacts / f"day-{name}-{width}.png"), full_page=True)
-
-
-def axe_clean(page: Page, axe_source: str, what: str) -> None:
-    """Inject axe-core and fail on any violation (WCAG 2.x A/AA and best practice)."""
-    if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.evaluate(axe_source)
-    found = page.evaluate(
-        """async () => {
-          const r = await axe.run(document, {
-            rules: {'label-content-name-mismatch': {enabled: true}},
-          });
-          return r.violations.map(v => ({id: v.id, impact: v.impact,
-            nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ' :: ' + n.failureSummary)}));
-        }"""
-    )
-    assert found == [], f"axe violations on {what}: {found}"
-
-
-def no_sideways_scroll(page: Page, what: str) -> None:
-    scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-    assert scroll <= inner, f"{what} scrolls sideways: {scroll} > {inner}"
 
 
 def fill(page: Page, values: dict[str, str]) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from pagechecks import axe_clean
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from clirun import run_cli
@@ -83,22 +84,6 @@ def tab(browser: Browser) -> Iterator[Page]:
     ctx.set_default_timeout(15_000)
     yield ctx.new_page()
     ctx.close()
-
-
-def axe_clean(page: Page, axe_source: str, what: str) -> None:
-    """Inject axe-core and fail on any violation (as tests/web/test_clinic.py does)."""
-    if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.evaluate(axe_source)
-    result = page.evaluate(
-        """async () => {
-          const r = await axe.run(document, {
-            rules: {'label-content-name-mismatch': {enabled: true}},
-          });
-          return r.violations.map(v => ({id: v.id, impact: v.impact,
-            nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ' :: ' + n.failureSummary)}));
-        }"""
-    )
-    assert result == [], f"axe violations on {what}: {result}"
 
 
 def _command_answer(answers: dict[str, object], tmp_path: Path) -> list[str]:
