@@ -17,10 +17,17 @@ MEDREQ_STATUS_REASON = "http://terminology.hl7.org/CodeSystem/medicationrequest-
 
 # The resource types that carry a patient's medications, each with its CDS Hooks prefetch key:
 # the reader, the prefetch, the card's usage text and the batch's Medication look-ups read this.
+# Each prefetched medication-bearing type once: its prefetch key and its words for a person.
+_PREFETCHED_MEDICATIONS: Mapping[str, tuple[str, str]] = {
+    "MedicationRequest": ("medicationRequests", "medication orders"),
+    "MedicationStatement": ("medicationStatements", "medication statements"),
+    "MedicationAdministration": ("medicationAdministrations", "medication administrations"),
+}
 MEDICATION_RESOURCES: Mapping[str, str] = {
-    "MedicationRequest": "medicationRequests",
-    "MedicationStatement": "medicationStatements",
-    "MedicationAdministration": "medicationAdministrations",
+    kind: key for kind, (key, _) in _PREFETCHED_MEDICATIONS.items()
+}
+MEDICATION_WORDS: Mapping[str, str] = {
+    kind: words for kind, (_, words) in _PREFETCHED_MEDICATIONS.items()
 }
 # Every type that carries medications: the prefetched ones, and MedicationDispense, read when a
 # record holds it but not yet prefetched (that would be a new discovery key). A tuple: membership

@@ -18,6 +18,7 @@ from myoguide.adapters.fhir.codes import (
     LOINC,
     MEDADMIN_ROLE,
     MEDICATION_RESOURCES,
+    MEDICATION_WORDS,
     MEDREQ_ROLE,
     MEDSTATEMENT_ROLE,
 )
@@ -57,11 +58,6 @@ MEASURED = ("final", "amended", "corrected")
 MAX_MEDICATION_FETCHES = 25
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _PATIENT = "{{context.patientId}}"
-_MEDICATION_WORDS = {
-    "MedicationRequest": "medication orders",
-    "MedicationStatement": "medication statements",
-    "MedicationAdministration": "medication administrations",
-}
 
 
 @dataclass(frozen=True)
@@ -79,7 +75,7 @@ PREFETCH_KEYS: Mapping[str, PrefetchKey] = {
     "patient": PrefetchKey("patient", "the Patient"),
     "conditions": PrefetchKey("conditions", "the problem list"),
     **{
-        key: PrefetchKey("medications", _MEDICATION_WORDS[kind])
+        key: PrefetchKey("medications", MEDICATION_WORDS[kind])
         for kind, key in MEDICATION_RESOURCES.items()
     },
     # Intolerances may name a guideline drug: their loss is a medication part's loss.
