@@ -113,3 +113,14 @@ def test_the_plandefinition_groups_the_alternatives_exactly_one() -> None:
         assert group["selectionBehavior"] == "exactly-one"
         names = [leaf["definitionCanonical"].rsplit("-", 1)[-1] for leaf in group["action"]]
         assert names == ["azathioprine", "methotrexate"]
+
+
+def test_the_summary_card_names_the_first_choices_label_checks() -> None:
+    # Rituximab first: its label's checks are one line of the card's detail, marked outside the
+    # review (the page lists them in full with their sources).
+    detail = _cards("resistant-pm-ivig")[0]["detail"]
+    lines = [line for line in detail.splitlines() if "Label checks" in line]
+    assert lines == [
+        "- Label checks (outside the review) - before starting Rituximab: hepatitis B screening"
+        " (boxed) | while taking: infusion reactions (boxed)"
+    ]

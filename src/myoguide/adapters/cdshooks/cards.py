@@ -16,6 +16,7 @@ from myoguide.adapters.fhir.codes import MEDICATION_RESOURCES
 from myoguide.adapters.fhir.proposals import proposed_medication_request
 from myoguide.adapters.words import dose_words, join_agents, source_words
 from myoguide.domain.orders import Draftable, OrderFinding, draftable
+from myoguide.domain.prescribable import short_line
 from myoguide.domain.result import AgentOption, Recommendation, RecommendationSet
 from myoguide.domain.state import PatientState, dec
 from myoguide.domain.units import fmt
@@ -126,6 +127,10 @@ def _detail(
     parts = [rec.text, "", grade, ""]
     for agent in rec.agents:
         parts += _agent_lines(agent)
+    # The label checks (outside the review) in one line per agent; the page lists them in full.
+    checks = [line for agent in rec.agents if (line := short_line(agent))]
+    if checks:
+        parts += ["", *(f"- {line}" for line in checks)]
     if rec.cautions:
         parts += ["", "**Cautions**", *(f"- {c}" for c in rec.cautions)]
     refs = sorted({n for s in rec.sources for n in s.references})
