@@ -1,4 +1,4 @@
-"""Checks every browser test makes on a page: axe-core clean, no sideways scroll."""
+"""What the browser tests share: filling the form by field name, axe-core, no sideways scroll."""
 
 from __future__ import annotations
 
@@ -26,3 +26,18 @@ def no_sideways_scroll(page: Page, what: str) -> None:
     """Fail if the page is wider than the window."""
     scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert scroll <= inner, f"{what} scrolls sideways: {scroll} > {inner}"
+
+
+def by_name(name: str) -> str:
+    """Return the CSS selector of a form control by its name."""
+    return f'[name="{name}"]'
+
+
+def fill(page: Page, values: dict[str, str]) -> None:
+    """Fill form controls by name: a select by its option value, any other by typing."""
+    for name, value in values.items():
+        control = page.locator(by_name(name))
+        if control.evaluate("e => e.tagName") == "SELECT":
+            control.select_option(value)
+        else:
+            control.fill(value)

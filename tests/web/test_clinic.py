@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pagechecks import axe_clean, no_sideways_scroll
+from pagechecks import axe_clean, by_name, fill, no_sideways_scroll
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from myoguide.knowledge.loader import load_packaged
@@ -25,10 +25,6 @@ from myoguide.knowledge.loader import load_packaged
 WIDTHS = [(1366, 768), (1024, 768), (390, 844)]
 IDS = ["laptop", "tablet", "phone"]
 KB = load_packaged()
-
-
-def by_name(name: str) -> str:
-    return f'[name="{name}"]'
 
 
 @pytest.fixture(params=WIDTHS, ids=IDS)
@@ -63,15 +59,6 @@ def submit(page: Page, name: str = "Show options") -> int:
         page.get_by_role("button", name=name, exact=True).click()
     assert nav.value is not None
     return nav.value.status
-
-
-def fill(page: Page, values: dict[str, str]) -> None:
-    for name, value in values.items():
-        control = page.locator(by_name(name))
-        if control.evaluate("e => e.tagName") == "SELECT":
-            control.select_option(value)
-        else:
-            control.fill(value)
 
 
 FLARE = {

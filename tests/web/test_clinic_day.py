@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pagechecks import axe_clean, no_sideways_scroll
+from pagechecks import axe_clean, by_name, fill, no_sideways_scroll
 from playwright.sync_api import APIResponse, Browser, BrowserContext, Error, Page, Route, expect
 
 WIDTHS = [(1366, 768), (1024, 768), (390, 844)]
@@ -33,22 +33,9 @@ def tab(request: pytest.FixtureRequest, browser: Browser, server: Any) -> Iterat
     context.close()
 
 
-def by_name(name: str) -> str:
-    return f'[name="{name}"]'
-
-
 def shot(page: Page, artifacts: Path, name: str) -> None:
     width = page.viewport_size["width"] if page.viewport_size else 0
     page.screenshot(path=str(artifacts / f"day-{name}-{width}.png"), full_page=True)
-
-
-def fill(page: Page, values: dict[str, str]) -> None:
-    for name, value in values.items():
-        control = page.locator(by_name(name))
-        if control.evaluate("e => e.tagName") == "SELECT":
-            control.select_option(value)
-        else:
-            control.fill(value)
 
 
 FLARE_ON_MTX = {
