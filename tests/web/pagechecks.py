@@ -1,8 +1,8 @@
-"""What the browser tests share: filling the form by field name, axe-core, no sideways scroll."""
+"""What the browser tests share: filling forms, axe-core, no sideways scroll, chart labels apart."""
 
 from __future__ import annotations
 
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 
 def axe_clean(page: Page, axe_source: str, what: str) -> None:
@@ -41,3 +41,24 @@ def fill(page: Page, values: dict[str, str]) -> None:
             control.select_option(value)
         else:
             control.fill(value)
+
+
+def labels_apart(page: Page) -> None:
+    """Fail if two text labels of the course chart overlap or run out of it."""
+    # Measured once the chart's stylesheet applies, not in the browser's default font.
+    expect(page.locator(".timeline svg text.m").first).to_have_css("text-anchor", "middle")
+    boxes = page.evaluate(
+        """() => { const svg = document.querySelector('.timeline svg');
+          const vb = svg.viewBox.baseVal;
+          return [...svg.querySelectorAll('text')].filter(t => t.textContent.trim()).map(t => {
+            const b = t.getBBox();
+            return [t.textContent, b.x, b.y, b.width, b.height, vb.width]; }); }"""
+    )
+    for text, x, _, w, _, vb_w in boxes:
+        assert x >= -0.5, f"label cut: {text}"
+        assert x + w <= vb_w + 0.5, f"label cut: {text}"
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            overlap_x = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+            overlap_y = min(a[2] + a[4], b[2] + b[4]) - max(a[2], b[2])
+            assert overlap_x <= 1 or overlap_y <= 1, f"labels overlap: {a[0]!r} and {b[0]!r}"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pagechecks import axe_clean, by_name, fill, no_sideways_scroll
+from pagechecks import axe_clean, by_name, fill, labels_apart, no_sideways_scroll
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from myoguide.knowledge.loader import load_packaged
@@ -526,26 +526,7 @@ def test_course_timeline_and_list_at_every_width(
     expect(mtx.locator("rect")).to_have_count(1)
     expect(svg.locator("g.flare")).to_have_count(2)
     expect(svg.locator("g.recommendations text", has_text="Option chosen")).to_have_count(1)
-    # No two labels overlap or run out of the chart. Measured once the chart's stylesheet
-    # applies (under load the boxes were once taken in the browser's default font).
-    page.wait_for_function(
-        "getComputedStyle(document.querySelector('.timeline svg text.m')).textAnchor === 'middle'"
-    )
-    boxes = page.evaluate(
-        """() => { const svg = document.querySelector('.timeline svg');
-          const vb = svg.viewBox.baseVal;
-          return [...svg.querySelectorAll('text')].filter(t => t.textContent.trim()).map(t => {
-            const b = t.getBBox();
-            return [t.textContent, b.x, b.y, b.width, b.height, vb.width]; }); }"""
-    )
-    for text, x, _, w, _, vb_w in boxes:
-        assert x >= -0.5, f"label cut: {text}"
-        assert x + w <= vb_w + 0.5, f"label cut: {text}"
-    for i, a in enumerate(boxes):
-        for b in boxes[i + 1 :]:
-            overlap_x = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-            overlap_y = min(a[2] + a[4], b[2] + b[4]) - max(a[2], b[2])
-            assert overlap_x <= 1 or overlap_y <= 1, f"labels overlap: {a[0]!r} and {b[0]!r}"
+    labels_apart(page)
     # The text alternative and the list view.
     assert len(svg.locator("desc").text_content() or "") > 40
     rows = page.locator("table.list tbody tr")

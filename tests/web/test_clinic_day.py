@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pagechecks import axe_clean, by_name, fill, no_sideways_scroll
+from pagechecks import axe_clean, by_name, fill, labels_apart, no_sideways_scroll
 from playwright.sync_api import APIResponse, Browser, BrowserContext, Error, Page, Route, expect
 
 WIDTHS = [(1366, 768), (1024, 768), (390, 844)]
@@ -249,27 +249,6 @@ RESISTANT = {
     "treatment_history[0].agent": "prednisone",
     "treatment_history[0].outcome": "inadequate_response",
 }
-
-
-def labels_apart(page: Page) -> None:
-    """Fail if two text labels of the course chart overlap or run out of it."""
-    # Measured once the chart's stylesheet applies, not in the browser's default font.
-    expect(page.locator(".timeline svg text.m").first).to_have_css("text-anchor", "middle")
-    boxes = page.evaluate(
-        """() => { const svg = document.querySelector('.timeline svg');
-          const vb = svg.viewBox.baseVal;
-          return [...svg.querySelectorAll('text')].filter(t => t.textContent.trim()).map(t => {
-            const b = t.getBBox();
-            return [t.textContent, b.x, b.y, b.width, b.height, vb.width]; }); }"""
-    )
-    for text, x, _, w, _, vb_w in boxes:
-        assert x >= -0.5, f"label cut: {text}"
-        assert x + w <= vb_w + 0.5, f"label cut: {text}"
-    for i, a in enumerate(boxes):
-        for b in boxes[i + 1 :]:
-            overlap_x = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-            overlap_y = min(a[2] + a[4], b[2] + b[4]) - max(a[2], b[2])
-            assert overlap_x <= 1 or overlap_y <= 1, f"labels overlap: {a[0]!r} and {b[0]!r}"
 
 
 def test_a_course_carried_forward_says_what_changed_and_its_labels_stay_apart(
