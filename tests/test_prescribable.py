@@ -228,6 +228,7 @@ def test_knowledge_refuses_a_check_not_marked_outside_the_source() -> None:
 
 def test_an_agent_without_checks_must_say_why() -> None:
     raw = _guideline_yaml()
+    raw["prescribing"]["prednisone"].pop("checks")
     raw["prescribing"]["prednisone"].pop("note")
     with pytest.raises(KnowledgeError, match=r"prescribing\.prednisone"):
         parse_knowledge(yaml.safe_dump(raw), origin="test.yaml")
