@@ -147,7 +147,7 @@ def problems(k: Knowledge) -> list[str]:
             errors.append(f"prescribing.{agent}: a route with no route_basis saying why")
     # Every agent with a dose can be drafted as an order, and an order needs its route.
     for agent in sorted({r.agent for r in k.dose_rules.values()}):
-        rx = k.prescribing.get(agent)
-        if rx is None or rx.route is None:
+        given = k.prescribing.get(agent)
+        if given is None or given.route is None:
             errors.append(f"prescribing.{agent}.route: an agent with a dose rule needs a route")
     return errors
