@@ -95,7 +95,7 @@ def test_prednisone_range_and_floor_are_words_not_a_half_range() -> None:
 
 
 def test_ivig_per_day_is_one_infusion_with_its_schedule_and_adds_up_to_the_course() -> None:
-    course, course_draft = DRAFTS["ivig_2g_kg_monthly"]
+    course, _ = DRAFTS["ivig_2g_kg_monthly"]
     daily, daily_draft = DRAFTS["ivig_1g_kg_day_two_days"]
     dosage = daily_draft["dosageInstruction"][0]
     per_infusion = Decimal(str(dosage["doseAndRate"][0]["doseQuantity"]["value"]))
@@ -149,5 +149,5 @@ def test_an_oral_route_on_injection_products_is_refused() -> None:
     kb = load_packaged()
     rx = msgspec.structs.replace(kb.prescribing["rituximab"], route="oral")
     broken = msgspec.structs.replace(kb, prescribing={**kb.prescribing, "rituximab": rx})
-    with pytest.raises(KnowledgeError, match="prescribing.rituximab.route"):
+    with pytest.raises(KnowledgeError, match=r"prescribing\.rituximab\.route"):
         build_tables(broken, load_packaged_terminology())
