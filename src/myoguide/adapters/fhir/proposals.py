@@ -28,6 +28,14 @@ def agent_route(knowledge: Knowledge, agent: str) -> Route | None:
     return knowledge.routes.get(rx.route) if rx is not None and rx.route else None
 
 
+def route_concept(route: Route) -> dict[str, Any]:
+    """Return a route as the CodeableConcept of FHIR Dosage.route."""
+    return {
+        "coding": [{"system": SNOMED, "code": route.code, "display": route.display}],
+        "text": route.display,
+    }
+
+
 def proposed_medication_request(
     agent: AgentOption,
     patient_ref: str | None,
@@ -46,10 +54,7 @@ def proposed_medication_request(
         # A course total's schedule says when courses come, not how many infusions make one.
         dosage["timing"] = {"repeat": dose_repeat(dose)}
     if route is not None:
-        dosage["route"] = {
-            "coding": [{"system": SNOMED, "code": route.code, "display": route.display}],
-            "text": route.display,
-        }
+        dosage["route"] = route_concept(route)
     if per_admin is not None:
         dosage["doseAndRate"] = [{"doseQuantity": _quantity(per_admin, dose.unit)}]
     else:
