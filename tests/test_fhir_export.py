@@ -390,7 +390,9 @@ def test_fixed_amounts_are_structured_and_weight_based_ones_are_text() -> None:
     assert rituximab["doseAndRate"] == [
         {"doseQuantity": {"value": 1, "unit": "g", "system": UCUM, "code": "g"}}
     ]
+    assert rituximab["route"]["coding"][0]["code"] == "47625008"  # intravenous (knowledge)
     mmf = _activity("myoguide-dose-mycophenolate-1-to-1-5g-bid")["dosage"][0]
+    assert mmf["route"]["coding"][0]["code"] == "26643006"  # oral
     assert mmf["doseAndRate"][0]["doseRange"]["low"]["value"] == 1
     assert mmf["doseAndRate"][0]["doseRange"]["high"]["value"] == 1.5
     for rule_id, rate in [

@@ -739,6 +739,9 @@ def _broken(change: str) -> Any:
         return None
     if change == "text only":
         return {"text": "as directed"}
+    if change == "limit only":
+        limit = {"numerator": {"value": 40, "code": "mg"}, "denominator": {"value": 1, "code": "d"}}
+        return {"text": "as directed", "maxDosePerPeriod": limit}
     if change == "string value":
         quantity["value"] = "10"
     elif change == "bool value":
@@ -783,6 +786,7 @@ def _broken(change: str) -> Any:
         ("month", "dose_timing_unsupported"),
         ("unit list", "dose_timing_unsupported"),
         ("as needed", "dose_as_needed"),
+        ("limit only", "dose_limit_only"),
     ],
 )
 def test_unusable_dose_lists_the_drug_without_dose(change: str, warning: str) -> None:
@@ -791,6 +795,20 @@ def test_unusable_dose_lists_the_drug_without_dose(change: str, warning: str) ->
     found = [w for w in result.warnings if w.code == warning]
     assert len(found) == 1
     assert found[0].resource == "MedicationRequest/bad"
+
+
+def test_a_maximum_alone_is_said_not_taken_for_the_dose() -> None:
+    # Only maxDosePerPeriod (here with as-needed words in text): a ceiling, not a schedule.
+    result = meds(request("prednisone", _broken("limit only"), rid="cap"))
+    assert result.state["current_medications"] == [{"agent": "prednisone"}]
+    found = next(w for w in result.warnings if w.code == "dose_limit_only")
+    assert "only a maximum of 40 mg a day, not a regular dose" in found.message
+    # With as-needed use the as-needed reading is said; with a dose, the dose is read.
+    as_needed = {**_broken("limit only"), "asNeededBoolean": True}
+    assert "dose_as_needed" in codes(meds(request("prednisone", as_needed)))
+    dosed = {**dosage(10), "maxDosePerPeriod": _broken("limit only")["maxDosePerPeriod"]}
+    result = meds(request("prednisone", dosed))
+    assert result.state["current_medications"][0]["dose"] == {"value": 10, "unit": "mg/day"}
 
 
 def test_several_dosage_instructions_are_not_guessed_from() -> None:

@@ -115,6 +115,7 @@ def test_resistant_cards_carry_grade_doses_and_a_suggestion(server: Any) -> None
     dosage = resource["dosageInstruction"][0]
     assert (dosage["doseAndRate"][0]["doseQuantity"]["value"], "g") == (1, "g")
     assert dosage["timing"]["repeat"]["count"] == 2
+    assert dosage["route"]["coding"][0]["code"] == "47625008"  # intravenous
     assert summary["overrideReasons"]
     assert "Oddis CV, Reed AM" in summary["detail"]
 

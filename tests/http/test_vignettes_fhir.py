@@ -70,3 +70,48 @@ def test_patient_view_cards_follow_the_original_state(
             assert f"#rec-{rec.id})" in summary["detail"]
     else:
         assert summary["source"]["topic"]["code"] == "no-recommendation"
+
+
+SIGN = "/cds-services/myoguide-order-sign"
+# First choices drafted as new orders: an IVIG course total, a prednisone floor, a range and an
+# upper limit (a raised prednisone range is an in-use drug, not drafted).
+DRAFTED = (
+    "vignette-resistant-rituximab-failed",
+    "vignette-r4-off-all",
+    "vignette-resistant-after-rtx-ivig",
+)
+
+
+@pytest.mark.parametrize("name", DRAFTED)
+def test_own_drafts_carry_a_route_and_a_dose_an_ehr_can_sign(name: str, server: Any) -> None:
+    from helpers import draft_orders, drafted_requests
+
+    state = CASES[name]["input"]
+    today = dt.datetime.now(dt.UTC).date()
+    patient_id, prefetch = prefetch_from(inverse.state_to_bundle(state, today))
+    res = server.post(PV, hook_request("patient-view", patient_id, prefetch))
+    assert res.status_code == 200, res.text
+    drafts = drafted_requests(check_cards(res.json()))
+    names = [d["medicationCodeableConcept"]["text"] for d in drafts]
+    assert drafts
+    if name == "vignette-resistant-rituximab-failed":
+        assert "Intravenous immune globulin (IVIG)" in names
+    for draft in drafts:
+        dosage = draft["dosageInstruction"][0]
+        coding = dosage["route"]["coding"][0]
+        assert coding["system"] == "http://snomed.info/sct"
+        assert coding["code"] in {"26643006", "47625008"}
+        assert not any("doseRange" in rate for rate in dosage.get("doseAndRate", []))
+        if "doseAndRate" not in dosage:
+            assert "No dose" in dosage["text"]
+        if draft["medicationCodeableConcept"]["text"].startswith("Intravenous immune"):
+            # The monthly course is not one infusion: its amount per infusion is left open.
+            assert "doseAndRate" not in dosage
+            assert "per course" in dosage["text"]
+        # Signing the draft as drafted raises no critical card.
+        body = hook_request(
+            "order-sign", patient_id, prefetch, draftOrders=draft_orders({**draft, "id": "own"})
+        )
+        signed = server.post(SIGN, body)
+        assert signed.status_code == 200, signed.text
+        assert not [c for c in check_cards(signed.json()) if c["indicator"] == "critical"]

@@ -90,6 +90,14 @@ def build_tables(kb: Knowledge, terminology: Terminology) -> Tables:
                     f"prescribing.{agent}.given_as.products",
                     f"{code} is not a verified product of '{agent}' in terminology.yaml",
                 )
+            # The drafted route and the products must agree: oral forms for an oral route only.
+            oral_form = coded.product.form.startswith("Oral")
+            if rx.route is not None and (rx.route == "oral") != oral_form:
+                raise KnowledgeError(
+                    origin,
+                    f"prescribing.{agent}.route",
+                    f"'{rx.route}' does not fit {code} ({coded.product.form})",
+                )
             mg = amount_decimal(coded.product.amount) * _MG[coded.product.amount.unit]
             if (mg * _SCALE) != (mg * _SCALE).to_integral_value():
                 raise KnowledgeError(

@@ -141,4 +141,13 @@ def problems(k: Knowledge) -> list[str]:
         )
         if not rx.checks and not rx.note:
             errors.append(f"prescribing.{agent}: no checks and no note saying why")
+        if rx.route is not None and rx.route not in k.routes:
+            errors.append(f"prescribing.{agent}.route: '{rx.route}' is not in routes")
+        if rx.route is not None and not rx.route_basis:
+            errors.append(f"prescribing.{agent}: a route with no route_basis saying why")
+    # Every agent with a dose can be drafted as an order, and an order needs its route.
+    for agent in sorted({r.agent for r in k.dose_rules.values()}):
+        given = k.prescribing.get(agent)
+        if given is None or given.route is None:
+            errors.append(f"prescribing.{agent}.route: an agent with a dose rule needs a route")
     return errors

@@ -370,11 +370,23 @@ class GivenAs(Struct, frozen=True, forbid_unknown_fields=True):
     products: Annotated[tuple[Annotated[str, Meta(pattern=r"^[0-9]+$")], ...], Meta(min_length=1)]
 
 
+class Route(Struct, frozen=True, forbid_unknown_fields=True):
+    """A route of administration: a SNOMED CT code of the FHIR route-codes value set."""
+
+    code: Annotated[str, Meta(pattern=r"^[0-9]{6,18}$")]
+    display: NonEmpty
+    # Where the code was read, with the date it was read (a draft order carries it as coded).
+    read_in: NonEmpty
+
+
 class AgentPrescribing(Struct, frozen=True, forbid_unknown_fields=True):
     """What turns an agent's computed dose into one that can be given, and its checks."""
 
     checks: tuple[AgentCheck, ...] = ()
     given_as: GivenAs | None = None
+    # The route a drafted order of this agent carries (a key of `routes`), and why this one.
+    route: str | None = None
+    route_basis: str = ""
     # Why an agent has no checks or no products here (a reader must not read silence as safe).
     note: str = ""
 
@@ -405,6 +417,8 @@ class Knowledge(Struct, frozen=True, forbid_unknown_fields=True, weakref=True):
     warnings: dict[str, WarningTemplate]
     # Per agent: label checks (outside the source) and the products a dose is given as.
     prescribing: dict[str, AgentPrescribing] = {}
+    # Routes of administration drafted orders carry, by the id `prescribing` names them with.
+    routes: dict[str, Route] = {}
     # Where this knowledge was read from, set by the loader so errors can name the file.
     origin: str = ""
 

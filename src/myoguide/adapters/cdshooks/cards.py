@@ -13,7 +13,7 @@ from typing import Any
 
 from myoguide.adapters.cdshooks.smart_link import smart_link
 from myoguide.adapters.fhir.codes import MEDICATION_RESOURCES
-from myoguide.adapters.fhir.proposals import proposed_medication_request
+from myoguide.adapters.fhir.proposals import agent_route, proposed_medication_request
 from myoguide.adapters.words import dose_words, join_agents, source_words
 from myoguide.domain.orders import Draftable, OrderFinding, draftable
 from myoguide.domain.prescribable import short_line
@@ -154,7 +154,9 @@ def _first_choice_words(recs: Sequence[Recommendation]) -> str:
     return "; ".join(parts) or "see detail"
 
 
-def _suggestions(drafts: Sequence[Draftable], patient_ref: str | None) -> list[dict[str, Any]]:
+def _suggestions(
+    drafts: Sequence[Draftable], patient_ref: str | None, knowledge: Knowledge
+) -> list[dict[str, Any]]:
     """Return a draft order for each drafted drug, with its dose."""
     out: list[dict[str, Any]] = []
     for draft in drafts:
@@ -175,7 +177,9 @@ def _suggestions(drafts: Sequence[Draftable], patient_ref: str | None) -> list[d
                     {
                         "type": "create",
                         "description": f"Create a draft order for {agent.display}",
-                        "resource": proposed_medication_request(agent, patient_ref, rec.id),
+                        "resource": proposed_medication_request(
+                            agent, patient_ref, rec.id, agent_route(knowledge, agent.agent)
+                        ),
                     }
                 ],
             }
@@ -258,7 +262,7 @@ def patient_view_cards(
         if drafts is None:
             drafts = draftable(first)
         if drafts:
-            card["suggestions"] = _suggestions(drafts, patient_ref)
+            card["suggestions"] = _suggestions(drafts, patient_ref, knowledge)
             card["selectionBehavior"] = _selection(drafts)
         card["overrideReasons"] = _override_reasons()
         cards.append(card)

@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from myoguide.adapters.fhir.codes import RXNORM, UCUM
+from myoguide.adapters.fhir.proposals import agent_route, route_concept
 from myoguide.adapters.fhir.timing import fhir_number, timing_repeat
 from myoguide.domain.units import clean, fmt
 from myoguide.knowledge.model import (
@@ -242,6 +243,9 @@ def _rule_dosage(k: Knowledge, rule: DoseRule, rate: str) -> JSON:
         dosage["timing"] = {"repeat": timing_repeat(rule.timing)}
     if rule.maximum is not None:
         dosage.update(_max_dosage(k.maximum(rule.maximum)))
+    route = agent_route(k, rule.agent)
+    if route is not None:
+        dosage["route"] = route_concept(route)
     return dosage
 
 

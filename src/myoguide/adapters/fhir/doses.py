@@ -196,6 +196,16 @@ def read_line(dosage: object, resolved: NamedAgent, term: Terminology) -> DoseRe
     quantity = first.get("doseQuantity") if isinstance(first, dict) else None
     dose_range = first.get("doseRange") if isinstance(first, dict) else None
     if not isinstance(quantity, dict) and not isinstance(dose_range, dict):
+        limit = dosage.get("maxDosePerPeriod")
+        if isinstance(limit, dict):
+            # A ceiling is not a schedule: the dose taken is not known, so none is guessed.
+            return DoseReading(
+                None,
+                "dose_limit_only",
+                f"the order gives only a maximum{limit_words(limit)}, not a regular dose; "
+                "no dose was read",
+                True,
+            )
         text = dosage.get("text")
         if isinstance(text, str) and text.strip():
             # A free-text sig is not parsed: reading numbers out of prose is guessing.
@@ -232,6 +242,23 @@ def read_line(dosage: object, resolved: NamedAgent, term: Terminology) -> DoseRe
     assert isinstance(dose_range, dict)
     ranged = read_range(dose_range, schedule, resolved, term)
     return ranged._replace(notes=notes + ranged.notes)
+
+
+def limit_words(limit: dict[str, Any]) -> str:
+    """Return a maxDosePerPeriod Ratio in words (' of 200 mg a day'), or '' if unreadable."""
+    parts = []
+    for key in ("numerator", "denominator"):
+        q = limit.get(key)
+        raw = to_decimal(q.get("value")) if isinstance(q, dict) else None
+        unit = (q.get("code") or q.get("unit")) if isinstance(q, dict) else None
+        if raw is None or not isinstance(unit, str):
+            return ""
+        parts.append((to_number(raw), _PERIOD_WORDS.get(unit, unit)))
+    (amount, unit), (per, period) = parts
+    return f" of {amount} {unit} " + (f"a {period}" if per == 1 else f"per {per} {period}s")
+
+
+_PERIOD_WORDS = {"h": "hour", "d": "day", "wk": "week", "mo": "month"}
 
 
 def read_range(
