@@ -70,7 +70,10 @@ def test_no_draft_has_a_range_or_a_dose_an_ehr_cannot_sign(regimen: str) -> None
         assert "doseRange" not in rate
         assert rate["doseQuantity"]["value"] > 0
     single = dose.low is not None and dose.low == dose.high and dose.period != "course"
-    # A figure gives a dose to sign; a range, a limit or a course is left in words.
+    # A daily (weekly) total with no schedule in the knowledge says nothing of how many doses.
+    single = single and not (dose.timing is None and dose.period in ("day", "week"))
+    # A figure with its schedule gives a dose to sign; a range, a limit, a course or a total
+    # with no schedule is left in words.
     assert ("doseAndRate" in dosage) is single
     if not single:
         assert "No dose" in dosage["text"]
@@ -151,3 +154,13 @@ def test_an_oral_route_on_injection_products_is_refused() -> None:
     broken = msgspec.structs.replace(kb, prescribing={**kb.prescribing, "rituximab": rx})
     with pytest.raises(KnowledgeError, match=r"prescribing\.rituximab\.route"):
         build_tables(broken, load_packaged_terminology())
+
+
+def test_a_divided_daily_total_is_never_drafted_as_one_dose_a_day() -> None:
+    """Tacrolimus for ILD is a daily total in divided doses (number unstated): no dose drafted."""
+    dose, draft = DRAFTS["tacrolimus_ild_0_2_mg_kg"]
+    dosage = draft["dosageInstruction"][0]
+    assert dose.timing is None
+    assert dose.period == "day"
+    assert "doseAndRate" not in dosage
+    assert "does not say in how many doses" in dosage["text"]

@@ -100,6 +100,13 @@ def _one_administration(dose: Dose) -> tuple[Decimal | None, str]:
             "and the days of each infusion."
         )
     t = dose.timing
+    if t is None and dose.period in _SAME_PERIOD:
+        # A daily (weekly) total with no schedule in the knowledge: how many doses it is given in
+        # is not in the review (tacrolimus for ILD says "divided", no number), so none is drafted.
+        return None, (
+            f"No dose per administration is filled in: the review gives a total per "
+            f"{dose.period} and does not say in how many doses it is given; set the schedule."
+        )
     same = _SAME_PERIOD.get(dose.period)
     if t is not None and same is not None and t.period_unit == same and t.period in (None, 1):
         # A daily (weekly) total given in n doses: one administration is the total over n.
