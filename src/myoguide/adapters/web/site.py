@@ -21,7 +21,7 @@ from myoguide.adapters.text import (
     dose_words,
     source_words,
 )
-from myoguide.adapters.web.answer import LEVEL_WORDS, sources, summarize
+from myoguide.adapters.web.answer import LEVEL_WORDS, fold, sources, summarize
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
     DIAGNOSES,
@@ -132,6 +132,7 @@ class Site:
         return {
             "result": result,
             "summary": summarize(result, self.kb),
+            "folded": fold(result),
             "references": [(n, self.kb.references[n - 1].citation) for n in refs],
             "citations": [(c, by_id[c].citation) for c in cites if c in by_id],
         }
