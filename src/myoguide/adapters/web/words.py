@@ -8,6 +8,7 @@ from typing import Any
 
 from myoguide.adapters.text import COURSE_WORDS
 from myoguide.adapters.web.timeline import VisitPoint
+from myoguide.adapters.words import rec_heading as rec_heading  # the pages take it from here
 from myoguide.domain.state import dec
 from myoguide.domain.units import fmt
 from myoguide.service.ports import PatientCourse
@@ -26,7 +27,6 @@ DECISION_LABELS = {"decision": "Decision", "chosen": "Option chosen", "reason_co
 
 # Engine warnings that leave the course's own words too sure: control reached, flare not known.
 _FLARE_UNKNOWN = frozenset({"flare_status_unknown", "status_unknown"})
-HEADING_MAX = 90
 
 
 def headline(course: str, warning_codes: Iterable[str]) -> str:
@@ -34,14 +34,6 @@ def headline(course: str, warning_codes: Iterable[str]) -> str:
     if course == "controlled" and _FLARE_UNKNOWN & set(warning_codes):
         return "Control was reached; whether the disease is flaring now is not known"
     return COURSE_WORDS.get(course, course)
-
-
-def rec_heading(text: str) -> str:
-    """Return a recommendation's heading in plain words: the first clause of its own text."""
-    first = re.split(r"; |\. | \(", text.strip(), maxsplit=1)[0].rstrip(".")
-    if len(first) <= HEADING_MAX:
-        return first
-    return first[:HEADING_MAX].rsplit(" ", 1)[0].rstrip(",") + "…"
 
 
 _URL = re.compile(r"\b(?:https?|urn):[^\s)\]]+")
