@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from markupsafe import Markup, escape
+
 from myoguide.adapters.text import COURSE_WORDS
 from myoguide.adapters.web.timeline import VisitPoint
 from myoguide.adapters.words import rec_heading as rec_heading  # the pages take it from here
@@ -46,6 +48,20 @@ def plain_message(message: str, labels: Mapping[str, str]) -> str:
     return _IDENTIFIER.sub(
         lambda m: labels.get(m.group(0), m.group(0).replace("_", " ")).lower(), text
     )
+
+
+def linked(text: str) -> Markup:
+    """Return text with each web address in it as a link named by its host, not shown raw."""
+    out, last = [], 0
+    for m in re.finditer(r"\bhttps?://([^/\s]+)[^\s]*?(?=[.,;)]?(?:\s|$))", text):
+        host = m.group(1).removeprefix("www.")
+        out += [
+            escape(text[last : m.start()]),
+            Markup('<a href="{}" rel="noopener">{}</a>').format(m.group(0), host),
+        ]
+        last = m.end()
+    out.append(escape(text[last:]))
+    return Markup("").join(out)
 
 
 def _doses(state: Mapping[str, Any]) -> dict[str, str | None]:
