@@ -192,7 +192,7 @@ def test_keyboard_only_visit_answer_decision_and_course(page: Page, artifacts: P
     expect(answer.locator(".disclaimer")).to_contain_text("does not replace")
     expect(answer.locator(".disclaimer")).to_contain_text("judgment")
 
-    # "Why": closed at first, opened from the keyboard, then a table of the rules applied.
+    # "Why": closed at first, opened from the keyboard, then a table of the steps, in words.
     why = answer.locator("details.why")
     trace = why.locator("table")
     expect(trace).to_be_hidden()
@@ -200,9 +200,10 @@ def test_keyboard_only_visit_answer_decision_and_course(page: Page, artifacts: P
     page.keyboard.press("Enter")
     expect(why).to_have_attribute("open", "")
     expect(trace).to_be_visible()
-    expect(trace.locator("thead th")).to_have_text(["Rule", "Looked at", "Outcome"])
+    expect(trace.locator("thead th")).to_have_text(["Step", "Looked at", "Outcome"])
     assert trace.locator("tbody tr").count() >= 3
-    expect(trace.locator("tbody")).to_contain_text("course.classify")
+    expect(trace.locator("tbody")).to_contain_text("Course of the disease")
+    expect(trace.locator("tbody")).not_to_contain_text("course.classify")
     page.screenshot(path=str(artifacts / "answer-keyboard-why-open.png"), full_page=True)
     answer.screenshot(path=str(artifacts / "answer-section.png"))
 

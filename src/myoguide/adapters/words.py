@@ -5,6 +5,7 @@ The terminal renderer (text.py), the page and the CDS cards all say a dose the s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
@@ -91,3 +92,14 @@ def join_agents(rec: Recommendation, words: Sequence[str]) -> str:
             out += " or " if both else "; "
         out += said
     return out
+
+
+HEADING_MAX = 90
+
+
+def rec_heading(text: str) -> str:
+    """Return a recommendation's heading in plain words: the first clause of its own text."""
+    first = re.split(r"; |\. | \(", text.strip(), maxsplit=1)[0].rstrip(".")
+    if len(first) <= HEADING_MAX:
+        return first
+    return first[:HEADING_MAX].rsplit(" ", 1)[0].rstrip(",") + "…"

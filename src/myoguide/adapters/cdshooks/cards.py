@@ -14,7 +14,7 @@ from typing import Any
 from myoguide.adapters.cdshooks.smart_link import smart_link
 from myoguide.adapters.fhir.codes import MEDICATION_RESOURCES
 from myoguide.adapters.fhir.proposals import agent_route, proposed_medication_request
-from myoguide.adapters.words import dose_words, join_agents, source_words
+from myoguide.adapters.words import dose_words, join_agents, rec_heading, source_words
 from myoguide.domain.orders import Draftable, OrderFinding, draftable
 from myoguide.domain.prescribable import short_line
 from myoguide.domain.result import AgentOption, Recommendation, RecommendationSet
@@ -193,15 +193,45 @@ def _selection(drafts: Sequence[Draftable]) -> str:
     return "at-most-one" if drafts and alternatives else "any"
 
 
-def _other_option_lines(recs: Sequence[Recommendation], base_url: str) -> list[str]:
+def _option_line(rec: Recommendation, base_url: str, *, with_after: bool = True) -> str:
+    names = ", ".join(a.display for a in rec.agents) or "see the guideline"
+    grade = f", grade {rec.grade}" if rec.grade else ""
+    line = (
+        f"- Option {rec.rank} ({STANCE_WORDS[rec.stance]}{grade}): {names} "
+        f"([guideline]({guideline_url(base_url, rec.id)}))"
+    )
+    return line + (f"; when it applies: {rec.after}" if rec.after and with_after else "")
+
+
+def _other_option_lines(
+    first: Sequence[Recommendation], rest: Sequence[Recommendation], base_url: str
+) -> list[str]:
+    """Return the options after the first, each folded beneath the option its `under` names."""
+    shown = {r.id for r in (*first, *rest)}
+    beneath: dict[str, list[Recommendation]] = {}
+    for rec in rest:
+        if rec.under in shown:
+            beneath.setdefault(rec.under, []).append(rec)
+
+    def nested(parent: Recommendation) -> list[str]:
+        children = beneath.get(parent.id, [])
+        if not children:
+            return []
+        # One condition shared by every folded option is said once, above them.
+        shared = {c.after for c in children}
+        after = shared.pop() if len(shared) == 1 else None
+        lines = [f"  When they apply: {after}"] if after else []
+        return lines + ["  " + _option_line(c, base_url, with_after=not after) for c in children]
+
     lines = []
-    for rec in recs:
-        names = ", ".join(a.display for a in rec.agents) or "see the guideline"
-        grade = f", grade {rec.grade}" if rec.grade else ""
-        lines.append(
-            f"- Option {rec.rank} ({STANCE_WORDS[rec.stance]}{grade}): {names} "
-            f"([guideline]({guideline_url(base_url, rec.id)}))"
-        )
+    for parent in first:
+        if beneath.get(parent.id):
+            heading = rec_heading(parent.text)
+            lines.append(f"- Beneath option {parent.rank} ({heading}), in the source's order:")
+            lines += nested(parent)
+    for rec in rest:
+        if rec.under not in shown:
+            lines += [_option_line(rec, base_url), *nested(rec)]
     return lines
 
 
@@ -247,7 +277,7 @@ def patient_view_cards(
         rest = [r for r in result.recommendations if r.rank != 1]
         if rest:
             parts += ["**Other options, in the source's order**"]
-            parts += [*_other_option_lines(rest, base_url), ""]
+            parts += [*_other_option_lines(first, rest, base_url), ""]
         if notes:
             parts += ["**Also note**", *notes, ""]
         parts.append(f"_{result.disclaimer}_")

@@ -47,6 +47,25 @@ def summarize(result: RecommendationSet, knowledge: Knowledge) -> Summary:
     )
 
 
+@dataclass(frozen=True)
+class Folded:
+    """A top-level option and the options folded beneath it (the ladder beneath R1's)."""
+
+    rec: Recommendation
+    beneath: tuple[Recommendation, ...]
+
+
+def fold(result: RecommendationSet) -> tuple[Folded, ...]:
+    """Return the options as the page nests them: each one with those whose `under` names it."""
+    ids = {r.id for r in result.recommendations}
+    # An option whose parent is not offered stays at the top level rather than vanish.
+    top = [r for r in result.recommendations if r.under is None or r.under not in ids]
+    return tuple(
+        Folded(r, tuple(c for c in result.recommendations if c.under == r.id and c is not r))
+        for r in top
+    )
+
+
 def stored_result(data: Mapping[str, Any]) -> RecommendationSet | None:
     """Return a logged answer (JSON) as the value the templates render, or None if unreadable."""
     try:

@@ -21,21 +21,25 @@ from myoguide.adapters.text import (
     dose_words,
     source_words,
 )
-from myoguide.adapters.web.answer import LEVEL_WORDS, sources, summarize
+from myoguide.adapters.web.answer import LEVEL_WORDS, fold, sources, summarize
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
     DIAGNOSES,
     DOSE_UNITS,
+    FIELD_LABELS,
     OUTCOMES,
     field_label,
 )
 from myoguide.adapters.web.ports import UserStore
 from myoguide.adapters.web.session import SESSION_KEY, SignIn, session_user
+from myoguide.adapters.web.trace import trace_rows
 from myoguide.adapters.web.words import (
     DECISION_LABELS,
     REASON_CHOICES,
     fact_words,
     headline,
+    linked,
+    plain_message,
     rec_heading,
 )
 from myoguide.domain.result import RecommendationSet
@@ -82,6 +86,9 @@ def _env() -> Environment:
         reason_choices=REASON_CHOICES,
         headline=lambda result: headline(result.course, (w.code for w in result.warnings)),
         rec_heading=rec_heading,
+        # Warnings may name a field or an outcome as the engine writes it (ADR 0015's words).
+        plain=lambda message: plain_message(message, FIELD_LABELS),
+        linked=linked,
         decision_labels=DECISION_LABELS,
     )
     return env
@@ -132,6 +139,8 @@ class Site:
         return {
             "result": result,
             "summary": summarize(result, self.kb),
+            "folded": fold(result),
+            "trace": trace_rows(result, self.kb),
             "references": [(n, self.kb.references[n - 1].citation) for n in refs],
             "citations": [(c, by_id[c].citation) for c in cites if c in by_id],
         }

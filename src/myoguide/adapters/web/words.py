@@ -6,8 +6,11 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from markupsafe import Markup, escape
+
 from myoguide.adapters.text import COURSE_WORDS
 from myoguide.adapters.web.timeline import VisitPoint
+from myoguide.adapters.words import rec_heading as rec_heading  # the pages take it from here
 from myoguide.domain.state import dec
 from myoguide.domain.units import fmt
 from myoguide.service.ports import PatientCourse
@@ -26,7 +29,6 @@ DECISION_LABELS = {"decision": "Decision", "chosen": "Option chosen", "reason_co
 
 # Engine warnings that leave the course's own words too sure: control reached, flare not known.
 _FLARE_UNKNOWN = frozenset({"flare_status_unknown", "status_unknown"})
-HEADING_MAX = 90
 
 
 def headline(course: str, warning_codes: Iterable[str]) -> str:
@@ -34,14 +36,6 @@ def headline(course: str, warning_codes: Iterable[str]) -> str:
     if course == "controlled" and _FLARE_UNKNOWN & set(warning_codes):
         return "Control was reached; whether the disease is flaring now is not known"
     return COURSE_WORDS.get(course, course)
-
-
-def rec_heading(text: str) -> str:
-    """Return a recommendation's heading in plain words: the first clause of its own text."""
-    first = re.split(r"; |\. | \(", text.strip(), maxsplit=1)[0].rstrip(".")
-    if len(first) <= HEADING_MAX:
-        return first
-    return first[:HEADING_MAX].rsplit(" ", 1)[0].rstrip(",") + "…"
 
 
 _URL = re.compile(r"\b(?:https?|urn):[^\s)\]]+")
@@ -54,6 +48,20 @@ def plain_message(message: str, labels: Mapping[str, str]) -> str:
     return _IDENTIFIER.sub(
         lambda m: labels.get(m.group(0), m.group(0).replace("_", " ")).lower(), text
     )
+
+
+def linked(text: str) -> Markup:
+    """Return text with each web address in it as a link named by its host, not shown raw."""
+    out, last = [], 0
+    for m in re.finditer(r"\bhttps?://([^/\s]+)[^\s]*?(?=[.,;)]?(?:\s|$))", text):
+        host = m.group(1).removeprefix("www.")
+        out += [
+            escape(text[last : m.start()]),
+            Markup('<a href="{}" rel="noopener">{}</a>').format(m.group(0), host),
+        ]
+        last = m.end()
+    out.append(escape(text[last:]))
+    return Markup("").join(out)
 
 
 def _doses(state: Mapping[str, Any]) -> dict[str, str | None]:
