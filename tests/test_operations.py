@@ -219,3 +219,32 @@ def test_backup_of_postgresql_names_the_pg_dump_route(tmp_path: Path) -> None:
         assert res.returncode == 2, res.stderr
         assert "pg_dump" in res.stderr
         assert "docs/operations.md" in res.stderr
+
+
+def test_the_configuration_page_is_generated_from_the_settings() -> None:
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "configuration_doc.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+
+
+def test_every_serve_option_is_a_setting_with_its_variable() -> None:
+    import argparse
+
+    from myoguide.entrypoints.cli import build_parser
+    from myoguide.settings import Settings
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    serve = sub.choices["serve"]
+    flags = {
+        a.dest: a.option_strings[0] for a in serve._actions if a.option_strings and a.dest != "help"
+    }
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    for dest, flag in flags.items():
+        extra = Settings.model_fields[dest].json_schema_extra
+        assert isinstance(extra, dict), dest
+        assert flag in str(extra["cli"]), (dest, flag)
+        assert f"`{flag}`" in page
