@@ -6,10 +6,13 @@ object is the one source of docs/configuration.md (scripts/configuration_doc.py 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from myoguide.errors import InputError
 
 
 def _doc(what: str, *, cli: str | None = None, default: str | None = None) -> dict[str, Any]:
@@ -270,3 +273,25 @@ def field_of(name: str) -> str | None:
         if name in variable_names(field):
             return field
     return None
+
+
+def load_settings(given: Mapping[str, object]) -> Settings:
+    """Return the settings with the given options (by field; None: not given) over the environment.
+
+    A refused value raises InputError naming the option if it was given, else the variable.
+    """
+    options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    try:
+        return Settings(**options)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = field_of(str(error["loc"][0])) if error["loc"] else None
+        if field is None:
+            raise InputError("environment", error["msg"]) from None
+        if field in options:
+            extra = Settings.model_fields[field].json_schema_extra
+            flag = extra.get("cli") if isinstance(extra, dict) else None
+            name = str(flag).split(",")[0] if flag else field
+        else:
+            name = variable_names(field)[0]
+        raise InputError(name, error["msg"]) from None

@@ -125,7 +125,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     """Run the HTTP service until interrupted."""
     import uvicorn
 
-    from myoguide.bootstrap import build_http_app, serve_config, serve_options
+    from myoguide.bootstrap import build_http_app, serve_options
+    from myoguide.entrypoints.operations import serve_config
 
     config, workers = serve_config({name: getattr(args, name) for name in _SERVE_OPTIONS})
     if config.insecure_dev:
@@ -188,7 +189,7 @@ _SERVE_OPTIONS = (
 
 def _warn_if_not_migrated(config: ServeConfig) -> None:
     """Say on stderr that the database needs `myoguide migrate` (serve --no-migrate)."""
-    from myoguide.bootstrap import pending_migration
+    from myoguide.entrypoints.operations import pending_migration
 
     pending = pending_migration(config)
     if pending is not None:
@@ -197,14 +198,14 @@ def _warn_if_not_migrated(config: ServeConfig) -> None:
 
 def _store(args: argparse.Namespace) -> ServeConfig:
     """Return the store's configuration from a command's --data-dir and --database-url."""
-    from myoguide.bootstrap import store_config
+    from myoguide.entrypoints.operations import store_config
 
     return store_config(args.data_dir, args.database_url)
 
 
 def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
     """Run the store's migrations on the configured database."""
-    from myoguide.bootstrap import migrate
+    from myoguide.entrypoints.operations import migrate
 
     out.write(migrate(_store(args)) + "\n")
     return EXIT_OK
@@ -212,7 +213,7 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_backup(args: argparse.Namespace, out: TextIO) -> int:
     """Write an online backup of a SQLite store and the chains' head file into a new folder."""
-    from myoguide.bootstrap import backup
+    from myoguide.entrypoints.operations import backup
 
     out.write(backup(_store(args), Path(args.path)) + "\n")
     return EXIT_OK
@@ -220,7 +221,7 @@ def cmd_backup(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
     """Restore a backup folder; exit 4 if the restored record does not verify."""
-    from myoguide.bootstrap import restore
+    from myoguide.entrypoints.operations import restore
 
     ok, report = restore(_store(args), Path(args.path), force=args.force)
     out.write(report + "\n")
