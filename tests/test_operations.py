@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from clirun import ROOT
+from clirun import ROOT, run_cli_in_process
 
 EXE = str(Path(sys.executable).with_name("myoguide"))
 
@@ -103,22 +104,33 @@ def test_serve_takes_every_option_from_the_environment_and_the_command_line_wins
             pass
 
 
-def test_bad_settings_exit_2_naming_the_variable_or_the_option(tmp_path: Path) -> None:
+def test_bad_settings_exit_2_naming_the_variable_or_the_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One as a real process; the rest through the same door in this process (each is refused
+    # before anything is built or bound).
+    res = _run("serve", env=_env(MYOGUIDE_PORT="eighty"), cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert "invalid input: MYOGUIDE_PORT:" in res.stderr
+    assert "Traceback" not in res.stderr
     cases: list[tuple[dict[str, str], tuple[str, ...], str]] = [
-        ({"MYOGUIDE_PORT": "eighty"}, (), "MYOGUIDE_PORT"),
         ({"MYOGUIDE_PORT": "8000"}, ("--port", "70000"), "--port"),
         ({"MYOGUIDE_WORKERS": "0"}, (), "MYOGUIDE_WORKERS"),
+        ({"MYOGUIDE_WORKERS": "2"}, ("--workers", "0"), "--workers"),
         ({"MYOGUIDE_DEMO": "maybe"}, (), "MYOGUIDE_DEMO"),
         ({"MYOGUIDE_MIGRATE": "perhaps"}, (), "MYOGUIDE_MIGRATE"),
         ({"MYOGUIDE_MAX_BODY": "-1"}, (), "MYOGUIDE_MAX_BODY"),
+        ({"MYOGUIDE_HOST": ""}, ("--host", ""), "--host"),
         ({"MYOGUIDE_SESSION_IDLE_MINUTES": "0"}, (), "MYOGUIDE_SESSION_IDLE_MINUTES"),
         ({"MYOGUIDE_LOG_FORMAT": "xml"}, (), "MYOGUIDE_LOG_FORMAT"),
     ]
     for values, args, named in cases:
-        res = _run("serve", *args, env=_env(**values), cwd=tmp_path)
-        assert res.returncode == 2, (values, args, res.stderr)
-        assert f"invalid input: {named}:" in res.stderr, res.stderr
-        assert "Traceback" not in res.stderr
+        with monkeypatch.context() as m:
+            for k, v in values.items():
+                m.setenv(k, v)
+            res_in = run_cli_in_process("serve", *args)
+        assert res_in.code == 2, (values, args, res_in.stderr)
+        assert f"invalid input: {named}:" in res_in.stderr, res_in.stderr
     # The store commands read the data folder from the environment too.
     res = _run("migrate", env=_env(MYOGUIDE_DATA_DIR=str(tmp_path / "d")), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
