@@ -46,10 +46,10 @@ class Settings(BaseSettings):
     )
     port: int = Field(
         default=8000,
-        ge=1,
+        ge=0,
         le=65535,
         validation_alias="MYOGUIDE_PORT",
-        json_schema_extra=_doc("TCP port to listen on.", cli="--port"),
+        json_schema_extra=_doc("TCP port to listen on (0: any free port).", cli="--port"),
     )
     trust: str | None = Field(
         default=None,
