@@ -151,11 +151,16 @@ def run_synth(out: Path, patients: int, *, seed: int, gz: bool, err: TextIO | No
 
 @cache
 def settings() -> Settings:
-    """Return the environment's settings, read once."""
-    # Imported here: pydantic-settings costs start-up time `myoguide recommend` does not need.
-    from myoguide.settings import Settings
+    """Return the environment's settings, read once (InputError naming a variable it refuses)."""
+    return resolve_settings({})
 
-    return Settings()
+
+def resolve_settings(given: Mapping[str, object]) -> Settings:
+    """Return the settings: the command line's options (given, by field) over the environment's."""
+    # Imported here: pydantic-settings costs start-up time `myoguide recommend` does not need.
+    from myoguide.settings import load_settings
+
+    return load_settings(given)
 
 
 # ---- the HTTP service -------------------------------------------------------------------
@@ -176,6 +181,7 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     trust_file: Path | None = None  # where issuers came from, so a worker can read them again
+    migrate: bool = True  # False: start on the database as it is (`serve --no-migrate`)
 
     def to_json(self) -> str:
         """Return the options a worker process needs, as JSON (issuers by their file)."""
@@ -192,6 +198,7 @@ class ServeConfig:
                 "require_login": self.require_login,
                 "host": self.host,
                 "port": self.port,
+                "migrate": self.migrate,
             }
         )
 
@@ -215,6 +222,7 @@ class ServeConfig:
             host=str(doc["host"]),
             port=int(doc["port"]),
             trust_file=trust,
+            migrate=bool(doc.get("migrate", True)),
         )
 
 
@@ -337,23 +345,27 @@ def chain_anchor(data_dir: Path, keys: ChainKeys) -> ChainAnchor:
 
 
 def store_engine(config: ServeConfig) -> DbEngine:
-    """Migrate the store and return an engine on it."""
+    """Migrate the store (unless the config says not to) and return an engine on it."""
     # Imported here for start-up speed: SQLAlchemy is only for the commands that store.
     from myoguide.adapters.store import make_engine, upgrade
 
     url = database_url(config)
-    upgrade(url, chain_key=chain_keys(config.data_dir).keys[0])
+    if config.migrate:
+        upgrade(url, chain_key=chain_keys(config.data_dir).keys[0])
     return make_engine(url)
 
 
-def record_store(engine: DbEngine, config: ServeConfig, clock: Clock) -> RecordStore:
+def record_store(
+    engine: DbEngine, config: ServeConfig, clock: Clock, *, adopt: bool = True
+) -> RecordStore:
     """Return the record store, sealing with the chain key and keeping the heads outside."""
     from myoguide.adapters.store import RecordStore, current_heads
 
     keys = chain_keys(config.data_dir)
     anchor = chain_anchor(config.data_dir, keys)
-    # A record first opened with a head file starts from the heads it holds now.
-    anchor.adopt(current_heads(engine))
+    if adopt:
+        # A record first opened with a head file starts from the heads it holds now.
+        anchor.adopt(current_heads(engine))
     return RecordStore(engine, clock=clock, keys=keys, anchor=anchor)
 
 
@@ -436,7 +448,12 @@ def build_http_app(
     base_url = public_url(config)
     # One engine (one connection pool) for every store in the process: they share a database.
     engine = engine if engine is not None else store_engine(config)
-    records, users = record_store(engine, config, clock), UserStore(engine, clock=clock)
+    current, head = current_revision(engine), head_revision()
+    # Not migrated (`serve --no-migrate`): the app starts, but reads nothing from tables that may
+    # not be there yet; /readyz answers 503 until `myoguide migrate` has run.
+    ready = current == head
+    records = record_store(engine, config, clock, adopt=ready)
+    users = UserStore(engine, clock=clock)
     verifier = None
     if not config.insecure_dev:
         # The jti cache is in the store: every worker and a restart refuse a replay.
@@ -480,17 +497,17 @@ def build_http_app(
             store_probe=StoreProbe(engine, clock=clock).writable,
             registry=StoreCardRegistry(engine, clock),
             handoffs=handoffs,
-            migrations_current=lambda: current_revision(engine) == head_revision(),
+            migrations_current=lambda: current_revision(engine) == head,
         )
     )
     # At shutdown, so a restart loses none of the links just issued.
     app.router.on_shutdown.append(handoffs.flush)
-    if config.require_login and users.count() == 0:
+    if ready and config.require_login and users.count() == 0:
         raise InputError(
             "--host", "a non-loopback address needs sign-in: first run 'myoguide user add NAME'"
         )
     patient_records = PatientRecords(records, clock)
-    if config.demo:
+    if config.demo and ready:
         seed_demo(service, patient_records)
     mount_web(
         app,

@@ -14,9 +14,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from myoguide.errors import InputError, KnowledgeError
+
+if TYPE_CHECKING:
+    from myoguide.bootstrap import ServeConfig
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 EXIT_TAMPERED = 4
@@ -122,51 +125,37 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     """Run the HTTP service until interrupted."""
     import uvicorn
 
-    from myoguide.adapters.cdshooks.trust import load_trust
-    from myoguide.bootstrap import ServeConfig, build_http_app, is_loopback, serve_options
+    from myoguide.bootstrap import build_http_app, serve_options
+    from myoguide.entrypoints.operations import serve_config
 
-    if args.workers < 1:
-        raise InputError("--workers", "must be at least 1")
-    loopback = is_loopback(args.host)
-    config = ServeConfig(
-        issuers=load_trust(Path(args.trust)) if args.trust else (),
-        insecure_dev=args.insecure_dev,
-        database_url=args.database_url,
-        data_dir=Path(args.data_dir),
-        public_base_url=args.public_url,
-        max_body_bytes=args.max_body,
-        require_login=not loopback,
-        demo=args.demo,
-        host=args.host,
-        port=args.port,
-        trust_file=Path(args.trust).resolve() if args.trust else None,
-    )
-    if args.insecure_dev:
+    config, workers = serve_config({name: getattr(args, name) for name in _SERVE_OPTIONS})
+    if config.insecure_dev:
         banner = "!" * 78
         sys.stderr.write(
             f"{banner}\n! INSECURE DEVELOPMENT MODE: CDS Hooks calls are NOT authenticated."
             f"\n! Never expose this server to real patient data or a network.\n{banner}\n"
         )
-    if args.trust is None and not args.insecure_dev:
+    if config.trust_file is None and not config.insecure_dev:
         sys.stderr.write(
             "myoguide: no trusted CDS clients (--trust): every CDS Hooks call will be refused.\n"
         )
     app = build_http_app(config)
-    if args.workers > 1:
+    if not config.migrate:
+        _warn_if_not_migrated(config)
+    host, port = config.host, config.port
+    if workers > 1:
         # Built once above to fail fast, migrate and seed; each worker builds its own from the
         # same options (the database is the one truth they share: issued cards, feedback).
         del app
         os.environ["MYOGUIDE_SERVE_CONFIG"] = config.to_json()
-        out.write(
-            f"myoguide serving on http://{args.host}:{args.port} with {args.workers} workers\n"
-        )
+        out.write(f"myoguide serving on http://{host}:{port} with {workers} workers\n")
         out.flush()
         uvicorn.run(
             "myoguide.entrypoints.asgi:worker_app",
             factory=True,
-            workers=args.workers,
-            host=args.host,
-            port=args.port,
+            workers=workers,
+            host=host,
+            port=port,
             **serve_options(),
         )
         return EXIT_OK
@@ -175,11 +164,68 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     # Everything built so far lives as long as the process: keep it out of GC scans.
     gc.collect()
     gc.freeze()
-    out.write(f"myoguide serving on http://{args.host}:{args.port} (docs at /docs)\n")
+    out.write(f"myoguide serving on http://{host}:{port} (docs at /docs)\n")
     out.flush()
     # Logs filtered, request heads and bodies on a deadline, connections bounded (ADR 0018).
-    uvicorn.run(app, host=args.host, port=args.port, **serve_options())
+    uvicorn.run(app, host=host, port=port, **serve_options())
     return EXIT_OK
+
+
+# `serve`'s options, each also a field of the settings (MYOGUIDE_*; docs/configuration.md).
+_SERVE_OPTIONS = (
+    "host",
+    "port",
+    "trust",
+    "public_url",
+    "data_dir",
+    "database_url",
+    "max_body",
+    "workers",
+    "demo",
+    "insecure_dev",
+    "migrate",
+)
+
+
+def _warn_if_not_migrated(config: ServeConfig) -> None:
+    """Say on stderr that the database needs `myoguide migrate` (serve --no-migrate)."""
+    from myoguide.entrypoints.operations import pending_migration
+
+    pending = pending_migration(config)
+    if pending is not None:
+        sys.stderr.write(f"myoguide: {pending}; /readyz answers 503 until then\n")
+
+
+def _store(args: argparse.Namespace) -> ServeConfig:
+    """Return the store's configuration from a command's --data-dir and --database-url."""
+    from myoguide.entrypoints.operations import store_config
+
+    return store_config(args.data_dir, args.database_url)
+
+
+def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
+    """Run the store's migrations on the configured database."""
+    from myoguide.entrypoints.operations import migrate
+
+    out.write(migrate(_store(args)) + "\n")
+    return EXIT_OK
+
+
+def cmd_backup(args: argparse.Namespace, out: TextIO) -> int:
+    """Write an online backup of a SQLite store and the chains' head file into a new folder."""
+    from myoguide.entrypoints.operations import backup
+
+    out.write(backup(_store(args), Path(args.path)) + "\n")
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
+    """Restore a backup folder; exit 4 if the restored record does not verify."""
+    from myoguide.entrypoints.operations import restore
+
+    ok, report = restore(_store(args), Path(args.path), force=args.force)
+    out.write(report + "\n")
+    return EXIT_OK if ok else EXIT_TAMPERED
 
 
 def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
@@ -198,10 +244,9 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_feedback_report(args: argparse.Namespace, out: TextIO) -> int:
     """Print acceptance and override rates by card and reason from the feedback store."""
-    from myoguide.bootstrap import ServeConfig, feedback_report
+    from myoguide.bootstrap import feedback_report
 
-    config = ServeConfig((), False, args.database_url, Path(args.data_dir))
-    out.write(feedback_report(config) + "\n")
+    out.write(feedback_report(_store(args)) + "\n")
     return EXIT_OK
 
 
@@ -218,10 +263,10 @@ def _read_password() -> str:
 
 def cmd_user(args: argparse.Namespace, out: TextIO) -> int:
     """Create an account or change its password (ending its sessions); password from stdin."""
-    from myoguide.bootstrap import ServeConfig, change_password, record_stores
+    from myoguide.bootstrap import change_password, record_stores
 
     password = _read_password()
-    config = ServeConfig((), False, args.database_url, Path(args.data_dir))
+    config = _store(args)
     try:
         if args.what == "passwd":
             change_password(config, args.username, password)
@@ -238,9 +283,9 @@ def cmd_user(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_record_verify(args: argparse.Namespace, out: TextIO) -> int:
     """Walk the record's hash chains; exit 4 naming the first broken link."""
-    from myoguide.bootstrap import ServeConfig, verify_record
+    from myoguide.bootstrap import verify_record
 
-    ok, report = verify_record(ServeConfig((), False, args.database_url, Path(args.data_dir)))
+    ok, report = verify_record(_store(args))
     out.write(report + "\n")
     return EXIT_OK if ok else EXIT_TAMPERED
 
@@ -273,6 +318,39 @@ def cmd_synth(args: argparse.Namespace, out: TextIO) -> int:
 
     out.write(run_synth(Path(args.out), args.patients, seed=args.seed, gz=args.gzip) + "\n")
     return EXIT_OK
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    """Add --data-dir and --database-url, each over its environment variable."""
+    parser.add_argument(
+        "--data-dir", default=None, help="data folder (MYOGUIDE_DATA_DIR; default data)"
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="SQLAlchemy URL (MYOGUIDE_DATABASE_URL or DATABASE_URL; "
+        "default SQLite under the data folder)",
+    )
+
+
+def _add_store_commands(sub: Any) -> None:
+    """Add `migrate`, `backup` and `restore` (docs/operations.md) to the parser."""
+    mig = sub.add_parser("migrate", help="run the store's migrations on the configured database")
+    _store_options(mig)
+    mig.set_defaults(func=cmd_migrate)
+    bak = sub.add_parser(
+        "backup", help="online backup of a SQLite store and its chain head into a new folder"
+    )
+    bak.add_argument("path", metavar="PATH", help="folder to create (absent or empty)")
+    _store_options(bak)
+    bak.set_defaults(func=cmd_backup)
+    res = sub.add_parser(
+        "restore", help="put a `myoguide backup` folder back (the service stopped)"
+    )
+    res.add_argument("path", metavar="PATH", help="folder written by `myoguide backup`")
+    res.add_argument("--force", action="store_true", help="replace a store that holds data")
+    _store_options(res)
+    res.set_defaults(func=cmd_restore)
 
 
 def _add_batch_commands(sub: Any) -> None:
@@ -338,46 +416,65 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p, sub = _command_parser()
     if argv is not None and list(argv[:1]) == ["recommend"]:
         return p
-    serve = sub.add_parser("serve", help="run the HTTP service (API, CDS Hooks, docs)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve = sub.add_parser(
+        "serve",
+        help="run the HTTP service (API, CDS Hooks, docs)",
+        description="Each option can also be set by its MYOGUIDE_* environment variable "
+        "(docs/configuration.md); an option given here wins.",
+    )
+    on_off = argparse.BooleanOptionalAction
+    serve.add_argument("--host", default=None, help="address (MYOGUIDE_HOST; 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (MYOGUIDE_PORT; 8000)")
     serve.add_argument(
         "--trust",
         metavar="FILE",
-        help="JSON file of trusted CDS clients: "
+        default=None,
+        help="JSON file of trusted CDS clients (MYOGUIDE_TRUST): "
         '{"issuers": [{"iss": ..., "jwks_file": ..., "jku": [...]}]}',
     )
     serve.add_argument(
         "--insecure-dev",
-        action="store_true",
-        help="accept CDS Hooks calls without verifying their JWT (development only)",
-    )
-    serve.add_argument(
-        "--database-url",
+        action=on_off,
         default=None,
-        help="SQLAlchemy URL; default $DATABASE_URL or SQLite under --data-dir",
+        help="accept CDS Hooks calls without verifying their JWT, development only "
+        "(MYOGUIDE_INSECURE_DEV)",
     )
-    serve.add_argument("--data-dir", default="data")
+    _store_options(serve)
     serve.add_argument(
         "--public-url",
         default=None,
-        help="the base URL clients call (for the JWT audience) behind a proxy",
+        help="the base URL clients call (the JWT audience) behind a proxy (MYOGUIDE_PUBLIC_URL)",
     )
     serve.add_argument(
         "--max-body",
         type=int,
-        default=1_000_000,
-        help="request body limit, bytes (CDS Hooks calls: MYOGUIDE_CDS_MAX_BODY_BYTES, 16 MB)",
+        default=None,
+        help="request body limit, bytes (MYOGUIDE_MAX_BODY; 1000000; CDS Hooks calls: "
+        "MYOGUIDE_CDS_MAX_BODY_BYTES, 16 MB)",
     )
-    serve.add_argument("--demo", action="store_true", help="add clearly synthetic demo patients")
     serve.add_argument(
-        "--workers", type=int, default=1, help="worker processes (they share the database)"
+        "--demo",
+        action=on_off,
+        default=None,
+        help="add clearly synthetic demo patients (MYOGUIDE_DEMO)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes; they share the database (MYOGUIDE_WORKERS; 1)",
+    )
+    serve.add_argument(
+        "--migrate",
+        action=on_off,
+        default=None,
+        help="migrate the database at start (MYOGUIDE_MIGRATE; on); --no-migrate for an "
+        "operator who runs `myoguide migrate` apart",
     )
     user = sub.add_parser("user", help="manage sign-in accounts for the clinician's page")
     user.add_argument("what", choices=["add", "passwd"])
     user.add_argument("username")
-    user.add_argument("--data-dir", default="data")
-    user.add_argument("--database-url", default=None)
+    _store_options(user)
     user.set_defaults(func=cmd_user)
     serve.set_defaults(func=cmd_serve)
     kn = sub.add_parser("knowledge", help="browse the encoded guideline")
@@ -394,15 +491,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     export.set_defaults(func=cmd_export)
     feedback = sub.add_parser("feedback", help="CDS Hooks feedback")
     feedback.add_argument("what", choices=["report"])
-    feedback.add_argument("--database-url", default=None)
-    feedback.add_argument("--data-dir", default="data")
+    _store_options(feedback)
     feedback.set_defaults(func=cmd_feedback_report)
     # "record", not "audit": `myoguide audit` is the population audit.
     record = sub.add_parser("record", help="check the patient record store")
     record.add_argument("what", choices=["verify"])
-    record.add_argument("--database-url", default=None)
-    record.add_argument("--data-dir", default="data")
+    _store_options(record)
     record.set_defaults(func=cmd_record_verify)
+    _add_store_commands(sub)
     demo = sub.add_parser("demo", help="answer the shipped example patients")
     demo.add_argument("--folder", default="examples")
     demo.set_defaults(func=cmd_demo)
