@@ -147,7 +147,12 @@ def test_no_migrate_serves_not_ready_until_migrate_runs(tmp_path: Path) -> None:
         res = _run("migrate", env=env, cwd=tmp_path)
         assert res.returncode == 0, res.stderr
         assert "migrated from revision none to" in res.stdout
-        assert httpx.get(base + "/readyz", timeout=10).status_code == 200
+        # The store's write probe is re-run every 2 s (api.py), so readiness follows within that.
+        deadline = time.monotonic() + 15
+        while (ready := httpx.get(base + "/readyz", timeout=10)).status_code != 200:
+            assert time.monotonic() < deadline, ready.text
+            time.sleep(0.5)
+        assert ready.json()["migrations"] == "current"
     again = _run("migrate", env=env, cwd=tmp_path)
     assert again.returncode == 0
     assert "(current)" in again.stdout

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from myoguide.adapters.cdshooks.facts import chart_says, missing_facts
 from myoguide.adapters.cdshooks.smart_link import smart_link
 from myoguide.adapters.fhir.codes import MEDICATION_RESOURCES
 from myoguide.adapters.fhir.proposals import agent_route, proposed_medication_request
@@ -18,8 +19,7 @@ from myoguide.adapters.words import dose_words, join_agents, rec_heading, source
 from myoguide.domain.orders import Draftable, OrderFinding, draftable
 from myoguide.domain.prescribable import short_line
 from myoguide.domain.result import AgentOption, Recommendation, RecommendationSet
-from myoguide.domain.state import PatientState, dec
-from myoguide.domain.units import fmt
+from myoguide.domain.state import PatientState
 from myoguide.errors import InputError
 from myoguide.knowledge.model import Knowledge
 from myoguide.service.cds import Hook
@@ -358,66 +358,12 @@ _OUT_OF_SCOPE_WHY = {
     "azathioprine or methotrexate) is outside this guideline",
     "all_options_failed": "every step of the resistant ladder has failed",
 }
-_OUTCOME_WORDS = {
-    "inadequate_response": "inadequate response",
-    "intolerance": "not tolerated",
-    "responded": "responded",
-    "unknown": "response not recorded",
-}
 
 
 def _says_out_of_scope(code: str, knowledge: Knowledge) -> bool:
     """Tell whether a warning puts the patient outside the guideline (not a gap in the record)."""
     policy = knowledge.warning_policy(code)
     return policy.level == "stop" and policy.scope != "record"
-
-
-def _missing_facts(
-    result: RecommendationSet, state: PatientState, knowledge: Knowledge
-) -> list[str]:
-    """Return, in words, the facts the record did not give that the answer needs."""
-    codes = {w.code for w in result.warnings}
-    name = {a: knowledge.agent(a).display for a in knowledge.agent_id_set}
-    out = []
-    if state.disease_control_achieved is None:
-        out.append("Was the disease ever brought under control?")
-    if state.flare is None:
-        out.append("Is it flaring now (active again after control)?")
-    unknown = [h.agent for h in state.treatment_history if h.outcome == "unknown" and h.agent]
-    if unknown:
-        drugs = ", ".join(dict.fromkeys(name.get(a, a) for a in unknown))
-        out.append(f"How did the disease respond to {drugs} (tried, response not recorded)?")
-    if "status_unknown" in codes:
-        sparing = " or ".join(name[a] for a in knowledge.wiring.sparing_agents)
-        out.append(f"Was {sparing}, given with a glucocorticoid, tried without enough response?")
-    if "prednisone_dose_unknown" in codes:
-        out.append("What is the current daily prednisone dose?")
-    if state.unresolved_medications:
-        out.append(
-            "What are the medication records that could not be identified or read ("
-            + "; ".join(state.unresolved_medications)
-            + ")?"
-        )
-    return out
-
-
-def _chart_says(state: PatientState, knowledge: Knowledge) -> list[str]:
-    """Return, in words, what the chart does say that the answer reads."""
-    name = {a: knowledge.agent(a).display for a in knowledge.agent_id_set}
-    out = [f"Diagnosis: {state.diagnosis.replace('_', ' ')}; age {fmt(dec(state.age_years))} years"]
-    in_use = [
-        name.get(m.agent, m.agent)
-        + (f" {fmt(dec(m.dose.value))} {m.dose.unit}" if m.dose else " (dose not recorded)")
-        for m in state.current_medications
-    ]
-    out.append("In use: " + ("; ".join(in_use) if in_use else "no guideline drug recorded"))
-    tried = [
-        " with ".join(name.get(a, a) for a in (h.agents or (h.agent,)) if a)
-        + f" ({_OUTCOME_WORDS[h.outcome]})"
-        for h in state.treatment_history
-    ]
-    out.append("Tried before: " + ("; ".join(tried) if tried else "no guideline drug recorded"))
-    return out
 
 
 def facts_needed_card(
@@ -430,7 +376,7 @@ def facts_needed_card(
     chart_token: str | None,
 ) -> dict[str, Any]:
     """Return the card for a DM/PM patient whose chart does not tell what the answer needs."""
-    missing = _missing_facts(result, state, knowledge)
+    missing = missing_facts(result, state, knowledge)
     short = [
         words
         for words, gone in (
@@ -454,7 +400,7 @@ def facts_needed_card(
         "",
         "**What the chart says**",
         "",
-        *(f"- {line}" for line in _chart_says(state, knowledge)),
+        *(f"- {line}" for line in chart_says(state, knowledge)),
         "",
         "Open the assessment (filled from this chart) to answer these and see the options.",
     ]
