@@ -208,7 +208,7 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
     patient = None
     if data.get("patient_id", "").isdigit():
         patient = await run_in_threadpool(site.records.patient, int(data["patient_id"]))
-    raw_state, form = state_from_form(data)
+    raw_state, form = state_from_form(data, site.course_agents)
     action = data.get("action", "show")
     if action in ("add_med", "add_history"):
         # The form without its script: one more row, and the focus in it.

@@ -24,10 +24,12 @@ from myoguide.adapters.text import (
 from myoguide.adapters.web.answer import LEVEL_WORDS, sources, summarize
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
+    COURSE_UNITS,
     DIAGNOSES,
     DOSE_UNITS,
     OUTCOMES,
     field_label,
+    unit_words,
 )
 from myoguide.adapters.web.ports import UserStore
 from myoguide.adapters.web.session import SESSION_KEY, SignIn, session_user
@@ -42,6 +44,7 @@ from myoguide.domain.result import RecommendationSet
 from myoguide.domain.units import fmt
 from myoguide.service import ChartHandoffs, Clock, PatientRecords, Service
 
+_OUTCOME_WORDS = {"intolerance": "not tolerated"}
 MEASURE_WORDS = {"weight_kg": "Weight (kg)", "height_cm": "Height (cm)", "bsa_m2": "BSA (m2)"}
 
 
@@ -98,6 +101,7 @@ class Site:
         self.env = _env()
         agents = [(a.id, a.display) for a in kb.agents]
         self.agent_labels = dict(agents)
+        self.course_agents = frozenset(a.id for a in kb.agents if a.given_as_course)
         self.sources = sources()
         self.choices: dict[str, Any] = {
             "diagnoses": [(d, d.replace("_", " ")) for d in DIAGNOSES] + [("other", "other")],
@@ -107,7 +111,10 @@ class Site:
             # The script preselects the unit of the drug's dose period (from the knowledge).
             "agent_periods": {a.id: a.dose_period or "" for a in kb.agents},
             "units": [(u, u) for u in DOSE_UNITS],
-            "outcomes": [(o, o.replace("_", " ")) for o in OUTCOMES],
+            "course_units": [(u, unit_words(u)) for u in COURSE_UNITS],
+            "course_agents": sorted(self.course_agents),
+            # Worded so that one typed letter chooses each ("i", "n", "r", "u").
+            "outcomes": [(o, _OUTCOME_WORDS.get(o, o.replace("_", " "))) for o in OUTCOMES],
             "confirm_field": CONFIRM_FIELD,
         }
 
