@@ -32,7 +32,13 @@ from myoguide.adapters.web.forms import (
     unit_words,
 )
 from myoguide.adapters.web.ports import UserStore
-from myoguide.adapters.web.session import SESSION_KEY, SignIn, session_user
+from myoguide.adapters.web.session import (
+    PENDING_KEY,
+    SESSION_KEY,
+    PendingForms,
+    SignIn,
+    session_user,
+)
 from myoguide.adapters.web.words import (
     DECISION_LABELS,
     REASON_CHOICES,
@@ -102,6 +108,7 @@ class Site:
         agents = [(a.id, a.display) for a in kb.agents]
         self.agent_labels = dict(agents)
         self.course_agents = frozenset(a.id for a in kb.agents if a.given_as_course)
+        self.pending = PendingForms()
         self.sources = sources()
         self.choices: dict[str, Any] = {
             "diagnoses": [(d, d.replace("_", " ")) for d in DIAGNOSES] + [("other", "other")],
@@ -188,7 +195,34 @@ async def signed_in(request: Request, site: SiteDep) -> None:
             target += "?" + request.url.query
         # Said once: the ended session's secret leaves the cookie with this redirect.
         ended = signin is not None and isinstance(request.session.pop(SESSION_KEY, None), str)
+        # The visit form sent after the session ended: what was typed comes back after sign-in.
+        kept = ended and request.method == "POST" and request.url.path in KEPT_FORMS
+        if kept and await _keep_form(request, site):
+            target = "/assess"
         raise LoginRequired(target, ended=ended)
+
+
+# Forms whose typed entries are kept through a forced sign-in.
+KEPT_FORMS = frozenset({"/assess"})
+
+
+async def _keep_form(request: Request, site: Site) -> bool:
+    """Keep a posted form for its user's next sign-in; False if it is not theirs to keep.
+
+    Read only for a cookie this site signed for a session it ended, and with its CSRF token
+    matching: an anonymous caller's body is never parsed here.
+    """
+    user = request.session.get("user")
+    expected = request.session.get("csrf")
+    if not isinstance(user, str) or not isinstance(expected, str):
+        return False
+    form = await request.form()
+    data = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    if not hmac.compare_digest(expected, data.get("csrf", "")):
+        return False
+    data.pop("csrf", None)
+    request.session[PENDING_KEY] = site.pending.put(user, data)
+    return True
 
 
 async def signed_in_user(request: Request, site: Site) -> str | None:
