@@ -233,6 +233,13 @@ def state_from_form(
         measure = _measure(form, key)
         if measure is not None:
             state[key] = measure
+    if form.get("flare") == "yes":
+        # A flare is activity again after control (the question says so): control follows.
+        control = form.get("disease_control_achieved") or "unknown"
+        if control == "unknown":
+            form.values["disease_control_achieved"] = "yes"
+        elif control == "no":
+            form.error("disease_control_achieved", "a flare follows control: yes, with a flare")
     for key in ("disease_control_achieved", "flare", "alternative_diagnoses_excluded"):
         value = _tristate(form, key)
         if value is not None or key == "alternative_diagnoses_excluded":

@@ -67,6 +67,27 @@
     }
   }
 
+  function flareAnswersControl(form) {
+    // A flare is activity again after control, so "yes" to the flare answers "ever controlled"
+    // (the server reads it so too); the control question then needs no stop of its own.
+    var flare = form.querySelector("[data-flare]");
+    var control = form.querySelector("[data-control]");
+    if (!flare || !control) { return; }
+    var before = null;
+    var sync = function () {
+      if (flare.value === "yes" && control.value !== "no") {
+        if (!control.disabled) { before = control.value; }
+        control.value = "yes";
+        control.disabled = true;
+      } else if (flare.value !== "yes" && control.disabled) {
+        control.disabled = false;
+        if (before !== null) { control.value = before; }
+      }
+    };
+    flare.addEventListener("change", sync);
+    sync();
+  }
+
   function otherDiagnosis(form) {
     var choice = form.querySelector('[name="diagnosis"]');
     var row = form.querySelector("[data-if-other]");
@@ -146,6 +167,7 @@
       }
     });
     otherDiagnosis(form);
+    flareAnswersControl(form);
     form.querySelectorAll("[data-agent]").forEach(function (select) {
       // As shown (a carried or refused form keeps its units); a unit that does not fit the drug
       // (an old "g/day" for rituximab) is cleared for the clinician to choose, never converted.
