@@ -57,6 +57,11 @@
     var course = courses.indexOf(select.value) >= 0;
     fitUnits(select, courses);
     if (date) { date.hidden = !course && !date.querySelector("input").value; }
+    // A row without its drug takes no dose yet: its dose and unit are no Tab stops until then.
+    var dose = row.querySelector('input[name$=".dose.value"]');
+    var empty = !select.value && !(dose && dose.value);
+    if (dose) { dose.disabled = empty; }
+    if (unit) { unit.disabled = empty; }
     if (!unit) { return; }
     var current = unit.options[unit.selectedIndex];
     var unfit = !current || current.disabled;
