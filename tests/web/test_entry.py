@@ -285,11 +285,11 @@ def type_and_idle(page: Page) -> None:
     page.goto("/assess")
     sign_in(page, "dr-a")
     page.goto("/assess")
+    page.locator(by_name("current_medications[0].agent")).select_option("prednisone")
     for name, value in TYPED.items():
         page.locator(by_name(name)).fill(value)
     page.locator(by_name("diagnosis")).select_option("dermatomyositis")
     page.locator(by_name("flare")).select_option("yes")
-    page.locator(by_name("current_medications[0].agent")).select_option("prednisone")
     page.wait_for_timeout(4_000)  # past the idle time
     with page.expect_navigation():
         page.get_by_role("button", name="Show options", exact=True).click()
