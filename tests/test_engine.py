@@ -102,6 +102,22 @@ def test_python_api_accepts_dicts_and_states() -> None:
     assert err.value.field == "weight.value"
 
 
+def test_course_agents_take_a_dose_per_infusion_or_course_and_others_refuse_it() -> None:
+    meds = [
+        {"agent": "prednisone", "dose": {"value": 20, "unit": "mg/day"}},
+        {"agent": "rituximab", "dose": {"value": 1, "unit": "g/dose"}, "last_given": "2026-11-02"},
+        {"agent": "ivig", "dose": {"value": 140, "unit": "g/course"}},
+    ]
+    result = myoguide.recommend({**RESISTANT, "current_medications": meds})
+    assert result.course == "resistant"
+    for unit in ("mg/dose", "g/course"):
+        bad = [{"agent": "prednisone", "dose": {"value": 20, "unit": unit}}]
+        with pytest.raises(InputError) as err:
+            myoguide.recommend({**RESISTANT, "current_medications": bad})
+        assert err.value.field == "current_medications[0].dose.unit"
+        assert "not given as infusions or courses" in err.value.message
+
+
 def test_rxnorm_codes_resolve_and_ivig_has_none() -> None:
     result = myoguide.recommend(RESISTANT)
     codes = {a.agent: a.rxnorm for r in result.recommendations for a in r.agents}

@@ -194,29 +194,20 @@ def test_selects_choose_by_prefix_and_heights_in_feet_and_inches(
     expect(severity).to_have_value("moderate")
     expect(page.locator("#severity-typeahead")).to_have_text("")
 
-    # A two-drug flare, keys counted: age, diagnosis, weight, control, flare, two drugs.
+    # A two-drug flare, keys counted (tests/web/test_entry.py counts it at every width too).
     page.goto("/assess")
     keys = Keys(page)
     keys.type("58")
     keys.press("Tab")
     keys.type("d")
     keys.press("Tab")
-    keys.type("72")
-    keys.press("Tab")
-    keys.type("y")
-    keys.press("Tab")
-    keys.type("y")
+    keys.type("y")  # a flare, which answers "ever controlled"
     keys.press("Tab")
     keys.type("p")
     keys.press("Tab")
     keys.type("7.5")
     keys.press("Tab")  # the unit, set from the drug
-    add = page.get_by_role("button", name="Add another medication")
-    for _ in range(6):  # past the last infusion's date (one stop per part in Chromium)
-        keys.press("Tab")
-        if add.evaluate("b => b === document.activeElement"):
-            break
-    keys.press("Enter")
+    keys.press("Tab")  # the second row, there from the start
     keys.type("me")  # "m" alone fits methotrexate and mycophenolate
     keys.press("Tab")
     keys.type("15")
@@ -226,9 +217,7 @@ def test_selects_choose_by_prefix_and_heights_in_feet_and_inches(
     with page.expect_navigation():
         keys.press("Enter")
     print(f"two-drug flare: {keys.total} keystrokes")
-    # Not yet the 20 (see ADR 0023: no focus jumps on choosing); the date of the last
-    # infusion adds its stops. The count is held so it can only fall.
-    assert keys.total <= 30, keys.total
+    assert keys.total <= 20, keys.total
     expect(page.locator(".entered")).to_contain_text("height 69 in")
     expect(page.locator(".entered")).to_contain_text("methotrexate 15 mg/week")
     shot(page, artifacts, "two-drug-flare")

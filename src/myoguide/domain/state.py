@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from myoguide.domain.units import DOSE_UNITS, to_cm, to_kg
+from myoguide.domain.units import COURSE_DOSE_UNITS, DOSE_UNITS, to_cm, to_kg
 from myoguide.errors import InputError
 from myoguide.knowledge.model import Knowledge
 
@@ -19,7 +19,9 @@ from myoguide.knowledge.model import Knowledge
 AgentName = Annotated[str, Meta(min_length=1, max_length=100)]
 Outcome = Literal["inadequate_response", "intolerance", "responded", "unknown"]
 Severity = Literal["mild", "moderate", "severe"]
-DoseUnit = Literal["mg/day", "mg/week", "g/day", "g/week"]
+DoseUnit = Literal[
+    "mg/day", "mg/week", "g/day", "g/week", "mg/dose", "g/dose", "mg/course", "g/course"
+]
 # An ISO calendar date (YYYY-MM-DD), kept as text: the core reads no clock and needs only to show
 # it and compare two (ISO dates sort as text). Impossible days are refused in _check_dates.
 IsoDate = Annotated[str, Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
@@ -138,7 +140,7 @@ _ALLOWED = {
     "height.unit": "cm or in",
     "severity": "mild, moderate or severe",
     "outcome": "inadequate_response, intolerance, responded or unknown",
-    "unit": ", ".join(DOSE_UNITS),
+    "unit": ", ".join(DOSE_UNITS + COURSE_DOSE_UNITS),
 }
 
 
@@ -326,6 +328,12 @@ def _check_doses(state: PatientState, knowledge: Knowledge) -> None:
             continue
         unit = med.dose.unit
         period = knowledge.agent(med.agent).dose_period
+        per_course = unit.endswith(("/dose", "/course"))
+        if per_course and not knowledge.agent(med.agent).given_as_course:
+            raise InputError(
+                f"current_medications[{i}].dose.unit",
+                f"{med.agent} is not given as infusions or courses; got '{unit}'",
+            )
         if period == "day" and not unit.endswith("/day"):
             raise InputError(
                 f"current_medications[{i}].dose.unit",

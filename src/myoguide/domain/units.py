@@ -11,6 +11,9 @@ DAYS_PER_WEEK = Decimal(7)
 HUNDREDTH = Decimal("0.01")
 _ONE = Decimal(1)
 DOSE_UNITS: tuple[str, ...] = ("mg/day", "mg/week", "g/day", "g/week")
+# For agents given as infusions or courses (contract: "a dose is per infusion or per course"):
+# "dose" is one infusion, "course" the total of a course, as in the contract's dose periods.
+COURSE_DOSE_UNITS: tuple[str, ...] = ("mg/dose", "g/dose", "mg/course", "g/course")
 
 # A private context so no caller's decimal settings can change an answer.
 _CTX = Context(prec=28, rounding=ROUND_HALF_UP)
@@ -42,7 +45,7 @@ def mul(a: Decimal, b: Decimal) -> Decimal:
 
 
 def to_mg_per_day(value: Decimal, unit: str) -> Decimal:
-    """Return a dose in mg/day from any accepted dose unit."""
+    """Return a dose in mg/day from any accepted dose unit (mg as given, per infusion or course)."""
     mass, period = unit.split("/")
     mg = value * MG_PER_G if mass == "g" else value
     return _CTX.divide(mg, DAYS_PER_WEEK) if period == "week" else mg

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from myoguide.adapters.web.session import begin, client_address, end, wait_words
+from myoguide.adapters.web.session import PENDING_KEY, begin, client_address, end, wait_words
 from myoguide.adapters.web.site import Form, Site, SiteDep
 
 # Open without sign-in: they are how one signs in.
@@ -56,11 +56,15 @@ async def login(request: Request, site: SiteDep, data: Form) -> Response:
     if not ok:
         error = "User name or password is not right."
         return _login_page(request, site, data.get("next", "/"), error, 401)
+    # A form kept through this sign-in (its entries stay server-side; the page checks the user).
+    pending = request.session.get(PENDING_KEY)
     if signin is not None:
         await begin(request, signin.sessions, username)
     else:
         request.session.clear()
         request.session["user"] = username
+    if isinstance(pending, str):
+        request.session[PENDING_KEY] = pending
     return RedirectResponse(_safe_next(data.get("next", "/")), status_code=303)
 
 

@@ -18,8 +18,18 @@ from myoguide.errors import InputError
 
 # A bound on rows read from one post: the form adds rows one at a time.
 MAX_ROWS = 40
+# Rows shown empty at first: two drugs (a flare on prednisone and a sparing agent) need no "Add".
+MIN_ROWS = 2
 DIAGNOSES = ("dermatomyositis", "polymyositis", "inclusion_body_myositis")
 DOSE_UNITS = ("mg/day", "mg/week", "g/day", "g/week")
+# Infusion and course agents (the knowledge's `given_as_course`): a dose per infusion or course.
+COURSE_UNITS = ("mg/dose", "g/dose", "mg/course", "g/course")
+UNIT_WORDS = {
+    "mg/dose": "mg per infusion",
+    "g/dose": "g per infusion",
+    "mg/course": "mg per course",
+    "g/course": "g per course",
+}
 OUTCOMES = ("unknown", "inadequate_response", "intolerance", "responded")
 TRISTATE = {"yes": True, "no": False, "unknown": None}
 CONFIRM_FIELD = "confirm_body"
@@ -90,8 +100,8 @@ class FormData:
     errors: dict[str, str] = field(default_factory=dict)
     med_rows: list[int] = field(default_factory=list)  # state index -> form row
     history_rows: list[int] = field(default_factory=list)
-    med_count: int = 1  # rows to show
-    history_count: int = 1
+    med_count: int = MIN_ROWS  # rows to show
+    history_count: int = MIN_ROWS
 
     def get(self, name: str, default: str = "") -> str:
         """Return the submitted value of a field, or a default."""
@@ -182,7 +192,28 @@ def _tristate(form: FormData, name: str) -> bool | None:
     return TRISTATE[value]
 
 
-def state_from_form(raw: Mapping[str, str]) -> tuple[dict[str, Any], FormData]:
+def unit_words(unit: object) -> str:
+    """Return a dose unit as a clinician reads it ("g per infusion", never "g/dose")."""
+    return UNIT_WORDS.get(str(unit), str(unit))
+
+
+def _dose_unit(form: FormData, base: str, agent: str, course_agents: frozenset[str]) -> str:
+    """Return a row's dose unit: per infusion or course for course agents, else per period."""
+    name = f"{base}.dose.unit"
+    unit = form.get(name)
+    if agent in course_agents:
+        if unit not in COURSE_UNITS:
+            # Never read as "per day": a course agent's dose is per infusion or per course.
+            form.error(name, "given as infusions or courses: choose per infusion or per course")
+        return unit
+    if unit in COURSE_UNITS:
+        form.error(name, "taken per day or per week, not per infusion or course")
+    return unit or "mg/day"
+
+
+def state_from_form(
+    raw: Mapping[str, str], course_agents: frozenset[str] = frozenset()
+) -> tuple[dict[str, Any], FormData]:
     """Build the patient state from form fields; what cannot be read is left out, with an error."""
     form = FormData(values={k: v for k, v in raw.items() if isinstance(v, str)})
     state: dict[str, Any] = {}
@@ -202,6 +233,13 @@ def state_from_form(raw: Mapping[str, str]) -> tuple[dict[str, Any], FormData]:
         measure = _measure(form, key)
         if measure is not None:
             state[key] = measure
+    if form.get("flare") == "yes":
+        # A flare is activity again after control (the question says so): control follows.
+        control = form.get("disease_control_achieved") or "unknown"
+        if control == "unknown":
+            form.values["disease_control_achieved"] = "yes"
+        elif control == "no":
+            form.error("disease_control_achieved", "a flare follows control: yes, with a flare")
     for key in ("disease_control_achieved", "flare", "alternative_diagnoses_excluded"):
         value = _tristate(form, key)
         if value is not None or key == "alternative_diagnoses_excluded":
@@ -220,7 +258,9 @@ def state_from_form(raw: Mapping[str, str]) -> tuple[dict[str, Any], FormData]:
         med: dict[str, Any] = {"agent": agent}
         amount = _number(form, f"{base}.dose.value")
         if amount is not None:
-            med["dose"] = {"value": amount, "unit": form.get(f"{base}.dose.unit") or "mg/day"}
+            unit = _dose_unit(form, base, agent, course_agents)
+            if f"{base}.dose.unit" not in form.errors:
+                med["dose"] = {"value": amount, "unit": unit}
         if form.get(f"{base}.last_given").strip():
             med["last_given"] = form.get(f"{base}.last_given").strip()
         form.med_rows.append(row)
@@ -251,7 +291,7 @@ def state_from_form(raw: Mapping[str, str]) -> tuple[dict[str, Any], FormData]:
 
 def _shown_rows(posted: list[int], filled: list[int]) -> int:
     # The rows posted stay (with what was typed), and one empty row is kept for the next entry.
-    return max([1, *(r + 1 for r in posted), *(r + 2 for r in filled)])
+    return max([MIN_ROWS, *(r + 1 for r in posted), *(r + 2 for r in filled)])
 
 
 def form_field(error: InputError, form: FormData) -> str:
@@ -391,7 +431,11 @@ def form_from_state(state: Mapping[str, Any]) -> FormData:
         v["skin_predominant"] = "on"
     for i, label in enumerate(state.get(UNRESOLVED) or []):
         v[f"{UNRESOLVED}[{i}]"] = _text(label)
-    return FormData(values=v, med_count=len(meds) + 1, history_count=len(history) + 1)
+    return FormData(
+        values=v,
+        med_count=max(MIN_ROWS, len(meds) + 1),
+        history_count=max(MIN_ROWS, len(history) + 1),
+    )
 
 
 def _text(value: object) -> str:

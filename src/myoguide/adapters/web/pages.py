@@ -29,6 +29,7 @@ from myoguide.adapters.web.forms import (
     form_from_state,
     state_from_form,
 )
+from myoguide.adapters.web.session import PENDING_KEY
 from myoguide.adapters.web.site import (
     CsrfError,
     Form,
@@ -114,6 +115,11 @@ async def assess_form(
     full: bool = False,
     blank: bool = False,
 ) -> Response:
+    kept = request.session.pop(PENDING_KEY, None)
+    if isinstance(kept, str):
+        restored = await _kept_form(request, site, kept)
+        if restored is not None:
+            return restored
     if chart is not None and patient is None:
         return await _chart_form(request, site, chart, full)
     if patient is not None and visit is not None:
@@ -140,6 +146,19 @@ async def assess_form(
         form.values["visit_date"] = site.deps.clock.today().isoformat()
         _new_save_key(form)
     return _form_page(request, site, form, row, carry_notes=notes)
+
+
+async def _kept_form(request: Request, site: Site, token: str) -> Response | None:
+    """The visit form as it was typed before a forced sign-in, for the same user only."""
+    values = site.pending.take(token, await signed_in_user(request, site))
+    if values is None:
+        return None
+    patient = None
+    if values.get("patient_id", "").isdigit():
+        patient = await run_in_threadpool(site.records.patient, int(values["patient_id"]))
+    _, form = state_from_form(values, site.course_agents)
+    form.errors.clear()  # shown as typed; it is checked when it is sent again
+    return _form_page(request, site, form, patient, restored=True)
 
 
 async def _chart_form(request: Request, site: Site, token: str, full: bool = False) -> Response:
@@ -183,6 +202,7 @@ def _form_page(
     confirm: str | None = None,
     chart_warnings: list[str] | None = None,
     chart_expired: bool = False,
+    restored: bool = False,
 ) -> Response:
     return site.page(
         request,
@@ -199,6 +219,7 @@ def _form_page(
         from_chart=chart_warnings is not None,
         chart_warnings=chart_warnings or [],
         chart_expired=chart_expired,
+        restored=restored,
         **site.choices,
     )
 
@@ -208,7 +229,7 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
     patient = None
     if data.get("patient_id", "").isdigit():
         patient = await run_in_threadpool(site.records.patient, int(data["patient_id"]))
-    raw_state, form = state_from_form(data)
+    raw_state, form = state_from_form(data, site.course_agents)
     action = data.get("action", "show")
     if action in ("add_med", "add_history"):
         # The form without its script: one more row, and the focus in it.

@@ -6,6 +6,11 @@ The signed cookie holds only a random session secret; the store says whose it is
 
 from __future__ import annotations
 
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -14,6 +19,41 @@ from starlette.concurrency import run_in_threadpool
 from myoguide.adapters.web.ports import SessionStore, SigninThrottle
 
 SESSION_KEY = "sid"
+# The cookie's pointer to a form kept through a forced sign-in (the form itself stays here).
+PENDING_KEY = "pending"
+
+
+class PendingForms:
+    """Forms posted after their session ended, kept server-side for their user's next sign-in.
+
+    Each is taken once, by a random token the cookie carries (never the URL), and only by the user
+    whose session posted it; it lapses after `ttl` seconds. In memory: a restart forgets them.
+    """
+
+    def __init__(self, ttl: float = 30 * 60, limit: int = 1000) -> None:
+        self.ttl, self.limit = ttl, limit
+        self._forms: OrderedDict[str, tuple[str, dict[str, str], float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, user: str, values: Mapping[str, str]) -> str:
+        """Keep a user's typed form and return the one-time token that finds it."""
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._forms[token] = (user, dict(values), time.monotonic() + self.ttl)
+            while len(self._forms) > self.limit:
+                self._forms.popitem(last=False)  # the oldest goes first
+        return token
+
+    def take(self, token: str, user: str | None) -> dict[str, str] | None:
+        """Return and forget the form under a token, if it is live and was this user's."""
+        with self._lock:
+            found = self._forms.pop(token, None)
+        if found is None or user is None:
+            return None
+        owner, values, until = found
+        if owner != user or time.monotonic() > until:
+            return None
+        return values
 
 
 @dataclass(frozen=True)

@@ -24,14 +24,22 @@ from myoguide.adapters.text import (
 from myoguide.adapters.web.answer import LEVEL_WORDS, fold, sources, summarize
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
+    COURSE_UNITS,
     DIAGNOSES,
     DOSE_UNITS,
     FIELD_LABELS,
     OUTCOMES,
     field_label,
+    unit_words,
 )
 from myoguide.adapters.web.ports import UserStore
-from myoguide.adapters.web.session import SESSION_KEY, SignIn, session_user
+from myoguide.adapters.web.session import (
+    PENDING_KEY,
+    SESSION_KEY,
+    PendingForms,
+    SignIn,
+    session_user,
+)
 from myoguide.adapters.web.trace import trace_rows
 from myoguide.adapters.web.words import (
     DECISION_LABELS,
@@ -46,6 +54,7 @@ from myoguide.domain.result import RecommendationSet
 from myoguide.domain.units import fmt
 from myoguide.service import ChartHandoffs, Clock, PatientRecords, Service
 
+_OUTCOME_WORDS = {"intolerance": "not tolerated"}
 MEASURE_WORDS = {"weight_kg": "Weight (kg)", "height_cm": "Height (cm)", "bsa_m2": "BSA (m2)"}
 
 
@@ -105,6 +114,8 @@ class Site:
         self.env = _env()
         agents = [(a.id, a.display) for a in kb.agents]
         self.agent_labels = dict(agents)
+        self.course_agents = frozenset(a.id for a in kb.agents if a.given_as_course)
+        self.pending = PendingForms()
         self.sources = sources()
         self.choices: dict[str, Any] = {
             "diagnoses": [(d, d.replace("_", " ")) for d in DIAGNOSES] + [("other", "other")],
@@ -114,7 +125,10 @@ class Site:
             # The script preselects the unit of the drug's dose period (from the knowledge).
             "agent_periods": {a.id: a.dose_period or "" for a in kb.agents},
             "units": [(u, u) for u in DOSE_UNITS],
-            "outcomes": [(o, o.replace("_", " ")) for o in OUTCOMES],
+            "course_units": [(u, unit_words(u)) for u in COURSE_UNITS],
+            "course_agents": sorted(self.course_agents),
+            # Worded so that one typed letter chooses each ("i", "n", "r", "u").
+            "outcomes": [(o, _OUTCOME_WORDS.get(o, o.replace("_", " "))) for o in OUTCOMES],
             "confirm_field": CONFIRM_FIELD,
         }
 
@@ -190,7 +204,34 @@ async def signed_in(request: Request, site: SiteDep) -> None:
             target += "?" + request.url.query
         # Said once: the ended session's secret leaves the cookie with this redirect.
         ended = signin is not None and isinstance(request.session.pop(SESSION_KEY, None), str)
+        # The visit form sent after the session ended: what was typed comes back after sign-in.
+        kept = ended and request.method == "POST" and request.url.path in KEPT_FORMS
+        if kept and await _keep_form(request, site):
+            target = "/assess"
         raise LoginRequired(target, ended=ended)
+
+
+# Forms whose typed entries are kept through a forced sign-in.
+KEPT_FORMS = frozenset({"/assess"})
+
+
+async def _keep_form(request: Request, site: Site) -> bool:
+    """Keep a posted form for its user's next sign-in; False if it is not theirs to keep.
+
+    Read only for a cookie this site signed for a session it ended, and with its CSRF token
+    matching: an anonymous caller's body is never parsed here.
+    """
+    user = request.session.get("user")
+    expected = request.session.get("csrf")
+    if not isinstance(user, str) or not isinstance(expected, str):
+        return False
+    form = await request.form()
+    data = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    if not hmac.compare_digest(expected, data.get("csrf", "")):
+        return False
+    data.pop("csrf", None)
+    request.session[PENDING_KEY] = site.pending.put(user, data)
+    return True
 
 
 async def signed_in_user(request: Request, site: Site) -> str | None:

@@ -9,6 +9,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from myoguide.adapters.text import COURSE_WORDS
+from myoguide.adapters.web.forms import unit_words
 from myoguide.adapters.web.timeline import VisitPoint
 from myoguide.adapters.words import rec_heading as rec_heading  # the pages take it from here
 from myoguide.domain.state import dec
@@ -71,7 +72,7 @@ def _doses(state: Mapping[str, Any]) -> dict[str, str | None]:
         dose = med.get("dose")
         written = None
         if isinstance(dose, Mapping) and isinstance(dose.get("value"), int | float):
-            written = f"{fmt(dec(dose['value']))} {dose.get('unit')}"
+            written = f"{fmt(dec(dose['value']))} {unit_words(dose.get('unit'))}"
         out[str(med.get("agent"))] = written
     return out
 
@@ -222,10 +223,11 @@ def state_lines(state: Mapping[str, Any]) -> list[str]:
     meds = [
         f"{m.get('agent', '').replace('_', ' ')}"
         + (
-            f" {fact_words(m['dose'].get('value'))} {m['dose'].get('unit')}"
+            f" {fact_words(m['dose'].get('value'))} {unit_words(m['dose'].get('unit'))}"
             if isinstance(m.get("dose"), Mapping)
             else ""
         )
+        + (f" (last given {m['last_given']})" if m.get("last_given") else "")
         for m in state.get("current_medications") or []
     ]
     lines.append("current: " + (", ".join(meds) or "none"))

@@ -28,14 +28,69 @@
     var legend = copy.querySelector("legend");
     legend.textContent = legend.textContent.replace(/\d+$/, String(rows.length + 1));
     box.appendChild(copy);
+    var agent = copy.querySelector("[data-agent]");
+    if (agent) { agent.dispatchEvent(new Event("change", { bubbles: true })); }
     copy.querySelector("select").focus();
   }
 
-  function setUnit(select, periods) {
-    // The unit follows the drug's dose period (from the knowledge); a person may still change it.
-    var period = periods[select.value];
+  function fitUnits(select, courses) {
+    // An infusion or course drug (rituximab, IVIG, cyclophosphamide) is dosed per infusion or per
+    // course, with the date of the last one; any other drug per day or week. Only the units that
+    // fit the chosen drug are offered (all of them while no drug is chosen).
     var unit = select.closest("fieldset.entry").querySelector("[data-unit]");
-    if (unit && period) { unit.value = "mg/" + period; }
+    if (!unit) { return; }
+    var chosen = select.value !== "";
+    var course = courses.indexOf(select.value) >= 0;
+    unit.querySelectorAll("option, optgroup").forEach(function (node) {
+      var show = !chosen || node.hasAttribute("data-course") === course;
+      node.hidden = !show;
+      if (node.tagName === "OPTION") { node.disabled = !show; }
+    });
+  }
+
+  function setUnit(select, periods, courses, choosing) {
+    // The unit follows the drug's dose period (from the knowledge); a person may still change it.
+    // A course drug's unit is left for the clinician: per infusion or per course is not guessed.
+    var row = select.closest("fieldset.entry");
+    var unit = row.querySelector("[data-unit]");
+    var date = row.querySelector("[data-course-only]");
+    var course = courses.indexOf(select.value) >= 0;
+    fitUnits(select, courses);
+    if (date) { date.hidden = !course && !date.querySelector("input").value; }
+    // A row without its drug takes no dose yet: its dose and unit are no Tab stops until then.
+    var dose = row.querySelector('input[name$=".dose.value"]');
+    var empty = !select.value && !(dose && dose.value);
+    if (dose) { dose.disabled = empty; }
+    if (unit) { unit.disabled = empty; }
+    if (!unit) { return; }
+    var current = unit.options[unit.selectedIndex];
+    var unfit = !current || current.disabled;
+    if (course) {
+      if (unfit) { unit.value = ""; }
+    } else if (select.value && (choosing || unfit)) {
+      unit.value = "mg/" + (periods[select.value] || "day");
+    }
+  }
+
+  function flareAnswersControl(form) {
+    // A flare is activity again after control, so "yes" to the flare answers "ever controlled"
+    // (the server reads it so too); the control question then needs no stop of its own.
+    var flare = form.querySelector("[data-flare]");
+    var control = form.querySelector("[data-control]");
+    if (!flare || !control) { return; }
+    var before = null;
+    var sync = function () {
+      if (flare.value === "yes" && control.value !== "no") {
+        if (!control.disabled) { before = control.value; }
+        control.value = "yes";
+        control.disabled = true;
+      } else if (flare.value !== "yes" && control.disabled) {
+        control.disabled = false;
+        if (before !== null) { control.value = before; }
+      }
+    };
+    flare.addEventListener("change", sync);
+    sync();
   }
 
   function otherDiagnosis(form) {
@@ -96,12 +151,13 @@
 
   function assessForm(form) {
     var periods = JSON.parse(form.getAttribute("data-periods") || "{}");
+    var courses = JSON.parse(form.getAttribute("data-course-agents") || "[]");
     form.querySelectorAll("[data-add]").forEach(function (button) {
       button.type = "button";
       button.addEventListener("click", function () { addRow(form, button.getAttribute("data-add")); });
     });
     form.addEventListener("change", function (event) {
-      if (event.target.matches("[data-agent]")) { setUnit(event.target, periods); }
+      if (event.target.matches("[data-agent]")) { setUnit(event.target, periods, courses, true); }
     });
     form.addEventListener("keydown", function (event) {
       // Enter submits from any field, a select too (browsers only do it for text fields).
@@ -116,6 +172,12 @@
       }
     });
     otherDiagnosis(form);
+    flareAnswersControl(form);
+    form.querySelectorAll("[data-agent]").forEach(function (select) {
+      // As shown (a carried or refused form keeps its units); a unit that does not fit the drug
+      // (an old "g/day" for rituximab) is cleared for the clinician to choose, never converted.
+      setUnit(select, periods, courses, false);
+    });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
