@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import gzip
-import itertools
 import os
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import orjson
 import pytest
+from disclosure import bounds
 
 from myoguide.adapters.batch.export import list_files
 from myoguide.adapters.batch.local import LocalRunner
@@ -273,19 +273,6 @@ def test_links_out_of_the_export_are_not_followed(tmp_path: Path) -> None:
     assert main(["audit", str(folder), "--out", str(out)]) == 2
 
 
-def _bounds(shown: list[int | None], total: int, min_cell: int) -> list[tuple[int, int]]:
-    """Every value each hidden cell could take, given everything published (the reader's view)."""
-    hidden = [i for i, v in enumerate(shown) if v is None]
-    rest = total - sum(v for v in shown if v is not None)
-    ranges: dict[int, set[int]] = {i: set() for i in hidden}
-    # Each hidden cell is at least 1 (zeros are shown); try every split of the rest.
-    for split in itertools.product(range(1, rest + 1), repeat=len(hidden)):
-        if sum(split) == rest:
-            for i, v in zip(hidden, split, strict=True):
-                ranges[i].add(v)
-    return [(min(ranges[i]), max(ranges[i])) for i in hidden]
-
-
 @pytest.mark.parametrize(
     "cells",
     [
@@ -305,7 +292,7 @@ def test_no_subtraction_shows_a_hidden_cell_to_be_small(cells: list[int]) -> Non
         return  # the table is withheld whole: nothing of it is published
     assert all(h for c, h in zip(cells, hide, strict=True) if 0 < c < m)
     shown = [None if h else c for c, h in zip(cells, hide, strict=True)]
-    for _low, high in _bounds(shown, total, m):
+    for _low, high in bounds(shown, total):
         assert high >= m, (cells, shown)  # no hidden cell can be shown to be below the threshold
     assert HIDDEN == "hidden"
 
