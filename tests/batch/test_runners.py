@@ -258,6 +258,62 @@ def test_a_gzip_bomb_and_a_long_line_are_refused_streamed(tmp_path: Path) -> Non
     ]
 
 
+def _expanding(folder: Path) -> tuple[Path, int]:
+    """An export whose Condition.000.ndjson.gz has a DM line, a long line, then another DM line."""
+    folder.mkdir()
+    _write(folder, "Patient.000.ndjson", [_patient("dm-a"), _patient("dm-b")])
+    lines = [
+        orjson.dumps(_condition("c1", "Patient/dm-a", DM)),
+        orjson.dumps(_condition("c2", "Patient/dm-a", "195967001") | {"note": "x" * 5000}),
+        orjson.dumps(_condition("c3", "Patient/dm-b", DM)),
+    ]
+    data = b"\n".join(lines) + b"\n"
+    (folder / "Condition.000.ndjson.gz").write_bytes(gzip.compress(data))
+    # The limit falls inside the second line.
+    return folder, len(lines[0]) + 1 + 100
+
+
+def test_a_gzip_file_past_the_decompressed_limit_is_a_named_skip(
+    runner: Runner, tmp_path: Path
+) -> None:
+    folder, limit = _expanding(tmp_path / "e")
+    whole, met = _audit(runner, folder)
+    assert [r["patient_id"] for r in whole.rows] == ["dm-a", "dm-b"]
+    assert met.total == 0
+    cut = dataclasses.replace(runner, max_gzip=limit)  # type: ignore[type-var]
+    result, met = _audit(cut, folder)
+    # Read up to the limit; the line it falls in and everything after are one named skip.
+    assert [r["patient_id"] for r in result.rows] == ["dm-a"]
+    assert met.counts == {"too_big": 1}
+    assert met.examples["too_big"] == [("Condition.000.ndjson.gz", 2)]
+
+
+def test_the_decompressed_limit_stops_a_gzip_bomb_early(tmp_path: Path) -> None:
+    folder = _hostile(tmp_path / "e")
+    z = gzip.compress(b'{"a":"' + b"x" * (512 << 20) + b'"}\n{}\n', compresslevel=9)
+    (folder / "Observation.000.ndjson.gz").write_bytes(z)
+    started = time.perf_counter()
+    result, met = _audit(LocalRunner(workers=1, max_gzip=4 << 20), folder)
+    # 4 MiB of the 512 MiB are decompressed, not all of it (the line limit alone reads it all).
+    assert time.perf_counter() - started < 10
+    assert [r["patient_id"] for r in result.rows] == ["dm-living"]
+    assert met.examples["too_big"] == [("Observation.000.ndjson.gz", 1)]
+    assert "too_long" not in met.counts
+
+
+def test_the_decompressed_limit_is_set_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, limit = _expanding(tmp_path / "e")
+    args = ["audit", str(folder), "--out", str(tmp_path / "o"), "--date", DATE.isoformat()]
+    assert main([*args, "--max-decompressed-bytes", str(limit)]) == 3
+    err = capsys.readouterr().err
+    assert "1 x a gzip file that expands past the decompressed-size limit" in err
+    assert "Condition.000.ndjson.gz:2" in err
+    assert main([*args, "--max-decompressed-bytes", "0"]) == 2
+    assert "--max-decompressed-bytes" in capsys.readouterr().err
+
+
 def test_links_out_of_the_export_are_not_followed(tmp_path: Path) -> None:
     folder = _hostile(tmp_path / "e")
     secret = tmp_path / "elsewhere.ndjson"
