@@ -258,6 +258,31 @@ def test_a_gzip_bomb_and_a_long_line_are_refused_streamed(tmp_path: Path) -> Non
     ]
 
 
+def test_a_line_longer_than_many_chunks_is_read_once(tmp_path: Path) -> None:
+    from myoguide.adapters.batch.export import Problems, chunks, first_line_number, read_lines
+
+    # A 256 MiB line among short ones, read in 1 MiB chunks: each chunk inside it owns no line
+    # and must not read on to its end (256 chunks x 128 MiB on average, before the fix).
+    path = tmp_path / "Observation.000.ndjson"
+    with path.open("wb") as fh:
+        fh.write(b"{}\n" * 3 + b'{"a":"')
+        for _ in range(256):
+            fh.write(b"x" * (1 << 20))
+        fh.write(b'"}\n' + b"[]\n" * 3)
+    files, _ = list_files(tmp_path)
+    met = Problems()
+    got = []
+    started = time.perf_counter()
+    for chunk in chunks(files, chunk_bytes=1 << 20):
+        lines = [(n, line) for n, line, _ in read_lines(chunk, met, max_line=1 << 20)]
+        if lines:  # numbered only where a line was read (the count reads the file to the chunk)
+            base = first_line_number(path, chunk.start) - 1
+            got += [(base + n, line) for n, line in lines]
+    assert time.perf_counter() - started < 15
+    assert sorted(got) == [(1, b"{}"), (2, b"{}"), (3, b"{}"), (5, b"[]"), (6, b"[]"), (7, b"[]")]
+    assert met.counts == {"too_long": 1}
+
+
 def _expanding(folder: Path) -> tuple[Path, int]:
     """An export whose Condition.000.ndjson.gz has a DM line, a long line, then another DM line."""
     folder.mkdir()

@@ -243,13 +243,19 @@ def _range_blocks(chunk: Chunk) -> Iterator[bytes]:
         if pos > 0:
             fh.seek(pos - 1)
             if fh.read(1) != b"\n":
-                # The previous chunk owns the line that straddles the cut: skip to its end.
-                while block := fh.read(READ_BLOCK):
-                    cut = block.find(b"\n")
+                # The previous chunk owns the line that straddles the cut: skip to its end, but
+                # look no further than this chunk's end (a line longer than the chunk starts in
+                # none of it: reading on would read one long line once per chunk it spans).
+                while pos < chunk.end:
+                    skip = fh.read(min(READ_BLOCK, chunk.end - pos))
+                    if not skip:
+                        return
+                    cut = skip.find(b"\n")
                     if cut >= 0:
-                        pos = fh.tell() - len(block) + cut + 1
+                        pos += cut + 1
                         fh.seek(pos)
                         break
+                    pos += len(skip)
                 else:
                     return
         block = b"\n"  # nothing owned yet: nothing straddles the end
