@@ -115,13 +115,14 @@ def run_audit(
     workers: int = 2,
     master: str | None = None,
     max_line: int | None = None,
+    max_gzip: int | None = None,
     err: TextIO | None = None,
 ) -> AuditOutput:
     """Wire the batch door with the audit use case and run it (ages at the date, default today)."""
     # Imported here for start-up speed: only `audit` needs the batch door.
     import sys
 
-    from myoguide.adapters.batch.export import MAX_LINE_BYTES
+    from myoguide.adapters.batch.export import MAX_DECOMPRESSED_BYTES, MAX_LINE_BYTES
     from myoguide.adapters.batch.run import audit
 
     service = default_service()
@@ -135,6 +136,7 @@ def run_audit(
         workers=workers,
         master=master,
         max_line=max_line if max_line is not None else MAX_LINE_BYTES,
+        max_gzip=max_gzip if max_gzip is not None else MAX_DECOMPRESSED_BYTES,
         err=err if err is not None else sys.stderr,
     )
 

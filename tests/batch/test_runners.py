@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import gzip
-import itertools
 import os
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import orjson
 import pytest
+from disclosure import bounds
 
 from myoguide.adapters.batch.export import list_files
 from myoguide.adapters.batch.local import LocalRunner
@@ -258,6 +258,87 @@ def test_a_gzip_bomb_and_a_long_line_are_refused_streamed(tmp_path: Path) -> Non
     ]
 
 
+def test_a_line_longer_than_many_chunks_is_read_once(tmp_path: Path) -> None:
+    from myoguide.adapters.batch.export import Problems, chunks, first_line_number, read_lines
+
+    # A 256 MiB line among short ones, read in 1 MiB chunks: each chunk inside it owns no line
+    # and must not read on to its end (256 chunks x 128 MiB on average, before the fix).
+    path = tmp_path / "Observation.000.ndjson"
+    with path.open("wb") as fh:
+        fh.write(b"{}\n" * 3 + b'{"a":"')
+        for _ in range(256):
+            fh.write(b"x" * (1 << 20))
+        fh.write(b'"}\n' + b"[]\n" * 3)
+    files, _ = list_files(tmp_path)
+    met = Problems()
+    got = []
+    started = time.perf_counter()
+    for chunk in chunks(files, chunk_bytes=1 << 20):
+        lines = [(n, line) for n, line, _ in read_lines(chunk, met, max_line=1 << 20)]
+        if lines:  # numbered only where a line was read (the count reads the file to the chunk)
+            base = first_line_number(path, chunk.start) - 1
+            got += [(base + n, line) for n, line in lines]
+    assert time.perf_counter() - started < 15
+    assert sorted(got) == [(1, b"{}"), (2, b"{}"), (3, b"{}"), (5, b"[]"), (6, b"[]"), (7, b"[]")]
+    assert met.counts == {"too_long": 1}
+
+
+def _expanding(folder: Path) -> tuple[Path, int]:
+    """An export whose Condition.000.ndjson.gz has a DM line, a long line, then another DM line."""
+    folder.mkdir()
+    _write(folder, "Patient.000.ndjson", [_patient("dm-a"), _patient("dm-b")])
+    lines = [
+        orjson.dumps(_condition("c1", "Patient/dm-a", DM)),
+        orjson.dumps(_condition("c2", "Patient/dm-a", "195967001") | {"note": "x" * 5000}),
+        orjson.dumps(_condition("c3", "Patient/dm-b", DM)),
+    ]
+    data = b"\n".join(lines) + b"\n"
+    (folder / "Condition.000.ndjson.gz").write_bytes(gzip.compress(data))
+    # The limit falls inside the second line.
+    return folder, len(lines[0]) + 1 + 100
+
+
+def test_a_gzip_file_past_the_decompressed_limit_is_a_named_skip(
+    runner: Runner, tmp_path: Path
+) -> None:
+    folder, limit = _expanding(tmp_path / "e")
+    whole, met = _audit(runner, folder)
+    assert [r["patient_id"] for r in whole.rows] == ["dm-a", "dm-b"]
+    assert met.total == 0
+    cut = dataclasses.replace(runner, max_gzip=limit)  # type: ignore[type-var]
+    result, met = _audit(cut, folder)
+    # Read up to the limit; the line it falls in and everything after are one named skip.
+    assert [r["patient_id"] for r in result.rows] == ["dm-a"]
+    assert met.counts == {"too_big": 1}
+    assert met.examples["too_big"] == [("Condition.000.ndjson.gz", 2)]
+
+
+def test_the_decompressed_limit_stops_a_gzip_bomb_early(tmp_path: Path) -> None:
+    folder = _hostile(tmp_path / "e")
+    z = gzip.compress(b'{"a":"' + b"x" * (512 << 20) + b'"}\n{}\n', compresslevel=9)
+    (folder / "Observation.000.ndjson.gz").write_bytes(z)
+    started = time.perf_counter()
+    result, met = _audit(LocalRunner(workers=1, max_gzip=4 << 20), folder)
+    # 4 MiB of the 512 MiB are decompressed, not all of it (the line limit alone reads it all).
+    assert time.perf_counter() - started < 10
+    assert [r["patient_id"] for r in result.rows] == ["dm-living"]
+    assert met.examples["too_big"] == [("Observation.000.ndjson.gz", 1)]
+    assert "too_long" not in met.counts
+
+
+def test_the_decompressed_limit_is_set_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, limit = _expanding(tmp_path / "e")
+    args = ["audit", str(folder), "--out", str(tmp_path / "o"), "--date", DATE.isoformat()]
+    assert main([*args, "--max-decompressed-bytes", str(limit)]) == 3
+    err = capsys.readouterr().err
+    assert "1 x a gzip file that expands past the decompressed-size limit" in err
+    assert "Condition.000.ndjson.gz:2" in err
+    assert main([*args, "--max-decompressed-bytes", "0"]) == 2
+    assert "--max-decompressed-bytes" in capsys.readouterr().err
+
+
 def test_links_out_of_the_export_are_not_followed(tmp_path: Path) -> None:
     folder = _hostile(tmp_path / "e")
     secret = tmp_path / "elsewhere.ndjson"
@@ -271,19 +352,6 @@ def test_links_out_of_the_export_are_not_followed(tmp_path: Path) -> None:
     out = tmp_path / "out-link"
     os.symlink(tmp_path / "real-out", out)
     assert main(["audit", str(folder), "--out", str(out)]) == 2
-
-
-def _bounds(shown: list[int | None], total: int, min_cell: int) -> list[tuple[int, int]]:
-    """Every value each hidden cell could take, given everything published (the reader's view)."""
-    hidden = [i for i, v in enumerate(shown) if v is None]
-    rest = total - sum(v for v in shown if v is not None)
-    ranges: dict[int, set[int]] = {i: set() for i in hidden}
-    # Each hidden cell is at least 1 (zeros are shown); try every split of the rest.
-    for split in itertools.product(range(1, rest + 1), repeat=len(hidden)):
-        if sum(split) == rest:
-            for i, v in zip(hidden, split, strict=True):
-                ranges[i].add(v)
-    return [(min(ranges[i]), max(ranges[i])) for i in hidden]
 
 
 @pytest.mark.parametrize(
@@ -305,7 +373,7 @@ def test_no_subtraction_shows_a_hidden_cell_to_be_small(cells: list[int]) -> Non
         return  # the table is withheld whole: nothing of it is published
     assert all(h for c, h in zip(cells, hide, strict=True) if 0 < c < m)
     shown = [None if h else c for c, h in zip(cells, hide, strict=True)]
-    for _low, high in _bounds(shown, total, m):
+    for _low, high in bounds(shown, total):
         assert high >= m, (cells, shown)  # no hidden cell can be shown to be below the threshold
     assert HIDDEN == "hidden"
 

@@ -296,6 +296,8 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
 
     if args.max_line_bytes is not None and args.max_line_bytes < 1:
         raise InputError("--max-line-bytes", "must be at least 1")
+    if args.max_decompressed_bytes is not None and args.max_decompressed_bytes < 1:
+        raise InputError("--max-decompressed-bytes", "must be at least 1")
     result = run_audit(
         Path(args.export),
         Path(args.out),
@@ -305,6 +307,7 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
         workers=args.workers,
         master=args.master,
         max_line=args.max_line_bytes,
+        max_gzip=args.max_decompressed_bytes,
     )
     for line in result.problems.lines():
         sys.stderr.write(f"myoguide: skipped {line}\n")
@@ -369,6 +372,14 @@ def _add_batch_commands(sub: Any) -> None:
         default=None,
         metavar="N",
         help="skip (and report as too long) a line over N bytes (default 64 MiB)",
+    )
+    au.add_argument(
+        "--max-decompressed-bytes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop reading a .gz file past N decompressed bytes and report the rest as too big "
+        "(default 16 GiB)",
     )
     au.set_defaults(func=cmd_audit)
     sy = sub.add_parser("synth", help="write a synthetic Bulk Data export")

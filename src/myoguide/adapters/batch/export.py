@@ -22,6 +22,11 @@ READ_BLOCK = 1024 * 1024
 # A longer line is skipped as `too_long` without being held: a FHIR resource of a patient's
 # record is kilobytes; a note with an attachment may be megabytes.
 MAX_LINE_BYTES = 64 * 1024 * 1024
+# A gzip file is read no further than this many decompressed bytes: the rest is skipped as
+# `too_big` at the line the limit falls in. Real export parts are some GB; a gzip bomb expands
+# about 1,000-fold, so the limit bounds the time one small file can take, beside the line limit
+# that bounds memory.
+MAX_DECOMPRESSED_BYTES = 16 * 1024 * 1024 * 1024
 EXAMPLES_KEPT = 20
 # Files a Bulk Data client writes beside the data: left alone, never counted.
 BULK_CLIENT_FILES = frozenset({"manifest.json", "log.ndjson"})
@@ -40,6 +45,8 @@ PROBLEM_WORDS = {
     "Device, a Location...)",
     "too_deep": "a line nested deeper than the JSON reader allows (1,024 levels)",
     "too_long": "a line longer than the line limit (skipped without being read whole)",
+    "too_big": "a gzip file that expands past the decompressed-size limit (read up to the line "
+    "the limit falls in; that line and the rest of the file skipped)",
     "gzip_truncated": "a gzip file cut short (lines after the cut are lost)",
     "unreadable": "a file that could not be read",
     "symlink_outside": "a link to a file outside the export folder (not followed)",
@@ -168,18 +175,29 @@ def _starts_line(path: Path, start: int) -> bool:
 
 
 def split_lines(
-    blocks: Iterator[bytes], problems: Problems, name: str, max_line: int = MAX_LINE_BYTES
+    blocks: Iterator[bytes],
+    problems: Problems,
+    name: str,
+    max_line: int = MAX_LINE_BYTES,
+    max_total: int | None = None,
 ) -> Iterator[tuple[int, bytes, bool]]:
     """Yield (line number, 1-based; line without its end; complete) from blocks of bytes.
 
     Each byte is looked at a bounded number of times (no joining a growing rest onto each block),
     and a line longer than `max_line` is dropped as it streams past, counted as `too_long`.
+    With `max_total`, no block is asked for once that many bytes have been seen: the line the
+    limit falls in is counted as `too_big` and the rest is never read.
     """
     n = 0
     pending: list[bytes] = []  # the pieces of the line not yet ended
     held = 0
     dropping = False
+    seen = 0
+    over = False
     for block in blocks:
+        if max_total is not None and seen + len(block) > max_total:
+            block, over = block[: max_total - seen], True
+        seen += len(block)
         start = 0
         while True:
             end = block.find(b"\n", start)
@@ -198,6 +216,10 @@ def split_lines(
                 yield n, b"".join([*pending, block[start:end]]), True
             pending, held, dropping = [], 0, False
             start = end + 1
+        if over:
+            # The line in progress at the limit, whether or not its first byte was read.
+            problems.add("too_big", name, n + 1)
+            return
     if dropping:
         problems.add("too_long", name, n + 1)
     elif pending:
@@ -221,13 +243,19 @@ def _range_blocks(chunk: Chunk) -> Iterator[bytes]:
         if pos > 0:
             fh.seek(pos - 1)
             if fh.read(1) != b"\n":
-                # The previous chunk owns the line that straddles the cut: skip to its end.
-                while block := fh.read(READ_BLOCK):
-                    cut = block.find(b"\n")
+                # The previous chunk owns the line that straddles the cut: skip to its end, but
+                # look no further than this chunk's end (a line longer than the chunk starts in
+                # none of it: reading on would read one long line once per chunk it spans).
+                while pos < chunk.end:
+                    skip = fh.read(min(READ_BLOCK, chunk.end - pos))
+                    if not skip:
+                        return
+                    cut = skip.find(b"\n")
                     if cut >= 0:
-                        pos = fh.tell() - len(block) + cut + 1
+                        pos += cut + 1
                         fh.seek(pos)
                         break
+                    pos += len(skip)
                 else:
                     return
         block = b"\n"  # nothing owned yet: nothing straddles the end
@@ -248,13 +276,17 @@ def _range_blocks(chunk: Chunk) -> Iterator[bytes]:
 
 
 def read_lines(
-    chunk: Chunk, problems: Problems, max_line: int = MAX_LINE_BYTES
+    chunk: Chunk,
+    problems: Problems,
+    max_line: int = MAX_LINE_BYTES,
+    max_gzip: int = MAX_DECOMPRESSED_BYTES,
 ) -> Iterator[tuple[int, bytes, bool]]:
     """Yield (line number within the chunk, 1-based; line without its end; complete) per line.
 
     Read in bounded blocks. A plain chunk owns the lines that start inside [start, end);
     `complete` is False only for a last line the file ends inside of. A gzip file cut short
-    yields what could be read and records one `gzip_truncated` problem at the line it cut.
+    yields what could be read and records one `gzip_truncated` problem at the line it cut;
+    one expanding past `max_gzip` bytes is read that far and records one `too_big`.
     """
     f = chunk.file
     name = f.path.name
@@ -263,7 +295,7 @@ def read_lines(
             cut = Problems()
             last = 0
             for last, line, complete in split_lines(
-                _gzip_blocks(f.path, cut, name), problems, name, max_line
+                _gzip_blocks(f.path, cut, name), problems, name, max_line, max_gzip
             ):
                 yield last, line, complete
             if cut.counts:

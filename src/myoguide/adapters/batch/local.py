@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from myoguide.adapters.batch.export import (
+    MAX_DECOMPRESSED_BYTES,
     MAX_LINE_BYTES,
     Chunk,
     ExportFile,
@@ -75,9 +76,13 @@ class _Where:
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(auditor: Auditor, date: datetime.date, spool: str, max_line: int) -> None:
+def _init_worker(
+    auditor: Auditor, date: datetime.date, spool: str, max_line: int, max_gzip: int
+) -> None:
     _STATE.clear()
-    _STATE.update(auditor=auditor, date=date, spool=Path(spool), max_line=max_line)
+    _STATE.update(
+        auditor=auditor, date=date, spool=Path(spool), max_line=max_line, max_gzip=max_gzip
+    )
 
 
 # ---- step 1: who has DM or PM --------------------------------------------------------------
@@ -88,7 +93,7 @@ def _find_patients(chunk: Chunk) -> set[str]:
     codes = scope_codes(terminology)
     found: set[str] = set()
     quiet = Problems()  # step 2 reads these lines again and counts their problems once
-    for _, line, _complete in read_lines(chunk, quiet, _STATE["max_line"]):
+    for _, line, _complete in read_lines(chunk, quiet, _STATE["max_line"], _STATE["max_gzip"]):
         pid = myositis_patient(line, chunk.file.type, terminology, codes)
         if pid is not None:
             found.add(pid)
@@ -109,7 +114,9 @@ def _spool_chunk(task: tuple[Chunk, int]) -> ScanStats:
     name, file_type = chunk.file.path.name, chunk.file.type
     buckets: dict[int, list[bytes]] = {}
     medications: list[bytes] = []
-    for n, line, complete in read_lines(chunk, stats.problems, _STATE["max_line"]):
+    for n, line, complete in read_lines(
+        chunk, stats.problems, _STATE["max_line"], _STATE["max_gzip"]
+    ):
         stats.lines += 1
         stats.bytes += len(line) + 1
         kind, key, extra = key_line(line, file_type, complete)
@@ -176,6 +183,7 @@ class LocalRunner:
     workdir: Path | None = None
     progress: Progress | None = None
     max_line: int = MAX_LINE_BYTES
+    max_gzip: int = MAX_DECOMPRESSED_BYTES
     name: str = "local"
 
     def run(
@@ -190,6 +198,7 @@ class LocalRunner:
             workdir=self.workdir,
             progress=self.progress,
             max_line=self.max_line,
+            max_gzip=self.max_gzip,
         )
 
 
@@ -202,6 +211,7 @@ def run_local(
     workdir: Path | None = None,
     progress: Progress | None = None,
     max_line: int = MAX_LINE_BYTES,
+    max_gzip: int = MAX_DECOMPRESSED_BYTES,
 ) -> RunResult:
     """Audit an export's files on this machine with one pool of `workers` processes."""
     tick = progress or (lambda _stage, _n: None)
@@ -212,7 +222,7 @@ def run_local(
         with ctx.Pool(
             workers,
             initializer=_init_worker,
-            initargs=(auditor, evaluation_date, str(spool), max_line),
+            initargs=(auditor, evaluation_date, str(spool), max_line, max_gzip),
         ) as pool:
             # Started after the fork (a thread must not hold the import lock in a child): the
             # parent waits on the workers, and writing the rows needs pyarrow.

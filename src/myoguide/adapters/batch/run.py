@@ -9,7 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from myoguide.adapters.batch.export import MAX_LINE_BYTES, Problems, list_files
+from myoguide.adapters.batch.export import (
+    MAX_DECOMPRESSED_BYTES,
+    MAX_LINE_BYTES,
+    Problems,
+    list_files,
+)
 from myoguide.adapters.batch.patient import schema
 from myoguide.adapters.batch.runner import Runner
 from myoguide.domain.audit import DECEASED
@@ -57,6 +62,7 @@ def audit(
     workers: int = 2,
     master: str | None = None,
     max_line: int = MAX_LINE_BYTES,
+    max_gzip: int = MAX_DECOMPRESSED_BYTES,
     err: TextIO = sys.stderr,
 ) -> AuditOutput:
     """Audit a Bulk Data export folder with the given use case; write rows.parquet, report.html."""
@@ -75,13 +81,13 @@ def audit(
     if engine == "spark":
         from myoguide.adapters.batch.spark import SparkRunner
 
-        runner = SparkRunner(master or f"local[{workers}]", max_line=max_line)
+        runner = SparkRunner(master or f"local[{workers}]", max_line=max_line, max_gzip=max_gzip)
         result = runner.run(files, auditor, evaluation_date)
     else:
         from myoguide.adapters.batch.local import LocalRunner
 
         with _progress(sum(f.size for f in files), err) as tick:
-            runner = LocalRunner(workers, progress=tick, max_line=max_line)
+            runner = LocalRunner(workers, progress=tick, max_line=max_line, max_gzip=max_gzip)
             result = runner.run(files, auditor, evaluation_date)
     rows = result.rows
     problems.merge(result.problems)

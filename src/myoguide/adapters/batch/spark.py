@@ -9,7 +9,9 @@ Needs the optional `spark` extra (pyspark) and Java 17. Problems are reported wi
 line: each line is numbered within the split Spark read it from, and the driver turns the split's
 start into a line number (counting the newlines before it, only in files that had a problem).
 A line over `max_line` bytes is reported `too_long`, as by the local runner; Spark's text reader
-has read it whole by then (it cannot stream a line past), so the cap bounds what is parsed.
+has read it whole by then (it cannot stream a line past), so the cap bounds what is parsed. So
+with `max_gzip`: the lines of a gzip file past that many decompressed bytes are reported (one
+`too_big`) and dropped, but Spark has decompressed them.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from myoguide.adapters.batch.export import _NAME, MAX_LINE_BYTES, ExportFile, Problems
+from myoguide.adapters.batch.export import (
+    _NAME,
+    MAX_DECOMPRESSED_BYTES,
+    MAX_LINE_BYTES,
+    ExportFile,
+    Problems,
+)
 from myoguide.adapters.batch.keys import key_line
 from myoguide.adapters.batch.patient import (
     columns,
@@ -164,6 +172,7 @@ class SparkRunner:
     master: str = "local[2]"
     executor_python: str | None = None
     max_line: int = MAX_LINE_BYTES
+    max_gzip: int = MAX_DECOMPRESSED_BYTES
     name: str = "spark"
 
     def run(
@@ -177,6 +186,7 @@ class SparkRunner:
             master=self.master,
             executor_python=self.executor_python,
             max_line=self.max_line,
+            max_gzip=self.max_gzip,
         )
 
 
@@ -188,6 +198,7 @@ def run_spark(
     master: str = "local[2]",
     executor_python: str | None = None,
     max_line: int = MAX_LINE_BYTES,
+    max_gzip: int = MAX_DECOMPRESSED_BYTES,
 ) -> RunResult:
     """Audit an export's files with Spark; returns the rows (sorted by patient) and problems."""
     import pyarrow as pa
@@ -219,6 +230,7 @@ def run_spark(
         def discover(batches: Iterator[Any]) -> Iterator[Any]:
             terminology = load_packaged_terminology()
             codes = scope_codes(terminology)
+            expanded: dict[str, int] = {}  # as in stage 2: nothing past `max_gzip` is used
             for batch in batches:
                 kinds: list[str] = []
                 keys: list[str] = []
@@ -226,6 +238,10 @@ def run_spark(
                 for value, uri in zip(
                     batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
                 ):
+                    if uri.endswith(".gz"):
+                        expanded[uri] = expanded.get(uri, 0) + len(value) + 1
+                        if expanded[uri] > max_gzip:
+                            continue  # reported once, by stage 2
                     if len(value) > max_line:
                         continue  # reported once, by stage 2
                     file_type = _type_of(uri)
@@ -276,6 +292,10 @@ def run_spark(
         # Lines read so far from each split (file, start): a split is read whole, in order,
         # by one task, so a problem's place is its split and its number within it.
         seen: dict[tuple[str, int], int] = {}
+        # Decompressed bytes read so far from each gzip file (one split, read whole), and the
+        # files found past `max_gzip`: their later lines are dropped, as the local runner
+        # stops reading there (Spark has decompressed them all the same).
+        expanded: dict[str, int] = {}
         for batch in batches:
             pids: list[str | None] = []
             bodies: list[bytes | None] = []
@@ -292,7 +312,13 @@ def run_spark(
             ):
                 n = seen[uri, start] = seen.get((uri, start), 0) + 1
                 file_type = _type_of(uri)
-                if len(value) > max_line:
+                if uri.endswith(".gz"):
+                    if expanded.get(uri, 0) > max_gzip:
+                        continue
+                    expanded[uri] = expanded.get(uri, 0) + len(value) + 1
+                if expanded.get(uri, 0) > max_gzip:
+                    kind, key = "problem", "too_big"
+                elif len(value) > max_line:
                     kind, key = "problem", "too_long"
                 else:
                     kind, key, _ = key_line(value, file_type)
