@@ -197,3 +197,23 @@ def test_the_scan_catches_each_kind_it_looks_for() -> None:
             "Bundle.entry",
         ]
     )
+
+
+def test_what_the_chart_says_names_an_infusion_dose_in_words() -> None:
+    """A course agent's dose reads "g per infusion" on the card, never the unit code "g/dose"."""
+    from myoguide.adapters.cdshooks.facts import chart_says
+    from myoguide.bootstrap import default_service
+
+    service = default_service()
+    state = service.parse(
+        {
+            "age_years": 50,
+            "diagnosis": "dermatomyositis",
+            "current_medications": [
+                {"agent": "rituximab", "dose": {"value": 1, "unit": "g/dose"}},
+            ],
+        }
+    )
+    lines = chart_says(state, service.knowledge)
+    in_use = next(line for line in lines if line.startswith("In use: "))
+    assert in_use == "In use: Rituximab 1 g per infusion"

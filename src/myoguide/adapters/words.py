@@ -28,6 +28,20 @@ def dose_words(dose: Dose) -> str:
 
 
 _UNIT_WORDS = {"d": "day", "wk": "week", "mo": "month"}
+# A dose unit of an infusion or course agent, as a clinician reads it (every door shares it).
+DOSE_UNIT_WORDS = {
+    "mg/dose": "mg per infusion",
+    "g/dose": "g per infusion",
+    "mg/course": "mg per course",
+    "g/course": "g per course",
+}
+
+
+def unit_words(unit: object) -> str:
+    """Return a dose unit as a clinician reads it ("g per infusion", never "g/dose")."""
+    return DOSE_UNIT_WORDS.get(str(unit), str(unit))
+
+
 _TIMES = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from myoguide.adapters.words import unit_words
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.state import PatientState, dec
 from myoguide.domain.units import fmt
@@ -50,7 +51,11 @@ def chart_says(state: PatientState, knowledge: Knowledge) -> list[str]:
     out = [f"Diagnosis: {state.diagnosis.replace('_', ' ')}; age {fmt(dec(state.age_years))} years"]
     in_use = [
         name.get(m.agent, m.agent)
-        + (f" {fmt(dec(m.dose.value))} {m.dose.unit}" if m.dose else " (dose not recorded)")
+        + (
+            f" {fmt(dec(m.dose.value))} {unit_words(m.dose.unit)}"
+            if m.dose
+            else " (dose not recorded)"
+        )
         for m in state.current_medications
     ]
     out.append("In use: " + ("; ".join(in_use) if in_use else "no guideline drug recorded"))

@@ -24,12 +24,6 @@ DIAGNOSES = ("dermatomyositis", "polymyositis", "inclusion_body_myositis")
 DOSE_UNITS = ("mg/day", "mg/week", "g/day", "g/week")
 # Infusion and course agents (the knowledge's `given_as_course`): a dose per infusion or course.
 COURSE_UNITS = ("mg/dose", "g/dose", "mg/course", "g/course")
-UNIT_WORDS = {
-    "mg/dose": "mg per infusion",
-    "g/dose": "g per infusion",
-    "mg/course": "mg per course",
-    "g/course": "g per course",
-}
 OUTCOMES = ("unknown", "inadequate_response", "intolerance", "responded")
 TRISTATE = {"yes": True, "no": False, "unknown": None}
 CONFIRM_FIELD = "confirm_body"
@@ -190,11 +184,6 @@ def _tristate(form: FormData, name: str) -> bool | None:
         form.error(name, "choose yes, no or unknown")
         return None
     return TRISTATE[value]
-
-
-def unit_words(unit: object) -> str:
-    """Return a dose unit as a clinician reads it ("g per infusion", never "g/dose")."""
-    return UNIT_WORDS.get(str(unit), str(unit))
 
 
 def _dose_unit(form: FormData, base: str, agent: str, course_agents: frozenset[str]) -> str:

@@ -30,7 +30,6 @@ from myoguide.adapters.web.forms import (
     FIELD_LABELS,
     OUTCOMES,
     field_label,
-    unit_words,
 )
 from myoguide.adapters.web.ports import UserStore
 from myoguide.adapters.web.session import (
@@ -50,6 +49,7 @@ from myoguide.adapters.web.words import (
     plain_message,
     rec_heading,
 )
+from myoguide.adapters.words import unit_words
 from myoguide.domain.result import RecommendationSet
 from myoguide.domain.units import fmt
 from myoguide.service import ChartHandoffs, Clock, PatientRecords, Service

@@ -9,9 +9,9 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from myoguide.adapters.text import COURSE_WORDS
-from myoguide.adapters.web.forms import unit_words
 from myoguide.adapters.web.timeline import VisitPoint
 from myoguide.adapters.words import rec_heading as rec_heading  # the pages take it from here
+from myoguide.adapters.words import unit_words
 from myoguide.domain.state import dec
 from myoguide.domain.units import fmt
 from myoguide.service.ports import PatientCourse
