@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from myoguide.adapters.web.forms import state_from_form, unit_words
+from myoguide.adapters.web.forms import state_from_form
+from myoguide.adapters.words import unit_words
 from myoguide.adapters.web.words import state_lines
 
 COURSE = frozenset({"rituximab", "ivig", "cyclophosphamide"})
