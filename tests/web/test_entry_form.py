@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from myoguide.adapters.web.forms import state_from_form
-from myoguide.adapters.words import unit_words
 from myoguide.adapters.web.words import state_lines
+from myoguide.adapters.words import unit_words
 
 COURSE = frozenset({"rituximab", "ivig", "cyclophosphamide"})
 BASE = {"age_years": "61", "diagnosis": "dermatomyositis"}
