@@ -44,3 +44,21 @@ def test_version_names_the_package_and_the_knowledge() -> None:
     assert res.code == 0, res.stderr
     kv = default_service().knowledge.knowledge_version
     assert res.stdout.strip() == f"myoguide {__version__} (knowledge {kv})"
+
+
+def test_the_served_log_config_keeps_alembic_below_info() -> None:
+    """Each /readyz probe opens an Alembic context; its two INFO lines stay out of the log."""
+    import subprocess
+    import sys
+
+    # In a process of its own: dictConfig would change this process's logging for other tests.
+    code = (
+        "import logging, logging.config\n"
+        "from uvicorn.config import LOGGING_CONFIG\n"
+        "from myoguide.adapters.logsafe import uvicorn_log_config\n"
+        "logging.config.dictConfig(uvicorn_log_config(LOGGING_CONFIG))\n"
+        "probe = logging.getLogger('alembic.runtime.migration')\n"
+        "print(probe.isEnabledFor(logging.INFO), probe.isEnabledFor(logging.WARNING))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]

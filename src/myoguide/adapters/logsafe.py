@@ -25,7 +25,8 @@ _CHART_TOKEN = re.compile(r"(chart(?:=|%3[Dd]))[^&\s\"'#%]+")
 # A FHIR read or search names its patient in the path or the query (ADR 0011's templates).
 _PATIENT_ID = re.compile(r"(Patient/|Patient%2F|patient=)[^&/?\s\"'#]+")
 # Libraries whose INFO lines quote whole URLs (httpx: "HTTP Request: GET https://.../Patient/x").
-QUIET_LOGGERS = ("httpx", "httpcore", "hpack", "urllib3")
+# HTTP clients log every URL (patient ids); Alembic logs two lines on each /readyz probe.
+QUIET_LOGGERS = ("httpx", "httpcore", "hpack", "urllib3", "alembic")
 
 
 def redact_urls(text: str) -> str:
