@@ -6,12 +6,13 @@ export UV_LINK_MODE := copy
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 
-.PHONY: help setup run test lint typecheck unit bench services clean
+.PHONY: help setup run test lint typecheck unit bench services wheel clean
 
 help:
 	@echo "make run    - set up and run the main job"
 	@echo "make test   - set up, lint, type-check and run every test"
 	@echo "make bench  - run the benchmarks and print the figures"
+	@echo "make wheel  - build dist/ for an install: the wheel and its constraints (docs/operations.md)"
 
 # Installs uv from PyPI if missing, then the locked dependencies (with the optional Spark
 # runner, which the tests drive) into .venv.
@@ -62,6 +63,11 @@ bench: setup services
 	$(RUN) python bench/web_pages.py
 	$(RUN) python bench/bigchart.py
 	$(RUN) python bench/audit.py
+
+# The release an administrator installs: the wheel, and uv.lock's versions as pip constraints.
+wheel: setup
+	$(UV) build --wheel --out-dir dist
+	$(UV) export --frozen --no-hashes --no-emit-project --no-dev --quiet > dist/constraints.txt
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .hypothesis
