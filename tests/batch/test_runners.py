@@ -283,6 +283,21 @@ def test_a_line_longer_than_many_chunks_is_read_once(tmp_path: Path) -> None:
     assert met.counts == {"too_long": 1}
 
 
+def test_a_long_line_in_a_later_chunk_is_named_by_its_line_in_the_file(tmp_path: Path) -> None:
+    from myoguide.adapters.batch.export import Problems, chunks, read_lines
+
+    # 400,000 short lines (1.2 MB) fill the first 1 MiB chunk; the long line starts in the
+    # second, which counts its lines from its own start: the skip must name the file's line.
+    path = tmp_path / "Observation.000.ndjson"
+    path.write_bytes(b"{}\n" * 400_000 + b'{"a":"' + b"x" * (2 << 20) + b'"}\n{}\n')
+    files, _ = list_files(tmp_path)
+    met = Problems()
+    for chunk in chunks(files, chunk_bytes=1 << 20):
+        for _ in read_lines(chunk, met, max_line=1 << 20):
+            pass
+    assert met.examples["too_long"] == [("Observation.000.ndjson", 400_001)]
+
+
 def _expanding(folder: Path) -> tuple[Path, int]:
     """An export whose Condition.000.ndjson.gz has a DM line, a long line, then another DM line."""
     folder.mkdir()

@@ -301,7 +301,18 @@ def read_lines(
             if cut.counts:
                 problems.add("gzip_truncated", name, last + 1)
             return
-        yield from split_lines(_range_blocks(chunk), problems, name, max_line)
+        if chunk.start == 0:
+            yield from split_lines(_range_blocks(chunk), problems, name, max_line)
+            return
+        # A later chunk counts its lines from its own start: the places of what split_lines
+        # skips (a line too long) are moved to the file's numbering before they are kept.
+        own = Problems()
+        yield from split_lines(_range_blocks(chunk), own, name, max_line)
+        if own.counts:
+            base = first_line_number(f.path, chunk.start) - 1
+            for kind, places in own.examples.items():
+                own.examples[kind] = [(file, n + base if n else 0) for file, n in places]
+            problems.merge(own)
     except OSError:
         problems.add("unreadable", name, 0)
 
