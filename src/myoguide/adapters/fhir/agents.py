@@ -28,7 +28,7 @@ class NamedAgent(NamedTuple):
 class AgentFinder:
     """Names the agent of a resource, warning and noting it unresolved when it cannot."""
 
-    __slots__ = ("index", "rx", "term", "unresolved", "warn")
+    __slots__ = ("index", "quiet", "rx", "term", "unresolved", "warn")
 
     def __init__(
         self,
@@ -42,6 +42,9 @@ class AgentFinder:
         self.index = index
         self.warn = warn
         self.unresolved: list[str] = []
+        # Names and codes already found to name no guideline agent, with nothing to warn: a big
+        # chart repeats a few other drugs hundreds of times (issue 17).
+        self.quiet: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
 
     def agent(self, res: dict[str, Any], i: int, field: str) -> NamedAgent | None:
         """Return the agent a resource names (by code, else by name), or None after warning."""
@@ -91,17 +94,31 @@ class AgentFinder:
         if len(agents) == 1:
             product = products[0] if len(products) == 1 else None
             return NamedAgent(agents.pop(), medication, product)
-        label = resource_label(res, i)  # only a drug not resolved by code is warned about
         if agents:
             named = ", ".join(shown(a) for a in sorted(agents))
             self.warn(
                 "medication_ambiguous",
                 f"the medication codes name more than one agent ({named}); skipped",
-                label,
+                resource_label(res, i),
             )
             self.unresolved.append(f"medication naming {named} ({record_words(res)})")
             return None
-        return self.by_name(concepts, codes, medication, label, record_words(res))
+        names = tuple(n for c in concepts for n in concept_names(c))
+        key = (names, tuple(codes))
+        if key in self.quiet:
+            return None
+        if names and self.quietly_other(names, codes):
+            self.quiet.add(key)
+            return None
+        # Label and words only now: a drug resolved by code, or quietly by name, needs neither.
+        return self.by_name(concepts, codes, medication, resource_label(res, i), record_words(res))
+
+    def quietly_other(self, names: tuple[str, ...], codes: list[str]) -> bool:
+        """Say whether names name no guideline agent in any way, so `by_name` says nothing."""
+        kinds = {self.term.agent_for_name(n).kind for n in names}
+        if codes:
+            kinds.discard("near")  # by_name drops near matches of coded drugs
+        return not kinds & {"agent", "resembles", "near", "topical"}
 
     def by_codes(self, codes: list[str]) -> tuple[set[str], list[Product]]:
         """Return the agents RxNorm codes name, and the products among them."""
