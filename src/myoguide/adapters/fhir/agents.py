@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import orjson
+
 from myoguide.adapters.fhir.codes import RXNORM
 from myoguide.adapters.fhir.primitives import (
     DIGITS,
@@ -42,14 +44,18 @@ class AgentFinder:
         self.index = index
         self.warn = warn
         self.unresolved: list[str] = []
-        # Names and codes already found to name no guideline agent, with nothing to warn: a big
-        # chart repeats a few other drugs hundreds of times (issue 17).
-        self.quiet: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
+        # Drug concepts (as JSON) already found to name no guideline agent, with nothing to
+        # warn: a big chart repeats a few other drugs hundreds of times (issue 17).
+        self.quiet: set[bytes] = set()
 
     def agent(self, res: dict[str, Any], i: int, field: str) -> NamedAgent | None:
         """Return the agent a resource names (by code, else by name), or None after warning."""
         medication: dict[str, Any] | None = None
         concept = res.get(field)
+        # A concept of its own decides alone what the resource names (no Medication to read).
+        quiet_key = _concept_key(concept) if isinstance(concept, dict) else None
+        if quiet_key is not None and quiet_key in self.quiet:
+            return None
         if not isinstance(concept, dict) and field == "medicationCodeableConcept":
             label = resource_label(res, i)
             ref = res.get("medicationReference")
@@ -103,17 +109,15 @@ class AgentFinder:
             )
             self.unresolved.append(f"medication naming {named} ({record_words(res)})")
             return None
-        names = tuple(n for c in concepts for n in concept_names(c))
-        key = (names, tuple(codes))
-        if key in self.quiet:
-            return None
+        names = [n for c in concepts for n in concept_names(c)]
         if names and self.quietly_other(names, codes):
-            self.quiet.add(key)
+            if quiet_key is not None:
+                self.quiet.add(quiet_key)
             return None
         # Label and words only now: a drug resolved by code, or quietly by name, needs neither.
         return self.by_name(concepts, codes, medication, resource_label(res, i), record_words(res))
 
-    def quietly_other(self, names: tuple[str, ...], codes: list[str]) -> bool:
+    def quietly_other(self, names: list[str], codes: list[str]) -> bool:
         """Say whether names name no guideline agent in any way, so `by_name` says nothing."""
         kinds = {self.term.agent_for_name(n).kind for n in names}
         if codes:
@@ -220,6 +224,14 @@ class AgentFinder:
             tail = target.rsplit("Medication/", 1)[1].split("/", 1)[0]
             found = self.index.get(f"Medication/{tail}")
         return found
+
+
+def _concept_key(concept: dict[str, Any]) -> bytes | None:
+    """Return a concept as JSON, to know it again; None if it is not JSON data (an API caller's)."""
+    try:
+        return orjson.dumps(concept)
+    except TypeError:
+        return None
 
 
 def concept_names(concept: object) -> list[str]:
