@@ -117,6 +117,12 @@ class AgentFinder:
         # Label and words only now: a drug resolved by code, or quietly by name, needs neither.
         return self.by_name(concepts, codes, medication, resource_label(res, i), record_words(res))
 
+    def known_quiet(self, concept: object) -> bool:
+        """Say whether a drug concept was already found to name no agent, with nothing to say."""
+        if not self.quiet or not isinstance(concept, dict):
+            return False
+        return _concept_key(concept) in self.quiet
+
     def quietly_other(self, names: list[str], codes: list[str]) -> bool:
         """Say whether names name no guideline agent in any way, so `by_name` says nothing."""
         kinds = {self.term.agent_for_name(n).kind for n in names}
