@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from myoguide.adapters.http.server import ServerLimits
     from myoguide.adapters.smart.config import SmartEhrs
     from myoguide.adapters.store import ChainAnchor, ChainKeys, RecordStore, SessionStore, UserStore
+    from myoguide.knowledge.terminology import Terminology
     from myoguide.service import Auditor
     from myoguide.settings import Settings
 
@@ -48,16 +49,23 @@ def read_fhir(
     """The RecordReader port: map a FHIR Bundle with adapters.fhir's bundle_to_state."""
     # Imported on first use for start-up speed: only Bundle input needs the FHIR mapping.
     from myoguide.adapters.fhir import bundle_to_state
-    from myoguide.knowledge.terminology import load_packaged_terminology
 
     return bundle_to_state(
         bundle,
         evaluation_date=evaluation_date,
         rxnorm_to_agent=rxnorm_to_agent,
-        # The packaged terminology the engine holds (from the cache), not parsed again.
-        terminology=load_packaged_terminology(knowledge_cache_dir()),
+        terminology=_packaged_terminology(),
         knowledge=knowledge,
     )
+
+
+@cache
+def _packaged_terminology() -> Terminology:
+    """Return the packaged terminology the engine holds (from the cache), looked up once."""
+    # Finding the cache folder (the home folder) costs more than a small chart's reading.
+    from myoguide.knowledge.terminology import load_packaged_terminology
+
+    return load_packaged_terminology(knowledge_cache_dir())
 
 
 def knowledge_cache_dir() -> Path | None:

@@ -254,6 +254,11 @@ def test_prefetch_asks_only_for_what_is_read() -> None:
         (b'{"s": "\\"b\\":", "t": 1}', None),
         (b'{"t": "09:00", "a": 1, "a": "\\u003a"}', "a"),
         (b'{"t": "\\u003a", "u": 1}', None),
+        # An escaped colon can balance the colon a dropped pair takes: the exact check runs.
+        (b'{"a": 1, "a": 2, "t": "\\u003A"}', "a"),
+        # Other escapes change no colon: the count alone decides.
+        (b'{"n": "Jos\\u00e9", "t": "09:00"}', None),
+        (b'{"n": "Jos\\u00e9", "n": "Ren\\u00e9e", "t": "09:00"}', "n"),
     ],
 )
 def test_repeated_keys_are_found_by_the_fast_count_as_by_the_exact_check(

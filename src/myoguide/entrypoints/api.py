@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
+from myoguide.adapters.gcpause import gc_paused
 from myoguide.bootstrap import default_service
 from myoguide.domain.result import RecommendationSet
 from myoguide.errors import InputError
@@ -45,5 +46,13 @@ def answer(
 
 def recommend(x: object, *, evaluation_date: dt.date | None = None) -> RecommendationSet:
     """Answer a patient state or a FHIR R4 Bundle, a dict or JSON bytes (InputError if unusable)."""
+    # A parsed chart has no reference cycles: collecting over it is wasted work (ADR 0026). It
+    # is freed when `_recommend` returns, before collection resumes.
+    with gc_paused():
+        return _recommend(x, evaluation_date)
+
+
+def _recommend(x: object, evaluation_date: dt.date | None) -> RecommendationSet:
+    """Parse JSON bytes if given, then answer."""
     raw = parse_json(x) if isinstance(x, JsonBytes) else x
     return answer(default_service(), raw, evaluation_date)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import orjson
+
 from myoguide.adapters.fhir.codes import RXNORM
 from myoguide.adapters.fhir.primitives import (
     DIGITS,
@@ -28,7 +30,7 @@ class NamedAgent(NamedTuple):
 class AgentFinder:
     """Names the agent of a resource, warning and noting it unresolved when it cannot."""
 
-    __slots__ = ("index", "rx", "term", "unresolved", "warn")
+    __slots__ = ("index", "quiet", "rx", "term", "unresolved", "warn")
 
     def __init__(
         self,
@@ -42,11 +44,18 @@ class AgentFinder:
         self.index = index
         self.warn = warn
         self.unresolved: list[str] = []
+        # Drug concepts (as JSON) already found to name no guideline agent, with nothing to
+        # warn: a big chart repeats a few other drugs hundreds of times (issue 17).
+        self.quiet: set[bytes] = set()
 
     def agent(self, res: dict[str, Any], i: int, field: str) -> NamedAgent | None:
         """Return the agent a resource names (by code, else by name), or None after warning."""
         medication: dict[str, Any] | None = None
         concept = res.get(field)
+        # A concept of its own decides alone what the resource names (no Medication to read).
+        quiet_key = _concept_key(concept) if isinstance(concept, dict) else None
+        if quiet_key is not None and quiet_key in self.quiet:
+            return None
         if not isinstance(concept, dict) and field == "medicationCodeableConcept":
             label = resource_label(res, i)
             ref = res.get("medicationReference")
@@ -91,17 +100,35 @@ class AgentFinder:
         if len(agents) == 1:
             product = products[0] if len(products) == 1 else None
             return NamedAgent(agents.pop(), medication, product)
-        label = resource_label(res, i)  # only a drug not resolved by code is warned about
         if agents:
             named = ", ".join(shown(a) for a in sorted(agents))
             self.warn(
                 "medication_ambiguous",
                 f"the medication codes name more than one agent ({named}); skipped",
-                label,
+                resource_label(res, i),
             )
             self.unresolved.append(f"medication naming {named} ({record_words(res)})")
             return None
-        return self.by_name(concepts, codes, medication, label, record_words(res))
+        names = [n for c in concepts for n in concept_names(c)]
+        if names and self.quietly_other(names, codes):
+            if quiet_key is not None:
+                self.quiet.add(quiet_key)
+            return None
+        # Label and words only now: a drug resolved by code, or quietly by name, needs neither.
+        return self.by_name(concepts, codes, medication, resource_label(res, i), record_words(res))
+
+    def known_quiet(self, concept: object) -> bool:
+        """Say whether a drug concept was already found to name no agent, with nothing to say."""
+        if not self.quiet or not isinstance(concept, dict):
+            return False
+        return _concept_key(concept) in self.quiet
+
+    def quietly_other(self, names: list[str], codes: list[str]) -> bool:
+        """Say whether names name no guideline agent in any way, so `by_name` says nothing."""
+        kinds = {self.term.agent_for_name(n).kind for n in names}
+        if codes:
+            kinds.discard("near")  # by_name drops near matches of coded drugs
+        return not kinds & {"agent", "resembles", "near", "topical"}
 
     def by_codes(self, codes: list[str]) -> tuple[set[str], list[Product]]:
         """Return the agents RxNorm codes name, and the products among them."""
@@ -203,6 +230,14 @@ class AgentFinder:
             tail = target.rsplit("Medication/", 1)[1].split("/", 1)[0]
             found = self.index.get(f"Medication/{tail}")
         return found
+
+
+def _concept_key(concept: dict[str, Any]) -> bytes | None:
+    """Return a concept as JSON, to know it again; None if it is not JSON data (an API caller's)."""
+    try:
+        return orjson.dumps(concept)
+    except TypeError:
+        return None
 
 
 def concept_names(concept: object) -> list[str]:

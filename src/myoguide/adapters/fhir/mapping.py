@@ -30,7 +30,21 @@ def reading_terminology(
 ) -> Terminology:
     """Return the terminology a chart is read with, holding the guideline's reading facts."""
     term = terminology if terminology is not None else load_packaged_terminology()
-    return term.with_guideline(knowledge if knowledge is not None else packaged_knowledge())
+    kb = knowledge if knowledge is not None else packaged_knowledge()
+    # The same pair comes with every chart a service reads: copy once (ADR 0026).
+    key = (id(term), id(kb))
+    held = _READING.get(key)
+    if held is not None and held[0] is term and held[1] is kb:
+        return held[2]
+    if len(_READING) >= 8:
+        _READING.clear()
+    reading = term.with_guideline(kb)
+    _READING[key] = (term, kb, reading)
+    return reading
+
+
+# Reading terminologies by (terminology, knowledge); the pair is held so its ids stay theirs.
+_READING: dict[tuple[int, int], tuple[Terminology, Knowledge, Terminology]] = {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,6 +92,9 @@ class MedicationReader(AgentFinder):
         if kind == "AllergyIntolerance":
             self.read_allergy(res, i)
             return
+        if self.known_quiet(res.get("medicationCodeableConcept")):
+            # Nothing is said before the drug is named, so a drug known quiet ends here.
+            return
         status = res.get("status")
         dosages: object = None
         key = status if isinstance(status, str) else ""

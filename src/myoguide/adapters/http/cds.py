@@ -35,6 +35,7 @@ from myoguide.adapters.cdshooks.security import (
     operation_outcome,
 )
 from myoguide.adapters.fhir.gather import FhirGatherer
+from myoguide.adapters.gcpause import gc_paused
 from myoguide.adapters.http.common import PROBLEM, json_response, problem
 from myoguide.adapters.http.fhir_client import HttpxFhirClient
 from myoguide.adapters.http.headers import duplicate_key_of
@@ -58,16 +59,20 @@ class MemoryCardRegistry:
 
     def __init__(self) -> None:
         self.issued: OrderedDict[str, str] = OrderedDict()
+        # Calls are answered in worker threads, several at once.
+        self.lock = threading.Lock()
 
     def remember(self, service_id: str, cards: Mapping[str, str]) -> None:
         """Note the cards shown."""
-        self.issued.update(cards)
-        while len(self.issued) > 50_000:
-            self.issued.popitem(last=False)
+        with self.lock:
+            self.issued.update(cards)
+            while len(self.issued) > 50_000:
+                self.issued.popitem(last=False)
 
     def summaries(self, uuids: Sequence[str]) -> Mapping[str, str]:
         """Return the summaries known for these uuids."""
-        return {u: self.issued[u] for u in uuids if u in self.issued}
+        with self.lock:
+            return {u: self.issued[u] for u in uuids if u in self.issued}
 
 
 class WriteBehindRegistry:
@@ -242,10 +247,10 @@ async def _verified(door: CdsDoor, request: Request) -> VerifiedClient | Respons
         return json_response(operation_outcome(exc), status, "application/fhir+json")
 
 
-async def _authorised_body(
+async def _authorised_raw(
     service_id: str, door: CdsDoor, request: Request
-) -> Response | tuple[object, VerifiedClient | None]:
-    """Return the parsed body and caller of an authorised call to a known service, or refusal."""
+) -> Response | tuple[bytes, VerifiedClient | None]:
+    """Return the body bytes and caller of an authorised call to a known service, or refusal."""
     if service_id not in HOOK_BY_ID:
         return json_response(
             problem(404, "Unknown service", f"no CDS service '{service_id}'"), 404, PROBLEM
@@ -254,7 +259,11 @@ async def _authorised_body(
     if isinstance(client, Response):
         return client
     # Read only now, once the token holds: an unauthenticated body costs nothing (ADR 0018).
-    raw = await request.body()
+    return await request.body(), client
+
+
+def _parsed(raw: bytes) -> object:
+    """Return the parsed body, or the 400 refusal of a body that is not JSON or repeats a key."""
     try:
         data: object = loads(raw)
     except ValueError:
@@ -263,7 +272,7 @@ async def _authorised_body(
     if key is not None:
         detail = f"key '{key}' appears twice in one object"
         return json_response(problem(400, "Bad request", detail, key=key), 400, PROBLEM)
-    return data, client
+    return data
 
 
 router = APIRouter()
@@ -277,10 +286,34 @@ async def cds_discovery(door: Door) -> Response:
 
 @router.post("/cds-services/{service_id}", summary="Call a CDS Hooks service")
 async def cds_call(service_id: str, request: Request, door: Door) -> Response:
-    authorised = await _authorised_body(service_id, door, request)
+    authorised = await _authorised_raw(service_id, door, request)
     if isinstance(authorised, Response):
         return authorised
-    body, client = authorised
+    raw, client = authorised
+    # One hop off the event loop for all the work: parsing a chart of megabytes, a slow FHIR
+    # server and the cards must not hold it (issue 24).
+    return await run_in_threadpool(
+        _answer_call, door, service_id, raw, client, door.base_url(request)
+    )
+
+
+def _answer_call(
+    door: CdsDoor, service_id: str, raw: bytes, client: VerifiedClient | None, base_url: str
+) -> Response:
+    """Answer one authorised CDS call in a worker thread, without cyclic collection."""
+    # The parsed chart has no reference cycles: collecting over it is wasted work (ADR 0026).
+    # It is freed when `_answer` returns, before collection resumes, so none scans it.
+    with gc_paused():
+        return _answer(door, service_id, raw, client, base_url)
+
+
+def _answer(
+    door: CdsDoor, service_id: str, raw: bytes, client: VerifiedClient | None, base_url: str
+) -> Response:
+    """Parse, check, answer and build the cards of one authorised CDS call."""
+    body = _parsed(raw)
+    if isinstance(body, Response):
+        return body
     bad = _check_hook_request(body, HOOK_BY_ID[service_id].hook)
     if bad or not isinstance(body, dict):
         return json_response(problem(400, "Bad request", bad or "bad body"), 400, PROBLEM)
@@ -291,11 +324,10 @@ async def cds_call(service_id: str, request: Request, door: Door) -> Response:
         bound = gatherer.fhir.bound(client.issuer if client else None, body["context"]["patientId"])
         use_case = replace(use_case, gatherer=replace(gatherer, fhir=bound))
     try:
-        # In a worker thread: a slow FHIR server must not hold the event loop.
-        answer = await run_in_threadpool(use_case.answer, body, service_id)
+        answer = use_case.answer(body, service_id)
     except PrefetchMissing as exc:
         return json_response(problem(412, "Precondition failed", str(exc)), 412, PROBLEM)
-    cards = door.cards(answer, door.base_url(request), body["context"]["patientId"])
+    cards = door.cards(answer, base_url, body["context"]["patientId"])
     if cards:
         door.remember(service_id, cards)
     return json_response({"cards": cards})
@@ -303,10 +335,12 @@ async def cds_call(service_id: str, request: Request, door: Door) -> Response:
 
 @router.post("/cds-services/{service_id}/feedback", summary="Feedback on cards")
 async def cds_feedback(service_id: str, request: Request, door: Door) -> Response:
-    authorised = await _authorised_body(service_id, door, request)
+    authorised = await _authorised_raw(service_id, door, request)
     if isinstance(authorised, Response):
         return authorised
-    body = authorised[0]
+    body = _parsed(authorised[0])
+    if isinstance(body, Response):
+        return body
     if door.feedback is None:
         return json_response(
             problem(503, "Feedback store not configured", "no store"), 503, PROBLEM

@@ -104,10 +104,14 @@ def duplicate_key_of(body: bytes, parsed: object) -> str | None:
     `parsed` is the body already parsed. For a chart of megabytes the exact check costs more
     than the answer, so colons are counted first: every key brings one, and a parser keeps one
     value per key, so re-encoding the parsed value loses colons exactly when a key repeats
-    (a dropped pair takes its own colon with it). Only a \\u escape can make a colon the text
-    does not show, so such a body, and any body whose counts differ, gets the exact check.
+    (a dropped pair takes its own colon with it). Only the escape \\u003a (or \\u003A) can make
+    a colon the text does not show, so a body with one, and any body whose counts differ, gets
+    the exact check. Other escapes (an accented name written as \\u00e9) change no colon.
     """
-    if b"\\u" not in body and body.count(b":") == orjson.dumps(parsed).count(b":"):
+    # A backslash alone is found by memchr, far faster than a search for a longer string (and
+    # a chart of megabytes often has none), so the escape is looked for only after one.
+    escaped_colon = b"\\" in body and (b"\\u003a" in body or b"\\u003A" in body)
+    if not escaped_colon and body.count(b":") == orjson.dumps(parsed).count(b":"):
         return None
     return duplicate_key(body)
 
