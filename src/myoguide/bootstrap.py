@@ -298,52 +298,25 @@ def database_url(config: ServeConfig) -> str:
 
 def secret_key(data_dir: Path) -> str:
     """Return the session signing key: $MYOGUIDE_SECRET_KEY, or one kept in the data directory."""
-    import secrets  # here: it pulls in hmac and hashlib's OpenSSL, which `recommend` never needs
+    from myoguide.adapters.store.keyfiles import secret_key as kept
 
     env = settings().secret_key
-    if env is not None:
-        return env.get_secret_value()
-    data_folder(data_dir)
-    path = data_dir / "secret_key"
-    if not path.exists():
-        # Kept on disk so sessions survive a restart; readable by the owner only.
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(48))
-    return path.read_text().strip()
+    return env.get_secret_value() if env is not None else kept(data_dir)
+
+
+def chain_keys(data_dir: Path) -> ChainKeys:
+    """Return the record chain's MAC keys: $MYOGUIDE_CHAIN_KEY, or the data folder's key file."""
+    from myoguide.adapters.store.keyfiles import chain_keys as kept
+
+    env = settings().chain_key
+    return kept(data_dir, env.get_secret_value() if env is not None else None)
 
 
 def data_folder(path: Path) -> Path:
     """Create the data folder readable by the service's user only (0700), if it is not there."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
+    from myoguide.adapters.store.keyfiles import data_folder as made
 
-
-def chain_keys(data_dir: Path) -> ChainKeys:
-    """Return the record chain's MAC keys: $MYOGUIDE_CHAIN_KEY, or the data folder's key file.
-
-    Both list keys newest first (comma-separated, or one a line): the first seals new rows,
-    the others still verify rows sealed before a rotation.
-    """
-    import secrets
-
-    from myoguide.adapters.store import ChainKeys
-
-    env = settings().chain_key
-    if env is not None:
-        text = env.get_secret_value().replace(",", "\n")
-    else:
-        path = data_folder(data_dir) / "chain_key"
-        if not path.exists():
-            # Made on first start, readable by the owner only; kept outside the database.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32) + "\n")
-        text = path.read_text()
-    keys = tuple(line.strip().encode() for line in text.splitlines() if line.strip())
-    try:
-        return ChainKeys(keys)
-    except ValueError as exc:
-        raise InputError("MYOGUIDE_CHAIN_KEY", str(exc)) from None
+    return made(path)
 
 
 def chain_anchor(data_dir: Path, keys: ChainKeys) -> ChainAnchor:
