@@ -8,15 +8,18 @@ which keeps `myoguide recommend` within its start-up budget.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from myoguide.errors import InputError, KnowledgeError
+
+if TYPE_CHECKING:
+    # argparse (with gettext, locale and shutil) and pathlib (with urllib.parse and ipaddress)
+    # are imported where used: a plain `recommend` needs neither (issue 24).
+    import argparse
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 EXIT_TAMPERED = 4
@@ -27,7 +30,8 @@ def _read_input(path: str) -> bytes:
     if path == "-":
         return sys.stdin.buffer.read()
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as f:
+            return f.read()
     except OSError as exc:
         raise InputError("PATH", f"cannot read '{path}': {exc.strerror}") from None
 
@@ -97,6 +101,8 @@ def cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     """Answer the example patients shipped in examples/ and print the answers for a person."""
+    from pathlib import Path
+
     from myoguide.adapters.jsonio import loads
     from myoguide.adapters.text import render_result
     from myoguide.bootstrap import default_service
@@ -120,6 +126,8 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     """Run the HTTP service until interrupted."""
+    from pathlib import Path
+
     import uvicorn
 
     from myoguide.adapters.cdshooks.trust import load_trust
@@ -184,6 +192,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     """Write the knowledge as a FHIR R4 Bundle (PlanDefinition and ActivityDefinitions)."""
+    from pathlib import Path
+
     from myoguide.adapters.fhir.plandefinition import plandefinition_bundle
     from myoguide.adapters.jsonio import dumps
     from myoguide.bootstrap import default_service
@@ -198,6 +208,8 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_feedback_report(args: argparse.Namespace, out: TextIO) -> int:
     """Print acceptance and override rates by card and reason from the feedback store."""
+    from pathlib import Path
+
     from myoguide.bootstrap import ServeConfig, feedback_report
 
     config = ServeConfig((), False, args.database_url, Path(args.data_dir))
@@ -218,6 +230,8 @@ def _read_password() -> str:
 
 def cmd_user(args: argparse.Namespace, out: TextIO) -> int:
     """Create an account or change its password (ending its sessions); password from stdin."""
+    from pathlib import Path
+
     from myoguide.bootstrap import ServeConfig, change_password, record_stores
 
     password = _read_password()
@@ -238,6 +252,8 @@ def cmd_user(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_record_verify(args: argparse.Namespace, out: TextIO) -> int:
     """Walk the record's hash chains; exit 4 naming the first broken link."""
+    from pathlib import Path
+
     from myoguide.bootstrap import ServeConfig, verify_record
 
     ok, report = verify_record(ServeConfig((), False, args.database_url, Path(args.data_dir)))
@@ -247,6 +263,8 @@ def cmd_record_verify(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
     """Audit a FHIR Bulk Data export: rows.parquet and report.html; exit 3 if input was skipped."""
+    from pathlib import Path
+
     from myoguide.bootstrap import run_audit
 
     if args.max_line_bytes is not None and args.max_line_bytes < 1:
@@ -269,6 +287,8 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_synth(args: argparse.Namespace, out: TextIO) -> int:
     """Write a seeded synthetic Bulk Data export."""
+    from pathlib import Path
+
     from myoguide.bootstrap import run_synth
 
     out.write(run_synth(Path(args.out), args.patients, seed=args.seed, gz=args.gzip) + "\n")
@@ -301,19 +321,20 @@ def _add_batch_commands(sub: Any) -> None:
     sy.set_defaults(func=cmd_synth)
 
 
-class _Version(argparse.Action):
-    """Prints the package and knowledge versions, read only when asked for."""
-
-    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
-        from myoguide import __version__
-        from myoguide.knowledge.loader import load_packaged
-
-        print(f"myoguide {__version__} (knowledge {load_packaged().knowledge_version})")
-        parser.exit()
-
-
 def _command_parser() -> tuple[argparse.ArgumentParser, Any]:
     """Build the top-level parser with the `recommend` command; return it and its subparsers."""
+    import argparse
+
+    class _Version(argparse.Action):
+        """Prints the package and knowledge versions, read only when asked for."""
+
+        def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+            from myoguide import __version__
+            from myoguide.knowledge.loader import load_packaged
+
+            print(f"myoguide {__version__} (knowledge {load_packaged().knowledge_version})")
+            parser.exit()
+
     p = argparse.ArgumentParser(
         prog="myoguide",
         description="Decision support for recurrent and resistant DM/PM in adults. "
@@ -410,6 +431,47 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return p
 
 
+class _Args:
+    """The parsed arguments of a plain `recommend` call (argparse's Namespace, as used)."""
+
+    command = "recommend"
+
+    def __init__(self, path: str, fmt: str | None, date: str | None) -> None:
+        self.path, self.format, self.date = path, fmt, date
+        self.func = cmd_recommend
+
+
+def _plain_recommend(argv: Sequence[str]) -> _Args | None:
+    """Parse `recommend PATH [--format json|text] [--date D]` without argparse, or return None.
+
+    Only the plain forms, each option at most once: anything else (help, abbreviations, errors)
+    goes to argparse, so usage and messages stay argparse's own.
+    """
+    if not argv or argv[0] != "recommend":
+        return None
+    path: str | None = None
+    options: dict[str, str] = {}
+    rest = list(argv[1:])
+    while rest:
+        word = rest.pop(0)
+        name, eq, value = word.partition("=")
+        if name in ("--format", "--date") and name not in options:
+            if not eq:
+                if not rest:
+                    return None
+                value = rest.pop(0)
+            if value.startswith("-") or (name == "--format" and value not in ("json", "text")):
+                return None
+            options[name] = value
+        elif path is None and (word == "-" or not word.startswith("-")):
+            path = word
+        else:
+            return None
+    if path is None:
+        return None
+    return _Args(path, options.get("--format"), options.get("--date"))
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; returns the exit status."""
     if argv is None and sys.argv[1:2] == ["recommend"]:
@@ -419,7 +481,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 
         gc.disable()
     given = sys.argv[1:] if argv is None else argv
-    args = build_parser(given).parse_args(given)
+    args: Any = _plain_recommend(given) or build_parser(given).parse_args(given)
     stream = out if out is not None else sys.stdout
     try:
         code: int = args.func(args, stream)
