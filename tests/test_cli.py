@@ -81,3 +81,53 @@ def test_demo_answers_every_example() -> None:
 
 def test_unknown_command_exits_2() -> None:
     assert run_cli("nonsense").code == 2
+
+
+# A plain `recommend` is parsed without argparse (issue 24): the same arguments as argparse's
+# for every form it takes, and argparse (its usage and messages) for every other.
+PLAIN = [
+    ["recommend", "case.json"],
+    ["recommend", "-"],
+    ["recommend", "case.json", "--format", "text"],
+    ["recommend", "--format=json", "case.json"],
+    ["recommend", "case.json", "--date", "2026-01-31"],
+    ["recommend", "--date=", "case.json", "--format", "json"],
+]
+TO_ARGPARSE = [
+    ["recommend"],
+    ["recommend", "-h"],
+    ["recommend", "case.json", "--form", "json"],
+    ["recommend", "case.json", "--format", "xml"],
+    ["recommend", "case.json", "--format"],
+    ["recommend", "case.json", "--date", "1", "--date", "2"],
+    ["recommend", "a.json", "b.json"],
+    ["recommend", "--", "case.json"],
+    ["recommend", "-1"],
+    ["serve"],
+    [],
+]
+
+
+def test_plain_recommend_arguments_match_argparse() -> None:
+    from myoguide.entrypoints.cli import _plain_recommend, build_parser
+
+    for argv in PLAIN:
+        plain = _plain_recommend(argv)
+        assert plain is not None, argv
+        parsed = build_parser(argv).parse_args(argv)
+        assert (plain.command, plain.path, plain.format, plain.date, plain.func) == (
+            parsed.command,
+            parsed.path,
+            parsed.format,
+            parsed.date,
+            parsed.func,
+        ), argv
+    for argv in TO_ARGPARSE:
+        assert _plain_recommend(argv) is None, argv
+
+
+def test_argparse_still_says_what_is_wrong_with_recommend() -> None:
+    res = run_cli("recommend", "case.json", "--format", "xml")
+    assert res.code == 2
+    assert "invalid choice: 'xml'" in res.stderr
+    assert res.stderr.startswith("usage: myoguide recommend")

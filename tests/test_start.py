@@ -158,6 +158,11 @@ NOT_FOR_RECOMMEND = (
     "myoguide.service.records",
     "myoguide.adapters.fhir",
     "myoguide.settings",
+    # Issue 24: a plain `recommend` parses its arguments without argparse, reads files without
+    # pathlib, and needs the service ports for annotations only.
+    "argparse",
+    "pathlib",
+    "myoguide.service.ports",
 )
 
 

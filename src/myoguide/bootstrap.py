@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from myoguide.adapters.clock import SystemClock
@@ -22,9 +21,12 @@ from myoguide.errors import InputError
 from myoguide.knowledge.loader import load_packaged
 from myoguide.knowledge.model import Knowledge
 from myoguide.service.assess import Service
-from myoguide.service.ports import Clock, FhirClient, MappedRecord
 
 if TYPE_CHECKING:
+    # pathlib (with urllib.parse and ipaddress) is imported by the functions that build paths,
+    # not on `myoguide recommend`'s way (issue 24).
+    from pathlib import Path
+
     from fastapi import FastAPI, Request
     from sqlalchemy import Engine as DbEngine
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from myoguide.adapters.store import ChainAnchor, ChainKeys, RecordStore, SessionStore, UserStore
     from myoguide.knowledge.terminology import Terminology
     from myoguide.service import Auditor
+    from myoguide.service.ports import Clock, FhirClient, MappedRecord
     from myoguide.settings import Settings
 
 
@@ -68,7 +71,7 @@ def _packaged_terminology() -> Terminology:
     return load_packaged_terminology(knowledge_cache_dir())
 
 
-def knowledge_cache_dir() -> Path | None:
+def knowledge_cache_dir() -> str | None:
     """Return the folder of the validated-knowledge cache, or None for no cache.
 
     $MYOGUIDE_CACHE_DIR when set ("" or "off" turns the cache off), else myoguide under
@@ -77,14 +80,14 @@ def knowledge_cache_dir() -> Path | None:
     """
     given = os.environ.get("MYOGUIDE_CACHE_DIR")
     if given is not None:
-        return Path(given) if given.strip() and given.strip().lower() != "off" else None
+        return given if given.strip() and given.strip().lower() != "off" else None
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     if os.path.isabs(xdg):
-        return Path(xdg) / "myoguide"
-    try:
-        return Path.home() / ".cache" / "myoguide"
-    except RuntimeError:  # no home folder to be found: run without a cache
+        return os.path.join(xdg, "myoguide")
+    home = os.path.expanduser("~")
+    if home == "~":  # no home folder to be found: run without a cache
         return None
+    return os.path.join(home, ".cache", "myoguide")
 
 
 def build_service(knowledge: Knowledge | None = None) -> Service:
@@ -216,6 +219,7 @@ class ServeConfig:
     def from_json(cls, text: str) -> ServeConfig:
         """Return the options `to_json` wrote (demo patients are seeded by the parent only)."""
         import json
+        from pathlib import Path
 
         from myoguide.adapters.cdshooks.trust import load_trust
 
@@ -324,6 +328,8 @@ def chain_anchor(data_dir: Path, keys: ChainKeys) -> ChainAnchor:
     from myoguide.adapters.store import ChainAnchor
 
     given = settings().chain_head_file
+    from pathlib import Path
+
     return ChainAnchor(Path(given) if given else data_dir / "chain_head.json", keys)
 
 

@@ -28,6 +28,7 @@ from myoguide.adapters.cdshooks.security import (
     TokenError,
     TokenVerifier,
     VerifiedClient,
+    WouldFetch,
     bearer_token,
     operation_outcome,
 )
@@ -726,6 +727,25 @@ def test_allowlisted_jku_is_fetched_once_and_cached(
         assert verifier.verify(token, audience=AUDIENCE).issuer == JKU_ISSUER
 
     assert fetcher.calls == [JKU]
+
+
+def test_the_event_loop_check_never_fetches_and_spends_no_jti(
+    verifier: TokenVerifier, make_token: TokenFactory, jku_key: SigningKey, fetcher: FakeFetcher
+) -> None:
+    # Issue 24: the door checks on the event loop with may_fetch=False, then spends the jti
+    # in its one worker-thread hop.
+    token = make_token(jku_key, iss=JKU_ISSUER, headers={"jku": JKU}, jti="loop")
+    with pytest.raises(WouldFetch):
+        verifier.authenticate(token, audience=AUDIENCE, may_fetch=False)
+    assert fetcher.calls == []
+    client, until = verifier.authenticate(token, audience=AUDIENCE)  # the thread's way
+    assert fetcher.calls == [JKU]
+    # Cached now: the loop's check passes without the network, as often as asked.
+    assert verifier.authenticate(token, audience=AUDIENCE, may_fetch=False)[0] == client
+    verifier.spend(client, until)
+    with pytest.raises(TokenError) as refused:
+        verifier.spend(client, until)
+    assert refused.value.reason == "replayed"
 
 
 def test_jku_not_on_allowlist_is_refused_without_fetching(

@@ -17,4 +17,11 @@ def worker_app() -> FastAPI:
         raise RuntimeError("MYOGUIDE_SERVE_CONFIG is not set: start workers with myoguide serve")
     # Each worker builds its connections' protocol itself: give it the same deadlines (ADR 0018).
     apply_server_limits()
-    return build_http_app(ServeConfig.from_json(text))
+    app = build_http_app(ServeConfig.from_json(text))
+    import gc
+
+    # As in the single-process server: what start-up built lives as long as the worker, so
+    # the collector need not scan it again on every pass (issue 24).
+    gc.collect()
+    gc.freeze()
+    return app

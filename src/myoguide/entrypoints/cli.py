@@ -8,29 +8,34 @@ which keeps `myoguide recommend` within its start-up budget.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from myoguide.entrypoints.exits import (
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_SKIPPED,
+)
 from myoguide.errors import InputError, KnowledgeError
 
 if TYPE_CHECKING:
-    from myoguide.bootstrap import ServeConfig
+    # argparse (with gettext, locale and shutil) and pathlib (with urllib.parse and ipaddress)
+    # are imported where used: a plain `recommend` needs neither (issue 24).
+    import argparse
 
-EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
-EXIT_TAMPERED = 4
-EXIT_SKIPPED = 3  # `audit`: rows written, but some input lines or files were skipped
+    from myoguide.bootstrap import ServeConfig
 
 
 def _read_input(path: str) -> bytes:
     if path == "-":
         return sys.stdin.buffer.read()
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as f:
+            return f.read()
     except OSError as exc:
         raise InputError("PATH", f"cannot read '{path}': {exc.strerror}") from None
 
@@ -100,6 +105,8 @@ def cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     """Answer the example patients shipped in examples/ and print the answers for a person."""
+    from pathlib import Path
+
     from myoguide.adapters.jsonio import loads
     from myoguide.adapters.text import render_result
     from myoguide.bootstrap import default_service
@@ -123,6 +130,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     """Run the HTTP service until interrupted."""
+
     import uvicorn
 
     from myoguide.bootstrap import build_http_app, serve_options
@@ -196,40 +204,10 @@ def _warn_if_not_migrated(config: ServeConfig) -> None:
         sys.stderr.write(f"myoguide: {pending}; /readyz answers 503 until then\n")
 
 
-def _store(args: argparse.Namespace) -> ServeConfig:
-    """Return the store's configuration from a command's --data-dir and --database-url."""
-    from myoguide.entrypoints.operations import store_config
-
-    return store_config(args.data_dir, args.database_url)
-
-
-def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
-    """Run the store's migrations on the configured database."""
-    from myoguide.entrypoints.operations import migrate
-
-    out.write(migrate(_store(args)) + "\n")
-    return EXIT_OK
-
-
-def cmd_backup(args: argparse.Namespace, out: TextIO) -> int:
-    """Write an online backup of a SQLite store and the chains' head file into a new folder."""
-    from myoguide.entrypoints.operations import backup
-
-    out.write(backup(_store(args), Path(args.path)) + "\n")
-    return EXIT_OK
-
-
-def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
-    """Restore a backup folder; exit 4 if the restored record does not verify."""
-    from myoguide.entrypoints.operations import restore
-
-    ok, report = restore(_store(args), Path(args.path), force=args.force)
-    out.write(report + "\n")
-    return EXIT_OK if ok else EXIT_TAMPERED
-
-
 def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     """Write the knowledge as a FHIR R4 Bundle (PlanDefinition and ActivityDefinitions)."""
+    from pathlib import Path
+
     from myoguide.adapters.fhir.plandefinition import plandefinition_bundle
     from myoguide.adapters.jsonio import dumps
     from myoguide.bootstrap import default_service
@@ -242,56 +220,10 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def cmd_feedback_report(args: argparse.Namespace, out: TextIO) -> int:
-    """Print acceptance and override rates by card and reason from the feedback store."""
-    from myoguide.bootstrap import feedback_report
-
-    out.write(feedback_report(_store(args)) + "\n")
-    return EXIT_OK
-
-
-def _read_password() -> str:
-    import getpass
-
-    if sys.stdin.isatty():
-        password = getpass.getpass("Password (12 characters or more): ")
-        if getpass.getpass("Again: ") != password:
-            raise InputError("password", "the two entries differ")
-        return password
-    return sys.stdin.readline().rstrip("\n")
-
-
-def cmd_user(args: argparse.Namespace, out: TextIO) -> int:
-    """Create an account or change its password (ending its sessions); password from stdin."""
-    from myoguide.bootstrap import change_password, record_stores
-
-    password = _read_password()
-    config = _store(args)
-    try:
-        if args.what == "passwd":
-            change_password(config, args.username, password)
-            out.write(f"password of '{args.username}' changed; its sessions are ended\n")
-            return EXIT_OK
-        _, users = record_stores(config)
-        users.add_user(args.username, password)
-    except (ValueError, LookupError) as exc:
-        text = str(exc)
-        raise InputError("password" if text.startswith("password") else "username", text) from None
-    out.write(f"account '{args.username}' created\n")
-    return EXIT_OK
-
-
-def cmd_record_verify(args: argparse.Namespace, out: TextIO) -> int:
-    """Walk the record's hash chains; exit 4 naming the first broken link."""
-    from myoguide.bootstrap import verify_record
-
-    ok, report = verify_record(_store(args))
-    out.write(report + "\n")
-    return EXIT_OK if ok else EXIT_TAMPERED
-
-
 def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
     """Audit a FHIR Bulk Data export: rows.parquet and report.html; exit 3 if input was skipped."""
+    from pathlib import Path
+
     from myoguide.bootstrap import run_audit
 
     if args.max_line_bytes is not None and args.max_line_bytes < 1:
@@ -317,43 +249,12 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_synth(args: argparse.Namespace, out: TextIO) -> int:
     """Write a seeded synthetic Bulk Data export."""
+    from pathlib import Path
+
     from myoguide.bootstrap import run_synth
 
     out.write(run_synth(Path(args.out), args.patients, seed=args.seed, gz=args.gzip) + "\n")
     return EXIT_OK
-
-
-def _store_options(parser: argparse.ArgumentParser) -> None:
-    """Add --data-dir and --database-url, each over its environment variable."""
-    parser.add_argument(
-        "--data-dir", default=None, help="data folder (MYOGUIDE_DATA_DIR; default data)"
-    )
-    parser.add_argument(
-        "--database-url",
-        default=None,
-        help="SQLAlchemy URL (MYOGUIDE_DATABASE_URL or DATABASE_URL; "
-        "default SQLite under the data folder)",
-    )
-
-
-def _add_store_commands(sub: Any) -> None:
-    """Add `migrate`, `backup` and `restore` (docs/operations.md) to the parser."""
-    mig = sub.add_parser("migrate", help="run the store's migrations on the configured database")
-    _store_options(mig)
-    mig.set_defaults(func=cmd_migrate)
-    bak = sub.add_parser(
-        "backup", help="online backup of a SQLite store and its chain head into a new folder"
-    )
-    bak.add_argument("path", metavar="PATH", help="folder to create (absent or empty)")
-    _store_options(bak)
-    bak.set_defaults(func=cmd_backup)
-    res = sub.add_parser(
-        "restore", help="put a `myoguide backup` folder back (the service stopped)"
-    )
-    res.add_argument("path", metavar="PATH", help="folder written by `myoguide backup`")
-    res.add_argument("--force", action="store_true", help="replace a store that holds data")
-    _store_options(res)
-    res.set_defaults(func=cmd_restore)
 
 
 def _add_batch_commands(sub: Any) -> None:
@@ -390,19 +291,20 @@ def _add_batch_commands(sub: Any) -> None:
     sy.set_defaults(func=cmd_synth)
 
 
-class _Version(argparse.Action):
-    """Prints the package and knowledge versions, read only when asked for."""
-
-    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
-        from myoguide import __version__
-        from myoguide.knowledge.loader import load_packaged
-
-        print(f"myoguide {__version__} (knowledge {load_packaged().knowledge_version})")
-        parser.exit()
-
-
 def _command_parser() -> tuple[argparse.ArgumentParser, Any]:
     """Build the top-level parser with the `recommend` command; return it and its subparsers."""
+    import argparse
+
+    class _Version(argparse.Action):
+        """Prints the package and knowledge versions, read only when asked for."""
+
+        def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+            from myoguide import __version__
+            from myoguide.knowledge.loader import load_packaged
+
+            print(f"myoguide {__version__} (knowledge {load_packaged().knowledge_version})")
+            parser.exit()
+
     p = argparse.ArgumentParser(
         prog="myoguide",
         description="Decision support for recurrent and resistant DM/PM in adults. "
@@ -427,6 +329,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p, sub = _command_parser()
     if argv is not None and list(argv[:1]) == ["recommend"]:
         return p
+    from myoguide.entrypoints.store_cli import add_store_commands, store_options
+
     serve = sub.add_parser(
         "serve",
         help="run the HTTP service (API, CDS Hooks, docs)",
@@ -450,7 +354,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="accept CDS Hooks calls without verifying their JWT, development only "
         "(MYOGUIDE_INSECURE_DEV)",
     )
-    _store_options(serve)
+    store_options(serve)
     serve.add_argument(
         "--public-url",
         default=None,
@@ -482,11 +386,6 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="migrate the database at start (MYOGUIDE_MIGRATE; on); --no-migrate for an "
         "operator who runs `myoguide migrate` apart",
     )
-    user = sub.add_parser("user", help="manage sign-in accounts for the clinician's page")
-    user.add_argument("what", choices=["add", "passwd"])
-    user.add_argument("username")
-    _store_options(user)
-    user.set_defaults(func=cmd_user)
     serve.set_defaults(func=cmd_serve)
     kn = sub.add_parser("knowledge", help="browse the encoded guideline")
     kn.add_argument("--format", choices=["json", "text"], default="text")
@@ -500,21 +399,53 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     export.add_argument("what", choices=["plandefinition"])
     export.add_argument("--output", "-o", default=None, help="file to write (default stdout)")
     export.set_defaults(func=cmd_export)
-    feedback = sub.add_parser("feedback", help="CDS Hooks feedback")
-    feedback.add_argument("what", choices=["report"])
-    _store_options(feedback)
-    feedback.set_defaults(func=cmd_feedback_report)
-    # "record", not "audit": `myoguide audit` is the population audit.
-    record = sub.add_parser("record", help="check the patient record store")
-    record.add_argument("what", choices=["verify"])
-    _store_options(record)
-    record.set_defaults(func=cmd_record_verify)
-    _add_store_commands(sub)
+    add_store_commands(sub)
     demo = sub.add_parser("demo", help="answer the shipped example patients")
     demo.add_argument("--folder", default="examples")
     demo.set_defaults(func=cmd_demo)
     _add_batch_commands(sub)
     return p
+
+
+class _Args:
+    """The parsed arguments of a plain `recommend` call (argparse's Namespace, as used)."""
+
+    command = "recommend"
+
+    def __init__(self, path: str, fmt: str | None, date: str | None) -> None:
+        self.path, self.format, self.date = path, fmt, date
+        self.func = cmd_recommend
+
+
+def _plain_recommend(argv: Sequence[str]) -> _Args | None:
+    """Parse `recommend PATH [--format json|text] [--date D]` without argparse, or return None.
+
+    Only the plain forms, each option at most once: anything else (help, abbreviations, errors)
+    goes to argparse, so usage and messages stay argparse's own.
+    """
+    if not argv or argv[0] != "recommend":
+        return None
+    path: str | None = None
+    options: dict[str, str] = {}
+    rest = list(argv[1:])
+    while rest:
+        word = rest.pop(0)
+        name, eq, value = word.partition("=")
+        if name in ("--format", "--date") and name not in options:
+            if not eq:
+                if not rest:
+                    return None
+                value = rest.pop(0)
+            if value.startswith("-") or (name == "--format" and value not in ("json", "text")):
+                return None
+            options[name] = value
+        elif path is None and (word == "-" or not word.startswith("-")):
+            path = word
+        else:
+            return None
+    if path is None:
+        return None
+    return _Args(path, options.get("--format"), options.get("--date"))
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -526,7 +457,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 
         gc.disable()
     given = sys.argv[1:] if argv is None else argv
-    args = build_parser(given).parse_args(given)
+    args: Any = _plain_recommend(given) or build_parser(given).parse_args(given)
     stream = out if out is not None else sys.stdout
     try:
         code: int = args.func(args, stream)

@@ -16,10 +16,14 @@ import os
 import sys
 from collections.abc import Callable
 from functools import cache
-from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
+
+if TYPE_CHECKING:
+    # Folders and files as strings or paths: pathlib (with urllib.parse and ipaddress) costs
+    # the command's start-up more than the cache's whole read.
+    Folder = str | os.PathLike[str]
 
 try:
     # The built-in BLAKE2: hashlib would load OpenSSL's module, a start-up cost for one digest.
@@ -38,13 +42,16 @@ _SCHEMA_MODULES = ("model.py", "checks.py", "terminology.py", "loader.py", "cach
 @cache
 def _fingerprint() -> bytes:
     """Return what, besides the source bytes, a cached structure depends on."""
-    here = Path(__file__).parent
+    here = os.path.dirname(__file__)
     h = blake2b(MAGIC, digest_size=_DIGEST)
     for part in (msgspec.__version__, sys.version, sys.implementation.cache_tag):
         h.update(part.encode() + b"\0")
     # The package's __init__ holds its version (read as bytes: this layer imports no door).
-    for path in (here.parent / "__init__.py", *(here / name for name in _SCHEMA_MODULES)):
-        h.update(path.read_bytes())
+    paths = [os.path.join(os.path.dirname(here), "__init__.py")]
+    paths += [os.path.join(here, name) for name in _SCHEMA_MODULES]
+    for path in paths:
+        with open(path, "rb") as f:
+            h.update(f.read())
     return h.digest()
 
 
@@ -52,7 +59,8 @@ def read_packaged(name: str) -> bytes:
     """Return the bytes of a data file shipped in myoguide/knowledge/data."""
     try:
         # Beside this module: importlib.resources would import zipfile, tempfile and more.
-        return (Path(__file__).parent / "data" / name).read_bytes()
+        with open(os.path.join(os.path.dirname(__file__), "data", name), "rb") as f:
+            return f.read()
     except OSError:
         # Imported from a zip (the package Spark ships to its workers): the resource reader.
         from importlib import resources
@@ -75,11 +83,11 @@ def _private(st: os.stat_result) -> bool:
     return st.st_uid == uid and not st.st_mode & 0o022
 
 
-def _read(path: Path, key: bytes, type_: type[T]) -> T | None:
+def _read(path: str, key: bytes, type_: type[T]) -> T | None:
     """Return the cached structure if the file holds this key and an intact payload, else None."""
     try:
-        with path.open("rb") as f:
-            if not (_private(os.fstat(f.fileno())) and _private(path.parent.stat())):
+        with open(path, "rb") as f:
+            if not (_private(os.fstat(f.fileno())) and _private(os.stat(os.path.dirname(path)))):
                 return None
             data = f.read()
     except OSError:
@@ -96,26 +104,28 @@ def _read(path: Path, key: bytes, type_: type[T]) -> T | None:
         return None
 
 
-def _write(path: Path, key: bytes, value: object) -> None:
+def _write(path: str, key: bytes, value: object) -> None:
     """Write the cache file atomically (a reader sees the old file or the new, never a part)."""
     import tempfile  # here: only a rebuild writes
 
     payload = msgspec.msgpack.encode(value)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not _private(path.parent.stat()):
+    folder = os.path.dirname(path)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    if not _private(os.stat(folder)):
         return  # a folder others can write to is never read from, so not written to either
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(MAGIC + key + blake2b(payload, digest_size=_DIGEST).digest() + payload)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
 
 
 def cached(
-    kind: str, source: bytes, type_: type[T], build: Callable[[], T], folder: Path | None
+    kind: str, source: bytes, type_: type[T], build: Callable[[], T], folder: Folder | None
 ) -> T:
     """Return the structure validated from `source`: from `folder`'s cache, or built and cached.
 
@@ -124,7 +134,7 @@ def cached(
     """
     if folder is None:
         return build()
-    path = folder / f"{kind}.msgpack"
+    path = os.path.join(os.fspath(folder), f"{kind}.msgpack")
     try:
         key = cache_key(kind, source)
     except OSError:  # the package's own sources unreadable (a zip import): no safe key

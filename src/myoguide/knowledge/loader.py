@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -20,6 +20,9 @@ from myoguide.knowledge.model import (
     WarningTemplate,
     convert,
 )
+
+if TYPE_CHECKING:
+    from myoguide.knowledge.cache import Folder
 
 PACKAGED_FILE = "guideline.yaml"
 # Top-level sections read and checked by their own modules (flags: knowledge/flags.py), so the
@@ -87,7 +90,7 @@ def parse_knowledge(text: str, *, origin: str) -> Knowledge:
     return msgspec.structs.replace(knowledge, origin=origin)
 
 
-def load_packaged(cache_dir: Path | None = None) -> Knowledge:
+def load_packaged(cache_dir: Folder | None = None) -> Knowledge:
     """Read and validate the guideline shipped inside the package.
 
     With a cache folder, the validated guideline is kept there keyed by the file's bytes

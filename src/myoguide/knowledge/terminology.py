@@ -4,8 +4,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from functools import cache
-from pathlib import Path
-from typing import Annotated, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Literal, NamedTuple
 
 import msgspec
 from msgspec import Meta, Struct
@@ -13,6 +12,11 @@ from msgspec import Meta, Struct
 from myoguide.errors import KnowledgeError
 from myoguide.knowledge.cache import cached, read_packaged
 from myoguide.knowledge.model import Knowledge
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from myoguide.knowledge.cache import Folder
 
 PACKAGED_FILE = "terminology.yaml"
 Meaning = Literal["dermatomyositis", "polymyositis", "juvenile", "other_myositis", "unresolved"]
@@ -505,7 +509,7 @@ def _parse_file(text: str, *, origin: str) -> TerminologyFile:
 
 
 @cache
-def load_packaged_terminology(cache_dir: Path | None = None) -> Terminology:
+def load_packaged_terminology(cache_dir: "Folder | None" = None) -> Terminology:
     """Read and validate the terminology shipped inside the package (once per process).
 
     With a cache folder, the validated file is kept there keyed by its bytes
@@ -523,7 +527,7 @@ def load_packaged_terminology(cache_dir: Path | None = None) -> Terminology:
     return Terminology(file, origin)
 
 
-def load_terminology_file(path: Path) -> Terminology:
+def load_terminology_file(path: "Path") -> Terminology:
     """Read and validate a terminology file from disk (for editors and tests)."""
     return parse_terminology(path.read_text(encoding="utf-8"), origin=str(path))
 

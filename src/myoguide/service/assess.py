@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -13,7 +13,10 @@ from myoguide.domain.engine import Engine
 from myoguide.domain.result import RecommendationSet, Warning
 from myoguide.domain.state import PatientState, parse_state
 from myoguide.knowledge.model import Knowledge
-from myoguide.service.ports import Clock, MappedRecord, RecordReader
+
+if TYPE_CHECKING:
+    # Annotations only: the ports module (protocols of every door) is not on the command's way.
+    from myoguide.service.ports import Clock, MappedRecord, RecordReader
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,10 @@ class HttpxJwksFetcher:
         return document
 
 
+class WouldFetch(Exception):
+    """A JWK Set must be fetched, and the caller asked not to wait on the network here."""
+
+
 class JwksCache:
     """Caches fetched JWK Sets per URL for a time-to-live, with rate-limited early refresh.
 
@@ -131,11 +135,18 @@ class JwksCache:
         self._fetches: dict[str, deque[float]] = {}
         self._url_locks: dict[str, threading.Lock] = {}
 
-    def get(self, url: str, *, refresh: bool = False, issuer: str = "") -> Mapping[str, Any]:
-        """Return the JWK Set at `url`, fetching if absent, stale, or `refresh` is allowed now."""
+    def get(
+        self, url: str, *, refresh: bool = False, issuer: str = "", may_fetch: bool = True
+    ) -> Mapping[str, Any]:
+        """Return the JWK Set at `url`, fetching if absent, stale, or `refresh` is allowed now.
+
+        With `may_fetch` False, raise WouldFetch instead of fetching (an event loop's caller).
+        """
         cached = self._fresh(url, refresh)
         if cached is not None:
             return cached
+        if not may_fetch:
+            raise WouldFetch(url)
         with self._lock:
             url_lock = self._url_locks.setdefault(url, threading.Lock())
         # One fetch per URL at a time: the others wait and then use its outcome.

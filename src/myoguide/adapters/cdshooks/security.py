@@ -44,6 +44,7 @@ from myoguide.adapters.cdshooks.jwks import (
     JwksCache,
     JwksFetcher,
     TokenError,
+    WouldFetch,
     jwks_keys,
 )
 from myoguide.service.ports import ReplayCache
@@ -60,6 +61,7 @@ __all__ = [
     "TokenError",
     "TokenVerifier",
     "VerifiedClient",
+    "WouldFetch",
     "bearer_token",
     "operation_outcome",
 ]
@@ -273,6 +275,19 @@ class TokenVerifier:
 
     def verify(self, token: str | None, *, audience: str) -> VerifiedClient:
         """Verify a bearer JWT sent to the endpoint URL `audience`; raise TokenError if refused."""
+        client, until = self.authenticate(token, audience=audience)
+        self.spend(client, until)
+        return client
+
+    def authenticate(
+        self, token: str | None, *, audience: str, may_fetch: bool = True
+    ) -> tuple[VerifiedClient, float]:
+        """Check a bearer JWT but not its jti; return the client and when its jti may be forgotten.
+
+        Raise TokenError if refused. With `may_fetch` False nothing here waits on the network or
+        a store (an event loop may call it): a JWK Set that must be fetched raises WouldFetch.
+        The caller must then `spend` the jti before acting on the call.
+        """
         if not audience:
             raise ValueError("audience must be the URL of the endpoint being called")
         if token is None or not token.strip():
@@ -280,19 +295,20 @@ class TokenVerifier:
         token = token.strip()
         if len(token) > _MAX_TOKEN_CHARS:
             raise TokenError("malformed", "the bearer token is too long")
-
         header = self._read_header(token)
         alg: str = header["alg"]
         kid: str = header["kid"]
         config = self._issuer_of(token)
-        key = self._signing_key(config, header, alg, kid)
+        key = self._signing_key(config, header, alg, kid, may_fetch=may_fetch)
         claims = self._check_signature(token, key, alg)
         client = self._check_claims(claims, config, audience, kid)
+        return client, float(claims["exp"]) + self._leeway
+
+    def spend(self, client: VerifiedClient, until: float) -> None:
+        """Record an authenticated token's jti; raise TokenError if it was used before."""
         # Recorded last, so a token that fails any check cannot use up a legitimate jti.
-        exp = float(claims["exp"])
-        if self._replay.seen(client.issuer, client.jti, exp + self._leeway):
+        if self._replay.seen(client.issuer, client.jti, until):
             raise TokenError("replayed", "this token has already been used")
-        return client
 
     def _read_header(self, token: str) -> dict[str, Any]:
         """Parse the JOSE header and check alg, typ and kid as CDS Hooks 2.0 requires."""
@@ -331,12 +347,18 @@ class TokenVerifier:
         return config
 
     def _signing_key(
-        self, config: IssuerConfig, header: Mapping[str, Any], alg: str, kid: str
+        self,
+        config: IssuerConfig,
+        header: Mapping[str, Any],
+        alg: str,
+        kid: str,
+        *,
+        may_fetch: bool = True,
     ) -> jwt.PyJWK:
         """Pick the issuer's key named by `kid` and bind it to `alg` if their types agree."""
         jku = header.get("jku")
         if jku is not None and jku in config.jku_allowlist:
-            jwks, url = self._jwks.get(jku, issuer=config.issuer), jku
+            jwks, url = self._jwks.get(jku, issuer=config.issuer, may_fetch=may_fetch), jku
         elif jku is not None and config.jwks is None:
             raise TokenError("jku_not_allowed", "the token's jku is not on the allowlist")
         elif config.jwks is not None:
@@ -348,7 +370,7 @@ class TokenVerifier:
         matches = self._keys_with_kid(jwks, kid)
         if not matches and url is not None:
             # The client may have rotated keys since the cached copy was fetched.
-            fresh = self._jwks.get(url, refresh=True, issuer=config.issuer)
+            fresh = self._jwks.get(url, refresh=True, issuer=config.issuer, may_fetch=may_fetch)
             matches = self._keys_with_kid(fresh, kid)
         if len(matches) != 1:
             raise TokenError("unknown_key", "the token's kid does not name one known key")

@@ -31,6 +31,7 @@ from myoguide.adapters.cdshooks.security import (
     TokenError,
     TokenVerifier,
     VerifiedClient,
+    WouldFetch,
     bearer_token,
     operation_outcome,
 )
@@ -59,7 +60,7 @@ class MemoryCardRegistry:
 
     def __init__(self) -> None:
         self.issued: OrderedDict[str, str] = OrderedDict()
-        # Calls are answered in worker threads, several at once.
+        # Calls remember and feedback looks up from worker threads.
         self.lock = threading.Lock()
 
     def remember(self, service_id: str, cards: Mapping[str, str]) -> None:
@@ -227,8 +228,18 @@ def _door(request: Request) -> CdsDoor:
 Door = Annotated[CdsDoor, Depends(_door)]
 
 
-async def _verified(door: CdsDoor, request: Request) -> VerifiedClient | Response | None:
-    """Return who sent a call whose token verifies (None: not verifying), or the refusal."""
+# What a call's token left to do once its signature and claims hold: record its jti.
+Pending = tuple[VerifiedClient, float] | None
+
+
+def _refused(exc: TokenError) -> Response:
+    log.info("refused CDS call: %s", exc.reason)
+    status = 503 if exc.reason == "jwks_unavailable" else 401
+    return json_response(operation_outcome(exc), status, "application/fhir+json")
+
+
+async def _authenticated(door: CdsDoor, request: Request) -> Pending | Response:
+    """Check a call's token (all but its jti), or return the refusal; None when not verifying."""
     verifier = door.verifier
     if verifier is None:
         return None
@@ -239,31 +250,43 @@ async def _verified(door: CdsDoor, request: Request) -> VerifiedClient | Respons
             # for another host would pass): without it nothing verifies.
             raise TokenError("wrong_audience", "this server has no public URL configured")
         audience = door.public_base_url.rstrip("/") + request.url.path
-        # Verification may fetch a JWKS and writes the jti to the store: off the event loop.
-        return await run_in_threadpool(verifier.verify, token, audience=audience)
+        try:
+            # Signature and claims are CPU work of microseconds: on the loop, with keys at hand.
+            return verifier.authenticate(token, audience=audience, may_fetch=False)
+        except WouldFetch:
+            # A JWK Set to fetch waits on the network: off the loop (rare: cached 5 minutes).
+            return await run_in_threadpool(verifier.authenticate, token, audience=audience)
     except TokenError as exc:
-        log.info("refused CDS call: %s", exc.reason)
-        status = 503 if exc.reason == "jwks_unavailable" else 401
-        return json_response(operation_outcome(exc), status, "application/fhir+json")
+        return _refused(exc)
 
 
-async def _authorised_raw(
+async def _authorised_body(
     service_id: str, door: CdsDoor, request: Request
-) -> Response | tuple[bytes, VerifiedClient | None]:
-    """Return the body bytes and caller of an authorised call to a known service, or refusal."""
+) -> Response | tuple[bytes, Pending]:
+    """Return the raw body and the token's pending jti of a call to a known service, or refusal."""
     if service_id not in HOOK_BY_ID:
         return json_response(
             problem(404, "Unknown service", f"no CDS service '{service_id}'"), 404, PROBLEM
         )
-    client = await _verified(door, request)
-    if isinstance(client, Response):
-        return client
-    # Read only now, once the token holds: an unauthenticated body costs nothing (ADR 0018).
-    return await request.body(), client
+    pending = await _authenticated(door, request)
+    if isinstance(pending, Response):
+        return pending
+    # Read only now, once the token's signature holds: an unauthenticated body costs nothing
+    # (ADR 0018).
+    return await request.body(), pending
 
 
-def _parsed(raw: bytes) -> object:
-    """Return the parsed body, or the 400 refusal of a body that is not JSON or repeats a key."""
+def _spent_and_parsed(door: CdsDoor, raw: bytes, pending: Pending) -> Response | object:
+    """Record the token's jti, then parse the body; return the body or the refusal.
+
+    Runs in the call's one worker-thread hop (the jti is a store write): a replayed token is
+    refused before its body is looked at, as before.
+    """
+    if pending is not None and door.verifier is not None:
+        try:
+            door.verifier.spend(*pending)
+        except TokenError as exc:
+            return _refused(exc)
     try:
         data: object = loads(raw)
     except ValueError:
@@ -284,34 +307,25 @@ async def cds_discovery(door: Door) -> Response:
     return json_response(discovery(HOOKS, door.cds.templates))
 
 
-@router.post("/cds-services/{service_id}", summary="Call a CDS Hooks service")
-async def cds_call(service_id: str, request: Request, door: Door) -> Response:
-    authorised = await _authorised_raw(service_id, door, request)
-    if isinstance(authorised, Response):
-        return authorised
-    raw, client = authorised
-    # One hop off the event loop for all the work: parsing a chart of megabytes, a slow FHIR
-    # server and the cards must not hold it (issue 24).
-    return await run_in_threadpool(
-        _answer_call, door, service_id, raw, client, door.base_url(request)
-    )
-
-
 def _answer_call(
-    door: CdsDoor, service_id: str, raw: bytes, client: VerifiedClient | None, base_url: str
+    door: CdsDoor, service_id: str, raw: bytes, pending: Pending, base_url: str
 ) -> Response:
     """Answer one authorised CDS call in a worker thread, without cyclic collection."""
     # The parsed chart has no reference cycles: collecting over it is wasted work (ADR 0026).
     # It is freed when `_answer` returns, before collection resumes, so none scans it.
     with gc_paused():
-        return _answer(door, service_id, raw, client, base_url)
+        return _answer(door, service_id, raw, pending, base_url)
 
 
 def _answer(
-    door: CdsDoor, service_id: str, raw: bytes, client: VerifiedClient | None, base_url: str
+    door: CdsDoor, service_id: str, raw: bytes, pending: Pending, base_url: str
 ) -> Response:
-    """Parse, check, answer and build the cards of one authorised CDS call."""
-    body = _parsed(raw)
+    """Spend the token, parse, answer and build the cards of one call (in a worker thread).
+
+    Everything that may wait (the jti's store write, FHIR reads, the chart hand-off's store
+    write) is in this one hop off the event loop (issue 24).
+    """
+    body = _spent_and_parsed(door, raw, pending)
     if isinstance(body, Response):
         return body
     bad = _check_hook_request(body, HOOK_BY_ID[service_id].hook)
@@ -321,7 +335,8 @@ def _answer(
     gatherer = use_case.gatherer
     if isinstance(gatherer, FhirGatherer) and isinstance(gatherer.fhir, HttpxFhirClient):
         # Outbound reads only to this caller's servers, for this patient, on one time budget.
-        bound = gatherer.fhir.bound(client.issuer if client else None, body["context"]["patientId"])
+        issuer = pending[0].issuer if pending is not None else None
+        bound = gatherer.fhir.bound(issuer, body["context"]["patientId"])
         use_case = replace(use_case, gatherer=replace(gatherer, fhir=bound))
     try:
         answer = use_case.answer(body, service_id)
@@ -333,12 +348,21 @@ def _answer(
     return json_response({"cards": cards})
 
 
-@router.post("/cds-services/{service_id}/feedback", summary="Feedback on cards")
-async def cds_feedback(service_id: str, request: Request, door: Door) -> Response:
-    authorised = await _authorised_raw(service_id, door, request)
+@router.post("/cds-services/{service_id}", summary="Call a CDS Hooks service")
+async def cds_call(service_id: str, request: Request, door: Door) -> Response:
+    authorised = await _authorised_body(service_id, door, request)
     if isinstance(authorised, Response):
         return authorised
-    body = _parsed(authorised[0])
+    raw, pending = authorised
+    # One hop: a slow FHIR server or store must not hold the event loop.
+    return await run_in_threadpool(
+        _answer_call, door, service_id, raw, pending, door.base_url(request)
+    )
+
+
+def _record_feedback(door: CdsDoor, service_id: str, raw: bytes, pending: Pending) -> Response:
+    """Spend the token, parse and store a feedback body (in a worker thread)."""
+    body = _spent_and_parsed(door, raw, pending)
     if isinstance(body, Response):
         return body
     if door.feedback is None:
@@ -346,11 +370,19 @@ async def cds_feedback(service_id: str, request: Request, door: Door) -> Respons
             problem(503, "Feedback store not configured", "no store"), 503, PROBLEM
         )
     try:
-        summaries = await run_in_threadpool(door.registry.summaries, _feedback_cards(body))
-        n = await run_in_threadpool(door.feedback.record, service_id, body, summaries)
+        summaries = door.registry.summaries(_feedback_cards(body))
+        n = door.feedback.record(service_id, body, summaries)
     except ValueError as exc:
         return json_response(problem(400, "Bad request", str(exc)), 400, PROBLEM)
     return json_response({"stored": n})
+
+
+@router.post("/cds-services/{service_id}/feedback", summary="Feedback on cards")
+async def cds_feedback(service_id: str, request: Request, door: Door) -> Response:
+    authorised = await _authorised_body(service_id, door, request)
+    if isinstance(authorised, Response):
+        return authorised
+    return await run_in_threadpool(_record_feedback, door, service_id, *authorised)
 
 
 def _check_hook_request(body: object, hook: str) -> str | None:

@@ -1,10 +1,11 @@
 """How uvicorn runs the app: filtered logs, a bound on connections, and deadlines on requests.
 
-uvicorn's `timeout_keep_alive` only covers the quiet time between requests, and h11 has no
-header timeout, so a client that trickles a request head holds its socket forever. The
-protocol below closes a connection whose request head is not complete within `head_timeout`
-seconds of the connection (or of the previous response), or whose body is not complete within
-`body_timeout` seconds of its head.
+uvicorn's `timeout_keep_alive` only covers the quiet time between requests, and neither h11 nor
+httptools has a header timeout, so a client that trickles a request head holds its socket
+forever. The protocols below close a connection whose request head is not complete within
+`head_timeout` seconds of the connection (or of the previous response), or whose body is not
+complete within `body_timeout` seconds of its head. The server runs httptools on uvloop where
+both are installed (ADR 0033), h11 on asyncio's own loop otherwise, with the same deadlines.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from typing import Any
 import h11
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+try:  # the faster parser and loop, where installed (not on Windows for uvloop)
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - httptools is a dependency
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]
 
 from myoguide.adapters.logsafe import uvicorn_log_config
 
@@ -91,17 +97,106 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.close()
 
 
+def _guarded_httptools() -> type[Any] | None:
+    """Return httptools' protocol with the same deadlines, or None without httptools."""
+    if HttpToolsProtocol is None:  # pragma: no cover
+        return None
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        """uvicorn's httptools protocol with a deadline on the request head and on its body."""
+
+        head_timeout: float = ServerLimits.head_timeout
+        body_timeout: float = ServerLimits.body_timeout
+
+        _deadline: asyncio.TimerHandle | None = None
+        # What the client still owes, from the parser's callbacks: head, body or nothing.
+        _owed: str = "head"
+        _phase: str = ""
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            """Accept the connection and start the clock on its first request head."""
+            super().connection_made(transport)
+            self._track()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            """Forget the deadline with the connection."""
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            """Read the bytes, then move the deadline if a head or a body is now complete."""
+            super().data_received(data)
+            self._track()
+
+        def on_headers_complete(self) -> None:
+            """The head is in: the body (if any) now has its own deadline."""
+            self._owed = "body"
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            """The whole request is in: nothing is owed until the response is sent."""
+            self._owed = "done"
+            super().on_message_complete()
+
+        def on_response_complete(self) -> None:
+            """After a response, the next request head has its own deadline."""
+            if self._owed == "done" and not self.pipeline:
+                self._owed = "head"
+            super().on_response_complete()
+            self._track()
+
+        def _track(self) -> None:
+            """Arm the deadline for the part of a request the client still owes, or none."""
+            phase = self._owed
+            if phase == self._phase:
+                return
+            self._phase = phase
+            self._disarm()
+            if phase != "done" and self.transport is not None and not self.transport.is_closing():
+                seconds = self.head_timeout if phase == "head" else self.body_timeout
+                self._deadline = self.loop.call_later(seconds, self._too_slow, phase)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _too_slow(self, phase: str) -> None:
+            """Drop a client that did not finish its request head (or body) in time."""
+            self._deadline = None
+            if self.transport.is_closing() or self._phase != phase:
+                return
+            log.warning("request %s not received in time; connection closed", phase)
+            self.transport.close()
+
+    return GuardedHttpToolsProtocol
+
+
+GuardedHttpToolsProtocol = _guarded_httptools()
+
+
+def _has_uvloop() -> bool:
+    """Return whether uvloop is installed (it is not on Windows)."""
+    import importlib.util
+
+    return importlib.util.find_spec("uvloop") is not None
+
+
 def apply_limits(limits: ServerLimits) -> None:
     """Set the request deadlines for every connection this process accepts."""
-    GuardedH11Protocol.head_timeout = limits.head_timeout
-    GuardedH11Protocol.body_timeout = limits.body_timeout
+    for protocol in (GuardedH11Protocol, GuardedHttpToolsProtocol):
+        if protocol is not None:
+            protocol.head_timeout = limits.head_timeout
+            protocol.body_timeout = limits.body_timeout
 
 
 def uvicorn_options(limits: ServerLimits, *, json_logs: bool = False) -> dict[str, Any]:
     """Return the keyword arguments `uvicorn.run` gets in every mode `serve` runs in."""
     apply_limits(limits)
     return {
-        "http": GuardedH11Protocol,
+        # httptools parses in C and uvloop runs the loop in C; h11 and asyncio are the fallback.
+        "http": GuardedHttpToolsProtocol or GuardedH11Protocol,
+        "loop": "uvloop" if _has_uvloop() else "asyncio",
         "limit_concurrency": limits.max_connections,
         "timeout_keep_alive": limits.keep_alive,
         "log_level": "info",
