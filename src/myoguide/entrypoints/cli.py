@@ -329,6 +329,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p, sub = _command_parser()
     if argv is not None and list(argv[:1]) == ["recommend"]:
         return p
+    import argparse
+
     from myoguide.entrypoints.store_cli import add_store_commands, store_options
 
     serve = sub.add_parser(
