@@ -52,6 +52,13 @@ class Formulary:
     label: str
     unit_word: str
     units: tuple[Unit, ...]
+    # The fewest-units table over multiples of the strengths' common step: a function of the
+    # strengths alone, grown on first need (each entry reads only smaller ones, so growing it
+    # later gives the same entries as building it whole).
+    table: _Table = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "table", _Table.of(self.units))
 
     @property
     def smallest(self) -> Decimal:
@@ -132,26 +139,50 @@ def _by_strength(u: Unit) -> Decimal:
     return -u.strength_mg
 
 
+@dataclass(slots=True)
+class _Table:
+    """Fewest whole units per total (in steps), and the strength picked last for each."""
+
+    step: int
+    coins: tuple[int, ...]
+    best: list[int | None]
+    pick: list[int]
+
+    @classmethod
+    def of(cls, units: tuple[Unit, ...]) -> _Table:
+        """Return the empty table of a formulary's strengths (strongest first)."""
+        ints = [int(u.strength_mg * _SCALE) for u in units]
+        step = 0
+        for v in ints:
+            step = gcd(step, v)
+        return cls(step, tuple(v // step for v in ints), [0], [-1])
+
+    def grow(self, target: int) -> None:
+        """Fill the table up to `target` steps."""
+        best, pick, coins = self.best, self.pick, self.coins
+        for total in range(len(best), target + 1):
+            least: int | None = None
+            chosen = -1
+            for i, c in enumerate(coins):  # strongest first, so ties keep the larger units
+                prev = best[total - c] if c <= total else None
+                if prev is not None and (least is None or prev + 1 < least):
+                    least, chosen = prev + 1, i
+            best.append(least)
+            pick.append(chosen)
+
+
 def combine(form: Formulary, amount_mg: Decimal) -> tuple[UnitCount, ...] | None:
     """Return the fewest whole units making exactly `amount_mg`, or None if none can."""
-    ints = [int(u.strength_mg * _SCALE) for u in form.units]
-    step = 0
-    for v in ints:
-        step = gcd(step, v)
+    table = form.table
     scaled = amount_mg * _SCALE
-    if scaled <= 0 or scaled != scaled.to_integral_value() or int(scaled) % step:
+    if scaled <= 0 or scaled != scaled.to_integral_value() or int(scaled) % table.step:
         return None
-    target = int(scaled) // step
-    coins = [v // step for v in ints]
-    best: list[int | None] = [0] + [None] * target
-    pick = [-1] * (target + 1)
-    for total in range(1, target + 1):
-        for i, c in enumerate(coins):  # strongest first, so ties keep the larger units
-            prev = best[total - c] if c <= total else None
-            if prev is not None and (best[total] is None or prev + 1 < (best[total] or 0)):
-                best[total], pick[total] = prev + 1, i
-    if best[target] is None:
+    target = int(scaled) // table.step
+    if target >= len(table.best):
+        table.grow(target)
+    if table.best[target] is None:
         return None
+    coins, pick = table.coins, table.pick
     counts = [0] * len(coins)
     total = target
     while total:
