@@ -8,6 +8,7 @@ the smallest unit of a single figure, and nothing where no verified product exis
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from math import gcd
@@ -74,8 +75,11 @@ class Tables:
     checks: dict[str, tuple[Check, ...]]
     split: dict[str, int]
     kb: Knowledge
-    # Agent options already given their practical amounts and checks (bounded; same in, same out).
-    done: dict[tuple[str, AgentOption], AgentOption] = field(default_factory=dict)
+    # Per (recommendation, agent): the step's stated maximum, read once.
+    step_max: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    # Per (recommendation, agent, rule): a patient-independent regimen and the same regimen with
+    # its practical amounts, worked out once at load (see `with_static`).
+    static: dict[tuple[str, str, str], tuple[Regimen, Regimen]] = field(default_factory=dict)
 
 
 def build_tables(kb: Knowledge, terminology: Terminology) -> Tables:
@@ -114,7 +118,23 @@ def build_tables(kb: Knowledge, terminology: Terminology) -> Tables:
         ordered = tuple(sorted({u.strength_mg: u for u in units}.values(), key=_by_strength))
         forms[agent] = Formulary(rx.given_as.label, rx.given_as.unit_word, ordered)
     split = {rid: r.split for rid, r in kb.dose_rules.items() if r.split}
-    return Tables(forms, checks, split, kb)
+    step_max: dict[tuple[str, str], str | None] = {}
+    for rid, tpl in kb.recommendations.items():
+        for a in tpl.agents:
+            step_max.setdefault((rid, a.agent), a.max)  # the first step naming the agent
+    return Tables(forms, checks, split, kb, step_max)
+
+
+def with_static(t: Tables, static_regimens: Mapping[str, Regimen]) -> Tables:
+    """Work out once the practical amounts of every patient-independent regimen of a step."""
+    for rid, tpl in t.kb.recommendations.items():
+        for a in tpl.agents:
+            for rule_id in a.regimens:
+                reg = static_regimens.get(rule_id)
+                if reg is not None:
+                    done = with_practical(t, a.agent, reg, t.step_max[(rid, a.agent)])
+                    t.static[(rid, a.agent, rule_id)] = (reg, done)
+    return t
 
 
 def as_checks(checks: tuple[AgentCheck, ...]) -> tuple[Check, ...]:
@@ -314,23 +334,16 @@ def with_practical(t: Tables, agent: str, reg: Regimen, step_max: str | None) ->
     return msgspec.structs.replace(reg, dose=dose)
 
 
-_CACHE_LIMIT = 4096
+def _regimen(t: Tables, rec_id: str, agent: str, reg: Regimen, step_max: str | None) -> Regimen:
+    known = t.static.get((rec_id, agent, reg.id))
+    if known is not None and known[0] is reg:  # the very regimen worked out at load
+        return known[1]
+    return with_practical(t, agent, reg, step_max)
 
 
 def _option(t: Tables, rec_id: str, opt: AgentOption) -> AgentOption:
-    key = (rec_id, opt)
-    hit = t.done.get(key)
-    if hit is None:
-        if len(t.done) >= _CACHE_LIMIT:
-            t.done.clear()
-        hit = t.done[key] = _build_option(t, rec_id, opt)
-    return hit
-
-
-def _build_option(t: Tables, rec_id: str, opt: AgentOption) -> AgentOption:
-    tpl = t.kb.recommendations.get(rec_id)
-    step_max = next((a.max for a in tpl.agents if a.agent == opt.agent), None) if tpl else None
-    regs = tuple(with_practical(t, opt.agent, r, step_max) for r in opt.regimens)
+    step_max = t.step_max.get((rec_id, opt.agent))
+    regs = tuple(_regimen(t, rec_id, opt.agent, r, step_max) for r in opt.regimens)
     dose = opt.dose
     if dose is not None:
         same = next(
