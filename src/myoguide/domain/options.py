@@ -12,8 +12,6 @@ from myoguide.domain.result import Action, AgentOption, Dose, Recommendation, Re
 from myoguide.domain.run import Run
 from myoguide.domain.units import fmt
 
-_CACHE_LIMIT = 4096
-
 
 def action_for(f: Facts, agent: str, planned: Action) -> Action:
     """Return what a step does with an agent, given whether it is in use or was tried before."""
@@ -42,28 +40,7 @@ def add(
     st = p.static[rec_id]
     rank += run.rank_offset
     run.step(f"option.{rec_id}", st.knowledge, f"offered at rank {rank}", grade=st.grade)
-    tpl = p.kb.recommendations[rec_id]
-    actions = tuple(
-        action_for(f, a.agent, a.action)
-        for a in tpl.agents
-        if only_agents is None or a.agent in only_agents
-    )
-    # Everything of the patient an agent option shows besides its doses: in use (at what
-    # dose), failed, tried.
-    agent_facts = tuple(
-        (f.in_use(a.agent), f.current.get(a.agent), a.agent in f.failed, a.agent in f.tried)
-        for a in tpl.agents
-    )
-    # Nothing but the doses depends on the patient beyond these keys, so each variant is built
-    # once; a template with patient doses then only has its doses computed (and replaced).
-    key = (rec_id, rank, stance, step, f.ild, only_agents, actions, agent_facts, alone)
-    hit = p.built.get(key)
-    if hit is None:
-        hit = _build(run, st, rec_id, rank, stance, step, f, only_agents, alone)
-        if len(p.built) < _CACHE_LIMIT:
-            p.built[key] = hit
-    elif not st.all_static:
-        hit = _with_doses(run, f, st, rec_id, hit, only_agents)
+    hit = _build(run, st, rec_id, rank, stance, step, f, only_agents, alone)
     if f.ild and any(d.id == _CNI_ILD for d in hit.caution_details):
         hit = _cni_ild_unless_failed(run, f, hit)
     if any(a.agent in f.last_given or run.p.kb.agent(a.agent).given_as_course for a in hit.agents):
@@ -135,28 +112,6 @@ def course_option(run: Run, f: Facts, opt: AgentOption) -> AgentOption:
         last_given=when if when else None,
     )
     return msgspec.structs.replace(opt, action=None, dose=None, notes=(note,))
-
-
-def _with_doses(
-    run: Run,
-    f: Facts,
-    st: StaticRec,
-    rec_id: str,
-    shell: Recommendation,
-    only_agents: frozenset[str] | None,
-) -> Recommendation:
-    """Return a built recommendation with this patient's doses in its computed agent options."""
-    plans = run.p.option_plans[rec_id]
-    agents = list(shell.agents)
-    j = 0
-    for i, (agent, opt) in enumerate(st.options):
-        if only_agents is not None and agent not in only_agents:
-            continue
-        if opt is None:
-            primary, regimens = _regimens(run, f, plans[i], agents[j].action)
-            agents[j] = msgspec.structs.replace(agents[j], dose=primary, regimens=regimens)
-        j += 1
-    return msgspec.structs.replace(shell, agents=tuple(agents))
 
 
 def _build(

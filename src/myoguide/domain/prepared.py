@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
@@ -12,7 +12,6 @@ from myoguide.domain.result import (
     CautionDetail,
     Dose,
     LiteratureNote,
-    Recommendation,
     Regimen,
     Source,
     Timing,
@@ -163,7 +162,6 @@ class Prepared:
     sparing: tuple[str, ...]
     sparing_set: frozenset[str]
     ladder_ids: frozenset[str]
-    built: dict[tuple[object, ...], Recommendation] = field(default_factory=dict)
 
 
 def timing_of(rule: DoseRule) -> Timing | None:
