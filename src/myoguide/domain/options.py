@@ -43,7 +43,8 @@ def add(
     hit = _build(run, st, rec_id, rank, stance, step, f, only_agents, alone)
     if f.ild and any(d.id == _CNI_ILD for d in hit.caution_details):
         hit = _cni_ild_unless_failed(run, f, hit)
-    if any(a.agent in f.last_given or run.p.kb.agent(a.agent).given_as_course for a in hit.agents):
+    course = p.course_agents
+    if any(a.agent in f.last_given or a.agent in course for a in hit.agents):
         hit = msgspec.structs.replace(
             hit, agents=tuple(course_option(run, f, a) for a in hit.agents)
         )
@@ -128,15 +129,15 @@ def _build(
     """Assemble one recommendation, computing the agent options that depend on the patient."""
     tpl = run.p.kb.recommendations[rec_id]
     agents = tuple(
-        _with_action(run, f, opt, planned) if opt is not None else _agent_option(run, f, rec_id, i)
-        for i, ((agent, opt), planned) in enumerate(
-            zip(st.options, (a.action for a in tpl.agents), strict=True)
-        )
+        _with_action(run, f, opt, planned)
+        if opt is not None
+        else _agent_option(run, f, rec_id, i, planned)
+        for i, ((agent, opt), planned) in enumerate(zip(st.options, st.planned, strict=True))
         if only_agents is None or agent in only_agents
     )
     text = tpl.text_alone if alone and tpl.text_alone else st.text
     # Said in the text where the step would otherwise read as a new start.
-    planned = {a.agent: a.action for a in tpl.agents}
+    planned = st.planned_by
     in_use = [
         a.display for a in agents if a.in_use and planned[a.agent] not in ("raise", "continue")
     ]
@@ -185,9 +186,8 @@ def _verb(action: Action) -> str:
     return {"raise": "raise", "continue": "continue"}.get(action, "continue")
 
 
-def _agent_option(run: Run, f: Facts, rec_id: str, index: int) -> AgentOption:
+def _agent_option(run: Run, f: Facts, rec_id: str, index: int, planned: Action) -> AgentOption:
     plan = run.p.option_plans[rec_id][index]
-    planned = run.p.kb.recommendations[rec_id].agents[index].action
     action = action_for(f, plan.agent, planned)
     primary, regimens = _regimens(run, f, plan, action)
     # Built once with its action and notes (no second copy through _with_action).
