@@ -8,6 +8,7 @@ the smallest unit of a single figure, and nothing where no verified product exis
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -15,6 +16,7 @@ from math import gcd
 
 import msgspec
 
+from myoguide.domain.prepared import StaticRec
 from myoguide.domain.result import (
     AgentOption,
     Check,
@@ -335,6 +337,8 @@ def with_practical(t: Tables, agent: str, reg: Regimen, step_max: str | None) ->
 
 
 def _regimen(t: Tables, rec_id: str, agent: str, reg: Regimen, step_max: str | None) -> Regimen:
+    if reg.dose is None or reg.dose.practical is not None:
+        return reg  # no dose, or its practical amounts already worked out (at load)
     known = t.static.get((rec_id, agent, reg.id))
     if known is not None and known[0] is reg:  # the very regimen worked out at load
         return known[1]
@@ -342,6 +346,9 @@ def _regimen(t: Tables, rec_id: str, agent: str, reg: Regimen, step_max: str | N
 
 
 def _option(t: Tables, rec_id: str, opt: AgentOption) -> AgentOption:
+    checks = t.checks.get(opt.agent, ())
+    if _done(opt) and opt.checks == checks:
+        return opt  # prescribed at load (a patient-independent option): nothing to add
     step_max = t.step_max.get((rec_id, opt.agent))
     regs = tuple(_regimen(t, rec_id, opt.agent, r, step_max) for r in opt.regimens)
     dose = opt.dose
@@ -352,9 +359,26 @@ def _option(t: Tables, rec_id: str, opt: AgentOption) -> AgentOption:
         dose = same or msgspec.structs.replace(
             dose, practical=_render(dose, practical(dose, t.forms.get(opt.agent)))
         )
-    return msgspec.structs.replace(
-        opt, dose=dose, regimens=regs, checks=t.checks.get(opt.agent, ())
-    )
+    return msgspec.structs.replace(opt, dose=dose, regimens=regs, checks=checks)
+
+
+def _done(opt: AgentOption) -> bool:
+    """Return whether every dose of an option already carries its practical amounts."""
+    if opt.dose is not None and opt.dose.practical is None:
+        return False
+    return all(r.dose is None or r.dose.practical is not None for r in opt.regimens)
+
+
+def prescribed_static(static: dict[str, StaticRec], t: Tables) -> dict[str, StaticRec]:
+    """Return the recommendations' patient-independent options with practical amounts and checks."""
+    out = {}
+    for rec_id, st in static.items():
+        options = tuple(
+            (agent, _option(t, rec_id, opt) if opt is not None else None)
+            for agent, opt in st.options
+        )
+        out[rec_id] = dataclasses.replace(st, options=options)
+    return out
 
 
 def with_prescribing(t: Tables, result: RecommendationSet) -> RecommendationSet:
