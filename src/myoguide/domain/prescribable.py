@@ -59,9 +59,15 @@ class Formulary:
     # strengths alone, grown on first need (each entry reads only smaller ones, so growing it
     # later gives the same entries as building it whole).
     table: _Table = field(init=False, compare=False)
+    # Per amount of one administration (a multiple of the smallest strength), the doses a day
+    # and the mg factor: the amount given and its words, shared by every dose that rounds to it.
+    given: dict[tuple[Decimal, Decimal, Decimal], tuple[GivenAmount, str]] = field(
+        init=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "table", _Table.of(self.units))
+        object.__setattr__(self, "given", {})
 
     @property
     def smallest(self) -> Decimal:
@@ -241,8 +247,9 @@ def practical(
         if not picks:
             why = f"no whole {form.unit_word} amount within half a {fmt(s)} mg {form.unit_word}"
             return Practical("none", f"{why} stays under the stated maximum.", (), form.label)
-        amounts = tuple(_given(form, a, n, f) for a in picks)
-        return Practical("nearest", _text(form, amounts, n, " or "), amounts, form.label)
+        made = [_given(form, a, n, f) for a in picks]
+        amounts = tuple(g for g, _ in made)
+        return Practical("nearest", " or ".join(w for _, w in made), amounts, form.label)
     lo = dose.low * f / n if dose.low is not None else None
     hi = dose.high * f / n if dose.high is not None else None
     if cap is not None:
@@ -257,27 +264,40 @@ def practical(
     ends = tuple(a for a in (lo_r, hi_r) if a is not None)
     if len(ends) == 2 and ends[0] == ends[1]:
         ends = ends[:1]
-    amounts = tuple(_given(form, a, n, f) for a in ends)
-    if len(amounts) == 2:
-        joined = _text(form, amounts, n, " to ")
-    elif hi_r is not None and lo_r is None:
-        joined = "up to " + _text(form, amounts, n, "")
+    made = [_given(form, a, n, f) for a in ends]
+    amounts = tuple(g for g, _ in made)
+    joined = " to ".join(w for _, w in made)  # one end, or both (low first)
+    if hi_r is not None and lo_r is None:
+        joined = "up to " + joined
     elif lo_r is not None and hi_r is None:
-        joined = "from " + _text(form, amounts, n, "")
-    else:
-        joined = _text(form, amounts, n, "")
+        joined = "from " + joined
     return Practical("range", joined, amounts, form.label)
 
 
-def _given(form: Formulary, each_mg: Decimal, n: Decimal, f: Decimal) -> GivenAmount:
+_GIVEN_LIMIT = 4096  # amounts kept per formulary; beyond that they are worked out each time
+
+
+def _given(form: Formulary, each_mg: Decimal, n: Decimal, f: Decimal) -> tuple[GivenAmount, str]:
+    """Return the amount given for one administration of `each_mg`, and its words."""
+    key = (each_mg, n, f)
+    hit = form.given.get(key)
+    if hit is not None:
+        return hit
     units = combine(form, each_mg)
     # Multiples of the smallest strength can always be made; None would be a broken formulary.
     assert units is not None, each_mg
-    return GivenAmount(_clean(each_mg * n / f), _clean(each_mg / f), units)
+    amount = GivenAmount(_clean(each_mg * n / f), _clean(each_mg / f), units)
+    made = (amount, _text(form, (amount,), n, ""))
+    if len(form.given) < _GIVEN_LIMIT:
+        form.given[key] = made
+    return made
+
+
+_ONE = Decimal(1)
 
 
 def _clean(v: Decimal) -> Decimal:
-    return v.quantize(Decimal(1)) if v == v.to_integral_value() else v.normalize()
+    return v.quantize(_ONE) if v == v.to_integral_value() else v.normalize()
 
 
 def _count(n: int) -> str:
