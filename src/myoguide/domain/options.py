@@ -44,7 +44,9 @@ def add(
     if f.ild and any(d.id == _CNI_ILD for d in hit.caution_details):
         hit = _cni_ild_unless_failed(run, f, hit)
     course = p.course_agents
-    if any(a.agent in f.last_given or a.agent in course for a in hit.agents):
+    if (st.course or f.last_given) and any(
+        a.agent in f.last_given or a.agent in course for a in hit.agents
+    ):
         hit = msgspec.structs.replace(
             hit, agents=tuple(course_option(run, f, a) for a in hit.agents)
         )
@@ -144,8 +146,10 @@ def _build(
     if in_use:
         text += f" Already in use: {', '.join(in_use)}."
     # Alternatives stay alternatives only while two or more of them are still offered.
-    offered = {a.agent for a in agents}
-    choose_one = tuple(a for a in tpl.choose_one if a in offered)
+    choose_one: tuple[str, ...] = ()
+    if tpl.choose_one:
+        offered = {a.agent for a in agents}
+        choose_one = tuple(a for a in tpl.choose_one if a in offered)
     return Recommendation(
         id=rec_id,
         rank=rank,

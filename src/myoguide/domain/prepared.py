@@ -84,6 +84,7 @@ class StaticRec:
     options: tuple[tuple[str, AgentOption | None], ...]  # None: computed per patient
     planned: tuple[Action, ...]  # what the step does with each agent, in template order
     planned_by: dict[str, Action]  # the same, by agent
+    course: bool  # some agent of it is given as an infusion or course
     knowledge: str
     all_static: bool
 
@@ -306,6 +307,7 @@ def _static_rec(p: Prepared, rec_id: str, tpl: RecommendationTemplate) -> Static
         options=tuple(options),
         planned=tuple(a.action for a in tpl.agents),
         planned_by={a.agent: a.action for a in tpl.agents},
+        course=any(a.agent in p.course_agents for a in tpl.agents),
         knowledge=f"recommendations.{rec_id}",
         all_static=all(o is not None for _, o in options),
     )
