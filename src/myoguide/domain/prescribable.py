@@ -169,12 +169,15 @@ def _by_strength(u: Unit) -> Decimal:
 
 @dataclass(slots=True)
 class _Table:
-    """Fewest whole units per total (in steps), and the strength picked last for each."""
+    """Fewest whole units per total (in steps), and the strength picked last for each.
+
+    `rows` (best, pick) is replaced whole when the table grows, never appended to in place, so
+    a caller on another thread always reads two lists of the same length.
+    """
 
     step: int
     coins: tuple[int, ...]
-    best: list[int | None]
-    pick: list[int]
+    rows: tuple[list[int | None], list[int]]
 
     @classmethod
     def of(cls, units: tuple[Unit, ...]) -> _Table:
@@ -183,11 +186,15 @@ class _Table:
         step = 0
         for v in ints:
             step = gcd(step, v)
-        return cls(step, tuple(v // step for v in ints), [0], [-1])
+        return cls(step, tuple(v // step for v in ints), ([0], [-1]))
 
-    def grow(self, target: int) -> None:
-        """Fill the table up to `target` steps."""
-        best, pick, coins = self.best, self.pick, self.coins
+    def upto(self, target: int) -> tuple[list[int | None], list[int]]:
+        """Return the table's rows, filled up to `target` steps at least."""
+        rows = self.rows
+        if target < len(rows[0]):
+            return rows
+        best, pick = list(rows[0]), list(rows[1])
+        coins = self.coins
         for total in range(len(best), target + 1):
             least: int | None = None
             chosen = -1
@@ -197,6 +204,8 @@ class _Table:
                     least, chosen = prev + 1, i
             best.append(least)
             pick.append(chosen)
+        self.rows = (best, pick)
+        return self.rows
 
 
 def combine(form: Formulary, amount_mg: Decimal) -> tuple[UnitCount, ...] | None:
@@ -206,11 +215,10 @@ def combine(form: Formulary, amount_mg: Decimal) -> tuple[UnitCount, ...] | None
     if scaled <= 0 or scaled != scaled.to_integral_value() or int(scaled) % table.step:
         return None
     target = int(scaled) // table.step
-    if target >= len(table.best):
-        table.grow(target)
-    if table.best[target] is None:
+    best, pick = table.upto(target)
+    if best[target] is None:
         return None
-    coins, pick = table.coins, table.pick
+    coins = table.coins
     counts = [0] * len(coins)
     total = target
     while total:
