@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -17,7 +18,14 @@ from hypothesis import strategies as st
 from myoguide.adapters.schemas import output_schema
 from myoguide.adapters.text import render_knowledge, render_result
 from myoguide.domain.engine import Engine
-from myoguide.domain.prescribable import Tables, build_tables, practical, short_line
+from myoguide.domain.prescribable import (
+    Formulary,
+    Tables,
+    build_tables,
+    combine,
+    practical,
+    short_line,
+)
 from myoguide.domain.result import Dose
 from myoguide.domain.state import parse_state
 from myoguide.errors import InputError, KnowledgeError
@@ -248,3 +256,42 @@ def test_answers_round_trip_as_json() -> None:
     data = msgspec.json.decode(msgspec.json.encode(result))
     dose = data["recommendations"][0]["agents"][0]["regimens"][0]["dose"]
     assert dose["practical"]["kind"] in ("nearest", "range", "none")
+
+
+def _fewest(form: Formulary, amount_mg: Decimal) -> list[int] | None:
+    """Count units per strength by solving the fewest-coins problem afresh (the old way)."""
+    step = int(form.smallest * 100)
+    for u in form.units:
+        step = math.gcd(step, int(u.strength_mg * 100))
+    coins = [int(u.strength_mg * 100) // step for u in form.units]
+    target = int(amount_mg * 100) // step
+    best: list[int | None] = [0] + [None] * target
+    pick = [-1] * (target + 1)
+    for total in range(1, target + 1):
+        for i, c in enumerate(coins):
+            prev = best[total - c] if c <= total else None
+            if prev is not None and (best[total] is None or prev + 1 < (best[total] or 0)):
+                best[total], pick[total] = prev + 1, i
+    if best[target] is None:
+        return None
+    counts = [0] * len(coins)
+    while target:
+        counts[pick[target]] += 1
+        target -= coins[pick[target]]
+    return counts
+
+
+def test_the_grown_table_gives_what_solving_afresh_gives() -> None:
+    """The fewest-units table grown on need (low, high, lower, higher) matches a fresh solve."""
+    tables = build_tables(KB, TERMS)  # its own tables: none grown by another test
+    for agent, form in sorted(tables.forms.items()):
+        smallest = form.smallest
+        for k in [*range(1, 25), *range(120, 0, -23), 200]:
+            amount = smallest * k
+            made = combine(form, amount)
+            expected = _fewest(form, amount)
+            got = None
+            if made is not None:
+                by_strength = {u.strength: u.count for u in made}
+                got = [by_strength.get(u.strength_mg, 0) for u in form.units]
+            assert got == expected, (agent, amount)

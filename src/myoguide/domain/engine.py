@@ -13,7 +13,12 @@ from myoguide.domain.classify import evaluate
 from myoguide.domain.doses import missing_measure_warnings
 from myoguide.domain.facts import Facts, derive
 from myoguide.domain.prepared import prepare, sources_of
-from myoguide.domain.prescribable import build_tables, with_prescribing
+from myoguide.domain.prescribable import (
+    build_tables,
+    prescribed_static,
+    with_prescribing,
+    with_static,
+)
 from myoguide.domain.result import CautionDetail, Recommendation, RecommendationSet
 from myoguide.domain.run import Run
 from myoguide.domain.state import PatientState
@@ -34,7 +39,9 @@ class Engine:
         # Checks every id the rules rely on (fails closed) and builds the static tables once.
         self._p = prepare(knowledge)
         # Product strengths come from the terminology the caller loaded (the engine reads no file).
-        self._rx = build_tables(knowledge, terminology)
+        self._rx = with_static(build_tables(knowledge, terminology), self._p.static_regimens)
+        # The patient-independent options carry their practical amounts and checks from load.
+        self._p.static = prescribed_static(self._p.static, self._rx)
 
     def recommend(self, state: PatientState) -> RecommendationSet:
         """Return the RecommendationSet for a validated patient state."""

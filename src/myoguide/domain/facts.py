@@ -44,13 +44,12 @@ class Facts:
     bmi: float | None = None
     # agent -> the latest date its last dose or course was given, from the state (infusions)
     last_given: dict[str, str] = field(default_factory=dict)
+    # The agents taken now (prednisone at 0 mg/day is not), read once from `current`.
+    using: frozenset[str] = frozenset()
 
     def in_use(self, agent: str) -> bool:
         """Return whether the agent is taken now (prednisone at 0 mg/day is not)."""
-        if agent not in self.current:
-            return False
-        dose = self.current[agent]
-        return not (agent == "prednisone" and dose is not None and dose <= 0)
+        return agent in self.using
 
     def why_closed(self, agent: str) -> str:
         """Return, in a clinician's words, why a failed agent is not offered again."""
@@ -119,6 +118,9 @@ def derive(state: PatientState, kb: Knowledge) -> Facts:
         intolerant=frozenset(),
         tried=frozenset(),
         bmi=bmi_of(weight, cm),
+        using=frozenset(
+            a for a, d in current.items() if not (a == "prednisone" and d is not None and d <= 0)
+        ),
     )
     _read_history(facts, kb)
     dated = [(m.agent, m.last_given) for m in state.current_medications] + [

@@ -12,8 +12,6 @@ from myoguide.domain.result import Action, AgentOption, Dose, Recommendation, Re
 from myoguide.domain.run import Run
 from myoguide.domain.units import fmt
 
-_CACHE_LIMIT = 4096
-
 
 def action_for(f: Facts, agent: str, planned: Action) -> Action:
     """Return what a step does with an agent, given whether it is in use or was tried before."""
@@ -42,31 +40,13 @@ def add(
     st = p.static[rec_id]
     rank += run.rank_offset
     run.step(f"option.{rec_id}", st.knowledge, f"offered at rank {rank}", grade=st.grade)
-    tpl = p.kb.recommendations[rec_id]
-    actions = tuple(
-        action_for(f, a.agent, a.action)
-        for a in tpl.agents
-        if only_agents is None or a.agent in only_agents
-    )
-    # Everything of the patient an agent option shows besides its doses: in use (at what
-    # dose), failed, tried.
-    agent_facts = tuple(
-        (f.in_use(a.agent), f.current.get(a.agent), a.agent in f.failed, a.agent in f.tried)
-        for a in tpl.agents
-    )
-    # Nothing but the doses depends on the patient beyond these keys, so each variant is built
-    # once; a template with patient doses then only has its doses computed (and replaced).
-    key = (rec_id, rank, stance, step, f.ild, only_agents, actions, agent_facts, alone)
-    hit = p.built.get(key)
-    if hit is None:
-        hit = _build(run, st, rec_id, rank, stance, step, f, only_agents, alone)
-        if len(p.built) < _CACHE_LIMIT:
-            p.built[key] = hit
-    elif not st.all_static:
-        hit = _with_doses(run, f, st, rec_id, hit, only_agents)
+    hit = _build(run, st, rec_id, rank, stance, step, f, only_agents, alone)
     if f.ild and any(d.id == _CNI_ILD for d in hit.caution_details):
         hit = _cni_ild_unless_failed(run, f, hit)
-    if any(a.agent in f.last_given or run.p.kb.agent(a.agent).given_as_course for a in hit.agents):
+    course = p.course_agents
+    if (st.course or f.last_given) and any(
+        a.agent in f.last_given or a.agent in course for a in hit.agents
+    ):
         hit = msgspec.structs.replace(
             hit, agents=tuple(course_option(run, f, a) for a in hit.agents)
         )
@@ -137,28 +117,6 @@ def course_option(run: Run, f: Facts, opt: AgentOption) -> AgentOption:
     return msgspec.structs.replace(opt, action=None, dose=None, notes=(note,))
 
 
-def _with_doses(
-    run: Run,
-    f: Facts,
-    st: StaticRec,
-    rec_id: str,
-    shell: Recommendation,
-    only_agents: frozenset[str] | None,
-) -> Recommendation:
-    """Return a built recommendation with this patient's doses in its computed agent options."""
-    plans = run.p.option_plans[rec_id]
-    agents = list(shell.agents)
-    j = 0
-    for i, (agent, opt) in enumerate(st.options):
-        if only_agents is not None and agent not in only_agents:
-            continue
-        if opt is None:
-            primary, regimens = _regimens(run, f, plans[i], agents[j].action)
-            agents[j] = msgspec.structs.replace(agents[j], dose=primary, regimens=regimens)
-        j += 1
-    return msgspec.structs.replace(shell, agents=tuple(agents))
-
-
 def _build(
     run: Run,
     st: StaticRec,
@@ -173,23 +131,25 @@ def _build(
     """Assemble one recommendation, computing the agent options that depend on the patient."""
     tpl = run.p.kb.recommendations[rec_id]
     agents = tuple(
-        _with_action(run, f, opt, planned) if opt is not None else _agent_option(run, f, rec_id, i)
-        for i, ((agent, opt), planned) in enumerate(
-            zip(st.options, (a.action for a in tpl.agents), strict=True)
-        )
+        _with_action(run, f, opt, planned)
+        if opt is not None
+        else _agent_option(run, f, rec_id, i, planned)
+        for i, ((agent, opt), planned) in enumerate(zip(st.options, st.planned, strict=True))
         if only_agents is None or agent in only_agents
     )
     text = tpl.text_alone if alone and tpl.text_alone else st.text
     # Said in the text where the step would otherwise read as a new start.
-    planned = {a.agent: a.action for a in tpl.agents}
+    planned = st.planned_by
     in_use = [
         a.display for a in agents if a.in_use and planned[a.agent] not in ("raise", "continue")
     ]
     if in_use:
         text += f" Already in use: {', '.join(in_use)}."
     # Alternatives stay alternatives only while two or more of them are still offered.
-    offered = {a.agent for a in agents}
-    choose_one = tuple(a for a in tpl.choose_one if a in offered)
+    choose_one: tuple[str, ...] = ()
+    if tpl.choose_one:
+        offered = {a.agent for a in agents}
+        choose_one = tuple(a for a in tpl.choose_one if a in offered)
     return Recommendation(
         id=rec_id,
         rank=rank,
@@ -230,9 +190,8 @@ def _verb(action: Action) -> str:
     return {"raise": "raise", "continue": "continue"}.get(action, "continue")
 
 
-def _agent_option(run: Run, f: Facts, rec_id: str, index: int) -> AgentOption:
+def _agent_option(run: Run, f: Facts, rec_id: str, index: int, planned: Action) -> AgentOption:
     plan = run.p.option_plans[rec_id][index]
-    planned = run.p.kb.recommendations[rec_id].agents[index].action
     action = action_for(f, plan.agent, planned)
     primary, regimens = _regimens(run, f, plan, action)
     # Built once with its action and notes (no second copy through _with_action).

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
 from myoguide.domain.result import (
+    Action,
     AgentOption,
     CautionDetail,
     Dose,
     LiteratureNote,
-    Recommendation,
     Regimen,
     Source,
     Timing,
@@ -82,6 +82,9 @@ class StaticRec:
     cautions: tuple[str, ...]
     cautions_ild: tuple[str, ...]
     options: tuple[tuple[str, AgentOption | None], ...]  # None: computed per patient
+    planned: tuple[Action, ...]  # what the step does with each agent, in template order
+    planned_by: dict[str, Action]  # the same, by agent
+    course: bool  # some agent of it is given as an infusion or course
     knowledge: str
     all_static: bool
 
@@ -163,7 +166,8 @@ class Prepared:
     sparing: tuple[str, ...]
     sparing_set: frozenset[str]
     ladder_ids: frozenset[str]
-    built: dict[tuple[object, ...], Recommendation] = field(default_factory=dict)
+    # Agents given as infusions or courses (never a "continue" order).
+    course_agents: frozenset[str] = frozenset()
 
 
 def timing_of(rule: DoseRule) -> Timing | None:
@@ -250,6 +254,7 @@ def prepare(kb: Knowledge) -> Prepared:
             rid for s in kb.ladder for rid in (*s.recommendations, *(s.recommendations_pm or ()))
         ),
     )
+    p.course_agents = frozenset(a.id for a in kb.agents if a.given_as_course)
     p.static = {rid: _static_rec(p, rid, t) for rid, t in kb.recommendations.items()}
     p.option_plans = {rid: _plan_options(p, t) for rid, t in kb.recommendations.items()}
     p.ladder_dm = _prepare_ladder(kb, pm=False)
@@ -300,6 +305,9 @@ def _static_rec(p: Prepared, rec_id: str, tpl: RecommendationTemplate) -> Static
         cautions=tuple(d.text for d in plain),
         cautions_ild=tuple(d.text for d in ild),
         options=tuple(options),
+        planned=tuple(a.action for a in tpl.agents),
+        planned_by={a.agent: a.action for a in tpl.agents},
+        course=any(a.agent in p.course_agents for a in tpl.agents),
         knowledge=f"recommendations.{rec_id}",
         all_static=all(o is not None for _, o in options),
     )

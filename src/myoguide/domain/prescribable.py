@@ -8,12 +8,15 @@ the smallest unit of a single figure, and nothing where no verified product exis
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from math import gcd
 
 import msgspec
 
+from myoguide.domain.prepared import StaticRec
 from myoguide.domain.result import (
     AgentOption,
     Check,
@@ -52,6 +55,19 @@ class Formulary:
     label: str
     unit_word: str
     units: tuple[Unit, ...]
+    # The fewest-units table over multiples of the strengths' common step: a function of the
+    # strengths alone, grown on first need (each entry reads only smaller ones, so growing it
+    # later gives the same entries as building it whole).
+    table: _Table = field(init=False, compare=False)
+    # Per amount of one administration (a multiple of the smallest strength), the doses a day
+    # and the mg factor: the amount given and its words, shared by every dose that rounds to it.
+    given: dict[tuple[Decimal, Decimal, Decimal], tuple[GivenAmount, str]] = field(
+        init=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "table", _Table.of(self.units))
+        object.__setattr__(self, "given", {})
 
     @property
     def smallest(self) -> Decimal:
@@ -67,8 +83,11 @@ class Tables:
     checks: dict[str, tuple[Check, ...]]
     split: dict[str, int]
     kb: Knowledge
-    # Agent options already given their practical amounts and checks (bounded; same in, same out).
-    done: dict[tuple[str, AgentOption], AgentOption] = field(default_factory=dict)
+    # Per (recommendation, agent): the step's stated maximum, read once.
+    step_max: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    # Per (recommendation, agent, rule): a patient-independent regimen and the same regimen with
+    # its practical amounts, worked out once at load (see `with_static`).
+    static: dict[tuple[str, str, str], tuple[Regimen, Regimen]] = field(default_factory=dict)
 
 
 def build_tables(kb: Knowledge, terminology: Terminology) -> Tables:
@@ -107,7 +126,23 @@ def build_tables(kb: Knowledge, terminology: Terminology) -> Tables:
         ordered = tuple(sorted({u.strength_mg: u for u in units}.values(), key=_by_strength))
         forms[agent] = Formulary(rx.given_as.label, rx.given_as.unit_word, ordered)
     split = {rid: r.split for rid, r in kb.dose_rules.items() if r.split}
-    return Tables(forms, checks, split, kb)
+    step_max: dict[tuple[str, str], str | None] = {}
+    for rid, tpl in kb.recommendations.items():
+        for a in tpl.agents:
+            step_max.setdefault((rid, a.agent), a.max)  # the first step naming the agent
+    return Tables(forms, checks, split, kb, step_max)
+
+
+def with_static(t: Tables, static_regimens: Mapping[str, Regimen]) -> Tables:
+    """Work out once the practical amounts of every patient-independent regimen of a step."""
+    for rid, tpl in t.kb.recommendations.items():
+        for a in tpl.agents:
+            for rule_id in a.regimens:
+                reg = static_regimens.get(rule_id)
+                if reg is not None:
+                    done = with_practical(t, a.agent, reg, t.step_max[(rid, a.agent)])
+                    t.static[(rid, a.agent, rule_id)] = (reg, done)
+    return t
 
 
 def as_checks(checks: tuple[AgentCheck, ...]) -> tuple[Check, ...]:
@@ -132,26 +167,58 @@ def _by_strength(u: Unit) -> Decimal:
     return -u.strength_mg
 
 
+@dataclass(slots=True)
+class _Table:
+    """Fewest whole units per total (in steps), and the strength picked last for each.
+
+    `rows` (best, pick) is replaced whole when the table grows, never appended to in place, so
+    a caller on another thread always reads two lists of the same length.
+    """
+
+    step: int
+    coins: tuple[int, ...]
+    rows: tuple[list[int | None], list[int]]
+
+    @classmethod
+    def of(cls, units: tuple[Unit, ...]) -> _Table:
+        """Return the empty table of a formulary's strengths (strongest first)."""
+        ints = [int(u.strength_mg * _SCALE) for u in units]
+        step = 0
+        for v in ints:
+            step = gcd(step, v)
+        return cls(step, tuple(v // step for v in ints), ([0], [-1]))
+
+    def upto(self, target: int) -> tuple[list[int | None], list[int]]:
+        """Return the table's rows, filled up to `target` steps at least."""
+        rows = self.rows
+        if target < len(rows[0]):
+            return rows
+        best, pick = list(rows[0]), list(rows[1])
+        coins = self.coins
+        for total in range(len(best), target + 1):
+            least: int | None = None
+            chosen = -1
+            for i, c in enumerate(coins):  # strongest first, so ties keep the larger units
+                prev = best[total - c] if c <= total else None
+                if prev is not None and (least is None or prev + 1 < least):
+                    least, chosen = prev + 1, i
+            best.append(least)
+            pick.append(chosen)
+        self.rows = (best, pick)
+        return self.rows
+
+
 def combine(form: Formulary, amount_mg: Decimal) -> tuple[UnitCount, ...] | None:
     """Return the fewest whole units making exactly `amount_mg`, or None if none can."""
-    ints = [int(u.strength_mg * _SCALE) for u in form.units]
-    step = 0
-    for v in ints:
-        step = gcd(step, v)
+    table = form.table
     scaled = amount_mg * _SCALE
-    if scaled <= 0 or scaled != scaled.to_integral_value() or int(scaled) % step:
+    if scaled <= 0 or scaled != scaled.to_integral_value() or int(scaled) % table.step:
         return None
-    target = int(scaled) // step
-    coins = [v // step for v in ints]
-    best: list[int | None] = [0] + [None] * target
-    pick = [-1] * (target + 1)
-    for total in range(1, target + 1):
-        for i, c in enumerate(coins):  # strongest first, so ties keep the larger units
-            prev = best[total - c] if c <= total else None
-            if prev is not None and (best[total] is None or prev + 1 < (best[total] or 0)):
-                best[total], pick[total] = prev + 1, i
+    target = int(scaled) // table.step
+    best, pick = table.upto(target)
     if best[target] is None:
         return None
+    coins = table.coins
     counts = [0] * len(coins)
     total = target
     while total:
@@ -188,8 +255,9 @@ def practical(
         if not picks:
             why = f"no whole {form.unit_word} amount within half a {fmt(s)} mg {form.unit_word}"
             return Practical("none", f"{why} stays under the stated maximum.", (), form.label)
-        amounts = tuple(_given(form, a, n, f) for a in picks)
-        return Practical("nearest", _text(form, amounts, n, " or "), amounts, form.label)
+        made = [_given(form, a, n, f) for a in picks]
+        amounts = tuple(g for g, _ in made)
+        return Practical("nearest", " or ".join(w for _, w in made), amounts, form.label)
     lo = dose.low * f / n if dose.low is not None else None
     hi = dose.high * f / n if dose.high is not None else None
     if cap is not None:
@@ -204,27 +272,40 @@ def practical(
     ends = tuple(a for a in (lo_r, hi_r) if a is not None)
     if len(ends) == 2 and ends[0] == ends[1]:
         ends = ends[:1]
-    amounts = tuple(_given(form, a, n, f) for a in ends)
-    if len(amounts) == 2:
-        joined = _text(form, amounts, n, " to ")
-    elif hi_r is not None and lo_r is None:
-        joined = "up to " + _text(form, amounts, n, "")
+    made = [_given(form, a, n, f) for a in ends]
+    amounts = tuple(g for g, _ in made)
+    joined = " to ".join(w for _, w in made)  # one end, or both (low first)
+    if hi_r is not None and lo_r is None:
+        joined = "up to " + joined
     elif lo_r is not None and hi_r is None:
-        joined = "from " + _text(form, amounts, n, "")
-    else:
-        joined = _text(form, amounts, n, "")
+        joined = "from " + joined
     return Practical("range", joined, amounts, form.label)
 
 
-def _given(form: Formulary, each_mg: Decimal, n: Decimal, f: Decimal) -> GivenAmount:
+_GIVEN_LIMIT = 4096  # amounts kept per formulary; beyond that they are worked out each time
+
+
+def _given(form: Formulary, each_mg: Decimal, n: Decimal, f: Decimal) -> tuple[GivenAmount, str]:
+    """Return the amount given for one administration of `each_mg`, and its words."""
+    key = (each_mg, n, f)
+    hit = form.given.get(key)
+    if hit is not None:
+        return hit
     units = combine(form, each_mg)
     # Multiples of the smallest strength can always be made; None would be a broken formulary.
     assert units is not None, each_mg
-    return GivenAmount(_clean(each_mg * n / f), _clean(each_mg / f), units)
+    amount = GivenAmount(_clean(each_mg * n / f), _clean(each_mg / f), units)
+    made = (amount, _text(form, (amount,), n, ""))
+    if len(form.given) < _GIVEN_LIMIT:
+        form.given[key] = made
+    return made
+
+
+_ONE = Decimal(1)
 
 
 def _clean(v: Decimal) -> Decimal:
-    return v.quantize(Decimal(1)) if v == v.to_integral_value() else v.normalize()
+    return v.quantize(_ONE) if v == v.to_integral_value() else v.normalize()
 
 
 def _count(n: int) -> str:
@@ -283,23 +364,21 @@ def with_practical(t: Tables, agent: str, reg: Regimen, step_max: str | None) ->
     return msgspec.structs.replace(reg, dose=dose)
 
 
-_CACHE_LIMIT = 4096
+def _regimen(t: Tables, rec_id: str, agent: str, reg: Regimen, step_max: str | None) -> Regimen:
+    if reg.dose is None or reg.dose.practical is not None:
+        return reg  # no dose, or its practical amounts already worked out (at load)
+    known = t.static.get((rec_id, agent, reg.id))
+    if known is not None and known[0] is reg:  # the very regimen worked out at load
+        return known[1]
+    return with_practical(t, agent, reg, step_max)
 
 
 def _option(t: Tables, rec_id: str, opt: AgentOption) -> AgentOption:
-    key = (rec_id, opt)
-    hit = t.done.get(key)
-    if hit is None:
-        if len(t.done) >= _CACHE_LIMIT:
-            t.done.clear()
-        hit = t.done[key] = _build_option(t, rec_id, opt)
-    return hit
-
-
-def _build_option(t: Tables, rec_id: str, opt: AgentOption) -> AgentOption:
-    tpl = t.kb.recommendations.get(rec_id)
-    step_max = next((a.max for a in tpl.agents if a.agent == opt.agent), None) if tpl else None
-    regs = tuple(with_practical(t, opt.agent, r, step_max) for r in opt.regimens)
+    checks = t.checks.get(opt.agent, ())
+    if _done(opt) and opt.checks == checks:
+        return opt  # prescribed at load (a patient-independent option): nothing to add
+    step_max = t.step_max.get((rec_id, opt.agent))
+    regs = tuple(_regimen(t, rec_id, opt.agent, r, step_max) for r in opt.regimens)
     dose = opt.dose
     if dose is not None:
         same = next(
@@ -308,9 +387,26 @@ def _build_option(t: Tables, rec_id: str, opt: AgentOption) -> AgentOption:
         dose = same or msgspec.structs.replace(
             dose, practical=_render(dose, practical(dose, t.forms.get(opt.agent)))
         )
-    return msgspec.structs.replace(
-        opt, dose=dose, regimens=regs, checks=t.checks.get(opt.agent, ())
-    )
+    return msgspec.structs.replace(opt, dose=dose, regimens=regs, checks=checks)
+
+
+def _done(opt: AgentOption) -> bool:
+    """Return whether every dose of an option already carries its practical amounts."""
+    if opt.dose is not None and opt.dose.practical is None:
+        return False
+    return all(r.dose is None or r.dose.practical is not None for r in opt.regimens)
+
+
+def prescribed_static(static: dict[str, StaticRec], t: Tables) -> dict[str, StaticRec]:
+    """Return the recommendations' patient-independent options with practical amounts and checks."""
+    out = {}
+    for rec_id, st in static.items():
+        options = tuple(
+            (agent, _option(t, rec_id, opt) if opt is not None else None)
+            for agent, opt in st.options
+        )
+        out[rec_id] = dataclasses.replace(st, options=options)
+    return out
 
 
 def with_prescribing(t: Tables, result: RecommendationSet) -> RecommendationSet:
