@@ -46,14 +46,21 @@ class Keys:
 
     def __init__(self, page: Page) -> None:
         self.page, self.total = page, 0
+        self.log: list[str] = []
 
     def type(self, text: str) -> None:
         for char in text:
             self.press(char)
 
     def press(self, key: str) -> None:
+        where = focused_name(self.page) or focused_text(self.page)
         self.page.keyboard.press(key)
         self.total += 1
+        self.log.append(f"{self.total:>2} {key!r:>7} in {where}")
+
+    def sequence(self) -> str:
+        """Every press so far, numbered, with the field it went to."""
+        return "\n".join(self.log)
 
     def tab(self, times: int = 1) -> None:
         for _ in range(times):
@@ -65,15 +72,27 @@ def focused_name(page: Page) -> str:
     return name
 
 
-def test_a_two_drug_flare_in_twenty_keys(tab: Page, artifacts: Path, axe_source: str) -> None:
+def focused_text(page: Page) -> str:
+    text: str = page.evaluate("document.activeElement ? document.activeElement.tagName : ''")
+    return text
+
+
+def test_a_two_drug_flare_with_its_weight_in_twenty_keys(
+    tab: Page, artifacts: Path, axe_source: str
+) -> None:
     page = tab
     page.goto("/assess")
     expect(page.locator(by_name("age_years"))).to_be_focused()
     expect(page.locator(by_name("disease_control_achieved"))).to_have_value("unknown")
+    expect(page.locator("#dose-keys")).to_be_visible()  # says where a figure typed in a drug goes
     keys = Keys(page)
     keys.type("58")
     keys.tab()
     keys.type("d")  # dermatomyositis: the only diagnosis beginning so
+    keys.tab()
+    # The weight sits with the patient, before the medications: a flare's prednisone is per kg.
+    assert focused_name(page) == "weight.value"
+    keys.type("66")
     keys.tab()
     keys.type("y")  # a flare now
     # A flare is activity after control: "ever controlled" is answered by it and needs no stop.
@@ -83,31 +102,81 @@ def test_a_two_drug_flare_in_twenty_keys(tab: Page, artifacts: Path, axe_source:
     keys.tab()
     assert focused_name(page) == "current_medications[0].agent"
     keys.type("p")
-    keys.tab()
-    keys.type("7.5")
-    keys.tab()  # the unit, set from the drug's dose period
-    expect(page.locator(by_name("current_medications[0].dose.unit"))).to_have_value("mg/day")
-    keys.tab()  # no date of a last infusion for prednisone: straight to the second drug
+    unit = page.locator(by_name("current_medications[0].dose.unit"))
+    expect(unit).to_have_value("mg/day")  # from the knowledge's dose period, shown and changeable
+    keys.type("7.5")  # a figure in the drug select is the dose: it goes to the Dose field
+    dose = page.locator(by_name("current_medications[0].dose.value"))
+    expect(dose).to_be_focused()
+    expect(dose).to_have_value("7.5")
+    keys.tab()  # the unit sits before the amount, so Tab goes on to the second drug
     assert focused_name(page) == "current_medications[1].agent"
     keys.type("me")  # "m" alone fits methotrexate and mycophenolate
-    keys.tab()
     keys.type("15")
     expect(page.locator(by_name("current_medications[1].agent"))).to_have_value("methotrexate")
     expect(page.locator(by_name("current_medications[1].dose.unit"))).to_have_value("mg/week")
+    expect(page.locator(by_name("current_medications[1].dose.value"))).to_have_value("15")
     shot(page, artifacts, "two-drug-flare-typed")
     axe_clean(page, axe_source, "the two-drug flare, typed")
     with page.expect_navigation() as nav:
         keys.press("Enter")
     assert nav.value is not None
     assert nav.value.status == 200
-    print(f"two-drug flare: {keys.total} key presses")
-    assert keys.total <= 20, keys.total
+    print(f"two-drug flare with its weight: {keys.total} key presses\n{keys.sequence()}")
+    assert keys.total <= 20, keys.sequence()
     entered = page.locator(".entered")
     expect(entered).to_contain_text("control ever reached: yes; flare now: yes")
     expect(entered).to_contain_text("prednisone 7.5 mg/day, methotrexate 15 mg/week")
+    expect(entered).to_contain_text("66 kg")
     expect(page.locator(".summary")).to_contain_text("Flare while taking less than 10 mg/day")
     axe_clean(page, axe_source, "the two-drug flare answer")
     no_sideways_scroll(page, "the two-drug flare answer")
+
+
+def test_the_unit_is_in_reach_and_a_habitual_tab_still_lands_the_dose(
+    tab: Page, axe_source: str
+) -> None:
+    page = tab
+    page.goto("/assess")
+    agent = page.locator(by_name("current_medications[0].agent"))
+    unit = page.locator(by_name("current_medications[0].dose.unit"))
+    dose = page.locator(by_name("current_medications[0].dose.value"))
+    # Nothing clinical is preselected: no drug, and no dose or unit to stop at until there is one.
+    expect(agent).to_have_value("")
+    expect(dose).to_be_disabled()
+    expect(unit).to_be_disabled()
+    agent.focus()
+    page.keyboard.type("7")  # a figure before any drug: nothing moves, nothing is chosen
+    expect(agent).to_be_focused()
+    expect(agent).to_have_value("")
+    page.keyboard.type("me")
+    expect(unit).to_have_value("mg/week")
+    # Tab from the drug reaches the unit (a real stop); figures typed there still go to the dose.
+    page.keyboard.press("Tab")
+    expect(unit).to_be_focused()
+    page.keyboard.type("20")
+    expect(dose).to_be_focused()
+    expect(dose).to_have_value("20")
+    # Shift+Tab from the dose reaches the unit; typing chooses another unit, the figure stays.
+    page.keyboard.press("Shift+Tab")
+    expect(unit).to_be_focused()
+    page.keyboard.type("mg/d")
+    expect(unit).to_have_value("mg/day")
+    expect(dose).to_have_value("20")  # never converted
+    # A unit the clinician chose stays when the drug changes (and still fits it): prednisone's
+    # default is per day, azathioprine's too, and the chosen per week stays through both.
+    unit.focus()
+    page.keyboard.type("mg/w")
+    expect(unit).to_have_value("mg/week")
+    agent.focus()
+    page.keyboard.type("pr")
+    expect(agent).to_have_value("prednisone")
+    expect(unit).to_have_value("mg/week")
+    page.wait_for_timeout(1_600)  # the typed letters start afresh
+    page.keyboard.type("az")
+    expect(agent).to_have_value("azathioprine")
+    expect(unit).to_have_value("mg/week")
+    expect(dose).to_have_value("20")
+    axe_clean(page, axe_source, "a medication row changed from the keyboard")
 
 
 def test_a_resistant_case_with_three_earlier_drugs_in_forty_keys(
@@ -120,17 +189,14 @@ def test_a_resistant_case_with_three_earlier_drugs_in_forty_keys(
     keys.tab()
     keys.type("d")
     keys.tab()
+    keys.type("66")  # the weight
+    keys.tab()
     keys.type("n")  # no flare
     keys.tab()
     keys.type("n")  # never brought under control
     keys.tab()
-    keys.type("p")
-    keys.tab()
-    keys.type("40")
-    keys.tab(3)  # unit; the empty second row's drug (its dose waits for one); "Add another..."
-    keys.tab()
-    assert focused_name(page) == "weight.value"
-    keys.type("66")
+    keys.type("p40")  # the drug, then its dose
+    keys.tab(2)  # the empty second row's drug (its unit and dose wait for one); "Add another..."
     keys.tab(2)  # past the height, left blank
     assert focused_name(page) == "treatment_history[0].agent"
     for i, drug in enumerate(("p", "az", "me")):
@@ -152,9 +218,10 @@ def test_a_resistant_case_with_three_earlier_drugs_in_forty_keys(
         keys.press("Enter")  # Enter in a select shows the options
     assert nav.value is not None
     assert nav.value.status == 200
-    print(f"resistant case: {keys.total} key presses")
-    assert keys.total <= 40, keys.total
+    print(f"resistant case: {keys.total} key presses\n{keys.sequence()}")
+    assert keys.total <= 40, keys.sequence()
     entered = page.locator(".entered")
+    expect(entered).to_contain_text("prednisone 40 mg/day")
     expect(entered).to_contain_text(
         "history: prednisone (inadequate response), azathioprine (inadequate response), "
         "methotrexate (inadequate response)"

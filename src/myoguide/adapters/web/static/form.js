@@ -24,10 +24,11 @@
       n.removeAttribute("aria-describedby");
     });
     copy.querySelectorAll("input").forEach(function (n) { n.value = ""; });
-    copy.querySelectorAll("select").forEach(function (n) { n.selectedIndex = 0; });
+    copy.querySelectorAll("select").forEach(function (n) { n.selectedIndex = 0; n.removeAttribute("data-chosen"); });
     var legend = copy.querySelector("legend");
     legend.textContent = legend.textContent.replace(/\d+$/, String(rows.length + 1));
     box.appendChild(copy);
+    if (form.querySelector("#dose-keys:not([hidden])")) { describeDoseKeys(copy); }
     var agent = copy.querySelector("[data-agent]");
     if (agent) { agent.dispatchEvent(new Event("change", { bubbles: true })); }
     copy.querySelector("select").focus();
@@ -67,7 +68,8 @@
     var unfit = !current || current.disabled;
     if (course) {
       if (unfit) { unit.value = ""; }
-    } else if (select.value && (choosing || unfit)) {
+    } else if (select.value && ((choosing && !unit.hasAttribute("data-chosen")) || unfit)) {
+      // A unit the person chose stays when the drug changes, if it still fits: never swapped under them.
       unit.value = "mg/" + (periods[select.value] || "day");
     }
   }
@@ -149,6 +151,38 @@
       "; type the next letter";
   }
 
+  // A figure typed in a row's drug or unit select (no option begins with one) is the row's dose:
+  // it goes to the Dose field, as the hint above the rows says. Only a figure moves focus, never a
+  // choice, so a habitual Tab after the drug still reaches the same fields (WCAG 3.2.2).
+  function doseFromDrug(select, event) {
+    if (!/^[0-9.]$/.test(event.key) || !select.matches("[data-agent], [data-unit]")) { return false; }
+    var row = select.closest("fieldset.entry");
+    var dose = row && row.querySelector('input[name$=".dose.value"]');
+    if (!dose || dose.disabled) { return false; }
+    event.preventDefault();
+    dose.focus();
+    dose.value = event.key;  // as a Tab into a filled field and a figure typed: it replaces
+    dose.dispatchEvent(new Event("input", { bubbles: true }));
+    return true;
+  }
+
+  function announceDoseKeys(form) {
+    // The hint is the script's: without it a figure in a select does nothing, so it stays hidden.
+    var hint = form.querySelector("#dose-keys");
+    if (!hint) { return; }
+    hint.hidden = false;
+    describeDoseKeys(form);
+  }
+
+  function describeDoseKeys(root) {
+    root.querySelectorAll("[data-agent], [data-unit]").forEach(function (select) {
+      var had = select.getAttribute("aria-describedby") || "";
+      if (had.split(" ").indexOf("dose-keys") < 0) {
+        select.setAttribute("aria-describedby", had ? had + " dose-keys" : "dose-keys");
+      }
+    });
+  }
+
   function assessForm(form) {
     var periods = JSON.parse(form.getAttribute("data-periods") || "{}");
     var courses = JSON.parse(form.getAttribute("data-course-agents") || "[]");
@@ -158,6 +192,7 @@
     });
     form.addEventListener("change", function (event) {
       if (event.target.matches("[data-agent]")) { setUnit(event.target, periods, courses, true); }
+      if (event.target.matches("[data-unit]")) { event.target.setAttribute("data-chosen", ""); }
     });
     form.addEventListener("keydown", function (event) {
       // Enter submits from any field, a select too (browsers only do it for text fields).
@@ -168,11 +203,13 @@
       }
       if (event.target.tagName === "SELECT" && event.key.length === 1 && event.key !== " " &&
           !event.ctrlKey && !event.metaKey && !event.altKey) {
+        if (doseFromDrug(event.target, event)) { return; }
         typeAhead(event.target, event);
       }
     });
     otherDiagnosis(form);
     flareAnswersControl(form);
+    announceDoseKeys(form);
     form.querySelectorAll("[data-agent]").forEach(function (select) {
       // As shown (a carried or refused form keeps its units); a unit that does not fit the drug
       // (an old "g/day" for rituximab) is cleared for the clinician to choose, never converted.
