@@ -278,7 +278,8 @@ def test_the_rituximab_chart_through_the_command(tmp_path: Path) -> None:
         if a["agent"] == "rituximab"
         for n in a["notes"]
     ]
-    # Whatever the scenario, a rituximab option in use says when it was last given.
-    assert all("2026-05-18" in n for n in notes if n.startswith("In use"))
+    # Resistant disease (azathioprine failed): rituximab is offered, in use, as a course given.
+    assert answer["course"] == "resistant"
+    assert notes[0].startswith("In use: the last dose or course was given on 2026-05-18.")
     assert "mg/day" not in json.dumps(notes)
     assert "g/day" not in json.dumps(notes)
