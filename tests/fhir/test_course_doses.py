@@ -13,10 +13,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
+from myoguide.adapters.batch.patient import patient_row
 from myoguide.adapters.fhir import MappingResult, bundle_to_state
+from myoguide.bootstrap import build_auditor
 from myoguide.entrypoints.cli import main
+from myoguide.knowledge.terminology import load_packaged_terminology
 
 TODAY = datetime.date(2026, 6, 1)
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -296,3 +300,24 @@ def test_the_rituximab_chart_through_the_command(tmp_path: Path) -> None:
     assert notes[0].startswith("In use: the last dose or course was given on 2026-05-18.")
     assert "mg/day" not in json.dumps(notes)
     assert "g/day" not in json.dumps(notes)
+
+
+@pytest.mark.parametrize("once", [True, False], ids=["single-infusion-flare", "rituximab-chart"])
+def test_the_batch_door_reads_course_agents_as_the_command_does(once: bool, tmp_path: Path) -> None:
+    if once:
+        bundle = chart(
+            order(PREDNISONE, quantity(15, "mg"), ONCE_A_DAY, rid="mr-p"),
+            order(RITUXIMAB, quantity(1, "g"), {"count": 1}),
+        )
+        bundle["entry"][1]["resource"]["clinicalStatus"]["coding"][0]["code"] = "relapse"
+        on = TODAY
+    else:
+        doc = json.loads(CHART.read_text(encoding="utf-8"))
+        bundle, on = doc["bundle"], datetime.date.fromisoformat(doc["evaluation_date"])
+    lines = [orjson.dumps(e["resource"]) for e in bundle["entry"]]
+    row = patient_row("p1", lines, {}, load_packaged_terminology(), build_auditor(), on)
+    assert row is not None
+    answer = recommend(bundle, tmp_path, on.isoformat())
+    assert (row["course"], row["scenario"]) == (answer["course"], answer["scenario"])
+    assert row["course"] == ("recurrent" if once else "resistant")
+    assert not [p for p in row["data_problems"] if "dose" in p or "unresolved" in p]
