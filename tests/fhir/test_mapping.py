@@ -704,7 +704,8 @@ def test_control_conflict_names_no_free_text() -> None:
         ("mycophenolate_mofetil", dosage(0.5, "g", frequency=3), {"value": 1.5, "unit": "g/day"}),
         ("tacrolimus", dosage(0.1, frequency=3), {"value": 0.3, "unit": "mg/day"}),
         ("etanercept", dosage(50, period_unit="wk"), {"value": 50, "unit": "mg/week"}),
-        ("rituximab", dosage(1, "g", period=2, period_unit="wk"), {"value": 0.5, "unit": "g/week"}),
+        # An infusion agent is read per infusion, never spread over days (test_course_doses.py).
+        ("rituximab", dosage(1, "g", period=2, period_unit="wk"), {"value": 1, "unit": "g/dose"}),
         ("prednisone", dosage(0), {"value": 0, "unit": "mg/day"}),
     ],
 )

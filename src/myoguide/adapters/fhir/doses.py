@@ -1,4 +1,5 @@
-"""Dose reading: a medication's dosage lines as one normalised dose per day or week."""
+"""Dose reading: a medication's dosage lines as one normalised dose per day or week, or, for an
+infusion or course agent, per administration (per course only where the chart states a total)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from myoguide.adapters.fhir.primitives import (
     ucum_code,
     unit_key,
 )
+from myoguide.adapters.words import unit_words
 from myoguide.knowledge.terminology import Terminology, amount_decimal
 
 
@@ -141,8 +143,8 @@ def read_dose(
             (
                 "dose_lines",
                 f"the {shown(resolved.agent)} order has several dosage lines ({values[0]} to "
-                f"{values[-1]} {unit}) and which one is taken now is not stated; the answer does "
-                "not depend on which, and the highest was used",
+                f"{values[-1]} {unit_words(unit)}) and which one is taken now is not stated; "
+                "the answer does not depend on which, and the highest was used",
             ),
         ),
     )
@@ -213,6 +215,9 @@ def read_line(dosage: object, resolved: NamedAgent, term: Terminology) -> DoseRe
                 None, "dose_text_only", "the dose is written as free text only (not read)", True
             )
         return DoseReading(None, "dose_missing", "the dosage states no amount")
+    if resolved.agent in term.course_agents:
+        # An infusion or course agent: one administration's amount, never a daily figure.
+        return course_line(quantity, dose_range, resolved, term)
     schedule = read_schedule(dosage, term)
     if isinstance(schedule, Problem):
         return DoseReading(None, schedule.code, schedule.message, True)
@@ -242,6 +247,78 @@ def read_line(dosage: object, resolved: NamedAgent, term: Terminology) -> DoseRe
     assert isinstance(dose_range, dict)
     ranged = read_range(dose_range, schedule, resolved, term)
     return ranged._replace(notes=notes + ranged.notes)
+
+
+def course_line(
+    quantity: object, dose_range: object, resolved: NamedAgent, term: Terminology
+) -> DoseReading:
+    """Return a course agent's dose line as one administration's amount (or a stated course
+    total); its timing says how often, and is never multiplied in."""
+    if isinstance(quantity, dict):
+        read = per_administration(quantity, resolved, term)
+        if isinstance(read, Problem):
+            return DoseReading(None, read.code, read.message, True)
+        dose, assumed = read
+        notes: tuple[tuple[str, str], ...] = ()
+        if assumed:
+            notes = (
+                (
+                    "dose_unit_assumed",
+                    f"the {shown(resolved.agent)} dose states no unit; it was read as a count of "
+                    f"{assumed}s of the prescribed product's strength",
+                ),
+            )
+        return DoseReading(dose, "", "", notes=notes)
+    assert isinstance(dose_range, dict)
+    ends = []
+    for key in ("low", "high"):
+        end = dose_range.get(key)
+        got = per_administration(end, resolved, term) if isinstance(end, dict) else None
+        ends.append(None if got is None or isinstance(got, Problem) else got[0])
+    low, high = ends
+    if high is None:
+        return DoseReading(
+            None, "dose_range_unusable", "the dose range has no readable high end", True
+        )
+    unit = unit_words(high["unit"])
+    if low is not None and low["unit"] == high["unit"]:
+        span = f"{low['value']} to {high['value']} {unit}"
+    else:
+        span = f"up to {high['value']} {unit} (low end not readable)"
+    message = (
+        f"{shown(resolved.agent)} is ordered as a dose range, {span}; the high end is used as "
+        "the dose"
+    )
+    return DoseReading(high, "", "", notes=(("dose_range", message),))
+
+
+# A dose written per course (UCUM annotation `g/{course}`, or words): the chart states a total.
+_PER_COURSE = re.compile(r"^\s*(mg|g)\s*(?:/|per)\s*\{?course\}?\s*$", re.I)
+
+
+def per_administration(
+    quantity: dict[str, Any], resolved: NamedAgent, term: Terminology
+) -> tuple[dict[str, Any], str] | Problem:
+    """Return a course agent's dose quantity as {value, unit} per dose, or per course only when
+    the quantity itself is written per course (and any form assumed for a unitless count)."""
+    amount = to_decimal(quantity.get("value"))
+    if amount is None or amount < 0:
+        return Problem("dose_unparseable", "the dose value is not a non-negative number")
+    written = ucum_code(quantity)
+    course = _PER_COURSE.match(written) if written is not None else None
+    if course is not None:
+        quantity = {"value": quantity.get("value"), "code": course.group(1).lower()}
+    mass = to_mass(amount, quantity, resolved, term)
+    if mass is None:
+        return Problem(
+            "dose_unit_unknown",
+            "the dose unit is not a mass, and no product strength converts it",
+        )
+    number = to_number(mass.amount)
+    if number is None:
+        return Problem("dose_unparseable", "the dose does not give a usable number")
+    per = "course" if course is not None else "dose"
+    return {"value": number, "unit": f"{mass.unit}/{per}"}, mass.assumed
 
 
 def limit_words(limit: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from myoguide.adapters.fhir.agents import AgentFinder
+from myoguide.adapters.fhir.agents import AgentFinder, NamedAgent
 from myoguide.adapters.fhir.codes import (
     ALLERGY_VERIFICATION,
     MEDADMIN_ROLE,
@@ -15,8 +15,8 @@ from myoguide.adapters.fhir.codes import (
     MEDSTATEMENT_ROLE,
     NOT_ORDER_INTENTS,
 )
-from myoguide.adapters.fhir.courses import note_last_given
-from myoguide.adapters.fhir.doses import DoseReading
+from myoguide.adapters.fhir.courses import note_last_given, resource_date
+from myoguide.adapters.fhir.doses import DoseReading, Problem, per_administration
 from myoguide.adapters.fhir.doses import read_dose as read_dose  # drafts.py reads doses here
 from myoguide.adapters.fhir.primitives import (
     SortKey,
@@ -30,6 +30,7 @@ from myoguide.adapters.fhir.primitives import (
     status_code,
 )
 from myoguide.adapters.fhir.stopping import stop_outcome
+from myoguide.adapters.words import unit_words
 from myoguide.knowledge.terminology import Terminology
 
 
@@ -58,6 +59,7 @@ class MedicationReader(AgentFinder):
         "candidates",
         "courses",
         "current",
+        "given",
         "history",
         "index",
         "rx",
@@ -85,6 +87,8 @@ class MedicationReader(AgentFinder):
         # Every resource that gave or ordered a course agent, read for `last_given` once the
         # current entries and history are settled.
         self.courses: list[tuple[str, dict[str, Any]]] = []
+        # Course agents' administrations with a readable dose: (when, dose, its date), per agent.
+        self.given: dict[str, list[tuple[SortKey, dict[str, Any], str]]] = {}
 
     def read(self, res: dict[str, Any], i: int) -> None:
         """Turn a medication resource or an allergy into a current drug, history or nothing."""
@@ -141,6 +145,8 @@ class MedicationReader(AgentFinder):
             return
         self.courses.append((agent, res))
         if kind in ("MedicationAdministration", "MedicationDispense"):
+            if kind == "MedicationAdministration" and res.get("status") != "stopped":
+                self.note_given_dose(res, i, resolved)
             self.add_given(agent, res, label, kind == "MedicationDispense")
             return
         if role == "current":
@@ -245,7 +251,20 @@ class MedicationReader(AgentFinder):
         reading, label = latest.reading, latest.label
         for code, message in reading.notes:
             self.warn(code, message, label)
-        if reading.dose is None:
+        given = max(self.given.get(agent, ()), key=lambda g: g[0], default=None)
+        if reading.dose is None and given is not None:
+            # The order states no readable amount; the latest infusion says what one is.
+            _, dose, when = given
+            said = "states no dose" if reading.code == "dose_missing" else "has no readable dose"
+            on = f" on {when}" if when else ""
+            self.warn(
+                "dose_from_administration",
+                f"the {shown(agent)} order {said}; the latest recorded administration"
+                f"{on} ({dose['value']} {unit_words(dose['unit'])}) was used as the dose",
+                label,
+            )
+            self.current[agent] = {"agent": agent, "dose": dose}
+        elif reading.dose is None:
             self.warn(
                 reading.code, f"{reading.message}; {shown(agent)} listed without a dose", label
             )
@@ -288,6 +307,25 @@ class MedicationReader(AgentFinder):
                 "",
             )
         )
+
+    def note_given_dose(self, res: dict[str, Any], i: int, resolved: NamedAgent) -> None:
+        """Keep a course agent's administered amount (`dosage.dose`), per infusion, if readable.
+
+        It is used only when the order in use states no readable dose; an unreadable one is
+        passed over quietly, as the administration's other facts still count.
+        """
+        if resolved.agent not in self.term.course_agents:
+            return
+        dosage = res.get("dosage")
+        quantity = dosage.get("dose") if isinstance(dosage, dict) else None
+        if not isinstance(quantity, dict):
+            return
+        read = per_administration(quantity, resolved, self.term)
+        if isinstance(read, Problem) or read[1]:
+            return  # not a mass, or a unitless count: not taken as an infusion's amount
+        when = resource_date(res) or ""
+        key = sort_key(when or None, i)
+        self.given.setdefault(resolved.agent, []).append((key, read[0], when))
 
     def add_given(self, agent: str, res: dict[str, Any], label: str, dispensed: bool) -> None:
         """Note a given or dispensed drug as tried; how the disease answered is unknown."""
