@@ -39,8 +39,8 @@ class ServerLimits:
     keep_alive: int = 5
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline on the request head and on the request body."""
+class _Deadlines:
+    """The deadlines of a request head and body, mixed into a uvicorn protocol (before it)."""
 
     # Class attributes: uvicorn builds the protocol itself, in every worker process, from a
     # class it is given by reference; `apply_limits` sets them in each process.
@@ -49,36 +49,37 @@ class GuardedH11Protocol(H11Protocol):
 
     _deadline: asyncio.TimerHandle | None = None
     _phase: str = ""
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def _owed_now(self) -> str:
+        """Return what the client still owes: "head", "body" or "done"."""
+        raise NotImplementedError
+
+    # Any: uvicorn's protocols take an asyncio.Transport where asyncio's base takes less.
+    def connection_made(self, transport: Any) -> None:
         """Accept the connection and start the clock on its first request head."""
-        super().connection_made(transport)
+        super().connection_made(transport)  # type: ignore[misc]
         self._track()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the deadline with the connection."""
         self._disarm()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def data_received(self, data: bytes) -> None:
         """Read the bytes, then move the deadline if a head or a body is now complete."""
-        super().data_received(data)
-        self._track()
-
-    def on_response_complete(self) -> None:
-        """After a response, the next request head has its own deadline."""
-        super().on_response_complete()
+        super().data_received(data)  # type: ignore[misc]
         self._track()
 
     def _track(self) -> None:
         """Arm the deadline for the part of a request the client still owes, or none."""
-        state = self.conn.their_state
-        phase = "head" if state is h11.IDLE else "body" if state is h11.SEND_BODY else "done"
+        phase = self._owed_now()
         if phase == self._phase:
             return
         self._phase = phase
         self._disarm()
-        if phase != "done" and not self.transport.is_closing():
+        if phase != "done" and self.transport is not None and not self.transport.is_closing():
             seconds = self.head_timeout if phase == "head" else self.body_timeout
             self._deadline = self.loop.call_later(seconds, self._too_slow, phase)
 
@@ -97,36 +98,32 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.close()
 
 
+class GuardedH11Protocol(_Deadlines, H11Protocol):
+    """uvicorn's h11 protocol with a deadline on the request head and on the request body."""
+
+    def _owed_now(self) -> str:
+        state = self.conn.their_state
+        return "head" if state is h11.IDLE else "body" if state is h11.SEND_BODY else "done"
+
+    def on_response_complete(self) -> None:
+        """After a response, the next request head has its own deadline."""
+        super().on_response_complete()
+        self._track()
+
+
 def _guarded_httptools() -> type[Any] | None:
     """Return httptools' protocol with the same deadlines, or None without httptools."""
     if HttpToolsProtocol is None:  # pragma: no cover
         return None
 
-    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    class GuardedHttpToolsProtocol(_Deadlines, HttpToolsProtocol):
         """uvicorn's httptools protocol with a deadline on the request head and on its body."""
 
-        head_timeout: float = ServerLimits.head_timeout
-        body_timeout: float = ServerLimits.body_timeout
-
-        _deadline: asyncio.TimerHandle | None = None
         # What the client still owes, from the parser's callbacks: head, body or nothing.
         _owed: str = "head"
-        _phase: str = ""
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            """Accept the connection and start the clock on its first request head."""
-            super().connection_made(transport)
-            self._track()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            """Forget the deadline with the connection."""
-            self._disarm()
-            super().connection_lost(exc)
-
-        def data_received(self, data: bytes) -> None:
-            """Read the bytes, then move the deadline if a head or a body is now complete."""
-            super().data_received(data)
-            self._track()
+        def _owed_now(self) -> str:
+            return self._owed
 
         def on_headers_complete(self) -> None:
             """The head is in: the body (if any) now has its own deadline."""
@@ -144,30 +141,6 @@ def _guarded_httptools() -> type[Any] | None:
                 self._owed = "head"
             super().on_response_complete()
             self._track()
-
-        def _track(self) -> None:
-            """Arm the deadline for the part of a request the client still owes, or none."""
-            phase = self._owed
-            if phase == self._phase:
-                return
-            self._phase = phase
-            self._disarm()
-            if phase != "done" and self.transport is not None and not self.transport.is_closing():
-                seconds = self.head_timeout if phase == "head" else self.body_timeout
-                self._deadline = self.loop.call_later(seconds, self._too_slow, phase)
-
-        def _disarm(self) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
-
-        def _too_slow(self, phase: str) -> None:
-            """Drop a client that did not finish its request head (or body) in time."""
-            self._deadline = None
-            if self.transport.is_closing() or self._phase != phase:
-                return
-            log.warning("request %s not received in time; connection closed", phase)
-            self.transport.close()
 
     return GuardedHttpToolsProtocol
 
