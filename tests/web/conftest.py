@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pagechecks import IDS, WIDTHS
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,6 +210,18 @@ def context(browser: Browser, server: Server) -> Iterator[BrowserContext]:
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
+
+
+@pytest.fixture(params=WIDTHS, ids=IDS)
+def tab(request: pytest.FixtureRequest, browser: Browser, server: Server) -> Iterator[Page]:
+    """A page on the demo server at each width a clinician uses (laptop, tablet, phone)."""
+    width, height = request.param
+    ctx = browser.new_context(
+        base_url=server.base, viewport={"width": width, "height": height}, locale="en-US"
+    )
+    ctx.set_default_timeout(15_000)
+    yield ctx.new_page()
+    ctx.close()
 
 
 AXE_SCRIPT = ROOT / "scripts" / "axe.sh"

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from playwright.sync_api import Page, expect
+
+# The widths a clinician uses: laptop, tablet, phone (width, height in CSS px).
+WIDTHS = [(1366, 768), (1024, 768), (390, 844)]
+IDS = ["laptop", "tablet", "phone"]
 
 
 def axe_clean(page: Page, axe_source: str, what: str) -> None:
@@ -62,3 +68,9 @@ def labels_apart(page: Page) -> None:
             overlap_x = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
             overlap_y = min(a[2] + a[4], b[2] + b[4]) - max(a[2], b[2])
             assert overlap_x <= 1 or overlap_y <= 1, f"labels overlap: {a[0]!r} and {b[0]!r}"
+
+
+def screenshot(page: Page, artifacts: Path, name: str) -> None:
+    """Save the whole page as test-artifacts/<name>-<width>.png, for a person to look at."""
+    width = page.viewport_size["width"] if page.viewport_size else 0
+    page.screenshot(path=str(artifacts / f"{name}-{width}.png"), full_page=True)

@@ -17,13 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pagechecks import axe_clean, by_name, fill, labels_apart, no_sideways_scroll
+from pagechecks import (
+    IDS,
+    WIDTHS,
+    axe_clean,
+    by_name,
+    fill,
+    labels_apart,
+    no_sideways_scroll,
+    screenshot,
+)
+from pageforms import RESISTANT as SHARED_RESISTANT
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from myoguide.knowledge.loader import load_packaged
 
-WIDTHS = [(1366, 768), (1024, 768), (390, 844)]
-IDS = ["laptop", "tablet", "phone"]
 KB = load_packaged()
 
 
@@ -50,8 +58,7 @@ def tab(ctx: BrowserContext) -> Page:
 
 
 def shot(page: Page, artifacts: Path, name: str) -> None:
-    width = page.viewport_size["width"] if page.viewport_size else 0
-    page.screenshot(path=str(artifacts / f"clinic-{name}-{width}.png"), full_page=True)
+    screenshot(page, artifacts, f"clinic-{name}")
 
 
 def submit(page: Page, name: str = "Show options") -> int:
@@ -70,19 +77,7 @@ FLARE = {
     "current_medications[0].agent": "prednisone",
     "current_medications[0].dose.value": "7.5",
 }
-RESISTANT = {
-    "age_years": "61",
-    "diagnosis": "dermatomyositis",
-    "weight.value": "66",
-    "height.value": "168",
-    "disease_control_achieved": "no",
-    "flare": "no",
-    "alternative_diagnoses_excluded": "yes",
-    "current_medications[0].agent": "prednisone",
-    "current_medications[0].dose.value": "40",
-    "treatment_history[0].agent": "prednisone",
-    "treatment_history[0].outcome": "inadequate_response",
-}
+RESISTANT = {**SHARED_RESISTANT, "height.value": "168"}
 AZA_FAILED = {
     "treatment_history[1].agent": "azathioprine",
     "treatment_history[1].outcome": "inadequate_response",

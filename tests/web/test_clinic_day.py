@@ -10,43 +10,19 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from pagechecks import axe_clean, by_name, fill, labels_apart, no_sideways_scroll
-from playwright.sync_api import APIResponse, Browser, BrowserContext, Error, Page, Route, expect
-
-WIDTHS = [(1366, 768), (1024, 768), (390, 844)]
-IDS = ["laptop", "tablet", "phone"]
-
-
-@pytest.fixture(params=WIDTHS, ids=IDS)
-def tab(request: pytest.FixtureRequest, browser: Browser, server: Any) -> Iterator[Page]:
-    width, height = request.param
-    context: BrowserContext = browser.new_context(
-        base_url=server.base, viewport={"width": width, "height": height}, locale="en-US"
-    )
-    context.set_default_timeout(15_000)
-    yield context.new_page()
-    context.close()
+from pagechecks import axe_clean, by_name, fill, labels_apart, no_sideways_scroll, screenshot
+from pageforms import FLARE_ON_PREDNISONE as FLARE_ON_MTX
+from pageforms import RESISTANT
+from playwright.sync_api import APIResponse, Error, Page, Route, expect
 
 
 def shot(page: Page, artifacts: Path, name: str) -> None:
-    width = page.viewport_size["width"] if page.viewport_size else 0
-    page.screenshot(path=str(artifacts / f"day-{name}-{width}.png"), full_page=True)
+    screenshot(page, artifacts, f"day-{name}")
 
 
-FLARE_ON_MTX = {
-    "age_years": "58",
-    "diagnosis": "dermatomyositis",
-    "weight.value": "72",
-    "disease_control_achieved": "yes",
-    "flare": "yes",
-    "current_medications[0].agent": "prednisone",
-    "current_medications[0].dose.value": "7.5",
-}
 MTX = {
     "current_medications[1].agent": "methotrexate",
     "current_medications[1].dose.value": "15",
@@ -222,21 +198,6 @@ def test_selects_choose_by_prefix_and_heights_in_feet_and_inches(
     shot(page, artifacts, "two-drug-flare")
     axe_clean(page, axe_source, "the two-drug flare answer")
     no_sideways_scroll(page, "the two-drug flare answer")
-
-
-RESISTANT = {
-    "age_years": "61",
-    "diagnosis": "dermatomyositis",
-    "weight.value": "66",
-    "height.value": "5 ft 6 in",
-    "disease_control_achieved": "no",
-    "flare": "no",
-    "alternative_diagnoses_excluded": "yes",
-    "current_medications[0].agent": "prednisone",
-    "current_medications[0].dose.value": "40",
-    "treatment_history[0].agent": "prednisone",
-    "treatment_history[0].outcome": "inadequate_response",
-}
 
 
 def test_a_course_carried_forward_says_what_changed_and_its_labels_stay_apart(

@@ -17,9 +17,13 @@ from typing import Any
 
 import pytest
 from pagechecks import axe_clean, by_name, fill, labels_apart, no_sideways_scroll
+from pageforms import FLARE_ON_PREDNISONE, RESISTANT
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 NARROWER = [(1024, 768), (390, 844)]
+
+
+FLARE_ON_MTX = {**FLARE_ON_PREDNISONE, "alternative_diagnoses_excluded": "yes"}
 
 
 @pytest.fixture
@@ -105,29 +109,6 @@ class Day:
         return data
 
 
-RESISTANT = {
-    "age_years": "61",
-    "diagnosis": "dermatomyositis",
-    "weight.value": "66",
-    "height.value": "5 ft 6 in",
-    "disease_control_achieved": "no",
-    "flare": "no",
-    "alternative_diagnoses_excluded": "yes",
-    "current_medications[0].agent": "prednisone",
-    "current_medications[0].dose.value": "40",
-    "treatment_history[0].agent": "prednisone",
-    "treatment_history[0].outcome": "inadequate_response",
-}
-FLARE_ON_MTX = {
-    "age_years": "58",
-    "diagnosis": "dermatomyositis",
-    "weight.value": "72",
-    "disease_control_achieved": "yes",
-    "flare": "yes",
-    "alternative_diagnoses_excluded": "yes",
-    "current_medications[0].agent": "prednisone",
-    "current_medications[0].dose.value": "7.5",
-}
 R1_FLARE = {
     "age_years": "45",
     "diagnosis": "polymyositis",

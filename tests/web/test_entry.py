@@ -11,34 +11,19 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from pagechecks import axe_clean, by_name, no_sideways_scroll
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from pagechecks import WIDTHS, axe_clean, by_name, no_sideways_scroll, screenshot
+from playwright.sync_api import Browser, Page, expect
 
-WIDTHS = [(1366, 768), (1024, 768), (390, 844)]
-IDS = ["laptop", "tablet", "phone"]
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture(params=WIDTHS, ids=IDS)
-def tab(request: pytest.FixtureRequest, browser: Browser, server: Any) -> Iterator[Page]:
-    width, height = request.param
-    context: BrowserContext = browser.new_context(
-        base_url=server.base, viewport={"width": width, "height": height}, locale="en-US"
-    )
-    context.set_default_timeout(15_000)
-    yield context.new_page()
-    context.close()
-
-
 def shot(page: Page, artifacts: Path, name: str) -> None:
-    width = page.viewport_size["width"] if page.viewport_size else 0
-    page.screenshot(path=str(artifacts / f"entry-{name}-{width}.png"), full_page=True)
+    screenshot(page, artifacts, f"entry-{name}")
 
 
 class Keys:
