@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 
 def field_value(html: str, name: str) -> str:
@@ -18,3 +19,13 @@ def selected(html: str, name: str) -> str | None:
     assert select, name
     chosen = re.search(r'<option value="([^"]*)" selected>', select.group(0))
     return chosen.group(1) if chosen else None
+
+
+def answer_page(client: Any, fields: dict[str, str]) -> str:
+    """Post the visit form (with its CSRF token) through a TestClient; return the answer page."""
+    page = client.get("/assess").text
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match
+    res = client.post("/assess", data={"csrf": match.group(1), **fields})
+    assert res.status_code == 200, res.text[:500]
+    return str(res.text)

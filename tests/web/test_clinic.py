@@ -27,6 +27,7 @@ from pagechecks import (
     no_sideways_scroll,
     screenshot,
 )
+from pageforms import FLARE_ON_PREDNISONE
 from pageforms import RESISTANT as SHARED_RESISTANT
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
@@ -68,15 +69,7 @@ def submit(page: Page, name: str = "Show options") -> int:
     return nav.value.status
 
 
-FLARE = {
-    "age_years": "58",
-    "diagnosis": "dermatomyositis",
-    "weight.value": "72",
-    "disease_control_achieved": "yes",
-    "flare": "yes",
-    "current_medications[0].agent": "prednisone",
-    "current_medications[0].dose.value": "7.5",
-}
+FLARE = FLARE_ON_PREDNISONE
 RESISTANT = {**SHARED_RESISTANT, "height.value": "168"}
 AZA_FAILED = {
     "treatment_history[1].agent": "azathioprine",

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from formhtml import answer_page
 from myoguide.bootstrap import ServeConfig, build_http_app
 
 
@@ -17,15 +17,6 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     config = ServeConfig((), False, None, tmp_path, require_login=False)
     with TestClient(build_http_app(config), follow_redirects=False) as c:
         yield c
-
-
-def _answer(client: TestClient, fields: dict[str, str]) -> str:
-    page = client.get("/assess").text
-    match = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert match
-    res = client.post("/assess", data={"csrf": match.group(1), **fields})
-    assert res.status_code == 200, res.text[:500]
-    return res.text
 
 
 BASE = {
@@ -40,7 +31,7 @@ BASE = {
 
 
 def test_an_agent_in_use_reads_continue_already_in_use_never_start(client: TestClient) -> None:
-    html = _answer(
+    html = answer_page(
         client,
         {
             **BASE,
@@ -61,7 +52,7 @@ def test_an_agent_in_use_reads_continue_already_in_use_never_start(client: TestC
 
 
 def test_a_course_in_use_says_its_last_date_never_continue(client: TestClient) -> None:
-    html = _answer(
+    html = answer_page(
         client,
         {
             **BASE,
@@ -84,7 +75,7 @@ def test_a_course_in_use_says_its_last_date_never_continue(client: TestClient) -
 
 
 def test_control_now_is_not_escalated_on_the_page(client: TestClient) -> None:
-    html = _answer(
+    html = answer_page(
         client,
         {
             **BASE,
@@ -105,7 +96,7 @@ def test_control_now_is_not_escalated_on_the_page(client: TestClient) -> None:
 
 
 def test_scenario_one_reads_one_of_azathioprine_or_methotrexate(client: TestClient) -> None:
-    html = _answer(
+    html = answer_page(
         client,
         {
             **BASE,

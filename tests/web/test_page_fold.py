@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from formhtml import answer_page
 from myoguide.adapters.web.site import Site
 from myoguide.adapters.web.trace import trace_rows
 from myoguide.bootstrap import ServeConfig, build_http_app, default_service
@@ -67,15 +68,6 @@ class _Options(HTMLParser):
             self.fold_headings.append(data.strip())
 
 
-def _answer(client: TestClient, fields: dict[str, str]) -> str:
-    page = client.get("/assess").text
-    match = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert match
-    res = client.post("/assess", data={"csrf": match.group(1), **fields})
-    assert res.status_code == 200, res.text[:500]
-    return res.text
-
-
 R1 = {
     "age_years": "45",
     "diagnosis": "polymyositis",
@@ -96,7 +88,7 @@ def _options(html: str) -> _Options:
 
 
 def test_r1_folds_the_resistant_ladder_beneath_manage_as_resistant(client: TestClient) -> None:
-    html = _answer(client, {**R1, "alternative_diagnoses_excluded": "yes"})
+    html = answer_page(client, {**R1, "alternative_diagnoses_excluded": "yes"})
     options = _options(html)
     top = [rec for rec, parent in options.parent.items() if parent is None]
     assert top == ["r1_add_sparing_agent", "r1_manage_as_resistant"]
@@ -118,7 +110,7 @@ def test_r1_folds_the_resistant_ladder_beneath_manage_as_resistant(client: TestC
 
 
 def test_options_waiting_on_exclusion_say_when_they_apply(client: TestClient) -> None:
-    html = _answer(client, {**R1, "alternative_diagnoses_excluded": "no"})
+    html = answer_page(client, {**R1, "alternative_diagnoses_excluded": "no"})
     rituximab = html[html.index('id="opt-resistant_rituximab"') :]
     rituximab = rituximab[: rituximab.index("</li>")]
     assert re.search(
@@ -131,7 +123,7 @@ def test_options_waiting_on_exclusion_say_when_they_apply(client: TestClient) ->
 
 def test_the_printed_answer_keeps_the_fold(client: TestClient) -> None:
     # The print style hides <details>; the fold is a plain nested list, so print keeps it.
-    html = _answer(client, {**R1, "alternative_diagnoses_excluded": "yes"})
+    html = answer_page(client, {**R1, "alternative_diagnoses_excluded": "yes"})
     fold = html[html.index('<div class="folded"') :]
     assert "<details" not in fold[: fold.index('id="opt-resistant_rituximab"')]
     css = client.get("/static/style.css").text
