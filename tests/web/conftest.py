@@ -18,8 +18,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from pagechecks import IDS, WIDTHS
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from myoguide.bootstrap import ServeConfig, build_http_app
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -205,6 +208,14 @@ def context(browser: Browser, server: Server) -> Iterator[BrowserContext]:
     ctx.set_default_timeout(15_000)
     yield ctx
     ctx.close()
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    """The app in process on a fresh store, no sign-in (loopback), for tests of rendered pages."""
+    config = ServeConfig((), False, None, tmp_path, require_login=False)
+    with TestClient(build_http_app(config), follow_redirects=False) as c:
+        yield c
 
 
 @pytest.fixture

@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from fastapi.testclient import TestClient
 
 from formhtml import answer_page
-from myoguide.bootstrap import ServeConfig, build_http_app
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    config = ServeConfig((), False, None, tmp_path, require_login=False)
-    with TestClient(build_http_app(config), follow_redirects=False) as c:
-        yield c
-
 
 BASE = {
     "age_years": "58",

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-
-from myoguide.bootstrap import ServeConfig, build_http_app
+from pageforms import FLARE_ON_PREDNISONE
 
 FLARE_ON_MTX = {
-    "age_years": "58",
-    "diagnosis": "dermatomyositis",
-    "weight.value": "72",
-    "disease_control_achieved": "yes",
-    "flare": "yes",
-    "current_medications[0].agent": "prednisone",
-    "current_medications[0].dose.value": "7.5",
+    **FLARE_ON_PREDNISONE,
     "current_medications[0].dose.unit": "mg/day",
     "current_medications[1].agent": "methotrexate",
     "current_medications[1].dose.value": "15",
@@ -81,13 +73,6 @@ def test_two_concurrent_saves_of_one_form_are_one_visit(tmp_path: Path, launch: 
         post2 = {**post, "save_key": field(again, "save_key")}
         assert client.post("/assess", data=post2).status_code == 200
         assert len(client.get(f"/patients/{pid}/export.json").json()["visits"]) == 2
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    config = ServeConfig((), False, None, tmp_path, require_login=False)
-    with TestClient(build_http_app(config), follow_redirects=False) as c:
-        yield c
 
 
 def saved_answer(client: TestClient) -> tuple[int, int, str]:

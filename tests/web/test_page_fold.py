@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from formhtml import answer_page
 from myoguide.adapters.web.site import Site
 from myoguide.adapters.web.trace import trace_rows
-from myoguide.bootstrap import ServeConfig, build_http_app, default_service
+from myoguide.bootstrap import default_service
 from myoguide.errors import InputError
 
 VIGNETTES = Path(__file__).resolve().parents[1] / "vignettes"
@@ -25,13 +25,6 @@ SERVICE = default_service()
 # An id or field name as the engine writes them (words joined by underscores).
 ID = re.compile(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b")
 URL = re.compile(r"\b(?:https?|urn):")
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    config = ServeConfig((), False, None, tmp_path, require_login=False)
-    with TestClient(build_http_app(config), follow_redirects=False) as c:
-        yield c
 
 
 class _Options(HTMLParser):
