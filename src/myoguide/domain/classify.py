@@ -183,6 +183,7 @@ def _controlled(f: Facts, run: Run) -> None:
             action="continue",
             in_use=True,
             notes=("In use now: continue it; the slower-taper caution below applies.",),
+            checks=run.rx.checks.get(a, ()),
         )
         for a in f.current
         if f.in_use(a)

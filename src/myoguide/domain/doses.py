@@ -11,7 +11,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from myoguide.domain.facts import Facts
 from myoguide.domain.prepared import Prepared
-from myoguide.domain.result import Dose, Regimen
+from myoguide.domain.prescribable import prescribed_dose
+from myoguide.domain.result import Action, Dose, Regimen
 from myoguide.domain.run import Run
 from myoguide.domain.units import clean, fmt, mul, round2
 from myoguide.knowledge.model import DoseRule, Maximum
@@ -19,18 +20,25 @@ from myoguide.knowledge.model import DoseRule, Maximum
 _TENTH = Decimal("0.1")
 _HALF = Decimal("0.5")
 _ONE = Decimal(1)
+Step = tuple[str, str]  # (recommendation id, agent)
 _TIMES = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
 
 
 def regimen(
-    run: Run, f: Facts, rule_id: str, max_ref: str | None, action: str | None = None
+    run: Run, f: Facts, rule_id: str, max_ref: str | None, action: Action | None, at: Step
 ) -> Regimen:
-    """Return one regimen with this patient's dose (through the safety layer) or why not."""
+    """Return one regimen with this patient's dose (through the safety layer) or why not.
+
+    `at` is the recommendation and agent the regimen is offered under; the dose carries the
+    whole-unit amounts of that agent's verified products.
+    """
     p = run.p
     rule = p.kb.dose_rules[rule_id]
     dose, reason = _dose(run, f, rule_id, rule)
     if dose is not None:
         dose, reason = _safe(run, f, rule, dose, max_ref, action)
+    if dose is not None:
+        dose = prescribed_dose(run.rx, at[0], at[1], rule_id, dose)
     return Regimen(rule_id, rule.note, dose, reason, p.rule_sources[rule_id])
 
 

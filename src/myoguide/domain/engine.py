@@ -15,8 +15,8 @@ from myoguide.domain.facts import Facts, derive
 from myoguide.domain.prepared import prepare, sources_of
 from myoguide.domain.prescribable import (
     build_tables,
+    prescribed_plans,
     prescribed_static,
-    with_prescribing,
     with_static,
 )
 from myoguide.domain.result import CautionDetail, Recommendation, RecommendationSet
@@ -42,10 +42,11 @@ class Engine:
         self._rx = with_static(build_tables(knowledge, terminology), self._p.static_regimens)
         # The patient-independent options carry their practical amounts and checks from load.
         self._p.static = prescribed_static(self._p.static, self._rx)
+        self._p.option_plans = prescribed_plans(self._p.option_plans, self._rx)
 
     def recommend(self, state: PatientState) -> RecommendationSet:
         """Return the RecommendationSet for a validated patient state."""
-        run = Run(self._p)
+        run = Run(self._p, self._rx)
         facts = derive(state, self.kb)
         _input_warnings(facts, run)
         course, scenario, flare_scenario = evaluate(facts, run)
@@ -66,7 +67,7 @@ class Engine:
             measures["height_cm"] = facts.height_text
         if facts.bsa_text:
             measures["bsa_m2"] = facts.bsa_text
-        answer = RecommendationSet(
+        return RecommendationSet(
             knowledge_version=self.kb.knowledge_version,
             course=course,
             scenario=scenario,
@@ -82,7 +83,6 @@ class Engine:
                 self.kb.scenarios[flare_scenario].title if flare_scenario else None
             ),
         )
-        return with_prescribing(self._rx, answer)
 
 
 def _input_warnings(f: Facts, run: Run) -> None:

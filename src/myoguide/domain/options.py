@@ -7,8 +7,8 @@ import msgspec
 
 from myoguide.domain.doses import regimen
 from myoguide.domain.facts import Facts
-from myoguide.domain.prepared import OptionPlan, Stance, StaticRec
-from myoguide.domain.result import Action, AgentOption, Dose, Recommendation, Regimen
+from myoguide.domain.prepared import Stance, StaticRec
+from myoguide.domain.result import Action, AgentOption, Recommendation
 from myoguide.domain.run import Run
 from myoguide.domain.units import fmt
 
@@ -192,34 +192,27 @@ def _verb(action: Action) -> str:
 
 def _agent_option(run: Run, f: Facts, rec_id: str, index: int, planned: Action) -> AgentOption:
     plan = run.p.option_plans[rec_id][index]
-    action = action_for(f, plan.agent, planned)
-    primary, regimens = _regimens(run, f, plan, action)
-    # Built once with its action and notes (no second copy through _with_action).
+    agent = plan.agent
+    action = action_for(f, agent, planned)
+    regimens = tuple(
+        rp.static or regimen(run, f, rp.rule_id, rp.maximum, action, (rec_id, agent))
+        for rp in plan.regimens
+    )
+    # The option's dose is its first regimen's dose given.
+    primary = next((r.dose for r in regimens if r.dose is not None), None)
+    # Built once with its final values: action, notes, practical amounts and label checks.
     return AgentOption(
-        plan.agent,
+        agent,
         plan.rxnorm,
         plan.display,
         primary,
         regimens,
         plan.maximum_words,
         action,
-        f.in_use(plan.agent),
-        _notes(run, f, plan.agent, action, planned),
+        f.in_use(agent),
+        _notes(run, f, agent, action, planned),
+        run.rx.checks.get(agent, ()),
     )
-
-
-def _regimens(
-    run: Run, f: Facts, plan: OptionPlan, action: Action | None
-) -> tuple[Dose | None, tuple[Regimen, ...]]:
-    """Return an agent option's regimens for this patient, and its first dose given."""
-    regimens = []
-    primary = None
-    for rp in plan.regimens:
-        reg = rp.static or regimen(run, f, rp.rule_id, rp.maximum, action)
-        if primary is None:
-            primary = reg.dose
-        regimens.append(reg)
-    return primary, tuple(regimens)
 
 
 def with_stance(rec: Recommendation, stance: Stance) -> Recommendation:

@@ -16,7 +16,7 @@ from math import gcd
 
 import msgspec
 
-from myoguide.domain.prepared import StaticRec
+from myoguide.domain.prepared import OptionPlan, StaticRec
 from myoguide.domain.result import (
     AgentOption,
     Check,
@@ -24,8 +24,6 @@ from myoguide.domain.result import (
     GivenAmount,
     LabelRef,
     Practical,
-    Recommendation,
-    RecommendationSet,
     Regimen,
     UnitCount,
 )
@@ -257,7 +255,8 @@ def practical(
             return Practical("none", f"{why} stays under the stated maximum.", (), form.label)
         made = [_given(form, a, n, f) for a in picks]
         amounts = tuple(g for g, _ in made)
-        return Practical("nearest", " or ".join(w for _, w in made), amounts, form.label)
+        text = " or ".join(w for _, w in made)
+        return Practical("nearest", _shown(form, text, dose.unit), amounts, form.label)
     lo = dose.low * f / n if dose.low is not None else None
     hi = dose.high * f / n if dose.high is not None else None
     if cap is not None:
@@ -279,7 +278,12 @@ def practical(
         joined = "up to " + joined
     elif lo_r is not None and hi_r is None:
         joined = "from " + joined
-    return Practical("range", joined, amounts, form.label)
+    return Practical("range", _shown(form, joined, dose.unit), amounts, form.label)
+
+
+def _shown(form: Formulary, text: str, unit: str) -> str:
+    """Return the line shown: the products named and the dose's unit put in."""
+    return f"As {form.label}: " + text.replace("{u}", unit)
 
 
 _GIVEN_LIMIT = 4096  # amounts kept per formulary; beyond that they are worked out each time
@@ -334,13 +338,6 @@ def _text(form: Formulary, amounts: tuple[GivenAmount, ...], n: Decimal, sep: st
     return sep.join(pieces)
 
 
-def _render(dose: Dose, p: Practical) -> Practical:
-    """Put the dose's unit into the text and name the products."""
-    if p.kind == "none":
-        return p
-    return msgspec.structs.replace(p, text=f"As {p.products}: " + p.text.replace("{u}", dose.unit))
-
-
 def _ceiling(t: Tables, rule_id: str, step_max: str | None, dose: Dose) -> Decimal | None:
     """Return the stated maximum for a regimen's dose in the dose's unit, if one applies."""
     rule = t.kb.dose_rules.get(rule_id)
@@ -353,15 +350,22 @@ def _ceiling(t: Tables, rule_id: str, step_max: str | None, dose: Dose) -> Decim
     return m.amount * _MG[m.unit] / _MG[dose.unit]
 
 
+def prescribed_dose(t: Tables, rec_id: str, agent: str, rule_id: str, dose: Dose) -> Dose:
+    """Return a regimen's dose of a step carrying its practical (whole-unit) amounts."""
+    step_max = t.step_max.get((rec_id, agent))
+    p = practical(
+        dose, t.forms.get(agent), t.split.get(rule_id), _ceiling(t, rule_id, step_max, dose)
+    )
+    return msgspec.structs.replace(dose, practical=p)
+
+
 def with_practical(t: Tables, agent: str, reg: Regimen, step_max: str | None) -> Regimen:
     """Return a regimen whose dose carries its practical (whole-unit) amounts."""
     if reg.dose is None:
         return reg
-    p = practical(
-        reg.dose, t.forms.get(agent), t.split.get(reg.id), _ceiling(t, reg.id, step_max, reg.dose)
-    )
-    dose = msgspec.structs.replace(reg.dose, practical=_render(reg.dose, p))
-    return msgspec.structs.replace(reg, dose=dose)
+    ceiling = _ceiling(t, reg.id, step_max, reg.dose)
+    p = practical(reg.dose, t.forms.get(agent), t.split.get(reg.id), ceiling)
+    return msgspec.structs.replace(reg, dose=msgspec.structs.replace(reg.dose, practical=p))
 
 
 def _regimen(t: Tables, rec_id: str, agent: str, reg: Regimen, step_max: str | None) -> Regimen:
@@ -374,9 +378,6 @@ def _regimen(t: Tables, rec_id: str, agent: str, reg: Regimen, step_max: str | N
 
 
 def _option(t: Tables, rec_id: str, opt: AgentOption) -> AgentOption:
-    checks = t.checks.get(opt.agent, ())
-    if _done(opt) and opt.checks == checks:
-        return opt  # prescribed at load (a patient-independent option): nothing to add
     step_max = t.step_max.get((rec_id, opt.agent))
     regs = tuple(_regimen(t, rec_id, opt.agent, r, step_max) for r in opt.regimens)
     dose = opt.dose
@@ -385,16 +386,10 @@ def _option(t: Tables, rec_id: str, opt: AgentOption) -> AgentOption:
             (n.dose for o, n in zip(opt.regimens, regs, strict=True) if o.dose is dose), None
         )
         dose = same or msgspec.structs.replace(
-            dose, practical=_render(dose, practical(dose, t.forms.get(opt.agent)))
+            dose, practical=practical(dose, t.forms.get(opt.agent))
         )
+    checks = t.checks.get(opt.agent, ())
     return msgspec.structs.replace(opt, dose=dose, regimens=regs, checks=checks)
-
-
-def _done(opt: AgentOption) -> bool:
-    """Return whether every dose of an option already carries its practical amounts."""
-    if opt.dose is not None and opt.dose.practical is None:
-        return False
-    return all(r.dose is None or r.dose.practical is not None for r in opt.regimens)
 
 
 def prescribed_static(static: dict[str, StaticRec], t: Tables) -> dict[str, StaticRec]:
@@ -409,13 +404,25 @@ def prescribed_static(static: dict[str, StaticRec], t: Tables) -> dict[str, Stat
     return out
 
 
-def with_prescribing(t: Tables, result: RecommendationSet) -> RecommendationSet:
-    """Return the answer with practical amounts on every dose and checks on every agent."""
-    recs: list[Recommendation] = [
-        msgspec.structs.replace(r, agents=tuple(_option(t, r.id, o) for o in r.agents))
-        for r in result.recommendations
-    ]
-    return msgspec.structs.replace(result, recommendations=tuple(recs))
+def prescribed_plans(
+    plans: dict[str, tuple[OptionPlan, ...]], t: Tables
+) -> dict[str, tuple[OptionPlan, ...]]:
+    """Return the option plans whose static regimens carry their practical amounts (from load)."""
+    out = {}
+    for rec_id, opts in plans.items():
+        out[rec_id] = tuple(
+            dataclasses.replace(
+                op,
+                regimens=tuple(
+                    rp
+                    if rp.static is None
+                    else dataclasses.replace(rp, static=t.static[(rec_id, op.agent, rp.rule_id)][1])
+                    for rp in op.regimens
+                ),
+            )
+            for op in opts
+        )
+    return out
 
 
 def short_line(option: AgentOption) -> str:

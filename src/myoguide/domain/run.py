@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from myoguide.domain.prepared import KB, Prepared
+from myoguide.domain.prescribable import Tables
 from myoguide.domain.result import FactValue, Recommendation, Source, TraceStep, Warning
 from myoguide.domain.units import fmt
 from myoguide.knowledge.model import Maximum
@@ -15,6 +16,8 @@ class Run:
     """The answer being built: recommendations, warnings and trace, in order."""
 
     p: Prepared
+    # Product strengths and label checks: every dose is built with its practical amounts.
+    rx: Tables
     recs: list[Recommendation] = field(default_factory=list)
     warnings: dict[str, Warning] = field(default_factory=dict)
     trace: list[TraceStep] = field(default_factory=list)
