@@ -160,8 +160,7 @@ def _finish(
         w.flare_off_prednisone_on_sparing_agent.manage_as_resistant,
         w.flare_off_immunosuppression.manage_as_resistant,
     )
-    for parent in manage:
-        fold_under(run, parent)
+    fold_under(run, manage)
     # R1's "manage as resistant" raises prednisone for the flare either way: not held back.
     held = frozenset((*manage[1:], w.ild_refractory))
     exclusion_first(run, p.ladder_ids | held)

@@ -62,12 +62,18 @@ def exclusion_first(run: Run, escalations: frozenset[str]) -> None:
     )
 
 
-def fold_under(run: Run, parent: str) -> None:
-    """Fold the ladder's steps beneath the flare option that opens it."""
-    if not any(r.id == parent for r in run.recs):
+def fold_under(run: Run, parents: tuple[str, ...]) -> None:
+    """Fold the ladder's steps beneath the flare option that opens it (the last one offered)."""
+    offered = {r.id for r in run.recs}
+    parent = None
+    for candidate in parents:
+        if candidate in offered:
+            parent = candidate
+    if parent is None:
         return
+    ladder = run.p.ladder_ids
     for i, rec in enumerate(run.recs):
-        if rec.id in run.p.ladder_ids:
+        if rec.id in ladder:
             run.recs[i] = msgspec.structs.replace(rec, under=parent)
 
 

@@ -130,19 +130,23 @@ def _build(
 ) -> Recommendation:
     """Assemble one recommendation, computing the agent options that depend on the patient."""
     tpl = run.p.kb.recommendations[rec_id]
-    agents = tuple(
-        _with_action(run, f, opt, planned)
-        if opt is not None
-        else _agent_option(run, f, rec_id, i, planned)
-        for i, ((agent, opt), planned) in enumerate(zip(st.options, st.planned, strict=True))
-        if only_agents is None or agent in only_agents
-    )
-    text = tpl.text_alone if alone and tpl.text_alone else st.text
+    options: list[AgentOption] = []
     # Said in the text where the step would otherwise read as a new start.
-    planned = st.planned_by
-    in_use = [
-        a.display for a in agents if a.in_use and planned[a.agent] not in ("raise", "continue")
-    ]
+    in_use: list[str] = []
+    by_agent = st.planned_by
+    for i, (agent, opt) in enumerate(st.options):
+        if only_agents is not None and agent not in only_agents:
+            continue
+        planned = st.planned[i]
+        if opt is None:
+            opt = _agent_option(run, f, rec_id, i, planned)
+        else:
+            opt = _with_action(run, f, opt, planned)
+        options.append(opt)
+        if opt.in_use and by_agent[agent] not in ("raise", "continue"):
+            in_use.append(opt.display)
+    agents = tuple(options)
+    text = tpl.text_alone if alone and tpl.text_alone else st.text
     if in_use:
         text += f" Already in use: {', '.join(in_use)}."
     # Alternatives stay alternatives only while two or more of them are still offered.
@@ -194,19 +198,20 @@ def _agent_option(run: Run, f: Facts, rec_id: str, index: int, planned: Action) 
     plan = run.p.option_plans[rec_id][index]
     agent = plan.agent
     action = action_for(f, agent, planned)
-    regimens = tuple(
-        rp.static or regimen(run, f, rp.rule_id, rp.maximum, action, (rec_id, agent))
-        for rp in plan.regimens
-    )
-    # The option's dose is its first regimen's dose given.
-    primary = next((r.dose for r in regimens if r.dose is not None), None)
+    regimens = []
+    primary = None  # the option's dose: its first regimen's dose given
+    for rp in plan.regimens:
+        reg = rp.static or regimen(run, f, rp.rule_id, rp.maximum, action, (rec_id, agent))
+        if primary is None:
+            primary = reg.dose
+        regimens.append(reg)
     # Built once with its final values: action, notes, practical amounts and label checks.
     return AgentOption(
         agent,
         plan.rxnorm,
         plan.display,
         primary,
-        regimens,
+        tuple(regimens),
         plan.maximum_words,
         action,
         f.in_use(agent),
