@@ -29,13 +29,14 @@ from myoguide.domain.result import (
 )
 from myoguide.domain.units import fmt
 from myoguide.errors import KnowledgeError
-from myoguide.knowledge.model import AgentCheck, Knowledge
+from myoguide.knowledge.model import AgentCheck, Knowledge, Maximum
 from myoguide.knowledge.terminology import Terminology, amount_decimal
 
 _MG = {"mg": Decimal(1), "g": Decimal(1000)}
 _SCALE = 100  # strengths are whole hundredths of a milligram (0.5 mg, 2.5 mg, ...)
 _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 _TIMES = {2: "twice", 3: "three times", 4: "four times"}
+_SPLIT = {k: Decimal(k) for k in range(1, 5)}  # doses a day, as decimals made once
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,8 @@ class Tables:
     # Per (recommendation, agent, rule): a patient-independent regimen and the same regimen with
     # its practical amounts, worked out once at load (see `with_static`).
     static: dict[tuple[str, str, str], tuple[Regimen, Regimen]] = field(default_factory=dict)
+    # Per (recommendation, agent, rule): the stated maximum a regimen's amounts stay under.
+    limit: dict[tuple[str, str, str], Maximum | None] = field(default_factory=dict)
 
 
 def build_tables(kb: Knowledge, terminology: Terminology) -> Tables:
@@ -128,7 +131,14 @@ def build_tables(kb: Knowledge, terminology: Terminology) -> Tables:
     for rid, tpl in kb.recommendations.items():
         for a in tpl.agents:
             step_max.setdefault((rid, a.agent), a.max)  # the first step naming the agent
-    return Tables(forms, checks, split, kb, step_max)
+    limit: dict[tuple[str, str, str], Maximum | None] = {}
+    for rid, tpl in kb.recommendations.items():
+        for a in tpl.agents:
+            for rule_id in a.regimens:
+                rule = kb.dose_rules.get(rule_id)
+                max_id = (rule.maximum if rule else None) or step_max[(rid, a.agent)]
+                limit[(rid, a.agent, rule_id)] = kb.maximum(max_id) if max_id else None
+    return Tables(forms, checks, split, kb, step_max, limit=limit)
 
 
 def with_static(t: Tables, static_regimens: Mapping[str, Regimen]) -> Tables:
@@ -237,7 +247,7 @@ def practical(
         return Practical(
             "none", "No verified product in the terminology: the figure is not rounded."
         )
-    n = Decimal(split or 1)
+    n = _SPLIT.get(split or 1) or Decimal(split or 1)
     f = _MG[dose.unit]
     s = form.smallest
     cap = ceiling * f / n if ceiling is not None else None
@@ -246,10 +256,12 @@ def practical(
         t = dose.low * f / n
         below = (t / s).to_integral_value(ROUND_FLOOR) * s
         above = below if below == t else below + s
-        gaps = {below: t - below, above: above - t}
-        least = min(gaps.values())
-        picks = [a for a in sorted(gaps) if gaps[a] == least and a > 0]
-        picks = [a for a in picks if cap is None or a <= cap]
+        if below == t:
+            picks = [below]
+        else:  # the nearer whole amount, or both when the figure lies halfway
+            under, over = t - below, above - t
+            picks = [below] if under < over else [above] if over < under else [below, above]
+        picks = [a for a in picks if a > 0 and (cap is None or a <= cap)]
         if not picks:
             why = f"no whole {form.unit_word} amount within half a {fmt(s)} mg {form.unit_word}"
             return Practical("none", f"{why} stays under the stated maximum.", (), form.label)
@@ -352,10 +364,15 @@ def _ceiling(t: Tables, rule_id: str, step_max: str | None, dose: Dose) -> Decim
 
 def prescribed_dose(t: Tables, rec_id: str, agent: str, rule_id: str, dose: Dose) -> Dose:
     """Return a regimen's dose of a step carrying its practical (whole-unit) amounts."""
-    step_max = t.step_max.get((rec_id, agent))
-    p = practical(
-        dose, t.forms.get(agent), t.split.get(rule_id), _ceiling(t, rule_id, step_max, dose)
-    )
+    key = (rec_id, agent, rule_id)
+    if key in t.limit:
+        m = t.limit[key]
+        ceiling = None
+        if m is not None and m.period == dose.period:
+            ceiling = m.amount * _MG[m.unit] / _MG[dose.unit]
+    else:
+        ceiling = _ceiling(t, rule_id, t.step_max.get((rec_id, agent)), dose)
+    p = practical(dose, t.forms.get(agent), t.split.get(rule_id), ceiling)
     return msgspec.structs.replace(dose, practical=p)
 
 
