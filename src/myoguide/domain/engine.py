@@ -168,10 +168,12 @@ def _cytopenia(f: Facts, run: Run) -> None:
         run.warn("aza_mtx_in_use")
     for i, rec in enumerate(run.recs):
         named = {a.agent for a in rec.agents if a.agent in pair and a.action != "switch_to"}
+        if not named:
+            continue
         # Alternatives (choose_one) are added one at a time: each meets only what is in use.
         alone = named <= set(rec.choose_one)
         together = any({a} | in_use == pair for a in named) if alone else named | in_use == pair
-        if named and alone and not together:
+        if alone and not together:
             run.step(
                 "caution.aza_mtx_alternatives",
                 f"recommendations.{rec.id}",
@@ -179,7 +181,7 @@ def _cytopenia(f: Facts, run: Run) -> None:
                 recommendation=rec.id,
                 in_use=sorted(in_use),
             )
-        if not named or not together or detail in rec.caution_details:
+        if not together or detail in rec.caution_details:
             continue
         run.recs[i] = _with_caution(rec, detail.text, detail)
         run.step(

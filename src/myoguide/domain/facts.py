@@ -10,6 +10,7 @@ from myoguide.domain.units import fmt, mosteller_bsa, round2, to_mg_per_day, to_
 from myoguide.knowledge.model import Knowledge
 
 FAILED_OUTCOMES = frozenset({"inadequate_response", "intolerance"})
+_TEN_THOUSANDTH = Decimal("0.0001")  # the precision a surface area is shown at in its working
 
 
 @dataclass(slots=True)
@@ -98,7 +99,7 @@ def derive(state: PatientState, kb: Knowledge) -> Facts:
         # Doses multiply the exact surface area; it is rounded only where it is shown.
         bsa = mosteller_bsa(cm, weight)
         bsa_text = fmt(round2(bsa))
-        shown = fmt(bsa.quantize(Decimal("0.0001"), ROUND_HALF_UP))
+        shown = fmt(bsa.quantize(_TEN_THOUSANDTH, ROUND_HALF_UP))
         bsa_words = f"{shown} m2 (Mosteller sqrt({height_text} cm x {kg_text} kg / 3600))"
     facts = Facts(
         state=state,

@@ -83,15 +83,14 @@ def course_option(run: Run, f: Facts, opt: AgentOption) -> AgentOption:
     and that the source is silent on when to judge or repeat it; no dose is put forward as an
     order, the regimens stay as a description of a course.
     """
-    kb = run.p.kb
     when = f.last_given.get(opt.agent)
-    display = kb.agent(opt.agent).display
-    if not (kb.agent(opt.agent).given_as_course and f.in_use(opt.agent)):
+    if not (opt.agent in run.p.course_agents and f.in_use(opt.agent)):
         if when is None:
             return opt
         return msgspec.structs.replace(
             opt, notes=(*opt.notes, f"Last given on {when} (per the record).")
         )
+    display = opt.display
     if when is None:
         run.warn_keyed(
             "course_last_given_unknown",
@@ -185,9 +184,13 @@ def _notes(run: Run, f: Facts, agent: str, action: Action, planned: Action) -> t
 
 
 def _with_action(run: Run, f: Facts, opt: AgentOption, planned: Action) -> AgentOption:
+    """Return a prepared option with what the step does with it for this patient."""
     action = action_for(f, opt.agent, planned)
-    notes = (*opt.notes, *_notes(run, f, opt.agent, action, planned))
-    return msgspec.structs.replace(opt, action=action, in_use=f.in_use(opt.agent), notes=notes)
+    notes = _notes(run, f, opt.agent, action, planned)
+    in_use = f.in_use(opt.agent)
+    if action == opt.action and not in_use and not notes:
+        return opt  # as prepared at load: the planned action, not in use, nothing to note
+    return msgspec.structs.replace(opt, action=action, in_use=in_use, notes=(*opt.notes, *notes))
 
 
 def _verb(action: Action) -> str:

@@ -18,6 +18,7 @@ import msgspec
 
 from myoguide.domain.prepared import OptionPlan, StaticRec
 from myoguide.domain.result import (
+    Action,
     AgentOption,
     Check,
     Dose,
@@ -410,15 +411,22 @@ def _option(t: Tables, rec_id: str, opt: AgentOption) -> AgentOption:
 
 
 def prescribed_static(static: dict[str, StaticRec], t: Tables) -> dict[str, StaticRec]:
-    """Return the recommendations' patient-independent options with practical amounts and checks."""
+    """Return the recommendations' patient-independent options with practical amounts and checks.
+
+    Each carries its step's planned action, as a patient with no use of the agent gets it.
+    """
     out = {}
     for rec_id, st in static.items():
         options = tuple(
-            (agent, _option(t, rec_id, opt) if opt is not None else None)
-            for agent, opt in st.options
+            (agent, _planned(_option(t, rec_id, opt), planned) if opt is not None else None)
+            for (agent, opt), planned in zip(st.options, st.planned, strict=True)
         )
         out[rec_id] = dataclasses.replace(st, options=options)
     return out
+
+
+def _planned(opt: AgentOption, planned: Action) -> AgentOption:
+    return msgspec.structs.replace(opt, action=planned)
 
 
 def prescribed_plans(
