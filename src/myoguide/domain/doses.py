@@ -89,7 +89,9 @@ def practical(value: Decimal) -> Decimal:
 
 def _practical(dose: Dose) -> Dose:
     low = practical(dose.low) if dose.low is not None else None
-    high = practical(dose.high) if dose.high is not None else None
+    high = dose.high
+    if high is not None:
+        high = low if high == dose.low else practical(high)  # a single figure: rounded once
     if low == dose.low and high == dose.high:
         return dose
     shown = fmt(high) if low == high and high is not None else _span(low, high)
@@ -127,7 +129,7 @@ def _dose(run: Run, f: Facts, rule_id: str, rule: DoseRule) -> tuple[Dose | None
             missing = run.no_height if f.weight_kg is not None else run.no_weight
             missing.append(rule_id)
             return None, "needs height and weight for body surface area"
-        lo, hi = clean(round2(mul(low, f.bsa))), clean(round2(mul(high, f.bsa)))
+        lo, hi = _per(low, high, f.bsa)
         result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
         basis = f"{p.rate[rule_id]} {rule.unit}/m2 x {f.bsa_words} = {result} {per}"
         return Dose(lo, hi, rule.unit, rule.period, basis, None, timing), None
@@ -137,7 +139,7 @@ def _dose(run: Run, f: Facts, rule_id: str, rule: DoseRule) -> tuple[Dose | None
         return None, "needs weight"
     kg = f.kg
     if rule.kind == "per_kg":
-        lo, hi = clean(round2(mul(low, kg))), clean(round2(mul(high, kg)))
+        lo, hi = _per(low, high, kg)
         result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
         basis = (
             f"{p.rate[rule_id]} {rule.unit}/kg/{rule.period} x {f.weight_words} = {result} {per}"
@@ -156,6 +158,12 @@ def _dose(run: Run, f: Facts, rule_id: str, rule: DoseRule) -> tuple[Dose | None
     if rule.agent == "prednisone" and hi > p.prednisone_warning:
         run.warn("prednisone_above_75", dose=fmt(hi))
     return Dose(lo, hi, rule.unit, rule.period, basis, None, timing), None
+
+
+def _per(low: Decimal, high: Decimal, measure: Decimal) -> tuple[Decimal, Decimal]:
+    """Return a rate's bounds times a weight or surface area, rounded (a single rate once)."""
+    lo = clean(round2(mul(low, measure)))
+    return lo, lo if high == low else clean(round2(mul(high, measure)))
 
 
 def _dose_up_to(p: Prepared, f: Facts, rule: DoseRule) -> tuple[Dose | None, str | None]:
