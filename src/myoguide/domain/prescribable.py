@@ -431,12 +431,14 @@ def prescribed_plans(
     out = {}
     for rec_id, opts in plans.items():
         out[rec_id] = tuple(
-            dataclasses.replace(
+            msgspec.structs.replace(
                 op,
                 regimens=tuple(
                     rp
                     if rp.static is None
-                    else dataclasses.replace(rp, static=t.static[(rec_id, op.agent, rp.rule_id)][1])
+                    else msgspec.structs.replace(
+                        rp, static=t.static[(rec_id, op.agent, rp.rule_id)][1]
+                    )
                     for rp in op.regimens
                 ),
             )
