@@ -21,6 +21,7 @@ from myoguide.adapters.text import (
     dose_words,
     source_words,
 )
+from myoguide.adapters.web import controls
 from myoguide.adapters.web.answer import LEVEL_WORDS, fold, sources, summarize
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
@@ -79,6 +80,8 @@ def _env() -> Environment:
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
+        # The templates ship inside the package: no file is looked at again per request.
+        auto_reload=False,
     )
     env.globals.update(
         dose_words=dose_words,
@@ -99,6 +102,10 @@ def _env() -> Environment:
         plain=lambda message: plain_message(message, FIELD_LABELS),
         linked=linked,
         decision_labels=DECISION_LABELS,
+        err=controls.err,
+        err_id=controls.err_id,
+        aria=controls.aria,
+        select=controls.select,
     )
     return env
 
