@@ -191,7 +191,13 @@ def _site(request: Request) -> Site:
     return site
 
 
-SiteDep = Annotated[Site, Depends(_site)]
+async def _site_dep(request: Request) -> Site:
+    # Async on purpose: FastAPI runs a plain function dependency on the thread pool, a hop
+    # off the event loop and back on every page for an attribute read.
+    return _site(request)
+
+
+SiteDep = Annotated[Site, Depends(_site_dep)]
 
 
 async def signed_in(request: Request, site: SiteDep) -> None:
