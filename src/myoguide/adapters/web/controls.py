@@ -8,7 +8,6 @@ macros' byte for byte; every value is escaped as Jinja's autoescape would.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from typing import Any
 
 from jinja2 import pass_context
@@ -49,13 +48,22 @@ def aria(context: Context, name: str, hint: str | None = None) -> Markup:
     return Markup(out)
 
 
-@lru_cache(maxsize=64)
-def _tags(options: tuple[tuple[Any, Any], ...]) -> tuple[tuple[Any, str, str], ...]:
-    """Return each option's tag, plain and selected: the choices come from the knowledge."""
+Tags = tuple[tuple[Any, str, str], ...]
+# Option tags by the id of their choices list, with the list itself (so the id stays its own).
+_TAGS: dict[int, tuple[object, Tags]] = {}
+
+
+def _tags(options: Iterable[tuple[Any, Any]]) -> Tags:
+    """Return each option's tag, plain and selected; the site's choices lists are written once."""
+    found = _TAGS.get(id(options))
+    if found is not None and found[0] is options:
+        return found[1]
     tags = []
     for value, text in options:
         head, tail = f'<option value="{escape(value)}"', f">{escape(text)}</option>"
         tags.append((value, head + tail, head + " selected" + tail))
+    if len(_TAGS) < 64:  # the site's few lists; any other list is simply written each time
+        _TAGS[id(options)] = (options, tuple(tags))
     return tuple(tags)
 
 
@@ -73,5 +81,16 @@ def select(
     head = f'<select name="{named}" id="{named}"{aria(context, name)}{extra}>\n'
     if blank is not None:
         head += f'<option value="">{escape(blank)}</option>'
-    body = "".join(on if chosen == value else off for value, off, on in _tags(tuple(options)))
+    body = "".join(on if chosen == value else off for value, off, on in _tags(options))
     return Markup(head + body + "</select>\n")
+
+
+# The label checks' groups, in the order the answer shows them.
+_CHECK_GROUPS = (("before_first_dose", "Before starting"), ("while_taking", "While taking"))
+
+
+def check_groups(checks: Iterable[Any]) -> list[tuple[str, list[Any]]]:
+    """Return an agent's label checks as (heading, checks) for each time that has any."""
+    checks = list(checks)
+    groups = [(title, [c for c in checks if c.when == when]) for when, title in _CHECK_GROUPS]
+    return [(title, chosen) for title, chosen in groups if chosen]

@@ -11,6 +11,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from myoguide.adapters.text import (
     ACTION_WORDS,
@@ -82,6 +83,8 @@ def _env() -> Environment:
         lstrip_blocks=True,
         # The templates ship inside the package: no file is looked at again per request.
         auto_reload=False,
+        # A plain dict: the few templates stay loaded, and each include is one lookup (no LRU).
+        cache_size=-1,
     )
     env.globals.update(
         dose_words=dose_words,
@@ -106,6 +109,7 @@ def _env() -> Environment:
         err_id=controls.err_id,
         aria=controls.aria,
         select=controls.select,
+        check_groups=controls.check_groups,
     )
     return env
 
@@ -138,6 +142,11 @@ class Site:
             "outcomes": [(o, _OUTCOME_WORDS.get(o, o.replace("_", " "))) for o in OUTCOMES],
             "confirm_field": CONFIRM_FIELD,
         }
+        # The form's data attributes depend only on the knowledge: written once, not per page.
+        attr = self.env.from_string("{{ v|tojson|forceescape }}")
+        periods = attr.render(v=self.choices["agent_periods"])
+        course = attr.render(v=self.choices["course_agents"])
+        self.choices |= {"periods_attr": Markup(periods), "course_agents_attr": Markup(course)}
 
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         """Render a template with the layout's common values."""
