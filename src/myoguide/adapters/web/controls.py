@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from jinja2 import pass_context
-from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 
@@ -20,32 +18,52 @@ def err_id(name: str) -> str:
     return "err-" + escape(name.replace("[", "-").replace("]", "").replace(".", "-"))
 
 
-def _errors(context: Context) -> Mapping[str, str]:
-    errors: Mapping[str, str] = context["form"].errors
-    return errors
+class Controls:
+    """The form's controls for one page: its values, errors and the field to focus.
 
+    Methods rather than context functions: Jinja copies its whole context for each call of a
+    context function made inside a loop or block, which is most of the form.
+    """
 
-@pass_context
-def err(context: Context, name: str) -> Markup:
-    """Return a field's error message next to it, or nothing."""
-    message = _errors(context).get(name)
-    if not message:
-        return Markup()
-    return Markup(f'<span class="error" id="{err_id(name)}">{escape(message)}</span>')
+    def __init__(self, form: Any, focus: str | None) -> None:
+        self.form = form
+        self.errors: Mapping[str, str] = form.errors
+        self.focus = focus
 
+    def err(self, name: str) -> Markup:
+        """Return a field's error message next to it, or nothing."""
+        message = self.errors.get(name)
+        if not message:
+            return Markup()
+        return Markup(f'<span class="error" id="{err_id(name)}">{escape(message)}</span>')
 
-@pass_context
-def aria(context: Context, name: str, hint: str | None = None) -> Markup:
-    """Return a field's ARIA attributes: invalid and described by its error or hint; autofocus."""
-    out = ""
-    if _errors(context).get(name):
-        also = f" {escape(hint)}" if hint else ""
-        out = f' aria-invalid="true" aria-describedby="{err_id(name)}{also}"'
-    elif hint:
-        out = f' aria-describedby="{escape(hint)}"'
-    if context.get("focus") == name:
-        out += " autofocus"
-    return Markup(out)
+    def aria(self, name: str, hint: str | None = None) -> Markup:
+        """Return a field's ARIA attributes: invalid, described by its error or hint; autofocus."""
+        out = ""
+        if self.errors.get(name):
+            also = f" {escape(hint)}" if hint else ""
+            out = f' aria-invalid="true" aria-describedby="{err_id(name)}{also}"'
+        elif hint:
+            out = f' aria-describedby="{escape(hint)}"'
+        if self.focus == name:
+            out += " autofocus"
+        return Markup(out)
+
+    def select(
+        self,
+        name: str,
+        options: Iterable[tuple[Any, Any]],
+        blank: str | None = None,
+        extra: str = "",
+    ) -> Markup:
+        """Return a select with its options, the form's value selected, and ARIA attributes."""
+        chosen = self.form.get(name)
+        named = escape(name)
+        head = f'<select name="{named}" id="{named}"{self.aria(name)}{extra}>\n'
+        if blank is not None:
+            head += f'<option value="">{escape(blank)}</option>'
+        body = "".join(on if chosen == value else off for value, off, on in _tags(options))
+        return Markup(head + body + "</select>\n")
 
 
 Tags = tuple[tuple[Any, str, str], ...]
@@ -65,24 +83,6 @@ def _tags(options: Iterable[tuple[Any, Any]]) -> Tags:
     if len(_TAGS) < 64:  # the site's few lists; any other list is simply written each time
         _TAGS[id(options)] = (options, tuple(tags))
     return tuple(tags)
-
-
-@pass_context
-def select(
-    context: Context,
-    name: str,
-    options: Iterable[tuple[Any, Any]],
-    blank: str | None = None,
-    extra: str = "",
-) -> Markup:
-    """Return a select with its options, the form's value selected and its ARIA attributes."""
-    chosen = context["form"].get(name)
-    named = escape(name)
-    head = f'<select name="{named}" id="{named}"{aria(context, name)}{extra}>\n'
-    if blank is not None:
-        head += f'<option value="">{escape(blank)}</option>'
-    body = "".join(on if chosen == value else off for value, off, on in _tags(options))
-    return Markup(head + body + "</select>\n")
 
 
 # The label checks' groups, in the order the answer shows them.

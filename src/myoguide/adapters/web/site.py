@@ -105,10 +105,7 @@ def _env() -> Environment:
         plain=lambda message: plain_message(message, FIELD_LABELS),
         linked=linked,
         decision_labels=DECISION_LABELS,
-        err=controls.err,
-        err_id=controls.err_id,
-        aria=controls.aria,
-        select=controls.select,
+        controls=controls.Controls,
         check_groups=controls.check_groups,
     )
     return env
