@@ -22,7 +22,7 @@ from myoguide.adapters.text import (
     dose_words,
     source_words,
 )
-from myoguide.adapters.web import controls
+from myoguide.adapters.web import controls, pieces
 from myoguide.adapters.web.answer import LEVEL_WORDS, fold, sources, summarize
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
@@ -107,6 +107,9 @@ def _env() -> Environment:
         decision_labels=DECISION_LABELS,
         controls=controls.Controls,
         check_groups=controls.check_groups,
+        dose_line=pieces.dose_line,
+        agent_line=pieces.agent_line,
+        refs_of=pieces.refs_of,
     )
     return env
 
