@@ -4,7 +4,8 @@ Starts `myoguide serve --demo` on loopback, then runs rounds in which each kind 
 (a static file, form submit to answer, a patient's timeline page) is sent by the same number of
 concurrent clients; the kinds alternate round by round so machine noise hits them alike.
 Writes its own section of bench/RESULTS.md (other sections kept).
-Usage: python bench/web_pages.py [--rounds N] [--per-round N] [--clients N]
+Usage: python bench/web_pages.py [--rounds N] [--per-round N] [--clients N] [--only KIND,...]
+(--only, e.g. `--only submit`: the static file and those kinds, printed and not written.)
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ async def _round(
     await asyncio.gather(*(worker(c) for c in share))
 
 
-async def measure(base: str, rounds: int, per_round: int, clients: int) -> dict[str, list[float]]:
+async def measure(
+    base: str, rounds: int, per_round: int, clients: int, only: frozenset[str] | None = None
+) -> dict[str, list[float]]:
     """Return latencies in ms by kind, gathered in alternating rounds."""
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         page = (await client.get("/assess")).text
@@ -83,6 +86,8 @@ async def measure(base: str, rounds: int, per_round: int, clients: int) -> dict[
             "submit": lambda: client.post("/assess", data=form),
             "timeline": lambda: client.get(timeline),
         }
+        if only is not None:
+            kinds = {k: v for k, v in kinds.items() if k == "static" or k in only}
         for send in kinds.values():  # warm-up, not counted
             await _round(send, clients * 5, clients, [])
         out: dict[str, list[float]] = {k: [] for k in kinds}
@@ -102,7 +107,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--per-round", type=int, default=40)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--only", help="comma-separated kinds besides static (not written)")
     args = parser.parse_args()
+    only = frozenset(args.only.split(",")) if args.only else None
     port = _port()
     with tempfile.TemporaryDirectory() as tmp:
         exe = str(Path(sys.executable).with_name("myoguide"))
@@ -118,7 +125,7 @@ def main() -> None:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.1)
-            out = asyncio.run(measure(base, args.rounds, args.per_round, args.clients))
+            out = asyncio.run(measure(base, args.rounds, args.per_round, args.clients, only))
         finally:
             proc.terminate()
             proc.wait(timeout=15)
@@ -129,6 +136,8 @@ def main() -> None:
         ("submit", "form submit to rendered answer (POST /assess, flare on MTX)"),
         ("timeline", "timeline page (GET /patients/{id}, DEMO-A, 4 visits)"),
     ):
+        if kind not in out:
+            continue
         med = statistics.median(out[kind])
         ratio = "1.00x (the base)" if kind == "static" else f"{med / static:.2f}x"
         rows.append(
@@ -148,6 +157,8 @@ def main() -> None:
         *rows,
     ]
     print("\n".join(section))
+    if only is not None:
+        return
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     if TITLE in text:
         # Replace this section only, up to the next "## " heading.

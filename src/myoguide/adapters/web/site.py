@@ -11,6 +11,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from myoguide.adapters.text import (
     ACTION_WORDS,
@@ -21,6 +22,7 @@ from myoguide.adapters.text import (
     dose_words,
     source_words,
 )
+from myoguide.adapters.web import controls, pieces
 from myoguide.adapters.web.answer import LEVEL_WORDS, fold, sources, summarize
 from myoguide.adapters.web.forms import (
     CONFIRM_FIELD,
@@ -79,6 +81,10 @@ def _env() -> Environment:
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
+        # The templates ship inside the package: no file is looked at again per request.
+        auto_reload=False,
+        # A plain dict: the few templates stay loaded, and each include is one lookup (no LRU).
+        cache_size=-1,
     )
     env.globals.update(
         dose_words=dose_words,
@@ -99,6 +105,11 @@ def _env() -> Environment:
         plain=lambda message: plain_message(message, FIELD_LABELS),
         linked=linked,
         decision_labels=DECISION_LABELS,
+        controls=controls.Controls,
+        check_groups=controls.check_groups,
+        dose_line=pieces.dose_line,
+        agent_line=pieces.agent_line,
+        refs_of=pieces.refs_of,
     )
     return env
 
@@ -131,6 +142,11 @@ class Site:
             "outcomes": [(o, _OUTCOME_WORDS.get(o, o.replace("_", " "))) for o in OUTCOMES],
             "confirm_field": CONFIRM_FIELD,
         }
+        # The form's data attributes depend only on the knowledge: written once, not per page.
+        attr = self.env.from_string("{{ v|tojson|forceescape }}")
+        periods = attr.render(v=self.choices["agent_periods"])
+        course = attr.render(v=self.choices["course_agents"])
+        self.choices |= {"periods_attr": Markup(periods), "course_agents_attr": Markup(course)}
 
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         """Render a template with the layout's common values."""
@@ -184,7 +200,13 @@ def _site(request: Request) -> Site:
     return site
 
 
-SiteDep = Annotated[Site, Depends(_site)]
+async def _site_dep(request: Request) -> Site:
+    # Async on purpose: FastAPI runs a plain function dependency on the thread pool, a hop
+    # off the event loop and back on every page for an attribute read.
+    return _site(request)
+
+
+SiteDep = Annotated[Site, Depends(_site_dep)]
 
 
 async def signed_in(request: Request, site: SiteDep) -> None:

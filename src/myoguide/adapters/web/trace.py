@@ -137,6 +137,19 @@ class _Names:
         return own or _STEP_WORDS.get(step.rule.split(".")[0], "Step of the answer")
 
 
+# The words for a knowledge's ids, made once per knowledge (by its identity; it is never changed).
+_NAMES: dict[int, tuple[Knowledge, _Names]] = {}
+
+
+def _names(kb: Knowledge) -> _Names:
+    found = _NAMES.get(id(kb))
+    if found is None or found[0] is not kb:
+        found = (kb, _Names(kb))
+        if len(_NAMES) < 8:  # a process loads one knowledge; tests a few
+            _NAMES[id(kb)] = found
+    return found[1]
+
+
 def _fact(names: _Names, key: str, value: FactValue) -> str:
     # An option without a grade is ungraded, not of unknown grade.
     return "none" if key == "grade" and value is None else names.value(value)
@@ -144,7 +157,7 @@ def _fact(names: _Names, key: str, value: FactValue) -> str:
 
 def trace_rows(result: RecommendationSet, kb: Knowledge) -> list[TraceRow]:
     """Return the answer's trace in words, one row a step."""
-    names = _Names(kb)
+    names = _names(kb)
     rows = []
     for step in result.trace:
         facts: Mapping[str, FactValue] = step.facts

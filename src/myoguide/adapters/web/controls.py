@@ -1,0 +1,96 @@
+"""The visit form's controls as the templates call them: error text, ARIA attributes, selects.
+
+Written in Python rather than as Jinja macros: the form calls them about eighty times a page,
+and a macro call costs many times the few string joins each one is (issue 24). The HTML is the
+macros' byte for byte; every value is escaped as Jinja's autoescape would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from markupsafe import Markup, escape
+
+
+def err_id(name: str) -> str:
+    """Return the id of a field's error message (used by aria-describedby), escaped."""
+    return "err-" + escape(name.replace("[", "-").replace("]", "").replace(".", "-"))
+
+
+class Controls:
+    """The form's controls for one page: its values, errors and the field to focus.
+
+    Methods rather than context functions: Jinja copies its whole context for each call of a
+    context function made inside a loop or block, which is most of the form.
+    """
+
+    def __init__(self, form: Any, focus: str | None) -> None:
+        self.form = form
+        self.errors: Mapping[str, str] = form.errors
+        self.focus = focus
+
+    def err(self, name: str) -> Markup:
+        """Return a field's error message next to it, or nothing."""
+        message = self.errors.get(name)
+        if not message:
+            return Markup()
+        return Markup(f'<span class="error" id="{err_id(name)}">{escape(message)}</span>')
+
+    def aria(self, name: str, hint: str | None = None) -> Markup:
+        """Return a field's ARIA attributes: invalid, described by its error or hint; autofocus."""
+        out = ""
+        if self.errors.get(name):
+            also = f" {escape(hint)}" if hint else ""
+            out = f' aria-invalid="true" aria-describedby="{err_id(name)}{also}"'
+        elif hint:
+            out = f' aria-describedby="{escape(hint)}"'
+        if self.focus == name:
+            out += " autofocus"
+        return Markup(out)
+
+    def select(
+        self,
+        name: str,
+        options: Iterable[tuple[Any, Any]],
+        blank: str | None = None,
+        extra: str = "",
+    ) -> Markup:
+        """Return a select with its options, the form's value selected, and ARIA attributes."""
+        chosen = self.form.get(name)
+        named = escape(name)
+        head = f'<select name="{named}" id="{named}"{self.aria(name)}{extra}>\n'
+        if blank is not None:
+            head += f'<option value="">{escape(blank)}</option>'
+        body = "".join(on if chosen == value else off for value, off, on in _tags(options))
+        return Markup(head + body + "</select>\n")
+
+
+Tags = tuple[tuple[Any, str, str], ...]
+# Option tags by the id of their choices list, with the list itself (so the id stays its own).
+_TAGS: dict[int, tuple[object, Tags]] = {}
+
+
+def _tags(options: Iterable[tuple[Any, Any]]) -> Tags:
+    """Return each option's tag, plain and selected; the site's choices lists are written once."""
+    found = _TAGS.get(id(options))
+    if found is not None and found[0] is options:
+        return found[1]
+    tags = []
+    for value, text in options:
+        head, tail = f'<option value="{escape(value)}"', f">{escape(text)}</option>"
+        tags.append((value, head + tail, head + " selected" + tail))
+    if len(_TAGS) < 64:  # the site's few lists; any other list is simply written each time
+        _TAGS[id(options)] = (options, tuple(tags))
+    return tuple(tags)
+
+
+# The label checks' groups, in the order the answer shows them.
+_CHECK_GROUPS = (("before_first_dose", "Before starting"), ("while_taking", "While taking"))
+
+
+def check_groups(checks: Iterable[Any]) -> list[tuple[str, list[Any]]]:
+    """Return an agent's label checks as (heading, checks) for each time that has any."""
+    checks = list(checks)
+    groups = [(title, [c for c in checks if c.when == when]) for when, title in _CHECK_GROUPS]
+    return [(title, chosen) for title, chosen in groups if chosen]
