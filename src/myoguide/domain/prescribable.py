@@ -38,6 +38,8 @@ _SCALE = 100  # strengths are whole hundredths of a milligram (0.5 mg, 2.5 mg, .
 _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 _TIMES = {2: "twice", 3: "three times", 4: "four times"}
 _SPLIT = {k: Decimal(k) for k in range(1, 5)}  # doses a day, as decimals made once
+_ONE_MG = _MG["mg"]
+_NO_PRODUCT = Practical("none", "No verified product in the terminology: the figure is not rounded.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,33 +247,54 @@ def practical(
 ) -> Practical:
     """Return the whole-unit amounts nearest a dose (`ceiling`: a stated maximum, dose's unit)."""
     if form is None:
-        return Practical(
-            "none", "No verified product in the terminology: the figure is not rounded."
-        )
+        return _NO_PRODUCT
     n = _SPLIT.get(split or 1) or Decimal(split or 1)
     f = _MG[dose.unit]
+    # Times one and divided by one leave the value as it is: skipped for a once-a-day mg dose.
+    plain = split is None and f is _ONE_MG
+    cap = None if ceiling is None else ceiling if plain else ceiling * f / n
+    low = dose.low
+    if dose.qualifier is None and low is not None and low == dose.high:
+        return _nearest(form, low if plain else low * f / n, n, f, cap, dose.unit)
+    return _inward(dose, form, n, f, cap, plain)
+
+
+def _nearest(
+    form: Formulary, t: Decimal, n: Decimal, f: Decimal, cap: Decimal | None, unit: str
+) -> Practical:
+    """Return the whole amount nearest a single figure `t` (mg per administration), or both."""
+    s = form.units[-1].strength_mg
+    below = (t / s).to_integral_value(ROUND_FLOOR) * s
+    if below == t:
+        picks: tuple[Decimal, ...] = (below,)
+    else:  # the nearer whole amount, or both when the figure lies halfway
+        above = below + s
+        under, over = t - below, above - t
+        picks = (below,) if under < over else (above,) if over < under else (below, above)
+    # Picks rise, so only the first can be nought; a cap can rule out either.
+    if cap is not None or not picks[0] > 0:
+        picks = tuple(a for a in picks if a > 0 and (cap is None or a <= cap))
+    if not picks:
+        why = f"no whole {form.unit_word} amount within half a {fmt(s)} mg {form.unit_word}"
+        return Practical("none", f"{why} stays under the stated maximum.", (), form.label)
+    if len(picks) == 1:
+        amount, text = _given(form, picks[0], n, f)
+        return Practical("nearest", _shown(form, text, unit), (amount,), form.label)
+    made = [_given(form, a, n, f) for a in picks]
+    amounts = tuple(g for g, _ in made)
+    text = " or ".join(w for _, w in made)
+    return Practical("nearest", _shown(form, text, unit), amounts, form.label)
+
+
+def _inward(
+    dose: Dose, form: Formulary, n: Decimal, f: Decimal, cap: Decimal | None, plain: bool
+) -> Practical:
+    """Return a range's ends rounded inward to whole amounts, or why none fits."""
     s = form.smallest
-    cap = ceiling * f / n if ceiling is not None else None
-    single = dose.qualifier is None and dose.low is not None and dose.low == dose.high
-    if single and dose.low is not None:
-        t = dose.low * f / n
-        below = (t / s).to_integral_value(ROUND_FLOOR) * s
-        above = below if below == t else below + s
-        if below == t:
-            picks = [below]
-        else:  # the nearer whole amount, or both when the figure lies halfway
-            under, over = t - below, above - t
-            picks = [below] if under < over else [above] if over < under else [below, above]
-        picks = [a for a in picks if a > 0 and (cap is None or a <= cap)]
-        if not picks:
-            why = f"no whole {form.unit_word} amount within half a {fmt(s)} mg {form.unit_word}"
-            return Practical("none", f"{why} stays under the stated maximum.", (), form.label)
-        made = [_given(form, a, n, f) for a in picks]
-        amounts = tuple(g for g, _ in made)
-        text = " or ".join(w for _, w in made)
-        return Practical("nearest", _shown(form, text, dose.unit), amounts, form.label)
-    lo = dose.low * f / n if dose.low is not None else None
-    hi = dose.high * f / n if dose.high is not None else None
+    lo, hi = dose.low, dose.high
+    if not plain:
+        lo = lo * f / n if lo is not None else None
+        hi = hi * f / n if hi is not None else None
     if cap is not None:
         hi = cap if hi is None else min(hi, cap)
     lo_r = (lo / s).to_integral_value(ROUND_CEILING) * s if lo is not None else None
@@ -281,16 +304,19 @@ def practical(
     if (hi_r is not None and hi_r <= 0) or (lo_r is not None and hi_r is not None and lo_r > hi_r):
         why = f"No whole-{form.unit_word} amount of {form.label} falls inside this range."
         return Practical("none", why, (), form.label)
-    ends = tuple(a for a in (lo_r, hi_r) if a is not None)
-    if len(ends) == 2 and ends[0] == ends[1]:
-        ends = ends[:1]
-    made = [_given(form, a, n, f) for a in ends]
-    amounts = tuple(g for g, _ in made)
-    joined = " to ".join(w for _, w in made)  # one end, or both (low first)
-    if hi_r is not None and lo_r is None:
-        joined = "up to " + joined
-    elif lo_r is not None and hi_r is None:
-        joined = "from " + joined
+    end = lo_r if lo_r is not None else hi_r
+    amounts: tuple[GivenAmount, ...] = ()
+    joined = ""
+    if end is not None and hi_r is not None and end != hi_r:  # both ends, low first
+        (low, low_words), (high, high_words) = _given(form, end, n, f), _given(form, hi_r, n, f)
+        amounts, joined = (low, high), f"{low_words} to {high_words}"
+    elif end is not None:  # one end, or both the same
+        one, joined = _given(form, end, n, f)
+        amounts = (one,)
+        if lo_r is None:
+            joined = "up to " + joined
+        elif hi_r is None:
+            joined = "from " + joined
     return Practical("range", _shown(form, joined, dose.unit), amounts, form.label)
 
 
