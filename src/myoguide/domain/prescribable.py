@@ -39,7 +39,9 @@ _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 _TIMES = {2: "twice", 3: "three times", 4: "four times"}
 _SPLIT = {k: Decimal(k) for k in range(1, 5)}  # doses a day, as decimals made once
 _ONE_MG = _MG["mg"]
-_NO_PRODUCT = Practical("none", "No verified product in the terminology: the figure is not rounded.")
+_NO_PRODUCT = Practical(
+    "none", "No verified product in the terminology: the figure is not rounded."
+)
 
 
 @dataclass(frozen=True, slots=True)
