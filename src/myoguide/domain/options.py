@@ -169,9 +169,11 @@ def _build(
     )
 
 
-def _notes(run: Run, f: Facts, agent: str, action: Action, planned: Action) -> tuple[str, ...]:
+def _notes(
+    run: Run, f: Facts, agent: str, action: Action, planned: Action, in_use: bool
+) -> tuple[str, ...]:
     """Return what an agent option says of the patient: in use at what dose, or used before."""
-    if f.in_use(agent):
+    if in_use:
         current = f.current.get(agent)
         per = run.p.kb.agent(agent).dose_period or "day"
         dose = f" at {fmt(current)} mg/{per}" if current is not None else ""
@@ -185,11 +187,15 @@ def _notes(run: Run, f: Facts, agent: str, action: Action, planned: Action) -> t
 
 def _with_action(run: Run, f: Facts, opt: AgentOption, planned: Action) -> AgentOption:
     """Return a prepared option with what the step does with it for this patient."""
-    action = action_for(f, opt.agent, planned)
-    notes = _notes(run, f, opt.agent, action, planned)
-    in_use = f.in_use(opt.agent)
+    agent = opt.agent
+    in_use = agent in f.using
+    if not in_use and planned == opt.action:
+        if planned != "start" or (agent not in f.tried and agent not in f.failed):
+            return opt  # as prepared at load: the planned action, not in use, nothing to note
+    action = action_for(f, agent, planned)
+    notes = _notes(run, f, agent, action, planned, in_use)
     if action == opt.action and not in_use and not notes:
-        return opt  # as prepared at load: the planned action, not in use, nothing to note
+        return opt
     return msgspec.structs.replace(opt, action=action, in_use=in_use, notes=(*opt.notes, *notes))
 
 
@@ -201,6 +207,7 @@ def _agent_option(run: Run, f: Facts, rec_id: str, index: int, planned: Action) 
     plan = run.p.option_plans[rec_id][index]
     agent = plan.agent
     action = action_for(f, agent, planned)
+    in_use = agent in f.using
     regimens = []
     primary = None  # the option's dose: its first regimen's dose given
     for rp in plan.regimens:
@@ -217,8 +224,8 @@ def _agent_option(run: Run, f: Facts, rec_id: str, index: int, planned: Action) 
         tuple(regimens),
         plan.maximum_words,
         action,
-        f.in_use(agent),
-        _notes(run, f, agent, action, planned),
+        in_use,
+        _notes(run, f, agent, action, planned, in_use),
         run.rx.checks.get(agent, ()),
     )
 
