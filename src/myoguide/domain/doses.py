@@ -36,21 +36,22 @@ def regimen(
     rule = p.kb.dose_rules[rule_id]
     dose, reason = _dose(run, f, rule_id, rule)
     if dose is not None:
-        dose, reason = _safe(run, f, rule, dose, max_ref, action)
-    if dose is not None:
-        dose = prescribed_dose(run.rx, at[0], at[1], rule_id, dose)
+        # The safety layer: clamp to a stated maximum, round for prescribing, and keep a raise
+        # above today's dose.
+        if max_ref is not None:
+            dose = clamp(run, dose, p.kb.maximum(max_ref), rule.agent)
+        dose = _practical(dose)
+        if action == "raise":
+            dose, reason = _raise_floor(run, f, rule, dose)
+        if dose is not None:
+            dose = prescribed_dose(run.rx, at[0], at[1], rule_id, dose)
     return Regimen(rule_id, rule.note, dose, reason, p.rule_sources[rule_id])
 
 
-def _safe(
-    run: Run, f: Facts, rule: DoseRule, dose: Dose, max_ref: str | None, action: str | None
-) -> tuple[Dose | None, str | None]:
-    """Clamp to a stated maximum, round for prescribing, and keep a raise above today's dose."""
-    if max_ref is not None:
-        dose = clamp(run, dose, run.p.kb.maximum(max_ref), rule.agent)
-    dose = _practical(dose)
+def _raise_floor(run: Run, f: Facts, rule: DoseRule, dose: Dose) -> tuple[Dose | None, str | None]:
+    """Keep a raise above today's dose: no figure at or below it, a range not starting below."""
     current = f.current.get(rule.agent)
-    if action != "raise" or current is None or dose.high is None:
+    if current is None or dose.high is None:
         return dose, None
     per = f"{dose.unit}/{dose.period}"
     if dose.high <= current and rule.kind != "up_to_max":

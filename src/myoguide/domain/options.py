@@ -189,9 +189,10 @@ def _with_action(run: Run, f: Facts, opt: AgentOption, planned: Action) -> Agent
     """Return a prepared option with what the step does with it for this patient."""
     agent = opt.agent
     in_use = agent in f.using
-    if not in_use and planned == opt.action:
-        if planned != "start" or (agent not in f.tried and agent not in f.failed):
-            return opt  # as prepared at load: the planned action, not in use, nothing to note
+    # Not in use and not used before: as prepared at load (the planned action, nothing to note).
+    fresh = planned != "start" or (agent not in f.tried and agent not in f.failed)
+    if not in_use and planned == opt.action and fresh:
+        return opt
     action = action_for(f, agent, planned)
     notes = _notes(run, f, agent, action, planned, in_use)
     if action == opt.action and not in_use and not notes:
