@@ -43,9 +43,10 @@ def add(
     hit = _build(run, st, rec_id, rank, stance, step, f, only_agents, alone)
     if f.ild and any(d.id == _CNI_ILD for d in hit.caution_details):
         hit = _cni_ild_unless_failed(run, f, hit)
-    course = p.course_agents
-    if (st.course or f.last_given) and any(
-        a.agent in f.last_given or a.agent in course for a in hit.agents
+    # Only an agent with a date of last dose, or a course agent in use, reads otherwise here.
+    course, dated, using = p.course_agents, f.last_given, f.using
+    if (st.course or dated) and any(
+        a.agent in dated or (a.agent in course and a.agent in using) for a in hit.agents
     ):
         hit = msgspec.structs.replace(
             hit, agents=tuple(course_option(run, f, a) for a in hit.agents)
