@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
+import msgspec
+
 from myoguide.domain.facts import Facts
 from myoguide.domain.prepared import Prepared
-from myoguide.domain.prescribable import prescribed_dose
+from myoguide.domain.prescribable import DoseCalc
+from myoguide.domain.prescribable import practical as practical_amounts
 from myoguide.domain.result import Action, Dose, Regimen
 from myoguide.domain.run import Run
 from myoguide.domain.units import clean, fmt, mul, round2
@@ -24,28 +27,26 @@ Step = tuple[str, str]  # (recommendation id, agent)
 _TIMES = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
 
 
-def regimen(
-    run: Run, f: Facts, rule_id: str, max_ref: str | None, action: Action | None, at: Step
-) -> Regimen:
+def regimen(run: Run, f: Facts, c: DoseCalc, action: Action | None) -> Regimen:
     """Return one regimen with this patient's dose (through the safety layer) or why not.
 
-    `at` is the recommendation and agent the regimen is offered under; the dose carries the
-    whole-unit amounts of that agent's verified products.
+    `c` is what the regimen's rule, its step and the agent's verified products say, read at
+    load; the dose carries the whole-unit amounts of those products.
     """
-    p = run.p
-    rule = p.kb.dose_rules[rule_id]
-    dose, reason = _dose(run, f, rule_id, rule)
+    rule = c.rule
+    dose, reason = _dose(run, f, c)
     if dose is not None:
         # The safety layer: clamp to a stated maximum, round for prescribing, and keep a raise
         # above today's dose.
-        if max_ref is not None:
-            dose = clamp(run, dose, p.kb.maximum(max_ref), rule.agent)
+        if c.clamp_to is not None:
+            dose = clamp(run, dose, c.clamp_to, rule.agent)
         dose = _practical(dose)
         if action == "raise":
             dose, reason = _raise_floor(run, f, rule, dose)
         if dose is not None:
-            dose = prescribed_dose(run.rx, at[0], at[1], rule_id, dose)
-    return Regimen(rule_id, rule.note, dose, reason, p.rule_sources[rule_id])
+            amounts = practical_amounts(dose, c.form, c.split, c.ceiling)
+            dose = msgspec.structs.replace(dose, practical=amounts)
+    return Regimen(c.rule_id, rule.note, dose, reason, c.sources)
 
 
 def _raise_floor(run: Run, f: Facts, rule: DoseRule, dose: Dose) -> tuple[Dose | None, str | None]:
@@ -117,9 +118,9 @@ def _split_words(rule: DoseRule, low: Decimal, high: Decimal) -> str:
     return f", given as {each} {rule.unit} {_TIMES.get(rule.split, f'{rule.split} times')} a day"
 
 
-def _dose(run: Run, f: Facts, rule_id: str, rule: DoseRule) -> tuple[Dose | None, str | None]:
+def _dose(run: Run, f: Facts, calc: DoseCalc) -> tuple[Dose | None, str | None]:
     p = run.p
-    c = p.rule_consts[rule_id]
+    rule, rule_id, c = calc.rule, calc.rule_id, calc.const
     per, low, high, timing = c.per, c.low, c.high, c.timing
     if rule.kind == "unstated":
         return None, "the source gives no figure for this step"
@@ -132,7 +133,7 @@ def _dose(run: Run, f: Facts, rule_id: str, rule: DoseRule) -> tuple[Dose | None
             return None, "needs height and weight for body surface area"
         lo, hi = _per(low, high, f.bsa)
         result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
-        basis = f"{p.rate[rule_id]} {rule.unit}/m2 x {f.bsa_words} = {result} {per}"
+        basis = f"{calc.rate} {rule.unit}/m2 x {f.bsa_words} = {result} {per}"
         return Dose(lo, hi, rule.unit, rule.period, basis, None, timing), None
     # per_kg and fixed_to_per_kg need a weight.
     if f.kg is None:
@@ -143,7 +144,7 @@ def _dose(run: Run, f: Facts, rule_id: str, rule: DoseRule) -> tuple[Dose | None
         lo, hi = _per(low, high, kg)
         result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
         basis = (
-            f"{p.rate[rule_id]} {rule.unit}/kg/{rule.period} x {f.weight_words} = {result} {per}"
+            f"{calc.rate} {rule.unit}/kg/{rule.period} x {f.weight_words} = {result} {per}"
             + _split_words(rule, lo, hi)
         )
     else:  # fixed_to_per_kg: a fixed floor up to a weight-based ceiling

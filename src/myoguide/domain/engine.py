@@ -17,6 +17,7 @@ from myoguide.domain.prescribable import (
     build_tables,
     prescribed_plans,
     prescribed_static,
+    with_calcs,
     with_static,
 )
 from myoguide.domain.result import CautionDetail, Recommendation, RecommendationSet
@@ -43,6 +44,8 @@ class Engine:
         # The patient-independent options carry their practical amounts and checks from load.
         self._p.static = prescribed_static(self._p.static, self._rx)
         self._p.option_plans = prescribed_plans(self._p.option_plans, self._rx)
+        # What each computed regimen's dose needs, read once.
+        with_calcs(self._rx, self._p)
 
     def recommend(self, state: PatientState) -> RecommendationSet:
         """Return the RecommendationSet for a validated patient state."""

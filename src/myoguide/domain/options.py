@@ -211,9 +211,10 @@ def _agent_option(run: Run, f: Facts, rec_id: str, index: int, planned: Action) 
     action = action_for(f, agent, planned)
     in_use = agent in f.using
     regimens = []
+    calc = run.rx.calc
     primary = None  # the option's dose: its first regimen's dose given
     for rp in plan.regimens:
-        reg = rp.static or regimen(run, f, rp.rule_id, rp.maximum, action, (rec_id, agent))
+        reg = rp.static or regimen(run, f, calc[(rec_id, agent, rp.rule_id)], action)
         if primary is None:
             primary = reg.dose
         regimens.append(reg)

@@ -16,7 +16,7 @@ from math import gcd
 
 import msgspec
 
-from myoguide.domain.prepared import OptionPlan, StaticRec
+from myoguide.domain.prepared import OptionPlan, Prepared, RuleConst, StaticRec
 from myoguide.domain.result import (
     Action,
     AgentOption,
@@ -26,11 +26,12 @@ from myoguide.domain.result import (
     LabelRef,
     Practical,
     Regimen,
+    Source,
     UnitCount,
 )
 from myoguide.domain.units import fmt
 from myoguide.errors import KnowledgeError
-from myoguide.knowledge.model import AgentCheck, Knowledge, Maximum
+from myoguide.knowledge.model import AgentCheck, DoseRule, Knowledge, Maximum
 from myoguide.knowledge.terminology import Terminology, amount_decimal
 
 _MG = {"mg": Decimal(1), "g": Decimal(1000)}
@@ -94,6 +95,56 @@ class Tables:
     static: dict[tuple[str, str, str], tuple[Regimen, Regimen]] = field(default_factory=dict)
     # Per (recommendation, agent, rule): the stated maximum a regimen's amounts stay under.
     limit: dict[tuple[str, str, str], Maximum | None] = field(default_factory=dict)
+    # Per (recommendation, agent, rule) of a computed regimen: what its dose needs, read once.
+    calc: dict[tuple[str, str, str], DoseCalc] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DoseCalc:
+    """What one computed regimen of a step needs, read once at load (see `with_calcs`)."""
+
+    rule_id: str
+    rule: DoseRule
+    const: RuleConst
+    rate: str  # the rule's rate in words ("0.075", "3 to 5")
+    sources: tuple[Source, ...]
+    clamp_to: Maximum | None  # the stated maximum a computed figure is capped at
+    form: Formulary | None
+    split: int | None
+    ceiling: Decimal | None  # the maximum whole-unit amounts stay under, in the dose's unit
+
+
+def with_calcs(t: Tables, p: Prepared) -> Tables:
+    """Read once, for every computed regimen of a step, what its dose needs."""
+    kb = t.kb
+    for rec_id, plans in p.option_plans.items():
+        for op in plans:
+            for rp in op.regimens:
+                if rp.static is not None:
+                    continue
+                rule = kb.dose_rules[rp.rule_id]
+                key = (rec_id, op.agent, rp.rule_id)
+                m = t.limit[key]
+                # The dose's unit and period: the maximum's for "up to the maximum", else the rule's
+                unit, period = rule.unit, rule.period
+                if rule.kind == "up_to_max":
+                    top = kb.maximum(rule.maximum or "")
+                    unit, period = top.unit, top.period
+                ceiling = None
+                if m is not None and m.period == period:
+                    ceiling = m.amount * _MG[m.unit] / _MG[unit]
+                t.calc[key] = DoseCalc(
+                    rp.rule_id,
+                    rule,
+                    p.rule_consts[rp.rule_id],
+                    p.rate[rp.rule_id],
+                    p.rule_sources[rp.rule_id],
+                    kb.maximum(rp.maximum) if rp.maximum is not None else None,
+                    t.forms.get(op.agent),
+                    t.split.get(rp.rule_id),
+                    ceiling,
+                )
+    return t
 
 
 def build_tables(kb: Knowledge, terminology: Terminology) -> Tables:
@@ -389,20 +440,6 @@ def _ceiling(t: Tables, rule_id: str, step_max: str | None, dose: Dose) -> Decim
     if m.period != dose.period:
         return None
     return m.amount * _MG[m.unit] / _MG[dose.unit]
-
-
-def prescribed_dose(t: Tables, rec_id: str, agent: str, rule_id: str, dose: Dose) -> Dose:
-    """Return a regimen's dose of a step carrying its practical (whole-unit) amounts."""
-    key = (rec_id, agent, rule_id)
-    if key in t.limit:
-        m = t.limit[key]
-        ceiling = None
-        if m is not None and m.period == dose.period:
-            ceiling = m.amount * _MG[m.unit] / _MG[dose.unit]
-    else:
-        ceiling = _ceiling(t, rule_id, t.step_max.get((rec_id, agent)), dose)
-    p = practical(dose, t.forms.get(agent), t.split.get(rule_id), ceiling)
-    return msgspec.structs.replace(dose, practical=p)
 
 
 def with_practical(t: Tables, agent: str, reg: Regimen, step_max: str | None) -> Regimen:
