@@ -79,6 +79,8 @@ def fold_under(run: Run, parents: tuple[str, ...]) -> None:
 
 def left_out(f: Facts, run: Run, agents: frozenset[str] | set[str]) -> None:
     """Note, for each agent a step leaves out because it failed, why (said in one warning)."""
+    if not agents:
+        return  # the common case: nothing of the step failed
     for agent in sorted(agents):
         why = f.why_closed(agent)
         if why and agent not in run.left_out:
