@@ -17,7 +17,7 @@ from myoguide.domain.prescribable import DoseCalc
 from myoguide.domain.prescribable import practical as practical_amounts
 from myoguide.domain.result import Action, Dose, Regimen
 from myoguide.domain.run import Run
-from myoguide.domain.units import clean, fmt, mul, round2
+from myoguide.domain.units import clean, fmt, mul, round2, round2_clean
 from myoguide.knowledge.model import DoseRule, Maximum
 
 _TENTH = Decimal("0.1")
@@ -80,13 +80,12 @@ def practical(value: Decimal) -> Decimal:
     """Round a figure to what a prescriber can act on: 0.1 below 10, 0.5 below 100, else 1."""
     if value >= 10 and value == value.to_integral_value():
         return value  # a whole figure from 10 up is already as precise as shown
+    # Dividing by 0.1 or 1 keeps every digit, so rounding to the step directly is the same.
     if value < 10:
-        step = _TENTH
-    elif value < 100:
-        step = _HALF
-    else:
-        step = _ONE
-    return clean((value / step).quantize(_ONE, ROUND_HALF_UP) * step)
+        return clean(value.quantize(_TENTH, ROUND_HALF_UP))
+    if value < 100:
+        return clean((value / _HALF).quantize(_ONE, ROUND_HALF_UP) * _HALF)
+    return clean(value.quantize(_ONE, ROUND_HALF_UP))
 
 
 def _practical(dose: Dose) -> Dose:
@@ -164,8 +163,8 @@ def _dose(run: Run, f: Facts, calc: DoseCalc) -> tuple[Dose | None, str | None]:
 
 def _per(low: Decimal, high: Decimal, measure: Decimal) -> tuple[Decimal, Decimal]:
     """Return a rate's bounds times a weight or surface area, rounded (a single rate once)."""
-    lo = clean(round2(mul(low, measure)))
-    return lo, lo if high == low else clean(round2(mul(high, measure)))
+    lo = round2_clean(mul(low, measure))
+    return lo, lo if high == low else round2_clean(mul(high, measure))
 
 
 def _dose_up_to(p: Prepared, f: Facts, rule: DoseRule) -> tuple[Dose | None, str | None]:
