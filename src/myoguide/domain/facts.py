@@ -157,9 +157,9 @@ def _read_history(f: Facts, kb: Knowledge) -> None:
     for agent, seen in outcomes.items():
         # Only a response beside an inadequate response contradicts itself; not tolerated or
         # unknown beside either is a second fact, not a conflict.
-        if {"responded", "inadequate_response"} <= seen:
+        if "responded" in seen and "inadequate_response" in seen:
             f.conflicts[agent] = sorted(seen)
-        if seen & FAILED_OUTCOMES:
+        if not seen.isdisjoint(FAILED_OUTCOMES):
             failed.add(agent)  # any failure wins over a conflicting success: never re-offered
         else:
             tried.add(agent)
