@@ -328,6 +328,7 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
 def _check_doses(state: PatientState, knowledge: Knowledge) -> None:
     """Refuse a current dose whose unit misfits its period, or that no prescription carries."""
     lim = knowledge.input_limits
+    ceiling = float(lim.dose_mg_per_day_max)
     for i, med in enumerate(state.current_medications):
         if med.dose is None:
             continue
@@ -353,7 +354,7 @@ def _check_doses(state: PatientState, knowledge: Knowledge) -> None:
         # A sanity ceiling, not clinical arithmetic: a float comparison is enough here.
         mg = med.dose.value * (1000 if unit[0] == "g" else 1)
         per_day = mg / (7 if unit.endswith("k") else 1)
-        if per_day > float(lim.dose_mg_per_day_max):
+        if per_day > ceiling:
             raise InputError(
                 f"current_medications[{i}].dose.value",
                 f"{med.dose.value} {unit} is not a plausible dose",
