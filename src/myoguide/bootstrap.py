@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any, TextIO
+
+from msgspec import Struct
 
 from myoguide.adapters.clock import SystemClock
 from myoguide.domain.engine import Engine
@@ -179,8 +180,8 @@ def resolve_settings(given: Mapping[str, object]) -> Settings:
 # ---- the HTTP service -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ServeConfig:
+# A msgspec Struct, not a dataclass: defining a dataclass costs the command's start (issue 24).
+class ServeConfig(Struct, frozen=True):
     """How `myoguide serve` was asked to run."""
 
     issuers: tuple[IssuerConfig, ...]

@@ -11,11 +11,13 @@ last one ends; the garbage with cycles made meanwhile is collected then.
 from __future__ import annotations
 
 import gc
-import threading
+
+# The lock type itself: threading (with weakref) is a start-up cost the one-shot command skips.
+from _thread import allocate_lock
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_lock = threading.Lock()
+_lock = allocate_lock()
 _depth = 0
 _resume = False
 

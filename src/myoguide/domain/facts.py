@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+
+from msgspec import Struct, field
 
 from myoguide.domain.state import PatientState, bmi_of, dec
 from myoguide.domain.units import fmt, mosteller_bsa, round2, to_mg_per_day, to_mg_per_week
@@ -13,8 +14,8 @@ FAILED_OUTCOMES = frozenset({"inadequate_response", "intolerance"})
 _TEN_THOUSANDTH = Decimal("0.0001")  # the precision a surface area is shown at in its working
 
 
-@dataclass(slots=True)
-class Facts:
+# A msgspec Struct, not a dataclass: cheaper to define (command start) and to build.
+class Facts(Struct):
     """What the rules need to know about the patient, derived once."""
 
     state: PatientState

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
+
+from msgspec import Struct
 
 from myoguide.domain.facts import FAILED_OUTCOMES
 from myoguide.domain.prepared import sources_of
@@ -17,8 +18,8 @@ from myoguide.knowledge.model import Knowledge, Maximum
 Indicator = Literal["info", "warning", "critical"]
 
 
-@dataclass(frozen=True, slots=True)
-class DraftOrder:
+# msgspec Structs, not dataclasses: a dataclass runs generated code when defined (issue 24).
+class DraftOrder(Struct, frozen=True):
     """A draft medication order reduced to what the judging needs."""
 
     reference: str
@@ -27,8 +28,7 @@ class DraftOrder:
     mg_per_week: Decimal | None
 
 
-@dataclass(frozen=True, slots=True)
-class OrderFinding:
+class OrderFinding(Struct, frozen=True):
     """One thing a clinician should know about a draft order, with where it comes from."""
 
     key: str
@@ -39,8 +39,7 @@ class OrderFinding:
     recommendation: str | None = None  # the option this finding is about, when there is one
 
 
-@dataclass(frozen=True, slots=True)
-class Draftable:
+class Draftable(Struct, frozen=True):
     """A drug the first choice starts with a dose to order, with the step that says so."""
 
     recommendation: Recommendation
@@ -135,8 +134,7 @@ def _dose_finding(d: DraftOrder, m: Maximum | None, kb: Knowledge) -> OrderFindi
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _LadderView:
+class _LadderView(Struct, frozen=True):
     """What the ladder's order needs to judge a draft: classes, failures, the late steps."""
 
     failed: frozenset[str | None]  # a combination's history entry names no one agent

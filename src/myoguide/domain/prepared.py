@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
+
+from msgspec import Struct
 
 from myoguide.domain.result import (
     Action,
@@ -68,8 +69,9 @@ def sources_of(refs: Iterable[SourceRef]) -> tuple[Source, ...]:
     return tuple(Source(r.document, r.section, r.references, r.citations) for r in refs)
 
 
-@dataclass(frozen=True, slots=True)
-class StaticRec:
+# msgspec Structs rather than dataclasses: a dataclass runs generated code when it is defined,
+# milliseconds of every command's start (issue 24); a Struct is defined in microseconds.
+class StaticRec(Struct, frozen=True):
     """The parts of a recommendation that do not depend on the patient, built once."""
 
     stance: Stance
@@ -89,8 +91,7 @@ class StaticRec:
     all_static: bool
 
 
-@dataclass(frozen=True, slots=True)
-class RegimenPlan:
+class RegimenPlan(Struct, frozen=True):
     """One regimen of an agent option: its rule, a prebuilt regimen if static, its maximum."""
 
     rule_id: str
@@ -98,8 +99,7 @@ class RegimenPlan:
     maximum: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class OptionPlan:
+class OptionPlan(Struct, frozen=True):
     """What an agent option of a template needs to be built for a patient."""
 
     agent: str
@@ -109,8 +109,7 @@ class OptionPlan:
     maximum_words: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class LadderEntry:
+class LadderEntry(Struct, frozen=True):
     """One recommendation of a ladder step and the facts the walk needs about it."""
 
     rec_id: str
@@ -120,8 +119,7 @@ class LadderEntry:
     alkylating: bool
 
 
-@dataclass(frozen=True, slots=True)
-class LadderStepPlan:
+class LadderStepPlan(Struct, frozen=True):
     """One step of the resistant ladder, ready to walk."""
 
     number: int
@@ -131,8 +129,7 @@ class LadderStepPlan:
     ids: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class RuleConst:
+class RuleConst(Struct, frozen=True):
     """A dose rule's rate words and bounds, read once."""
 
     per: str
@@ -141,8 +138,7 @@ class RuleConst:
     timing: Timing | None
 
 
-@dataclass(slots=True)
-class Prepared:
+class Prepared(Struct):
     """Every patient-independent table of one Knowledge; built by `prepare`."""
 
     kb: Knowledge

@@ -8,13 +8,12 @@ the smallest unit of a single figure, and nothing where no verified product exis
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from math import gcd
 
 import msgspec
+from msgspec import Struct, field
 
 from myoguide.domain.prepared import OptionPlan, Prepared, RuleConst, StaticRec
 from myoguide.domain.result import (
@@ -45,34 +44,32 @@ _NO_PRODUCT = Practical(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Unit:
+# msgspec Structs and a plain class rather than dataclasses: a dataclass runs generated code
+# when it is defined, milliseconds of every command's start (issue 24).
+class Unit(Struct, frozen=True):
     """One verified product: its strength in mg per unit and its RxNorm code."""
 
     strength_mg: Decimal
     rxnorm: str
 
 
-@dataclass(frozen=True, slots=True)
 class Formulary:
     """The verified products one agent's doses are made of, strongest first."""
 
-    label: str
-    unit_word: str
-    units: tuple[Unit, ...]
-    # The fewest-units table over multiples of the strengths' common step: a function of the
-    # strengths alone, grown on first need (each entry reads only smaller ones, so growing it
-    # later gives the same entries as building it whole).
-    table: _Table = field(init=False, compare=False)
-    # Per amount of one administration (a multiple of the smallest strength), the doses a day
-    # and the mg factor: the amount given and its words, shared by every dose that rounds to it.
-    given: dict[tuple[Decimal, Decimal, Decimal], tuple[GivenAmount, str]] = field(
-        init=False, compare=False
-    )
+    __slots__ = ("given", "label", "table", "unit_word", "units")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "table", _Table.of(self.units))
-        object.__setattr__(self, "given", {})
+    def __init__(self, label: str, unit_word: str, units: tuple[Unit, ...]) -> None:
+        self.label = label
+        self.unit_word = unit_word
+        self.units = units
+        # The fewest-units table over multiples of the strengths' common step: a function of
+        # the strengths alone, grown on first need (each entry reads only smaller ones, so
+        # growing it later gives the same entries as building it whole).
+        self.table = _Table.of(units)
+        # Per amount of one administration (a multiple of the smallest strength), the doses a
+        # day and the mg factor: the amount given and its words, shared by every dose that
+        # rounds to it.
+        self.given: dict[tuple[Decimal, Decimal, Decimal], tuple[GivenAmount, str]] = {}
 
     @property
     def smallest(self) -> Decimal:
@@ -80,8 +77,7 @@ class Formulary:
         return self.units[-1].strength_mg
 
 
-@dataclass(frozen=True, slots=True)
-class Tables:
+class Tables(Struct, frozen=True):
     """Per agent: its formulary and its checks; per dose rule: its split and ceiling."""
 
     forms: dict[str, Formulary]
@@ -231,8 +227,7 @@ def _by_strength(u: Unit) -> Decimal:
     return -u.strength_mg
 
 
-@dataclass(slots=True)
-class _Table:
+class _Table(Struct):
     """Fewest whole units per total (in steps), and the strength picked last for each.
 
     `rows` (best, pick) is replaced whole when the table grows, never appended to in place, so
@@ -486,7 +481,7 @@ def prescribed_static(static: dict[str, StaticRec], t: Tables) -> dict[str, Stat
             (agent, _planned(_option(t, rec_id, opt), planned) if opt is not None else None)
             for (agent, opt), planned in zip(st.options, st.planned, strict=True)
         )
-        out[rec_id] = dataclasses.replace(st, options=options)
+        out[rec_id] = msgspec.structs.replace(st, options=options)
     return out
 
 
@@ -501,12 +496,14 @@ def prescribed_plans(
     out = {}
     for rec_id, opts in plans.items():
         out[rec_id] = tuple(
-            dataclasses.replace(
+            msgspec.structs.replace(
                 op,
                 regimens=tuple(
                     rp
                     if rp.static is None
-                    else dataclasses.replace(rp, static=t.static[(rec_id, op.agent, rp.rule_id)][1])
+                    else msgspec.structs.replace(
+                        rp, static=t.static[(rec_id, op.agent, rp.rule_id)][1]
+                    )
                     for rp in op.regimens
                 ),
             )

@@ -1,7 +1,7 @@
 """The patient state of the contract: typed input, validated at the door."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: with real annotations msgspec's first convert to
+# PatientState need not evaluate strings, about 0.6 ms of the command's start (issue 24).
 import math
 import re
 from collections.abc import Mapping

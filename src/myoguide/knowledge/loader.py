@@ -9,7 +9,6 @@ import msgspec
 
 from myoguide.errors import KnowledgeError
 from myoguide.knowledge.cache import cached, read_packaged
-from myoguide.knowledge.checks import problems
 from myoguide.knowledge.model import (
     AgentPrescribing,
     Caution,
@@ -28,7 +27,8 @@ PACKAGED_FILE = "guideline.yaml"
 # Top-level sections read and checked by their own modules (flags: knowledge/flags.py), so the
 # core model does not have to know them.
 EXTENSION_SECTIONS = frozenset({"flags"})
-_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+# Compiled on first use (re caches it): only a failing parse reads an error's path.
+_AT = r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$"
 
 
 _KEYED = {
@@ -42,7 +42,7 @@ _KEYED = {
 
 
 def _split(exc: msgspec.ValidationError) -> tuple[str, str]:
-    m = _AT.match(str(exc))
+    m = re.match(_AT, str(exc), re.S)
     if m is None:
         return "", str(exc)
     return (m.group("path") or "").lstrip("."), m.group("msg")
@@ -65,8 +65,11 @@ def _locate(raw: dict[str, object], exc: msgspec.ValidationError) -> tuple[str, 
 
 def parse_knowledge(text: str, *, origin: str) -> Knowledge:
     """Parse and validate guideline YAML text; `origin` names the file in errors."""
-    # Imported here: a start from the cache (load_packaged) never needs the YAML parser.
+    # Imported here: a start from the cache (load_packaged) never needs the YAML parser or
+    # the checks.
     import yaml
+
+    from myoguide.knowledge.checks import problems
 
     try:
         raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -19,16 +18,16 @@ if TYPE_CHECKING:
     from myoguide.service.ports import Clock, MappedRecord, RecordReader
 
 
-@dataclass(frozen=True)
-class Chart:
+# msgspec Structs and a plain class, not dataclasses: defining a dataclass costs the command's
+# start (issue 24).
+class Chart(msgspec.Struct, frozen=True):
     """A patient state read from a record and validated, with the record's data warnings."""
 
     state: PatientState
     warnings: tuple[tuple[str, str], ...]  # (code, message)
 
 
-@dataclass(frozen=True)
-class Assessment:
+class Assessment(msgspec.Struct, frozen=True):
     """A validated state and the answer for it."""
 
     state: PatientState
@@ -41,20 +40,26 @@ class Assessment:
         return msgspec.structs.replace(self.result, warnings=self.result.warnings + extra)
 
 
-@dataclass(frozen=True)
 class Service:
     """The assessment use cases every door calls: validate, read records, evaluate."""
 
-    knowledge: Knowledge
-    engine: Engine
-    reader: RecordReader | None = None  # None where no door reads FHIR records
-    clock: Clock | None = None  # None where no use case needs today's date
-    rxnorm_to_agent: Mapping[str, str] = field(init=False)
+    __slots__ = ("clock", "engine", "knowledge", "reader", "rxnorm_to_agent")
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        knowledge: Knowledge,
+        engine: Engine,
+        reader: RecordReader | None = None,  # None where no door reads FHIR records
+        clock: Clock | None = None,  # None where no use case needs today's date
+    ) -> None:
+        self.knowledge = knowledge
+        self.engine = engine
+        self.reader = reader
+        self.clock = clock
         # Built once: the knowledge does not change while the service lives.
-        index = {a.rxnorm: a.id for a in self.knowledge.agents if a.rxnorm}
-        object.__setattr__(self, "rxnorm_to_agent", index)
+        self.rxnorm_to_agent: Mapping[str, str] = {
+            a.rxnorm: a.id for a in knowledge.agents if a.rxnorm
+        }
 
     def parse(self, raw: object) -> PatientState:
         """Validate raw patient-state data; raises InputError naming the field."""
