@@ -95,8 +95,7 @@ class Tables(Struct, frozen=True):
     calc: dict[tuple[str, str, str], DoseCalc] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class DoseCalc:
+class DoseCalc(Struct, frozen=True):
     """What one computed regimen of a step needs, read once at load (see `with_calcs`)."""
 
     rule_id: str
