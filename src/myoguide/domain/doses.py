@@ -23,7 +23,6 @@ from myoguide.knowledge.model import DoseRule, Maximum
 _TENTH = Decimal("0.1")
 _HALF = Decimal("0.5")
 _ONE = Decimal(1)
-Step = tuple[str, str]  # (recommendation id, agent)
 _TIMES = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
 
 
