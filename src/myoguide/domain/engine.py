@@ -165,12 +165,15 @@ def _weight_basis(f: Facts, run: Run) -> None:
 def _cytopenia(f: Facts, run: Run) -> None:
     """Put the AZA+MTX cytopenia caution wherever the two are together, in use or proposed."""
     pair = run.p.sparing_set
-    in_use = frozenset(a for a in pair if f.in_use(a))
+    in_use = pair & f.using
     detail = run.p.caution[_CYTOPENIA]
     if in_use == pair:
         run.warn("aza_mtx_in_use")
     for i, rec in enumerate(run.recs):
-        named = {a.agent for a in rec.agents if a.agent in pair and a.action != "switch_to"}
+        named = set()  # a plain loop: most options name neither agent
+        for a in rec.agents:
+            if a.agent in pair and a.action != "switch_to":
+                named.add(a.agent)
         if not named:
             continue
         # Alternatives (choose_one) are added one at a time: each meets only what is in use.
