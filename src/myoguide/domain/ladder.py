@@ -137,8 +137,10 @@ def walk(f: Facts, run: Run, first_rank: int, excluded: frozenset[str]) -> None:
                     )
                     continue
             elif failed:
-                left_out(f, run, agents & failed)
-                agents = agents - failed
+                gone = agents & failed
+                if gone:
+                    left_out(f, run, gone)
+                    agents = agents - gone
             if e.agents and not agents:
                 run.step(
                     f"ladder.step{plan.number}.{e.rec_id}",
