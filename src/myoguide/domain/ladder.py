@@ -136,11 +136,9 @@ def walk(f: Facts, run: Run, first_rank: int, excluded: frozenset[str]) -> None:
                         intolerant=sorted(e.agents & f.intolerant),
                     )
                     continue
-            elif failed:
-                gone = agents & failed
-                if gone:
-                    left_out(f, run, gone)
-                    agents = agents - gone
+            elif failed and (gone := agents & failed):  # none failed: the set kept as it is
+                left_out(f, run, gone)
+                agents = agents - gone
             if e.agents and not agents:
                 run.step(
                     f"ladder.step{plan.number}.{e.rec_id}",
