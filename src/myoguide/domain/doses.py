@@ -9,48 +9,49 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
+import msgspec
+
 from myoguide.domain.facts import Facts
 from myoguide.domain.prepared import Prepared
-from myoguide.domain.prescribable import prescribed_dose
+from myoguide.domain.prescribable import DoseCalc
+from myoguide.domain.prescribable import practical as practical_amounts
 from myoguide.domain.result import Action, Dose, Regimen
 from myoguide.domain.run import Run
-from myoguide.domain.units import clean, fmt, mul, round2
+from myoguide.domain.units import clean, fmt, mul, round2, round2_clean
 from myoguide.knowledge.model import DoseRule, Maximum
 
 _TENTH = Decimal("0.1")
 _HALF = Decimal("0.5")
 _ONE = Decimal(1)
-Step = tuple[str, str]  # (recommendation id, agent)
 _TIMES = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
 
 
-def regimen(
-    run: Run, f: Facts, rule_id: str, max_ref: str | None, action: Action | None, at: Step
-) -> Regimen:
+def regimen(run: Run, f: Facts, c: DoseCalc, action: Action | None) -> Regimen:
     """Return one regimen with this patient's dose (through the safety layer) or why not.
 
-    `at` is the recommendation and agent the regimen is offered under; the dose carries the
-    whole-unit amounts of that agent's verified products.
+    `c` is what the regimen's rule, its step and the agent's verified products say, read at
+    load; the dose carries the whole-unit amounts of those products.
     """
-    p = run.p
-    rule = p.kb.dose_rules[rule_id]
-    dose, reason = _dose(run, f, rule_id, rule)
+    rule = c.rule
+    dose, reason = _dose(run, f, c)
     if dose is not None:
-        dose, reason = _safe(run, f, rule, dose, max_ref, action)
-    if dose is not None:
-        dose = prescribed_dose(run.rx, at[0], at[1], rule_id, dose)
-    return Regimen(rule_id, rule.note, dose, reason, p.rule_sources[rule_id])
+        # The safety layer: clamp to a stated maximum, round for prescribing, and keep a raise
+        # above today's dose.
+        if c.clamp_to is not None:
+            dose = clamp(run, dose, c.clamp_to, rule.agent)
+        dose = _practical(dose)
+        if action == "raise":
+            dose, reason = _raise_floor(run, f, rule, dose)
+        if dose is not None:
+            amounts = practical_amounts(dose, c.form, c.split, c.ceiling)
+            dose = msgspec.structs.replace(dose, practical=amounts)
+    return Regimen(c.rule_id, rule.note, dose, reason, c.sources)
 
 
-def _safe(
-    run: Run, f: Facts, rule: DoseRule, dose: Dose, max_ref: str | None, action: str | None
-) -> tuple[Dose | None, str | None]:
-    """Clamp to a stated maximum, round for prescribing, and keep a raise above today's dose."""
-    if max_ref is not None:
-        dose = clamp(run, dose, run.p.kb.maximum(max_ref), rule.agent)
-    dose = _practical(dose)
+def _raise_floor(run: Run, f: Facts, rule: DoseRule, dose: Dose) -> tuple[Dose | None, str | None]:
+    """Keep a raise above today's dose: no figure at or below it, a range not starting below."""
     current = f.current.get(rule.agent)
-    if action != "raise" or current is None or dose.high is None:
+    if current is None or dose.high is None:
         return dose, None
     per = f"{dose.unit}/{dose.period}"
     if dose.high <= current and rule.kind != "up_to_max":
@@ -78,13 +79,12 @@ def practical(value: Decimal) -> Decimal:
     """Round a figure to what a prescriber can act on: 0.1 below 10, 0.5 below 100, else 1."""
     if value >= 10 and value == value.to_integral_value():
         return value  # a whole figure from 10 up is already as precise as shown
+    # Dividing by 0.1 or 1 keeps every digit, so rounding to the step directly is the same.
     if value < 10:
-        step = _TENTH
-    elif value < 100:
-        step = _HALF
-    else:
-        step = _ONE
-    return clean((value / step).quantize(_ONE, ROUND_HALF_UP) * step)
+        return clean(value.quantize(_TENTH, ROUND_HALF_UP))
+    if value < 100:
+        return clean((value / _HALF).quantize(_ONE, ROUND_HALF_UP) * _HALF)
+    return clean(value.quantize(_ONE, ROUND_HALF_UP))
 
 
 def _practical(dose: Dose) -> Dose:
@@ -116,9 +116,9 @@ def _split_words(rule: DoseRule, low: Decimal, high: Decimal) -> str:
     return f", given as {each} {rule.unit} {_TIMES.get(rule.split, f'{rule.split} times')} a day"
 
 
-def _dose(run: Run, f: Facts, rule_id: str, rule: DoseRule) -> tuple[Dose | None, str | None]:
+def _dose(run: Run, f: Facts, calc: DoseCalc) -> tuple[Dose | None, str | None]:
     p = run.p
-    c = p.rule_consts[rule_id]
+    rule, rule_id, c = calc.rule, calc.rule_id, calc.const
     per, low, high, timing = c.per, c.low, c.high, c.timing
     if rule.kind == "unstated":
         return None, "the source gives no figure for this step"
@@ -131,7 +131,7 @@ def _dose(run: Run, f: Facts, rule_id: str, rule: DoseRule) -> tuple[Dose | None
             return None, "needs height and weight for body surface area"
         lo, hi = _per(low, high, f.bsa)
         result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
-        basis = f"{p.rate[rule_id]} {rule.unit}/m2 x {f.bsa_words} = {result} {per}"
+        basis = f"{calc.rate} {rule.unit}/m2 x {f.bsa_words} = {result} {per}"
         return Dose(lo, hi, rule.unit, rule.period, basis, None, timing), None
     # per_kg and fixed_to_per_kg need a weight.
     if f.kg is None:
@@ -142,7 +142,7 @@ def _dose(run: Run, f: Facts, rule_id: str, rule: DoseRule) -> tuple[Dose | None
         lo, hi = _per(low, high, kg)
         result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
         basis = (
-            f"{p.rate[rule_id]} {rule.unit}/kg/{rule.period} x {f.weight_words} = {result} {per}"
+            f"{calc.rate} {rule.unit}/kg/{rule.period} x {f.weight_words} = {result} {per}"
             + _split_words(rule, lo, hi)
         )
     else:  # fixed_to_per_kg: a fixed floor up to a weight-based ceiling
@@ -162,8 +162,8 @@ def _dose(run: Run, f: Facts, rule_id: str, rule: DoseRule) -> tuple[Dose | None
 
 def _per(low: Decimal, high: Decimal, measure: Decimal) -> tuple[Decimal, Decimal]:
     """Return a rate's bounds times a weight or surface area, rounded (a single rate once)."""
-    lo = clean(round2(mul(low, measure)))
-    return lo, lo if high == low else clean(round2(mul(high, measure)))
+    lo = round2_clean(mul(low, measure))
+    return lo, lo if high == low else round2_clean(mul(high, measure))
 
 
 def _dose_up_to(p: Prepared, f: Facts, rule: DoseRule) -> tuple[Dose | None, str | None]:

@@ -17,6 +17,7 @@ from myoguide.domain.prescribable import (
     build_tables,
     prescribed_plans,
     prescribed_static,
+    with_calcs,
     with_static,
 )
 from myoguide.domain.result import CautionDetail, Recommendation, RecommendationSet
@@ -43,6 +44,8 @@ class Engine:
         # The patient-independent options carry their practical amounts and checks from load.
         self._p.static = prescribed_static(self._p.static, self._rx)
         self._p.option_plans = prescribed_plans(self._p.option_plans, self._rx)
+        # What each computed regimen's dose needs, read once.
+        with_calcs(self._rx, self._p)
 
     def recommend(self, state: PatientState) -> RecommendationSet:
         """Return the RecommendationSet for a validated patient state."""
@@ -162,12 +165,15 @@ def _weight_basis(f: Facts, run: Run) -> None:
 def _cytopenia(f: Facts, run: Run) -> None:
     """Put the AZA+MTX cytopenia caution wherever the two are together, in use or proposed."""
     pair = run.p.sparing_set
-    in_use = frozenset(a for a in pair if f.in_use(a))
+    in_use = pair & f.using
     detail = run.p.caution[_CYTOPENIA]
     if in_use == pair:
         run.warn("aza_mtx_in_use")
     for i, rec in enumerate(run.recs):
-        named = {a.agent for a in rec.agents if a.agent in pair and a.action != "switch_to"}
+        named = set()  # a plain loop: most options name neither agent
+        for a in rec.agents:
+            if a.agent in pair and a.action != "switch_to":
+                named.add(a.agent)
         if not named:
             continue
         # Alternatives (choose_one) are added one at a time: each meets only what is in use.

@@ -125,22 +125,25 @@ def derive(state: PatientState, kb: Knowledge) -> Facts:
         ),
     )
     _read_history(facts, kb)
-    dated = [(m.agent, m.last_given) for m in state.current_medications] + [
-        (h.agent, h.last_given) for h in state.treatment_history if h.agent is not None
-    ]
-    for agent, when in dated:
-        if when is not None and (agent not in facts.last_given or when > facts.last_given[agent]):
-            facts.last_given[agent] = when
+    latest = facts.last_given
+    for m in state.current_medications:
+        when = m.last_given
+        if when is not None and (m.agent not in latest or when > latest[m.agent]):
+            latest[m.agent] = when
+    for h in state.treatment_history:
+        when, agent = h.last_given, h.agent
+        if when is not None and agent is not None and (agent not in latest or when > latest[agent]):
+            latest[agent] = when
     return facts
 
 
 def _read_history(f: Facts, kb: Knowledge) -> None:
     """Fold the history into failed, intolerant and tried sets, noting conflicts and unknowns."""
-    pair = frozenset(kb.wiring.sparing_agents)
     outcomes: dict[str, set[str]] = {}
     combination: set[str] = set()
     for h in f.state.treatment_history:
         if h.is_combination:
+            pair = frozenset(kb.wiring.sparing_agents)
             names = " with ".join(kb.agent(a).display for a in h.names)
             if h.outcome == "unknown":
                 f.unknown.append(names)
@@ -155,9 +158,9 @@ def _read_history(f: Facts, kb: Knowledge) -> None:
     for agent, seen in outcomes.items():
         # Only a response beside an inadequate response contradicts itself; not tolerated or
         # unknown beside either is a second fact, not a conflict.
-        if {"responded", "inadequate_response"} <= seen:
+        if "responded" in seen and "inadequate_response" in seen:
             f.conflicts[agent] = sorted(seen)
-        if seen & FAILED_OUTCOMES:
+        if not seen.isdisjoint(FAILED_OUTCOMES):
             failed.add(agent)  # any failure wins over a conflicting success: never re-offered
         else:
             tried.add(agent)

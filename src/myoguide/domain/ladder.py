@@ -79,6 +79,8 @@ def fold_under(run: Run, parents: tuple[str, ...]) -> None:
 
 def left_out(f: Facts, run: Run, agents: frozenset[str] | set[str]) -> None:
     """Note, for each agent a step leaves out because it failed, why (said in one warning)."""
+    if not agents:
+        return  # the common case: nothing of the step failed
     for agent in sorted(agents):
         why = f.why_closed(agent)
         if why and agent not in run.left_out:
@@ -134,9 +136,9 @@ def walk(f: Facts, run: Run, first_rank: int, excluded: frozenset[str]) -> None:
                         intolerant=sorted(e.agents & f.intolerant),
                     )
                     continue
-            elif failed:
-                left_out(f, run, agents & failed)
-                agents = agents - failed
+            elif failed and (gone := agents & failed):  # none failed: the set kept as it is
+                left_out(f, run, gone)
+                agents = agents - gone
             if e.agents and not agents:
                 run.step(
                     f"ladder.step{plan.number}.{e.rec_id}",

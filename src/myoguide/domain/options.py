@@ -43,9 +43,10 @@ def add(
     hit = _build(run, st, rec_id, rank, stance, step, f, only_agents, alone)
     if f.ild and any(d.id == _CNI_ILD for d in hit.caution_details):
         hit = _cni_ild_unless_failed(run, f, hit)
-    course = p.course_agents
-    if (st.course or f.last_given) and any(
-        a.agent in f.last_given or a.agent in course for a in hit.agents
+    # Only an agent with a date of last dose, or a course agent in use, reads otherwise here.
+    course, dated, using = p.course_agents, f.last_given, f.using
+    if (st.course or dated) and any(
+        a.agent in dated or (a.agent in course and a.agent in using) for a in hit.agents
     ):
         hit = msgspec.structs.replace(
             hit, agents=tuple(course_option(run, f, a) for a in hit.agents)
@@ -169,9 +170,11 @@ def _build(
     )
 
 
-def _notes(run: Run, f: Facts, agent: str, action: Action, planned: Action) -> tuple[str, ...]:
+def _notes(
+    run: Run, f: Facts, agent: str, action: Action, planned: Action, in_use: bool
+) -> tuple[str, ...]:
     """Return what an agent option says of the patient: in use at what dose, or used before."""
-    if f.in_use(agent):
+    if in_use:
         current = f.current.get(agent)
         per = run.p.kb.agent(agent).dose_period or "day"
         dose = f" at {fmt(current)} mg/{per}" if current is not None else ""
@@ -185,11 +188,16 @@ def _notes(run: Run, f: Facts, agent: str, action: Action, planned: Action) -> t
 
 def _with_action(run: Run, f: Facts, opt: AgentOption, planned: Action) -> AgentOption:
     """Return a prepared option with what the step does with it for this patient."""
-    action = action_for(f, opt.agent, planned)
-    notes = _notes(run, f, opt.agent, action, planned)
-    in_use = f.in_use(opt.agent)
+    agent = opt.agent
+    in_use = agent in f.using
+    # Not in use and not used before: as prepared at load (the planned action, nothing to note).
+    fresh = planned != "start" or (agent not in f.tried and agent not in f.failed)
+    if not in_use and planned == opt.action and fresh:
+        return opt
+    action = action_for(f, agent, planned)
+    notes = _notes(run, f, agent, action, planned, in_use)
     if action == opt.action and not in_use and not notes:
-        return opt  # as prepared at load: the planned action, not in use, nothing to note
+        return opt
     return msgspec.structs.replace(opt, action=action, in_use=in_use, notes=(*opt.notes, *notes))
 
 
@@ -201,10 +209,12 @@ def _agent_option(run: Run, f: Facts, rec_id: str, index: int, planned: Action) 
     plan = run.p.option_plans[rec_id][index]
     agent = plan.agent
     action = action_for(f, agent, planned)
+    in_use = agent in f.using
     regimens = []
+    calc = run.rx.calc
     primary = None  # the option's dose: its first regimen's dose given
     for rp in plan.regimens:
-        reg = rp.static or regimen(run, f, rp.rule_id, rp.maximum, action, (rec_id, agent))
+        reg = rp.static or regimen(run, f, calc[(rec_id, agent, rp.rule_id)], action)
         if primary is None:
             primary = reg.dose
         regimens.append(reg)
@@ -217,8 +227,8 @@ def _agent_option(run: Run, f: Facts, rec_id: str, index: int, planned: Action) 
         tuple(regimens),
         plan.maximum_words,
         action,
-        f.in_use(agent),
-        _notes(run, f, agent, action, planned),
+        in_use,
+        _notes(run, f, agent, action, planned, in_use),
         run.rx.checks.get(agent, ()),
     )
 

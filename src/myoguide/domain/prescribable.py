@@ -15,7 +15,7 @@ from math import gcd
 import msgspec
 from msgspec import Struct, field
 
-from myoguide.domain.prepared import OptionPlan, StaticRec
+from myoguide.domain.prepared import OptionPlan, Prepared, RuleConst, StaticRec
 from myoguide.domain.result import (
     Action,
     AgentOption,
@@ -25,11 +25,12 @@ from myoguide.domain.result import (
     LabelRef,
     Practical,
     Regimen,
+    Source,
     UnitCount,
 )
 from myoguide.domain.units import fmt
 from myoguide.errors import KnowledgeError
-from myoguide.knowledge.model import AgentCheck, Knowledge, Maximum
+from myoguide.knowledge.model import AgentCheck, DoseRule, Knowledge, Maximum
 from myoguide.knowledge.terminology import Terminology, amount_decimal
 
 _MG = {"mg": Decimal(1), "g": Decimal(1000)}
@@ -37,6 +38,10 @@ _SCALE = 100  # strengths are whole hundredths of a milligram (0.5 mg, 2.5 mg, .
 _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 _TIMES = {2: "twice", 3: "three times", 4: "four times"}
 _SPLIT = {k: Decimal(k) for k in range(1, 5)}  # doses a day, as decimals made once
+_ONE_MG = _MG["mg"]
+_NO_PRODUCT = Practical(
+    "none", "No verified product in the terminology: the figure is not rounded."
+)
 
 
 # msgspec Structs and a plain class rather than dataclasses: a dataclass runs generated code
@@ -86,6 +91,55 @@ class Tables(Struct, frozen=True):
     static: dict[tuple[str, str, str], tuple[Regimen, Regimen]] = field(default_factory=dict)
     # Per (recommendation, agent, rule): the stated maximum a regimen's amounts stay under.
     limit: dict[tuple[str, str, str], Maximum | None] = field(default_factory=dict)
+    # Per (recommendation, agent, rule) of a computed regimen: what its dose needs, read once.
+    calc: dict[tuple[str, str, str], DoseCalc] = field(default_factory=dict)
+
+
+class DoseCalc(Struct, frozen=True):
+    """What one computed regimen of a step needs, read once at load (see `with_calcs`)."""
+
+    rule_id: str
+    rule: DoseRule
+    const: RuleConst
+    rate: str  # the rule's rate in words ("0.075", "3 to 5")
+    sources: tuple[Source, ...]
+    clamp_to: Maximum | None  # the stated maximum a computed figure is capped at
+    form: Formulary | None
+    split: int | None
+    ceiling: Decimal | None  # the maximum whole-unit amounts stay under, in the dose's unit
+
+
+def with_calcs(t: Tables, p: Prepared) -> Tables:
+    """Read once, for every computed regimen of a step, what its dose needs."""
+    kb = t.kb
+    for rec_id, plans in p.option_plans.items():
+        for op in plans:
+            for rp in op.regimens:
+                if rp.static is not None:
+                    continue
+                rule = kb.dose_rules[rp.rule_id]
+                key = (rec_id, op.agent, rp.rule_id)
+                m = t.limit[key]
+                # The dose's unit and period: the maximum's for "up to the maximum", else the rule's
+                unit, period = rule.unit, rule.period
+                if rule.kind == "up_to_max":
+                    top = kb.maximum(rule.maximum or "")
+                    unit, period = top.unit, top.period
+                ceiling = None
+                if m is not None and m.period == period:
+                    ceiling = m.amount * _MG[m.unit] / _MG[unit]
+                t.calc[key] = DoseCalc(
+                    rp.rule_id,
+                    rule,
+                    p.rule_consts[rp.rule_id],
+                    p.rate[rp.rule_id],
+                    p.rule_sources[rp.rule_id],
+                    kb.maximum(rp.maximum) if rp.maximum is not None else None,
+                    t.forms.get(op.agent),
+                    t.split.get(rp.rule_id),
+                    ceiling,
+                )
+    return t
 
 
 def build_tables(kb: Knowledge, terminology: Terminology) -> Tables:
@@ -240,33 +294,54 @@ def practical(
 ) -> Practical:
     """Return the whole-unit amounts nearest a dose (`ceiling`: a stated maximum, dose's unit)."""
     if form is None:
-        return Practical(
-            "none", "No verified product in the terminology: the figure is not rounded."
-        )
+        return _NO_PRODUCT
     n = _SPLIT.get(split or 1) or Decimal(split or 1)
     f = _MG[dose.unit]
+    # Times one and divided by one leave the value as it is: skipped for a once-a-day mg dose.
+    plain = split is None and f is _ONE_MG
+    cap = None if ceiling is None else ceiling if plain else ceiling * f / n
+    low = dose.low
+    if dose.qualifier is None and low is not None and low == dose.high:
+        return _nearest(form, low if plain else low * f / n, n, f, cap, dose.unit)
+    return _inward(dose, form, n, f, cap, plain)
+
+
+def _nearest(
+    form: Formulary, t: Decimal, n: Decimal, f: Decimal, cap: Decimal | None, unit: str
+) -> Practical:
+    """Return the whole amount nearest a single figure `t` (mg per administration), or both."""
+    s = form.units[-1].strength_mg
+    below = (t / s).to_integral_value(ROUND_FLOOR) * s
+    if below == t:
+        picks: tuple[Decimal, ...] = (below,)
+    else:  # the nearer whole amount, or both when the figure lies halfway
+        above = below + s
+        under, over = t - below, above - t
+        picks = (below,) if under < over else (above,) if over < under else (below, above)
+    # Picks rise, so only the first can be nought; a cap can rule out either.
+    if cap is not None or not picks[0] > 0:
+        picks = tuple(a for a in picks if a > 0 and (cap is None or a <= cap))
+    if not picks:
+        why = f"no whole {form.unit_word} amount within half a {fmt(s)} mg {form.unit_word}"
+        return Practical("none", f"{why} stays under the stated maximum.", (), form.label)
+    if len(picks) == 1:
+        amount, text = _given(form, picks[0], n, f)
+        return Practical("nearest", _shown(form, text, unit), (amount,), form.label)
+    made = [_given(form, a, n, f) for a in picks]
+    amounts = tuple(g for g, _ in made)
+    text = " or ".join(w for _, w in made)
+    return Practical("nearest", _shown(form, text, unit), amounts, form.label)
+
+
+def _inward(
+    dose: Dose, form: Formulary, n: Decimal, f: Decimal, cap: Decimal | None, plain: bool
+) -> Practical:
+    """Return a range's ends rounded inward to whole amounts, or why none fits."""
     s = form.smallest
-    cap = ceiling * f / n if ceiling is not None else None
-    single = dose.qualifier is None and dose.low is not None and dose.low == dose.high
-    if single and dose.low is not None:
-        t = dose.low * f / n
-        below = (t / s).to_integral_value(ROUND_FLOOR) * s
-        above = below if below == t else below + s
-        if below == t:
-            picks = [below]
-        else:  # the nearer whole amount, or both when the figure lies halfway
-            under, over = t - below, above - t
-            picks = [below] if under < over else [above] if over < under else [below, above]
-        picks = [a for a in picks if a > 0 and (cap is None or a <= cap)]
-        if not picks:
-            why = f"no whole {form.unit_word} amount within half a {fmt(s)} mg {form.unit_word}"
-            return Practical("none", f"{why} stays under the stated maximum.", (), form.label)
-        made = [_given(form, a, n, f) for a in picks]
-        amounts = tuple(g for g, _ in made)
-        text = " or ".join(w for _, w in made)
-        return Practical("nearest", _shown(form, text, dose.unit), amounts, form.label)
-    lo = dose.low * f / n if dose.low is not None else None
-    hi = dose.high * f / n if dose.high is not None else None
+    lo, hi = dose.low, dose.high
+    if not plain:
+        lo = lo * f / n if lo is not None else None
+        hi = hi * f / n if hi is not None else None
     if cap is not None:
         hi = cap if hi is None else min(hi, cap)
     lo_r = (lo / s).to_integral_value(ROUND_CEILING) * s if lo is not None else None
@@ -276,16 +351,19 @@ def practical(
     if (hi_r is not None and hi_r <= 0) or (lo_r is not None and hi_r is not None and lo_r > hi_r):
         why = f"No whole-{form.unit_word} amount of {form.label} falls inside this range."
         return Practical("none", why, (), form.label)
-    ends = tuple(a for a in (lo_r, hi_r) if a is not None)
-    if len(ends) == 2 and ends[0] == ends[1]:
-        ends = ends[:1]
-    made = [_given(form, a, n, f) for a in ends]
-    amounts = tuple(g for g, _ in made)
-    joined = " to ".join(w for _, w in made)  # one end, or both (low first)
-    if hi_r is not None and lo_r is None:
-        joined = "up to " + joined
-    elif lo_r is not None and hi_r is None:
-        joined = "from " + joined
+    end = lo_r if lo_r is not None else hi_r
+    amounts: tuple[GivenAmount, ...] = ()
+    joined = ""
+    if end is not None and hi_r is not None and end != hi_r:  # both ends, low first
+        (low, low_words), (high, high_words) = _given(form, end, n, f), _given(form, hi_r, n, f)
+        amounts, joined = (low, high), f"{low_words} to {high_words}"
+    elif end is not None:  # one end, or both the same
+        one, joined = _given(form, end, n, f)
+        amounts = (one,)
+        if lo_r is None:
+            joined = "up to " + joined
+        elif hi_r is None:
+            joined = "from " + joined
     return Practical("range", _shown(form, joined, dose.unit), amounts, form.label)
 
 
@@ -356,20 +434,6 @@ def _ceiling(t: Tables, rule_id: str, step_max: str | None, dose: Dose) -> Decim
     if m.period != dose.period:
         return None
     return m.amount * _MG[m.unit] / _MG[dose.unit]
-
-
-def prescribed_dose(t: Tables, rec_id: str, agent: str, rule_id: str, dose: Dose) -> Dose:
-    """Return a regimen's dose of a step carrying its practical (whole-unit) amounts."""
-    key = (rec_id, agent, rule_id)
-    if key in t.limit:
-        m = t.limit[key]
-        ceiling = None
-        if m is not None and m.period == dose.period:
-            ceiling = m.amount * _MG[m.unit] / _MG[dose.unit]
-    else:
-        ceiling = _ceiling(t, rule_id, t.step_max.get((rec_id, agent)), dose)
-    p = practical(dose, t.forms.get(agent), t.split.get(rule_id), ceiling)
-    return msgspec.structs.replace(dose, practical=p)
 
 
 def with_practical(t: Tables, agent: str, reg: Regimen, step_max: str | None) -> Regimen:

@@ -209,13 +209,7 @@ def _resolve_agents(raw: dict[str, Any], knowledge: Knowledge) -> dict[str, Any]
         items = raw.get(key)
         if not isinstance(items, list):
             continue
-        if all(
-            isinstance(it, dict)
-            and isinstance(it.get("agent"), str)
-            and it["agent"] in known
-            and "agents" not in it
-            for it in items
-        ):
+        if _canonical(items, known):
             continue  # already canonical: nothing to copy
         if out is raw:
             out = dict(raw)
@@ -234,6 +228,17 @@ def _resolve_agents(raw: dict[str, Any], knowledge: Knowledge) -> dict[str, Any]
             resolved.append(item)
         out[key] = resolved
     return out
+
+
+def _canonical(items: list[Any], known: frozenset[str]) -> bool:
+    """Return whether every entry names one known agent by its id (nothing to resolve)."""
+    for it in items:
+        if not isinstance(it, dict) or "agents" in it:
+            return False
+        agent = it.get("agent")
+        if not isinstance(agent, str) or agent not in known:
+            return False
+    return True
 
 
 def _check_history(state: PatientState) -> None:
@@ -323,13 +328,15 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
 def _check_doses(state: PatientState, knowledge: Knowledge) -> None:
     """Refuse a current dose whose unit misfits its period, or that no prescription carries."""
     lim = knowledge.input_limits
+    ceiling = float(lim.dose_mg_per_day_max)
     for i, med in enumerate(state.current_medications):
         if med.dose is None:
             continue
         unit = med.dose.unit
-        period = knowledge.agent(med.agent).dose_period
+        info = knowledge.agent(med.agent)
+        period = info.dose_period
         per_course = unit.endswith(("/dose", "/course"))
-        if per_course and not knowledge.agent(med.agent).given_as_course:
+        if per_course and not info.given_as_course:
             raise InputError(
                 f"current_medications[{i}].dose.unit",
                 f"{med.agent} is not given as infusions or courses; got '{unit}'",
@@ -347,7 +354,7 @@ def _check_doses(state: PatientState, knowledge: Knowledge) -> None:
         # A sanity ceiling, not clinical arithmetic: a float comparison is enough here.
         mg = med.dose.value * (1000 if unit[0] == "g" else 1)
         per_day = mg / (7 if unit.endswith("k") else 1)
-        if per_day > float(lim.dose_mg_per_day_max):
+        if per_day > ceiling:
             raise InputError(
                 f"current_medications[{i}].dose.value",
                 f"{med.dose.value} {unit} is not a plausible dose",
@@ -373,17 +380,13 @@ def bmi_of(kg: Decimal | None, cm: Decimal | None) -> float | None:
 
 def _finite(state: PatientState) -> None:
     """Refuse NaN and infinity, which JSON cannot carry but Python callers can pass."""
-    checks: list[tuple[str, float]] = []
-    if state.weight is not None:
-        checks.append(("weight.value", state.weight.value))
-    if state.height is not None:
-        checks.append(("height.value", state.height.value))
+    if state.weight is not None and not math.isfinite(state.weight.value):
+        raise InputError("weight.value", "must be a finite number")
+    if state.height is not None and not math.isfinite(state.height.value):
+        raise InputError("height.value", "must be a finite number")
     for i, med in enumerate(state.current_medications):
-        if med.dose is not None:
-            checks.append((f"current_medications[{i}].dose.value", med.dose.value))
-    for field, value in checks:
-        if not math.isfinite(value):
-            raise InputError(field, "must be a finite number")
+        if med.dose is not None and not math.isfinite(med.dose.value):
+            raise InputError(f"current_medications[{i}].dose.value", "must be a finite number")
 
 
 def parse_state(raw: object, knowledge: Knowledge) -> PatientState:

@@ -34,6 +34,14 @@ def round2(value: Decimal) -> Decimal:
     return value.quantize(HUNDREDTH, ROUND_HALF_UP, _CTX)
 
 
+def round2_clean(value: Decimal) -> Decimal:
+    """Return `clean(round2(value))` in one step: rounded to 0.01, then without trailing zeros."""
+    q = value.quantize(HUNDREDTH, ROUND_HALF_UP, _CTX)
+    if q == q.to_integral_value():
+        return q.quantize(_ONE, ROUND_HALF_UP, _CTX)
+    return q.normalize(_CTX)
+
+
 def mosteller_bsa(height_cm: Decimal, weight_kg: Decimal) -> Decimal:
     """Return body surface area in m2 by Mosteller, sqrt(height cm x weight kg / 3600), exact."""
     return _CTX.sqrt(_CTX.divide(_CTX.multiply(height_cm, weight_kg), Decimal(3600)))
