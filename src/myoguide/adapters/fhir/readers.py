@@ -115,9 +115,24 @@ class BundleReader:
             if type(res) is not dict:
                 self.read_checked(entry, i)
             elif rt == "Observation":
-                kind = body_kind(res, body)
-                if kind is not None:
+                # Most entries of a chart are labs: the body_kind test is written out here, as
+                # one call per lab is a good part of reading a big chart.
+                try:
+                    codings = res["code"]["coding"]
+                except (TypeError, KeyError, IndexError):
+                    continue
+                if not isinstance(codings, list):
+                    continue
+                for coding in codings:
+                    try:
+                        # The code first: a lab's code is rarely a body measure's.
+                        kind = body.get(coding["code"])
+                        if not kind or coding["system"] != LOINC:
+                            continue
+                    except (TypeError, KeyError, IndexError):
+                        continue  # not an object, no system or code, or an unhashable code
                     self.observation(res, i, kind)
+                    break
             else:
                 self.dispatch(res, rt, entry, i)
 
