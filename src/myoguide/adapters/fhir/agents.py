@@ -54,7 +54,7 @@ class AgentFinder:
         concept = res.get(field)
         # A concept of its own decides alone what the resource names (no Medication to read).
         own = concept if isinstance(concept, dict) else None
-        if own is not None and self.known_quiet(own):
+        if own is not None and self.quiet and self.known_quiet(own):
             return None
         if not isinstance(concept, dict) and field == "medicationCodeableConcept":
             label = resource_label(res, i)

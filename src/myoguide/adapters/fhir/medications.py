@@ -96,7 +96,7 @@ class MedicationReader(AgentFinder):
         if kind == "AllergyIntolerance":
             self.read_allergy(res, i)
             return
-        if self.known_quiet(res.get("medicationCodeableConcept")):
+        if self.quiet and self.known_quiet(res.get("medicationCodeableConcept")):
             # Nothing is said before the drug is named, so a drug known quiet ends here.
             return
         status = res.get("status")
