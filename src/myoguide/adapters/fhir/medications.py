@@ -208,6 +208,8 @@ class MedicationReader(AgentFinder):
                 repeat = timing.get("repeat") if isinstance(timing, dict) else None
                 bounds = repeat.get("boundsPeriod") if isinstance(repeat, dict) else None
                 spans.append(period_dates(bounds))
+        if (None, None) in spans:
+            return "current"  # a span open at both ends is neither ended nor yet to start
         if spans and all(end is not None and end < today for _, end in spans):
             return "ended"
         if spans and all(start is not None and start > today for start, _ in spans):
