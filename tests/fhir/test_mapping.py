@@ -1402,6 +1402,27 @@ def test_an_observation_code_that_is_not_a_string_is_skipped() -> None:
     assert "weight" not in mapped.state
 
 
+@pytest.mark.parametrize(
+    ("codings", "expected"),
+    [
+        # A broken coding before the weight's own does not hide it.
+        ([{"code": ["x"]}, {"system": LOINC, "code": "29463-7"}], 70),
+        (["not an object", {"system": LOINC, "code": "29463-7"}], 70),
+        ([{"code": "29463-7"}, {"system": LOINC, "code": "29463-7"}], 70),
+        # The weight's code in another system, or with no system, is not a weight.
+        ([{"system": "http://snomed.info/sct", "code": "29463-7"}], None),
+        ([{"code": "29463-7"}], None),
+        # A lab code beside the weight's: the first body code read.
+        ([{"system": LOINC, "code": "2157-6"}, {"system": LOINC, "code": "29463-7"}], 70),
+    ],
+)
+def test_a_weight_is_found_among_any_codings(codings: list[Any], expected: Any) -> None:
+    res = weight(70)
+    res["code"] = {"coding": codings}
+    mapped = run(bundle(patient(), res))
+    assert mapped.state.get("weight", {}).get("value") == expected
+
+
 class _Held(dict):  # type: ignore[type-arg]
     """A dict subclass: entries holding one take the reader's checked path, not its fast one."""
 

@@ -53,8 +53,8 @@ class AgentFinder:
         medication: dict[str, Any] | None = None
         concept = res.get(field)
         # A concept of its own decides alone what the resource names (no Medication to read).
-        quiet_key = _concept_key(concept) if isinstance(concept, dict) else None
-        if quiet_key is not None and quiet_key in self.quiet:
+        own = concept if isinstance(concept, dict) else None
+        if own is not None and self.quiet and self.known_quiet(own):
             return None
         if not isinstance(concept, dict) and field == "medicationCodeableConcept":
             label = resource_label(res, i)
@@ -111,6 +111,8 @@ class AgentFinder:
             return None
         names = [n for c in concepts for n in concept_names(c)]
         if names and self.quietly_other(names, codes):
+            # Its JSON only now: most drugs of a chart are known by code and never kept here.
+            quiet_key = _concept_key(own) if own is not None else None
             if quiet_key is not None:
                 self.quiet.add(quiet_key)
             return None

@@ -96,7 +96,7 @@ class MedicationReader(AgentFinder):
         if kind == "AllergyIntolerance":
             self.read_allergy(res, i)
             return
-        if self.known_quiet(res.get("medicationCodeableConcept")):
+        if self.quiet and self.known_quiet(res.get("medicationCodeableConcept")):
             # Nothing is said before the drug is named, so a drug known quiet ends here.
             return
         status = res.get("status")
@@ -208,6 +208,8 @@ class MedicationReader(AgentFinder):
                 repeat = timing.get("repeat") if isinstance(timing, dict) else None
                 bounds = repeat.get("boundsPeriod") if isinstance(repeat, dict) else None
                 spans.append(period_dates(bounds))
+        if (None, None) in spans:
+            return "current"  # a span open at both ends is neither ended nor yet to start
         if spans and all(end is not None and end < today for _, end in spans):
             return "ended"
         if spans and all(start is not None and start > today for start, _ in spans):

@@ -38,13 +38,6 @@ from myoguide.adapters.fhir.primitives import (
 from myoguide.knowledge.terminology import Terminology
 
 
-class Located(NamedTuple):
-    """A resource and its position among the Bundle's entries."""
-
-    resource: dict[str, Any]
-    position: int
-
-
 class LatestObservation(NamedTuple):
     """The latest weight or height Observation so far and its valueQuantity."""
 
@@ -96,13 +89,16 @@ class BundleReader:
         self.warn = warn
         self.patient: dict[str, Any] | None = None
         self.conditions = ConditionReader(term, warn)
-        self.medications: list[Located] = []
+        # Medication resources and allergies with their entry positions, read once the whole
+        # Bundle is known (a plain pair: a big chart holds a thousand of them).
+        self.medications: list[tuple[dict[str, Any], int]] = []
         self.medication_index: dict[str, dict[str, Any]] = {}
         self.observations: dict[str, list[LatestObservation]] = {}
 
     def read(self, entries: list[Any]) -> None:
         """Walk the entries once, keeping what the finishing rules need."""
         body = self.term.body_codes
+        medications = self.medications
         for i, entry in enumerate(entries):
             # The common shape (an object entry holding an object resource) is read without
             # checks; anything else raises here and takes the checked path, which warns.
@@ -115,9 +111,26 @@ class BundleReader:
             if type(res) is not dict:
                 self.read_checked(entry, i)
             elif rt == "Observation":
-                kind = body_kind(res, body)
-                if kind is not None:
+                # Most entries of a chart are labs: the body_kind test is written out here, as
+                # one call per lab is a good part of reading a big chart.
+                try:
+                    codings = res["code"]["coding"]
+                except (TypeError, KeyError, IndexError):
+                    continue
+                if not isinstance(codings, list):
+                    continue
+                for coding in codings:
+                    try:
+                        # The code first: a lab's code is rarely a body measure's.
+                        kind = body.get(coding["code"])
+                        if not kind or coding["system"] != LOINC:
+                            continue
+                    except (TypeError, KeyError, IndexError):
+                        continue  # not an object, no system or code, or an unhashable code
                     self.observation(res, i, kind)
+                    break
+            elif rt in MEDICATION_RESOURCE_TYPES or rt == "AllergyIntolerance":
+                medications.append((res, i))
             else:
                 self.dispatch(res, rt, entry, i)
 
@@ -145,7 +158,7 @@ class BundleReader:
     def dispatch(self, res: dict[str, Any], rt: object, entry: dict[str, Any], i: int) -> None:
         """Hand a resource other than an Observation to the reader of its type."""
         if rt in MEDICATION_RESOURCE_TYPES or rt == "AllergyIntolerance":
-            self.medications.append(Located(res, i))
+            self.medications.append((res, i))
         elif rt == "Condition":
             self.conditions.read(res, i)
         elif rt == "Medication":
@@ -202,8 +215,8 @@ class BundleReader:
         medications = MedicationReader(
             self.rx, self.term, self.medication_index, self.warn, self.today
         )
-        for located in self.medications:
-            medications.read(located.resource, located.position)
+        for res, i in self.medications:
+            medications.read(res, i)
         medications.finish()
         state["current_medications"] = list(medications.current.values())
         if medications.history:
