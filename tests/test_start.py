@@ -163,6 +163,9 @@ NOT_FOR_RECOMMEND = (
     "argparse",
     "pathlib",
     "myoguide.service.ports",
+    # The input is read with msgspec (already loaded); orjson would bring json and dataclasses.
+    "orjson",
+    "dataclasses",
 )
 
 
@@ -202,7 +205,8 @@ def test_a_bundle_reads_the_cached_terminology_and_no_web_stack(tmp_path: Path) 
     modules = child["modules"]
     assert isinstance(modules, list)
     assert "myoguide.adapters.fhir.mapping" in modules
-    for name in [n for n in NOT_FOR_RECOMMEND if n != "myoguide.adapters.fhir"] + ["yaml"]:
+    fhir_too = ("myoguide.adapters.fhir", "orjson", "dataclasses")  # the FHIR mapping's own
+    for name in [n for n in NOT_FOR_RECOMMEND if n not in fhir_too] + ["yaml"]:
         assert not [m for m in modules if m == name or m.startswith(name + ".")], name
 
 
@@ -256,3 +260,48 @@ def test_the_api_refuses_bytes_that_are_not_json() -> None:
     with pytest.raises(InputError) as err:
         myoguide.recommend(b"{not json")
     assert err.value.field == "(input)"
+
+
+# Each reads the same in both (numbers, keys, escapes) or fails in both; the long numbers are
+# those orjson reads as floats (outside 64 bits) and msgspec as ints.
+ODD_JSON = [
+    b'{"a": 1, "b": 2, "a": 3}',
+    b"[18446744073709551616, -9223372036854775809, 18446744073709551615, 1e5, -0.0]",
+    b'["1234567890123456789012", 123456789012345678901234567890.5]',
+    b'["\\ud83d\\ude00", "\\u0000", "\\/"]',
+    b"[" * 1020 + b"]" * 1020,
+    b"[" * 1030 + b"]" * 1030,
+    b"[NaN]",
+    b"[Infinity]",
+    b"[1e400]",
+    b'["\\ud800"]',
+    b"\xef\xbb\xbf{}",
+    b'["\xff"]',
+    b'["\xed\xa0\x80"]',
+    b"[01]",
+    b'{"a": 1,}',
+    b"[1] x",
+    b"",
+    b" ",
+    b'{"a": 1',
+]
+
+
+@pytest.mark.parametrize("text", ODD_JSON, ids=range(len(ODD_JSON)))
+def test_the_input_reader_reads_and_refuses_as_orjson_does(text: bytes) -> None:
+    import orjson
+
+    from myoguide.adapters.jsonio import read_document
+
+    def outcome(read: object) -> str:
+        try:
+            value = read(text)  # type: ignore[operator]
+        except ValueError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        # Deep nesting has no repr; its depth tells the values apart.
+        depth = 0
+        while isinstance(value, list) and value:
+            value, depth = value[0], depth + 1
+        return f"{depth} {value!r}"
+
+    assert outcome(read_document) == outcome(orjson.loads)

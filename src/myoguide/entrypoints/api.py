@@ -17,11 +17,11 @@ JsonBytes = bytes | bytearray | memoryview
 
 def parse_json(data: JsonBytes) -> object:
     """Parse JSON bytes; raises InputError for text that is not JSON."""
-    from myoguide.adapters.jsonio import loads
+    from myoguide.adapters.jsonio import read_document
 
     try:
-        # orjson reads bytes and str; a bytearray or memoryview is copied to bytes once.
-        return loads(data if isinstance(data, bytes) else bytes(data))
+        # A bytearray or memoryview is copied to bytes once.
+        return read_document(data if isinstance(data, bytes) else bytes(data))
     except ValueError as exc:
         raise InputError("(input)", f"not valid JSON: {exc}") from None
 
