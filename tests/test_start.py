@@ -7,10 +7,12 @@ import gc
 import io
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 import myoguide
@@ -18,14 +20,15 @@ from clirun import ROOT
 from myoguide.adapters.jsonio import dumps
 from myoguide.bootstrap import default_service
 from myoguide.errors import InputError, KnowledgeError
-from myoguide.knowledge.cache import MAGIC, cached
+from myoguide.knowledge.cache import MAGIC, cached, cached_payload, read_packaged
 from myoguide.knowledge.loader import PACKAGED_FILE, load_packaged, parse_knowledge
 from myoguide.knowledge.model import Knowledge
-from myoguide.knowledge.terminology import load_packaged_terminology
+from myoguide.knowledge.terminology import Terminology, load_packaged_terminology
 
 GUIDELINE = (ROOT / "src" / "myoguide" / "knowledge" / "data" / PACKAGED_FILE).read_bytes()
 BUNDLE_CASE = json.loads((ROOT / "tests" / "fhir" / "bundles" / "resistant-dm.json").read_text())
 STATE_FILE = ROOT / "examples" / "resistant-dm.json"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 
 
 class Parses:
@@ -129,6 +132,35 @@ def test_packaged_knowledge_and_terminology_from_the_cache_match_the_files(tmp_p
         "guideline.msgpack",
         "terminology.msgpack",
     ]
+
+
+def _slots(t: Terminology) -> dict[str, object]:
+    return {name: getattr(t, name) for name in Terminology.__slots__ if name != "_pending"}
+
+
+def test_a_terminology_read_from_the_cache_builds_the_rest_when_first_read(tmp_path: Path) -> None:
+    parsed = load_packaged_terminology()
+    load_packaged_terminology(tmp_path / "a")  # writes the cache
+    data = read_packaged("terminology.yaml")
+    payload = cached_payload("terminology", data, tmp_path / "a")
+    assert payload is not None
+    # The engine's part (version, product codes) at once; the rest decoded on first read.
+    lazy = Terminology.from_cache(payload, data, parsed.origin)
+    assert (lazy.version, lazy.by_code) == (parsed.version, parsed.by_code)
+    assert lazy.diagnosis(ICD10CM, "M33.11") == parsed.diagnosis(ICD10CM, "M33.11")
+    assert _slots(lazy) == _slots(parsed)
+    # Copied and pickled before anything else is read: the same table.
+    assert _slots(pickle.loads(pickle.dumps(Terminology.from_cache(payload, data, "x")))) == {
+        **_slots(parsed),
+        "origin": "x",
+    }
+    kb = load_packaged()
+    fresh = Terminology.from_cache(payload, data, parsed.origin)
+    assert _slots(fresh.with_guideline(kb)) == _slots(parsed.with_guideline(kb))
+    # A payload whose rest cannot be decoded: the source bytes are parsed instead.
+    head = msgspec.msgpack.encode({"terminology_version": parsed.version, "agents": []})
+    broken = Terminology.from_cache(head, data, parsed.origin)
+    assert broken.file == parsed.file
 
 
 # ---- what one `myoguide recommend` process loads -------------------------------------------

@@ -83,8 +83,8 @@ def _private(st: os.stat_result) -> bool:
     return st.st_uid == uid and not st.st_mode & 0o022
 
 
-def _read(path: str, key: bytes, type_: type[T]) -> T | None:
-    """Return the cached structure if the file holds this key and an intact payload, else None."""
+def _payload(path: str, key: bytes) -> bytes | None:
+    """Return the file's msgpack payload if it holds this key and is intact, else None."""
     try:
         with open(path, "rb") as f:
             if not (_private(os.fstat(f.fileno())) and _private(os.stat(os.path.dirname(path)))):
@@ -97,6 +97,14 @@ def _read(path: str, key: bytes, type_: type[T]) -> T | None:
         return None
     check, payload = data[head + _DIGEST : head + 2 * _DIGEST], data[head + 2 * _DIGEST :]
     if blake2b(payload, digest_size=_DIGEST).digest() != check:
+        return None
+    return payload
+
+
+def _read(path: str, key: bytes, type_: type[T]) -> T | None:
+    """Return the cached structure if the file holds this key and an intact payload, else None."""
+    payload = _payload(path, key)
+    if payload is None:
         return None
     try:
         return msgspec.msgpack.decode(payload, type=type_)
@@ -122,6 +130,20 @@ def _write(path: str, key: bytes, value: object) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def cached_payload(kind: str, source: bytes, folder: Folder | None) -> bytes | None:
+    """Return the intact msgpack payload `folder` caches for `source`, or None (no cache, a miss).
+
+    For a caller that decodes only part of the structure first; on None it calls `cached`.
+    """
+    if folder is None:
+        return None
+    try:
+        key = cache_key(kind, source)
+    except OSError:
+        return None
+    return _payload(os.path.join(os.fspath(folder), f"{kind}.msgpack"), key)
 
 
 def cached(

@@ -10,7 +10,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from myoguide.errors import KnowledgeError
-from myoguide.knowledge.cache import cached, read_packaged
+from myoguide.knowledge.cache import cached, cached_payload, read_packaged
 from myoguide.knowledge.model import Knowledge
 
 if TYPE_CHECKING:
@@ -148,6 +148,13 @@ class TerminologyFile(Struct, frozen=True, forbid_unknown_fields=True):
     not_verified: tuple[NotVerified, ...] = ()
 
 
+class _Products(Struct, frozen=True):
+    """The part of a cached TerminologyFile the engine needs: its version and agents' codes."""
+
+    terminology_version: NonEmpty
+    agents: tuple[Agent, ...]
+
+
 class CodedAgent(NamedTuple):
     """The agent an RxNorm code names, and the product (with strength) when it is one."""
 
@@ -260,19 +267,26 @@ _TOPICAL_WORDS = frozenset(
 )
 # Name lookups are cached per table; a chart repeats the same few hundred names.
 _NAME_CACHE_SIZE = 4096
-_TOKEN = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
-_JOINED = re.compile(r"([a-z])-([0-9])")
-_STRENGTH = re.compile(r"[0-9][0-9.]*[a-z]*")
-_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
-_AGENT_INDEX = re.compile(r"^agents\[(\d+)\]")
+# Compiled on first use (re caches them): only the name index and a failing parse read them, and
+# an answer to a plain patient state needs neither (issue 24: command start).
+_TOKEN = r"[a-z0-9]+(?:\.[0-9]+)?"
+_JOINED = r"([a-z])-([0-9])"
+_STRENGTH = r"[0-9][0-9.]*[a-z]*"
+_AT = r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$"
+_AGENT_INDEX = r"^agents\[(\d+)\]"
+
+
+@cache
+def _name_patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """Return the compiled token, joined-strength and strength patterns of drug names."""
+    return re.compile(_TOKEN), re.compile(_JOINED), re.compile(_STRENGTH)
 
 
 def name_tokens(text: str) -> tuple[str, ...]:
     """Return a drug name as lower-case word tokens, strengths and salt words left out."""
-    lowered = _JOINED.sub(r"\1\2", text.lower())
-    return tuple(
-        t for t in _TOKEN.findall(lowered) if not _STRENGTH.fullmatch(t) and t not in _SALTS
-    )
+    token, joined, strength = _name_patterns()
+    lowered = joined.sub(r"\1\2", text.lower())
+    return tuple(t for t in token.findall(lowered) if not strength.fullmatch(t) and t not in _SALTS)
 
 
 def _longest_common(a: str, b: str) -> int:
@@ -294,9 +308,15 @@ def _similar(token: str, word: str) -> bool:
 
 
 class Terminology:
-    """The loaded table and its indexes, built once."""
+    """The loaded table and its indexes, built once.
+
+    One read from the cache for the engine (`from_cache`) holds only the agents' codes at first:
+    the rest of the file and its indexes (diagnoses, names, units, observation and timing codes)
+    are decoded and built the first time one is read, which a plain patient state never does.
+    """
 
     __slots__ = (
+        "_pending",
         "agent_periods",
         "body_codes",
         "by_code",
@@ -316,18 +336,60 @@ class Terminology:
     )
 
     def __init__(self, file: TerminologyFile, origin: str) -> None:
-        self.file = file
+        self._start(file.terminology_version, file.agents, origin)
+        self._index(file)
+
+    @classmethod
+    def from_cache(cls, payload: bytes, source: bytes, origin: str) -> "Terminology":
+        """Return the terminology a cached payload holds, its agents' codes decoded first.
+
+        `source` is the file's bytes, parsed only if the rest of the payload cannot be decoded.
+        """
+        products = msgspec.msgpack.decode(payload, type=_Products)
+        self = object.__new__(cls)
+        self._start(products.terminology_version, products.agents, origin)
+        self._pending = (payload, source)
+        return self
+
+    def _start(self, version: str, agents: tuple[Agent, ...], origin: str) -> None:
+        """Set what every terminology has from the start: version, code index, guideline facts."""
+        self._pending: tuple[bytes, bytes] | None = None
         self.origin = origin
-        self.version = file.terminology_version
-        self.diagnoses = {(d.system, d.code.upper()): d for d in file.diagnoses}
+        self.version = version
         self.by_code: dict[str, CodedAgent] = {}
-        self.names: dict[tuple[str, ...], str] = {}
-        self.name_cache: dict[str, NameMatch] = {}
-        for agent in file.agents:
+        for agent in agents:
             if agent.ingredient is not None:
                 self.by_code[agent.ingredient.code] = CodedAgent(agent.id, None)
             for product in agent.products:
                 self.by_code[product.code] = CodedAgent(agent.id, product)
+        self.name_cache: dict[str, NameMatch] = {}
+        # The guideline's facts a chart reading needs (with_guideline): none until given.
+        self.agent_periods: Mapping[str, str] = {}
+        self.course_agents: frozenset[str] = frozenset()
+        self.flare_boundary_mg_per_day: Decimal | None = None
+
+    def __getattr__(self, name: str) -> object:
+        """Build the rest of the indexes when one of them is first read (see from_cache)."""
+        if name not in _LATER or name == "_pending":
+            raise AttributeError(name)
+        pending = self._pending
+        if pending is None:
+            raise AttributeError(name)
+        payload, source = pending
+        try:
+            file = msgspec.msgpack.decode(payload, type=TerminologyFile)
+        except (msgspec.DecodeError, ValueError, TypeError):
+            file = _parse_file(source.decode("utf-8"), origin=self.origin)
+        self._index(file)
+        self._pending = None
+        return object.__getattribute__(self, name)
+
+    def _index(self, file: TerminologyFile) -> None:
+        """Build the indexes of diagnoses, drug names, units, observation and timing codes."""
+        self.file = file
+        self.diagnoses = {(d.system, d.code.upper()): d for d in file.diagnoses}
+        self.names: dict[tuple[str, ...], str] = {}
+        for agent in file.agents:
             spellings = [agent.id.replace("_", " "), *agent.synonyms, *agent.brand_names]
             if agent.ingredient is not None:
                 spellings.append(agent.ingredient.display)
@@ -353,10 +415,6 @@ class Terminology:
             self.weight_codes, "weight"
         )
         self.timing_codes = {t.code: t for t in file.timing.codes}
-        # The guideline's facts a chart reading needs (with_guideline): none until given.
-        self.agent_periods: Mapping[str, str] = {}
-        self.course_agents: frozenset[str] = frozenset()
-        self.flare_boundary_mg_per_day: Decimal | None = None
 
     def with_guideline(self, knowledge: Knowledge) -> "Terminology":
         """Return this terminology with the guideline's dose periods, course agents and boundary.
@@ -366,6 +424,7 @@ class Terminology:
         boundary: all three come from the knowledge alone.
         """
         copy = object.__new__(Terminology)
+        self.file  # noqa: B018 - the indexes built before they are copied
         for slot in Terminology.__slots__:
             setattr(copy, slot, getattr(self, slot))
         copy.agent_periods = knowledge.agent_periods
@@ -433,6 +492,19 @@ class Terminology:
         return self.units.get(key) or self.units.get(key.lower())
 
 
+# What `from_cache` leaves to be built on first read.
+_LATER = frozenset(Terminology.__slots__) - {
+    "_pending",
+    "agent_periods",
+    "by_code",
+    "course_agents",
+    "flare_boundary_mg_per_day",
+    "name_cache",
+    "origin",
+    "version",
+}
+
+
 def _problems(file: TerminologyFile) -> list[str]:
     """Return what is wrong across entries (duplicates, dangling meanings), as 'key: message'."""
     out: list[str] = []
@@ -470,9 +542,9 @@ def _problems(file: TerminologyFile) -> list[str]:
 
 def _locate(raw: object, exc: msgspec.ValidationError) -> tuple[str, str]:
     """Return the failing key (agents named by id) and the message of a validation error."""
-    m = _AT.match(str(exc))
+    m = re.match(_AT, str(exc), re.S)
     path, message = ((m.group("path") or "").lstrip("."), m.group("msg")) if m else ("", str(exc))
-    index = _AGENT_INDEX.match(path)
+    index = re.match(_AGENT_INDEX, path)
     agents = raw.get("agents") if isinstance(raw, dict) else None
     if index is not None and isinstance(agents, list) and int(index[1]) < len(agents):
         entry = agents[int(index[1])]
@@ -517,6 +589,12 @@ def load_packaged_terminology(cache_dir: "Folder | None" = None) -> Terminology:
     """
     data = read_packaged(PACKAGED_FILE)
     origin = f"knowledge/data/{PACKAGED_FILE}"
+    payload = cached_payload("terminology", data, cache_dir)
+    if payload is not None:
+        try:
+            return Terminology.from_cache(payload, data, origin)
+        except (msgspec.DecodeError, ValueError, TypeError):
+            pass  # decoded as a whole below, or parsed again
     file = cached(
         "terminology",
         data,
