@@ -4,7 +4,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from functools import cache
-from typing import TYPE_CHECKING, Annotated, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -155,14 +155,16 @@ class _Products(Struct, frozen=True):
     agents: tuple[Agent, ...]
 
 
-class CodedAgent(NamedTuple):
+# Structs rather than NamedTuples: a NamedTuple class costs about five times as much to define
+# (issue 24: command start); both are only read by attribute.
+class CodedAgent(Struct, frozen=True):
     """The agent an RxNorm code names, and the product (with strength) when it is one."""
 
     agent: str
     product: Product | None
 
 
-class NameMatch(NamedTuple):
+class NameMatch(Struct, frozen=True):
     """What a drug name says: 'agent' (one agent, nothing else), 'topical' (an agent in a form
     for the skin or eye), 'resembles' (the agent's name and other words), 'near' (only a similar
     spelling) or 'unrelated'."""
