@@ -6,7 +6,6 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
-from myoguide.adapters.gcpause import gc_paused
 from myoguide.bootstrap import default_service
 from myoguide.domain.result import RecommendationSet
 from myoguide.errors import InputError
@@ -47,7 +46,10 @@ def answer(
 def recommend(x: object, *, evaluation_date: dt.date | None = None) -> RecommendationSet:
     """Answer a patient state or a FHIR R4 Bundle, a dict or JSON bytes (InputError if unusable)."""
     # A parsed chart has no reference cycles: collecting over it is wasted work (ADR 0026). It
-    # is freed when `_recommend` returns, before collection resumes.
+    # is freed when `_recommend` returns, before collection resumes. Imported here: the command
+    # (which shares this module) runs with collection off instead.
+    from myoguide.adapters.gcpause import gc_paused
+
     with gc_paused():
         return _recommend(x, evaluation_date)
 
