@@ -372,7 +372,7 @@ class Terminology:
 
     def __getattr__(self, name: str) -> object:
         """Build the rest of the indexes when one of them is first read (see from_cache)."""
-        if name not in _LATER or name == "_pending":
+        if name not in _LATER:
             raise AttributeError(name)
         pending = self._pending
         if pending is None:
