@@ -339,3 +339,30 @@ def test_the_input_reader_reads_and_refuses_as_orjson_does(text: bytes) -> None:
         return f"{depth} {value!r}"
 
     assert outcome(read_document) == outcome(orjson.loads)
+
+
+def test_the_one_shot_process_ends_with_its_whole_output_and_status(tmp_path: Path) -> None:
+    # It skips Python's teardown (ADR 0041): what it wrote is flushed first, its status kept.
+    from myoguide.entrypoints.cli import main
+
+    exe = Path(sys.executable).with_name("myoguide")
+    env = {**os.environ, "MYOGUIDE_CACHE_DIR": str(tmp_path / "cache")}
+    for fmt in ("json", "text"):
+        mine = io.StringIO()
+        assert main(["recommend", str(STATE_FILE), "--format", fmt], out=mine) == 0
+        proc = subprocess.run(
+            [str(exe), "recommend", str(STATE_FILE), "--format", fmt],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, mine.getvalue(), "")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"age_years": 40,')
+    proc = subprocess.run(
+        [str(exe), "recommend", str(bad)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("myoguide: invalid input: (input): not valid JSON: ")
