@@ -325,7 +325,7 @@ ODD_JSON = [
 def test_the_input_reader_reads_and_refuses_as_orjson_does(text: bytes) -> None:
     import orjson
 
-    from myoguide.adapters.jsonio import read_document
+    from myoguide.adapters.jsonio import read_document, read_small
 
     def outcome(read: object) -> str:
         try:
@@ -338,7 +338,7 @@ def test_the_input_reader_reads_and_refuses_as_orjson_does(text: bytes) -> None:
             value, depth = value[0], depth + 1
         return f"{depth} {value!r}"
 
-    assert outcome(read_document) == outcome(orjson.loads)
+    assert outcome(read_small) == outcome(read_document) == outcome(orjson.loads)
 
 
 def test_the_one_shot_process_ends_with_its_whole_output_and_status(tmp_path: Path) -> None:
