@@ -310,12 +310,7 @@ def _similar(token: str, word: str) -> bool:
 
 
 class Terminology:
-    """The loaded table and its indexes, built once.
-
-    One read from the cache for the engine (`from_cache`) holds only the agents' codes at first:
-    the rest of the file and its indexes (diagnoses, names, units, observation and timing codes)
-    are decoded and built the first time one is read, which a plain patient state never does.
-    """
+    """The loaded table and its indexes, built once (from the cache: see `from_cache`)."""
 
     __slots__ = (
         "_pending",
@@ -343,10 +338,10 @@ class Terminology:
 
     @classmethod
     def from_cache(cls, payload: bytes, source: bytes, origin: str) -> "Terminology":
-        """Return the terminology a cached payload holds, its agents' codes decoded first.
-
-        `source` is the file's bytes, parsed only if the rest of the payload cannot be decoded.
-        """
+        """Return a cached payload's terminology, its version and agents' codes decoded first."""
+        # The rest of the file and its indexes (diagnoses, names, units, observation and timing
+        # codes) on first read (__getattr__): a Bundle reads them, a plain patient state never
+        # does. `source` (the file's bytes) is parsed only if the rest cannot be decoded.
         products = msgspec.msgpack.decode(payload, type=_Products)
         self = object.__new__(cls)
         self._start(products.terminology_version, products.agents, origin)
@@ -372,7 +367,8 @@ class Terminology:
 
     def __getattr__(self, name: str) -> object:
         """Build the rest of the indexes when one of them is first read (see from_cache)."""
-        if name not in _LATER:
+        # Every other slot is set from the start: a missing one is one `from_cache` left.
+        if name == "_pending" or name not in Terminology.__slots__:
             raise AttributeError(name)
         pending = self._pending
         if pending is None:
@@ -492,19 +488,6 @@ class Terminology:
         """Return the UCUM code for a unit as a record spells it, or None."""
         key = spelling.strip()
         return self.units.get(key) or self.units.get(key.lower())
-
-
-# What `from_cache` leaves to be built on first read.
-_LATER = frozenset(Terminology.__slots__) - {
-    "_pending",
-    "agent_periods",
-    "by_code",
-    "course_agents",
-    "flare_boundary_mg_per_day",
-    "name_cache",
-    "origin",
-    "version",
-}
 
 
 def _problems(file: TerminologyFile) -> list[str]:
