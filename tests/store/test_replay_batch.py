@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from myoguide.adapters.store import StoreReplayCache, make_engine
+from myoguide.adapters.store.db import upgrade
 from myoguide.errors import StoreUnavailable
 
 
@@ -60,3 +62,20 @@ def test_a_batch_that_cannot_commit_refuses_every_call(migrated_url: str) -> Non
             conn.execute(text("ALTER TABLE token_jtis_away RENAME TO token_jtis"))
     # The store back, the same ids are admitted: none was recorded by the failed writes.
     assert cache.seen("iss", "a", time.time() + 300) is False
+
+
+def test_writers_of_one_process_queue_on_a_lock_not_on_sqlite_busy(tmp_path: Path) -> None:
+    # With no busy timeout at all, SQLite would refuse any write meeting another in progress:
+    # writers of one process (two engines, as the stores of one app) take turns instead.
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(url)
+    engines = [make_engine(url, busy_timeout_ms=0) for _ in range(2)]
+    caches = [StoreReplayCache(e) for e in engines]
+    start = threading.Barrier(8)
+
+    def use(i: int) -> bool:
+        start.wait()
+        return all(not caches[i % 2].seen("iss", f"w{i}-{n}", time.time() + 300) for n in range(20))
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(use, range(8)))
