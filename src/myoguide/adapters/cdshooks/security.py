@@ -484,6 +484,7 @@ def _unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         header = json.loads(_segment(parts[0]))
         claims = json.loads(_segment(parts[1]))
+        _segment(parts[2])  # a signature that is not base64url is malformed, as before
     except (ValueError, RecursionError):
         raise TokenError("malformed", "the bearer token is not a valid JWT") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
