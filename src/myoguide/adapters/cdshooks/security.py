@@ -27,9 +27,12 @@ Interpretations made here (the spec leaves them open):
 
 from __future__ import annotations
 
+import base64
 import heapq
+import json
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -115,7 +118,8 @@ _SIGNATURE_ONLY: Final[Options] = {
     "enforce_minimum_key_length": True,
 }
 
-_NO_VERIFICATION: Final[Options] = {"verify_signature": False}
+# A compact JWS segment: base64url, at most two "=" of padding (as PyJWT accepts it).
+_SEGMENT: Final = re.compile(rb"[A-Za-z0-9_-]*={0,2}")
 
 
 @dataclass(frozen=True)
@@ -295,10 +299,11 @@ class TokenVerifier:
         token = token.strip()
         if len(token) > _MAX_TOKEN_CHARS:
             raise TokenError("malformed", "the bearer token is too long")
-        header = self._read_header(token)
+        header, unverified = _unverified_parts(token)
+        self._check_header(header)
         alg: str = header["alg"]
         kid: str = header["kid"]
-        config = self._issuer_of(token)
+        config = self._issuer_of(unverified)
         key = self._signing_key(config, header, alg, kid, may_fetch=may_fetch)
         claims = self._check_signature(token, key, alg)
         client = self._check_claims(claims, config, audience, kid)
@@ -310,12 +315,8 @@ class TokenVerifier:
         if self._replay.seen(client.issuer, client.jti, until):
             raise TokenError("replayed", "this token has already been used")
 
-    def _read_header(self, token: str) -> dict[str, Any]:
-        """Parse the JOSE header and check alg, typ and kid as CDS Hooks 2.0 requires."""
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise TokenError("malformed", "the bearer token is not a valid JWT") from None
+    def _check_header(self, header: Mapping[str, Any]) -> None:
+        """Check the JOSE header's alg, typ and kid as CDS Hooks 2.0 requires."""
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._algorithms:
             raise TokenError(
@@ -330,14 +331,9 @@ class TokenVerifier:
         jku = header.get("jku")
         if jku is not None and not isinstance(jku, str):
             raise TokenError("invalid_header", "the token header's jku must be a URL string")
-        return header
 
-    def _issuer_of(self, token: str) -> IssuerConfig:
+    def _issuer_of(self, unverified: Mapping[str, Any]) -> IssuerConfig:
         """Find the trusted issuer named by the token's (not yet verified) `iss` claim."""
-        try:
-            unverified = jwt.decode(token, options=_NO_VERIFICATION)
-        except jwt.PyJWTError:
-            raise TokenError("malformed", "the bearer token is not a valid JWT") from None
         issuer = unverified.get("iss")
         if issuer is None:
             raise TokenError("missing_claim", "the token has no 'iss' claim")
@@ -464,6 +460,39 @@ class TokenVerifier:
         expected = _without_trailing_slash(audience)
         if not any(_without_trailing_slash(url) == expected for url in urls):
             raise TokenError("wrong_audience", "the token is not meant for this endpoint")
+
+
+def _segment(text: bytes) -> bytes:
+    """Decode one base64url segment of a compact JWS, as strictly as PyJWT does."""
+    stripped = text.rstrip(b"=")
+    padded = len(text) - len(stripped)
+    if not _SEGMENT.fullmatch(text) or (padded and len(text) % 4) or len(stripped) % 4 == 1:
+        raise TokenError("malformed", "the bearer token is not a valid JWT")
+    return base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
+
+
+def _unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return a token's header and claims, unverified: read once, to pick the issuer and key.
+
+    Nothing read here is trusted: the signature is then checked by PyJWT over these same bytes,
+    and the claims acted on are the ones PyJWT returns. Refuses what PyJWT's own reading of
+    the header refuses (a non-string kid, a critical extension) as a malformed token.
+    """
+    parts = token.encode().split(b".")
+    if len(parts) != 3:
+        raise TokenError("malformed", "the bearer token is not a valid JWT")
+    try:
+        header = json.loads(_segment(parts[0]))
+        claims = json.loads(_segment(parts[1]))
+        _segment(parts[2])  # a signature that is not base64url is malformed, as before
+    except (ValueError, RecursionError):
+        raise TokenError("malformed", "the bearer token is not a valid JWT") from None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise TokenError("malformed", "the bearer token is not a valid JWT")
+    if ("kid" in header and not isinstance(header["kid"], str)) or "crit" in header:
+        # PyJWT refuses the first; the second names extensions no CDS client uses.
+        raise TokenError("malformed", "the bearer token is not a valid JWT")
+    return header, claims
 
 
 def bearer_token(authorization: str | None) -> str | None:
