@@ -89,6 +89,14 @@ class StaticRec(Struct, frozen=True):
     course: bool  # some agent of it is given as an infusion or course
     knowledge: str
     all_static: bool
+    # Read once for each time the step is offered: its trace step's rule and knowledge, the
+    # template's alternatives and words when offered alone, and whether an ILD caution names
+    # calcineurin inhibitors.
+    trace_rule: str = ""
+    trace_knowledge: str = ""
+    choose_one: tuple[str, ...] = ()
+    text_alone: str | None = None
+    cni_ild: bool = False
 
 
 class RegimenPlan(Struct, frozen=True):
@@ -293,7 +301,7 @@ def _static_rec(p: Prepared, rec_id: str, tpl: RecommendationTemplate) -> Static
     return StaticRec(
         stance=tpl.stance,
         grade=tpl.grade,
-        grade_meaning=p.grade_meaning.get(tpl.grade) if tpl.grade else None,
+        grade_meaning=tpl.grade_words or (p.grade_meaning.get(tpl.grade) if tpl.grade else None),
         text=tpl.text,
         sources=sources_of(tpl.sources),
         details=plain,
@@ -306,6 +314,11 @@ def _static_rec(p: Prepared, rec_id: str, tpl: RecommendationTemplate) -> Static
         course=any(a.agent in p.course_agents for a in tpl.agents),
         knowledge=f"recommendations.{rec_id}",
         all_static=all(o is not None for _, o in options),
+        trace_rule=f"option.{rec_id}",
+        trace_knowledge=f"{KB}recommendations.{rec_id}",
+        choose_one=tuple(tpl.choose_one),
+        text_alone=tpl.text_alone or None,
+        cni_ild=any(d.id == "cni_ild" for d in ild),
     )
 
 
