@@ -258,19 +258,21 @@ _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 def _check_dates(state: PatientState) -> None:
     """Refuse a `last_given` that names a day its month does not have (30 February)."""
-    # The field is named only for a date refused: most entries carry none.
-    for key, entries in (
-        ("current_medications", state.current_medications),
-        ("treatment_history", state.treatment_history),
-    ):
-        for i, entry in enumerate(entries):
-            when = entry.last_given
-            if when is None:
-                continue
-            year, month, day = (int(x) for x in when.split("-"))
-            leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-            if day > _DAYS[month - 1] or (month == 2 and day == 29 and not leap):
-                raise InputError(f"{key}[{i}].last_given", f"'{when}' is not a calendar date")
+    # Most entries carry no date: the field is named only where one is.
+    for i, m in enumerate(state.current_medications):
+        if m.last_given is not None:
+            _check_date(f"current_medications[{i}].last_given", m.last_given)
+    for i, h in enumerate(state.treatment_history):
+        if h.last_given is not None:
+            _check_date(f"treatment_history[{i}].last_given", h.last_given)
+
+
+def _check_date(where: str, when: str) -> None:
+    """Refuse an ISO date whose day its month does not have."""
+    year, month, day = (int(x) for x in when.split("-"))
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if day > _DAYS[month - 1] or (month == 2 and day == 29 and not leap):
+        raise InputError(where, f"'{when}' is not a calendar date")
 
 
 def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
