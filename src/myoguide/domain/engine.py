@@ -171,7 +171,10 @@ def _cytopenia(f: Facts, run: Run) -> None:
     detail = run.p.caution[_CYTOPENIA]
     if in_use == pair:
         run.warn("aza_mtx_in_use")
+    skip = run.p.no_sparing
     for i, rec in enumerate(run.recs):
+        if rec.id in skip:
+            continue
         named = set()  # a plain loop: most options name neither agent
         for a in rec.agents:
             if a.agent in pair and a.action != "switch_to":

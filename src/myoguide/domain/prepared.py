@@ -172,6 +172,9 @@ class Prepared(Struct):
     ladder_ids: frozenset[str]
     # Agents given as infusions or courses (never a "continue" order).
     course_agents: frozenset[str] = frozenset()
+    # Recommendations that can never name azathioprine or methotrexate: their templates name
+    # neither (the controlled step's agents come from the patient, so it is never here).
+    no_sparing: frozenset[str] = frozenset()
 
 
 def timing_of(rule: DoseRule) -> Timing | None:
@@ -259,6 +262,11 @@ def prepare(kb: Knowledge) -> Prepared:
         ),
     )
     p.course_agents = frozenset(a.id for a in kb.agents if a.given_as_course)
+    p.no_sparing = frozenset(
+        rid
+        for rid, t in kb.recommendations.items()
+        if rid != kb.wiring.controlled and not any(a.agent in p.sparing_set for a in t.agents)
+    )
     p.static = {rid: _static_rec(p, rid, t) for rid, t in kb.recommendations.items()}
     p.option_plans = {rid: _plan_options(p, t) for rid, t in kb.recommendations.items()}
     p.ladder_dm = _prepare_ladder(kb, pm=False)
