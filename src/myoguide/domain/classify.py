@@ -153,17 +153,9 @@ def _finish(
     run: Run, answer: tuple[Course, str | None, str | None]
 ) -> tuple[Course, str | None, str | None]:
     """Fold the ladder beneath a flare's "manage as resistant", and put exclusion first."""
-    p = run.p
-    w = p.kb.wiring
-    manage = (
-        w.flare_above_10mg.manage_as_resistant,
-        w.flare_off_prednisone_on_sparing_agent.manage_as_resistant,
-        w.flare_off_immunosuppression.manage_as_resistant,
-    )
-    fold_under(run, manage)
-    # R1's "manage as resistant" raises prednisone for the flare either way: not held back.
-    held = frozenset((*manage[1:], w.ild_refractory))
-    exclusion_first(run, p.ladder_ids | held)
+    # Both read at load: the flare options in order, and the escalations held back.
+    fold_under(run, run.p.flare_parents)
+    exclusion_first(run, run.p.escalations)
     return answer
 
 

@@ -175,6 +175,10 @@ class Prepared(Struct):
     # Recommendations that can never name azathioprine or methotrexate: their templates name
     # neither (the controlled step's agents come from the patient, so it is never here).
     no_sparing: frozenset[str] = frozenset()
+    # The flare options a ladder folds beneath (R1-R4's "manage as resistant", in order), and
+    # the escalations that apply only once other diagnoses are excluded.
+    flare_parents: tuple[str, ...] = ()
+    escalations: frozenset[str] = frozenset()
 
 
 def timing_of(rule: DoseRule) -> Timing | None:
@@ -262,6 +266,14 @@ def prepare(kb: Knowledge) -> Prepared:
         ),
     )
     p.course_agents = frozenset(a.id for a in kb.agents if a.given_as_course)
+    w = kb.wiring
+    p.flare_parents = (
+        w.flare_above_10mg.manage_as_resistant,
+        w.flare_off_prednisone_on_sparing_agent.manage_as_resistant,
+        w.flare_off_immunosuppression.manage_as_resistant,
+    )
+    # R1's "manage as resistant" raises prednisone for the flare either way: not held back.
+    p.escalations = p.ladder_ids | frozenset((*p.flare_parents[1:], w.ild_refractory))
     p.no_sparing = frozenset(
         rid
         for rid, t in kb.recommendations.items()

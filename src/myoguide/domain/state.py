@@ -393,6 +393,8 @@ def _finite(state: PatientState) -> None:
 
 def parse_state(raw: object, knowledge: Knowledge) -> PatientState:
     """Validate a JSON-like patient state; raise InputError naming the first bad field."""
+    if type(raw) is dict:  # the common case, without the Mapping check's cost
+        return _parse_dict(raw, knowledge)
     if isinstance(raw, PatientState):
         known = knowledge.agent_id_set
         for i, med in enumerate(raw.current_medications):
@@ -408,7 +410,12 @@ def parse_state(raw: object, knowledge: Knowledge) -> PatientState:
         return raw
     if not isinstance(raw, Mapping):
         raise InputError("(input)", "expected a JSON object with the patient state")
-    data = _resolve_agents(raw if isinstance(raw, dict) else dict(raw), knowledge)
+    return _parse_dict(dict(raw), knowledge)
+
+
+def _parse_dict(raw: dict[str, Any], knowledge: Knowledge) -> PatientState:
+    """Validate a patient state given as a dict; raise InputError naming the first bad field."""
+    data = _resolve_agents(raw, knowledge)
     try:
         state = msgspec.convert(data, PatientState)
     except msgspec.ValidationError as exc:
