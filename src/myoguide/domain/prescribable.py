@@ -372,7 +372,11 @@ def _nearest(
         under, over = t - below, above - t
         picks = (below,) if under < over else (above,) if over < under else (below, above)
     # Picks rise, so only the first can be nought; a cap can rule out either.
-    if cap is not None or not picks[0] > 0:
+    if len(picks) == 1:  # the common case, without building a tuple again
+        one = picks[0]
+        if not one > 0 or (cap is not None and one > cap):
+            picks = ()
+    elif cap is not None or not picks[0] > 0:
         picks = tuple(a for a in picks if a > 0 and (cap is None or a <= cap))
     if not picks:
         why = f"no whole {form.unit_word} amount within half a {fmt(s)} mg {form.unit_word}"
