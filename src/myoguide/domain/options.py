@@ -8,7 +8,7 @@ import msgspec
 from myoguide.domain.doses import regimen
 from myoguide.domain.facts import Facts
 from myoguide.domain.prepared import Stance, StaticRec
-from myoguide.domain.result import Action, AgentOption, Recommendation, TraceStep
+from myoguide.domain.result import Action, AgentOption, Recommendation, Regimen, TraceStep
 from myoguide.domain.run import Run
 from myoguide.domain.units import fmt
 
@@ -137,13 +137,19 @@ def _build(
     in_use: list[str] = []
     by_agent = st.planned_by
     planned_all = st.planned
+    using, tried, failed = f.using, f.tried, f.failed
     for i, (agent, opt) in enumerate(st.options):
         if only_agents is not None and agent not in only_agents:
             continue
         planned = planned_all[i]
         if opt is None:
             opt = _agent_option(run, f, rec_id, i, planned)
-        else:
+        elif (
+            agent in using
+            or planned != opt.action
+            or (planned == "start" and (agent in tried or agent in failed))
+        ):
+            # Otherwise the prepared option stands as it is (see `_with_action`).
             opt = _with_action(run, f, opt, planned)
         options.append(opt)
         if opt.in_use and by_agent[agent] not in ("raise", "continue"):
@@ -218,10 +224,10 @@ def _agent_option(run: Run, f: Facts, rec_id: str, index: int, planned: Action) 
     action = action_for(f, agent, planned)
     in_use = agent in f.using
     regimens = []
-    calc = run.rx.calc
     primary = None  # the option's dose: its first regimen's dose given
-    for rp in plan.regimens:
-        reg = rp.static or regimen(run, f, calc[(rec_id, agent, rp.rule_id)], action)
+    # Each regimen as prepared at load, or what its dose needs (read at load).
+    for part in run.rx.parts[rec_id][index]:
+        reg = part if isinstance(part, Regimen) else regimen(run, f, part, action)
         if primary is None:
             primary = reg.dose
         regimens.append(reg)
@@ -235,7 +241,8 @@ def _agent_option(run: Run, f: Facts, rec_id: str, index: int, planned: Action) 
         plan.maximum_words,
         action,
         in_use,
-        _notes(run, f, agent, action, planned, in_use),
+        # Nothing to note of an agent not in use whose action is as planned.
+        _notes(run, f, agent, action, planned, in_use) if in_use or action != planned else (),
         run.rx.checks.get(agent, ()),
     )
 

@@ -94,6 +94,8 @@ class Tables(Struct, frozen=True):
     limit: dict[tuple[str, str, str], Maximum | None] = field(default_factory=dict)
     # Per (recommendation, agent, rule) of a computed regimen: what its dose needs, read once.
     calc: dict[tuple[str, str, str], DoseCalc] = field(default_factory=dict)
+    # Per recommendation, per agent option, per regimen: the prepared regimen or its DoseCalc.
+    parts: dict[str, tuple[tuple[Regimen | DoseCalc, ...], ...]] = field(default_factory=dict)
 
 
 class DoseCalc(Struct, frozen=True):
@@ -131,6 +133,10 @@ def with_calcs(t: Tables, p: Prepared) -> Tables:
             for rp in op.regimens:
                 if rp.static is None:
                     t.calc[(rec_id, op.agent, rp.rule_id)] = _calc(t, p, rec_id, op.agent, rp)
+        t.parts[rec_id] = tuple(
+            tuple(rp.static or t.calc[(rec_id, op.agent, rp.rule_id)] for rp in op.regimens)
+            for op in plans
+        )
     return t
 
 
