@@ -20,7 +20,13 @@ from myoguide.domain.result import (
 )
 from myoguide.domain.units import clean, fmt
 from myoguide.errors import KnowledgeError
-from myoguide.knowledge.model import DoseRule, Knowledge, RecommendationTemplate, SourceRef
+from myoguide.knowledge.model import (
+    DoseRule,
+    Knowledge,
+    Maximum,
+    RecommendationTemplate,
+    SourceRef,
+)
 
 KB = "guideline.yaml#"
 STATIC_KINDS = frozenset({"fixed", "at_least", "up_to"})
@@ -179,6 +185,8 @@ class Prepared(Struct):
     # the escalations that apply only once other diagnoses are excluded.
     flare_parents: tuple[str, ...] = ()
     escalations: frozenset[str] = frozenset()
+    # Each sparing agent with its first stated maximum (the AZA+MTX combination's closing test).
+    sparing_max: tuple[tuple[str, Maximum | None], ...] = ()
 
 
 def timing_of(rule: DoseRule) -> Timing | None:
@@ -274,6 +282,9 @@ def prepare(kb: Knowledge) -> Prepared:
     )
     # R1's "manage as resistant" raises prednisone for the flare either way: not held back.
     p.escalations = p.ladder_ids | frozenset((*p.flare_parents[1:], w.ild_refractory))
+    p.sparing_max = tuple(
+        (a, next((m for m in kb.maxima if m.agent == a), None)) for a in p.sparing
+    )
     p.no_sparing = frozenset(
         rid
         for rid, t in kb.recommendations.items()
