@@ -111,6 +111,11 @@ def derive(state: PatientState, kb: Knowledge) -> Facts:
         when, agent = h.last_given, h.agent
         if when is not None and agent is not None and (agent not in latest or when > latest[agent]):
             latest[agent] = when
+    # The agents taken now: all listed, but prednisone at 0 mg/day is not.
+    using = frozenset(current)
+    pred = current.get("prednisone")
+    if pred is not None and pred <= 0:
+        using = using - {"prednisone"}
     # Positional, in field order: built once, with the history folded beforehand.
     return Facts(
         state,
@@ -128,9 +133,7 @@ def derive(state: PatientState, kb: Knowledge) -> Facts:
         *_read_history(state, kb),
         bmi_of(weight, cm),
         latest,
-        frozenset(
-            a for a, d in current.items() if not (a == "prednisone" and d is not None and d <= 0)
-        ),
+        using,
     )
 
 
