@@ -147,7 +147,9 @@ def _figures(run: Run, f: Facts, calc: DoseCalc) -> Figures | str:
     if kind == "per_kg":
         lo, hi = _per(c.low, c.high, kg)
         result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
-        basis = f"{calc.lead}{f.weight_words} = {result} {c.per}" + _split_words(calc, lo, hi)
+        basis = f"{calc.lead}{f.weight_words} = {result} {c.per}"
+        if calc.split_n is not None:
+            basis += _split_words(calc, lo, hi)
     else:  # fixed_to_per_kg: a fixed floor up to a weight-based ceiling
         lo = calc.floor if calc.floor is not None else clean(c.low)
         computed = round2(mul(c.high, kg))
