@@ -48,7 +48,8 @@ def add(
         hit = _cni_ild_unless_failed(run, f, hit)
     # Only an agent with a date of last dose, or a course agent in use, reads otherwise here.
     dated = f.last_given
-    if st.course or dated:
+    # A step's course agents matter only where one of them is in use.
+    if dated or (st.course and not st.course_named.isdisjoint(f.using)):
         course, using = p.course_agents, f.using
         if any(a.agent in dated or (a.agent in course and a.agent in using) for a in hit.agents):
             hit = msgspec.structs.replace(
