@@ -54,10 +54,8 @@ def regimen(run: Run, f: Facts, c: DoseCalc, action: Action | None) -> Regimen:
 def _raise_floor(
     run: Run, f: Facts, c: DoseCalc, low: Decimal | None, high: Decimal | None, basis: str
 ) -> tuple[Decimal | None, str] | str:
-    """Keep a raise above today's dose: no figure at or below it, a range not starting below.
-
-    Returns the low figure and the arithmetic's words, or why no figure is given.
-    """
+    """Keep a raise above today's dose: the low figure and words, or why no figure is given."""
+    # No figure at or below today's dose; a range does not start below it.
     rule = c.rule
     current = f.current.get(rule.agent)
     if current is None or high is None:
