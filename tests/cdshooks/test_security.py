@@ -993,3 +993,23 @@ def test_httpx_fetcher_unreachable_server_is_a_token_error() -> None:
         HttpxJwksFetcher(timeout_seconds=0.5).fetch("http://127.0.0.1:9/jwks.json")
 
     assert caught.value.reason == "jwks_unavailable"
+
+
+@pytest.mark.parametrize("signature", ["!!!!", "a", "ab=c", "abc==="])
+def test_signature_that_is_not_base64url_is_malformed_before_anything_else(
+    verifier: TokenVerifier, make_token: TokenFactory, rsa_key: SigningKey, signature: str
+) -> None:
+    # Refused as malformed before the issuer or key is looked at, even from an unknown issuer.
+    header, payload, _ = make_token(rsa_key, iss="https://evil.example.com").split(".")
+
+    assert_refused(verifier, f"{header}.{payload}.{signature}", "malformed")
+
+
+@pytest.mark.parametrize("kid", [7, ["rsa-1"], {"k": 1}])
+def test_non_string_kid_is_malformed(
+    verifier: TokenVerifier, make_token: TokenFactory, rsa_key: SigningKey, kid: object
+) -> None:
+    header, payload, signature = make_token(rsa_key).split(".")
+    edited = {**json.loads(base64.urlsafe_b64decode(header + "==")), "kid": kid}
+
+    assert_refused(verifier, f"{b64json(edited)}.{payload}.{signature}", "malformed")

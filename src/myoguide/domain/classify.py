@@ -39,12 +39,13 @@ def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
     if skin and diagnosis != "dermatomyositis":
         run.warn("skin_predominant_not_dm")
         skin = False
+    glucocorticoid = f.glucocorticoid_recorded()  # read once: in the trace and the warning
     facts = {
         "disease_control_achieved": control,
         "flare": flare,
         "inadequate_response": sorted(f.inadequate),
         "resistant_history": resistant_history,
-        "glucocorticoid_recorded": f.glucocorticoid_recorded(),
+        "glucocorticoid_recorded": glucocorticoid,
         "ild_refractory": ild_refractory,
     }
 
@@ -63,7 +64,7 @@ def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
         run.step("course.classify", "scenarios", "recurrent", **facts)
         return _finish(run, _recurrent(f, run, ild_refractory, skin))
     if resistant_history or ild_refractory:
-        if resistant_history and not f.glucocorticoid_recorded():
+        if resistant_history and not glucocorticoid:
             run.warn("no_glucocorticoid_recorded")
         run.step("course.classify", "scenarios", "resistant", **facts)
         return _finish(run, _resistant(f, run, ild_refractory, skin))
@@ -153,17 +154,9 @@ def _finish(
     run: Run, answer: tuple[Course, str | None, str | None]
 ) -> tuple[Course, str | None, str | None]:
     """Fold the ladder beneath a flare's "manage as resistant", and put exclusion first."""
-    p = run.p
-    w = p.kb.wiring
-    manage = (
-        w.flare_above_10mg.manage_as_resistant,
-        w.flare_off_prednisone_on_sparing_agent.manage_as_resistant,
-        w.flare_off_immunosuppression.manage_as_resistant,
-    )
-    fold_under(run, manage)
-    # R1's "manage as resistant" raises prednisone for the flare either way: not held back.
-    held = frozenset((*manage[1:], w.ild_refractory))
-    exclusion_first(run, p.ladder_ids | held)
+    # Both read at load: the flare options in order, and the escalations held back.
+    fold_under(run, run.p.flare_parents)
+    exclusion_first(run, run.p.escalations)
     return answer
 
 

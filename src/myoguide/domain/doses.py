@@ -9,70 +9,74 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-import msgspec
-
 from myoguide.domain.facts import Facts
 from myoguide.domain.prepared import Prepared
-from myoguide.domain.prescribable import DoseCalc
-from myoguide.domain.prescribable import practical as practical_amounts
+from myoguide.domain.prescribable import DoseCalc, amounts_of
 from myoguide.domain.result import Action, Dose, Regimen
 from myoguide.domain.run import Run
 from myoguide.domain.units import clean, fmt, mul, round2, round2_clean
-from myoguide.knowledge.model import DoseRule, Maximum
+from myoguide.knowledge.model import Maximum
 
 _TENTH = Decimal("0.1")
 _HALF = Decimal("0.5")
 _ONE = Decimal(1)
-_TIMES = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
+
+
+# The figures of a dose as they are worked out: low, high and the arithmetic in words.
+Figures = tuple[Decimal | None, Decimal | None, str]
 
 
 def regimen(run: Run, f: Facts, c: DoseCalc, action: Action | None) -> Regimen:
     """Return one regimen with this patient's dose (through the safety layer) or why not.
 
     `c` is what the regimen's rule, its step and the agent's verified products say, read at
-    load; the dose carries the whole-unit amounts of those products.
+    load; the dose carries the whole-unit amounts of those products. The figures pass through
+    the safety layer as numbers and the dose is built once, at the end.
     """
+    got = _figures(run, f, c)
+    if isinstance(got, str):
+        return Regimen(c.rule_id, c.rule.note, None, got, c.sources)
+    # The safety layer: clamp to a stated maximum, round for prescribing, and keep a raise
+    # above today's dose.
+    if c.clamp_to is not None:
+        got = _clamp(run, c, c.clamp_to, got)
+    low, high, basis = _rounded(got)
+    if action == "raise":
+        floor = _raise_floor(run, f, c, low, high, basis)
+        if isinstance(floor, str):
+            return Regimen(c.rule_id, c.rule.note, None, floor, c.sources)
+        low, basis = floor
+    amounts = amounts_of(low, high, None, c.unit, c.form, c.split, c.ceiling)
+    dose = Dose(low, high, c.unit, c.period, basis, None, c.timing, amounts)
+    return Regimen(c.rule_id, c.rule.note, dose, None, c.sources)
+
+
+def _raise_floor(
+    run: Run, f: Facts, c: DoseCalc, low: Decimal | None, high: Decimal | None, basis: str
+) -> tuple[Decimal | None, str] | str:
+    """Keep a raise above today's dose: the low figure and words, or why no figure is given."""
+    # No figure at or below today's dose; a range does not start below it.
     rule = c.rule
-    dose, reason = _dose(run, f, c)
-    if dose is not None:
-        # The safety layer: clamp to a stated maximum, round for prescribing, and keep a raise
-        # above today's dose.
-        if c.clamp_to is not None:
-            dose = clamp(run, dose, c.clamp_to, rule.agent)
-        dose = _practical(dose)
-        if action == "raise":
-            dose, reason = _raise_floor(run, f, rule, dose)
-        if dose is not None:
-            amounts = practical_amounts(dose, c.form, c.split, c.ceiling)
-            dose = msgspec.structs.replace(dose, practical=amounts)
-    return Regimen(c.rule_id, rule.note, dose, reason, c.sources)
-
-
-def _raise_floor(run: Run, f: Facts, rule: DoseRule, dose: Dose) -> tuple[Dose | None, str | None]:
-    """Keep a raise above today's dose: no figure at or below it, a range not starting below."""
     current = f.current.get(rule.agent)
-    if current is None or dose.high is None:
-        return dose, None
-    per = f"{dose.unit}/{dose.period}"
-    if dose.high <= current and rule.kind != "up_to_max":
-        run.warn("raise_not_above_current", computed=fmt(dose.high), current=fmt(current))
+    if current is None or high is None:
+        return low, basis
+    per = f"{c.unit}/{c.period}"
+    if high <= current and rule.kind != "up_to_max":
+        run.warn("raise_not_above_current", computed=fmt(high), current=fmt(current))
         run.step(
             f"dose.raise_floor.{rule.agent}",
             "warnings.raise_not_above_current",
             "the weight-based figure is not above the current dose: no figure given",
-            computed=fmt(dose.high),
+            computed=fmt(high),
             current=fmt(current),
         )
-        return None, (
-            f"about {fmt(dose.high)} {per} is not above the current {fmt(current)} {per}; "
+        return (
+            f"about {fmt(high)} {per} is not above the current {fmt(current)} {per}; "
             "the dose is the clinician's judgment"
         )
-    if dose.low is not None and dose.low < current:
-        basis = f"{dose.basis}; not below the current {fmt(current)} {per}"
-        dose = Dose(
-            clean(current), dose.high, dose.unit, dose.period, basis, dose.qualifier, dose.timing
-        )
-    return dose, None
+    if low is not None and low < current:
+        return clean(current), f"{basis}; not below the current {fmt(current)} {per}"
+    return low, basis
 
 
 def practical(value: Decimal) -> Decimal:
@@ -87,16 +91,17 @@ def practical(value: Decimal) -> Decimal:
     return clean(value.quantize(_ONE, ROUND_HALF_UP))
 
 
-def _practical(dose: Dose) -> Dose:
-    low = practical(dose.low) if dose.low is not None else None
-    high = dose.high
+def _rounded(got: Figures) -> Figures:
+    """Return the figures rounded for prescribing, the basis saying what is shown."""
+    was_low, was_high, basis = got
+    low = practical(was_low) if was_low is not None else None
+    high = was_high
     if high is not None:
-        high = low if high == dose.low else practical(high)  # a single figure: rounded once
-    if low == dose.low and high == dose.high:
-        return dose
+        high = low if high == was_low else practical(high)  # a single figure: rounded once
+    if low == was_low and high == was_high:
+        return got  # the figures as worked out (same digits)
     shown = fmt(high) if low == high and high is not None else _span(low, high)
-    basis = f"{dose.basis}; shown as {shown}"
-    return Dose(low, high, dose.unit, dose.period, basis, dose.qualifier, dose.timing)
+    return low, high, f"{basis}; shown as {shown}"
 
 
 def _span(low: Decimal | None, high: Decimal | None) -> str:
@@ -107,57 +112,52 @@ def _span(low: Decimal | None, high: Decimal | None) -> str:
     return f"{fmt(low)} to {fmt(high)}"
 
 
-def _split_words(rule: DoseRule, low: Decimal, high: Decimal) -> str:
+def _split_words(c: DoseCalc, low: Decimal, high: Decimal) -> str:
     """Return ', given as X twice a day' for a daily total the source splits into doses."""
-    if not rule.split:
+    n = c.split_n
+    if n is None:
         return ""
-    n = Decimal(rule.split)
     each = _span(round2(low / n), round2(high / n)) if low != high else fmt(round2(low / n))
-    return f", given as {each} {rule.unit} {_TIMES.get(rule.split, f'{rule.split} times')} a day"
+    return f", given as {each} {c.rule.unit} {c.split_words} a day"
 
 
-def _dose(run: Run, f: Facts, calc: DoseCalc) -> tuple[Dose | None, str | None]:
-    p = run.p
-    rule, rule_id, c = calc.rule, calc.rule_id, calc.const
-    per, low, high, timing = c.per, c.low, c.high, c.timing
-    if rule.kind == "unstated":
-        return None, "the source gives no figure for this step"
-    if rule.kind == "up_to_max":
-        return _dose_up_to(p, f, rule)
-    if rule.kind == "per_m2":
+def _figures(run: Run, f: Facts, calc: DoseCalc) -> Figures | str:
+    """Return this patient's figures for a computed regimen, or why there are none."""
+    rule, c = calc.rule, calc.const
+    kind = rule.kind
+    if kind == "unstated":
+        return "the source gives no figure for this step"
+    if kind == "up_to_max":
+        return _up_to(f, calc)
+    if kind == "per_m2":
         if f.bsa is None:
             missing = run.no_height if f.weight_kg is not None else run.no_weight
-            missing.append(rule_id)
-            return None, "needs height and weight for body surface area"
-        lo, hi = _per(low, high, f.bsa)
+            missing.append(calc.rule_id)
+            return "needs height and weight for body surface area"
+        lo, hi = _per(c.low, c.high, f.bsa)
         result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
-        basis = f"{calc.rate} {rule.unit}/m2 x {f.bsa_words} = {result} {per}"
-        return Dose(lo, hi, rule.unit, rule.period, basis, None, timing), None
+        return lo, hi, f"{calc.lead}{f.bsa_words} = {result} {c.per}"
     # per_kg and fixed_to_per_kg need a weight.
-    if f.kg is None:
-        run.no_weight.append(rule_id)
-        return None, "needs weight"
     kg = f.kg
-    if rule.kind == "per_kg":
-        lo, hi = _per(low, high, kg)
+    if kg is None:
+        run.no_weight.append(calc.rule_id)
+        return "needs weight"
+    if kind == "per_kg":
+        lo, hi = _per(c.low, c.high, kg)
         result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
-        basis = (
-            f"{calc.rate} {rule.unit}/kg/{rule.period} x {f.weight_words} = {result} {per}"
-            + _split_words(rule, lo, hi)
-        )
+        basis = f"{calc.lead}{f.weight_words} = {result} {c.per}"
+        if calc.split_n is not None:
+            basis += _split_words(calc, lo, hi)
     else:  # fixed_to_per_kg: a fixed floor up to a weight-based ceiling
-        lo = clean(low)
-        computed = round2(mul(high, kg))
+        lo = calc.floor if calc.floor is not None else clean(c.low)
+        computed = round2(mul(c.high, kg))
         hi = clean(max(computed, lo))
-        basis = (
-            f"{fmt(lo)} {per} up to {fmt(high)} {rule.unit}/kg/{rule.period}"
-            f" x {f.weight_words} = {fmt(computed)} {per}"
-        )
+        basis = f"{calc.lead}{f.weight_words} = {fmt(computed)} {c.per}"
         if computed < lo:
             basis += f"; the weight-based figure is below {fmt(lo)}, so the range is {fmt(lo)}"
-    if rule.agent == "prednisone" and hi > p.prednisone_warning:
+    if calc.warn_above is not None and hi > calc.warn_above:
         run.warn("prednisone_above_75", dose=fmt(hi))
-    return Dose(lo, hi, rule.unit, rule.period, basis, None, timing), None
+    return lo, hi, basis
 
 
 def _per(low: Decimal, high: Decimal, measure: Decimal) -> tuple[Decimal, Decimal]:
@@ -166,33 +166,34 @@ def _per(low: Decimal, high: Decimal, measure: Decimal) -> tuple[Decimal, Decima
     return lo, lo if high == low else round2_clean(mul(high, measure))
 
 
-def _dose_up_to(p: Prepared, f: Facts, rule: DoseRule) -> tuple[Dose | None, str | None]:
-    m = p.kb.maximum(rule.maximum or "")
+def _up_to(f: Facts, c: DoseCalc) -> Figures | str:
+    """Return the figures from the current dose up to the stated maximum, or why not."""
+    m = c.top
+    assert m is not None  # read at load for every "up to the maximum" rule
     per = f"{m.unit}/{m.period}"
-    current = f.current.get(rule.agent)
+    current = f.current.get(c.rule.agent)
     if current is None:
-        return None, f"current dose unknown; the source's maximum is {fmt(m.amount)} {per}"
+        return f"current dose unknown; the source's maximum is {fmt(m.amount)} {per}"
     basis = f"from the current {fmt(current)} {per} up to the stated maximum {fmt(m.amount)} {per}"
-    return Dose(clean(current), clean(m.amount), m.unit, m.period, basis), None
+    return clean(current), clean(m.amount), basis
 
 
-def clamp(run: Run, dose: Dose, m: Maximum, agent: str) -> Dose:
-    """Cap a dose at a stated maximum of the same unit and period, and say so."""
-    if dose.unit != m.unit or dose.period != m.period or dose.high is None:
-        return dose
-    if dose.high <= m.amount:
-        return dose
-    run.warn_max("dose_clamped", m, computed=fmt(dose.high))
+def _clamp(run: Run, c: DoseCalc, m: Maximum, got: Figures) -> Figures:
+    """Cap the figures at a stated maximum of the same unit and period, and say so."""
+    low, high, basis = got
+    if c.unit != m.unit or c.period != m.period or high is None or high <= m.amount:
+        return got
+    agent = c.rule.agent
+    run.warn_max("dose_clamped", m, computed=fmt(high))
     run.step(
         f"clamp.{agent}",
         f"maxima.{m.id}",
         f"capped at {fmt(m.amount)}",
-        computed=fmt(dose.high),
+        computed=fmt(high),
         maximum=fmt(m.amount),
     )
-    basis = f"{dose.basis}; capped at the stated maximum {fmt(m.amount)} {m.unit}/{m.period}"
-    low = clean(min(dose.low, m.amount)) if dose.low is not None else None
-    return Dose(low, clean(m.amount), dose.unit, dose.period, basis, dose.qualifier, dose.timing)
+    basis = f"{basis}; capped at the stated maximum {fmt(m.amount)} {m.unit}/{m.period}"
+    return (clean(min(low, m.amount)) if low is not None else None), clean(m.amount), basis
 
 
 def missing_measure_warnings(run: Run) -> None:

@@ -7,6 +7,8 @@ disease), options and doses (what is offered, for this patient, through one dose
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 import msgspec
 
 from myoguide.domain.classify import evaluate
@@ -30,6 +32,7 @@ from myoguide.knowledge.terminology import Terminology
 __all__ = ["Engine", "sources_of"]
 
 _CYTOPENIA = "combination_cytopenia"
+_RANK = attrgetter("rank")
 
 
 class Engine:
@@ -60,7 +63,7 @@ class Engine:
             said = "; ".join(f"{kb.agent(a).display} ({why})" for a, why in run.left_out.items())
             run.warn("agent_left_out", agents=said)
         _cytopenia(facts, run)
-        recs = tuple(sorted(run.recs, key=lambda r: r.rank))
+        recs = tuple(sorted(run.recs, key=_RANK))
         scen = self.kb.scenarios.get(scenario) if scenario else None
         shows_ladder = any(r.id in self._p.ladder_ids for r in recs)
         measures: dict[str, str] = {}
@@ -70,21 +73,20 @@ class Engine:
             measures["height_cm"] = facts.height_text
         if facts.bsa_text:
             measures["bsa_m2"] = facts.bsa_text
+        # Positional, in field order: cheaper than keywords for a Struct this wide.
         return RecommendationSet(
-            knowledge_version=self.kb.knowledge_version,
-            course=course,
-            scenario=scenario,
-            recommendations=recs,
-            warnings=tuple(run.warnings.values()),
-            trace=tuple(run.trace),
-            scenario_title=scen.title if scen else None,
-            literature_only=self._p.literature if shows_ladder else (),
-            disclaimer=self.kb.disclaimer,
-            measures=measures,
-            flare_scenario=flare_scenario,
-            flare_scenario_title=(
-                self.kb.scenarios[flare_scenario].title if flare_scenario else None
-            ),
+            self.kb.knowledge_version,
+            course,
+            scenario,
+            recs,
+            tuple(run.warnings.values()),
+            tuple(run.trace),
+            scen.title if scen else None,
+            self._p.literature if shows_ladder else (),
+            self.kb.disclaimer,
+            measures,
+            flare_scenario,
+            self.kb.scenarios[flare_scenario].title if flare_scenario else None,
         )
 
 
@@ -169,7 +171,10 @@ def _cytopenia(f: Facts, run: Run) -> None:
     detail = run.p.caution[_CYTOPENIA]
     if in_use == pair:
         run.warn("aza_mtx_in_use")
+    skip = run.p.no_sparing
     for i, rec in enumerate(run.recs):
+        if rec.id in skip:
+            continue
         named = set()  # a plain loop: most options name neither agent
         for a in rec.agents:
             if a.agent in pair and a.action != "switch_to":

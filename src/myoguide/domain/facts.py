@@ -102,30 +102,7 @@ def derive(state: PatientState, kb: Knowledge) -> Facts:
         bsa_text = fmt(round2(bsa))
         shown = fmt(bsa.quantize(_TEN_THOUSANDTH, ROUND_HALF_UP))
         bsa_words = f"{shown} m2 (Mosteller sqrt({height_text} cm x {kg_text} kg / 3600))"
-    facts = Facts(
-        state=state,
-        weight_kg=weight,
-        kg=kg,
-        weight_words=weight_words,
-        height_cm=height,
-        kg_text=kg_text,
-        height_text=height_text,
-        bsa_text=bsa_text,
-        bsa=bsa,
-        bsa_words=bsa_words,
-        ild=state.ild is not None and state.ild.present,
-        current=current,
-        failed=frozenset(),
-        inadequate=frozenset(),
-        intolerant=frozenset(),
-        tried=frozenset(),
-        bmi=bmi_of(weight, cm),
-        using=frozenset(
-            a for a, d in current.items() if not (a == "prednisone" and d is not None and d <= 0)
-        ),
-    )
-    _read_history(facts, kb)
-    latest = facts.last_given
+    latest: dict[str, str] = {}
     for m in state.current_medications:
         when = m.last_given
         if when is not None and (m.agent not in latest or when > latest[m.agent]):
@@ -134,23 +111,63 @@ def derive(state: PatientState, kb: Knowledge) -> Facts:
         when, agent = h.last_given, h.agent
         if when is not None and agent is not None and (agent not in latest or when > latest[agent]):
             latest[agent] = when
-    return facts
+    # The agents taken now: all listed, but prednisone at 0 mg/day is not.
+    using = frozenset(current)
+    pred = current.get("prednisone")
+    if pred is not None and pred <= 0:
+        using = using - {"prednisone"}
+    # Positional, in field order: built once, with the history folded beforehand.
+    return Facts(
+        state,
+        weight,
+        kg,
+        weight_words,
+        height,
+        kg_text,
+        height_text,
+        bsa_text,
+        bsa,
+        bsa_words,
+        state.ild is not None and state.ild.present,
+        current,
+        *_read_history(state, kb),
+        bmi_of(weight, cm),
+        latest,
+        using,
+    )
 
 
-def _read_history(f: Facts, kb: Knowledge) -> None:
+# failed, inadequate, intolerant, tried, combination outcomes, conflicts, unknown, combination
+# intolerance: as Facts holds them, in its field order.
+History = tuple[
+    frozenset[str],
+    frozenset[str],
+    frozenset[str],
+    frozenset[str],
+    frozenset[str],
+    dict[str, list[str]],
+    list[str],
+    list[str],
+]
+
+
+def _read_history(state: PatientState, kb: Knowledge) -> History:
     """Fold the history into failed, intolerant and tried sets, noting conflicts and unknowns."""
     outcomes: dict[str, set[str]] = {}
     combination: set[str] = set()
-    for h in f.state.treatment_history:
+    conflicts: dict[str, list[str]] = {}
+    unknown: list[str] = []
+    combination_intolerance: list[str] = []
+    for h in state.treatment_history:
         if h.is_combination:
             pair = frozenset(kb.wiring.sparing_agents)
             names = " with ".join(kb.agent(a).display for a in h.names)
             if h.outcome == "unknown":
-                f.unknown.append(names)
+                unknown.append(names)
             if pair <= frozenset(h.names) and h.outcome in FAILED_OUTCOMES:
                 combination.add(h.outcome)
             if h.outcome == "intolerance":
-                f.combination_intolerance.append(names)
+                combination_intolerance.append(names)
             continue
         assert h.agent is not None
         outcomes.setdefault(h.agent, set()).add(h.outcome)
@@ -159,7 +176,7 @@ def _read_history(f: Facts, kb: Knowledge) -> None:
         # Only a response beside an inadequate response contradicts itself; not tolerated or
         # unknown beside either is a second fact, not a conflict.
         if "responded" in seen and "inadequate_response" in seen:
-            f.conflicts[agent] = sorted(seen)
+            conflicts[agent] = sorted(seen)
         if not seen.isdisjoint(FAILED_OUTCOMES):
             failed.add(agent)  # any failure wins over a conflicting success: never re-offered
         else:
@@ -169,9 +186,14 @@ def _read_history(f: Facts, kb: Knowledge) -> None:
         if "intolerance" in seen:
             intolerant.add(agent)
         if seen == {"unknown"}:
-            f.unknown.append(kb.agent(agent).display)
-    f.failed = frozenset(failed)
-    f.inadequate = frozenset(inadequate)
-    f.intolerant = frozenset(intolerant)
-    f.tried = frozenset(tried)
-    f.combination_outcomes = frozenset(combination)
+            unknown.append(kb.agent(agent).display)
+    return (
+        frozenset(failed),
+        frozenset(inadequate),
+        frozenset(intolerant),
+        frozenset(tried),
+        frozenset(combination),
+        conflicts,
+        unknown,
+        combination_intolerance,
+    )

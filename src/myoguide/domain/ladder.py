@@ -93,11 +93,9 @@ def combination_closed(f: Facts, run: Run) -> str | None:
         return "recorded as failed together"
     if "intolerance" in f.combination_outcomes:
         return "recorded as not tolerated together"
-    kb = run.p.kb
     at_max = []
-    for agent in run.p.sparing:
+    for agent, maximum in run.p.sparing_max:  # each with its first stated maximum, from load
         current = f.current.get(agent)
-        maximum = next((m for m in kb.maxima if m.agent == agent), None)
         if current is None or maximum is None or current < maximum.amount:
             return None
         at_max.append(agent)

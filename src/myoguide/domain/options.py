@@ -8,7 +8,7 @@ import msgspec
 from myoguide.domain.doses import regimen
 from myoguide.domain.facts import Facts
 from myoguide.domain.prepared import Stance, StaticRec
-from myoguide.domain.result import Action, AgentOption, Recommendation
+from myoguide.domain.result import Action, AgentOption, Recommendation, Regimen, TraceStep
 from myoguide.domain.run import Run
 from myoguide.domain.units import fmt
 
@@ -39,18 +39,22 @@ def add(
     p = run.p
     st = p.static[rec_id]
     rank += run.rank_offset
-    run.step(f"option.{rec_id}", st.knowledge, f"offered at rank {rank}", grade=st.grade)
+    # The trace step built here: its rule and knowledge were read at load.
+    run.trace.append(
+        TraceStep(st.trace_rule, st.trace_knowledge, {"grade": st.grade}, f"offered at rank {rank}")
+    )
     hit = _build(run, st, rec_id, rank, stance, step, f, only_agents, alone)
-    if f.ild and any(d.id == _CNI_ILD for d in hit.caution_details):
+    if f.ild and st.cni_ild:
         hit = _cni_ild_unless_failed(run, f, hit)
     # Only an agent with a date of last dose, or a course agent in use, reads otherwise here.
-    course, dated, using = p.course_agents, f.last_given, f.using
-    if (st.course or dated) and any(
-        a.agent in dated or (a.agent in course and a.agent in using) for a in hit.agents
-    ):
-        hit = msgspec.structs.replace(
-            hit, agents=tuple(course_option(run, f, a) for a in hit.agents)
-        )
+    dated = f.last_given
+    # A step's course agents matter only where one of them is in use.
+    if dated or (st.course and not st.course_named.isdisjoint(f.using)):
+        course, using = p.course_agents, f.using
+        if any(a.agent in dated or (a.agent in course and a.agent in using) for a in hit.agents):
+            hit = msgspec.structs.replace(
+                hit, agents=tuple(course_option(run, f, a) for a in hit.agents)
+            )
     run.recs.append(hit)
 
 
@@ -129,44 +133,54 @@ def _build(
     alone: bool,
 ) -> Recommendation:
     """Assemble one recommendation, computing the agent options that depend on the patient."""
-    tpl = run.p.kb.recommendations[rec_id]
     options: list[AgentOption] = []
     # Said in the text where the step would otherwise read as a new start.
     in_use: list[str] = []
     by_agent = st.planned_by
+    planned_all = st.planned
+    using, tried, failed = f.using, f.tried, f.failed
     for i, (agent, opt) in enumerate(st.options):
         if only_agents is not None and agent not in only_agents:
             continue
-        planned = st.planned[i]
+        planned = planned_all[i]
         if opt is None:
             opt = _agent_option(run, f, rec_id, i, planned)
-        else:
+        elif (
+            agent in using
+            or planned != opt.action
+            or (planned == "start" and (agent in tried or agent in failed))
+        ):
+            # Otherwise the prepared option stands as it is (see `_with_action`).
             opt = _with_action(run, f, opt, planned)
         options.append(opt)
         if opt.in_use and by_agent[agent] not in ("raise", "continue"):
             in_use.append(opt.display)
     agents = tuple(options)
-    text = tpl.text_alone if alone and tpl.text_alone else st.text
+    text = st.text_alone if alone and st.text_alone else st.text
     if in_use:
         text += f" Already in use: {', '.join(in_use)}."
     # Alternatives stay alternatives only while two or more of them are still offered.
     choose_one: tuple[str, ...] = ()
-    if tpl.choose_one:
+    if st.choose_one:
         offered = {a.agent for a in agents}
-        choose_one = tuple(a for a in tpl.choose_one if a in offered)
+        choose_one = tuple(a for a in st.choose_one if a in offered)
+        if len(choose_one) < 2:
+            choose_one = ()
+    ild = f.ild
+    # Positional, in field order: cheaper than keywords for a Struct this wide.
     return Recommendation(
-        id=rec_id,
-        rank=rank,
-        stance=stance or st.stance,
-        grade=st.grade,
-        grade_meaning=tpl.grade_words or st.grade_meaning,
-        agents=agents,
-        text=text,
-        cautions=st.cautions_ild if f.ild else st.cautions,
-        sources=st.sources,
-        caution_details=st.details_ild if f.ild else st.details,
-        step=step,
-        choose_one=choose_one if len(choose_one) > 1 else (),
+        rec_id,
+        rank,
+        stance or st.stance,
+        st.grade,
+        st.grade_meaning,
+        agents,
+        text,
+        st.cautions_ild if ild else st.cautions,
+        st.sources,
+        st.details_ild if ild else st.details,
+        step,
+        choose_one,
     )
 
 
@@ -211,10 +225,10 @@ def _agent_option(run: Run, f: Facts, rec_id: str, index: int, planned: Action) 
     action = action_for(f, agent, planned)
     in_use = agent in f.using
     regimens = []
-    calc = run.rx.calc
     primary = None  # the option's dose: its first regimen's dose given
-    for rp in plan.regimens:
-        reg = rp.static or regimen(run, f, calc[(rec_id, agent, rp.rule_id)], action)
+    # Each regimen as prepared at load, or what its dose needs (read at load).
+    for part in run.rx.parts[rec_id][index]:
+        reg = part if isinstance(part, Regimen) else regimen(run, f, part, action)
         if primary is None:
             primary = reg.dose
         regimens.append(reg)
@@ -228,7 +242,8 @@ def _agent_option(run: Run, f: Facts, rec_id: str, index: int, planned: Action) 
         plan.maximum_words,
         action,
         in_use,
-        _notes(run, f, agent, action, planned, in_use),
+        # Nothing to note of an agent not in use whose action is as planned.
+        _notes(run, f, agent, action, planned, in_use) if in_use or action != planned else (),
         run.rx.checks.get(agent, ()),
     )
 

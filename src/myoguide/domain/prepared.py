@@ -20,7 +20,13 @@ from myoguide.domain.result import (
 )
 from myoguide.domain.units import clean, fmt
 from myoguide.errors import KnowledgeError
-from myoguide.knowledge.model import DoseRule, Knowledge, RecommendationTemplate, SourceRef
+from myoguide.knowledge.model import (
+    DoseRule,
+    Knowledge,
+    Maximum,
+    RecommendationTemplate,
+    SourceRef,
+)
 
 KB = "guideline.yaml#"
 STATIC_KINDS = frozenset({"fixed", "at_least", "up_to"})
@@ -87,8 +93,17 @@ class StaticRec(Struct, frozen=True):
     planned: tuple[Action, ...]  # what the step does with each agent, in template order
     planned_by: dict[str, Action]  # the same, by agent
     course: bool  # some agent of it is given as an infusion or course
+    course_named: frozenset[str]  # those agents
     knowledge: str
     all_static: bool
+    # Read once for each time the step is offered: its trace step's rule and knowledge, the
+    # template's alternatives and words when offered alone, and whether an ILD caution names
+    # calcineurin inhibitors.
+    trace_rule: str = ""
+    trace_knowledge: str = ""
+    choose_one: tuple[str, ...] = ()
+    text_alone: str | None = None
+    cni_ild: bool = False
 
 
 class RegimenPlan(Struct, frozen=True):
@@ -164,6 +179,15 @@ class Prepared(Struct):
     ladder_ids: frozenset[str]
     # Agents given as infusions or courses (never a "continue" order).
     course_agents: frozenset[str] = frozenset()
+    # Recommendations that can never name azathioprine or methotrexate: their templates name
+    # neither (the controlled step's agents come from the patient, so it is never here).
+    no_sparing: frozenset[str] = frozenset()
+    # The flare options a ladder folds beneath (R1-R4's "manage as resistant", in order), and
+    # the escalations that apply only once other diagnoses are excluded.
+    flare_parents: tuple[str, ...] = ()
+    escalations: frozenset[str] = frozenset()
+    # Each sparing agent with its first stated maximum (the AZA+MTX combination's closing test).
+    sparing_max: tuple[tuple[str, Maximum | None], ...] = ()
 
 
 def timing_of(rule: DoseRule) -> Timing | None:
@@ -251,6 +275,22 @@ def prepare(kb: Knowledge) -> Prepared:
         ),
     )
     p.course_agents = frozenset(a.id for a in kb.agents if a.given_as_course)
+    w = kb.wiring
+    p.flare_parents = (
+        w.flare_above_10mg.manage_as_resistant,
+        w.flare_off_prednisone_on_sparing_agent.manage_as_resistant,
+        w.flare_off_immunosuppression.manage_as_resistant,
+    )
+    # R1's "manage as resistant" raises prednisone for the flare either way: not held back.
+    p.escalations = p.ladder_ids | frozenset((*p.flare_parents[1:], w.ild_refractory))
+    p.sparing_max = tuple(
+        (a, next((m for m in kb.maxima if m.agent == a), None)) for a in p.sparing
+    )
+    p.no_sparing = frozenset(
+        rid
+        for rid, t in kb.recommendations.items()
+        if rid != kb.wiring.controlled and not any(a.agent in p.sparing_set for a in t.agents)
+    )
     p.static = {rid: _static_rec(p, rid, t) for rid, t in kb.recommendations.items()}
     p.option_plans = {rid: _plan_options(p, t) for rid, t in kb.recommendations.items()}
     p.ladder_dm = _prepare_ladder(kb, pm=False)
@@ -293,7 +333,7 @@ def _static_rec(p: Prepared, rec_id: str, tpl: RecommendationTemplate) -> Static
     return StaticRec(
         stance=tpl.stance,
         grade=tpl.grade,
-        grade_meaning=p.grade_meaning.get(tpl.grade) if tpl.grade else None,
+        grade_meaning=tpl.grade_words or (p.grade_meaning.get(tpl.grade) if tpl.grade else None),
         text=tpl.text,
         sources=sources_of(tpl.sources),
         details=plain,
@@ -304,8 +344,14 @@ def _static_rec(p: Prepared, rec_id: str, tpl: RecommendationTemplate) -> Static
         planned=tuple(a.action for a in tpl.agents),
         planned_by={a.agent: a.action for a in tpl.agents},
         course=any(a.agent in p.course_agents for a in tpl.agents),
+        course_named=frozenset(a.agent for a in tpl.agents if a.agent in p.course_agents),
         knowledge=f"recommendations.{rec_id}",
         all_static=all(o is not None for _, o in options),
+        trace_rule=f"option.{rec_id}",
+        trace_knowledge=f"{KB}recommendations.{rec_id}",
+        choose_one=tuple(tpl.choose_one),
+        text_alone=tpl.text_alone or None,
+        cni_ild=any(d.id == "cni_ild" for d in ild),
     )
 
 

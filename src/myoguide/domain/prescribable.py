@@ -15,7 +15,7 @@ from math import gcd
 import msgspec
 from msgspec import Struct, field
 
-from myoguide.domain.prepared import OptionPlan, Prepared, RuleConst, StaticRec
+from myoguide.domain.prepared import OptionPlan, Prepared, RegimenPlan, RuleConst, StaticRec
 from myoguide.domain.result import (
     Action,
     AgentOption,
@@ -26,11 +26,12 @@ from myoguide.domain.result import (
     Practical,
     Regimen,
     Source,
+    Timing,
     UnitCount,
 )
-from myoguide.domain.units import fmt
+from myoguide.domain.units import clean, fmt
 from myoguide.errors import KnowledgeError
-from myoguide.knowledge.model import AgentCheck, DoseRule, Knowledge, Maximum
+from myoguide.knowledge.model import AgentCheck, DoseRule, Knowledge, MassUnit, Maximum, Period
 from myoguide.knowledge.terminology import Terminology, amount_decimal
 
 _MG = {"mg": Decimal(1), "g": Decimal(1000)}
@@ -93,6 +94,8 @@ class Tables(Struct, frozen=True):
     limit: dict[tuple[str, str, str], Maximum | None] = field(default_factory=dict)
     # Per (recommendation, agent, rule) of a computed regimen: what its dose needs, read once.
     calc: dict[tuple[str, str, str], DoseCalc] = field(default_factory=dict)
+    # Per recommendation, per agent option, per regimen: the prepared regimen or its DoseCalc.
+    parts: dict[str, tuple[tuple[Regimen | DoseCalc, ...], ...]] = field(default_factory=dict)
 
 
 class DoseCalc(Struct, frozen=True):
@@ -107,39 +110,83 @@ class DoseCalc(Struct, frozen=True):
     form: Formulary | None
     split: int | None
     ceiling: Decimal | None  # the maximum whole-unit amounts stay under, in the dose's unit
+    # The dose's unit, period and schedule: the maximum's unit and period (and no schedule) for
+    # "up to the maximum", else the rule's.
+    unit: MassUnit = "mg"
+    period: Period = "day"
+    timing: Timing | None = None
+    top: Maximum | None = None  # the stated maximum of "up to the maximum"
+    # The arithmetic's words up to the patient's measure ("0.075 mg/kg/day x "), and for a
+    # fixed floor up to a weight-based ceiling, the floor.
+    lead: str = ""
+    floor: Decimal | None = None
+    # For a daily total the source splits into doses: how many, and how often in words.
+    split_n: Decimal | None = None
+    split_words: str = ""
+    warn_above: Decimal | None = None  # a figure above this warns (prednisone above 75 mg/day)
 
 
 def with_calcs(t: Tables, p: Prepared) -> Tables:
     """Read once, for every computed regimen of a step, what its dose needs."""
-    kb = t.kb
     for rec_id, plans in p.option_plans.items():
         for op in plans:
             for rp in op.regimens:
-                if rp.static is not None:
-                    continue
-                rule = kb.dose_rules[rp.rule_id]
-                key = (rec_id, op.agent, rp.rule_id)
-                m = t.limit[key]
-                # The dose's unit and period: the maximum's for "up to the maximum", else the rule's
-                unit, period = rule.unit, rule.period
-                if rule.kind == "up_to_max":
-                    top = kb.maximum(rule.maximum or "")
-                    unit, period = top.unit, top.period
-                ceiling = None
-                if m is not None and m.period == period:
-                    ceiling = m.amount * _MG[m.unit] / _MG[unit]
-                t.calc[key] = DoseCalc(
-                    rp.rule_id,
-                    rule,
-                    p.rule_consts[rp.rule_id],
-                    p.rate[rp.rule_id],
-                    p.rule_sources[rp.rule_id],
-                    kb.maximum(rp.maximum) if rp.maximum is not None else None,
-                    t.forms.get(op.agent),
-                    t.split.get(rp.rule_id),
-                    ceiling,
-                )
+                if rp.static is None:
+                    t.calc[(rec_id, op.agent, rp.rule_id)] = _calc(t, p, rec_id, op.agent, rp)
+        t.parts[rec_id] = tuple(
+            tuple(rp.static or t.calc[(rec_id, op.agent, rp.rule_id)] for rp in op.regimens)
+            for op in plans
+        )
     return t
+
+
+def _calc(t: Tables, p: Prepared, rec_id: str, agent: str, rp: RegimenPlan) -> DoseCalc:
+    """Read what one computed regimen's dose needs."""
+    kb = t.kb
+    rule = kb.dose_rules[rp.rule_id]
+    m = t.limit[(rec_id, agent, rp.rule_id)]
+    const = p.rule_consts[rp.rule_id]
+    rate = p.rate[rp.rule_id]
+    # The dose's unit and period: the maximum's for "up to the maximum", else the rule's.
+    unit, period, timing, top = rule.unit, rule.period, const.timing, None
+    if rule.kind == "up_to_max":
+        top = kb.maximum(rule.maximum or "")
+        unit, period, timing = top.unit, top.period, None
+    ceiling = None
+    if m is not None and m.period == period:
+        ceiling = m.amount * _MG[m.unit] / _MG[unit]
+    lead, floor = "", None
+    if rule.kind == "per_m2":
+        lead = f"{rate} {rule.unit}/m2 x "
+    elif rule.kind == "per_kg":
+        lead = f"{rate} {rule.unit}/kg/{rule.period} x "
+    elif rule.kind == "fixed_to_per_kg":
+        floor = clean(const.low)
+        lead = f"{fmt(floor)} {const.per} up to {fmt(const.high)} {rule.unit}/kg/{rule.period} x "
+    n = rule.split
+    return DoseCalc(
+        rp.rule_id,
+        rule,
+        const,
+        rate,
+        p.rule_sources[rp.rule_id],
+        kb.maximum(rp.maximum) if rp.maximum is not None else None,
+        t.forms.get(agent),
+        t.split.get(rp.rule_id),
+        ceiling,
+        unit,
+        period,
+        timing,
+        top,
+        lead,
+        floor,
+        Decimal(n) if n else None,
+        _DAILY.get(n, f"{n} times") if n else "",
+        p.prednisone_warning if rule.agent == "prednisone" else None,
+    )
+
+
+_DAILY = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
 
 
 def build_tables(kb: Knowledge, terminology: Terminology) -> Tables:
@@ -293,17 +340,29 @@ def practical(
     dose: Dose, form: Formulary | None, split: int | None = None, ceiling: Decimal | None = None
 ) -> Practical:
     """Return the whole-unit amounts nearest a dose (`ceiling`: a stated maximum, dose's unit)."""
+    return amounts_of(dose.low, dose.high, dose.qualifier, dose.unit, form, split, ceiling)
+
+
+def amounts_of(
+    low: Decimal | None,
+    high: Decimal | None,
+    qualifier: str | None,
+    unit: str,
+    form: Formulary | None,
+    split: int | None,
+    ceiling: Decimal | None,
+) -> Practical:
+    """Return the whole-unit amounts nearest a dose given by its figures, as `practical`."""
     if form is None:
         return _NO_PRODUCT
     n = _SPLIT.get(split or 1) or Decimal(split or 1)
-    f = _MG[dose.unit]
+    f = _MG[unit]
     # Times one and divided by one leave the value as it is: skipped for a once-a-day mg dose.
     plain = split is None and f is _ONE_MG
     cap = None if ceiling is None else ceiling if plain else ceiling * f / n
-    low = dose.low
-    if dose.qualifier is None and low is not None and low == dose.high:
-        return _nearest(form, low if plain else low * f / n, n, f, cap, dose.unit)
-    return _inward(dose, form, n, f, cap, plain)
+    if qualifier is None and low is not None and low == high:
+        return _nearest(form, low if plain else low * f / n, n, f, cap, unit)
+    return _inward(low, high, unit, form, n, f, cap, plain)
 
 
 def _nearest(
@@ -319,7 +378,11 @@ def _nearest(
         under, over = t - below, above - t
         picks = (below,) if under < over else (above,) if over < under else (below, above)
     # Picks rise, so only the first can be nought; a cap can rule out either.
-    if cap is not None or not picks[0] > 0:
+    if len(picks) == 1:  # the common case, without building a tuple again
+        one = picks[0]
+        if not one > 0 or (cap is not None and one > cap):
+            picks = ()
+    elif cap is not None or not picks[0] > 0:
         picks = tuple(a for a in picks if a > 0 and (cap is None or a <= cap))
     if not picks:
         why = f"no whole {form.unit_word} amount within half a {fmt(s)} mg {form.unit_word}"
@@ -334,11 +397,17 @@ def _nearest(
 
 
 def _inward(
-    dose: Dose, form: Formulary, n: Decimal, f: Decimal, cap: Decimal | None, plain: bool
+    lo: Decimal | None,
+    hi: Decimal | None,
+    unit: str,
+    form: Formulary,
+    n: Decimal,
+    f: Decimal,
+    cap: Decimal | None,
+    plain: bool,
 ) -> Practical:
     """Return a range's ends rounded inward to whole amounts, or why none fits."""
     s = form.smallest
-    lo, hi = dose.low, dose.high
     if not plain:
         lo = lo * f / n if lo is not None else None
         hi = hi * f / n if hi is not None else None
@@ -364,7 +433,7 @@ def _inward(
             joined = "up to " + joined
         elif hi_r is None:
             joined = "from " + joined
-    return Practical("range", _shown(form, joined, dose.unit), amounts, form.label)
+    return Practical("range", _shown(form, joined, unit), amounts, form.label)
 
 
 def _shown(form: Formulary, text: str, unit: str) -> str:

@@ -258,19 +258,21 @@ _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 def _check_dates(state: PatientState) -> None:
     """Refuse a `last_given` that names a day its month does not have (30 February)."""
-    dated = [
-        (f"current_medications[{i}]", m.last_given) for i, m in enumerate(state.current_medications)
-    ]
-    dated += [
-        (f"treatment_history[{i}]", h.last_given) for i, h in enumerate(state.treatment_history)
-    ]
-    for where, when in dated:
-        if when is None:
-            continue
-        year, month, day = (int(x) for x in when.split("-"))
-        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-        if day > _DAYS[month - 1] or (month == 2 and day == 29 and not leap):
-            raise InputError(f"{where}.last_given", f"'{when}' is not a calendar date")
+    # Most entries carry no date: the field is named only where one is.
+    for i, m in enumerate(state.current_medications):
+        if m.last_given is not None:
+            _check_date(f"current_medications[{i}].last_given", m.last_given)
+    for i, h in enumerate(state.treatment_history):
+        if h.last_given is not None:
+            _check_date(f"treatment_history[{i}].last_given", h.last_given)
+
+
+def _check_date(where: str, when: str) -> None:
+    """Refuse an ISO date whose day its month does not have."""
+    year, month, day = (int(x) for x in when.split("-"))
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if day > _DAYS[month - 1] or (month == 2 and day == 29 and not leap):
+        raise InputError(where, f"'{when}' is not a calendar date")
 
 
 def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
@@ -391,6 +393,8 @@ def _finite(state: PatientState) -> None:
 
 def parse_state(raw: object, knowledge: Knowledge) -> PatientState:
     """Validate a JSON-like patient state; raise InputError naming the first bad field."""
+    if type(raw) is dict:  # the common case, without the Mapping check's cost
+        return _parse_dict(raw, knowledge)
     if isinstance(raw, PatientState):
         known = knowledge.agent_id_set
         for i, med in enumerate(raw.current_medications):
@@ -406,7 +410,12 @@ def parse_state(raw: object, knowledge: Knowledge) -> PatientState:
         return raw
     if not isinstance(raw, Mapping):
         raise InputError("(input)", "expected a JSON object with the patient state")
-    data = _resolve_agents(raw if isinstance(raw, dict) else dict(raw), knowledge)
+    return _parse_dict(dict(raw), knowledge)
+
+
+def _parse_dict(raw: dict[str, Any], knowledge: Knowledge) -> PatientState:
+    """Validate a patient state given as a dict; raise InputError naming the first bad field."""
+    data = _resolve_agents(raw, knowledge)
     try:
         state = msgspec.convert(data, PatientState)
     except msgspec.ValidationError as exc:

@@ -17,6 +17,7 @@ COURSE_DOSE_UNITS: tuple[str, ...] = ("mg/dose", "g/dose", "mg/course", "g/cours
 
 # A private context so no caller's decimal settings can change an answer.
 _CTX = Context(prec=28, rounding=ROUND_HALF_UP)
+_3600 = Decimal(3600)  # Mosteller's divisor, made once
 
 
 def to_kg(value: Decimal, unit: str) -> Decimal:
@@ -44,7 +45,7 @@ def round2_clean(value: Decimal) -> Decimal:
 
 def mosteller_bsa(height_cm: Decimal, weight_kg: Decimal) -> Decimal:
     """Return body surface area in m2 by Mosteller, sqrt(height cm x weight kg / 3600), exact."""
-    return _CTX.sqrt(_CTX.divide(_CTX.multiply(height_cm, weight_kg), Decimal(3600)))
+    return _CTX.sqrt(_CTX.divide(_CTX.multiply(height_cm, weight_kg), _3600))
 
 
 def mul(a: Decimal, b: Decimal) -> Decimal:

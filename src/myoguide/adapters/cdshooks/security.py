@@ -295,10 +295,11 @@ class TokenVerifier:
         token = token.strip()
         if len(token) > _MAX_TOKEN_CHARS:
             raise TokenError("malformed", "the bearer token is too long")
-        header = self._read_header(token)
+        header, unverified = _unverified_parts(token)
+        self._check_header(header)
         alg: str = header["alg"]
         kid: str = header["kid"]
-        config = self._issuer_of(token)
+        config = self._issuer_of(unverified)
         key = self._signing_key(config, header, alg, kid, may_fetch=may_fetch)
         claims = self._check_signature(token, key, alg)
         client = self._check_claims(claims, config, audience, kid)
@@ -310,12 +311,8 @@ class TokenVerifier:
         if self._replay.seen(client.issuer, client.jti, until):
             raise TokenError("replayed", "this token has already been used")
 
-    def _read_header(self, token: str) -> dict[str, Any]:
-        """Parse the JOSE header and check alg, typ and kid as CDS Hooks 2.0 requires."""
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise TokenError("malformed", "the bearer token is not a valid JWT") from None
+    def _check_header(self, header: Mapping[str, Any]) -> None:
+        """Check the JOSE header's alg, typ and kid as CDS Hooks 2.0 requires."""
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._algorithms:
             raise TokenError(
@@ -330,14 +327,9 @@ class TokenVerifier:
         jku = header.get("jku")
         if jku is not None and not isinstance(jku, str):
             raise TokenError("invalid_header", "the token header's jku must be a URL string")
-        return header
 
-    def _issuer_of(self, token: str) -> IssuerConfig:
+    def _issuer_of(self, unverified: Mapping[str, Any]) -> IssuerConfig:
         """Find the trusted issuer named by the token's (not yet verified) `iss` claim."""
-        try:
-            unverified = jwt.decode(token, options=_NO_VERIFICATION)
-        except jwt.PyJWTError:
-            raise TokenError("malformed", "the bearer token is not a valid JWT") from None
         issuer = unverified.get("iss")
         if issuer is None:
             raise TokenError("missing_claim", "the token has no 'iss' claim")
@@ -464,6 +456,19 @@ class TokenVerifier:
         expected = _without_trailing_slash(audience)
         if not any(_without_trailing_slash(url) == expected for url in urls):
             raise TokenError("wrong_audience", "the token is not meant for this endpoint")
+
+
+def _unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return a token's header and claims, unverified: read once, to pick the issuer and key.
+
+    Nothing read here is trusted: PyJWT then checks the signature over the same bytes, and the
+    claims acted on are the ones it returns. PyJWT's one reading replaces two (header, claims).
+    """
+    try:
+        parts = jwt.api_jwt.decode_complete(token, options=_NO_VERIFICATION)
+    except (jwt.PyJWTError, RecursionError):
+        raise TokenError("malformed", "the bearer token is not a valid JWT") from None
+    return parts["header"], parts["payload"]
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -28,6 +28,8 @@ _ALWAYS = (
 # The JSON doors: their request bodies must be JSON.
 JSON_PREFIXES = ("/api/", "/cds-services")
 HSTS = "max-age=31536000"
+# Every header name SecurityHeaders may add.
+_OURS = frozenset((*(name for name, _ in _ALWAYS), b"cache-control", b"strict-transport-security"))
 
 
 class SecurityHeaders:
@@ -42,23 +44,28 @@ class SecurityHeaders:
         # Only when the public URL is https: a browser then never tries plain http for a year.
         # No includeSubDomains: a hospital's other hosts are not this service's to decide.
         self._hsts = hsts
+        # Built once: every response gets the same lines, in this order.
+        extra = ((b"strict-transport-security", HSTS.encode()),) if hsts else ()
+        self._static = (*_ALWAYS, *extra)
+        self._dynamic = (*_ALWAYS, (b"cache-control", b"no-store"), *extra)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         static = str(scope.get("path", "")).startswith("/static/")
-        hsts = self._hsts
+        added = self._static if static else self._dynamic
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in _ALWAYS:
-                    headers[name.decode()] = value.decode()
-                if not static:
-                    headers["Cache-Control"] = "no-store"
-                if hsts:
-                    headers["Strict-Transport-Security"] = HSTS
+                raw = message["headers"] = list(message.get("headers") or ())
+                if any(name in _OURS for name, _ in raw):
+                    # The route set one of ours (rare): replaced in place, as before.
+                    headers = MutableHeaders(scope=message)
+                    for name, value in added:
+                        headers[name.decode()] = value.decode()
+                else:
+                    raw.extend(added)
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from myoguide.adapters.clock import SYSTEM_CLOCK
-from myoguide.adapters.store.db import make_sessions, note_write, write_session
+from myoguide.adapters.store.db import (
+    make_sessions,
+    note_write,
+    write_connection,
+    write_session,
+)
 from myoguide.adapters.store.tables import (
     MAX_CLINICIAN,
     SigninThrottleModel,
@@ -29,15 +35,35 @@ from myoguide.service.ports import Clock
 MAX_JTI = 500
 
 
+@dataclass
+class _Claim:
+    """One token id waiting to be recorded, and what the write that took it found."""
+
+    issuer: str
+    jti: str
+    expires_at: float
+    done: bool = False
+    seen: bool = True  # refused unless a committed write says otherwise
+    failed: bool = False
+
+
 class StoreReplayCache:
-    """The ReplayCache port in the database, so every worker and a restart see the same ids."""
+    """The ReplayCache port in the database, so every worker and a restart see the same ids.
+
+    Calls of one process that arrive together share one transaction (group commit): a call
+    queues its id and the first to take the writer's lock records every id queued, commits once
+    (one fsync on SQLite) and tells each call what its id's row said. No call returns before
+    the transaction holding its id has committed, so a replay is refused exactly as with one
+    commit per call, across processes and restarts; concurrent calls no longer queue on
+    SQLite's busy timeout (which sleeps) or on one fsync each.
+    """
 
     # Expired ids are purged at most this often (per process), not on every call: the purge is a
     # second statement in a transaction every CDS request waits for.
     PURGE_SECONDS = 30.0
 
     def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
-        self._sessions = make_sessions(engine)
+        self._engine = engine
         self._clock = clock
         self._purged = -math.inf
         # One statement, built once, records the id or takes over a row whose token has expired;
@@ -53,23 +79,57 @@ class StoreReplayCache:
             set_={"expires_at": stmt.excluded.expires_at},
             where=TokenJtiModel.expires_at <= bindparam("now"),
         ).returning(TokenJtiModel.jti)
+        self._purge = delete(TokenJtiModel).where(TokenJtiModel.expires_at <= bindparam("now"))
+        self._live = select(TokenJtiModel.expires_at).where(
+            TokenJtiModel.issuer == bindparam("issuer"), TokenJtiModel.jti == bindparam("jti")
+        )
+        self._queue: list[_Claim] = []
+        self._queue_lock = threading.Lock()
+        self._writer = threading.Lock()
 
     def seen(self, issuer: str, jti: str, expires_at: float) -> bool:
         """Return True if (issuer, jti) was already recorded, else record it until expires_at."""
         if len(issuer) > MAX_JTI or len(jti) > MAX_JTI:
             # Not storable, so not provably fresh: treated as a replay (the token is refused).
             return True
+        claim = _Claim(issuer, jti, expires_at)
+        with self._queue_lock:
+            self._queue.append(claim)
+        with self._writer:
+            if not claim.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                try:
+                    self._write(batch)
+                except BaseException:
+                    # Nothing committed: every call of the batch is refused (this one re-raises).
+                    for other in batch:
+                        other.failed = other.done = True
+                    raise
+        if claim.failed:
+            raise StoreUnavailable("the record cannot be written just now")
+        return claim.seen
+
+    def _write(self, batch: list[_Claim]) -> None:
+        """Record a batch of ids in one transaction; mark each claim done once it committed."""
         now = self._clock()
-        with write_session(self._sessions) as session:
+        found: list[bool] = []
+        with write_connection(self._engine) as conn:
             if now - self._purged >= self.PURGE_SECONDS:
-                session.execute(delete(TokenJtiModel).where(TokenJtiModel.expires_at <= now))
+                conn.execute(self._purge, {"now": now})
                 self._purged = now
-            if expires_at <= now:
-                # Never recorded (it could not be replayed later anyway); known only if live.
-                found = session.get(TokenJtiModel, (issuer, jti))
-                return found is not None and found.expires_at > now
-            params = {"issuer": issuer, "jti": jti, "expires_at": expires_at, "now": now}
-            return session.connection().execute(self._record, params).first() is None
+            for claim in batch:
+                key = {"issuer": claim.issuer, "jti": claim.jti}
+                if claim.expires_at <= now:
+                    # Never recorded (it could not be replayed later anyway); known only if live.
+                    until = conn.execute(self._live, key).scalar()
+                    found.append(until is not None and until > now)
+                else:
+                    params = {**key, "expires_at": claim.expires_at, "now": now}
+                    found.append(conn.execute(self._record, params).first() is None)
+        # Committed: only now may a call learn its id was not seen before.
+        for claim, was_seen in zip(batch, found, strict=True):
+            claim.seen, claim.done = was_seen, True
 
 
 def _digest(token: str) -> str:
