@@ -245,13 +245,16 @@ def _canonical(items: list[Any], known: frozenset[str]) -> bool:
 def _check_history(state: PatientState) -> None:
     """Refuse history entries that name no agent, or both forms, or a one-drug combination."""
     for i, h in enumerate(state.treatment_history):
-        where = f"treatment_history[{i}]"
         if (h.agent is None) == (h.agents is None):
             raise InputError(
-                f"{where}.agent", "give either 'agent' or 'agents' (a combination), not both"
+                f"treatment_history[{i}].agent",
+                "give either 'agent' or 'agents' (a combination), not both",
             )
         if h.agents is not None and len(set(h.agents)) < 2:
-            raise InputError(f"{where}.agents", "a combination names at least two different agents")
+            raise InputError(
+                f"treatment_history[{i}].agents",
+                "a combination names at least two different agents",
+            )
 
 
 _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
