@@ -27,7 +27,7 @@ def evaluate(f: Facts, run: Run) -> tuple[Course, str | None, str | None]:
     state = f.state
 
     sparing = p.sparing
-    sparing_inadequate = any(a in f.inadequate for a in sparing) or (
+    sparing_inadequate = not f.inadequate.isdisjoint(sparing) or (
         "inadequate_response" in f.combination_outcomes
     )
     # AZA and MTX are given with glucocorticoids: their inadequate response is resistance, with

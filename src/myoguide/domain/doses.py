@@ -20,6 +20,9 @@ from myoguide.knowledge.model import Maximum
 _TENTH = Decimal("0.1")
 _HALF = Decimal("0.5")
 _ONE = Decimal(1)
+# The steps' bounds as Decimals: a comparison with an int converts it every time.
+_TEN = Decimal(10)
+_HUNDRED = Decimal(100)
 
 
 # The figures of a dose as they are worked out: low, high and the arithmetic in words.
@@ -80,13 +83,15 @@ def _raise_floor(
 
 
 def practical(value: Decimal) -> Decimal:
-    """Round a figure to what a prescriber can act on: 0.1 below 10, 0.5 below 100, else 1."""
-    if value >= 10 and value == value.to_integral_value():
+    """Round a clean figure to what a prescriber can act on: 0.1 below 10, 0.5 below 100, else 1."""
+    # Every figure arrives clean (no trailing zeros): one already at the step is its own result.
+    if value < _TEN:
+        # Dividing by 0.1 keeps every digit, so rounding to the step directly is the same.
+        tenth = value.quantize(_TENTH, ROUND_HALF_UP)
+        return value if tenth == value else clean(tenth)
+    if value == value.to_integral_value():
         return value  # a whole figure from 10 up is already as precise as shown
-    # Dividing by 0.1 or 1 keeps every digit, so rounding to the step directly is the same.
-    if value < 10:
-        return clean(value.quantize(_TENTH, ROUND_HALF_UP))
-    if value < 100:
+    if value < _HUNDRED:
         return clean((value / _HALF).quantize(_ONE, ROUND_HALF_UP) * _HALF)
     return clean(value.quantize(_ONE, ROUND_HALF_UP))
 

@@ -12,6 +12,7 @@ from myoguide.knowledge.model import Knowledge
 
 FAILED_OUTCOMES = frozenset({"inadequate_response", "intolerance"})
 _TEN_THOUSANDTH = Decimal("0.0001")  # the precision a surface area is shown at in its working
+_IN_MG = {"day": "mg/day", "week": "mg/week", None: "mg/day"}  # a dose period's own unit
 
 
 # A msgspec Struct, not a dataclass: cheaper to define (command start) and to build.
@@ -71,7 +72,10 @@ class Facts(Struct):
 
 def current_amount(kb: Knowledge, agent: str, value: Decimal, unit: str) -> Decimal:
     """Return a current dose in mg per the agent's own dose period (week for MTX, else day)."""
-    if kb.agent(agent).dose_period == "week":
+    period = kb.agent(agent).dose_period
+    if unit == _IN_MG.get(period):
+        return value  # already in mg per the agent's own period: the figure as given
+    if period == "week":
         return to_mg_per_week(value, unit)
     return to_mg_per_day(value, unit)
 
@@ -185,7 +189,7 @@ def _read_history(state: PatientState, kb: Knowledge) -> History:
             inadequate.add(agent)
         if "intolerance" in seen:
             intolerant.add(agent)
-        if seen == {"unknown"}:
+        if len(seen) == 1 and "unknown" in seen:  # unknown alone, without building a set
             unknown.append(kb.agent(agent).display)
     return (
         frozenset(failed),

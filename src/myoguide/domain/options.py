@@ -15,7 +15,7 @@ from myoguide.domain.units import fmt
 
 def action_for(f: Facts, agent: str, planned: Action) -> Action:
     """Return what a step does with an agent, given whether it is in use or was tried before."""
-    if f.in_use(agent):
+    if agent in f.using:  # f.in_use, without the call
         # Never a new start for a drug already taken: the step continues (or raises) it.
         return planned if planned in ("raise", "continue") else "continue"
     if planned == "start" and (agent in f.tried or agent in f.failed):

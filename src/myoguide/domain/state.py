@@ -4,6 +4,7 @@
 # PatientState need not evaluate strings, about 0.6 ms of the command's start (issue 24).
 import math
 import re
+import weakref
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -244,13 +245,16 @@ def _canonical(items: list[Any], known: frozenset[str]) -> bool:
 def _check_history(state: PatientState) -> None:
     """Refuse history entries that name no agent, or both forms, or a one-drug combination."""
     for i, h in enumerate(state.treatment_history):
-        where = f"treatment_history[{i}]"
         if (h.agent is None) == (h.agents is None):
             raise InputError(
-                f"{where}.agent", "give either 'agent' or 'agents' (a combination), not both"
+                f"treatment_history[{i}].agent",
+                "give either 'agent' or 'agents' (a combination), not both",
             )
         if h.agents is not None and len(set(h.agents)) < 2:
-            raise InputError(f"{where}.agents", "a combination names at least two different agents")
+            raise InputError(
+                f"treatment_history[{i}].agents",
+                "a combination names at least two different agents",
+            )
 
 
 _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -275,10 +279,62 @@ def _check_date(where: str, when: str) -> None:
         raise InputError(where, f"'{when}' is not a calendar date")
 
 
+class _Limits(Struct, frozen=True):
+    """The input limits as validation reads them, built once per Knowledge (see `_limits`)."""
+
+    # The floats nearest each plausible range's ends: age, weight (kg), height (cm), BMI.
+    age: tuple[float, float]
+    kg: tuple[float, float]
+    cm: tuple[float, float]
+    bmi: tuple[float, float]
+    dose_ceiling: float  # mg/day, the sanity ceiling of every current dose
+    # Per agent: its dose period, whether it is given as a course, and the mg above which a
+    # current dose is refused (None: no agent limit).
+    agents: dict[str, tuple[str | None, bool, float | None]]
+
+
+_LIMITS: dict[int, _Limits] = {}
+
+
+def _limits(k: Knowledge) -> _Limits:
+    """Return the knowledge's input limits read for validation, built on first use."""
+    # Built once per Knowledge object and dropped with it, as the knowledge's own indexes.
+    hit = _LIMITS.get(id(k))
+    if hit is None:
+        lim = k.input_limits
+        doses = lim.doses
+        hit = _Limits(
+            (float(lim.age_years.min), float(lim.age_years.max)),
+            (float(lim.weight_kg.min), float(lim.weight_kg.max)),
+            (float(lim.height_cm.min), float(lim.height_cm.max)),
+            (float(lim.bmi.min), float(lim.bmi.max)),
+            float(lim.dose_mg_per_day_max),
+            {
+                a.id: (
+                    a.dose_period,
+                    a.given_as_course,
+                    float(doses[a.id].refuse_above) if a.id in doses else None,
+                )
+                for a in k.agents
+            },
+        )
+        _LIMITS[id(k)] = hit
+        weakref.finalize(k, _LIMITS.pop, id(k), None)
+    return hit
+
+
+def _inside(value: float, ends: tuple[float, float]) -> bool:
+    """Return whether a JSON number lies strictly inside the floats nearest a range's ends."""
+    # Rounding to a float is monotone, so a value strictly inside the ends' floats has an exact
+    # decimal (`dec`) inside the range itself: the Decimal check runs only near an end.
+    return ends[0] < value < ends[1]
+
+
 def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
     """Refuse values no human body or prescription can have, or a unit that misfits the drug."""
     lim = knowledge.input_limits
-    if (
+    t = _limits(knowledge)
+    if not _inside(state.age_years, t.age) and (
         not math.isfinite(state.age_years)
         or not lim.age_years.min <= state.age <= lim.age_years.max
     ):
@@ -288,36 +344,37 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
             f"({lim.age_years.min} to {lim.age_years.max} years)",
         )
     _finite(state)
-    kg = state.weight.kg if state.weight is not None else None
-    cm = state.height.cm if state.height is not None else None
-    if (
-        state.weight is not None
-        and kg is not None
-        and not lim.weight_kg.min <= kg <= lim.weight_kg.max
-    ):
-        raise InputError(
-            "weight.value",
-            f"{state.weight.value} {state.weight.unit} is not a plausible human weight "
-            f"({lim.weight_kg.min} to {lim.weight_kg.max} kg)",
-        )
-    if (
-        state.height is not None
-        and cm is not None
-        and not lim.height_cm.min <= cm <= lim.height_cm.max
-    ):
-        raise InputError(
-            "height.value",
-            f"{state.height.value} {state.height.unit} is not a plausible human height "
-            f"({lim.height_cm.min} to {lim.height_cm.max} cm)",
-        )
-    bmi_value = bmi_of(kg, cm)
-    if bmi_value is not None and not float(lim.bmi.min) <= bmi_value <= float(lim.bmi.max):
-        raise InputError(
-            "weight.value",
-            f"weight and height give a body mass index of {bmi_value:.0f}, which no adult has "
-            f"({lim.bmi.min} to {lim.bmi.max}); check weight, height and their units",
-        )
-    _check_doses(state, knowledge)
+    weight, height = state.weight, state.height
+    # In kg or cm the exact figure is the number itself: its float is the number as given.
+    kg = cm = None
+    if weight is not None and not (weight.unit == "kg" and _inside(weight.value, t.kg)):
+        kg = weight.kg
+        if not lim.weight_kg.min <= kg <= lim.weight_kg.max:
+            raise InputError(
+                "weight.value",
+                f"{weight.value} {weight.unit} is not a plausible human weight "
+                f"({lim.weight_kg.min} to {lim.weight_kg.max} kg)",
+            )
+    if height is not None and not (height.unit == "cm" and _inside(height.value, t.cm)):
+        cm = height.cm
+        if not lim.height_cm.min <= cm <= lim.height_cm.max:
+            raise InputError(
+                "height.value",
+                f"{height.value} {height.unit} is not a plausible human height "
+                f"({lim.height_cm.min} to {lim.height_cm.max} cm)",
+            )
+    if weight is not None and height is not None:
+        # float(dec(v)) is v: the same floats bmi_of would read from the exact figures.
+        kg_f = weight.value if kg is None else float(kg)
+        metres = (height.value if cm is None else float(cm)) / 100
+        bmi_value = kg_f / (metres * metres)
+        if not t.bmi[0] <= bmi_value <= t.bmi[1]:
+            raise InputError(
+                "weight.value",
+                f"weight and height give a body mass index of {bmi_value:.0f}, which no adult "
+                f"has ({lim.bmi.min} to {lim.bmi.max}); check weight, height and their units",
+            )
+    _check_doses(state, knowledge, t)
     seen: set[str] = set()
     for i, med in enumerate(state.current_medications):
         if med.agent in seen:
@@ -327,18 +384,15 @@ def _check_plausible(state: PatientState, knowledge: Knowledge) -> None:
         seen.add(med.agent)
 
 
-def _check_doses(state: PatientState, knowledge: Knowledge) -> None:
+def _check_doses(state: PatientState, knowledge: Knowledge, t: _Limits) -> None:
     """Refuse a current dose whose unit misfits its period, or that no prescription carries."""
-    lim = knowledge.input_limits
-    ceiling = float(lim.dose_mg_per_day_max)
     for i, med in enumerate(state.current_medications):
         if med.dose is None:
             continue
         unit = med.dose.unit
-        info = knowledge.agent(med.agent)
-        period = info.dose_period
+        period, course, refuse_above = t.agents[med.agent]
         per_course = unit.endswith(("/dose", "/course"))
-        if per_course and not info.given_as_course:
+        if per_course and not course:
             raise InputError(
                 f"current_medications[{i}].dose.unit",
                 f"{med.agent} is not given as infusions or courses; got '{unit}'",
@@ -356,18 +410,17 @@ def _check_doses(state: PatientState, knowledge: Knowledge) -> None:
         # A sanity ceiling, not clinical arithmetic: a float comparison is enough here.
         mg = med.dose.value * (1000 if unit[0] == "g" else 1)
         per_day = mg / (7 if unit.endswith("k") else 1)
-        if per_day > ceiling:
+        if per_day > t.dose_ceiling:
             raise InputError(
                 f"current_medications[{i}].dose.value",
                 f"{med.dose.value} {unit} is not a plausible dose",
             )
-        limit = lim.doses.get(med.agent)
-        if limit is not None and mg > float(limit.refuse_above):
-            per = period or "day"
+        if refuse_above is not None and mg > refuse_above:
+            limit = knowledge.input_limits.doses[med.agent]
             raise InputError(
                 f"current_medications[{i}].dose.value",
                 f"{med.dose.value} {unit} of {med.agent} is not a dose any prescription carries "
-                f"(above {limit.refuse_above} mg/{per}); check the entry and its unit",
+                f"(above {limit.refuse_above} mg/{period or 'day'}); check the entry and its unit",
             )
 
 
