@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 from myoguide.adapters.fhir.agents import concept_names
@@ -13,6 +14,17 @@ from myoguide.adapters.fhir.codes import (
     MEDREQ_STATUS_REASON,
 )
 from myoguide.adapters.fhir.primitives import coding_codes
+
+
+def _any_of(words: tuple[str, ...]) -> re.Pattern[str]:
+    """Return a pattern found in a text exactly when one of the words is a part of it."""
+    # One search instead of a containment test per word (issue 24).
+    return re.compile("|".join(re.escape(word) for word in words))
+
+
+_ADMINISTRATIVE = _any_of(ADMINISTRATIVE_WORDS)
+_INADEQUATE = _any_of(INADEQUATE_WORDS)
+_INTOLERANCE = _any_of(INTOLERANCE_WORDS)
 
 
 class StopOutcome(NamedTuple):
@@ -43,13 +55,13 @@ def stop_outcome(res: dict[str, Any]) -> StopOutcome:
             "intolerance", "", "stopped for a suspected allergy or intolerance (coded reason)"
         )
     blob = " | ".join(name.lower() for concept in concepts for name in concept_names(concept))
-    if codes or any(word in blob for word in ADMINISTRATIVE_WORDS):
+    if codes or _ADMINISTRATIVE.search(blob) is not None:
         return StopOutcome(
             "unknown",
             "the reason it was stopped is practical (not about how it worked or was tolerated)",
         )
-    inadequate = any(word in blob for word in INADEQUATE_WORDS)
-    intolerance = any(word in blob for word in INTOLERANCE_WORDS)
+    inadequate = _INADEQUATE.search(blob) is not None
+    intolerance = _INTOLERANCE.search(blob) is not None
     if inadequate and intolerance:
         return StopOutcome(
             "unknown", "the stopping reason names both lack of effect and intolerance"
