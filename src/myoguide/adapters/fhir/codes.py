@@ -110,9 +110,18 @@ ADMINISTRATIVE_WORDS: tuple[str, ...] = (
     "expired",
 )
 
-# (multiplier, divisor) turning "per period of this unit" into per day / per week.
-PER_DAY: Mapping[str, tuple[int, int]] = {"h": (24, 1), "d": (1, 1), "wk": (1, 7)}
-PER_WEEK: Mapping[str, tuple[int, int]] = {"h": (168, 1), "d": (7, 1), "wk": (1, 1)}
+# (multiplier, divisor) turning "per period of this unit" into per day / per week; Decimals
+# made once rather than per dose read.
+PER_DAY: Mapping[str, tuple[Decimal, Decimal]] = {
+    "h": (Decimal(24), Decimal(1)),
+    "d": (Decimal(1), Decimal(1)),
+    "wk": (Decimal(1), Decimal(7)),
+}
+PER_WEEK: Mapping[str, tuple[Decimal, Decimal]] = {
+    "h": (Decimal(168), Decimal(1)),
+    "d": (Decimal(7), Decimal(1)),
+    "wk": (Decimal(1), Decimal(1)),
+}
 
 WEIGHT_UNITS: Mapping[str, tuple[Decimal, str]] = {
     "kg": (Decimal(1), "kg"),

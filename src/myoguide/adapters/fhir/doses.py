@@ -441,9 +441,9 @@ def per_period(
     try:
         total = DECIMAL_CONTEXT.divide(
             DECIMAL_CONTEXT.multiply(
-                DECIMAL_CONTEXT.multiply(mass.amount, schedule.frequency), Decimal(multiplier)
+                DECIMAL_CONTEXT.multiply(mass.amount, schedule.frequency), multiplier
             ),
-            DECIMAL_CONTEXT.multiply(schedule.period, Decimal(divisor)),
+            DECIMAL_CONTEXT.multiply(schedule.period, divisor),
         )
     except ArithmeticError:
         total = Decimal("NaN")

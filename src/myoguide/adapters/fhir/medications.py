@@ -35,11 +35,16 @@ from myoguide.knowledge.terminology import Terminology
 
 
 class Candidate(NamedTuple):
-    """One resource saying an agent is in use: when it was written, its dose reading, its label."""
+    """One resource saying an agent is in use: when it was written, its dose reading, itself."""
 
     key: SortKey
     reading: DoseReading
-    label: str
+    resource: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        """Return the resource's label; made only for a warning, which most uses never raise."""
+        return resource_label(self.resource, self.key.position)
 
 
 class Tried(NamedTuple):
@@ -125,13 +130,13 @@ class MedicationReader(AgentFinder):
         if resolved is None:
             return
         agent = resolved.agent
-        label = resource_label(res, i)
+        # The label only where it is used: a current order is labelled only if it warns.
         if role is None:
             self.warn(
                 "medication_status_unclear",
                 f"a {shown(agent)} record does not say whether it is being taken, was taken or was "
                 "never given; not counted",
-                label,
+                resource_label(res, i),
             )
             return
         if role == "not_ordered":
@@ -140,14 +145,14 @@ class MedicationReader(AgentFinder):
                 f"{shown(agent)} is only proposed, planned or drafted, not ordered; not counted "
                 "as in "
                 "use or as tried",
-                label,
+                resource_label(res, i),
             )
             return
         self.courses.append((agent, res))
         if kind in ("MedicationAdministration", "MedicationDispense"):
             if kind == "MedicationAdministration" and res.get("status") != "stopped":
                 self.note_given_dose(res, i, resolved)
-            self.add_given(agent, res, label, kind == "MedicationDispense")
+            self.add_given(agent, res, resource_label(res, i), kind == "MedicationDispense")
             return
         if role == "current":
             timing = self.when_current(res, kind, dosages)
@@ -157,10 +162,16 @@ class MedicationReader(AgentFinder):
                     f"the {shown(agent)} prescription's dates ended before the evaluation date; "
                     "counted "
                     "as tried, not as in use",
-                    label,
+                    resource_label(res, i),
                 )
                 self.tried.setdefault(agent, []).append(
-                    Tried("unknown", "no reason for stopping is recorded", "", label, "")
+                    Tried(
+                        "unknown",
+                        "no reason for stopping is recorded",
+                        "",
+                        resource_label(res, i),
+                        "",
+                    )
                 )
                 return
             if timing == "future":
@@ -169,24 +180,24 @@ class MedicationReader(AgentFinder):
                     f"the {shown(agent)} prescription starts after the evaluation date; not "
                     "counted as "
                     "in use",
-                    label,
+                    resource_label(res, i),
                 )
                 return
             if status == "on-hold":
                 self.warn(
                     "medication_on_hold",
                     f"{shown(agent)} is on hold (paused, expected to resume); counted as in use",
-                    label,
+                    resource_label(res, i),
                 )
             reading = read_dose(dosages, resolved, self.term, self.today)
             written = res.get("authoredOn") if kind == "MedicationRequest" else None
             if written is None:
                 written = res.get("dateAsserted") or effective_time(res)
             self.candidates.setdefault(agent, []).append(
-                Candidate(sort_key(written, i), reading, label)
+                Candidate(sort_key(written, i), reading, res)
             )
             return
-        self.add_history(agent, res, label)
+        self.add_history(agent, res, resource_label(res, i))
 
     def when_current(self, res: dict[str, Any], kind: object, dosages: object) -> str:
         """Say whether an active prescription is 'current', 'ended' or 'future' on the day."""
@@ -250,9 +261,9 @@ class MedicationReader(AgentFinder):
                 "dose was used",
                 latest.label,
             )
-        reading, label = latest.reading, latest.label
+        reading = latest.reading
         for code, message in reading.notes:
-            self.warn(code, message, label)
+            self.warn(code, message, latest.label)
         given = max(self.given.get(agent, ()), key=lambda g: g[0], default=None)
         if reading.dose is None and given is not None:
             # The order states no readable amount; the latest infusion says what one is.
@@ -263,12 +274,14 @@ class MedicationReader(AgentFinder):
                 "dose_from_administration",
                 f"the {shown(agent)} order {said}; the latest recorded administration"
                 f"{on} ({dose['value']} {unit_words(dose['unit'])}) was used as the dose",
-                label,
+                latest.label,
             )
             self.current[agent] = {"agent": agent, "dose": dose}
         elif reading.dose is None:
             self.warn(
-                reading.code, f"{reading.message}; {shown(agent)} listed without a dose", label
+                reading.code,
+                f"{reading.message}; {shown(agent)} listed without a dose",
+                latest.label,
             )
             self.current[agent] = {"agent": agent}
             if reading.unreadable:
@@ -299,15 +312,15 @@ class MedicationReader(AgentFinder):
     def add_history(self, agent: str, res: dict[str, Any], label: str) -> None:
         """Note a finished course with the outcome its stopping reason gives."""
         stopped = stop_outcome(res)
+        # The note names the record (kind and date), so a card can point the clinician to it;
+        # only a known outcome's note is ever shown.
+        note = (
+            ""
+            if stopped.outcome == "unknown"
+            else f"{stopped.note}, recorded in {record_words(res)}"
+        )
         self.tried.setdefault(agent, []).append(
-            # The note names the record (kind and date), so a card can point the clinician to it.
-            Tried(
-                stopped.outcome,
-                stopped.problem,
-                f"{stopped.note}, recorded in {record_words(res)}",
-                label,
-                "",
-            )
+            Tried(stopped.outcome, stopped.problem, note, label, "")
         )
 
     def note_given_dose(self, res: dict[str, Any], i: int, resolved: NamedAgent) -> None:
