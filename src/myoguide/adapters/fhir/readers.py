@@ -117,12 +117,17 @@ class BundleReader:
                     codings = res["code"]["coding"]
                 except (TypeError, KeyError, IndexError):
                     continue
-                if not isinstance(codings, list):
+                # Operators rather than calls (isinstance, get) where a lab passes: each call
+                # costs a little, a thousand times in a big chart.
+                if type(codings) is not list and not isinstance(codings, list):
                     continue
                 for coding in codings:
                     try:
                         # The code first: a lab's code is rarely a body measure's.
-                        kind = body.get(coding["code"])
+                        code = coding["code"]
+                        if code not in body:
+                            continue
+                        kind = body[code]
                         if not kind or coding["system"] != LOINC:
                             continue
                     except (TypeError, KeyError, IndexError):
