@@ -50,7 +50,7 @@ def stop_outcome(res: dict[str, Any]) -> StopOutcome:
     if not concepts:
         return StopOutcome("unknown", "no reason for stopping is recorded")
     codes = [c for concept in concepts for c in coding_codes(concept, MEDREQ_STATUS_REASON)]
-    if any(code in INTOLERANCE_CODES for code in codes):
+    if not INTOLERANCE_CODES.isdisjoint(codes):
         return StopOutcome(
             "intolerance", "", "stopped for a suspected allergy or intolerance (coded reason)"
         )
