@@ -238,33 +238,18 @@ class MedicationReader(AgentFinder):
 
     def settle_current(self, agent: str, found: list[Candidate]) -> None:
         """Keep the latest prescription of an agent; renewals are one use with the latest dose."""
-        found.sort(key=lambda c: c.key)
-        latest = found[-1]
-        ties = [c for c in found if c.key.dated and c.key[:2] == latest.key[:2]]
-        doses = {repr(c.reading.dose) for c in ties} if len(ties) > 1 else set()
-        if len(found) > 1 and (not latest.key.dated or len(doses) > 1):
-            # Two prescriptions of one drug with no order between them, and different doses.
-            self.warn(
-                "medication_duplicate",
-                f"{shown(agent)} is prescribed more than once at the same time with different or "
-                "undated doses; listed once, without a dose",
-                latest.label,
-            )
-            self.current[agent] = {"agent": agent}
-            self.unresolved.append(f"{shown(agent)} (dose not readable)")
+        # Most drugs have one prescription: nothing to order, no renewal or tie to weigh.
+        if len(found) > 1 and self.settle_renewals(agent, found):
             return
-        if len(found) > 1:
-            self.warn(
-                "medication_renewed",
-                f"{shown(agent)} was prescribed {len(found)} times (renewals); the latest "
-                "prescription's "
-                "dose was used",
-                latest.label,
-            )
+        latest = found[-1]
         reading = latest.reading
         for code, message in reading.notes:
             self.warn(code, message, latest.label)
-        given = max(self.given.get(agent, ()), key=lambda g: g[0], default=None)
+        given = (
+            max(self.given.get(agent, ()), key=lambda g: g[0], default=None)
+            if reading.dose is None
+            else None
+        )
         if reading.dose is None and given is not None:
             # The order states no readable amount; the latest infusion says what one is.
             _, dose, when = given
@@ -288,6 +273,32 @@ class MedicationReader(AgentFinder):
                 self.unresolved.append(f"{shown(agent)} (dose not readable)")
         else:
             self.current[agent] = {"agent": agent, "dose": reading.dose}
+
+    def settle_renewals(self, agent: str, found: list[Candidate]) -> bool:
+        """Order an agent's prescriptions, latest last; say True if ties leave no dose."""
+        found.sort(key=lambda c: c.key)
+        latest = found[-1]
+        ties = [c for c in found if c.key.dated and c.key[:2] == latest.key[:2]]
+        doses = {repr(c.reading.dose) for c in ties} if len(ties) > 1 else set()
+        if not latest.key.dated or len(doses) > 1:
+            # Two prescriptions of one drug with no order between them, and different doses.
+            self.warn(
+                "medication_duplicate",
+                f"{shown(agent)} is prescribed more than once at the same time with different or "
+                "undated doses; listed once, without a dose",
+                latest.label,
+            )
+            self.current[agent] = {"agent": agent}
+            self.unresolved.append(f"{shown(agent)} (dose not readable)")
+            return True
+        self.warn(
+            "medication_renewed",
+            f"{shown(agent)} was prescribed {len(found)} times (renewals); the latest "
+            "prescription's "
+            "dose was used",
+            latest.label,
+        )
+        return False
 
     def settle_tried(self, agent: str, entries: list[Tried]) -> None:
         """Add an agent's history entries: clinical outcomes, or one 'unknown' when none."""
