@@ -52,7 +52,7 @@ from myoguide.adapters.web.words import (
     state_lines,
 )
 from myoguide.errors import InputError
-from myoguide.service import Clock
+from myoguide.service import Chart, Clock
 
 DECISIONS = ("accepted", "chose_other", "declined")
 SAVE_KEY = "save_key"
@@ -244,7 +244,7 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
             focus = f"treatment_history[{row}].agent"
         return _form_page(request, site, form, patient, focus=focus)
     age_stand_in = float(site.kb.input_limits.age_years.min)
-    collect_errors(site.service.parse, raw_state, form, age_stand_in)
+    parsed = collect_errors(site.service.parse, raw_state, form, age_stand_in)
     visit_date = None
     try:
         visit_date = _visit_date(data.get("visit_date"), site.deps.clock)
@@ -252,7 +252,12 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
         form.error("visit_date", exc.message)
     if form.errors or visit_date is None:
         return _form_page(request, site, form, patient, 422)
-    assessment = site.service.assess(raw_state)
+    # Validated once: the state the error check passed is the one answered.
+    assessment = (
+        site.service.assess_chart(Chart(parsed, ()))
+        if parsed is not None
+        else site.service.assess(raw_state)
+    )
     result = assessment.result
     unusual = [w for w in result.warnings if w.code in site.kb.warnings_in_scope("entry")]
     if unusual and data.get(CONFIRM_FIELD) != "on":
