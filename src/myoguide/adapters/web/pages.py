@@ -38,8 +38,10 @@ from myoguide.adapters.web.site import (
     SiteDep,
     WebDeps,
     csrf_failed,
+    csrf_form,
     login_required,
     pages,
+    signed_in,
     signed_in_user,
 )
 from myoguide.adapters.web.timeline import STYLE as TIMELINE_STYLE
@@ -84,6 +86,9 @@ def mount_web(app: FastAPI, deps: WebDeps) -> None:
     app.add_exception_handler(CsrfError, csrf_failed)
     app.add_exception_handler(LoginRequired, login_required)
     app.include_router(pages)
+    # After the pages: GET /assess stays the first route whose path matches, so another method
+    # is answered 405 allowing GET, as before.
+    app.add_route("/assess", assess, methods=["POST"], include_in_schema=False)
     app.include_router(accounts)
 
 
@@ -224,8 +229,13 @@ def _form_page(
     )
 
 
-@pages.post("/assess", response_class=HTMLResponse)
-async def assess(request: Request, site: SiteDep, data: Form) -> Response:
+async def assess(request: Request) -> Response:
+    """Answer the posted visit form, or show it again with what needs changing."""
+    # A plain Starlette route (see mount_web): the pages' sign-in gate and CSRF check, in the
+    # order their dependencies ran, without FastAPI solving them on every submit.
+    site: Site = request.app.state.web
+    await signed_in(request, site)
+    data = await csrf_form(request)
     patient = None
     if data.get("patient_id", "").isdigit():
         patient = await run_in_threadpool(site.records.patient, int(data["patient_id"]))
