@@ -65,23 +65,30 @@ class Controls:
         body = "".join(on if chosen == value else off for value, off, on in _tags(options))
         return Markup(head + body + "</select>\n")
 
+    def options(self, name: str, options: Iterable[tuple[Any, Any]], extra: str = "") -> Markup:
+        """Return option tags (each with `extra` attributes), the form's value selected."""
+        chosen = self.form.get(name)
+        tags = _tags(options, extra)
+        return Markup("".join(on if chosen == value else off for value, off, on in tags))
+
 
 Tags = tuple[tuple[Any, str, str], ...]
-# Option tags by the id of their choices list, with the list itself (so the id stays its own).
-_TAGS: dict[int, tuple[object, Tags]] = {}
+# Option tags by the id of their choices list and their extra attributes, with the list itself
+# (so the id stays its own).
+_TAGS: dict[tuple[int, str], tuple[object, Tags]] = {}
 
 
-def _tags(options: Iterable[tuple[Any, Any]]) -> Tags:
+def _tags(options: Iterable[tuple[Any, Any]], extra: str = "") -> Tags:
     """Return each option's tag, plain and selected; the site's choices lists are written once."""
-    found = _TAGS.get(id(options))
+    found = _TAGS.get((id(options), extra))
     if found is not None and found[0] is options:
         return found[1]
     tags = []
     for value, text in options:
-        head, tail = f'<option value="{escape(value)}"', f">{escape(text)}</option>"
+        head, tail = f'<option value="{escape(value)}"{extra}', f">{escape(text)}</option>"
         tags.append((value, head + tail, head + " selected" + tail))
     if len(_TAGS) < 64:  # the site's few lists; any other list is simply written each time
-        _TAGS[id(options)] = (options, tuple(tags))
+        _TAGS[(id(options), extra)] = (options, tuple(tags))
     return tuple(tags)
 
 
