@@ -1,8 +1,10 @@
-"""The visit form's controls as the templates call them: error text, ARIA attributes, selects.
+"""The visit form's controls as the templates call them: error text, ARIA attributes, selects,
+and the repeated medication and earlier-treatment rows.
 
-Written in Python rather than as Jinja macros: the form calls them about eighty times a page,
-and a macro call costs many times the few string joins each one is (issue 24). The HTML is the
-macros' byte for byte; every value is escaped as Jinja's autoescape would.
+Written in Python rather than as Jinja macros or template loops: the form calls them about
+eighty times a page, and each template expression costs many times the few string joins it is
+(issue 24). The HTML is the templates' byte for byte; every value is escaped as Jinja's
+autoescape would.
 """
 
 from __future__ import annotations
@@ -70,6 +72,63 @@ class Controls:
         chosen = self.form.get(name)
         tags = _tags(options, extra)
         return Markup("".join(on if chosen == value else off for value, off, on in tags))
+
+    def med_row(
+        self,
+        i: int,
+        agents: Iterable[tuple[Any, Any]],
+        units: Iterable[tuple[Any, Any]],
+        course_units: Iterable[tuple[Any, Any]],
+    ) -> Markup:
+        """Return medication row `i`: drug, dose unit (following the drug), dose, last given."""
+        base = f"current_medications[{i}]"
+        agent, unit, dose, last = (
+            f"{base}.{k}" for k in ("agent", "dose.unit", "dose.value", "last_given")
+        )
+        get = self.form.get
+        # Per infusion or per course is the clinician's choice: no course unit is preselected.
+        # The unit comes before the amount: it follows the drug, so Tab from the amount goes on
+        # to the next drug, and Shift+Tab from the amount reaches the unit to change it.
+        return Markup(
+            '      <fieldset class="entry">\n'
+            f"        <legend>Medication {i + 1}</legend>\n"
+            f'        <div class="cell"><label for="{agent}">Drug</label>'
+            f"{self.select(agent, agents, blank='— none —', extra=' data-agent')}"
+            f"{self.err(agent)}</div>\n"
+            f'        <div class="cell"><label for="{unit}">Dose unit</label>\n'
+            f'          <select name="{unit}" id="{unit}"{self.aria(unit)} data-unit>\n'
+            '            <option value="" data-course'
+            f"{'' if get(unit) else ' selected'}>— per infusion or course? —</option>\n"
+            '            <optgroup label="per day or week">'
+            f"{self.options(unit, units)}</optgroup>\n"
+            '            <optgroup label="rituximab, IVIG, cyclophosphamide" data-course>'
+            f"{self.options(unit, course_units, ' data-course')}</optgroup>\n"
+            f"          </select>{self.err(unit)}</div>\n"
+            f'        <div class="cell"><label for="{dose}">Dose</label><input name="{dose}"'
+            f' id="{dose}" inputmode="decimal" autocomplete="off" value="{escape(get(dose))}"'
+            f"{self.aria(dose)}>{self.err(dose)}</div>\n"
+            f'        <div class="cell" data-course-only><label for="{last}">Last infusion or'
+            f' course given on</label><input type="date" name="{last}" id="{last}"'
+            f' autocomplete="off" value="{escape(get(last))}"{self.aria(last)}>'
+            f"{self.err(last)}</div>\n"
+            "      </fieldset>"
+        )
+
+    def history_row(
+        self, i: int, agents: Iterable[tuple[Any, Any]], outcomes: Iterable[tuple[Any, Any]]
+    ) -> Markup:
+        """Return earlier-treatment row `i`: the drug and how the disease answered."""
+        base = f"treatment_history[{i}]"
+        agent, outcome = f"{base}.agent", f"{base}.outcome"
+        return Markup(
+            '      <fieldset class="entry">\n'
+            f"        <legend>Earlier treatment {i + 1}</legend>\n"
+            f'        <div class="cell"><label for="{agent}">Drug</label>'
+            f"{self.select(agent, agents, blank='— none —')}{self.err(agent)}</div>\n"
+            f'        <div class="cell"><label for="{outcome}">How the disease answered</label>'
+            f"{self.select(outcome, outcomes)}{self.err(outcome)}</div>\n"
+            "      </fieldset>"
+        )
 
 
 Tags = tuple[tuple[Any, str, str], ...]
