@@ -113,6 +113,8 @@ class _Names:
 
     def say(self, text: str) -> str:
         """Return text with every id in it replaced by its words (or its parts, spaced)."""
+        if "_" not in text:
+            return text  # an id has an underscore: most values and outcomes have none
         return _ID.sub(lambda m: self.words.get(m.group(0), m.group(0).replace("_", " ")), text)
 
     def value(self, value: FactValue) -> str:
