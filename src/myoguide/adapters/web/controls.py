@@ -1,5 +1,4 @@
-"""The visit form's controls as the templates call them: error text, ARIA attributes, selects,
-and the repeated medication and earlier-treatment rows.
+"""The visit form's controls as the templates call them: errors, ARIA, selects and the rows.
 
 Written in Python rather than as Jinja macros or template loops: the form calls them about
 eighty times a page, and each template expression costs many times the few string joins it is
@@ -149,14 +148,3 @@ def _tags(options: Iterable[tuple[Any, Any]], extra: str = "") -> Tags:
     if len(_TAGS) < 64:  # the site's few lists; any other list is simply written each time
         _TAGS[(id(options), extra)] = (options, tuple(tags))
     return tuple(tags)
-
-
-# The label checks' groups, in the order the answer shows them.
-_CHECK_GROUPS = (("before_first_dose", "Before starting"), ("while_taking", "While taking"))
-
-
-def check_groups(checks: Iterable[Any]) -> list[tuple[str, list[Any]]]:
-    """Return an agent's label checks as (heading, checks) for each time that has any."""
-    checks = list(checks)
-    groups = [(title, [c for c in checks if c.when == when]) for when, title in _CHECK_GROUPS]
-    return [(title, chosen) for title, chosen in groups if chosen]

@@ -8,12 +8,13 @@ Jinja's autoescape would.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from markupsafe import Markup, escape
 
 from myoguide.adapters.text import ACTION_WORDS
 from myoguide.adapters.words import dose_words
-from myoguide.domain.result import AgentOption, Regimen, Source
+from myoguide.domain.result import AgentOption, Check, LabelRef, Regimen, Source
 
 
 def dose_line(reg: Regimen) -> Markup:
@@ -40,3 +41,38 @@ def refs_of(sources: Iterable[Source]) -> Markup:
     """Return the sources' reference numbers as links to the reference list."""
     link = '<a href="#ref-{0}" class="ref">{0}</a>'
     return Markup("".join(", ".join(link.format(escape(n)) for n in s.references) for s in sources))
+
+
+# The label checks' groups, in the order the answer shows them.
+_CHECK_GROUPS = (("before_first_dose", "Before starting"), ("while_taking", "While taking"))
+
+
+def check_groups(checks: Iterable[Any]) -> list[tuple[str, list[Any]]]:
+    """Return an agent's label checks as (heading, checks) for each time that has any."""
+    checks = list(checks)
+    groups = [(title, [c for c in checks if c.when == when]) for when, title in _CHECK_GROUPS]
+    return [(title, chosen) for title, chosen in groups if chosen]
+
+
+def _label_link(s: LabelRef) -> str:
+    version = escape(s.version.replace("last_updated", "last updated"))
+    return (
+        f'<a href="{escape(s.url)}" rel="noopener">{escape(s.regulator)} label: '
+        f"{escape(s.product)}, {escape(s.section)}, {version}</a>"
+    )
+
+
+def check_list(checks: Iterable[Check]) -> Markup:
+    """Return an agent's label checks, grouped by when they apply, each with its labels."""
+    out = ""
+    for title, chosen in check_groups(checks):
+        items = "".join(
+            f'<li>{escape(c.text)} <span class="source">'
+            f"({'; '.join(_label_link(s) for s in c.sources)})</span></li>"
+            for c in chosen
+        )
+        out += (
+            f'<div class="checks"><p class="checks-title">{escape(title)} <span class="outside">'
+            f"(product label, outside the source review)</span></p><ul>{items}</ul></div>"
+        )
+    return Markup(out)

@@ -106,7 +106,7 @@ def _env() -> Environment:
         linked=linked,
         decision_labels=DECISION_LABELS,
         controls=controls.Controls,
-        check_groups=controls.check_groups,
+        check_list=pieces.check_list,
         dose_line=pieces.dose_line,
         agent_line=pieces.agent_line,
         refs_of=pieces.refs_of,
