@@ -128,9 +128,11 @@ def field_label(name: str) -> str:
 
 
 def _rows_in(values: Mapping[str, str], key: str) -> list[int]:
+    head = key + "["
     rows = set()
     for name in values:
-        match = _ROW.match(name)
+        # The prefix test first: most fields are not this key's rows, and it is far cheaper.
+        match = _ROW.match(name) if name.startswith(head) else None
         if match and match.group(1) == key and int(match.group(2)) < MAX_ROWS:
             rows.add(int(match.group(2)))
     return sorted(rows)
