@@ -7,7 +7,7 @@ Jinja's autoescape would.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -37,10 +37,30 @@ def agent_line(agent: AgentOption) -> Markup:
     return Markup(out)
 
 
-def refs_of(sources: Iterable[Source]) -> Markup:
-    """Return the sources' reference numbers as links to the reference list."""
+# Pieces written from the knowledge's own objects (an option's sources, an agent's label checks:
+# the engine hands out the knowledge's tuples), by the tuple's identity, holding the tuple so the
+# id stays its own. Nothing from a patient's facts is kept (ADR 0031).
+_WRITTEN: dict[tuple[int, str], tuple[object, Markup]] = {}
+
+
+def _once(of: Any, kind: str, write: Callable[[Any], Markup]) -> Markup:
+    found = _WRITTEN.get((id(of), kind))
+    if found is not None and found[0] is of:
+        return found[1]
+    html = write(of)
+    if len(_WRITTEN) < 512:  # the knowledge's few hundred tuples; any others are written each time
+        _WRITTEN[(id(of), kind)] = (of, html)
+    return html
+
+
+def _refs(sources: Iterable[Source]) -> Markup:
     link = '<a href="#ref-{0}" class="ref">{0}</a>'
     return Markup("".join(", ".join(link.format(escape(n)) for n in s.references) for s in sources))
+
+
+def refs_of(sources: Iterable[Source]) -> Markup:
+    """Return the sources' reference numbers as links to the reference list."""
+    return _once(sources, "refs", _refs)
 
 
 # The label checks' groups, in the order the answer shows them.
@@ -64,6 +84,10 @@ def _label_link(s: LabelRef) -> str:
 
 def check_list(checks: Iterable[Check]) -> Markup:
     """Return an agent's label checks, grouped by when they apply, each with its labels."""
+    return _once(checks, "checks", _checks)
+
+
+def _checks(checks: Iterable[Check]) -> Markup:
     out = ""
     for title, chosen in check_groups(checks):
         items = "".join(
