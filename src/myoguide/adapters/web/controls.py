@@ -13,6 +13,9 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+# One empty piece for the many fields with nothing to add (no new object each time).
+_NOTHING = Markup()
+
 
 def err_id(name: str) -> str:
     """Return the id of a field's error message (used by aria-describedby), escaped."""
@@ -35,11 +38,13 @@ class Controls:
         """Return a field's error message next to it, or nothing."""
         message = self.errors.get(name)
         if not message:
-            return Markup()
+            return _NOTHING
         return Markup(f'<span class="error" id="{err_id(name)}">{escape(message)}</span>')
 
     def aria(self, name: str, hint: str | None = None) -> Markup:
         """Return a field's ARIA attributes: invalid, described by its error or hint; autofocus."""
+        if not hint and self.focus != name and not self.errors.get(name):
+            return _NOTHING  # most fields of most pages
         out = ""
         if self.errors.get(name):
             also = f" {escape(hint)}" if hint else ""
