@@ -8,13 +8,14 @@ Jinja's autoescape would.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from itertools import pairwise
 from typing import Any
 
 from markupsafe import Markup, escape
 
-from myoguide.adapters.text import ACTION_WORDS
+from myoguide.adapters.text import ACTION_WORDS, source_words
 from myoguide.adapters.words import dose_words
-from myoguide.domain.result import AgentOption, Check, LabelRef, Regimen, Source
+from myoguide.domain.result import AgentOption, Check, LabelRef, Recommendation, Regimen, Source
 
 
 def dose_line(reg: Regimen) -> Markup:
@@ -58,9 +59,27 @@ def _refs(sources: Iterable[Source]) -> Markup:
     return Markup("".join(", ".join(link.format(escape(n)) for n in s.references) for s in sources))
 
 
-def refs_of(sources: Iterable[Source]) -> Markup:
-    """Return the sources' reference numbers as links to the reference list."""
-    return _once(sources, "refs", _refs)
+def _source_line(sources: Iterable[Source]) -> Markup:
+    refs = _refs(sources)
+    words = escape(source_words(sources))
+    return Markup(f"{words} · references {refs}" if refs.strip() else words)
+
+
+def source_line(sources: Iterable[Source]) -> Markup:
+    """Return an option's sources in words, then its reference numbers as links (if any)."""
+    return _once(sources, "line", _source_line)
+
+
+def agents_line(rec: Recommendation) -> Markup:
+    """Return an option's agents on one line ("or" between alternatives), or else its text."""
+    agents = rec.agents
+    if not agents:
+        return escape(rec.text)
+    out = str(agent_line(agents[0]))
+    for a, b in pairwise(agents):
+        either = a.agent in rec.choose_one and b.agent in rec.choose_one
+        out += (" or " if either else "; ") + str(agent_line(b))  # str: see agent_line
+    return Markup(out)
 
 
 # The label checks' groups, in the order the answer shows them.

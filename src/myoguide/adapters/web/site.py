@@ -109,7 +109,8 @@ def _env() -> Environment:
         check_list=pieces.check_list,
         dose_line=pieces.dose_line,
         agent_line=pieces.agent_line,
-        refs_of=pieces.refs_of,
+        source_line=pieces.source_line,
+        agents_line=pieces.agents_line,
     )
     return env
 
