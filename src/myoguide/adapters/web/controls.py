@@ -68,14 +68,15 @@ class Controls:
         head = f'<select name="{named}" id="{named}"{self.aria(name)}{extra}>\n'
         if blank is not None:
             head += f'<option value="">{escape(blank)}</option>'
-        body = "".join(on if chosen == value else off for value, off, on in _tags(options))
+        plain, chosen_one = _tags(options)
+        body = chosen_one.get(chosen, plain)
         return Markup(head + body + "</select>\n")
 
     def options(self, name: str, options: Iterable[tuple[Any, Any]], extra: str = "") -> Markup:
         """Return option tags (each with `extra` attributes), the form's value selected."""
         chosen = self.form.get(name)
-        tags = _tags(options, extra)
-        return Markup("".join(on if chosen == value else off for value, off, on in tags))
+        plain, chosen_one = _tags(options, extra)
+        return Markup(chosen_one.get(chosen, plain))
 
     def med_row(
         self,
@@ -135,14 +136,15 @@ class Controls:
         )
 
 
-Tags = tuple[tuple[Any, str, str], ...]
+# A choices list's option tags: none selected, and by value with that value's tag selected.
+Tags = tuple[str, dict[Any, str]]
 # Option tags by the id of their choices list and their extra attributes, with the list itself
 # (so the id stays its own).
 _TAGS: dict[tuple[int, str], tuple[object, Tags]] = {}
 
 
 def _tags(options: Iterable[tuple[Any, Any]], extra: str = "") -> Tags:
-    """Return each option's tag, plain and selected; the site's choices lists are written once."""
+    """Return a list's option tags, plain and with each value selected; the site's lists once."""
     found = _TAGS.get((id(options), extra))
     if found is not None and found[0] is options:
         return found[1]
@@ -150,6 +152,8 @@ def _tags(options: Iterable[tuple[Any, Any]], extra: str = "") -> Tags:
     for value, text in options:
         head, tail = f'<option value="{escape(value)}"{extra}', f">{escape(text)}</option>"
         tags.append((value, head + tail, head + " selected" + tail))
+    plain = "".join(off for _, off, _ in tags)
+    chosen = {v: "".join(on if v == value else off for value, off, on in tags) for v, _, _ in tags}
     if len(_TAGS) < 64:  # the site's few lists; any other list is simply written each time
-        _TAGS[(id(options), extra)] = (options, tuple(tags))
-    return tuple(tags)
+        _TAGS[(id(options), extra)] = (options, (plain, chosen))
+    return plain, chosen
