@@ -14,6 +14,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from myoguide.adapters.text import ACTION_WORDS, source_words
+from myoguide.adapters.web.trace import TraceRow
 from myoguide.adapters.words import dose_words
 from myoguide.domain.result import AgentOption, Check, LabelRef, Recommendation, Regimen, Source
 
@@ -119,3 +120,27 @@ def _checks(checks: Iterable[Check]) -> Markup:
             f"(product label, outside the source review)</span></p><ul>{items}</ul></div>"
         )
     return Markup(out)
+
+
+def checks_print(recs: Iterable[Recommendation]) -> Markup:
+    """Return each offered agent's label checks in short, once an agent, for the printout."""
+    seen: set[str] = set()
+    out = ""
+    for rec in recs:
+        for a in rec.agents:
+            if a.checks and a.agent not in seen:
+                seen.add(a.agent)
+                shorts = ", ".join(str(escape(c.short)) for c in a.checks)
+                out += f"<span>{escape(a.display)}: {shorts}.</span> "
+    return Markup(out)
+
+
+def trace_body(rows: Iterable[TraceRow]) -> Markup:
+    """Return the trace table's rows: the step, what it looked at, what it decided."""
+    return Markup(
+        "".join(
+            f"        <tr><td>{escape(r.step)}</td><td>{escape(r.looked_at)}</td>"
+            f"<td>{escape(r.outcome)}</td></tr>\n"
+            for r in rows
+        )
+    )

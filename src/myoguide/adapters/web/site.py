@@ -111,6 +111,8 @@ def _env() -> Environment:
         agent_line=pieces.agent_line,
         source_line=pieces.source_line,
         agents_line=pieces.agents_line,
+        checks_print=pieces.checks_print,
+        trace_body=pieces.trace_body,
     )
     return env
 
