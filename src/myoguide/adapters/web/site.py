@@ -131,6 +131,7 @@ class Site:
         self.course_agents = frozenset(a.id for a in kb.agents if a.given_as_course)
         self.pending = PendingForms()
         self.sources = sources()
+        self.citations = {c.id: c for c in kb.citations}
         self.choices: dict[str, Any] = {
             "diagnoses": [(d, d.replace("_", " ")) for d in DIAGNOSES] + [("other", "other")],
             "tristate": [("unknown", "unknown"), ("yes", "yes"), ("no", "no")],
@@ -168,7 +169,7 @@ class Site:
     def answer_context(self, result: RecommendationSet) -> dict[str, Any]:
         """Return the answer and the references and citations it rests on, for the template."""
         refs, cites = cited(result)
-        by_id = {c.id: c for c in self.kb.citations}
+        by_id = self.citations
         return {
             "result": result,
             "summary": summarize(result, self.kb),
