@@ -231,8 +231,9 @@ def _form_page(
 
 async def assess(request: Request) -> Response:
     """Answer the posted visit form, or show it again with what needs changing."""
-    # A plain Starlette route (see mount_web): the pages' sign-in gate and CSRF check, in the
-    # order their dependencies ran, without FastAPI solving them on every submit.
+    # A plain Starlette route (see mount_web, ADR 0042): the pages' sign-in gate and CSRF check,
+    # in the order their dependencies ran, without FastAPI solving them on every submit. A
+    # dependency added to the `pages` router must be called here too.
     site: Site = request.app.state.web
     await signed_in(request, site)
     data = await csrf_form(request)
