@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from myoguide.errors import InputError
 
@@ -27,6 +27,7 @@ COURSE_UNITS = ("mg/dose", "g/dose", "mg/course", "g/course")
 OUTCOMES = ("unknown", "inadequate_response", "intolerance", "responded")
 TRISTATE = {"yes": True, "no": False, "unknown": None}
 CONFIRM_FIELD = "confirm_body"
+T = TypeVar("T")
 
 _ROW = re.compile(
     r"^(current_medications|treatment_history|unresolved_medications)\[(\d+)\](?:\.|$)"
@@ -127,9 +128,11 @@ def field_label(name: str) -> str:
 
 
 def _rows_in(values: Mapping[str, str], key: str) -> list[int]:
+    head = key + "["
     rows = set()
     for name in values:
-        match = _ROW.match(name)
+        # The prefix test first: most fields are not this key's rows, and it is far cheaper.
+        match = _ROW.match(name) if name.startswith(head) else None
         if match and match.group(1) == key and int(match.group(2)) < MAX_ROWS:
             rows.add(int(match.group(2)))
     return sorted(rows)
@@ -307,14 +310,20 @@ def form_field(error: InputError, form: FormData) -> str:
 
 
 def collect_errors(
-    parse: Callable[[object], object], state: dict[str, Any], form: FormData, age_stand_in: float
-) -> None:
-    """Record every field the validator refuses, not only the first.
+    parse: Callable[[object], T], state: dict[str, Any], form: FormData, age_stand_in: float
+) -> T | None:
+    """Record every field the validator refuses; return the state validated if none is.
 
     The validator stops at the first bad field; that field is then taken out of a copy of the
     state (or, if required, given `age_stand_in` or a placeholder) and the copy validated again,
     until it passes. The limits stay the validator's own: nothing here judges a value.
     """
+    if state.get("age_years") is not None and state.get("diagnosis"):
+        # The usual case, a state that passes as typed: validated once, and no copy made.
+        try:
+            return parse(state)
+        except InputError:
+            pass
     work = copy.deepcopy(state)
     med_rows, history_rows = list(form.med_rows), list(form.history_rows)
     if work.get("age_years") is None:
@@ -324,12 +333,13 @@ def collect_errors(
     for _ in range(4 * MAX_ROWS):
         try:
             parse(work)
-            return
+            return None
         except InputError as exc:
             shown = FormData(med_rows=med_rows, history_rows=history_rows)
             form.error(form_field(exc, shown), exc.message)
             if not _take_out(work, exc.field, med_rows, history_rows, age_stand_in):
-                return
+                return None
+    return None
 
 
 def _take_out(

@@ -38,8 +38,10 @@ from myoguide.adapters.web.site import (
     SiteDep,
     WebDeps,
     csrf_failed,
+    csrf_form,
     login_required,
     pages,
+    signed_in,
     signed_in_user,
 )
 from myoguide.adapters.web.timeline import STYLE as TIMELINE_STYLE
@@ -52,7 +54,7 @@ from myoguide.adapters.web.words import (
     state_lines,
 )
 from myoguide.errors import InputError
-from myoguide.service import Clock
+from myoguide.service import Chart, Clock
 
 DECISIONS = ("accepted", "chose_other", "declined")
 SAVE_KEY = "save_key"
@@ -84,6 +86,9 @@ def mount_web(app: FastAPI, deps: WebDeps) -> None:
     app.add_exception_handler(CsrfError, csrf_failed)
     app.add_exception_handler(LoginRequired, login_required)
     app.include_router(pages)
+    # After the pages: GET /assess stays the first route whose path matches, so another method
+    # is answered 405 allowing GET, as before.
+    app.add_route("/assess", assess, methods=["POST"], include_in_schema=False)
     app.include_router(accounts)
 
 
@@ -224,8 +229,14 @@ def _form_page(
     )
 
 
-@pages.post("/assess", response_class=HTMLResponse)
-async def assess(request: Request, site: SiteDep, data: Form) -> Response:
+async def assess(request: Request) -> Response:
+    """Answer the posted visit form, or show it again with what needs changing."""
+    # A plain Starlette route (see mount_web, ADR 0042): the pages' sign-in gate and CSRF check,
+    # in the order their dependencies ran, without FastAPI solving them on every submit. A
+    # dependency added to the `pages` router must be called here too.
+    site: Site = request.app.state.web
+    await signed_in(request, site)
+    data = await csrf_form(request)
     patient = None
     if data.get("patient_id", "").isdigit():
         patient = await run_in_threadpool(site.records.patient, int(data["patient_id"]))
@@ -244,7 +255,7 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
             focus = f"treatment_history[{row}].agent"
         return _form_page(request, site, form, patient, focus=focus)
     age_stand_in = float(site.kb.input_limits.age_years.min)
-    collect_errors(site.service.parse, raw_state, form, age_stand_in)
+    parsed = collect_errors(site.service.parse, raw_state, form, age_stand_in)
     visit_date = None
     try:
         visit_date = _visit_date(data.get("visit_date"), site.deps.clock)
@@ -252,7 +263,12 @@ async def assess(request: Request, site: SiteDep, data: Form) -> Response:
         form.error("visit_date", exc.message)
     if form.errors or visit_date is None:
         return _form_page(request, site, form, patient, 422)
-    assessment = site.service.assess(raw_state)
+    # Validated once: the state the error check passed is the one answered.
+    assessment = (
+        site.service.assess_chart(Chart(parsed, ()))
+        if parsed is not None
+        else site.service.assess(raw_state)
+    )
     result = assessment.result
     unusual = [w for w in result.warnings if w.code in site.kb.warnings_in_scope("entry")]
     if unusual and data.get(CONFIRM_FIELD) != "on":

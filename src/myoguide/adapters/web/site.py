@@ -106,10 +106,13 @@ def _env() -> Environment:
         linked=linked,
         decision_labels=DECISION_LABELS,
         controls=controls.Controls,
-        check_groups=controls.check_groups,
+        check_list=pieces.check_list,
         dose_line=pieces.dose_line,
         agent_line=pieces.agent_line,
-        refs_of=pieces.refs_of,
+        source_line=pieces.source_line,
+        agents_line=pieces.agents_line,
+        checks_print=pieces.checks_print,
+        trace_body=pieces.trace_body,
     )
     return env
 
@@ -128,6 +131,7 @@ class Site:
         self.course_agents = frozenset(a.id for a in kb.agents if a.given_as_course)
         self.pending = PendingForms()
         self.sources = sources()
+        self.citations = {c.id: c for c in kb.citations}
         self.choices: dict[str, Any] = {
             "diagnoses": [(d, d.replace("_", " ")) for d in DIAGNOSES] + [("other", "other")],
             "tristate": [("unknown", "unknown"), ("yes", "yes"), ("no", "no")],
@@ -165,7 +169,7 @@ class Site:
     def answer_context(self, result: RecommendationSet) -> dict[str, Any]:
         """Return the answer and the references and citations it rests on, for the template."""
         refs, cites = cited(result)
-        by_id = {c.id: c for c in self.kb.citations}
+        by_id = self.citations
         return {
             "result": result,
             "summary": summarize(result, self.kb),

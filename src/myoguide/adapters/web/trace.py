@@ -109,10 +109,14 @@ class _Names:
         self.kb = kb
         self.words: dict[str, str] = {a.id: a.display for a in kb.agents}
         self.words.update((i, s.title) for i, s in kb.scenarios.items())
-        self.words.update((i, rec_heading(r.text)) for i, r in kb.recommendations.items())
+        self.headings = {i: rec_heading(r.text) for i, r in kb.recommendations.items()}
+        self.words.update(self.headings)
+        self.cautions = {i: f"Caution: {rec_heading(c.text)}" for i, c in kb.cautions.items()}
 
     def say(self, text: str) -> str:
         """Return text with every id in it replaced by its words (or its parts, spaced)."""
+        if "_" not in text:
+            return text  # an id has an underscore: most values and outcomes have none
         return _ID.sub(lambda m: self.words.get(m.group(0), m.group(0).replace("_", " ")), text)
 
     def value(self, value: FactValue) -> str:
@@ -123,14 +127,14 @@ class _Names:
         pointer = step.knowledge.partition("#")[2]
         kind, _, key = pointer.partition(".")
         own = _STEP_WORDS.get(step.rule)
-        if kind == "recommendations" and key in self.kb.recommendations:
-            heading = rec_heading(self.kb.recommendations[key].text)
+        if kind == "recommendations" and key in self.headings:
+            heading = self.headings[key]
             lead = own or _STEP_WORDS.get(step.rule.split(".")[0], "")
             return f"{lead}: {heading}" if lead and lead != "Option offered" else heading
         if kind == "scenarios" and key in self.kb.scenarios and not own:
             return self.kb.scenarios[key].title
-        if kind == "cautions" and key in self.kb.cautions:
-            return f"Caution: {rec_heading(self.kb.cautions[key].text)}"
+        if kind == "cautions" and key in self.cautions:
+            return self.cautions[key]
         ladder = _LADDER.match(pointer)
         if ladder and not own:
             return f"Resistant disease, step {int(ladder.group(1)) + 1}"
