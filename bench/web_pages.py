@@ -27,15 +27,13 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "RESULTS.md"
 TITLE = "## Clinician's pages vs a static file (bench/web_pages.py)"
+sys.path.insert(0, str(ROOT / "tests" / "web"))
+from pageforms import FLARE_ON_PREDNISONE  # noqa: E402  (the page tests' visit form, once)
+
+# The page tests' flare on prednisone, with methotrexate and both units as the form sends them.
 FLARE = {
     "action": "show",
-    "age_years": "58",
-    "diagnosis": "dermatomyositis",
-    "weight.value": "72",
-    "disease_control_achieved": "yes",
-    "flare": "yes",
-    "current_medications[0].agent": "prednisone",
-    "current_medications[0].dose.value": "7.5",
+    **FLARE_ON_PREDNISONE,
     "current_medications[0].dose.unit": "mg/day",
     "current_medications[1].agent": "methotrexate",
     "current_medications[1].dose.value": "15",
