@@ -102,12 +102,7 @@ def test_a_two_drug_flare_with_its_weight_in_twenty_keys(
     expect(page.locator(by_name("current_medications[1].dose.value"))).to_have_value("15")
     shot(page, artifacts, "two-drug-flare-typed")
     axe_clean(page, axe_source, "the two-drug flare, typed")
-    with page.expect_navigation() as nav:
-        keys.press("Enter")
-    assert nav.value is not None
-    assert nav.value.status == 200
-    print(f"two-drug flare with its weight: {keys.total} key presses\n{keys.sequence()}")
-    assert keys.total <= 20, keys.sequence()
+    _send_by_enter(page, keys, "two-drug flare with its weight", 20)
     entered = page.locator(".entered")
     expect(entered).to_contain_text("control ever reached: yes; flare now: yes")
     expect(entered).to_contain_text("prednisone 7.5 mg/day, methotrexate 15 mg/week")
@@ -199,12 +194,7 @@ def test_a_resistant_case_with_three_earlier_drugs_in_forty_keys(
         "inadequate_response"
     )
     axe_clean(page, axe_source, "the resistant case, typed")
-    with page.expect_navigation() as nav:
-        keys.press("Enter")  # Enter in a select shows the options
-    assert nav.value is not None
-    assert nav.value.status == 200
-    print(f"resistant case: {keys.total} key presses\n{keys.sequence()}")
-    assert keys.total <= 40, keys.sequence()
+    _send_by_enter(page, keys, "resistant case", 40)  # Enter in a select shows the options
     entered = page.locator(".entered")
     expect(entered).to_contain_text("prednisone 40 mg/day")
     expect(entered).to_contain_text(
@@ -397,3 +387,13 @@ def test_a_form_sent_after_the_session_ended_comes_back_filled(
         expect(page.locator(by_name("age_years"))).to_have_value("")
     finally:
         context.close()
+
+
+def _send_by_enter(page: Page, keys: Keys, what: str, most: int) -> None:
+    """Send the form with Enter, check the answer page came back, and count the key presses."""
+    with page.expect_navigation() as nav:
+        keys.press("Enter")
+    assert nav.value is not None
+    assert nav.value.status == 200
+    print(f"{what}: {keys.total} key presses\n{keys.sequence()}")
+    assert keys.total <= most, keys.sequence()
