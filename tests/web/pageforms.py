@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pagechecks import fill
+from playwright.sync_api import Page
+
 # A flare on prednisone 7.5 mg/day after control (methotrexate added by the tests that need it).
 FLARE_ON_PREDNISONE = {
     "age_years": "58",
@@ -27,3 +30,16 @@ RESISTANT = {
     "treatment_history[0].agent": "prednisone",
     "treatment_history[0].outcome": "inadequate_response",
 }
+
+
+def fill_resistant_after_azathioprine(page: Page) -> None:
+    """Fill the resistant case with azathioprine, also inadequate, as a second earlier drug."""
+    fill(page, RESISTANT)
+    page.get_by_role("button", name="Add another earlier treatment").click()
+    fill(
+        page,
+        {
+            "treatment_history[1].agent": "azathioprine",
+            "treatment_history[1].outcome": "inadequate_response",
+        },
+    )

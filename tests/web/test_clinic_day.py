@@ -15,7 +15,7 @@ from typing import Any
 
 from pagechecks import axe_clean, by_name, fill, labels_apart, no_sideways_scroll, screenshot
 from pageforms import FLARE_ON_PREDNISONE as FLARE_ON_MTX
-from pageforms import RESISTANT
+from pageforms import RESISTANT, fill_resistant_after_azathioprine
 from playwright.sync_api import APIResponse, Error, Page, Route, expect
 
 
@@ -209,15 +209,7 @@ def test_a_course_carried_forward_says_what_changed_and_its_labels_stay_apart(
     page = tab
     _, patient_url = new_patient(page)
     page.get_by_role("link", name="New visit").click()
-    fill(page, RESISTANT)
-    page.get_by_role("button", name="Add another earlier treatment").click()
-    fill(
-        page,
-        {
-            "treatment_history[1].agent": "azathioprine",
-            "treatment_history[1].outcome": "inadequate_response",
-        },
-    )
+    fill_resistant_after_azathioprine(page)
     page.locator(by_name("visit_date")).fill("2026-06-01")
     with page.expect_navigation():
         page.get_by_role("button", name="Show options and save visit", exact=True).click()

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from pagechecks import axe_clean, by_name, fill, labels_apart, no_sideways_scroll
-from pageforms import FLARE_ON_PREDNISONE, RESISTANT
+from pageforms import FLARE_ON_PREDNISONE, fill_resistant_after_azathioprine
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 NARROWER = [(1024, 768), (390, 844)]
@@ -142,15 +142,7 @@ def test_a_clinic_day_of_twelve_visits_leaves_exactly_what_was_done(
 
     # Morning: each patient's first visit, new.
     day.open_form(a, "New visit")
-    fill(page, RESISTANT)
-    page.get_by_role("button", name="Add another earlier treatment").click()
-    fill(
-        page,
-        {
-            "treatment_history[1].agent": "azathioprine",
-            "treatment_history[1].outcome": "inadequate_response",
-        },
-    )
+    fill_resistant_after_azathioprine(page)
     day.check("a new visit's form, filled", widths=True)
     day.save("2026-06-01", "A's first answer")
     day.decide("accepted", "resistant_rituximab")
