@@ -92,8 +92,6 @@ class Tables(Struct, frozen=True):
     static: dict[tuple[str, str, str], tuple[Regimen, Regimen]] = field(default_factory=dict)
     # Per (recommendation, agent, rule): the stated maximum a regimen's amounts stay under.
     limit: dict[tuple[str, str, str], Maximum | None] = field(default_factory=dict)
-    # Per (recommendation, agent, rule) of a computed regimen: what its dose needs, read once.
-    calc: dict[tuple[str, str, str], DoseCalc] = field(default_factory=dict)
     # Per recommendation, per agent option, per regimen: the prepared regimen or its DoseCalc.
     parts: dict[str, tuple[tuple[Regimen | DoseCalc, ...], ...]] = field(default_factory=dict)
 
@@ -128,13 +126,10 @@ class DoseCalc(Struct, frozen=True):
 
 def with_calcs(t: Tables, p: Prepared) -> Tables:
     """Read once, for every computed regimen of a step, what its dose needs."""
+    # Each step's own plan: two steps naming one agent keep their own maximum.
     for rec_id, plans in p.option_plans.items():
-        for op in plans:
-            for rp in op.regimens:
-                if rp.static is None:
-                    t.calc[(rec_id, op.agent, rp.rule_id)] = _calc(t, p, rec_id, op.agent, rp)
         t.parts[rec_id] = tuple(
-            tuple(rp.static or t.calc[(rec_id, op.agent, rp.rule_id)] for rp in op.regimens)
+            tuple(rp.static or _calc(t, p, rec_id, op.agent, rp) for rp in op.regimens)
             for op in plans
         )
     return t
