@@ -10,6 +10,7 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import msgspec
@@ -163,6 +164,37 @@ def test_a_terminology_read_from_the_cache_builds_the_rest_when_first_read(tmp_p
     head = msgspec.msgpack.encode({"terminology_version": parsed.version, "agents": []})
     broken = Terminology.from_cache(head, data, parsed.origin)
     assert broken.file == parsed.file
+
+
+def test_a_cached_terminology_read_by_many_threads_at_once_is_whole_for_each(
+    tmp_path: Path,
+) -> None:
+    parsed = load_packaged_terminology()
+    load_packaged_terminology(tmp_path)  # writes the cache
+    data = read_packaged("terminology.yaml")
+    payload = cached_payload("terminology", data, tmp_path)
+    assert payload is not None
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads change hands as often as they can
+    try:
+        for _ in range(20):
+            lazy = Terminology.from_cache(payload, data, parsed.origin)
+            seen: list[tuple[int, int, int]] = []
+
+            def read(t: Terminology, out: list[tuple[int, int, int]]) -> None:
+                out.append((len(t.units), len(t.names), len(t.body_codes)))
+
+            threads = [threading.Thread(target=read, args=(lazy, seen)) for _ in range(4)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            whole = (len(parsed.units), len(parsed.names), len(parsed.body_codes))
+            assert seen == [whole] * 4
+            # Pickled once built: nothing left pending.
+            assert pickle.loads(pickle.dumps(lazy))._pending is None
+    finally:
+        sys.setswitchinterval(switch)
 
 
 # ---- what one `myoguide recommend` process loads -------------------------------------------

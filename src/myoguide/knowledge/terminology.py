@@ -1,6 +1,7 @@
 """The terminology table (terminology.yaml): typed, validated at load, with lookups."""
 
 import re
+from _thread import allocate_lock
 from collections.abc import Mapping
 from decimal import Decimal
 from functools import cache
@@ -11,6 +12,7 @@ from msgspec import Meta, Struct
 
 from myoguide.errors import KnowledgeError
 from myoguide.knowledge.cache import cached, cached_payload, read_packaged
+from myoguide.knowledge.drug_words import FORM_WORDS, SALTS, TOPICAL_WORDS
 from myoguide.knowledge.model import Knowledge
 
 if TYPE_CHECKING:
@@ -173,100 +175,6 @@ class NameMatch(Struct, frozen=True):
     agents: tuple[str, ...]
 
 
-# Words a drug name may carry besides the agent: salts, dose forms, routes, release, packaging.
-# Topical or eye forms are deliberately absent, so "tacrolimus ointment" only resembles the agent.
-_SALTS = frozenset(
-    [
-        "sodium",
-        "disodium",
-        "potassium",
-        "calcium",
-        "hydrochloride",
-        "hcl",
-        "phosphate",
-        "acetate",
-        "sulfate",
-        "succinate",
-        "citrate",
-        "monohydrate",
-        "anhydrous",
-    ]
-)
-_FORM_WORDS = frozenset(
-    [
-        "oral",
-        "tablet",
-        "tablets",
-        "tab",
-        "tabs",
-        "capsule",
-        "capsules",
-        "cap",
-        "caps",
-        "injection",
-        "injectable",
-        "solution",
-        "suspension",
-        "for",
-        "intravenous",
-        "iv",
-        "subcutaneous",
-        "sc",
-        "sq",
-        "intramuscular",
-        "im",
-        "po",
-        "delayed",
-        "extended",
-        "release",
-        "er",
-        "xr",
-        "xl",
-        "hr",
-        "dr",
-        "auto",
-        "injector",
-        "prefilled",
-        "syringe",
-        "vial",
-        "pen",
-        "kit",
-        "modified",
-        "mg",
-        "g",
-        "mcg",
-        "ug",
-        "ml",
-        "unit",
-        "units",
-        "per",
-        "of",
-        "in",
-    ]
-)
-# Forms applied to the skin, eye or mucosa: an agent in such a form is not systemic use.
-_TOPICAL_WORDS = frozenset(
-    [
-        "topical",
-        "ointment",
-        "cream",
-        "lotion",
-        "gel",
-        "foam",
-        "ophthalmic",
-        "eye",
-        "drops",
-        "cutaneous",
-        "transdermal",
-        "patch",
-        "shampoo",
-        "emulsion",
-        "otic",
-        "rectal",
-        "enema",
-        "suppository",
-    ]
-)
 # Name lookups are cached per table; a chart repeats the same few hundred names.
 _NAME_CACHE_SIZE = 4096
 # Compiled on first use (re caches them): only the name index and a failing parse read them, and
@@ -288,7 +196,7 @@ def name_tokens(text: str) -> tuple[str, ...]:
     """Return a drug name as lower-case word tokens, strengths and salt words left out."""
     token, joined, strength = _name_patterns()
     lowered = joined.sub(r"\1\2", text.lower())
-    return tuple(t for t in token.findall(lowered) if not strength.fullmatch(t) and t not in _SALTS)
+    return tuple(t for t in token.findall(lowered) if not strength.fullmatch(t) and t not in SALTS)
 
 
 def _longest_common(a: str, b: str) -> int:
@@ -307,6 +215,11 @@ def _similar(token: str, word: str) -> bool:
     if matcher.real_quick_ratio() < 0.8 and min(len(token), len(word)) < 6:
         return False
     return _longest_common(token, word) >= 6 or matcher.ratio() >= 0.8
+
+
+# Held while a terminology from the cache builds its indexes (`_thread`: the command's start
+# imports no `threading`).
+_BUILDING = allocate_lock()
 
 
 class Terminology:
@@ -370,23 +283,27 @@ class Terminology:
         # Every other slot is set from the start: a missing one is one `from_cache` left.
         if name == "_pending" or name not in Terminology.__slots__:
             raise AttributeError(name)
-        pending = self._pending
-        if pending is None:
-            raise AttributeError(name)
-        payload, source = pending
-        try:
-            file = msgspec.msgpack.decode(payload, type=TerminologyFile)
-        except (msgspec.DecodeError, ValueError, TypeError):
-            file = _parse_file(source.decode("utf-8"), origin=self.origin)
-        self._index(file)
-        self._pending = None
+        with _BUILDING:  # one thread builds; another waits, then finds every slot set
+            pending = self._pending
+            if pending is not None:
+                payload, source = pending
+                try:
+                    file = msgspec.msgpack.decode(payload, type=TerminologyFile)
+                except (msgspec.DecodeError, ValueError, TypeError):
+                    file = _parse_file(source.decode("utf-8"), origin=self.origin)
+                self._index(file)
+                self._pending = None
         return object.__getattribute__(self, name)
+
+    def __getstate__(self) -> tuple[None, dict[str, object]]:
+        """Return the slots to pickle, every index built and nothing left pending."""
+        self.file  # noqa: B018 - builds the indexes if they are still pending
+        return None, {s: getattr(self, s) for s in Terminology.__slots__} | {"_pending": None}
 
     def _index(self, file: TerminologyFile) -> None:
         """Build the indexes of diagnoses, drug names, units, observation and timing codes."""
-        self.file = file
-        self.diagnoses = {(d.system, d.code.upper()): d for d in file.diagnoses}
-        self.names: dict[tuple[str, ...], str] = {}
+        # Built in locals and set whole: a reader never sees a half-built index.
+        names: dict[tuple[str, ...], str] = {}
         for agent in file.agents:
             spellings = [agent.id.replace("_", " "), *agent.synonyms, *agent.brand_names]
             if agent.ingredient is not None:
@@ -394,25 +311,28 @@ class Terminology:
             for spelling in spellings:
                 tokens = name_tokens(spelling)
                 if tokens:
-                    self.names[tokens] = agent.id
-        # Single words of agent names, for spotting a name that only resembles one.
-        self.words = {w: a for tokens, a in self.names.items() for w in tokens if len(w) >= 5}
-        self.units: dict[str, str] = {}
+                    names[tokens] = agent.id
+        units: dict[str, str] = {}
         lowered: dict[str, set[str]] = {}
         for unit in file.units.to_ucum:
             for spelling in unit.spellings:
-                self.units[spelling.strip()] = unit.ucum
+                units[spelling.strip()] = unit.ucum
                 lowered.setdefault(spelling.strip().lower(), set()).add(unit.ucum)
         for spelling, ucums in lowered.items():
             if len(ucums) == 1:
-                self.units.setdefault(spelling, next(iter(ucums)))
-        self.weight_codes = frozenset(o.code for o in file.observations.body_weight)
-        self.height_codes = frozenset(o.code for o in file.observations.body_height)
+                units.setdefault(spelling, next(iter(ucums)))
+        weight = frozenset(o.code for o in file.observations.body_weight)
+        height = frozenset(o.code for o in file.observations.body_height)
+        self.diagnoses = {(d.system, d.code.upper()): d for d in file.diagnoses}
+        self.names = names
+        # Single words of agent names, for spotting a name that only resembles one.
+        self.words = {w: a for tokens, a in names.items() for w in tokens if len(w) >= 5}
+        self.units = units
+        self.weight_codes, self.height_codes = weight, height
         # One lookup for the Observation loop most chart entries pass through (weight first).
-        self.body_codes = dict.fromkeys(self.height_codes, "height") | dict.fromkeys(
-            self.weight_codes, "weight"
-        )
+        self.body_codes = dict.fromkeys(height, "height") | dict.fromkeys(weight, "weight")
         self.timing_codes = {t.code: t for t in file.timing.codes}
+        self.file = file
 
     def with_guideline(self, knowledge: Knowledge) -> "Terminology":
         """Return this terminology with the guideline's dose periods, course agents and boundary.
@@ -422,7 +342,7 @@ class Terminology:
         boundary: all three come from the knowledge alone.
         """
         copy = object.__new__(Terminology)
-        self.file  # noqa: B018 - the indexes built before they are copied
+        self.file  # noqa: B018 - set last, so read here once every index is built
         for slot in Terminology.__slots__:
             setattr(copy, slot, getattr(self, slot))
         copy.agent_periods = knowledge.agent_periods
@@ -464,10 +384,10 @@ class Terminology:
                     covered.update(range(start, start + n))
         if len(found) == 1:
             rest = [t for i, t in enumerate(tokens) if i not in covered]
-            if all(t in _FORM_WORDS for t in rest):
+            if all(t in FORM_WORDS for t in rest):
                 return NameMatch("agent", tuple(found))
-            if any(t in _TOPICAL_WORDS for t in rest) and all(
-                t in _FORM_WORDS or t in _TOPICAL_WORDS for t in rest
+            if any(t in TOPICAL_WORDS for t in rest) and all(
+                t in FORM_WORDS or t in TOPICAL_WORDS for t in rest
             ):
                 return NameMatch("topical", tuple(found))
             return NameMatch("resembles", tuple(found))
@@ -476,7 +396,7 @@ class Terminology:
         near = {
             agent
             for token in tokens
-            if len(token) >= 5 and token not in _FORM_WORDS
+            if len(token) >= 5 and token not in FORM_WORDS
             for word, agent in self.words.items()
             if _similar(token, word)
         }
