@@ -460,7 +460,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 
         gc.disable()
     code = _run(argv, out)
-    if one_shot and out is None:
+    # Not under a tracer or profiler (coverage, cProfile): they write their output after main.
+    if one_shot and out is None and sys.gettrace() is None and sys.getprofile() is None:
         _exit_at_once(code)
     return code
 
