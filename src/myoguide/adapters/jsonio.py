@@ -55,7 +55,9 @@ def read_small(data: bytes) -> Any:
     (orjson makes a float of one outside 64 bits, msgspec an int; a run of 19 digits anywhere,
     even inside a string, sends the text there: the same value, only slower).
     """
-    if _LONG_NUMBER not in data.translate(_DIGIT_RUNS):
+    # Nesting past orjson's limit (1,024) goes to orjson too, whatever the recursion limit.
+    deep = data.count(b"[") + data.count(b"{") > 1024
+    if not deep and _LONG_NUMBER not in data.translate(_DIGIT_RUNS):
         try:
             return msgspec.json.decode(data)
         except (ValueError, RecursionError):
