@@ -39,19 +39,22 @@ def agent_line(agent: AgentOption) -> Markup:
     return Markup(out)
 
 
-# Pieces written from the knowledge's own objects (an option's sources, an agent's label checks:
-# the engine hands out the knowledge's tuples), by the tuple's identity, holding the tuple so the
-# id stays its own. Nothing from a patient's facts is kept (ADR 0031).
-_WRITTEN: dict[tuple[int, str], tuple[object, Markup]] = {}
+# Pieces written from the knowledge's objects (an option's sources, an agent's label checks), by
+# value: a stored answer's equal tuples find the same entry. Frozen structs of the knowledge
+# only, so nothing from a patient's facts is kept (ADR 0031).
+_WRITTEN: dict[tuple[object, str], Markup] = {}
 
 
 def _once(of: Any, kind: str, write: Callable[[Any], Markup]) -> Markup:
-    found = _WRITTEN.get((id(of), kind))
-    if found is not None and found[0] is of:
-        return found[1]
+    try:
+        return _WRITTEN[(of, kind)]
+    except KeyError:
+        pass
+    except TypeError:  # not hashable (a list): written each time
+        return write(of)
     html = write(of)
     if len(_WRITTEN) < 512:  # the knowledge's few hundred tuples; any others are written each time
-        _WRITTEN[(id(of), kind)] = (of, html)
+        _WRITTEN[(of, kind)] = html
     return html
 
 
