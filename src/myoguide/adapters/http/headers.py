@@ -41,9 +41,8 @@ class SecurityHeaders:
 
     def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
-        # Only when the public URL is https: a browser then never tries plain http for a year.
-        # No includeSubDomains: a hospital's other hosts are not this service's to decide.
-        self._hsts = hsts
+        # HSTS only when the public URL is https: a browser then never tries plain http for a
+        # year. No includeSubDomains: a hospital's other hosts are not this service's to decide.
         # Built once: every response gets the same lines, in this order.
         extra = ((b"strict-transport-security", HSTS.encode()),) if hsts else ()
         self._static = (*_ALWAYS, *extra)

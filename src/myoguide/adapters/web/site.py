@@ -14,12 +14,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from myoguide.adapters.text import (
-    ACTION_WORDS,
     COURSE_WORDS,
     STANCE_WORDS,
     alternatives,
     cited,
-    dose_words,
     source_words,
 )
 from myoguide.adapters.web import controls, pieces
@@ -87,8 +85,6 @@ def _env() -> Environment:
         cache_size=-1,
     )
     env.globals.update(
-        dose_words=dose_words,
-        action_words=ACTION_WORDS,
         source_words=source_words,
         alternatives=alternatives,
         stance_words=STANCE_WORDS,
