@@ -62,3 +62,11 @@ def test_every_store_uses_the_one_engine_given(tmp_path: Path) -> None:
     assert [p.label for p in RecordStore(make_engine(url)).list_patients()] == ["WIRED-1"]
     # Nothing opened a database of its own under the data directory.
     assert not (data_dir / "myoguide.db").exists()
+
+
+def test_the_submit_route_runs_every_check_the_pages_router_runs() -> None:
+    # POST /assess is a plain route that calls the pages' sign-in gate and CSRF check itself
+    # (ADR 0042): a check added to the router must be added there too, so this fails first.
+    from myoguide.adapters.web.site import pages, signed_in
+
+    assert [d.dependency for d in pages.dependencies] == [signed_in]
