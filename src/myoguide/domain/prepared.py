@@ -94,8 +94,6 @@ class StaticRec(Struct, frozen=True):
     planned_by: dict[str, Action]  # the same, by agent
     course: bool  # some agent of it is given as an infusion or course
     course_named: frozenset[str]  # those agents
-    knowledge: str
-    all_static: bool
     # Read once for each time the step is offered: its trace step's rule and knowledge, the
     # template's alternatives and words when offered alone, and whether an ILD caution names
     # calcineurin inhibitors.
@@ -345,8 +343,6 @@ def _static_rec(p: Prepared, rec_id: str, tpl: RecommendationTemplate) -> Static
         planned_by={a.agent: a.action for a in tpl.agents},
         course=any(a.agent in p.course_agents for a in tpl.agents),
         course_named=frozenset(a.agent for a in tpl.agents if a.agent in p.course_agents),
-        knowledge=f"recommendations.{rec_id}",
-        all_static=all(o is not None for _, o in options),
         trace_rule=f"option.{rec_id}",
         trace_knowledge=f"{KB}recommendations.{rec_id}",
         choose_one=tuple(tpl.choose_one),
