@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 
 from myoguide.adapters.store import StoreReplayCache, make_engine
-from myoguide.adapters.store.db import upgrade
+from myoguide.adapters.store.db import note_write, upgrade
 from myoguide.errors import StoreUnavailable
 
 
@@ -54,14 +53,35 @@ def test_a_batch_that_cannot_commit_refuses_every_call(migrated_url: str) -> Non
         conn.execute(text("ALTER TABLE token_jtis RENAME TO token_jtis_away"))
     try:
         for jti in ("a", "b"):
-            # SQLite's missing table is an OperationalError (StoreUnavailable); PostgreSQL's not.
-            with pytest.raises((StoreUnavailable, DBAPIError)):
+            # Any driver error on the write is the store being unavailable, on either backend.
+            with pytest.raises(StoreUnavailable):
                 cache.seen("iss", jti, time.time() + 300)
+        assert note_write(engine) is False
     finally:
         with engine.begin() as conn:
             conn.execute(text("ALTER TABLE token_jtis_away RENAME TO token_jtis"))
     # The store back, the same ids are admitted: none was recorded by the failed writes.
     assert cache.seen("iss", "a", time.time() + 300) is False
+    assert note_write(engine) is True
+
+
+def test_a_lost_server_connection_is_replaced_not_reported(fresh_postgres_url: str) -> None:
+    # The write takes a pooled driver connection (ADR 0044): the pool's pre-ping still
+    # replaces one its server dropped, as it did for Core's connections.
+    migrated_url = fresh_postgres_url
+    upgrade(migrated_url)
+    engine = make_engine(migrated_url)
+    cache = StoreReplayCache(engine)
+    assert cache.seen("iss", "before", time.time() + 300) is False
+    with make_engine(migrated_url).connect() as admin:
+        admin.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    assert cache.seen("iss", "after", time.time() + 300) is False
+    assert cache.seen("iss", "before", time.time() + 300) is True
 
 
 def test_writers_of_one_process_queue_on_a_lock_not_on_sqlite_busy(tmp_path: Path) -> None:

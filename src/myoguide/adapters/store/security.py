@@ -17,9 +17,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from myoguide.adapters.clock import SYSTEM_CLOCK
 from myoguide.adapters.store.db import (
+    driver_sql,
     make_sessions,
     note_write,
-    write_connection,
+    write_cursor,
     write_session,
 )
 from myoguide.adapters.store.tables import (
@@ -74,14 +75,21 @@ class StoreReplayCache:
         stmt = insert.values(
             issuer=bindparam("issuer"), jti=bindparam("jti"), expires_at=bindparam("expires_at")
         )
-        self._record = stmt.on_conflict_do_update(
+        record = stmt.on_conflict_do_update(
             index_elements=["issuer", "jti"],
             set_={"expires_at": stmt.excluded.expires_at},
             where=TokenJtiModel.expires_at <= bindparam("now"),
         ).returning(TokenJtiModel.jti)
-        self._purge = delete(TokenJtiModel).where(TokenJtiModel.expires_at <= bindparam("now"))
-        self._live = select(TokenJtiModel.expires_at).where(
-            TokenJtiModel.issuer == bindparam("issuer"), TokenJtiModel.jti == bindparam("jti")
+        # Compiled once for the driver: every CDS call writes here (ADR 0044).
+        self._record = driver_sql(record, engine)
+        self._purge = driver_sql(
+            delete(TokenJtiModel).where(TokenJtiModel.expires_at <= bindparam("now")), engine
+        )
+        self._live = driver_sql(
+            select(TokenJtiModel.expires_at).where(
+                TokenJtiModel.issuer == bindparam("issuer"), TokenJtiModel.jti == bindparam("jti")
+            ),
+            engine,
         )
         self._queue: list[_Claim] = []
         self._queue_lock = threading.Lock()
@@ -114,21 +122,24 @@ class StoreReplayCache:
 
     def _write(self, batch: list[_Claim]) -> None:
         """Record a batch of ids in one transaction; mark each claim done once it committed."""
-        now = self._clock()
+        now = float(self._clock())
         found: list[bool] = []
-        with write_connection(self._engine) as conn:
+        with write_cursor(self._engine) as cursor:
             if now - self._purged >= self.PURGE_SECONDS:
-                conn.execute(self._purge, {"now": now})
+                cursor.execute(self._purge.sql, self._purge.params({"now": now}))
                 self._purged = now
             for claim in batch:
                 key = {"issuer": claim.issuer, "jti": claim.jti}
                 if claim.expires_at <= now:
                     # Never recorded (it could not be replayed later anyway); known only if live.
-                    until = conn.execute(self._live, key).scalar()
-                    found.append(until is not None and until > now)
+                    cursor.execute(self._live.sql, self._live.params(key))
+                    rows = cursor.fetchall()
+                    found.append(bool(rows) and rows[0][0] > now)
                 else:
-                    params = {**key, "expires_at": claim.expires_at, "now": now}
-                    found.append(conn.execute(self._record, params).first() is None)
+                    params = {**key, "expires_at": float(claim.expires_at), "now": now}
+                    cursor.execute(self._record.sql, self._record.params(params))
+                    # No row back: a live row of that id kept it (seen).
+                    found.append(not cursor.fetchall())
         # Committed: only now may a call learn its id was not seen before.
         for claim, was_seen in zip(batch, found, strict=True):
             claim.seen, claim.done = was_seen, True
