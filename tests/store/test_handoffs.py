@@ -8,11 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
 from fakes import FakeClock
+from myoguide.adapters.store.checks import has_nul
 from myoguide.adapters.store.handoffs import StoreChartHandoffs, WriteBehindHandoffs
 from myoguide.adapters.store.tables import ChartHandoffModel
+from myoguide.adapters.store.validation import json_object
 
 # The first PostgreSQL test may have to install PostgreSQL on a clean machine.
 pytestmark = pytest.mark.timeout(900)
@@ -116,3 +120,24 @@ def test_write_behind_flushes_in_the_background(engine: Engine) -> None:
     assert rows(engine) == 20
     other = StoreChartHandoffs(engine, clock=FakeClock(T0))
     assert all(other.take(t) == (STATE, []) for t in tokens)
+
+
+# Pieces that meet: NUL, backslashes, and the letters of its JSON escape.
+_TEXT = st.lists(
+    st.sampled_from(["\x00", "\\", "\\u0000", "u0000", "a", '"', "\x01"]), max_size=6
+).map("".join)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(_TEXT, _JSON, max_size=4))
+def test_nul_is_refused_exactly_when_a_key_or_text_holds_one(value: dict[str, object]) -> None:
+    # The check reads the JSON text: a backslash and the letters "u0000" are not U+0000.
+    if has_nul(value):
+        with pytest.raises(ValueError, match="NUL"):
+            json_object(value, "state")
+    else:
+        assert json_object(value, "state") == value

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from myoguide.adapters.store.checks import has_nul
 from myoguide.adapters.store.rows import RecordNotFound
 from myoguide.adapters.store.tables import MAX_RECOMMENDATION_ID
 
 MAX_ID = 2**63 - 1
+# U+0000 in JSON text (json.dumps escapes every control character): `\u0000` after an even
+# run of backslashes, so an escaped backslash followed by the letters "u0000" is not one.
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def clean_text(value: object, where: str, max_len: int) -> str:
@@ -39,10 +42,11 @@ def json_object(value: object, where: str) -> dict[str, Any]:
         raise ValueError(f"{where}: must be a JSON object")
     try:
         # A private copy that is certainly plain JSON; PostgreSQL refuses NaN and Infinity.
-        plain: dict[str, Any] = json.loads(json.dumps(value, allow_nan=False))
+        text = json.dumps(value, allow_nan=False)
+        plain: dict[str, Any] = json.loads(text)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: is not plain JSON ({exc})") from None
-    if has_nul(plain):
+    if "\\u0000" in text and _NUL_ESCAPE.search(text):
         # PostgreSQL text and JSONB cannot hold U+0000.
         raise ValueError(f"{where}: must not contain NUL (U+0000) characters")
     return plain
