@@ -139,8 +139,7 @@ def _figures(run: Run, f: Facts, calc: DoseCalc) -> Figures | str:
             missing = run.no_height if f.weight_kg is not None else run.no_weight
             missing.append(calc.rule_id)
             return "needs height and weight for body surface area"
-        lo, hi = _per(c.low, c.high, f.bsa)
-        result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
+        lo, hi, result = _per(c.low, c.high, f.bsa)
         return lo, hi, f"{calc.lead}{f.bsa_words} = {result} {c.per}"
     # per_kg and fixed_to_per_kg need a weight.
     kg = f.kg
@@ -148,8 +147,7 @@ def _figures(run: Run, f: Facts, calc: DoseCalc) -> Figures | str:
         run.no_weight.append(calc.rule_id)
         return "needs weight"
     if kind == "per_kg":
-        lo, hi = _per(c.low, c.high, kg)
-        result = fmt(lo) if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
+        lo, hi, result = _per(c.low, c.high, kg)
         basis = f"{calc.lead}{f.weight_words} = {result} {c.per}"
         if calc.split_n is not None:
             basis += _split_words(calc, lo, hi)
@@ -165,10 +163,14 @@ def _figures(run: Run, f: Facts, calc: DoseCalc) -> Figures | str:
     return lo, hi, basis
 
 
-def _per(low: Decimal, high: Decimal, measure: Decimal) -> tuple[Decimal, Decimal]:
-    """Return a rate's bounds times a weight or surface area, rounded (a single rate once)."""
+def _per(low: Decimal, high: Decimal, measure: Decimal) -> tuple[Decimal, Decimal, str]:
+    """Return a rate's bounds times a weight or surface area, rounded, and the result in words."""
+    # A figure rounded to 0.01 and cleaned has no exponent, so str() writes it as fmt() does.
     lo = round2_clean(mul(low, measure))
-    return lo, lo if high == low else round2_clean(mul(high, measure))
+    if high == low:  # a single rate: rounded once
+        return lo, lo, str(lo)
+    hi = round2_clean(mul(high, measure))
+    return lo, hi, (str(lo) if lo == hi else f"{lo} to {hi}")
 
 
 def _up_to(f: Facts, c: DoseCalc) -> Figures | str:

@@ -57,7 +57,7 @@ class Unit(Struct, frozen=True):
 class Formulary:
     """The verified products one agent's doses are made of, strongest first."""
 
-    __slots__ = ("given", "label", "table", "unit_word", "units")
+    __slots__ = ("given", "label", "nearest", "table", "unit_word", "units")
 
     def __init__(self, label: str, unit_word: str, units: tuple[Unit, ...]) -> None:
         self.label = label
@@ -69,8 +69,11 @@ class Formulary:
         self.table = _Table.of(units)
         # Per amount of one administration (a multiple of the smallest strength), the doses a
         # day and the mg factor: the amount given and its words, shared by every dose that
-        # rounds to it.
-        self.given: dict[tuple[Decimal, Decimal, Decimal], tuple[GivenAmount, str]] = {}
+        # rounds to it. The amount is keyed by its text: hashing a new Decimal costs about as
+        # much as the work it would save. The same per amount, doses a day, mg factor and unit:
+        # the line as shown.
+        self.given: dict[tuple[str, Decimal, Decimal], tuple[GivenAmount, str]] = {}
+        self.nearest: dict[tuple[str, Decimal, Decimal, str], Practical] = {}
 
     @property
     def smallest(self) -> Decimal:
@@ -383,8 +386,14 @@ def _nearest(
         why = f"no whole {form.unit_word} amount within half a {fmt(s)} mg {form.unit_word}"
         return Practical("none", f"{why} stays under the stated maximum.", (), form.label)
     if len(picks) == 1:
-        amount, text = _given(form, picks[0], n, f)
-        return Practical("nearest", _shown(form, text, unit), (amount,), form.label)
+        key = (str(picks[0]), n, f, unit)
+        hit = form.nearest.get(key)
+        if hit is None:
+            amount, text = _given(form, picks[0], n, f)
+            hit = Practical("nearest", _shown(form, text, unit), (amount,), form.label)
+            if len(form.nearest) < _GIVEN_LIMIT:
+                form.nearest[key] = hit
+        return hit
     made = [_given(form, a, n, f) for a in picks]
     amounts = tuple(g for g, _ in made)
     text = " or ".join(w for _, w in made)
@@ -441,7 +450,7 @@ _GIVEN_LIMIT = 4096  # amounts kept per formulary; beyond that they are worked o
 
 def _given(form: Formulary, each_mg: Decimal, n: Decimal, f: Decimal) -> tuple[GivenAmount, str]:
     """Return the amount given for one administration of `each_mg`, and its words."""
-    key = (each_mg, n, f)
+    key = (str(each_mg), n, f)
     hit = form.given.get(key)
     if hit is not None:
         return hit

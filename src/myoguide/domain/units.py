@@ -37,7 +37,11 @@ def round2(value: Decimal) -> Decimal:
 
 def round2_clean(value: Decimal) -> Decimal:
     """Return a figure rounded to 0.01 and written without trailing zeros."""
-    return clean(round2(value))
+    # clean(round2(value)) without the two calls: the hot step of every computed dose.
+    q = value.quantize(HUNDREDTH, ROUND_HALF_UP, _CTX)
+    if q == q.to_integral_value():
+        return q.quantize(_ONE, ROUND_HALF_UP, _CTX)
+    return q.normalize(_CTX)
 
 
 def mosteller_bsa(height_cm: Decimal, weight_kg: Decimal) -> Decimal:
