@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from math import gcd
 
 import msgspec
 from msgspec import Struct, field
 
+from myoguide.domain.fewest import SCALE as _SCALE
+from myoguide.domain.fewest import FewestTable
 from myoguide.domain.prepared import OptionPlan, Prepared, RegimenPlan, RuleConst, StaticRec
 from myoguide.domain.result import (
     Action,
@@ -35,7 +36,6 @@ from myoguide.knowledge.model import AgentCheck, DoseRule, Knowledge, MassUnit, 
 from myoguide.knowledge.terminology import Terminology, amount_decimal
 
 _MG = {"mg": Decimal(1), "g": Decimal(1000)}
-_SCALE = 100  # strengths are whole hundredths of a milligram (0.5 mg, 2.5 mg, ...)
 _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 _TIMES = {2: "twice", 3: "three times", 4: "four times"}
 _SPLIT = {k: Decimal(k) for k in range(1, 5)}  # doses a day, as decimals made once
@@ -66,7 +66,7 @@ class Formulary:
         # The fewest-units table over multiples of the strengths' common step: a function of
         # the strengths alone, grown on first need (each entry reads only smaller ones, so
         # growing it later gives the same entries as building it whole).
-        self.table = _Table.of(units)
+        self.table = FewestTable.of(tuple(u.strength_mg for u in units))
         # Per amount of one administration (a multiple of the smallest strength), the doses a
         # day and the mg factor: the amount given and its words, shared by every dose that
         # rounds to it. The amount is keyed by its text: hashing a new Decimal costs about as
@@ -269,46 +269,6 @@ def as_checks(checks: tuple[AgentCheck, ...]) -> tuple[Check, ...]:
 
 def _by_strength(u: Unit) -> Decimal:
     return -u.strength_mg
-
-
-class _Table(Struct):
-    """Fewest whole units per total (in steps), and the strength picked last for each.
-
-    `rows` (best, pick) is replaced whole when the table grows, never appended to in place, so
-    a caller on another thread always reads two lists of the same length.
-    """
-
-    step: int
-    coins: tuple[int, ...]
-    rows: tuple[list[int | None], list[int]]
-
-    @classmethod
-    def of(cls, units: tuple[Unit, ...]) -> _Table:
-        """Return the empty table of a formulary's strengths (strongest first)."""
-        ints = [int(u.strength_mg * _SCALE) for u in units]
-        step = 0
-        for v in ints:
-            step = gcd(step, v)
-        return cls(step, tuple(v // step for v in ints), ([0], [-1]))
-
-    def upto(self, target: int) -> tuple[list[int | None], list[int]]:
-        """Return the table's rows, filled up to `target` steps at least."""
-        rows = self.rows
-        if target < len(rows[0]):
-            return rows
-        best, pick = list(rows[0]), list(rows[1])
-        coins = self.coins
-        for total in range(len(best), target + 1):
-            least: int | None = None
-            chosen = -1
-            for i, c in enumerate(coins):  # strongest first, so ties keep the larger units
-                prev = best[total - c] if c <= total else None
-                if prev is not None and (least is None or prev + 1 < least):
-                    least, chosen = prev + 1, i
-            best.append(least)
-            pick.append(chosen)
-        self.rows = (best, pick)
-        return self.rows
 
 
 def combine(form: Formulary, amount_mg: Decimal) -> tuple[UnitCount, ...] | None:

@@ -1,0 +1,50 @@
+"""The fewest whole units that make an amount: a table over a formulary's strengths alone."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from math import gcd
+
+from msgspec import Struct
+
+SCALE = 100  # strengths are whole hundredths of a milligram (0.5 mg, 2.5 mg, ...)
+
+
+class FewestTable(Struct):
+    """Fewest whole units per total (in steps), and the strength picked last for each.
+
+    `rows` (best, pick) is replaced whole when the table grows, never appended to in place, so
+    a caller on another thread always reads two lists of the same length.
+    """
+
+    step: int
+    coins: tuple[int, ...]
+    rows: tuple[list[int | None], list[int]]
+
+    @classmethod
+    def of(cls, strengths: tuple[Decimal, ...]) -> FewestTable:
+        """Return the empty table of a formulary's strengths in mg (strongest first)."""
+        ints = [int(s * SCALE) for s in strengths]
+        step = 0
+        for v in ints:
+            step = gcd(step, v)
+        return cls(step, tuple(v // step for v in ints), ([0], [-1]))
+
+    def upto(self, target: int) -> tuple[list[int | None], list[int]]:
+        """Return the table's rows, filled up to `target` steps at least."""
+        rows = self.rows
+        if target < len(rows[0]):
+            return rows
+        best, pick = list(rows[0]), list(rows[1])
+        coins = self.coins
+        for total in range(len(best), target + 1):
+            least: int | None = None
+            chosen = -1
+            for i, c in enumerate(coins):  # strongest first, so ties keep the larger units
+                prev = best[total - c] if c <= total else None
+                if prev is not None and (least is None or prev + 1 < least):
+                    least, chosen = prev + 1, i
+            best.append(least)
+            pick.append(chosen)
+        self.rows = (best, pick)
+        return self.rows
