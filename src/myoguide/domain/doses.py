@@ -10,11 +10,20 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 from myoguide.domain.facts import Facts
+from myoguide.domain.fewest import Hundredths
 from myoguide.domain.prepared import Prepared
 from myoguide.domain.prescribable import DoseCalc, amounts_of
-from myoguide.domain.result import Action, Dose, Regimen
+from myoguide.domain.result import Action, Dose, Practical, Regimen
 from myoguide.domain.run import Run
-from myoguide.domain.units import clean, fmt, mul, round2, round2_clean
+from myoguide.domain.units import (
+    clean,
+    fmt,
+    hundredths,
+    hundredths_text,
+    mul,
+    round2,
+    round2_clean,
+)
 from myoguide.knowledge.model import Maximum
 
 _TENTH = Decimal("0.1")
@@ -36,6 +45,11 @@ def regimen(run: Run, f: Facts, c: DoseCalc, action: Action | None) -> Regimen:
     load; the dose carries the whole-unit amounts of those products. The figures pass through
     the safety layer as numbers and the dose is built once, at the end.
     """
+    h = c.hundredths
+    if h is not None and action != "raise":
+        fast = _fast(run, f, c, h)
+        if fast is not None:
+            return fast
     got = _figures(run, f, c)
     if isinstance(got, str):
         return Regimen(c.rule_id, c.rule.note, None, got, c.sources)
@@ -52,6 +66,76 @@ def regimen(run: Run, f: Facts, c: DoseCalc, action: Action | None) -> Regimen:
     amounts = amounts_of(low, high, None, c.unit, c.form, c.split, c.ceiling)
     dose = Dose(low, high, c.unit, c.period, basis, None, c.timing, amounts)
     return Regimen(c.rule_id, c.rule.note, dose, None, c.sources)
+
+
+def _fast(run: Run, f: Facts, c: DoseCalc, h: Hundredths) -> Regimen | None:
+    """Return a single-rate regimen worked out in whole hundredths, or None for `_figures`.
+
+    The same figures, words and amounts as the general path, which it leaves to where a figure
+    is capped, a measure is missing or no single whole amount is nearest: a weight is whole
+    hundredths of a kg, so rate x weight rounded half up to 0.01 is integer arithmetic; a
+    surface area's product is rounded as the general path rounds it.
+    """
+    per_kg = c.rule.kind == "per_kg"
+    if per_kg:
+        if f.kg_h is None:
+            return None
+        q = (2 * h.rate * f.kg_h + h.div) // (2 * h.div)
+        words = f.weight_words
+    else:
+        if f.bsa is None:
+            return None
+        q = hundredths(round2(mul(c.const.low, f.bsa)))
+        words = f.bsa_words
+    if h.clamp is not None and q > h.clamp:
+        return None  # capped at a stated maximum: said by the general path
+    text = hundredths_text(q)
+    if per_kg and h.warn is not None and q > h.warn:
+        run.warn("prednisone_above_75", dose=text)
+    basis = f"{c.lead}{words} = {text} {c.const.per}"
+    shown = _practical_h(q)
+    if shown != q:
+        text = hundredths_text(shown)
+        basis = f"{basis}; shown as {text}"
+    low = Decimal(text)
+    amounts = _amounts_h(c, h, shown, low)
+    dose = Dose(low, low, c.unit, c.period, basis, None, c.timing, amounts)
+    return Regimen(c.rule_id, c.rule.note, dose, None, c.sources)
+
+
+def _practical_h(q: int) -> int:
+    """Return `practical` of a figure in whole hundredths (0.1 below 10, 0.5 below 100, else 1)."""
+    if q < 1000:
+        return (q + 5) // 10 * 10
+    if q % 100 == 0:
+        return q
+    if q < 10000:
+        return (q + 25) // 50 * 50
+    return (q + 50) // 100 * 100
+
+
+def _amounts_h(c: DoseCalc, h: Hundredths, q: int, low: Decimal) -> Practical:
+    """Return `amounts_of` a single figure of `q` hundredths given once a day (or per dose)."""
+    form = c.form
+    if form is None:
+        return amounts_of(low, low, None, c.unit, None, None, None)
+    t, s = q * h.mg, h.step
+    pick = t // s * s
+    if pick != t:  # the nearer whole amount; halfway (both) left to the general path
+        under, over = t - pick, pick + s - t
+        pick = pick if under < over else pick + s if over < under else 0
+    if pick <= 0 or (h.cap is not None and pick > h.cap):
+        return amounts_of(low, low, None, c.unit, form, None, c.ceiling)  # none, or both
+    key = (pick, c.unit)
+    hit = form.nearest_h.get(key)
+    if hit is None:
+        hit = amounts_of(low, low, None, c.unit, form, None, c.ceiling)
+        if len(form.nearest_h) < _KEPT:
+            form.nearest_h[key] = hit
+    return hit
+
+
+_KEPT = 4096  # whole amounts kept per formulary, as prescribable keeps its amounts given
 
 
 def _raise_floor(

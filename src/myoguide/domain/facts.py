@@ -7,7 +7,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from msgspec import Struct, field
 
 from myoguide.domain.state import PatientState, bmi_of, dec
-from myoguide.domain.units import fmt, mosteller_bsa, round2, to_mg_per_day, to_mg_per_week
+from myoguide.domain.units import (
+    fmt,
+    hundredths,
+    mosteller_bsa,
+    round2,
+    to_mg_per_day,
+    to_mg_per_week,
+)
 from myoguide.knowledge.model import Knowledge
 
 FAILED_OUTCOMES = frozenset({"inadequate_response", "intolerance"})
@@ -49,6 +56,7 @@ class Facts(Struct):
     last_given: dict[str, str] = field(default_factory=dict)
     # The agents taken now (prednisone at 0 mg/day is not), read once from `current`.
     using: frozenset[str] = frozenset()
+    kg_h: int | None = None  # `kg` in whole hundredths, for the doses' fast path
 
     def in_use(self, agent: str) -> bool:
         """Return whether the agent is taken now (prednisone at 0 mg/day is not)."""
@@ -138,6 +146,7 @@ def derive(state: PatientState, kb: Knowledge) -> Facts:
         bmi_of(weight, cm),
         latest,
         using,
+        hundredths(kg) if kg is not None else None,
     )
 
 

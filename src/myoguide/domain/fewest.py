@@ -1,4 +1,5 @@
-"""The fewest whole units that make an amount: a table over a formulary's strengths alone."""
+"""Whole hundredths of a milligram: the fewest whole units that make an amount (a table over a
+formulary's strengths alone), and a single-rate regimen's constants in hundredths."""
 
 from __future__ import annotations
 
@@ -48,3 +49,17 @@ class FewestTable(Struct):
             pick.append(chosen)
         self.rows = (best, pick)
         return self.rows
+
+
+class Hundredths(Struct, frozen=True):
+    """A single-rate regimen's constants in whole hundredths, read once (see `doses._fast`)."""
+
+    rate: int  # the rate's digits; the rate is rate / div
+    div: int
+    mg: int  # mg per unit of the dose (1 or 1000)
+    step: int  # the smallest strength in hundredths of a mg (0: no verified product)
+    # In hundredths of the dose's unit (mg per administration for `cap`): the most whole units
+    # may make, the stated maximum a figure is capped at, and the figure above which it warns.
+    cap: Decimal | None
+    clamp: Decimal | None
+    warn: Decimal | None

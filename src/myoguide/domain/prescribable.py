@@ -15,7 +15,7 @@ import msgspec
 from msgspec import Struct, field
 
 from myoguide.domain.fewest import SCALE as _SCALE
-from myoguide.domain.fewest import FewestTable
+from myoguide.domain.fewest import FewestTable, Hundredths
 from myoguide.domain.prepared import OptionPlan, Prepared, RegimenPlan, RuleConst, StaticRec
 from myoguide.domain.result import (
     Action,
@@ -57,7 +57,7 @@ class Unit(Struct, frozen=True):
 class Formulary:
     """The verified products one agent's doses are made of, strongest first."""
 
-    __slots__ = ("given", "label", "nearest", "table", "unit_word", "units")
+    __slots__ = ("given", "label", "nearest", "nearest_h", "table", "unit_word", "units")
 
     def __init__(self, label: str, unit_word: str, units: tuple[Unit, ...]) -> None:
         self.label = label
@@ -74,6 +74,7 @@ class Formulary:
         # the line as shown.
         self.given: dict[tuple[str, Decimal, Decimal], tuple[GivenAmount, str]] = {}
         self.nearest: dict[tuple[str, Decimal, Decimal, str], Practical] = {}
+        self.nearest_h: dict[tuple[int, str], Practical] = {}  # once a day, in hundredths
 
     @property
     def smallest(self) -> Decimal:
@@ -125,6 +126,31 @@ class DoseCalc(Struct, frozen=True):
     split_n: Decimal | None = None
     split_words: str = ""
     warn_above: Decimal | None = None  # a figure above this warns (prednisone above 75 mg/day)
+    # A single rate per kg or per m2 taken once a day or per dose: its figures in whole
+    # hundredths (see doses.py); None for every other rule.
+    hundredths: Hundredths | None = None
+
+
+def _hundredths(c: DoseCalc) -> Hundredths | None:
+    """Return a single-rate, once-a-day (or per dose) regimen's constants in hundredths."""
+    low, high = c.const.low, c.const.high
+    if c.rule.kind not in ("per_kg", "per_m2") or low != high or c.split is not None:
+        return None
+    exp = low.as_tuple().exponent
+    assert isinstance(exp, int)  # a rate read from the knowledge is finite
+    div = 10 ** max(0, -exp)
+    mg = int(_MG[c.unit])
+    m = c.clamp_to
+    clamp = m.amount * 100 if m is not None and (m.unit, m.period) == (c.unit, c.period) else None
+    return Hundredths(
+        int(low * div),
+        div,
+        mg,
+        int(c.form.smallest * _SCALE) if c.form is not None else 0,
+        c.ceiling * mg * 100 if c.ceiling is not None else None,
+        clamp,
+        c.warn_above * 100 if c.warn_above is not None else None,
+    )
 
 
 def with_calcs(t: Tables, p: Prepared) -> Tables:
@@ -132,7 +158,10 @@ def with_calcs(t: Tables, p: Prepared) -> Tables:
     # Each step's own plan: two steps naming one agent keep their own maximum.
     for rec_id, plans in p.option_plans.items():
         t.parts[rec_id] = tuple(
-            tuple(rp.static or _calc(t, p, rec_id, op.agent, rp) for rp in op.regimens)
+            tuple(
+                rp.static or _with_hundredths(_calc(t, p, rec_id, op.agent, rp))
+                for rp in op.regimens
+            )
             for op in plans
         )
     return t
@@ -185,6 +214,10 @@ def _calc(t: Tables, p: Prepared, rec_id: str, agent: str, rp: RegimenPlan) -> D
 
 
 _DAILY = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
+
+
+def _with_hundredths(c: DoseCalc) -> DoseCalc:
+    return msgspec.structs.replace(c, hundredths=_hundredths(c))
 
 
 def build_tables(kb: Knowledge, terminology: Terminology) -> Tables:

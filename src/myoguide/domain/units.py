@@ -44,6 +44,21 @@ def round2_clean(value: Decimal) -> Decimal:
     return q.normalize(_CTX)
 
 
+def hundredths(value: Decimal) -> int:
+    """Return a figure given to 0.01 (or coarser) as whole hundredths."""
+    return int(value.scaleb(2, _CTX))
+
+
+# The digits after the point of each whole number of hundredths, without trailing zeros.
+_CENTS = tuple(f"{c:02d}".rstrip("0") if c else "" for c in range(100))
+
+
+def hundredths_text(q: int) -> str:
+    """Return whole hundredths written as fmt writes the figure (1200 -> 12, 530 -> 5.3)."""
+    whole, cents = divmod(q, 100)
+    return f"{whole}.{_CENTS[cents]}" if cents else str(whole)
+
+
 def mosteller_bsa(height_cm: Decimal, weight_kg: Decimal) -> Decimal:
     """Return body surface area in m2 by Mosteller, sqrt(height cm x weight kg / 3600), exact."""
     return _CTX.sqrt(_CTX.divide(_CTX.multiply(height_cm, weight_kg), _3600))
