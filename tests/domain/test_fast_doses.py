@@ -53,11 +53,17 @@ def test_every_single_rate_rule_has_the_fast_path() -> None:
     st.integers(min_value=2_000, max_value=30_000),  # hundredths of a kg or lb
     st.sampled_from(["kg", "lb"]),
     st.one_of(st.none(), st.integers(min_value=1_200, max_value=2_300)),  # tenths of a cm
-    st.sampled_from([None, "start", "continue", "restart"]),
+    st.sampled_from([None, "start", "continue", "restart", "raise"]),
+    st.one_of(st.none(), st.integers(min_value=0, max_value=20_000)),  # hundredths of a mg
     st.data(),
 )
 def test_same_regimen_as_the_general_path(
-    weight: int, unit: str, height: int | None, action: Any, data: st.DataObject
+    weight: int,
+    unit: str,
+    height: int | None,
+    action: Any,
+    current: int | None,
+    data: st.DataObject,
 ) -> None:
     c = data.draw(st.sampled_from(CALCS))
     state: dict[str, Any] = {
@@ -67,6 +73,9 @@ def test_same_regimen_as_the_general_path(
     }
     if height is not None:
         state["height"] = {"value": height / 10, "unit": "cm"}
+    if current is not None:  # today's dose, for a raise kept above it
+        dose = {"value": current / 100, "unit": "mg/day"}
+        state["current_medications"] = [{"agent": c.rule.agent, "dose": dose}]
     try:
         parse_state(state, SERVICE.knowledge)
     except InputError:  # an implausible body: nothing to compare

@@ -20,6 +20,7 @@ from myoguide.domain.units import (
     fmt,
     hundredths,
     hundredths_text,
+    in_hundredths,
     mul,
     round2,
     round2_clean,
@@ -46,8 +47,8 @@ def regimen(run: Run, f: Facts, c: DoseCalc, action: Action | None) -> Regimen:
     the safety layer as numbers and the dose is built once, at the end.
     """
     h = c.hundredths
-    if h is not None and action != "raise":
-        fast = _fast(run, f, c, h)
+    if h is not None:
+        fast = _fast(run, f, c, h, action)
         if fast is not None:
             return fast
     got = _figures(run, f, c)
@@ -68,13 +69,13 @@ def regimen(run: Run, f: Facts, c: DoseCalc, action: Action | None) -> Regimen:
     return Regimen(c.rule_id, c.rule.note, dose, None, c.sources)
 
 
-def _fast(run: Run, f: Facts, c: DoseCalc, h: Hundredths) -> Regimen | None:
+def _fast(run: Run, f: Facts, c: DoseCalc, h: Hundredths, action: Action | None) -> Regimen | None:
     """Return a single-rate regimen worked out in whole hundredths, or None for `_figures`.
 
     The same figures, words and amounts as the general path, which it leaves to where a figure
-    is capped, a measure is missing or no single whole amount is nearest: a weight is whole
-    hundredths of a kg, so rate x weight rounded half up to 0.01 is integer arithmetic; a
-    surface area's product is rounded as the general path rounds it.
+    is capped, a raise is not above today's dose, a measure is missing or no single whole amount
+    is nearest: a weight is whole hundredths of a kg, so rate x weight rounded half up to 0.01
+    is integer arithmetic; a surface area's product is rounded as the general path rounds it.
     """
     per_kg = c.rule.kind == "per_kg"
     if per_kg:
@@ -89,11 +90,18 @@ def _fast(run: Run, f: Facts, c: DoseCalc, h: Hundredths) -> Regimen | None:
         words = f.bsa_words
     if h.clamp is not None and q > h.clamp:
         return None  # capped at a stated maximum: said by the general path
+    shown = _practical_h(q)
+    if action == "raise":
+        current = f.current.get(c.rule.agent)
+        if current is not None and shown <= in_hundredths(current):
+            return None  # not above today's dose: said by the general path
     text = hundredths_text(q)
     if per_kg and h.warn is not None and q > h.warn:
         run.warn("prednisone_above_75", dose=text)
     basis = f"{c.lead}{words} = {text} {c.const.per}"
-    shown = _practical_h(q)
+    if per_kg and h.split > 1:
+        each = hundredths_text((2 * q + h.split) // (2 * h.split))
+        basis += f", given as {each} {c.rule.unit} {c.split_words} a day"
     if shown != q:
         text = hundredths_text(shown)
         basis = f"{basis}; shown as {text}"
@@ -115,21 +123,24 @@ def _practical_h(q: int) -> int:
 
 
 def _amounts_h(c: DoseCalc, h: Hundredths, q: int, low: Decimal) -> Practical:
-    """Return `amounts_of` a single figure of `q` hundredths given once a day (or per dose)."""
-    form = c.form
+    """Return `amounts_of` a single figure of `q` hundredths of the dose's unit a day."""
+    form, n = c.form, h.split
     if form is None:
-        return amounts_of(low, low, None, c.unit, None, None, None)
-    t, s = q * h.mg, h.step
+        return amounts_of(low, low, None, c.unit, None, c.split, c.ceiling)
+    total = q * h.mg  # hundredths of a mg a day
+    if total % n:  # a part of a hundredth each time: left to the general path
+        return amounts_of(low, low, None, c.unit, form, c.split, c.ceiling)
+    t, s = total // n, h.step
     pick = t // s * s
     if pick != t:  # the nearer whole amount; halfway (both) left to the general path
         under, over = t - pick, pick + s - t
         pick = pick if under < over else pick + s if over < under else 0
-    if pick <= 0 or (h.cap is not None and pick > h.cap):
-        return amounts_of(low, low, None, c.unit, form, None, c.ceiling)  # none, or both
-    key = (pick, c.unit)
+    if pick <= 0 or (h.cap is not None and pick * n > h.cap):
+        return amounts_of(low, low, None, c.unit, form, c.split, c.ceiling)  # none, or both
+    key = (pick, n, c.unit)
     hit = form.nearest_h.get(key)
     if hit is None:
-        hit = amounts_of(low, low, None, c.unit, form, None, c.ceiling)
+        hit = amounts_of(low, low, None, c.unit, form, c.split, c.ceiling)
         if len(form.nearest_h) < _KEPT:
             form.nearest_h[key] = hit
     return hit

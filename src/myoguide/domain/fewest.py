@@ -57,9 +57,10 @@ class Hundredths(Struct, frozen=True):
     rate: int  # the rate's digits; the rate is rate / div
     div: int
     mg: int  # mg per unit of the dose (1 or 1000)
+    split: int  # administrations a day (1 unless the source splits a daily total)
     step: int  # the smallest strength in hundredths of a mg (0: no verified product)
-    # In hundredths of the dose's unit (mg per administration for `cap`): the most whole units
-    # may make, the stated maximum a figure is capped at, and the figure above which it warns.
+    # In hundredths of the dose's unit (mg a day for `cap`): the most whole units may make,
+    # the stated maximum a figure is capped at, and the figure above which it warns.
     cap: Decimal | None
     clamp: Decimal | None
     warn: Decimal | None

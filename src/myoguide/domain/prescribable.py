@@ -74,7 +74,7 @@ class Formulary:
         # the line as shown.
         self.given: dict[tuple[str, Decimal, Decimal], tuple[GivenAmount, str]] = {}
         self.nearest: dict[tuple[str, Decimal, Decimal, str], Practical] = {}
-        self.nearest_h: dict[tuple[int, str], Practical] = {}  # once a day, in hundredths
+        self.nearest_h: dict[tuple[int, int, str], Practical] = {}  # in hundredths
 
     @property
     def smallest(self) -> Decimal:
@@ -132,9 +132,9 @@ class DoseCalc(Struct, frozen=True):
 
 
 def _hundredths(c: DoseCalc) -> Hundredths | None:
-    """Return a single-rate, once-a-day (or per dose) regimen's constants in hundredths."""
+    """Return a single-rate regimen's constants in hundredths (None for any other rule)."""
     low, high = c.const.low, c.const.high
-    if c.rule.kind not in ("per_kg", "per_m2") or low != high or c.split is not None:
+    if c.rule.kind not in ("per_kg", "per_m2") or low != high:
         return None
     exp = low.as_tuple().exponent
     assert isinstance(exp, int)  # a rate read from the knowledge is finite
@@ -146,6 +146,7 @@ def _hundredths(c: DoseCalc) -> Hundredths | None:
         int(low * div),
         div,
         mg,
+        c.split or 1,
         int(c.form.smallest * _SCALE) if c.form is not None else 0,
         c.ceiling * mg * 100 if c.ceiling is not None else None,
         clamp,

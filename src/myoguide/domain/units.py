@@ -49,6 +49,11 @@ def hundredths(value: Decimal) -> int:
     return int(value.scaleb(2, _CTX))
 
 
+def in_hundredths(value: Decimal) -> Decimal:
+    """Return a figure counted in hundredths, exactly (12.345 -> 1234.5)."""
+    return value.scaleb(2, _CTX)
+
+
 # The digits after the point of each whole number of hundredths, without trailing zeros.
 _CENTS = tuple(f"{c:02d}".rstrip("0") if c else "" for c in range(100))
 
