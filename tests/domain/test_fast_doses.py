@@ -1,4 +1,4 @@
-"""A single-rate dose worked out in whole hundredths says exactly what the general path says."""
+"""A rate dose worked out in whole hundredths says exactly what the general path says."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def _answer(c: DoseCalc, state: dict[str, Any], action: Any) -> tuple[Any, ...]:
     return msgspec.json.encode(made), dict(run.warnings), run.trace, run.no_weight, run.no_height
 
 
-def test_every_single_rate_rule_has_the_fast_path() -> None:
+def test_every_rate_rule_has_the_hundredths_path() -> None:
     kinds = {c.rule.kind for c in CALCS}
     assert kinds == {"per_kg", "per_m2"}
     assert any(c.form is not None for c in CALCS)

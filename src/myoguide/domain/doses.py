@@ -77,17 +77,13 @@ def _fast(run: Run, f: Facts, c: DoseCalc, h: Hundredths, action: Action | None)
     is nearest: a weight is whole hundredths of a kg, so rate x weight rounded half up to 0.01
     is integer arithmetic; a surface area's product is rounded as the general path rounds it.
     """
+    q = _times(f, c, h, h.rate, c.const.low)
+    if q is None:
+        return None
+    if h.rate_high != h.rate:
+        return _fast_range(f, c, h, action, q)
     per_kg = c.rule.kind == "per_kg"
-    if per_kg:
-        if f.kg_h is None:
-            return None
-        q = (2 * h.rate * f.kg_h + h.div) // (2 * h.div)
-        words = f.weight_words
-    else:
-        if f.bsa is None:
-            return None
-        q = hundredths(round2(mul(c.const.low, f.bsa)))
-        words = f.bsa_words
+    words = f.weight_words if per_kg else f.bsa_words
     if h.clamp is not None and q > h.clamp:
         return None  # capped at a stated maximum: said by the general path
     shown = _practical_h(q)
@@ -109,6 +105,61 @@ def _fast(run: Run, f: Facts, c: DoseCalc, h: Hundredths, action: Action | None)
     amounts = _amounts_h(c, h, shown, low)
     dose = Dose(low, low, c.unit, c.period, basis, None, c.timing, amounts)
     return Regimen(c.rule_id, c.rule.note, dose, None, c.sources)
+
+
+def _times(f: Facts, c: DoseCalc, h: Hundredths, rate: int, exact: Decimal) -> int | None:
+    """Return a rate times the patient's weight or surface area in whole hundredths, rounded."""
+    if c.rule.kind == "per_kg":
+        kg = f.kg_h
+        return None if kg is None else (2 * rate * kg + h.div) // (2 * h.div)
+    return None if f.bsa is None else hundredths(round2(mul(exact, f.bsa)))
+
+
+def _fast_range(
+    f: Facts, c: DoseCalc, h: Hundredths, action: Action | None, q: int
+) -> Regimen | None:
+    """Return a range regimen (no split, no warning) in whole hundredths, or None, as `_fast`."""
+    high = _times(f, c, h, h.rate_high, c.const.high)
+    per_kg = c.rule.kind == "per_kg"
+    if high is None or h.split > 1 or h.warn is not None:
+        return None  # split words and a warning for a range: the general path
+    if h.clamp is not None and high > h.clamp:
+        return None
+    if action == "raise" and f.current.get(c.rule.agent) is not None:
+        return None  # kept above today's dose: the general path
+    text = hundredths_text(q) if q == high else f"{hundredths_text(q)} to {hundredths_text(high)}"
+    basis = f"{c.lead}{f.weight_words if per_kg else f.bsa_words} = {text} {c.const.per}"
+    lo, hi = _practical_h(q), _practical_h(high)
+    lo_text, hi_text = hundredths_text(lo), hundredths_text(hi)
+    if lo != q or hi != high:
+        basis += f"; shown as {hi_text if lo == hi else f'{lo_text} to {hi_text}'}"
+    low = Decimal(lo_text)
+    if lo == hi:
+        amounts = _amounts_h(c, h, lo, low)
+        dose = Dose(low, low, c.unit, c.period, basis, None, c.timing, amounts)
+    else:
+        top = Decimal(hi_text)
+        amounts = _range_h(c, h, lo, hi, low, top)
+        dose = Dose(low, top, c.unit, c.period, basis, None, c.timing, amounts)
+    return Regimen(c.rule_id, c.rule.note, dose, None, c.sources)
+
+
+def _range_h(c: DoseCalc, h: Hundredths, lo: int, hi: int, low: Decimal, top: Decimal) -> Practical:
+    """Return `amounts_of` a range of whole hundredths a day, its ends rounded inward."""
+    form, s = c.form, h.step
+    if form is None or (h.cap is not None and hi * h.mg > h.cap):
+        return amounts_of(low, top, None, c.unit, form, None, c.ceiling)
+    lo_r = max(-(-lo * h.mg // s) * s, s)
+    hi_r = hi * h.mg // s * s
+    if lo_r > hi_r:
+        return amounts_of(low, top, None, c.unit, form, None, c.ceiling)  # none fits: says why
+    key = (lo_r, hi_r, 1, c.unit)
+    hit = form.range_h.get(key)
+    if hit is None:
+        hit = amounts_of(low, top, None, c.unit, form, None, c.ceiling)
+        if len(form.range_h) < _KEPT:
+            form.range_h[key] = hit
+    return hit
 
 
 def _practical_h(q: int) -> int:

@@ -1,5 +1,5 @@
 """Whole hundredths of a milligram: the fewest whole units that make an amount (a table over a
-formulary's strengths alone), and a single-rate regimen's constants in hundredths."""
+formulary's strengths alone), and a rate regimen's constants in hundredths."""
 
 from __future__ import annotations
 
@@ -52,9 +52,10 @@ class FewestTable(Struct):
 
 
 class Hundredths(Struct, frozen=True):
-    """A single-rate regimen's constants in whole hundredths, read once (see `doses._fast`)."""
+    """A rate regimen's constants in whole hundredths, read once (see `doses._fast`)."""
 
-    rate: int  # the rate's digits; the rate is rate / div
+    rate: int  # the rate's digits; the rate is rate / div (its high end: rate_high / div)
+    rate_high: int
     div: int
     mg: int  # mg per unit of the dose (1 or 1000)
     split: int  # administrations a day (1 unless the source splits a daily total)

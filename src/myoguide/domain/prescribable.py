@@ -57,7 +57,7 @@ class Unit(Struct, frozen=True):
 class Formulary:
     """The verified products one agent's doses are made of, strongest first."""
 
-    __slots__ = ("given", "label", "nearest", "nearest_h", "table", "unit_word", "units")
+    __slots__ = ("given", "label", "nearest", "nearest_h", "range_h", "table", "unit_word", "units")
 
     def __init__(self, label: str, unit_word: str, units: tuple[Unit, ...]) -> None:
         self.label = label
@@ -75,6 +75,7 @@ class Formulary:
         self.given: dict[tuple[str, Decimal, Decimal], tuple[GivenAmount, str]] = {}
         self.nearest: dict[tuple[str, Decimal, Decimal, str], Practical] = {}
         self.nearest_h: dict[tuple[int, int, str], Practical] = {}  # in hundredths
+        self.range_h: dict[tuple[int, int, int, str], Practical] = {}  # a range's two ends
 
     @property
     def smallest(self) -> Decimal:
@@ -132,18 +133,18 @@ class DoseCalc(Struct, frozen=True):
 
 
 def _hundredths(c: DoseCalc) -> Hundredths | None:
-    """Return a single-rate regimen's constants in hundredths (None for any other rule)."""
+    """Return a rate regimen's constants in hundredths (None for any other rule)."""
     low, high = c.const.low, c.const.high
-    if c.rule.kind not in ("per_kg", "per_m2") or low != high:
+    if c.rule.kind not in ("per_kg", "per_m2"):
         return None
-    exp = low.as_tuple().exponent
-    assert isinstance(exp, int)  # a rate read from the knowledge is finite
-    div = 10 ** max(0, -exp)
+    exps = (low.as_tuple().exponent, high.as_tuple().exponent)
+    div = 10 ** max(0, *(-e for e in exps if isinstance(e, int)))  # rates are finite
     mg = int(_MG[c.unit])
     m = c.clamp_to
     clamp = m.amount * 100 if m is not None and (m.unit, m.period) == (c.unit, c.period) else None
     return Hundredths(
         int(low * div),
+        int(high * div),
         div,
         mg,
         c.split or 1,
