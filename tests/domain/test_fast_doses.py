@@ -15,7 +15,14 @@ from myoguide.domain.facts import derive
 from myoguide.domain.prescribable import DoseCalc
 from myoguide.domain.run import Run
 from myoguide.domain.state import parse_state
-from myoguide.domain.units import hundredths, hundredths_text, round2_clean
+from myoguide.domain.units import (
+    hundredths,
+    hundredths_text,
+    mul,
+    product_hundredths,
+    round2,
+    round2_clean,
+)
 from myoguide.errors import InputError
 
 SERVICE = default_service()
@@ -89,3 +96,11 @@ def test_hundredths_round_and_read_as_the_decimals(q: int) -> None:
     assert hundredths_text(q) == str(figure)
     assert hundredths(figure) == q
     assert hundredths_text(_practical_h(q)) == str(practical(figure))
+
+
+@given(
+    st.decimals(min_value=Decimal("0.001"), max_value=Decimal(2000), places=3),
+    st.decimals(min_value=Decimal("0.5"), max_value=Decimal(4), places=27),
+)
+def test_a_product_in_hundredths_is_rounded_as_the_decimals(rate: Decimal, area: Decimal) -> None:
+    assert product_hundredths(rate, area) == hundredths(round2(mul(rate, area)))

@@ -18,10 +18,10 @@ from myoguide.domain.run import Run
 from myoguide.domain.units import (
     clean,
     fmt,
-    hundredths,
     hundredths_text,
     in_hundredths,
     mul,
+    product_hundredths,
     round2,
     round2_clean,
 )
@@ -112,7 +112,7 @@ def _times(f: Facts, c: DoseCalc, h: Hundredths, rate: int, exact: Decimal) -> i
     if c.rule.kind == "per_kg":
         kg = f.kg_h
         return None if kg is None else (2 * rate * kg + h.div) // (2 * h.div)
-    return None if f.bsa is None else hundredths(round2(mul(exact, f.bsa)))
+    return None if f.bsa is None else product_hundredths(exact, f.bsa)
 
 
 def _fast_range(

@@ -49,6 +49,12 @@ def hundredths(value: Decimal) -> int:
     return int(value.scaleb(2, _CTX))
 
 
+def product_hundredths(a: Decimal, b: Decimal) -> int:
+    """Return round2(mul(a, b)) in whole hundredths (the product rounded as `mul` rounds it)."""
+    # Scaling by 100 moves the exponent only, so rounding to a whole number is round2.
+    return int(_CTX.multiply(a, b).scaleb(2, _CTX).quantize(_ONE, ROUND_HALF_UP, _CTX))
+
+
 def in_hundredths(value: Decimal) -> Decimal:
     """Return a figure counted in hundredths, exactly (12.345 -> 1234.5)."""
     return value.scaleb(2, _CTX)
