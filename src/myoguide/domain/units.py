@@ -60,14 +60,13 @@ def in_hundredths(value: Decimal) -> Decimal:
     return value.scaleb(2, _CTX)
 
 
-# The digits after the point of each whole number of hundredths, without trailing zeros.
-_CENTS = tuple(f"{c:02d}".rstrip("0") if c else "" for c in range(100))
+# The point and digits of each whole number of hundredths, without trailing zeros (".5").
+_POINT = tuple(f".{c:02d}".rstrip("0") if c else "" for c in range(100))
 
 
 def hundredths_text(q: int) -> str:
     """Return whole hundredths written as fmt writes the figure (1200 -> 12, 530 -> 5.3)."""
-    whole, cents = divmod(q, 100)
-    return f"{whole}.{_CENTS[cents]}" if cents else str(whole)
+    return f"{q // 100}{_POINT[q % 100]}"
 
 
 def mosteller_bsa(height_cm: Decimal, weight_kg: Decimal) -> Decimal:
