@@ -70,7 +70,7 @@ def regimen(run: Run, f: Facts, c: DoseCalc, action: Action | None) -> Regimen:
 
 
 def _fast(run: Run, f: Facts, c: DoseCalc, h: Hundredths, action: Action | None) -> Regimen | None:
-    """Return a single-rate regimen worked out in whole hundredths, or None for `_figures`.
+    """Return a rate regimen worked out in whole hundredths, or None for `_figures`.
 
     The same figures, words and amounts as the general path, which it leaves to where a figure
     is capped, a raise is not above today's dose, a measure is missing or no single whole amount
