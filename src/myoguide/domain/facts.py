@@ -7,7 +7,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from msgspec import Struct, field
 
 from myoguide.domain.state import PatientState, bmi_of, dec
-from myoguide.domain.units import fmt, mosteller_bsa, round2, to_mg_per_day, to_mg_per_week
+from myoguide.domain.units import (
+    fmt,
+    hundredths,
+    mosteller_bsa,
+    round2,
+    to_mg_per_day,
+    to_mg_per_week,
+)
 from myoguide.knowledge.model import Knowledge
 
 FAILED_OUTCOMES = frozenset({"inadequate_response", "intolerance"})
@@ -49,6 +56,7 @@ class Facts(Struct):
     last_given: dict[str, str] = field(default_factory=dict)
     # The agents taken now (prednisone at 0 mg/day is not), read once from `current`.
     using: frozenset[str] = frozenset()
+    kg_h: int | None = None  # `kg` in whole hundredths, for the doses' fast path
 
     def in_use(self, agent: str) -> bool:
         """Return whether the agent is taken now (prednisone at 0 mg/day is not)."""
@@ -138,6 +146,7 @@ def derive(state: PatientState, kb: Knowledge) -> Facts:
         bmi_of(weight, cm),
         latest,
         using,
+        hundredths(kg) if kg is not None else None,
     )
 
 
@@ -163,7 +172,7 @@ def _read_history(state: PatientState, kb: Knowledge) -> History:
     unknown: list[str] = []
     combination_intolerance: list[str] = []
     for h in state.treatment_history:
-        if h.is_combination:
+        if h.agents is not None:  # a combination
             pair = frozenset(kb.wiring.sparing_agents)
             names = " with ".join(kb.agent(a).display for a in h.names)
             if h.outcome == "unknown":
@@ -174,9 +183,26 @@ def _read_history(state: PatientState, kb: Knowledge) -> History:
                 combination_intolerance.append(names)
             continue
         assert h.agent is not None
-        outcomes.setdefault(h.agent, set()).add(h.outcome)
+        seen = outcomes.get(h.agent)
+        if seen is None:
+            outcomes[h.agent] = {h.outcome}
+        else:
+            seen.add(h.outcome)
     failed, inadequate, intolerant, tried = set(), set(), set(), set()
     for agent, seen in outcomes.items():
+        if len(seen) == 1:  # one outcome, the common case: no conflict to look for
+            (one,) = seen
+            if one == "inadequate_response":
+                failed.add(agent)
+                inadequate.add(agent)
+            elif one == "intolerance":
+                failed.add(agent)
+                intolerant.add(agent)
+            else:
+                tried.add(agent)
+                if one == "unknown":
+                    unknown.append(kb.agent(agent).display)
+            continue
         # Only a response beside an inadequate response contradicts itself; not tolerated or
         # unknown beside either is a second fact, not a conflict.
         if "responded" in seen and "inadequate_response" in seen:
@@ -189,8 +215,6 @@ def _read_history(state: PatientState, kb: Knowledge) -> History:
             inadequate.add(agent)
         if "intolerance" in seen:
             intolerant.add(agent)
-        if len(seen) == 1 and "unknown" in seen:  # unknown alone, without building a set
-            unknown.append(kb.agent(agent).display)
     return (
         frozenset(failed),
         frozenset(inadequate),

@@ -24,6 +24,9 @@ def action_for(f: Facts, agent: str, planned: Action) -> Action:
     return planned
 
 
+_OFFERED = tuple(f"offered at rank {rank}" for rank in range(32))  # the trace's words, made once
+
+
 def add(
     run: Run,
     rec_id: str,
@@ -40,9 +43,8 @@ def add(
     st = p.static[rec_id]
     rank += run.rank_offset
     # The trace step built here: its rule and knowledge were read at load.
-    run.trace.append(
-        TraceStep(st.trace_rule, st.trace_knowledge, {"grade": st.grade}, f"offered at rank {rank}")
-    )
+    said = _OFFERED[rank] if 0 <= rank < len(_OFFERED) else f"offered at rank {rank}"
+    run.trace.append(TraceStep(st.trace_rule, st.trace_knowledge, {"grade": st.grade}, said))
     hit = _build(run, st, rec_id, rank, stance, step, f, only_agents, alone)
     if f.ild and st.cni_ild:
         hit = _cni_ild_unless_failed(run, f, hit)

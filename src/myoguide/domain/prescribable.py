@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from math import gcd
 
 import msgspec
 from msgspec import Struct, field
 
+from myoguide.domain.fewest import SCALE as _SCALE
+from myoguide.domain.fewest import FewestTable, Hundredths
 from myoguide.domain.prepared import OptionPlan, Prepared, RegimenPlan, RuleConst, StaticRec
 from myoguide.domain.result import (
     Action,
@@ -35,7 +36,6 @@ from myoguide.knowledge.model import AgentCheck, DoseRule, Knowledge, MassUnit, 
 from myoguide.knowledge.terminology import Terminology, amount_decimal
 
 _MG = {"mg": Decimal(1), "g": Decimal(1000)}
-_SCALE = 100  # strengths are whole hundredths of a milligram (0.5 mg, 2.5 mg, ...)
 _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 _TIMES = {2: "twice", 3: "three times", 4: "four times"}
 _SPLIT = {k: Decimal(k) for k in range(1, 5)}  # doses a day, as decimals made once
@@ -57,7 +57,7 @@ class Unit(Struct, frozen=True):
 class Formulary:
     """The verified products one agent's doses are made of, strongest first."""
 
-    __slots__ = ("given", "label", "table", "unit_word", "units")
+    __slots__ = ("given", "label", "nearest", "nearest_h", "range_h", "table", "unit_word", "units")
 
     def __init__(self, label: str, unit_word: str, units: tuple[Unit, ...]) -> None:
         self.label = label
@@ -66,11 +66,16 @@ class Formulary:
         # The fewest-units table over multiples of the strengths' common step: a function of
         # the strengths alone, grown on first need (each entry reads only smaller ones, so
         # growing it later gives the same entries as building it whole).
-        self.table = _Table.of(units)
+        self.table = FewestTable.of(tuple(u.strength_mg for u in units))
         # Per amount of one administration (a multiple of the smallest strength), the doses a
         # day and the mg factor: the amount given and its words, shared by every dose that
-        # rounds to it.
-        self.given: dict[tuple[Decimal, Decimal, Decimal], tuple[GivenAmount, str]] = {}
+        # rounds to it. The amount is keyed by its text: hashing a new Decimal costs about as
+        # much as the work it would save. The same per amount, doses a day, mg factor and unit:
+        # the line as shown.
+        self.given: dict[tuple[str, Decimal, Decimal], tuple[GivenAmount, str]] = {}
+        self.nearest: dict[tuple[str, Decimal, Decimal, str], Practical] = {}
+        self.nearest_h: dict[tuple[int, int, str], Practical] = {}  # in hundredths
+        self.range_h: dict[tuple[int, int, int, str], Practical] = {}  # a range's two ends
 
     @property
     def smallest(self) -> Decimal:
@@ -122,6 +127,32 @@ class DoseCalc(Struct, frozen=True):
     split_n: Decimal | None = None
     split_words: str = ""
     warn_above: Decimal | None = None  # a figure above this warns (prednisone above 75 mg/day)
+    # A single rate per kg or per m2 taken once a day or per dose: its figures in whole
+    # hundredths (see doses.py); None for every other rule.
+    hundredths: Hundredths | None = None
+
+
+def _hundredths(c: DoseCalc) -> Hundredths | None:
+    """Return a rate regimen's constants in hundredths (None for any other rule)."""
+    low, high = c.const.low, c.const.high
+    if c.rule.kind not in ("per_kg", "per_m2"):
+        return None
+    exps = (low.as_tuple().exponent, high.as_tuple().exponent)
+    div = 10 ** max(0, *(-e for e in exps if isinstance(e, int)))  # rates are finite
+    mg = int(_MG[c.unit])
+    m = c.clamp_to
+    clamp = m.amount * 100 if m is not None and (m.unit, m.period) == (c.unit, c.period) else None
+    return Hundredths(
+        int(low * div),
+        int(high * div),
+        div,
+        mg,
+        c.split or 1,
+        int(c.form.smallest * _SCALE) if c.form is not None else 0,
+        c.ceiling * mg * 100 if c.ceiling is not None else None,
+        clamp,
+        c.warn_above * 100 if c.warn_above is not None else None,
+    )
 
 
 def with_calcs(t: Tables, p: Prepared) -> Tables:
@@ -129,7 +160,10 @@ def with_calcs(t: Tables, p: Prepared) -> Tables:
     # Each step's own plan: two steps naming one agent keep their own maximum.
     for rec_id, plans in p.option_plans.items():
         t.parts[rec_id] = tuple(
-            tuple(rp.static or _calc(t, p, rec_id, op.agent, rp) for rp in op.regimens)
+            tuple(
+                rp.static or _with_hundredths(_calc(t, p, rec_id, op.agent, rp))
+                for rp in op.regimens
+            )
             for op in plans
         )
     return t
@@ -182,6 +216,10 @@ def _calc(t: Tables, p: Prepared, rec_id: str, agent: str, rp: RegimenPlan) -> D
 
 
 _DAILY = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
+
+
+def _with_hundredths(c: DoseCalc) -> DoseCalc:
+    return msgspec.structs.replace(c, hundredths=_hundredths(c))
 
 
 def build_tables(kb: Knowledge, terminology: Terminology) -> Tables:
@@ -268,46 +306,6 @@ def _by_strength(u: Unit) -> Decimal:
     return -u.strength_mg
 
 
-class _Table(Struct):
-    """Fewest whole units per total (in steps), and the strength picked last for each.
-
-    `rows` (best, pick) is replaced whole when the table grows, never appended to in place, so
-    a caller on another thread always reads two lists of the same length.
-    """
-
-    step: int
-    coins: tuple[int, ...]
-    rows: tuple[list[int | None], list[int]]
-
-    @classmethod
-    def of(cls, units: tuple[Unit, ...]) -> _Table:
-        """Return the empty table of a formulary's strengths (strongest first)."""
-        ints = [int(u.strength_mg * _SCALE) for u in units]
-        step = 0
-        for v in ints:
-            step = gcd(step, v)
-        return cls(step, tuple(v // step for v in ints), ([0], [-1]))
-
-    def upto(self, target: int) -> tuple[list[int | None], list[int]]:
-        """Return the table's rows, filled up to `target` steps at least."""
-        rows = self.rows
-        if target < len(rows[0]):
-            return rows
-        best, pick = list(rows[0]), list(rows[1])
-        coins = self.coins
-        for total in range(len(best), target + 1):
-            least: int | None = None
-            chosen = -1
-            for i, c in enumerate(coins):  # strongest first, so ties keep the larger units
-                prev = best[total - c] if c <= total else None
-                if prev is not None and (least is None or prev + 1 < least):
-                    least, chosen = prev + 1, i
-            best.append(least)
-            pick.append(chosen)
-        self.rows = (best, pick)
-        return self.rows
-
-
 def combine(form: Formulary, amount_mg: Decimal) -> tuple[UnitCount, ...] | None:
     """Return the fewest whole units making exactly `amount_mg`, or None if none can."""
     table = form.table
@@ -383,8 +381,14 @@ def _nearest(
         why = f"no whole {form.unit_word} amount within half a {fmt(s)} mg {form.unit_word}"
         return Practical("none", f"{why} stays under the stated maximum.", (), form.label)
     if len(picks) == 1:
-        amount, text = _given(form, picks[0], n, f)
-        return Practical("nearest", _shown(form, text, unit), (amount,), form.label)
+        key = (str(picks[0]), n, f, unit)
+        hit = form.nearest.get(key)
+        if hit is None:
+            amount, text = _given(form, picks[0], n, f)
+            hit = Practical("nearest", _shown(form, text, unit), (amount,), form.label)
+            if len(form.nearest) < _GIVEN_LIMIT:
+                form.nearest[key] = hit
+        return hit
     made = [_given(form, a, n, f) for a in picks]
     amounts = tuple(g for g, _ in made)
     text = " or ".join(w for _, w in made)
@@ -441,7 +445,7 @@ _GIVEN_LIMIT = 4096  # amounts kept per formulary; beyond that they are worked o
 
 def _given(form: Formulary, each_mg: Decimal, n: Decimal, f: Decimal) -> tuple[GivenAmount, str]:
     """Return the amount given for one administration of `each_mg`, and its words."""
-    key = (each_mg, n, f)
+    key = (str(each_mg), n, f)
     hit = form.given.get(key)
     if hit is not None:
         return hit

@@ -37,7 +37,36 @@ def round2(value: Decimal) -> Decimal:
 
 def round2_clean(value: Decimal) -> Decimal:
     """Return a figure rounded to 0.01 and written without trailing zeros."""
-    return clean(round2(value))
+    # clean(round2(value)) without the two calls: the hot step of every computed dose.
+    q = value.quantize(HUNDREDTH, ROUND_HALF_UP, _CTX)
+    if q == q.to_integral_value():
+        return q.quantize(_ONE, ROUND_HALF_UP, _CTX)
+    return q.normalize(_CTX)
+
+
+def hundredths(value: Decimal) -> int:
+    """Return a figure given to 0.01 (or coarser) as whole hundredths."""
+    return int(value.scaleb(2, _CTX))
+
+
+def product_hundredths(a: Decimal, b: Decimal) -> int:
+    """Return round2(mul(a, b)) in whole hundredths (the product rounded as `mul` rounds it)."""
+    # Scaling by 100 moves the exponent only, so rounding to a whole number is round2.
+    return int(_CTX.multiply(a, b).scaleb(2, _CTX).quantize(_ONE, ROUND_HALF_UP, _CTX))
+
+
+def in_hundredths(value: Decimal) -> Decimal:
+    """Return a figure counted in hundredths, exactly (12.345 -> 1234.5)."""
+    return value.scaleb(2, _CTX)
+
+
+# The point and digits of each whole number of hundredths, without trailing zeros (".5").
+_POINT = tuple(f".{c:02d}".rstrip("0") if c else "" for c in range(100))
+
+
+def hundredths_text(q: int) -> str:
+    """Return whole hundredths written as fmt writes the figure (1200 -> 12, 530 -> 5.3)."""
+    return f"{q // 100}{_POINT[q % 100]}"
 
 
 def mosteller_bsa(height_cm: Decimal, weight_kg: Decimal) -> Decimal:
