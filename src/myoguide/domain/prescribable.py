@@ -193,25 +193,26 @@ def _calc(t: Tables, p: Prepared, rec_id: str, agent: str, rp: RegimenPlan) -> D
         floor = clean(const.low)
         lead = f"{fmt(floor)} {const.per} up to {fmt(const.high)} {rule.unit}/kg/{rule.period} x "
     n = rule.split
+    # By keyword: several neighbours share a type (Decimal | None), so a slip would type-check.
     return DoseCalc(
-        rp.rule_id,
-        rule,
-        const,
-        rate,
-        p.rule_sources[rp.rule_id],
-        kb.maximum(rp.maximum) if rp.maximum is not None else None,
-        t.forms.get(agent),
-        t.split.get(rp.rule_id),
-        ceiling,
-        unit,
-        period,
-        timing,
-        top,
-        lead,
-        floor,
-        Decimal(n) if n else None,
-        _DAILY.get(n, f"{n} times") if n else "",
-        p.prednisone_warning if rule.agent == "prednisone" else None,
+        rule_id=rp.rule_id,
+        rule=rule,
+        const=const,
+        rate=rate,
+        sources=p.rule_sources[rp.rule_id],
+        clamp_to=kb.maximum(rp.maximum) if rp.maximum is not None else None,
+        form=t.forms.get(agent),
+        split=t.split.get(rp.rule_id),
+        ceiling=ceiling,
+        unit=unit,
+        period=period,
+        timing=timing,
+        top=top,
+        lead=lead,
+        floor=floor,
+        split_n=Decimal(n) if n else None,
+        split_words=_DAILY.get(n, f"{n} times") if n else "",
+        warn_above=p.prednisone_warning if rule.agent == "prednisone" else None,
     )
 
 
