@@ -306,12 +306,6 @@ def bench_bundle() -> list[Row]:
     return rows
 
 
-def _cpu_seconds(pid: int) -> float:
-    """Return a process's user and system CPU seconds so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @contextlib.contextmanager
 def _cds_server() -> Iterator[Callable[[str, str, str | None], dict[str, Any]]]:
     """Serve on loopback with a signed 100-resource patient-view; yield a load runner for it."""
@@ -321,6 +315,7 @@ def _cds_server() -> Iterator[Callable[[str, str, str | None], dict[str, Any]]]:
     from cryptography.hazmat.primitives import serialization
     from helpers import hook_request, prefetch_from
 
+    from bigchart import _cpu_ms  # bench/bigchart.py, beside this file
     from conftest import start_server  # tests/http/conftest.py
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -342,7 +337,7 @@ def _cds_server() -> Iterator[Callable[[str, str, str | None], dict[str, Any]]]:
                 """Run bench/load.py in its own process against a path; return its stats."""
                 # The plain patient-view run shows its slowest requests; the paired runs do not.
                 args = [srv.base, str(key_file), str(body_file), rate, seconds]
-                cpu = _cpu_seconds(srv.process.pid)
+                cpu = _cpu_ms(srv.process.pid)
                 proc = subprocess.run(
                     [
                         sys.executable,
@@ -359,8 +354,8 @@ def _cds_server() -> Iterator[Callable[[str, str, str | None], dict[str, Any]]]:
                 stats: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
                 # The server's own CPU per request over the run (warm-up included), a firmer
                 # figure than latency on a shared machine.
-                stats["server_cpu_ms"] = (
-                    (_cpu_seconds(srv.process.pid) - cpu) * 1000 / (stats["sent"] + stats["warmup"])
+                stats["server_cpu_ms"] = (_cpu_ms(srv.process.pid) - cpu) / (
+                    stats["sent"] + stats["warmup"]
                 )
                 return stats
 
