@@ -149,18 +149,31 @@ def write_session(sessions: sessionmaker[Session], *, probe: bool = False) -> It
     """Open a session in a write transaction that commits on normal exit, else rolls back."""
     bind = sessions.kw.get("bind")
     engine = bind if isinstance(bind, Engine) else None
-    key = engine.url.render_as_string(hide_password=True) if engine is not None else ""
+    key = engine.url.render_as_string(hide_password=True) if engine is not None else None
+    with (
+        _noted(None if probe else key, (OperationalError,)),
+        _writer_lock(engine),
+        sessions.begin() as session,
+    ):
+        session.connection(execution_options={_WRITE_OPTION: True})
+        yield session
+
+
+@contextmanager
+def _noted(key: str | None, errors: tuple[type[Exception], ...]) -> Iterator[None]:
+    """Note whether a write to the database `key` names succeeded; its failure is refused.
+
+    A probe's write (key None) is not noted.
+    """
     try:
-        with _writer_lock(engine), sessions.begin() as session:
-            session.connection(execution_options={_WRITE_OPTION: True})
-            yield session
-    except OperationalError:
-        if not probe:
+        yield
+    except errors:
+        if key is not None:
             _LAST_WRITE_OK[key] = False
         # Full or read-only disk, lost server, lock timeout: nothing was saved. The message is
         # left out on purpose: it may quote the statement.
         raise StoreUnavailable("the record cannot be written just now") from None
-    if not probe:
+    if key is not None:
         _LAST_WRITE_OK[key] = True
 
 
@@ -170,18 +183,13 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
 
     For a hot path of a few statements: the ORM session costs more than they do.
     """
-    key = engine.url.render_as_string(hide_password=True)
-    try:
-        with (
-            _writer_lock(engine),
-            engine.connect().execution_options(**{_WRITE_OPTION: True}) as conn,
-            conn.begin(),
-        ):
-            yield conn
-    except OperationalError:
-        _LAST_WRITE_OK[key] = False
-        raise StoreUnavailable("the record cannot be written just now") from None
-    _LAST_WRITE_OK[key] = True
+    with (
+        _noted(engine.url.render_as_string(hide_password=True), (OperationalError,)),
+        _writer_lock(engine),
+        engine.connect().execution_options(**{_WRITE_OPTION: True}) as conn,
+        conn.begin(),
+    ):
+        yield conn
 
 
 @dataclass(frozen=True)
@@ -215,30 +223,25 @@ def write_cursor(engine: Engine) -> Iterator[DBAPICursor]:
     """
     key = engine.url.render_as_string(hide_password=True)
     driver_error = engine.dialect.loaded_dbapi.Error
-    try:
-        with _writer_lock(engine):
-            # Pooled as Core's are: pre-ping and the connect event's pragmas apply.
-            conn = engine.raw_connection()
+    with _noted(key, (OperationalError, driver_error)), _writer_lock(engine):
+        # Pooled as Core's are: pre-ping and the connect event's pragmas apply.
+        conn = engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            if engine.dialect.name == "sqlite":
+                # Core's `begin` event is not run for a driver connection: the same BEGIN.
+                cursor.execute("BEGIN IMMEDIATE")
+            yield cursor
+            conn.commit()
+        except BaseException:
             try:
-                cursor = conn.cursor()
-                if engine.dialect.name == "sqlite":
-                    # Core's `begin` event is not run for a driver connection: the same BEGIN.
-                    cursor.execute("BEGIN IMMEDIATE")
-                yield cursor
-                conn.commit()
-            except BaseException:
-                try:
-                    conn.rollback()
-                except driver_error:
-                    # Lost with its server: not put back in the pool.
-                    conn.invalidate()
-                raise
-            finally:
-                conn.close()
-    except (OperationalError, driver_error):
-        _LAST_WRITE_OK[key] = False
-        raise StoreUnavailable("the record cannot be written just now") from None
-    _LAST_WRITE_OK[key] = True
+                conn.rollback()
+            except driver_error:
+                # Lost with its server: not put back in the pool.
+                conn.invalidate()
+            raise
+        finally:
+            conn.close()
 
 
 def chain_lock(session: Session) -> None:
