@@ -175,6 +175,8 @@ def test_selects_choose_by_prefix_and_heights_in_feet_and_inches(
 
     # A two-drug flare, keys counted (tests/web/test_entry.py counts it at every width too).
     page.goto("/assess")
+    # The age field takes focus as the page loads; keys typed before that would be lost.
+    expect(page.locator(by_name("age_years"))).to_be_focused()
     keys = Keys(page)
     keys.type("58")
     keys.press("Tab")
